@@ -1,0 +1,56 @@
+"""CPU per service process while something runs, sampled with psutil."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import psutil
+
+
+class CpuSampler:
+    """`with CpuSampler(lambda: {"nginx": [procs...]}) as s: ...` then `s.summary()`.
+
+    Per service: `cpu_max_proc` is the busiest single process (100 = one core pegged),
+    `cpu_total` all its processes together, each the mean over the samples.
+    """
+
+    def __init__(self, processes: Callable[[], dict[str, list[psutil.Process]]], interval: float = 0.2):
+        self._processes = processes
+        self.interval = interval
+        self._stop = threading.Event()
+        self._samples: dict[str, list[tuple[float, float]]] = {}
+        self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
+
+    def _run(self) -> None:
+        procs = self._processes()
+        for ps in procs.values():
+            for p in ps:
+                try:
+                    p.cpu_percent(None)
+                except psutil.NoSuchProcess:
+                    pass
+        while not self._stop.wait(self.interval):
+            for name, ps in procs.items():
+                vals = []
+                for p in ps:
+                    try:
+                        vals.append(p.cpu_percent(None))
+                    except psutil.NoSuchProcess:
+                        pass
+                if vals:
+                    self._samples.setdefault(name, []).append((max(vals), sum(vals)))
+
+    def __enter__(self) -> "CpuSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for name, samples in self._samples.items():
+            out[name] = {"cpu_max_proc": round(sum(s[0] for s in samples) / len(samples), 1),
+                         "cpu_total": round(sum(s[1] for s in samples) / len(samples), 1)}
+        return out

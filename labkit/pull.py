@@ -1,0 +1,133 @@
+"""Image pulls the way a Singularity client makes them: manifest, then the image URL, verified.
+
+Sockets are opened inside the vantage point's namespace, so one Python process can pull
+from every node of the lab. Every pull is bounded: an idle timeout per read and a
+deadline for the whole pull.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from urllib.parse import urlsplit
+
+from .procs import inside
+
+_BUF = 1024 * 1024
+
+
+@dataclass
+class PullResult:
+    ok: bool
+    bytes: int
+    seconds: float
+    ttfb_ms: float
+    sha256_ok: bool
+    error: str = ""
+    start: float = 0.0
+    end: float = 0.0
+
+    @property
+    def mbps(self) -> float:
+        """MB/s (10^6 bytes per second), as curl and the seed report."""
+        return self.bytes / self.seconds / 1e6 if self.seconds > 0 else 0.0
+
+    def row(self) -> dict:
+        return {**asdict(self), "MBps": round(self.mbps, 1)}
+
+
+class _Conn(http.client.HTTPConnection):
+    def __init__(self, host, port, ns, timeout):
+        super().__init__(host, port, timeout=timeout)
+        self.ns = ns
+
+    def connect(self):
+        with inside(self.ns):
+            super().connect()
+
+
+def _get(ns, url: str, timeout: float) -> tuple[_Conn, http.client.HTTPResponse]:
+    u = urlsplit(url)
+    conn = _Conn(u.hostname, u.port or 80, ns, timeout)
+    conn.request("GET", u.path or "/", headers={"User-Agent": "servelab-pull/1"})
+    return conn, conn.getresponse()
+
+
+def fetch_manifest(ns, host: str, port: int, uri: str, timeout: float = 10) -> dict:
+    conn, resp = _get(ns, f"http://{host}:{port}/api/container/{uri}", timeout)
+    try:
+        body = resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"manifest {uri} from {host}:{port}: HTTP {resp.status} {body[:200]!r}")
+        return json.loads(body)
+    finally:
+        conn.close()
+
+
+def pull(ns: str | None, host: str, port: int, uri: str, expect_sha256: str | None = None,
+         timeout: float = 30, deadline: float = 600, start_at: threading.Barrier | None = None) -> PullResult:
+    """One pull: GET the manifest, then the image it names; verify length and sha256."""
+    t0 = time.perf_counter()
+    n = 0
+    ttfb = 0.0
+    try:
+        man = fetch_manifest(ns, host, port, uri, timeout)
+        if start_at is not None:
+            start_at.wait(timeout)
+            t0 = time.perf_counter()
+        conn, resp = _get(ns, man["image"], timeout)
+        try:
+            if resp.status != 200:
+                raise RuntimeError(f"HTTP {resp.status}")
+            length = int(resp.getheader("Content-Length") or -1)
+            digest = hashlib.sha256()
+            buf = bytearray(_BUF)
+            view = memoryview(buf)
+            stop = t0 + deadline
+            while True:
+                got = resp.readinto(view)
+                if not got:
+                    break
+                if not n:
+                    ttfb = (time.perf_counter() - t0) * 1e3
+                n += got
+                digest.update(view[:got])
+                if time.perf_counter() > stop:
+                    raise TimeoutError(f"pull still running after the {deadline:.0f}s deadline")
+        finally:
+            conn.close()
+        t1 = time.perf_counter()
+        expect = expect_sha256 or man.get("version")
+        sha_ok = digest.hexdigest() == expect
+        complete = n == length if length >= 0 else n > 0
+        error = "" if complete and sha_ok else (f"short body: {n} of {length} bytes" if not complete
+                                                  else "sha256 mismatch")
+        return PullResult(ok=not error, bytes=n, seconds=t1 - t0, ttfb_ms=ttfb, sha256_ok=sha_ok,
+                          error=error, start=t0, end=t1)
+    except Exception as exc:  # noqa: BLE001 - a failed pull is a result, not a crash
+        t1 = time.perf_counter()
+        return PullResult(ok=False, bytes=n, seconds=t1 - t0, ttfb_ms=ttfb, sha256_ok=False,
+                          error=f"{type(exc).__name__}: {exc}", start=t0, end=t1)
+
+
+def pull_parallel(ns, host, port, uri, n: int, expect_sha256=None, timeout=30, deadline=600) -> list[PullResult]:
+    """n pulls at once (they start together once every manifest is in)."""
+    if not 1 <= n <= 256:
+        raise ValueError(f"parallel pulls: {n} is outside 1..256")
+    barrier = threading.Barrier(n)
+    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="pull") as pool:
+        futures = [pool.submit(pull, ns, host, port, uri, expect_sha256, timeout, deadline, barrier)
+                   for _ in range(n)]
+        return [f.result() for f in futures]
+
+
+def aggregate_mbps(results: list[PullResult]) -> float:
+    """Bytes of all pulls over the wall time from the first start to the last end."""
+    if not results:
+        return 0.0
+    span = max(r.end for r in results) - min(r.start for r in results)
+    return sum(r.bytes for r in results) / span / 1e6 if span > 0 else 0.0

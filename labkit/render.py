@@ -1,0 +1,61 @@
+"""Config files from Jinja2 templates: the live lab and the exported bundle use the same ones."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from .settings import LabSettings
+
+
+@dataclass(frozen=True)
+class NginxPaths:
+    listen: str
+    uwsgi_upstream: str
+    images_dir: str
+    pid: str
+    error_log: str
+    access_log: str
+    uwsgi_params: str = "/etc/nginx/uwsgi_params"
+    mime_types: str = "/etc/nginx/mime.types"
+    user: str | None = None
+    temp_dir: str | None = None
+    server_include: str | None = None
+
+
+@dataclass(frozen=True)
+class UwsgiPaths:
+    socket: str
+    deploy: bool = False
+    http_socket: str = ""
+    pidfile: str = ""
+    catalog: str = ""
+
+
+def lab_nginx_paths(run: Path, listen: str, upstream: str, images: Path) -> NginxPaths:
+    return NginxPaths(listen=listen, uwsgi_upstream=upstream, images_dir=str(images),
+                      pid=str(run / "nginx.pid"), error_log=str(run / "nginx-error.log"),
+                      access_log=str(run / "nginx-access.log"), user="root",
+                      temp_dir=str(run / "nginx-temp"))
+
+
+@cache
+def _env() -> Environment:
+    env = Environment(loader=PackageLoader("labkit", "templates"), undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["onoff"] = lambda v: "on" if v else "off"
+    return env
+
+
+def render_nginx(s: LabSettings, p: NginxPaths) -> str:
+    return _env().get_template("nginx.conf.j2").render(n=s.nginx, p=p)
+
+
+def render_nginx_server(s: LabSettings, p: NginxPaths) -> str:
+    return _env().get_template("nginx-server.conf.j2").render(n=s.nginx, p=p)
+
+
+def render_uwsgi(s: LabSettings, p: UwsgiPaths) -> str:
+    return _env().get_template("uwsgi.ini.j2").render(u=s.uwsgi, a=s.app, p=p)

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs everything servelab needs, idempotently: Debian tools, Docker's docker-proxy
+# binary (extracted from Debian's docker.io .deb; dockerd is never started), and a
+# Python virtual environment in .venv with labkit and its dependencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PY=${PYTHON:-python3}
+APT_PKGS="nginx-light iperf3 iproute2 curl ca-certificates ${EXTRA_APT_PKGS:-}"
+
+say() { printf '[setup] %s\n' "$*"; }
+
+need_apt=()
+for p in $APT_PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$p")
+done
+if ((${#need_apt[@]})); then
+  if [ "$(id -u)" != 0 ]; then
+    say "missing Debian packages: ${need_apt[*]} (run this as root, or install them yourself)"; exit 1
+  fi
+  say "installing Debian packages: ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  # Keep the packages' own services (nginx on :80) from starting: the lab starts its own.
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  apt-get install -y -q --no-install-recommends "${need_apt[@]}" >/dev/null
+  rm -f /usr/sbin/policy-rc.d; trap - EXIT
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating virtual environment $VENV"
+  "$PY" -m venv "$VENV"
+fi
+stamp="$VENV/.servelab-installed"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  say "installing Python packages into $VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -e ".[notebooks,test]"
+  touch "$stamp"
+fi
+
+if [ ! -x "$VENV/bin/docker-proxy" ]; then
+  say "extracting docker-proxy from Debian's docker.io package"
+  mkdir -p .cache/deb
+  if ! ls .cache/deb/docker.io_*.deb >/dev/null 2>&1; then
+    (cd .cache/deb && apt-get download -q docker.io 2>/dev/null) || {
+      apt-get update -q >/dev/null; (cd .cache/deb && apt-get download -q docker.io 2>/dev/null); }
+  fi
+  tmp=$(mktemp -d)
+  dpkg-deb --fsys-tarfile .cache/deb/docker.io_*.deb | tar -x -C "$tmp" ./usr/sbin/docker-proxy
+  install -m 0755 "$tmp/usr/sbin/docker-proxy" "$VENV/bin/docker-proxy"
+  rm -rf "$tmp"
+fi
+say "ready: $("$VENV/bin/python" -c 'import labkit; print("labkit", labkit.__version__)'), $(nginx -v 2>&1), $(iperf3 --version | head -1 | cut -d' ' -f1-2), docker-proxy from docker.io $(ls .cache/deb/ 2>/dev/null | sed -n 's/docker.io_\([^_]*\)_.*/\1/p' | head -1)"
