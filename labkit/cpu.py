@@ -29,7 +29,8 @@ class CpuSampler:
                     p.cpu_percent(None)
                 except psutil.NoSuchProcess:
                     pass
-        while not self._stop.wait(self.interval):
+        while True:
+            stopped = self._stop.wait(self.interval)   # the last sample covers the tail
             for name, ps in procs.items():
                 vals = []
                 for p in ps:
@@ -39,6 +40,8 @@ class CpuSampler:
                         pass
                 if vals:
                     self._samples.setdefault(name, []).append((max(vals), sum(vals)))
+            if stopped:
+                return
 
     def __enter__(self) -> "CpuSampler":
         self._thread.start()

@@ -28,9 +28,9 @@ def parse(report: dict) -> IperfResult:
                        recv["seconds"])
 
 
-def run(ns: str | None, host: str, port: int, seconds: float = 2.0, streams: int = 1) -> IperfResult:
-    if not 0.1 <= seconds <= 60:
-        raise ValueError(f"iperf3 duration {seconds}s is outside 0.1..60 s")
+def run(ns: str | None, host: str, port: int, seconds: int = 2, streams: int = 1) -> IperfResult:
+    if not isinstance(seconds, int) or not 1 <= seconds <= 60:
+        raise ValueError(f"iperf3 duration {seconds!r}: iperf3 takes whole seconds, 1..60")
     argv = [*exec_prefix(ns), "iperf3", "-c", host, "-p", str(port), "-R", "-t", str(seconds),
             "-P", str(streams), "--json", "--connect-timeout", "3000"]
     try:

@@ -187,7 +187,7 @@ class Lab:
         """Docker's docker-proxy, stand-alone: it reports start-up on fd 3 ('0' ok, '1<error>')."""
         p = self.plan
         r, w = os.pipe()
-        argv = ["sh", "-c", f'exec "$0" "$@" 3>&{w} {w}>&-', tool("docker-proxy"), "-proto", "tcp",
+        argv = ["bash", "-c", f'exec "$0" "$@" 3>&{w} {w}>&-', tool("docker-proxy"), "-proto", "tcp",
                 "-host-ip", p.ip("vm"), "-host-port", str(host_port),
                 "-container-ip", p.ip(target), "-container-port", str(target_port)]
         svc = self._service(name, "vm", argv, host_port, pass_fds=(w,))

@@ -57,15 +57,20 @@ def _get(ns, url: str, timeout: float) -> tuple[_Conn, http.client.HTTPResponse]
     return conn, conn.getresponse()
 
 
-def fetch_manifest(ns, host: str, port: int, uri: str, timeout: float = 10) -> dict:
-    conn, resp = _get(ns, f"http://{host}:{port}/api/container/{uri}", timeout)
+def get(ns, url: str, timeout: float = 10) -> tuple[int, bytes]:
+    """A whole small GET from inside namespace `ns`: (status, body)."""
+    conn, resp = _get(ns, url, timeout)
     try:
-        body = resp.read()
-        if resp.status != 200:
-            raise RuntimeError(f"manifest {uri} from {host}:{port}: HTTP {resp.status} {body[:200]!r}")
-        return json.loads(body)
+        return resp.status, resp.read()
     finally:
         conn.close()
+
+
+def fetch_manifest(ns, host: str, port: int, uri: str, timeout: float = 10) -> dict:
+    status, body = get(ns, f"http://{host}:{port}/api/container/{uri}", timeout)
+    if status != 200:
+        raise RuntimeError(f"manifest {uri} from {host}:{port}: HTTP {status} {body[:200]!r}")
+    return json.loads(body)
 
 
 def pull(ns: str | None, host: str, port: int, uri: str, expect_sha256: str | None = None,

@@ -1,0 +1,29 @@
+# servelab: `make lab` runs the per-hop survey on the built-in lab; `make test` runs every test.
+VENV ?= .venv
+BIN := $(VENV)/bin
+IMAGE_MIB ?= 64
+PARALLEL ?= 5
+PRESET ?= sregistry-shipped
+
+.PHONY: setup lab test unit integration notebooks bench down jupyter
+
+setup:
+	@bash scripts/setup.sh
+
+lab: setup
+	$(BIN)/labkit survey --preset $(PRESET) --image-mib $(IMAGE_MIB) --parallel $(PARALLEL)
+
+test: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+unit: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests -m "not integration"
+
+bench: setup
+	$(BIN)/python benchmarks/bench_pull_client.py
+
+down:
+	$(BIN)/labkit down --all
+
+jupyter: setup
+	$(BIN)/jupyter lab --allow-root --notebook-dir notebooks

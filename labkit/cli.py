@@ -1,0 +1,115 @@
+"""`labkit`: bring the lab up or down, look at it, run the per-hop survey."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pandas as pd
+
+from . import state
+from .lab import DATA, MiB, Lab
+from .settings import PRESETS, SettingsError, preset
+from .survey import run_survey
+from .verdict import verdict
+
+
+def _lab_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", default="main", help="lab name (namespaces are sl-<name>-<node>)")
+    p.add_argument("--preset", default="sregistry-shipped", choices=sorted(PRESETS))
+    p.add_argument("--image-mib", type=int, default=64, help="test image size in MiB (1536 for the seed case)")
+    p.add_argument("--loopback", action="store_true", help="no namespaces: services on 127.0.0.1 ports")
+
+
+def _make_lab(a, keep: bool) -> Lab:
+    if not 1 <= a.image_mib <= 16384:
+        raise SettingsError(f"--image-mib {a.image_mib} is outside 1..16384")
+    return Lab(a.name, preset(a.preset), image_size=a.image_mib * MiB,
+               namespaced=False if a.loopback else None, keep=keep)
+
+
+def cmd_survey(a) -> int:
+    if not 1 <= a.parallel <= 256:
+        raise SettingsError(f"--parallel {a.parallel} is outside 1..256")
+    lab = _make_lab(a, keep=a.keep)
+    lab.up()
+    try:
+        for k, v in lab.health().items():
+            if v != "ok":
+                raise RuntimeError(f"health check failed: {k}: {v}")
+        s = run_survey(lab, parallel=a.parallel, iperf_seconds=a.iperf_seconds)
+    finally:
+        if not a.keep:
+            lab.down()
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(s.table.drop(columns=["through"]).fillna("").to_string(index=False))
+    for n in s.notes:
+        print(f"note: {n}")
+    print()
+    print(verdict(s.table))
+    path = s.save(DATA / "results", f"survey-{a.preset}")
+    print(f"\nsaved {path} (+ .json with the settings); survey took {s.meta['wall_s']} s")
+    if a.keep:
+        print(f"lab '{a.name}' left up: `labkit down --name {a.name}` ends it")
+    return 0
+
+
+def cmd_up(a) -> int:
+    lab = _make_lab(a, keep=True).up()
+    print(pd.DataFrame(lab.describe()).to_string(index=False))
+    for k, v in lab.health().items():
+        print(f"{k:28} {v}")
+    print(f"lab '{a.name}' is up; `labkit down --name {a.name}` ends it")
+    return 0
+
+
+def cmd_down(a) -> int:
+    names = sorted({*state.known(), *state.orphan_labs()}) if a.all else [a.name]
+    for name in names:
+        done = state.end(name)
+        print(f"lab '{name}': " + ("; ".join(done) if done else "nothing was running"))
+    return 0
+
+
+def cmd_status(a) -> int:
+    names = sorted({*state.known(), *state.orphan_labs()})
+    stale = set(state.stale())
+    if not names:
+        print("no labs")
+    for name in names:
+        st = state.read(name) or {}
+        print(f"{name}: {'stale' if name in stale else 'up'}; namespaces {state.lab_namespaces(name)}; "
+              f"services {sorted(st.get('pids', {}))}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="labkit", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("survey", help="bring the lab up, measure every hop, print the table and the verdict")
+    _lab_args(s)
+    s.add_argument("--parallel", type=int, default=5, help="parallel pulls per vantage point")
+    s.add_argument("--iperf-seconds", type=int, default=2, help="per hop, whole seconds")
+    s.add_argument("--keep", action="store_true", help="leave the lab up afterwards (for the notebooks)")
+    s.set_defaults(fn=cmd_survey)
+    u = sub.add_parser("up", help="bring the lab up and leave it up")
+    _lab_args(u)
+    u.set_defaults(fn=cmd_up)
+    d = sub.add_parser("down", help="end a lab: its processes and namespaces")
+    d.add_argument("--name", default="main")
+    d.add_argument("--all", action="store_true", help="every servelab lab on this machine")
+    d.set_defaults(fn=cmd_down)
+    st = sub.add_parser("status", help="the labs on this machine")
+    st.set_defaults(fn=cmd_status)
+    a = ap.parse_args(argv)
+    try:
+        return a.fn(a)
+    except (SettingsError, ValueError) as exc:
+        print(f"labkit: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("labkit: interrupted; the lab was ended", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

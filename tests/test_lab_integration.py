@@ -1,0 +1,128 @@
+"""The real lab, in network namespaces, with nginx, uwsgi, docker-proxy and iperf3 (root)."""
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+
+from labkit import netns, state
+from labkit.lab import Lab, LabError
+from labkit.pull import get
+from labkit.survey import run_survey
+from labkit.verdict import verdict
+
+pytestmark = pytest.mark.integration
+PROGRAMS = {"nginx", "uwsgi", "iperf3", "docker-proxy"}
+MiB = 2**20
+
+
+def footprint():
+    """What a lab could leave behind: namespaces, host links, and the lab's programs."""
+    procs = sorted(p.pid for p in psutil.process_iter(["name"]) if p.info["name"] in PROGRAMS)
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.count("\n")
+    return {"namespaces": netns.list_ns("sl-"), "host_links": links, "programs": procs}
+
+
+@pytest.fixture(scope="module")
+def lab():
+    before = footprint()
+    with Lab("itest", image_size=8 * MiB, quiet=True) as lab:
+        yield lab
+    assert footprint() == before
+
+
+def http_get(ns, host, port, path):
+    return get(ns, f"http://{host}:{port}{path}")
+
+
+def test_every_service_answers(lab):
+    health = lab.health()
+    assert set(health) >= {"uwsgi", "nginx", "docker-proxy", "iperf3@vm", "manifest via full path"}
+    assert all(v == "ok" for v in health.values()), health
+    assert {r["namespace"] for r in lab.describe()} == set(lab.plan.namespaces)
+
+
+def test_manifest_through_the_full_path_has_sregistrys_shape(lab):
+    p = lab.plan
+    status, body = http_get(p.ns("compute"), p.ip("vm"), p.ports.published, f"/api/container/{lab.image.uri}")
+    man = json.loads(body)
+    assert status == 200
+    assert set(man) == {"id", "name", "image", "tag", "add_date", "metrics", "version", "frozen", "metadata", "collection"}
+    assert man["version"] == lab.image.sha256 and man["image"].startswith(f"http://{p.ip('vm')}/containers/")
+
+
+@pytest.mark.parametrize("path", ["/api/container/../../../etc/passwd:x", "/containers/1/download/../../etc/passwd",
+                                  "/images/../../../../etc/passwd"])
+def test_traversal_is_refused_at_nginx_and_uwsgi(lab, path):
+    p = lab.plan
+    for ns, host, port in [(p.ns("compute"), p.ip("vm"), p.ports.published),
+                           (p.ns("nginx"), p.ip("uwsgi"), p.ports.uwsgi_http)]:
+        status, body = http_get(ns, host, port, path)
+        assert status in (400, 404) and b"root:" not in body
+
+
+def test_survey_measures_every_hop_with_verified_pulls(lab):
+    s = run_survey(lab, parallel=3, iperf_seconds=1, progress=False)
+    t = s.table
+    hops = t[t.kind == "iperf3"]
+    assert len(hops) == 5 and (hops.MBps > 0).all() and (hops.failures == 0).all()
+    pulls = t[t.kind == "pull"]
+    assert set(pulls.point) == {"uwsgi", "nginx", "docker-proxy", "full path"} and set(pulls.parallel) == {1, 3}
+    assert (pulls.MBps > 0).all() and pulls.sha256_ok.all() and (pulls.failures == 0).all()
+    assert pulls.busiest.isin(["uwsgi", "nginx", "docker-proxy", "docker-proxy@iperf3"]).all()
+    assert verdict(t).evidence
+
+
+def test_an_exception_inside_the_lab_leaves_nothing_behind():
+    before = footprint()
+    with pytest.raises(RuntimeError, match="injected"):
+        with Lab("boom", image_size=1 * MiB, quiet=True):
+            assert len(footprint()["namespaces"]) == len(before["namespaces"]) + 4
+            raise RuntimeError("injected")
+    assert footprint() == before
+
+
+def test_a_failing_start_leaves_nothing_behind(monkeypatch):
+    before = footprint()
+    monkeypatch.setenv("SERVELAB_DOCKER_PROXY", "/bin/false")
+    with pytest.raises(Exception, match="docker-proxy"):
+        Lab("badstart", image_size=1 * MiB, quiet=True).up()
+    assert footprint() == before
+
+
+def test_a_killed_owner_is_cleaned_by_the_next_start(tmp_path):
+    """A lab whose Python process is SIGKILLed (a killed kernel) is ended by the next lab's start."""
+    before = footprint()
+    code = textwrap.dedent("""
+        import sys, time
+        from labkit.lab import Lab
+        Lab("orphan", image_size=1 << 20, quiet=True).up()
+        print("up", flush=True)
+        time.sleep(120)
+    """)
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "up"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert "orphan" in state.stale() and len(state.lab_namespaces("orphan")) == 4
+    with Lab("next", image_size=1 * MiB, quiet=True):
+        assert state.lab_namespaces("orphan") == []
+    assert footprint() == before
+
+
+def test_loopback_mode_runs_the_same_services_and_says_what_it_cannot_separate():
+    before = footprint()
+    with Lab("loop", image_size=1 * MiB, namespaced=False, quiet=True) as lab:
+        assert lab.plan.namespaces == [] and any("127.0.0.1" in n for n in lab.notes)
+        assert all(v == "ok" for v in lab.health().values())
+    assert footprint() == before
+
+
+def test_namespaces_need_root_says_so(monkeypatch):
+    monkeypatch.setattr(netns, "can_use_namespaces", lambda: False)
+    with pytest.raises(LabError, match="need root"):
+        Lab("x", namespaced=True)

@@ -1,0 +1,40 @@
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from labkit.render import UwsgiPaths, lab_nginx_paths, render_nginx, render_uwsgi
+from labkit.settings import PRESETS, SREGISTRY_SHIPPED
+
+
+def _paths(tmp: Path):
+    (tmp / "nginx-temp").mkdir(exist_ok=True)
+    return lab_nginx_paths(tmp, "127.0.0.1:18080", "127.0.0.1:13031", tmp / "images")
+
+
+def test_nginx_renders_the_settings(tmp_path):
+    s = SREGISTRY_SHIPPED.changed(nginx={"sendfile": False, "aio": "threads", "access_log": False,
+                                         "uwsgi_buffering": False})
+    text = render_nginx(s, _paths(tmp_path))
+    for line in ["sendfile off;", "aio threads;", "access_log off;", "uwsgi_buffering off;",
+                 "uwsgi_max_temp_file_size 10024m;", "uwsgi_pass 127.0.0.1:13031;", "internal;"]:
+        assert line in text
+
+
+def test_uwsgi_renders_lab_and_deploy():
+    lab = render_uwsgi(SREGISTRY_SHIPPED, UwsgiPaths(socket=":3031", http_socket=":8000", pidfile="/p",
+                                                     catalog="/c.json"))
+    assert "processes = 1\n" in lab and "harakiri = 20\n" in lab and "servelab-catalog = /c.json" in lab
+    dep = render_uwsgi(SREGISTRY_SHIPPED, UwsgiPaths(socket=":3031", deploy=True))
+    assert "wsgi-file = shub/wsgi.py" in dep and "servelab" not in dep and "http-socket" not in dep
+
+
+@pytest.mark.skipif(not shutil.which("nginx", path="/usr/sbin:/usr/bin"), reason="nginx not installed")
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_passes_nginx_t(name, tmp_path):
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(render_nginx(PRESETS[name], _paths(tmp_path)))
+    res = subprocess.run(["nginx", "-t", "-c", str(conf), "-e", str(tmp_path / "err.log")],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
