@@ -36,7 +36,7 @@ def cmd_survey(a) -> int:
         for k, v in lab.health().items():
             if v != "ok":
                 raise RuntimeError(f"health check failed: {k}: {v}")
-        s = run_survey(lab, parallel=a.parallel, iperf_seconds=a.iperf_seconds)
+        s = run_survey(lab, parallel=a.parallel, iperf_seconds=a.iperf_seconds, verify=a.verify)
     finally:
         if not a.keep:
             lab.down()
@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     _lab_args(s)
     s.add_argument("--parallel", type=int, default=5, help="parallel pulls per vantage point")
     s.add_argument("--iperf-seconds", type=int, default=2, help="per hop, whole seconds")
+    s.add_argument("--verify", choices=["sha256", "length"], default="sha256",
+                   help="how pulls are checked; sha256 costs client CPU on paths above ~1 GB/s")
     s.add_argument("--keep", action="store_true", help="leave the lab up afterwards (for the notebooks)")
     s.set_defaults(fn=cmd_survey)
     u = sub.add_parser("up", help="bring the lab up and leave it up")

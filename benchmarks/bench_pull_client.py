@@ -1,0 +1,74 @@
+"""labkit's pull client next to curl on the same path, and the survey's wall time, in one run.
+
+    python benchmarks/bench_pull_client.py [--image-mib 256] [--reps 5]
+
+Targets: labkit's client >= 95% of curl's throughput (shown with length-only and with
+sha256 verification: hashing is CPU the 2-core machine shares with the path); the per-hop survey <= 60 s with
+the CI image size (64 MiB). Runs alternate (curl, labkit, curl, ...) so drift hits both.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import time
+
+from labkit.lab import Lab
+from labkit.netns import exec_prefix
+from labkit.pull import fetch_manifest, pull
+from labkit.settings import SREGISTRY_SHIPPED
+from labkit.survey import run_survey
+
+MiB = 2**20
+
+
+def curl_mbps(ns: str | None, url: str) -> float:
+    out = subprocess.run([*exec_prefix(ns), "curl", "-s", "-o", "/dev/null", "-w", "%{speed_download} %{http_code}",
+                          "--max-time", "120", url], capture_output=True, text=True, check=True).stdout.split()
+    if out[1] != "200":
+        raise RuntimeError(f"curl got HTTP {out[1]} from {url}")
+    return float(out[0]) / 1e6
+
+
+def compare(lab: Lab, reps: int) -> dict[str, float]:
+    """Median MB/s of curl and of labkit's client in both verify modes, runs interleaved."""
+    v = lab.plan.vantages[-1]  # the full path, from the compute node
+    ns = lab.plan.ns(v.client)
+    url = fetch_manifest(ns, v.host, v.port, lab.image.uri)["image"]
+    runs: dict[str, list[float]] = {"curl": [], "sha256": [], "length": []}
+    for _ in range(reps):
+        runs["curl"].append(curl_mbps(ns, url))
+        for verify in ("sha256", "length"):
+            r = pull(ns, v.host, v.port, lab.image.uri, lab.image.sha256, verify=verify)
+            if not r.ok:
+                raise RuntimeError(f"labkit pull failed: {r.error}")
+            runs[verify].append(r.mbps)
+    return {k: statistics.median(v) for k, v in runs.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--image-mib", type=int, default=256)
+    ap.add_argument("--reps", type=int, default=5)
+    a = ap.parse_args()
+    print(f"pull client vs curl, full path (compute node -> docker-proxy -> nginx -> uwsgi), "
+          f"{a.image_mib} MiB image, median of {a.reps} alternating runs each")
+    for label, s in [("sregistry as shipped (Python stream, 4 KiB)", SREGISTRY_SHIPPED),
+                     ("X-Accel-Redirect (nginx sends the file)", SREGISTRY_SHIPPED.changed(app={"serve_mode": "accel"}))]:
+        with Lab("bench", s, image_size=a.image_mib * MiB, quiet=True) as lab:
+            m = compare(lab, a.reps)
+        print(f"  {label}: curl -o /dev/null {m['curl']:.0f} MB/s")
+        for verify, what in (("length", "length checked"), ("sha256", "length + sha256 verified")):
+            ratio = m[verify] / m["curl"]
+            print(f"    labkit, {what:25} {m[verify]:6.0f} MB/s  ratio {ratio:.2f}  "
+                  f"(target >= 0.95: {'met' if ratio >= 0.95 else 'MISSED'})")
+    with Lab("bench", image_size=64 * MiB, quiet=True) as lab:
+        t0 = time.perf_counter()
+        run_survey(lab, parallel=5, iperf_seconds=2, progress=False)
+        wall = time.perf_counter() - t0
+    print(f"per-hop survey (5 iperf3 hops x 2 s, 4 vantage points x 1 and 5 pulls, 64 MiB): {wall:.1f} s "
+          f"(target <= 60 s: {'met' if wall <= 60 else 'MISSED'})")
+
+
+if __name__ == "__main__":
+    main()
