@@ -126,3 +126,29 @@ def test_namespaces_need_root_says_so(monkeypatch):
     monkeypatch.setattr(netns, "can_use_namespaces", lambda: False)
     with pytest.raises(LabError, match="need root"):
         Lab("x", namespaced=True)
+
+
+def test_a_real_pull_captured_at_every_hop_gives_a_sane_analysis(lab, tmp_path, monkeypatch):
+    from labkit.capture import capture_pull
+    from labkit.images import ensure_image
+    from labkit.tcpflow import analyze
+    from labkit.tcpverdict import flow_verdict
+
+    # a pull long enough for several ss samples (~100 ms apart)
+    monkeypatch.setattr(lab, "image", ensure_image(lab.images_dir, 192 * MiB))
+
+    cap = capture_pull(lab, "full path", max_packets=100_000, max_seconds=30, out_dir=tmp_path)
+    assert cap.pull["ok"] and cap.pull["sha256_ok"]
+    assert [s.point for s in cap.stats] == ["link", "docker0→nginx", "nginx→uwsgi"]
+    for st in cap.stats:
+        assert st.packets > 0 and st.kernel_drops >= 0 and st.stopped_by == "pull finished"
+        flows = analyze(st.pcap)
+        main = flows[0]                      # the direction carrying the most data
+        assert main.bytes >= lab.image.size  # the image (plus HTTP/uwsgi headers) went this way
+        assert main.handshake_seen and main.window_scale is not None and main.max_window > 0
+        assert main.rtt_ms_median is not None and main.rtt_ms_median > 0
+        assert main.series.in_flight.max() > 0
+        v = flow_verdict(main, cap.ss[st.point])
+        assert v.kind in {"receiver-window limited", "sender-buffer limited", "application-limited",
+                          "network/link limited"}
+    assert any(cap.ss.values()), "ss -ti gave no sample of the sender during the pull"

@@ -1,0 +1,74 @@
+"""Capture and analysis, measured side by side in one run.
+
+    python benchmarks/bench_capture.py [--image-mib 256] [--reps 5]
+
+1. Pull throughput with and without a capture (one hop, and every hop of the path),
+   alternating runs. Target: the capture does not throttle the pull noticeably.
+2. Packets per second analysing the same pcap: labkit.tcpflow vs tshark computing the
+   same TCP analysis fields. Target: labkit >= 5x tshark.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from labkit.capture import capture_pull
+from labkit.lab import Lab
+from labkit.pull import pull
+from labkit.tcpflow import analyze, packets
+
+MiB = 2**20
+TSHARK_FIELDS = ["frame.time_relative", "tcp.stream", "tcp.seq", "tcp.ack", "tcp.window_size",
+                 "tcp.analysis.bytes_in_flight", "tcp.analysis.ack_rtt", "tcp.analysis.retransmission",
+                 "tcp.analysis.zero_window", "tcp.analysis.window_full", "tcp.analysis.duplicate_ack"]
+
+
+def pps_labkit(pcap: Path) -> float:
+    t0 = time.perf_counter()
+    analyze(pcap)
+    return sum(1 for _ in packets(pcap)) / (time.perf_counter() - t0)
+
+
+def pps_tshark(pcap: Path) -> float:
+    argv = ["tshark", "-r", str(pcap), "-T", "fields"] + [a for f in TSHARK_FIELDS for a in ("-e", f)]
+    t0 = time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return sum(1 for _ in packets(pcap)) / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--image-mib", type=int, default=256)
+    ap.add_argument("--reps", type=int, default=5)
+    a = ap.parse_args()
+    out = Path(tempfile.mkdtemp(prefix="servelab-bench-"))
+    runs: dict[str, list[float]] = {"no capture": [], "capture at the link": [], "capture at every hop": []}
+    with Lab("bench", image_size=a.image_mib * MiB, quiet=True) as lab:
+        v = lab.plan.vantages[-1]
+        for _ in range(a.reps):
+            runs["no capture"].append(pull(lab.plan.ns(v.client), v.host, v.port, lab.image.uri).mbps)
+            runs["capture at the link"].append(capture_pull(lab, points=["link"], out_dir=out).pull["MBps"])
+            cap = capture_pull(lab, out_dir=out)
+            runs["capture at every hop"].append(cap.pull["MBps"])
+        biggest = max(cap.stats, key=lambda s: s.packets)
+    base = statistics.median(runs["no capture"])
+    print(f"pull throughput, full path, sregistry as shipped, {a.image_mib} MiB, median of {a.reps} alternating runs:")
+    for k, vals in runs.items():
+        m = statistics.median(vals)
+        print(f"  {k:22} {m:6.0f} MB/s  ratio {m / base:.2f}  (runs: {', '.join(f'{x:.0f}' for x in vals)})")
+    pcap = Path(biggest.pcap)
+    n = sum(1 for _ in packets(pcap))
+    ours = statistics.median(pps_labkit(pcap) for _ in range(3))
+    theirs = statistics.median(pps_tshark(pcap) for _ in range(3))
+    print(f"analysis of {pcap.name} ({n} packets, median of 3):")
+    print(f"  labkit.tcpflow {ours:9.0f} pkt/s")
+    print(f"  tshark         {theirs:9.0f} pkt/s ({len(TSHARK_FIELDS)} TCP analysis fields)")
+    print(f"  ratio {ours / theirs:.1f}x (target >= 5x: {'met' if ours / theirs >= 5 else 'MISSED'})")
+
+
+if __name__ == "__main__":
+    main()
