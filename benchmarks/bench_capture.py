@@ -1,6 +1,6 @@
 """Capture and analysis, measured side by side in one run.
 
-    python benchmarks/bench_capture.py [--image-mib 256] [--reps 5]
+    python benchmarks/bench_capture.py [--image-mib 256] [--reps 9]
 
 1. Pull throughput with and without a capture (one hop, and every hop of the path),
    alternating runs. Target: the capture does not throttle the pull noticeably.
@@ -43,7 +43,7 @@ def pps_tshark(pcap: Path) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--image-mib", type=int, default=256)
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=9)
     a = ap.parse_args()
     out = Path(tempfile.mkdtemp(prefix="servelab-bench-"))
     runs: dict[str, list[float]] = {"no capture": [], "capture at the link": [], "capture at every hop": []}

@@ -86,7 +86,7 @@ class Plan:
         return [Hop("compute→vm", "compute", self.ip("vm"), p["vm"]),
                 Hop("vm→nginx", "vm", self.ip("nginx"), p["nginx"]),
                 Hop("nginx→uwsgi", "nginx", self.ip("uwsgi"), p["uwsgi"]),
-                Hop("compute→docker-proxy→nginx", "compute", self.ip("vm"), self.ports.iperf_published),
+                Hop("compute→published port→nginx", "compute", self.ip("vm"), self.ports.iperf_published),
                 Hop("compute→uwsgi (routed)", "compute", self.ip("uwsgi"), p["uwsgi"])]
 
     @property
@@ -94,9 +94,9 @@ class Plan:
         pp = self.ports
         return [Vantage("uwsgi", "nginx", self.ip("uwsgi"), pp.uwsgi_http, "uwsgi (its own HTTP socket)"),
                 Vantage("nginx", "vm", self.ip("nginx"), pp.nginx, "nginx → uwsgi"),
-                Vantage("docker-proxy", "vm", self.ip("vm"), pp.published, "docker-proxy → nginx → uwsgi"),
+                Vantage("published port", "vm", self.ip("vm"), pp.published, "publish (docker-proxy or DNAT) → nginx → uwsgi"),
                 Vantage("full path", "compute", self.ip("vm"), pp.published,
-                        "link → docker-proxy → nginx → uwsgi")]
+                        "link → publish → nginx → uwsgi")]
 
     def caveats(self) -> list[str]:
         """Which hops this plan can no longer tell apart."""
@@ -104,7 +104,7 @@ class Plan:
             return []
         return ["no network namespaces (not root): every node is 127.0.0.1, so the iperf3 hops "
                 "compute→vm, vm→nginx, nginx→uwsgi and routed all measure the same loopback",
-                "'docker-proxy' and 'full path' pulls are the same (no link between compute node and VM)",
+                "'published port' and 'full path' pulls are the same (no link between compute node and VM)",
                 "link rates (tc tbf) and per-namespace kernel settings cannot be applied"]
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 STAGES = [  # vantage point, what it adds to the one before, iperf3 hop it is bounded by
     ("uwsgi", "the registry app in uwsgi (how it reads and sends the file)", "nginx→uwsgi"),
     ("nginx", "nginx in front of uwsgi (uwsgi_pass, buffering, temp files)", "vm→nginx"),
-    ("docker-proxy", "docker-proxy (Docker's userland proxy copying every byte)", "compute→docker-proxy→nginx"),
+    ("published port", "Docker's publish step (docker-proxy copying every byte, or DNAT)", "compute→published port→nginx"),
     ("full path", "the link from the VM to the compute node", "compute→vm"),
 ]
 PEGGED = 90.0          # % of one core: the process has no time to spare

@@ -71,7 +71,7 @@ def test_survey_measures_every_hop_with_verified_pulls(lab):
     hops = t[t.kind == "iperf3"]
     assert len(hops) == 5 and (hops.MBps > 0).all() and (hops.failures == 0).all()
     pulls = t[t.kind == "pull"]
-    assert set(pulls.point) == {"uwsgi", "nginx", "docker-proxy", "full path"} and set(pulls.parallel) == {1, 3}
+    assert set(pulls.point) == {"uwsgi", "nginx", "published port", "full path"} and set(pulls.parallel) == {1, 3}
     assert (pulls.MBps > 0).all() and pulls.sha256_ok.all() and (pulls.failures == 0).all()
     assert pulls.busiest.isin(["uwsgi", "nginx", "docker-proxy", "docker-proxy@iperf3"]).all()
     assert verdict(t).evidence

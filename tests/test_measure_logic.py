@@ -28,18 +28,18 @@ def test_aggregate_is_bytes_over_the_whole_span():
 def test_plan_names_namespaces_and_refuses_bad_names():
     p = plan("main", namespaced=True)
     assert p.namespaces == ["sl-main-compute", "sl-main-vm", "sl-main-nginx", "sl-main-uwsgi"]
-    assert [v.name for v in p.vantages] == ["uwsgi", "nginx", "docker-proxy", "full path"]
+    assert [v.name for v in p.vantages] == ["uwsgi", "nginx", "published port", "full path"]
     assert p.caveats() == []
     lo = plan("main", namespaced=False)
     assert lo.ip("vm") == "127.0.0.1" and len({lo.ports.nginx, lo.ports.published, lo.ports.uwsgi_http}) == 3
-    assert any("docker-proxy" in c for c in lo.caveats())
+    assert any("published port" in c for c in lo.caveats())
     with pytest.raises(ValueError, match="lab name"):
         plan("../etc", namespaced=True)
 
 
 def _table(pulls: dict[str, float], busiest_cpu=99.0, par_full=None):
     rows = [{"kind": "iperf3", "point": h, "parallel": 1, "MBps": 2000.0, "failures": 0}
-            for h in ["compute→vm", "vm→nginx", "nginx→uwsgi", "compute→docker-proxy→nginx"]]
+            for h in ["compute→vm", "vm→nginx", "nginx→uwsgi", "compute→published port→nginx"]]
     for point, mbps in pulls.items():
         rows.append({"kind": "pull", "point": point, "parallel": 1, "MBps": mbps, "failures": 0,
                      "busiest": "uwsgi", "busiest_cpu": busiest_cpu})
@@ -50,19 +50,19 @@ def _table(pulls: dict[str, float], busiest_cpu=99.0, par_full=None):
 
 
 def test_verdict_names_the_app_when_uwsgi_itself_is_slow():
-    v = verdict(_table({"uwsgi": 300, "nginx": 290, "docker-proxy": 280, "full path": 275}, par_full=900))
+    v = verdict(_table({"uwsgi": 300, "nginx": 290, "published port": 280, "full path": 275}, par_full=900))
     assert v.hop == "uwsgi"
     assert "uwsgi ran at 99% of a core" in str(v)
     assert "5 parallel pulls together reach 900 MB/s (3.3x one pull): each connection is limited" in str(v)
     assert "1 pull(s) failed" in str(v)
 
 
-def test_verdict_names_docker_proxy_when_it_halves_the_rate():
-    v = verdict(_table({"uwsgi": 1900, "nginx": 1850, "docker-proxy": 900, "full path": 880}, busiest_cpu=40))
-    assert v.hop == "docker-proxy"
+def test_verdict_names_the_publish_step_when_it_halves_the_rate():
+    v = verdict(_table({"uwsgi": 1900, "nginx": 1850, "published port": 900, "full path": 880}, busiest_cpu=40))
+    assert v.hop == "published port"
     assert "51% lost at this stage" in str(v) and "not pegged" in str(v)
 
 
 def test_verdict_says_when_no_hop_loses_much():
-    v = verdict(_table({"nginx": 1900, "docker-proxy": 1850, "full path": 1800}))
+    v = verdict(_table({"nginx": 1900, "published port": 1850, "full path": 1800}))
     assert v.hop == "" and "No hop loses more than 15%" in v.summary
