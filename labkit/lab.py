@@ -9,6 +9,8 @@ import os
 import select
 import signal
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import psutil
@@ -16,11 +18,14 @@ import psutil
 from . import netns, state
 from .images import Image, ensure_image
 from .procs import Service, ServiceError
-from .render import UwsgiPaths, lab_nginx_paths, render_nginx, render_uwsgi
-from .settings import SREGISTRY_SHIPPED, LabSettings
-from .tools import tool
+from .render import UwsgiPaths, lab_nginx_paths, render_nat, render_nginx, render_uwsgi
+from .checks import ConfigRejected, nginx_t
+from .settings import SREGISTRY_SHIPPED, LabSettings, SettingsError
+from .tools import ToolMissing, tool
 from .topology import BRIDGE_GW, BRIDGE_NET, BRIDGED, NODES, Plan, plan
 
+KERNEL_KEYS = {"tcp_rmem": "net.ipv4.tcp_rmem", "tcp_wmem": "net.ipv4.tcp_wmem",
+               "congestion_control": "net.ipv4.tcp_congestion_control"}
 DATA = Path(os.environ.get("SERVELAB_DATA", Path(__file__).resolve().parents[1] / "data"))
 MiB = 1024 * 1024
 
@@ -51,6 +56,7 @@ class Lab:
         self.services: dict[str, Service] = {}
         self.image: Image | None = None
         self.notes: list[str] = []
+        self._kernel_defaults: dict[str, str] = {}
 
     # --- lifecycle -------------------------------------------------------
     def up(self) -> "Lab":
@@ -122,15 +128,15 @@ class Lab:
             netns.shape(self.plan.ns(link.a), link.dev_a, getattr(s.links, link.name))
 
     def _apply_kernel(self, s: LabSettings) -> None:
+        """Set the TCP sysctls in every namespace; a setting of None puts the namespace default back."""
+        if not self._kernel_defaults:
+            self._kernel_defaults = {key: netns.read_sysctl(self.plan.ns("vm"), key) for key in KERNEL_KEYS.values()}
         k = s.kernel
         for node in NODES:
-            ns = self.plan.ns(node)
-            if k.tcp_rmem:
-                netns.sysctl(ns, "net.ipv4.tcp_rmem", " ".join(map(str, k.tcp_rmem)))
-            if k.tcp_wmem:
-                netns.sysctl(ns, "net.ipv4.tcp_wmem", " ".join(map(str, k.tcp_wmem)))
-            if k.congestion_control:
-                netns.sysctl(ns, "net.ipv4.tcp_congestion_control", k.congestion_control)
+            for field, key in KERNEL_KEYS.items():
+                value = getattr(k, field)
+                text = " ".join(map(str, value)) if isinstance(value, tuple) else value
+                netns.sysctl(self.plan.ns(node), key, text or self._kernel_defaults[key])
 
     # --- services --------------------------------------------------------
     def _service(self, name: str, node: str, argv: list[str], port: int, **kw) -> Service:
@@ -159,37 +165,64 @@ class Lab:
                                       str(self.plan.ports.iperf[node])], self.plan.ports.iperf[node]))
         self._start_uwsgi()
         self._start_nginx()
-        self._start_proxy("docker-proxy", self.plan.ports.published, "nginx", self.plan.ports.nginx)
-        self._start_proxy("docker-proxy@iperf3", self.plan.ports.iperf_published, "nginx",
-                          self.plan.ports.iperf["nginx"])
+        self._publish_up()
+
+    def _published(self) -> list[dict]:
+        """The ports Docker publishes on the VM: the registry's, and nginx's iperf3 for the hop."""
+        pp = self.plan.ports
+        return [{"name": "docker-proxy", "host_port": pp.published, "container_ip": self.plan.ip("nginx"),
+                 "container_port": pp.nginx},
+                {"name": "docker-proxy@iperf3", "host_port": pp.iperf_published,
+                 "container_ip": self.plan.ip("nginx"), "container_port": pp.iperf["nginx"]}]
+
+    def _publish_up(self) -> None:
+        if self.settings.publish.mode == "userland-proxy":
+            for r in self._published():
+                self._start_proxy(r["name"], r["host_port"], r["container_ip"], r["container_port"])
+            return
+        rules = self.run_dir / "publish.nft"
+        rules.write_text(render_nat(self.plan.ip("vm"), self._published()))
+        netns.sh(tool("nft"), "-f", str(rules), ns=self.plan.ns("vm"))
+
+    def _publish_down(self) -> None:
+        for r in self._published():
+            if svc := self.services.pop(r["name"], None):
+                svc.stop()
+        if self.plan.namespaced:
+            netns.sh("nft", "delete", "table", "ip", "servelab_publish", ns=self.plan.ns("vm"), check=False)
+
+    def _uwsgi_ini(self, s: LabSettings) -> str:
+        p = self.plan
+        return render_uwsgi(s, UwsgiPaths(
+            socket=f"{p.ip('uwsgi')}:{p.ports.uwsgi_socket}", http_socket=f"{p.ip('uwsgi')}:{p.ports.uwsgi_http}",
+            pidfile=str(self.run_dir / "uwsgi.pid"), catalog=str(self.images_dir / "catalog.json")))
+
+    def _nginx_conf(self, s: LabSettings) -> str:
+        p = self.plan
+        return render_nginx(s, lab_nginx_paths(self.run_dir, f"{p.ip('nginx')}:{p.ports.nginx}",
+                                               f"{p.ip('uwsgi')}:{p.ports.uwsgi_socket}", self.images_dir.resolve()))
 
     def _start_uwsgi(self) -> None:
-        p, s = self.plan, self.settings
         ini = self.run_dir / "uwsgi.ini"
-        ini.write_text(render_uwsgi(s, UwsgiPaths(
-            socket=f"{p.ip('uwsgi')}:{p.ports.uwsgi_socket}", http_socket=f"{p.ip('uwsgi')}:{p.ports.uwsgi_http}",
-            pidfile=str(self.run_dir / "uwsgi.pid"), catalog=str(self.images_dir / "catalog.json"))))
-        self._start(self._service("uwsgi", "uwsgi", [tool("uwsgi"), "--ini", str(ini)], p.ports.uwsgi_http,
+        ini.write_text(self._uwsgi_ini(self.settings))
+        self._start(self._service("uwsgi", "uwsgi", [tool("uwsgi"), "--ini", str(ini)], self.plan.ports.uwsgi_http,
                                   stop_signal=signal.SIGINT))
 
     def _start_nginx(self) -> None:
-        p, s = self.plan, self.settings
         (self.run_dir / "nginx-temp").mkdir(exist_ok=True)
         conf = self.run_dir / "nginx.conf"
-        conf.write_text(render_nginx(s, lab_nginx_paths(
-            self.run_dir, f"{p.ip('nginx')}:{p.ports.nginx}", f"{p.ip('uwsgi')}:{p.ports.uwsgi_socket}",
-            self.images_dir.resolve())))
+        conf.write_text(self._nginx_conf(self.settings))
         self._start(self._service("nginx", "nginx", [tool("nginx"), "-c", str(conf), "-p", str(self.run_dir),
                                   "-e", str(self.run_dir / "nginx-error.log"), "-g", "daemon off;"],
-                                  p.ports.nginx))
+                                  self.plan.ports.nginx))
 
-    def _start_proxy(self, name: str, host_port: int, target: str, target_port: int) -> None:
+    def _start_proxy(self, name: str, host_port: int, target_ip: str, target_port: int) -> None:
         """Docker's docker-proxy, stand-alone: it reports start-up on fd 3 ('0' ok, '1<error>')."""
         p = self.plan
         r, w = os.pipe()
         argv = ["bash", "-c", f'exec "$0" "$@" 3>&{w} {w}>&-', tool("docker-proxy"), "-proto", "tcp",
                 "-host-ip", p.ip("vm"), "-host-port", str(host_port),
-                "-container-ip", p.ip(target), "-container-port", str(target_port)]
+                "-container-ip", target_ip, "-container-port", str(target_port)]
         svc = self._service(name, "vm", argv, host_port, pass_fds=(w,))
         try:
             svc.start()
@@ -205,6 +238,100 @@ class Lab:
             os.close(r)
             if w >= 0:
                 os.close(w)
+
+    # --- changing it while it runs ----------------------------------------
+    def check(self, new: LabSettings) -> list[str]:
+        """The groups `new` changes; raises SettingsError (nothing applied) if it cannot be applied here."""
+        old = self.settings
+        groups = [g for g in LabSettings.model_fields if getattr(old, g) != getattr(new, g)]
+        problems = []
+        if not self.plan.namespaced:
+            for g, why in (("kernel", "per-namespace TCP settings"), ("links", "link rates (tc)")):
+                if g in groups:
+                    problems.append(f"{g}: {why} need network namespaces (root); this lab runs on loopback")
+            if new.publish.mode == "dnat":
+                problems.append("publish.mode: dnat needs network namespaces (root); this lab runs on loopback")
+        cc = new.kernel.congestion_control
+        if cc and cc not in self.congestion_controls():
+            problems.append(f"kernel.congestion_control: {cc!r} is not available in this kernel "
+                            f"(available: {', '.join(self.congestion_controls())})")
+        if new.publish.mode == "dnat":
+            try:
+                tool("nft")
+            except ToolMissing:
+                problems.append("publish.mode: dnat needs nftables (`nft`): run `make setup`")
+        if "publish" in groups and new.publish.host_port != old.publish.host_port:
+            problems.append("publish.host_port is set when the lab starts; bring it up again to change it")
+        if "nginx" in groups:
+            with tempfile.NamedTemporaryFile("w", suffix=".conf", dir=self.run_dir) as f:
+                f.write(self._nginx_conf(new))
+                f.flush()
+                try:
+                    nginx_t(Path(f.name), self.plan.ns("nginx"))
+                except ConfigRejected as exc:
+                    problems.append(f"nginx: {exc}")
+        if problems:
+            raise SettingsError("; ".join(problems))
+        return groups
+
+    def apply(self, new: LabSettings) -> list[str]:
+        """Change the running lab to `new`, checked first; on a failure midway it goes back to the old settings.
+
+        nginx reloads gracefully (SIGHUP), uwsgi restarts, sysctls and tc change in place,
+        the publish mode switches between docker-proxy and DNAT. Returns what was done.
+        """
+        groups = self.check(new)
+        old = self.settings
+        try:
+            done = self._apply_groups(new, groups)
+        except BaseException:
+            self.say("apply failed: going back to the previous settings")
+            self._apply_groups(old, groups)
+            raise
+        self._record_pids()
+        state.write(self.name, settings=new.model_dump(mode="json"))
+        return done
+
+    def _apply_groups(self, s: LabSettings, groups: list[str]) -> list[str]:
+        done = []
+        self.settings = s
+        if "kernel" in groups:
+            self._apply_kernel(s)
+            done.append("kernel: sysctls set in every namespace")
+        if "links" in groups:
+            self._shape_links(s)
+            done.append("links: tc tbf reshaped")
+        if "publish" in groups:
+            self._publish_down()
+            self._publish_up()
+            done.append(f"publish: {s.publish.mode}")
+        if "uwsgi" in groups or "app" in groups:
+            self.services.pop("uwsgi").stop()
+            self._start_uwsgi()
+            done.append("uwsgi: restarted with the new ini")
+        if "nginx" in groups:
+            self._reload_nginx(s)
+            done.append("nginx: reloaded gracefully")
+        return done
+
+    def _reload_nginx(self, s: LabSettings, timeout: float = 15.0) -> None:
+        """SIGHUP, then wait until none of the old workers is left and new ones run."""
+        nginx = self.services["nginx"]
+        (self.run_dir / "nginx.conf").write_text(self._nginx_conf(s))
+        master = psutil.Process(nginx.pid)
+        old = {c.pid for c in master.children()}
+        master.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            now = {c.pid for c in master.children() if c.status() != psutil.STATUS_ZOMBIE}
+            if now and not now & old:
+                return
+            time.sleep(0.02)
+        raise ServiceError(f"nginx did not replace its workers within {timeout:.0f}s:\n{nginx.log_tail()}")
+
+    @staticmethod
+    def congestion_controls() -> list[str]:
+        return Path("/proc/sys/net/ipv4/tcp_available_congestion_control").read_text().split()
 
     # --- looking at it ---------------------------------------------------
     def processes(self) -> dict[str, list[psutil.Process]]:

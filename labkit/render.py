@@ -59,3 +59,8 @@ def render_nginx_server(s: LabSettings, p: NginxPaths) -> str:
 
 def render_uwsgi(s: LabSettings, p: UwsgiPaths) -> str:
     return _env().get_template("uwsgi.ini.j2").render(u=s.uwsgi, a=s.app, p=p)
+
+
+def render_nat(host_ip: str, rules: list[dict]) -> str:
+    """nftables DNAT for published ports: rules of host_port, container_ip, container_port."""
+    return _env().get_template("nat.nft.j2").render(host_ip=host_ip, rules=rules)

@@ -114,6 +114,7 @@ class UwsgiSettings(_Model):
     offload_threads: int = Field(0, ge=0, le=64)
     post_buffering: bool = True
     harakiri: int = Field(0, ge=0, le=86400, description="seconds, 0 = off")
+    socket_timeout: int = Field(4, ge=1, le=86400, description="seconds a socket read/write may block (uwsgi default 4)")
     max_requests: int = Field(5000, ge=0, le=10_000_000)
 
 
@@ -210,12 +211,14 @@ SREGISTRY_SHIPPED = LabSettings(
 )
 
 # The seed poster's tweaks (shared/seed/sregistry-serving-performance.txt):
-# uwsgi processes=128 threads=1; nginx worker_processes 32, access_log off,
-# worker_connections 2048, asynchronous IO on, sendfile off.
+# uwsgi processes=128 threads=1 socket-timeout=120 (no harakiri); nginx worker_processes 32,
+# access_log off, worker_connections 2048, asynchronous IO on, sendfile off. Not modelled:
+# http-timeout (no uwsgi http router here) and ignore-sigpipe / ignore-write-errors /
+# disable-write-exception (they only quieten logs about clients that went away).
 SEED_POSTER = SREGISTRY_SHIPPED.changed(
     nginx={"worker_processes": 32, "worker_connections": 2048, "access_log": False,
            "aio": "threads", "sendfile": False},
-    uwsgi={"processes": 128, "threads": 1, "harakiri": 0},
+    uwsgi={"processes": 128, "threads": 1, "harakiri": 0, "socket_timeout": 120},
 )
 
 PRESETS: dict[str, LabSettings] = {

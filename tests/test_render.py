@@ -38,3 +38,22 @@ def test_every_preset_passes_nginx_t(name, tmp_path):
     res = subprocess.run(["nginx", "-t", "-c", str(conf), "-e", str(tmp_path / "err.log")],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
+
+
+def test_presets_render_to_their_golden_files():
+    """tests/golden/ holds each preset's deployable configs; `python scripts/golden.py` rewrites them."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("golden", Path(__file__).parents[1] / "scripts" / "golden.py")
+    golden = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(golden)
+    for name, text in golden.rendered().items():
+        assert (golden.GOLDEN / name).read_text() == text, f"{name} differs from its golden file"
+
+
+def test_shipped_uwsgi_ini_is_sregistrys_own():
+    """singularityhub/sregistry uwsgi.ini (the version with harakiri), line for line."""
+    from labkit.export import DEPLOY_UWSGI
+    assert render_uwsgi(SREGISTRY_SHIPPED, DEPLOY_UWSGI).splitlines() == [
+        "[uwsgi]", "master = true", "processes = 1", "threads = 1", "socket = :3031", "chdir = /code/",
+        "wsgi-file = shub/wsgi.py", "post-buffering = true", "log-date = true", "harakiri = 20",
+        "harakiri-verbose = true", "max-requests = 5000"]

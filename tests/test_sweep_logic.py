@@ -1,0 +1,45 @@
+import pandas as pd
+import pytest
+
+from labkit.settings import SREGISTRY_SHIPPED, SettingsError
+from labkit.sweep import WINNER_RULE, knob, winner, with_knobs
+from labkit.widgets import TuningPanel
+
+
+def test_knobs_by_dotted_name():
+    s = with_knobs(SREGISTRY_SHIPPED, {"nginx.sendfile": False, "app.serve_mode": "accel"})
+    assert knob(s, "nginx.sendfile") is False and knob(s, "app.serve_mode") == "accel"
+    with pytest.raises(SettingsError, match="'nginx.sendfiel' is not a setting"):
+        with_knobs(SREGISTRY_SHIPPED, {"nginx.sendfiel": False})
+    with pytest.raises(SettingsError, match="app.serve_mode"):
+        with_knobs(SREGISTRY_SHIPPED, {"app.serve_mode": "fast"})
+
+
+def test_winner_needs_zero_failures_and_both_single_and_parallel():
+    df = pd.DataFrame([
+        {"label": "fast but failing", "single_MBps": 3000, "parallel_MBps": 4000, "failures": 1},
+        {"label": "one fast pull", "single_MBps": 2000, "parallel_MBps": 300, "failures": 0},
+        {"label": "balanced", "single_MBps": 1500, "parallel_MBps": 1500, "failures": 0},
+    ])
+    assert winner(df)["label"] == "balanced"        # sqrt(1500*1500) > sqrt(2000*300)
+    assert "no failed pull" in WINNER_RULE
+    assert winner(df[df.failures > 0]) is None
+
+
+class _StubLab:
+    settings = SREGISTRY_SHIPPED
+
+
+def test_panel_reads_its_controls_and_names_bad_ones():
+    p = TuningPanel(_StubLab())
+    assert p.settings() == SREGISTRY_SHIPPED
+    p._controls[("kernel", "tcp_wmem")].value = "4096 65536 8388608"
+    p._controls[("nginx", "uwsgi_buffers")].value = "16 8k"
+    p._controls[("app", "serve_mode")].value = "accel"
+    s = p.settings()
+    assert s.kernel.tcp_wmem == (4096, 65536, 8388608) and str(s.nginx.uwsgi_buffers) == "16 8k"
+    p._controls[("uwsgi", "processes")].value = "many"
+    with pytest.raises(SettingsError, match="uwsgi.processes"):
+        p.settings()
+    p.preset.value = "seed-poster"
+    assert p.settings().uwsgi.processes == 128 and p.settings().nginx.sendfile is False

@@ -1,0 +1,85 @@
+"""Live apply on the real lab: settings change what is measured, in the expected direction."""
+import pytest
+
+from labkit.lab import Lab
+from labkit.pull import pull
+from labkit.settings import SREGISTRY_SHIPPED as S, SettingsError
+from labkit.sweep import grid, one_at_a_time, trial, winner
+
+pytestmark = pytest.mark.integration
+MiB = 2**20
+
+
+@pytest.fixture(scope="module")
+def lab():
+    with Lab("tune", image_size=64 * MiB, quiet=True) as lab:
+        yield lab
+
+
+def best_of(lab, n=3):
+    v = lab.plan.vantages[-1]
+    return max(pull(lab.plan.ns(v.client), v.host, v.port, lab.image.uri, verify="length").mbps for _ in range(n))
+
+
+def test_x_accel_redirect_beats_python_streaming(lab):
+    lab.apply(S)
+    stream = best_of(lab)
+    lab.apply(S.changed(app={"serve_mode": "accel"}))
+    accel = best_of(lab)
+    assert accel > 1.5 * stream, (stream, accel)
+
+
+def test_sendfile_off_is_slower_than_on(lab):
+    lab.apply(S.changed(app={"serve_mode": "accel"}, publish={"mode": "dnat"}))
+    on = best_of(lab)
+    lab.apply(S.changed(app={"serve_mode": "accel"}, publish={"mode": "dnat"}, nginx={"sendfile": False}))
+    off = best_of(lab)
+    assert on > 1.3 * off, (on, off)
+
+
+def test_dnat_publish_replaces_docker_proxy(lab):
+    lab.apply(S.changed(publish={"mode": "dnat"}))
+    assert "docker-proxy" not in lab.services and all(v == "ok" for v in lab.health().values())
+    lab.apply(S)
+    assert lab.services["docker-proxy"].alive()
+
+
+def test_a_link_rate_caps_the_pull(lab):
+    lab.apply(S.changed(app={"serve_mode": "accel"}, links={"wan": "400mbit"}))
+    capped = best_of(lab)
+    assert 20 < capped < 60, capped      # 400 Mbit/s = 50 MB/s
+    lab.apply(S.changed(app={"serve_mode": "accel"}))
+
+
+def test_kernel_settings_land_in_every_namespace_and_go_back(lab):
+    from labkit import netns
+    lab.apply(S.changed(kernel={"tcp_wmem": (4096, 32768, 1048576), "congestion_control": "reno"}))
+    for ns in lab.plan.namespaces:
+        assert netns.read_sysctl(ns, "net.ipv4.tcp_wmem").split() == ["4096", "32768", "1048576"]
+        assert netns.read_sysctl(ns, "net.ipv4.tcp_congestion_control") == "reno"
+    lab.apply(S)
+    assert netns.read_sysctl(lab.plan.ns("vm"), "net.ipv4.tcp_congestion_control") == lab._kernel_defaults[
+        "net.ipv4.tcp_congestion_control"]
+
+
+def test_refused_settings_leave_the_lab_as_it_was(lab):
+    lab.apply(S)
+    before = (lab.settings, {n: s.pid for n, s in lab.services.items()})
+    for bad in ({"kernel": {"congestion_control": "vegas"}}, {"publish": {"host_port": 8080}}):
+        with pytest.raises(SettingsError):
+            lab.apply(S.changed(**bad))
+    assert (lab.settings, {n: s.pid for n, s in lab.services.items()}) == before
+    assert all(v == "ok" for v in lab.health().values())
+
+
+def test_trial_and_sweeps_keep_a_tidy_table(lab):
+    row = trial(lab, S.changed(app={"serve_mode": "accel"}), "accel", parallel=5)
+    assert row["failures"] == 0 and row["single_MBps"] > 0 and row["parallel_MBps"] > 0
+    g = grid(lab, S, {"app.serve_mode": ["stream", "accel"], "nginx.sendfile": [True, False]}, parallel=3,
+             progress=False)
+    assert len(g) == 4 and set(g["app.serve_mode"]) == {"stream", "accel"} and (g.failures == 0).all()
+    assert winner(g)["app.serve_mode"] == "accel"
+    o = one_at_a_time(lab, S, {"app.serve_mode": ["stream", "accel"], "publish.mode": ["userland-proxy", "dnat"]},
+                      parallel=3, progress=False)
+    assert len(o) == 4 and list(o.step) == ["app.serve_mode"] * 2 + ["publish.mode"] * 2
+    assert (o[o.step == "publish.mode"]["app.serve_mode"] == "accel").all()   # kept the best so far
