@@ -5,7 +5,7 @@ IMAGE_MIB ?= 64
 PARALLEL ?= 5
 PRESET ?= sregistry-shipped
 
-.PHONY: setup lab test unit integration notebooks bench down jupyter
+.PHONY: setup lab test unit bench report down jupyter
 
 setup:
 	@bash scripts/setup.sh
@@ -13,14 +13,20 @@ setup:
 lab: setup
 	$(BIN)/labkit survey --preset $(PRESET) --image-mib $(IMAGE_MIB) --parallel $(PARALLEL)
 
-test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+test:
+	@EXTRA_APT_PKGS=chromium bash scripts/setup.sh
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks --nbval-lax --nbval-cell-timeout=600
 
 unit: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests -m "not integration"
 
 bench: setup
 	$(BIN)/python benchmarks/bench_pull_client.py
+	$(BIN)/python benchmarks/bench_capture.py
+	$(BIN)/python benchmarks/bench_tuning.py
+
+report: setup
+	$(BIN)/labkit report --image-mib $(IMAGE_MIB)
 
 down:
 	$(BIN)/labkit down --all

@@ -82,6 +82,15 @@ def cmd_status(a) -> int:
     return 0
 
 
+def cmd_report(a) -> int:
+    from .diagnose import full_report
+    if not 1 <= a.image_mib <= 16384:
+        raise SettingsError(f"--image-mib {a.image_mib} is outside 1..16384")
+    path = full_report(a.image_mib, tuple(a.parallel), a.name)
+    print(f"report: {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="labkit", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -100,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--name", default="main")
     d.add_argument("--all", action="store_true", help="every servelab lab on this machine")
     d.set_defaults(fn=cmd_down)
+    r = sub.add_parser("report", help="survey, TCP windows, presets compared and the bundle, as one HTML file")
+    r.add_argument("--name", default="report")
+    r.add_argument("--image-mib", type=int, default=64)
+    r.add_argument("--parallel", type=int, nargs="+", default=[1, 5], help="parallel pull counts to compare")
+    r.set_defaults(fn=cmd_report)
     st = sub.add_parser("status", help="the labs on this machine")
     st.set_defaults(fn=cmd_status)
     a = ap.parse_args(argv)

@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import atexit
 import os
 import select
 import signal
@@ -77,11 +78,14 @@ class Lab:
             self.say("start failed: ending what was started")
             self.down()
             raise
+        if not self.keep:  # a Jupyter kernel shut down normally ends its lab too
+            atexit.register(self.down)
         self.say(f"lab '{self.name}' is up ({'namespaces' if self.plan.namespaced else 'loopback'}, "
                  f"image {self.image.uri}, {self.image.size / MiB:.0f} MiB)")
         return self
 
     def down(self) -> None:
+        atexit.unregister(self.down)
         for svc in reversed(list(self.services.values())):
             svc.stop()
         self.services.clear()
@@ -323,7 +327,13 @@ class Lab:
         master.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            now = {c.pid for c in master.children() if c.status() != psutil.STATUS_ZOMBIE}
+            now = set()
+            for c in master.children():
+                try:
+                    if c.status() != psutil.STATUS_ZOMBIE:
+                        now.add(c.pid)
+                except psutil.NoSuchProcess:   # an old worker that just exited
+                    pass
             if now and not now & old:
                 return
             time.sleep(0.02)

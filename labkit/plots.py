@@ -85,3 +85,27 @@ def compare_bars(table: pd.DataFrame, x: str, y: str = "MBps", group: str | None
     p.xaxis.major_label_orientation = 0.6
     p.legend.click_policy = "hide"
     return p
+
+
+def path_figure(nodes: list[dict], links: list[str] | None = None, width: int = 900):
+    """The serving path as boxes (node, namespace, address, services) joined by arrows."""
+    from bokeh.models import Arrow, LabelSet, NormalHead
+    links = links or ["link (wan)", "docker0 bridge", "uwsgi_pass"]
+    n = len(nodes)
+    xs = [i * 3.0 for i in range(n)]
+    p = figure(width=width, height=230, x_range=(-1.6, xs[-1] + 1.6), y_range=(-1.6, 1.6), tools="save",
+               title="the serving path: data flows right to left, the pull is made from the left")
+    p.axis.visible = p.grid.visible = False
+    p.rect(xs, [0] * n, width=2.4, height=2.4, fill_color="#eef4fb", line_color="#4a78a8")
+    text = [f"{r['node']}\n{r['namespace']}\n{r['address']}" for r in nodes]
+    svc = [r["services"].replace(", ", "\n") for r in nodes]
+    src = ColumnDataSource({"x": xs, "y": [0.55] * n, "t": text, "s": svc, "y2": [-0.35] * n})
+    p.add_layout(LabelSet(x="x", y="y", text="t", source=src, text_align="center", text_baseline="middle",
+                          text_font_size="10pt", text_font_style="bold"))
+    p.add_layout(LabelSet(x="x", y="y2", text="s", source=src, text_align="center", text_baseline="middle",
+                          text_font_size="8pt"))
+    for i, name in enumerate(links[: n - 1]):
+        p.add_layout(Arrow(end=NormalHead(size=10), x_start=xs[i + 1] - 1.25, x_end=xs[i] + 1.25,
+                           y_start=0, y_end=0, line_width=2))
+        p.text([xs[i] + 1.5], [0.15], text=[name], text_align="center", text_font_size="8pt")
+    return p

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from .settings import LabSettings
 
@@ -44,7 +44,8 @@ def lab_nginx_paths(run: Path, listen: str, upstream: str, images: Path) -> Ngin
 @cache
 def _env() -> Environment:
     env = Environment(loader=PackageLoader("labkit", "templates"), undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                      autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False))
     env.filters["onoff"] = lambda v: "on" if v else "off"
     return env
 

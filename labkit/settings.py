@@ -221,9 +221,19 @@ SEED_POSTER = SREGISTRY_SHIPPED.changed(
     uwsgi={"processes": 128, "threads": 1, "harakiri": 0, "socket_timeout": 120},
 )
 
+# What the lab's own one-knob-at-a-time sweep justifies (data/recorded/sweep-one-at-a-time-256MiB.csv,
+# 256 MiB image, 5 parallel pulls, full path, MB/s single / aggregate):
+#   serve_mode stream 194/323 -> file_wrapper 392/451 -> accel 1482/3109  (nginx sends the file)
+#   publish    userland-proxy 1719/2786 -> dnat 3710/4127                  (no copy through docker-proxy)
+#   sendfile   on 3206/4139 vs off 1941/1982                                (keep it on, as shipped)
+# uwsgi processes 1/4/16, tcp_nopush, worker_processes, tcp_wmem moved results less than
+# the run-to-run spread (~15%): left as shipped.
+RECOMMENDED = SREGISTRY_SHIPPED.changed(app={"serve_mode": "accel"}, publish={"mode": "dnat"})
+
 PRESETS: dict[str, LabSettings] = {
     "sregistry-shipped": SREGISTRY_SHIPPED,
     "seed-poster": SEED_POSTER,
+    "recommended": RECOMMENDED,
 }
 
 

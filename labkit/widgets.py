@@ -17,8 +17,8 @@ from .plots import compare_bars
 from .settings import PRESETS, BufferSpec, LabSettings, SettingsError, parse_settings
 from .sweep import trial
 
-GROUP_TITLES = {"app": "registry app (uwsgi container)", "uwsgi": "uwsgi", "nginx": "nginx container",
-                "publish": "publish (VM)", "kernel": "kernel TCP (every namespace)", "links": "links (tc tbf)"}
+GROUP_TITLES = {"app": "registry app", "uwsgi": "uwsgi", "nginx": "nginx", "publish": "publish (VM)",
+                "kernel": "kernel TCP", "links": "links (tbf)"}
 _STYLE = {"description_width": "190px"}
 _LAYOUT = w.Layout(width="420px")
 
@@ -82,10 +82,12 @@ class TuningPanel:
         self.preset.observe(self._on_preset, names="value")
         self.parallel = w.IntSlider(value=parallel, min=1, max=40, description="parallel pulls", style=_STYLE)
         self.label = w.Text(description="label", placeholder="(describe this trial)", style=_STYLE)
-        self.button = w.Button(description="apply and measure", button_style="primary", icon="play")
+        self.button = w.Button(description="apply and measure", button_style="primary", icon="play",
+                               layout=w.Layout(width="190px"))
         self.button.on_click(lambda _: self.apply_and_measure())
         self.progress = w.IntProgress(value=0, min=0, max=3, description="idle", style=_STYLE)
         self.error = w.HTML()
+        self.last_error = ""          # the refusal as plain text ("" after a good trial)
         self.out = w.Output()
         self.widget = w.VBox([w.HBox([self.preset, self.parallel]), self.tabs,
                               w.HBox([self.label, self.button, self.progress]), self.error, self.out])
@@ -114,7 +116,7 @@ class TuningPanel:
         return parse_settings(data)
 
     def apply_and_measure(self) -> dict | None:
-        self.error.value = ""
+        self.error.value = self.last_error = ""
         self.button.disabled = True
         try:
             self.progress.value, self.progress.description = 1, "checking"
@@ -128,7 +130,8 @@ class TuningPanel:
             self._redraw()
             return row
         except SettingsError as exc:
-            self.error.value = f"<b style='color:#b00'>refused, nothing applied:</b> {_escape(str(exc))}"
+            self.last_error = str(exc)
+            self.error.value = f"<b style='color:#b00'>refused, nothing applied:</b> {_escape(self.last_error)}"
             self.progress.value, self.progress.description = 0, "refused"
             return None
         finally:
@@ -140,10 +143,11 @@ class TuningPanel:
         long = self.table.melt(id_vars="label", value_vars=["single_MBps", "parallel_MBps"],
                                var_name="measure", value_name="MBps")
         fig = compare_bars(long, x="label", y="MBps", group="measure", title="apply and measure: trials")
-        with self.out:
-            self.out.clear_output(wait=True)
-            display(self.table[cols])
-            display(HTML(file_html(fig, INLINE, "trials")))
+        # set the outputs directly (no `with out:` capture, whose message routing can
+        # stall notebook runners such as nbclient/nbval until their timeout)
+        self.out.outputs = ()
+        self.out.append_display_data(self.table[cols])
+        self.out.append_display_data(HTML(file_html(fig, INLINE, "trials")))
 
 
 def _escape(text: str) -> str:
