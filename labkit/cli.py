@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 import pandas as pd
@@ -117,11 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     st = sub.add_parser("status", help="the labs on this machine")
     st.set_defaults(fn=cmd_status)
     a = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # unwinds like Ctrl-C: the lab is ended
     try:
         return a.fn(a)
     except (SettingsError, ValueError) as exc:
         print(f"labkit: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:           # a service that would not start, a missing tool, ...
+        print(f"labkit: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("labkit: interrupted; the lab was ended", file=sys.stderr)
         return 130

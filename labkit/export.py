@@ -22,7 +22,7 @@ import pandas as pd
 
 from .checks import nginx_t_deployed, uwsgi_check
 from .render import NginxPaths, UwsgiPaths, _env, render_nginx, render_nginx_server, render_uwsgi
-from .settings import SREGISTRY_SHIPPED, LabSettings
+from .settings import SREGISTRY_SHIPPED, SYSCTLS, LabSettings, as_text
 
 SETTINGS_FILE = "servelab-settings.json"
 DEPLOY_NGINX = NginxPaths(listen="*:80", uwsgi_upstream="uwsgi:3031", images_dir="/var/www/images",
@@ -78,28 +78,14 @@ def changes(s: LabSettings, base: LabSettings = SREGISTRY_SHIPPED) -> list[dict]
             a, b = getattr(old, field), getattr(new, field)
             if a != b:
                 path = f"{group}.{field}"
-                out.append({"path": path, "old": _show(a), "new": _show(b), "why": WHY.get(path, "")})
+                out.append({"path": path, "old": as_text(a) or "(default)", "new": as_text(b) or "(default)",
+                            "why": WHY.get(path, "")})
     return out
-
-
-def _show(v) -> str:
-    if v is None:
-        return "(default)"
-    if isinstance(v, tuple):
-        return " ".join(map(str, v))
-    return str(v)
 
 
 def kernel_sysctls(s: LabSettings) -> dict[str, str]:
-    k = s.kernel
-    out = {}
-    if k.tcp_rmem:
-        out["net.ipv4.tcp_rmem"] = " ".join(map(str, k.tcp_rmem))
-    if k.tcp_wmem:
-        out["net.ipv4.tcp_wmem"] = " ".join(map(str, k.tcp_wmem))
-    if k.congestion_control:
-        out["net.ipv4.tcp_congestion_control"] = k.congestion_control
-    return out
+    """The kernel settings that differ from the default, by sysctl name."""
+    return {key: as_text(v) for field, key in SYSCTLS.items() if (v := getattr(s.kernel, field)) is not None}
 
 
 def export_bundle(s: LabSettings, out_dir: Path, label: str = "winner", measurements: pd.DataFrame | None = None,

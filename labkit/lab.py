@@ -21,12 +21,10 @@ from .images import Image, ensure_image
 from .procs import Service, ServiceError
 from .render import UwsgiPaths, lab_nginx_paths, render_nat, render_nginx, render_uwsgi
 from .checks import ConfigRejected, nginx_t
-from .settings import SREGISTRY_SHIPPED, LabSettings, SettingsError
+from .settings import SREGISTRY_SHIPPED, SYSCTLS, LabSettings, SettingsError, as_text
 from .tools import ToolMissing, tool
 from .topology import BRIDGE_GW, BRIDGE_NET, BRIDGED, NODES, Plan, plan
 
-KERNEL_KEYS = {"tcp_rmem": "net.ipv4.tcp_rmem", "tcp_wmem": "net.ipv4.tcp_wmem",
-               "congestion_control": "net.ipv4.tcp_congestion_control"}
 DATA = Path(os.environ.get("SERVELAB_DATA", Path(__file__).resolve().parents[1] / "data"))
 MiB = 1024 * 1024
 
@@ -134,17 +132,15 @@ class Lab:
     def _apply_kernel(self, s: LabSettings) -> None:
         """Set the TCP sysctls in every namespace; a setting of None puts the namespace default back."""
         if not self._kernel_defaults:
-            self._kernel_defaults = {key: netns.read_sysctl(self.plan.ns("vm"), key) for key in KERNEL_KEYS.values()}
-        k = s.kernel
+            self._kernel_defaults = {key: netns.read_sysctl(self.plan.ns("vm"), key) for key in SYSCTLS.values()}
         for node in NODES:
-            for field, key in KERNEL_KEYS.items():
-                value = getattr(k, field)
-                text = " ".join(map(str, value)) if isinstance(value, tuple) else value
-                netns.sysctl(self.plan.ns(node), key, text or self._kernel_defaults[key])
+            for field, key in SYSCTLS.items():
+                value = as_text(getattr(s.kernel, field)) or self._kernel_defaults[key]
+                netns.sysctl(self.plan.ns(node), key, value)
 
     # --- services --------------------------------------------------------
     def _service(self, name: str, node: str, argv: list[str], port: int, **kw) -> Service:
-        svc = Service(name, self.plan.ns(node), argv, self.run_dir / "logs" / f"{name}.log",
+        svc = Service(name, node, self.plan.ns(node), argv, self.run_dir / "logs" / f"{name}.log",
                       port=(self.plan.ip(node), port), **kw)
         self.services[name] = svc
         return svc
@@ -365,10 +361,6 @@ class Lab:
 
     def describe(self) -> list[dict]:
         """The nodes with their namespace, address and the services in them."""
-        rows = []
-        for node in NODES:
-            svcs = [f"{n} (pid {s.pid})" for n, s in self.services.items() if s.ns == self.plan.ns(node)
-                    and (self.plan.namespaced or n.endswith(node) or node in n)]
-            rows.append({"node": node, "namespace": self.plan.ns(node) or "(host)",
-                         "address": self.plan.ip(node), "services": ", ".join(svcs)})
-        return rows
+        return [{"node": node, "namespace": self.plan.ns(node) or "(host)", "address": self.plan.ip(node),
+                 "services": ", ".join(f"{n} (pid {s.pid})" for n, s in self.services.items() if s.node == node)}
+                for node in NODES]

@@ -53,6 +53,7 @@ def inside(ns: str | None):
 class Service:
     """One real program of the path: its namespace, command line, log and how to stop it."""
     name: str
+    node: str
     ns: str | None
     argv: list[str]
     log: Path

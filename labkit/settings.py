@@ -127,8 +127,12 @@ class AppSettings(_Model):
     chunk_size: int = Field(4096, ge=512, le=16 * 1024**2, description="bytes per read in stream/file_wrapper mode")
 
 
+SYSCTLS = {"tcp_rmem": "net.ipv4.tcp_rmem", "tcp_wmem": "net.ipv4.tcp_wmem",
+           "congestion_control": "net.ipv4.tcp_congestion_control"}
+
+
 class KernelSettings(_Model):
-    """Per-namespace TCP sysctls; None leaves the kernel's default."""
+    """Per-namespace TCP sysctls (names in SYSCTLS); None leaves the kernel's default."""
     tcp_rmem: tuple[int, int, int] | None = None
     tcp_wmem: tuple[int, int, int] | None = None
     congestion_control: str | None = Field(None, pattern=r"^[a-z0-9_]+$")
@@ -235,6 +239,15 @@ PRESETS: dict[str, LabSettings] = {
     "seed-poster": SEED_POSTER,
     "recommended": RECOMMENDED,
 }
+
+
+def as_text(value) -> str:
+    """A setting as an operator writes it: '4096 65536 8388608', '8 4k', 'accel'; '' for None (default)."""
+    if value is None:
+        return ""
+    if isinstance(value, tuple):
+        return " ".join(map(str, value))
+    return str(value)
 
 
 def preset(name: str) -> LabSettings:

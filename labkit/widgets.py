@@ -14,7 +14,7 @@ from IPython.display import HTML, display
 
 from .lab import Lab
 from .plots import compare_bars
-from .settings import PRESETS, BufferSpec, LabSettings, SettingsError, parse_settings
+from .settings import PRESETS, BufferSpec, LabSettings, SettingsError, as_text, parse_settings
 from .sweep import trial
 
 GROUP_TITLES = {"app": "registry app", "uwsgi": "uwsgi", "nginx": "nginx", "publish": "publish (VM)",
@@ -34,18 +34,8 @@ def _control(name: str, annotation, value) -> w.Widget:
         return w.Checkbox(value=value, description=name, style=_STYLE, indent=False)
     if (choices := _choices(annotation)) is not None:
         return w.Dropdown(options=choices, value=value, description=name, style=_STYLE, layout=_LAYOUT)
-    return w.Text(value=_text(value), description=name, style=_STYLE, layout=_LAYOUT,
+    return w.Text(value=as_text(value), description=name, style=_STYLE, layout=_LAYOUT,
                   placeholder="(default)" if value is None else "")
-
-
-def _text(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, tuple):
-        return " ".join(map(str, value))
-    if isinstance(value, BufferSpec):
-        return str(value)
-    return str(value)
 
 
 def _value(text: str, current):
@@ -102,7 +92,7 @@ class TuningPanel:
     def set_controls(self, s: LabSettings) -> None:
         for (group, field), ctl in self._controls.items():
             v = getattr(getattr(s, group), field)
-            ctl.value = v if isinstance(ctl, (w.Checkbox, w.Dropdown)) else _text(v)
+            ctl.value = v if isinstance(ctl, (w.Checkbox, w.Dropdown)) else as_text(v)
 
     def settings(self) -> LabSettings:
         """The controls as validated settings (SettingsError names what is wrong)."""
