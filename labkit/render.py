@@ -23,6 +23,7 @@ class NginxPaths:
     user: str | None = None
     temp_dir: str | None = None
     server_include: str | None = None
+    host_header: str | None = None       # lab only: HTTP_HOST for the app (Debian's uwsgi_params drops the port)
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ def lab_nginx_paths(run: Path, listen: str, upstream: str, images: Path) -> Ngin
     return NginxPaths(listen=listen, uwsgi_upstream=upstream, images_dir=str(images),
                       pid=str(run / "nginx.pid"), error_log=str(run / "nginx-error.log"),
                       access_log=str(run / "nginx-access.log"), user="root",
-                      temp_dir=str(run / "nginx-temp"))
+                      temp_dir=str(run / "nginx-temp"), host_header="$http_host")
 
 
 @cache

@@ -55,6 +55,7 @@ def stage_table(df: pd.DataFrame) -> pd.DataFrame:
                     "parallel": n_par if par is not None else None,
                     "parallel_MBps": par.MBps if par is not None else None,
                     "failures": int(single.failures) + (int(par.failures) if par is not None else 0),
+                    "error": single.get("error") or (par.get("error") if par is not None else "") or "",
                     "busiest": single.busiest, "busiest_cpu": single.busiest_cpu})
         before, before_name = single.MBps, f"pull at {point}"
     return pd.DataFrame(out)
@@ -64,6 +65,12 @@ def verdict(df: pd.DataFrame) -> Verdict:
     st = stage_table(df)
     if st.empty:
         return Verdict("", "no pulls in this survey: nothing to judge", [], st)
+    broken = st[st.MBps <= 0]
+    if len(broken):  # a stage that delivers nothing: that is the finding, not a throughput ratio
+        b = broken.iloc[0]
+        return Verdict(str(b.point), f"Pulls fail at {b.point}: {b.adds}.",
+                       [f"pull at {b.point}: {b.error or 'no data'}",
+                        f"{int(st.failures.sum())} pull(s) failed in all; see the survey table's error column"], st)
     judged = st.dropna(subset=["kept"])
     worst = judged.loc[judged.kept.idxmin()] if len(judged) else st.iloc[0]
     last = st.iloc[-1]
@@ -82,7 +89,7 @@ def verdict(df: pd.DataFrame) -> Verdict:
     if capacity:
         ev.append(f"end to end the pull reaches {last.MBps:.0f} MB/s, {100 * last.MBps / capacity:.0f}% of "
                   f"the slowest iperf3 hop ({capacity:.0f} MB/s)")
-    if pd.notna(last.parallel_MBps):
+    if pd.notna(last.parallel_MBps) and last.MBps > 0:
         ratio = last.parallel_MBps / last.MBps if last.MBps else float("inf")
         ev.append(f"{int(last.parallel)} parallel pulls together reach {last.parallel_MBps:.0f} MB/s "
                   f"({ratio:.1f}x one pull)" + (": each connection is limited, not the path's capacity"

@@ -11,7 +11,7 @@ import pytest
 
 from labkit import netns, state
 from labkit.lab import Lab, LabError
-from labkit.pull import get
+from labkit.pull import get, pull
 from labkit.survey import run_survey
 from labkit.verdict import verdict
 
@@ -119,6 +119,9 @@ def test_loopback_mode_runs_the_same_services_and_says_what_it_cannot_separate()
     with Lab("loop", image_size=1 * MiB, namespaced=False, quiet=True) as lab:
         assert lab.plan.namespaces == [] and any("127.0.0.1" in n for n in lab.notes)
         assert all(v == "ok" for v in lab.health().values())
+        for v in lab.plan.vantages:   # the image URL must lead back through the same port
+            r = pull(None, v.host, v.port, lab.image.uri)
+            assert r.ok and r.sha256_ok, (v.name, r.error)
     assert footprint() == before
 
 

@@ -66,3 +66,11 @@ def test_verdict_names_the_publish_step_when_it_halves_the_rate():
 def test_verdict_says_when_no_hop_loses_much():
     v = verdict(_table({"nginx": 1900, "published port": 1850, "full path": 1800}))
     assert v.hop == "" and "No hop loses more than 15%" in v.summary
+
+
+def test_verdict_says_where_pulls_fail_instead_of_a_ratio():
+    t = _table({"uwsgi": 600, "nginx": 0, "published port": 0, "full path": 0})
+    t.loc[t.point == "nginx", ["failures", "error"]] = [1, "ConnectionRefusedError: [Errno 111] Connection refused"]
+    v = verdict(t)
+    assert v.hop == "nginx" and v.summary.startswith("Pulls fail at nginx")
+    assert "Connection refused" in str(v)
