@@ -83,6 +83,14 @@ def cmd_status(a) -> int:
     return 0
 
 
+def cmd_export(a) -> int:
+    from .export import export_bundle, import_bundle
+    s = import_bundle(a.settings_from) if a.settings_from else preset(a.preset)
+    bundle, tar = export_bundle(s, a.out, a.label or a.preset)
+    print(f"bundle: {bundle}\narchive: {tar}\n(checked with nginx -t and uwsgi; see its README.md)")
+    return 0
+
+
 def cmd_report(a) -> int:
     from .diagnose import full_report
     if not 1 <= a.image_mib <= 16384:
@@ -110,6 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--name", default="main")
     d.add_argument("--all", action="store_true", help="every servelab lab on this machine")
     d.set_defaults(fn=cmd_down)
+    e = sub.add_parser("export", help="write a preset (or a re-imported bundle) as a deployable sregistry bundle")
+    e.add_argument("--preset", default="recommended", choices=sorted(PRESETS))
+    e.add_argument("--from", dest="settings_from", help="an exported bundle (dir or .tar.gz) to write again")
+    e.add_argument("--label", help="bundle name (default: the preset)")
+    e.add_argument("--out", default=str(DATA / "bundles"))
+    e.set_defaults(fn=cmd_export)
     r = sub.add_parser("report", help="survey, TCP windows, presets compared and the bundle, as one HTML file")
     r.add_argument("--name", default="report")
     r.add_argument("--image-mib", type=int, default=64)
