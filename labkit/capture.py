@@ -321,10 +321,6 @@ class Capture:
                                     "stats": [asdict(s) for s in self.stats], "ss": self.ss}, indent=1))
         return path
 
-    @property
-    def pcaps(self) -> dict[str, Path]:
-        return {s.point: Path(s.pcap) for s in self.stats}
-
 
 def capture_pull(lab, vantage: str = "full path", points: list[str] | None = None,
                  max_packets: int = 200_000, max_seconds: float = 60.0, verify: str = "sha256",
