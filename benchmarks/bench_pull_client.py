@@ -1,6 +1,6 @@
 """labkit's pull client next to curl on the same path, and the survey's wall time, in one run.
 
-    python benchmarks/bench_pull_client.py [--image-mib 256] [--reps 5]
+    python benchmarks/bench_pull_client.py [--image-mib 256] [--reps 7]
 
 Targets: labkit's client >= 95% of curl's throughput (shown with length-only and with
 sha256 verification: hashing is CPU the 2-core machine shares with the path); the per-hop survey <= 60 s with
@@ -49,7 +49,7 @@ def compare(lab: Lab, reps: int) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--image-mib", type=int, default=256)
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=7)
     a = ap.parse_args()
     print(f"pull client vs curl, full path (compute node -> docker-proxy -> nginx -> uwsgi), "
           f"{a.image_mib} MiB image, median of {a.reps} alternating runs each")
