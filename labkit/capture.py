@@ -31,6 +31,7 @@ from scapy.utils import RawPcapWriter
 
 from .netns import exec_prefix
 from .procs import inside, stop_group
+from .pull import pull
 from .topology import Plan
 
 SNAPLEN = 128                 # Ethernet + IPv4 + TCP with options fit
@@ -329,11 +330,7 @@ def capture_pull(lab, vantage: str = "full path", points: list[str] | None = Non
 
     The sender's `ss -ti` is sampled every `ss_interval` s (None: not sampled).
     """
-    from .pull import pull  # here, not at import: pull needs nothing from capture
-
-    vps = {v.name: v for v in lab.plan.vantages}
-    if vantage not in vps:
-        raise ValueError(f"vantage {vantage!r}: one of {', '.join(vps)}")
+    v = lab.plan.vantage(vantage)
     all_points = capture_points(lab.plan)
     names = points or POINTS_FOR_VANTAGE[vantage]
     unknown = [n for n in names if n not in all_points]
@@ -350,13 +347,12 @@ def capture_pull(lab, vantage: str = "full path", points: list[str] | None = Non
         for n in names if ss_interval else []:
             pt = all_points[n]
             samplers[n] = SsSampler(lab.plan.ns(pt.sender), pt.sender_port, ss_interval).start()
-        v = vps[vantage]
         result = pull(lab.plan.ns(v.client), v.host, v.port, lab.image.uri, lab.image.sha256,
                       deadline=max_seconds, verify=verify)
     finally:
+        ss = {n: s.stop() for n, s in samplers.items()}   # first: nothing below may leave them running
         stats = capture.stop()
-        ss = {n: s.stop() for n, s in samplers.items()}
-    cap = Capture(vantage, {**result.row(), "MBps": round(result.mbps, 1)}, stats, ss)
+    cap = Capture(vantage, result.row(), stats, ss)
     cap.save_meta(out_dir / f"{stem}.json")
     return cap
 

@@ -51,6 +51,14 @@ class CpuSampler:
         self._stop.set()
         self._thread.join()
 
+    def busiest(self) -> tuple[str, float]:
+        """The service whose busiest process used the most CPU, and that share ('' and 0 if none)."""
+        cpu = self.summary()
+        if not cpu:
+            return "", 0.0
+        name = max(cpu, key=lambda k: cpu[k]["cpu_max_proc"])
+        return name, cpu[name]["cpu_max_proc"]
+
     def summary(self) -> dict[str, dict[str, float]]:
         out = {}
         for name, samples in self._samples.items():

@@ -251,10 +251,10 @@ class Lab:
                     problems.append(f"{g}: {why} need network namespaces (root); this lab runs on loopback")
             if new.publish.mode == "dnat":
                 problems.append("publish.mode: dnat needs network namespaces (root); this lab runs on loopback")
-        cc = new.kernel.congestion_control
-        if cc and cc not in self.congestion_controls():
+        cc, available = new.kernel.congestion_control, self.congestion_controls()
+        if cc and cc not in available:
             problems.append(f"kernel.congestion_control: {cc!r} is not available in this kernel "
-                            f"(available: {', '.join(self.congestion_controls())})")
+                            f"(available: {', '.join(available)})")
         if new.publish.mode == "dnat":
             try:
                 tool("nft")
@@ -289,7 +289,6 @@ class Lab:
             self._apply_groups(old, groups)
             raise
         self._record_pids()
-        state.write(self.name, settings=new.model_dump(mode="json"))
         return done
 
     def _apply_groups(self, s: LabSettings, groups: list[str]) -> list[str]:

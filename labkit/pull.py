@@ -131,13 +131,17 @@ def pull(ns: str | None, host: str, port: int, uri: str, expect_sha256: str | No
 def pull_parallel(ns, host, port, uri, n: int, expect_sha256=None, timeout=30, deadline=600,
                   verify: Verify = "sha256") -> list[PullResult]:
     """n pulls at once (they start together once every manifest is in)."""
-    if not 1 <= n <= 256:
-        raise ValueError(f"parallel pulls: {n} is outside 1..256")
+    check_parallel(n)
     barrier = threading.Barrier(n)
     with ThreadPoolExecutor(max_workers=n, thread_name_prefix="pull") as pool:
         futures = [pool.submit(pull, ns, host, port, uri, expect_sha256, timeout, deadline, barrier, verify)
                    for _ in range(n)]
         return [f.result() for f in futures]
+
+
+def check_parallel(n: int) -> None:
+    if not 1 <= n <= 256:
+        raise ValueError(f"parallel pulls: {n} is outside 1..256")
 
 
 def aggregate_mbps(results: list[PullResult]) -> float:

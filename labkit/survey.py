@@ -44,13 +44,6 @@ class Survey:
         return cls(pd.read_csv(csv), side["settings"], side["notes"], side["meta"], side.get("cpu", {}))
 
 
-def _busiest(cpu: dict) -> tuple[str, float]:
-    if not cpu:
-        return "", 0.0
-    name = max(cpu, key=lambda k: cpu[k]["cpu_max_proc"])
-    return name, cpu[name]["cpu_max_proc"]
-
-
 def run_survey(lab: Lab, parallel: int = 5, iperf_seconds: int = 2, pull_deadline: float = 300,
                hops: list[str] | None = None, vantages: list[str] | None = None,
                progress: bool = True, verify: str = "sha256") -> Survey:
@@ -84,9 +77,8 @@ def run_survey(lab: Lab, parallel: int = 5, iperf_seconds: int = 2, pull_deadlin
                     else:
                         results = pull_parallel(p.ns(v.client), v.host, v.port, lab.image.uri, n,
                                                 lab.image.sha256, deadline=pull_deadline, verify=verify)
-                cpu = sampler.summary()
-                cpu_all[f"{v.name} x{n}"] = cpu
-                busiest, busiest_cpu = _busiest(cpu)
+                cpu_all[f"{v.name} x{n}"] = sampler.summary()
+                busiest, busiest_cpu = sampler.busiest()
                 good = [r for r in results if r.ok]
                 rows.append({
                     "kind": "pull", "point": v.name, "through": v.through, "parallel": n,

@@ -16,7 +16,7 @@ import pandas as pd
 
 from .cpu import CpuSampler
 from .lab import Lab
-from .pull import aggregate_mbps, pull, pull_parallel
+from .pull import aggregate_mbps, check_parallel, pull, pull_parallel
 from .settings import LabSettings, SettingsError
 
 WINNER_RULE = ("no failed pull; then the highest geometric mean of single-pull MB/s and "
@@ -39,7 +39,7 @@ def with_knobs(s: LabSettings, values: dict[str, Any]) -> LabSettings:
 
 def _split(path: str) -> tuple[str, str]:
     group, _, field = path.partition(".")
-    if not field or group not in LabSettings.model_fields or field not in type(getattr(LabSettings(), group)).model_fields:
+    if not field or group not in LabSettings.model_fields or field not in LabSettings.model_fields[group].annotation.model_fields:
         raise SettingsError(f"{path!r} is not a setting; use group.field, e.g. nginx.sendfile")
     return group, field
 
@@ -47,27 +47,23 @@ def _split(path: str) -> tuple[str, str]:
 def trial(lab: Lab, settings: LabSettings, label: str = "", parallel: int = 5, vantage: str = "full path",
           verify: str = "length", deadline: float = 120) -> dict:
     """Apply `settings`, pull once and `parallel` times at once from `vantage`; one row."""
-    vps = {v.name: v for v in lab.plan.vantages}
-    if vantage not in vps:
-        raise ValueError(f"vantage {vantage!r}: one of {', '.join(vps)}")
-    if not 1 <= parallel <= 256:
-        raise ValueError(f"parallel pulls: {parallel} is outside 1..256")
+    v = lab.plan.vantage(vantage)
+    check_parallel(parallel)         # both before anything is applied
     t0 = time.perf_counter()
     lab.apply(settings)
     applied = time.perf_counter() - t0
-    v = vps[vantage]
     ns = lab.plan.ns(v.client)
     with CpuSampler(lab.processes, interval=0.1) as cpu:
         one = pull(ns, v.host, v.port, lab.image.uri, lab.image.sha256, verify=verify, deadline=deadline)
         many = pull_parallel(ns, v.host, v.port, lab.image.uri, parallel, lab.image.sha256,
                              verify=verify, deadline=deadline) if parallel > 1 else [one]
-    busiest = max(cpu.summary().items(), key=lambda kv: kv[1]["cpu_max_proc"], default=("", {"cpu_max_proc": 0}))
+    busiest, busiest_cpu = cpu.busiest()
     failures = (not one.ok) + sum(not r.ok for r in many)
     return {"label": label, "single_MBps": round(one.mbps, 1), "parallel": parallel,
             "parallel_MBps": round(aggregate_mbps(many), 1),
             "per_pull_min": round(min(r.mbps for r in many), 1), "failures": failures,
             "errors": "; ".join(sorted({r.error for r in [one, *many] if r.error})),
-            "busiest": busiest[0], "busiest_cpu": busiest[1]["cpu_max_proc"],
+            "busiest": busiest, "busiest_cpu": busiest_cpu,
             "apply_s": round(applied, 2), "trial_s": round(time.perf_counter() - t0, 2),
             "settings": settings.model_dump_json()}
 

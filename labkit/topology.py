@@ -98,6 +98,12 @@ class Plan:
                 Vantage("full path", "compute", self.ip("vm"), pp.published,
                         "link → publish → nginx → uwsgi")]
 
+    def vantage(self, name: str) -> Vantage:
+        for v in self.vantages:
+            if v.name == name:
+                return v
+        raise ValueError(f"vantage {name!r}: one of {', '.join(v.name for v in self.vantages)}")
+
     def caveats(self) -> list[str]:
         """Which hops this plan can no longer tell apart."""
         if self.namespaced:

@@ -35,6 +35,9 @@ def test_plan_names_namespaces_and_refuses_bad_names():
     assert any("published port" in c for c in lo.caveats())
     with pytest.raises(ValueError, match="lab name"):
         plan("../etc", namespaced=True)
+    assert p.vantage("full path").client == "compute"
+    with pytest.raises(ValueError, match="vantage 'moon': one of uwsgi, nginx, published port, full path"):
+        p.vantage("moon")
 
 
 def _table(pulls: dict[str, float], busiest_cpu=99.0, par_full=None):
