@@ -245,10 +245,9 @@ class Analyzer:
                     last = r.pending.popleft()
                 if last is not None:
                     r.rtts.append(t - last[1])
-                rb = int((t - self.t0) / self.bin_s)
-                row = r.bins.get(rb)
+                row = r.bins.get(b)
                 if row is None:
-                    row = r.bins[rb] = [0, 0, r.window, r.hi_seq, a]
+                    row = r.bins[b] = [0, 0, r.window, r.hi_seq, a]
                 row[0] += acked
                 row[2] = r.window
                 row[4] = a
