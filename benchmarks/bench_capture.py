@@ -4,7 +4,7 @@
 
 1. Pull throughput with and without a capture (one hop, and every hop of the path),
    alternating runs. Target: the capture does not throttle the pull noticeably.
-2. Packets per second analysing the same pcap: labkit.tcpflow vs tshark computing the
+2. Packets per second analysing the same pcap: labkit.analyze.tcpflow vs tshark computing the
    same TCP analysis fields. Target: labkit >= 5x tshark.
 """
 from __future__ import annotations
@@ -16,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from labkit.capture import capture_pull
-from labkit.lab import Lab
-from labkit.pull import pull
-from labkit.tcpflow import analyze, packets
+from labkit.measure.capture import capture_pull
+from labkit.lab.lab import Lab
+from labkit.measure.pull import pull
+from labkit.analyze.tcpflow import analyze, packets
 
 MiB = 2**20
 TSHARK_FIELDS = ["frame.time_relative", "tcp.stream", "tcp.seq", "tcp.ack", "tcp.window_size",
@@ -65,7 +65,7 @@ def main() -> None:
     ours = n / statistics.median(seconds_labkit(pcap) for _ in range(3))
     theirs = n / statistics.median(seconds_tshark(pcap) for _ in range(3))
     print(f"analysis of {pcap.name} ({n} packets, median of 3):")
-    print(f"  labkit.tcpflow {ours:9.0f} pkt/s")
+    print(f"  labkit.analyze.tcpflow {ours:9.0f} pkt/s")
     print(f"  tshark         {theirs:9.0f} pkt/s ({len(TSHARK_FIELDS)} TCP analysis fields)")
     print(f"  ratio {ours / theirs:.1f}x (target >= 5x: {'met' if ours / theirs >= 5 else 'MISSED'})")
 

@@ -13,11 +13,11 @@ import statistics
 import subprocess
 import time
 
-from labkit.lab import Lab
-from labkit.netns import exec_prefix
-from labkit.pull import fetch_manifest, pull
-from labkit.settings import SREGISTRY_SHIPPED
-from labkit.survey import run_survey
+from labkit.lab.lab import Lab
+from labkit.lab.nsenter import exec_prefix
+from labkit.measure.pull import fetch_manifest, pull
+from labkit.config.presets import SREGISTRY_SHIPPED
+from labkit.measure.survey import run_survey
 
 MiB = 2**20
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-from labkit.lab import Lab
-from labkit.settings import PRESETS, SREGISTRY_SHIPPED as S
-from labkit.sweep import trial
+from labkit.lab.lab import Lab
+from labkit.config.presets import PRESETS, SREGISTRY_SHIPPED as S
+from labkit.measure.sweep import trial
 
 CHANGES = {  # label: settings, in the order applied (each trial starts from the previous one)
     "as shipped (no change)": S,

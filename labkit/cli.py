@@ -7,11 +7,12 @@ import sys
 
 import pandas as pd
 
-from . import state
-from .lab import DATA, MiB, Lab
-from .settings import PRESETS, SettingsError, preset
-from .survey import run_survey
-from .verdict import verdict
+from .lab import ownership as state
+from .lab.lab import DATA, MiB, Lab
+from .config.presets import PRESETS, preset
+from .errors import LabError, LabkitError, SettingsError
+from .measure.survey import run_survey
+from .analyze.verdict import verdict
 
 
 def _lab_args(p: argparse.ArgumentParser) -> None:
@@ -34,9 +35,9 @@ def cmd_survey(a) -> int:
     lab = _make_lab(a, keep=a.keep)
     lab.up()
     try:
-        for k, v in lab.health().items():
-            if v != "ok":
-                raise RuntimeError(f"health check failed: {k}: {v}")
+        bad = {k: v for k, v in lab.health().items() if v != "ok"}
+        if bad:
+            raise LabError("health check failed: " + "; ".join(f"{k}: {v}" for k, v in bad.items()))
         s = run_survey(lab, parallel=a.parallel, iperf_seconds=a.iperf_seconds, verify=a.verify)
     finally:
         if not a.keep:
@@ -63,6 +64,16 @@ def cmd_up(a) -> int:
     return 0
 
 
+def cmd_heal(a) -> int:
+    """Restart what died in a lab that is up (its own services, by their recorded ids)."""
+    lab = Lab.attach(a.name)
+    done = lab.heal()
+    print("\n".join(done) if done else f"lab '{a.name}': every service is running; nothing to heal")
+    for k, v in lab.status().items():
+        print(f"{k:28} {v}")
+    return 0
+
+
 def cmd_down(a) -> int:
     names = sorted({*state.known(), *state.orphan_labs()}) if a.all else [a.name]
     for name in names:
@@ -84,7 +95,7 @@ def cmd_status(a) -> int:
 
 
 def cmd_export(a) -> int:
-    from .export import export_bundle, import_bundle
+    from .bundle.export import export_bundle, import_bundle
     s = import_bundle(a.settings_from) if a.settings_from else preset(a.preset)
     bundle, tar = export_bundle(s, a.out, a.label or a.preset)
     print(f"bundle: {bundle}\narchive: {tar}\n(checked with nginx -t and uwsgi; see its README.md)")
@@ -92,7 +103,7 @@ def cmd_export(a) -> int:
 
 
 def cmd_report(a) -> int:
-    from .diagnose import full_report
+    from .workflows import full_report
     if not 1 <= a.image_mib <= 16384:
         raise SettingsError(f"--image-mib {a.image_mib} is outside 1..16384")
     path = full_report(a.image_mib, tuple(a.parallel), a.name)
@@ -129,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--image-mib", type=int, default=64)
     r.add_argument("--parallel", type=int, nargs="+", default=[1, 5], help="parallel pull counts to compare")
     r.set_defaults(fn=cmd_report)
+    h = sub.add_parser("heal", help="restart the services of a running lab that died (orphaned workers ended)")
+    h.add_argument("--name", default="main")
+    h.set_defaults(fn=cmd_heal)
     st = sub.add_parser("status", help="the labs on this machine")
     st.set_defaults(fn=cmd_status)
     a = ap.parse_args(argv)
@@ -138,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, ValueError) as exc:
         print(f"labkit: {exc}", file=sys.stderr)
         return 2
-    except RuntimeError as exc:           # a service that would not start, a missing tool, ...
+    except (LabkitError, RuntimeError) as exc:   # a service that would not start, a missing tool, ...
         print(f"labkit: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

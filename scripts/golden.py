@@ -1,9 +1,9 @@
 """Rewrite tests/golden/ from the templates (after an intended change to a template or preset)."""
 from pathlib import Path
 
-from labkit.export import DEPLOY_NGINX, DEPLOY_UWSGI
-from labkit.render import render_nginx, render_nginx_server, render_uwsgi
-from labkit.settings import PRESETS
+from labkit.bundle.export import DEPLOY_NGINX, DEPLOY_UWSGI
+from labkit.config.render import render_nginx, render_nginx_server, render_uwsgi
+from labkit.config.presets import PRESETS
 
 GOLDEN = Path(__file__).resolve().parents[1] / "tests" / "golden"
 

@@ -3,7 +3,7 @@ import shutil
 
 import pytest
 
-from labkit import netns
+from labkit.lab.lab import netns
 
 
 def _lab_possible() -> str | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit import state
+from labkit.lab.lab import ownership as state
 
 pytestmark = pytest.mark.integration
 CHROMIUM = "/usr/bin/chromium"

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from labkit import netns
+from labkit.lab.lab import netns
 from labkit.cli import main
 
 

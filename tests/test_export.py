@@ -5,9 +5,10 @@ import tarfile
 import pandas as pd
 import pytest
 
-from labkit.checks import ConfigRejected, uwsgi_check
-from labkit.export import changes, export_bundle, import_bundle
-from labkit.settings import PRESETS, SREGISTRY_SHIPPED
+from labkit.errors import ConfigRejected
+from labkit.lab.checks import uwsgi_check
+from labkit.bundle.export import changes, export_bundle, import_bundle
+from labkit.config.presets import PRESETS, SREGISTRY_SHIPPED
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="nginx -t of the bundle runs in a mount namespace (root)")
 WINNER = SREGISTRY_SHIPPED.changed(app={"serve_mode": "accel"}, publish={"mode": "dnat"},

@@ -9,11 +9,12 @@ import time
 import psutil
 import pytest
 
-from labkit import netns, state
-from labkit.lab import Lab, LabError
-from labkit.pull import get, pull
-from labkit.survey import run_survey
-from labkit.verdict import verdict
+from labkit.lab.lab import netns, ownership as state
+from labkit.lab.lab import Lab
+from labkit.errors import LabError
+from labkit.measure.pull import get, pull
+from labkit.measure.survey import run_survey
+from labkit.analyze.verdict import verdict
 
 pytestmark = pytest.mark.integration
 PROGRAMS = {"nginx", "uwsgi", "iperf3", "docker-proxy"}
@@ -99,7 +100,7 @@ def test_a_killed_owner_is_cleaned_by_the_next_start(tmp_path):
     before = footprint()
     code = textwrap.dedent("""
         import sys, time
-        from labkit.lab import Lab
+        from labkit.lab.lab import Lab
         Lab("orphan", image_size=1 << 20, quiet=True).up()
         print("up", flush=True)
         time.sleep(120)
@@ -132,10 +133,10 @@ def test_namespaces_need_root_says_so(monkeypatch):
 
 
 def test_a_real_pull_captured_at_every_hop_gives_a_sane_analysis(lab, tmp_path, monkeypatch):
-    from labkit.capture import capture_pull
-    from labkit.images import ensure_image
-    from labkit.tcpflow import analyze
-    from labkit.tcpverdict import flow_verdict
+    from labkit.measure.capture import capture_pull
+    from labkit.lab.images import ensure_image
+    from labkit.analyze.tcpflow import analyze
+    from labkit.analyze.windows import flow_verdict
 
     # a pull long enough for several ss samples (~100 ms apart)
     monkeypatch.setattr(lab, "image", ensure_image(lab.images_dir, 192 * MiB))

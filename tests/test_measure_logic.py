@@ -1,10 +1,10 @@
 import pandas as pd
 import pytest
 
-from labkit import iperf
-from labkit.pull import PullResult, aggregate_mbps
-from labkit.topology import plan
-from labkit.verdict import verdict
+from labkit.measure import iperf
+from labkit.measure.pull import PullResult, aggregate_mbps
+from labkit.path import plan
+from labkit.analyze.verdict import verdict
 
 
 def test_iperf_report_is_parsed():
@@ -28,16 +28,16 @@ def test_aggregate_is_bytes_over_the_whole_span():
 def test_plan_names_namespaces_and_refuses_bad_names():
     p = plan("main", namespaced=True)
     assert p.namespaces == ["sl-main-compute", "sl-main-vm", "sl-main-nginx", "sl-main-uwsgi"]
-    assert [v.name for v in p.vantages] == ["uwsgi", "nginx", "published port", "full path"]
+    assert [v.name for v in p.path.vantages] == ["uwsgi", "nginx", "published port", "full path"]
     assert p.caveats() == []
     lo = plan("main", namespaced=False)
-    assert lo.ip("vm") == "127.0.0.1" and len({lo.ports.nginx, lo.ports.published, lo.ports.uwsgi_http}) == 3
+    assert lo.ip("vm") == "127.0.0.1" and len({lo.port("nginx"), lo.port("published"), lo.port("uwsgi_http")}) == 3
     assert any("published port" in c for c in lo.caveats())
     with pytest.raises(ValueError, match="lab name"):
         plan("../etc", namespaced=True)
-    assert p.vantage("full path").client == "compute"
-    with pytest.raises(ValueError, match="vantage 'moon': one of uwsgi, nginx, published port, full path"):
-        p.vantage("moon")
+    assert p.path.vantage("full path").client == "compute"
+    with pytest.raises(ValueError, match="vantage point 'moon': one of uwsgi, nginx, published port, full path"):
+        p.path.vantage("moon")
 
 
 def _table(pulls: dict[str, float], busiest_cpu=99.0, par_full=None):

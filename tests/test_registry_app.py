@@ -4,8 +4,8 @@ from wsgiref.util import setup_testing_defaults
 
 import pytest
 
-from labkit.images import ensure_image, load_catalog
-from labkit.registry_app import make_app
+from labkit.lab.images import ensure_image, load_catalog
+from labkit.registry.app import make_app
 
 # sregistry's SingleContainerSerializer fields (shub/apps/api/urls/containers.py)
 SREGISTRY_FIELDS = {"id", "name", "image", "tag", "add_date", "metrics", "version", "frozen", "metadata", "collection"}

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from labkit.render import UwsgiPaths, lab_nginx_paths, render_nginx, render_uwsgi
-from labkit.settings import PRESETS, SREGISTRY_SHIPPED
+from labkit.config.render import UwsgiPaths, lab_nginx_paths, render_nginx, render_uwsgi
+from labkit.config.presets import PRESETS, SREGISTRY_SHIPPED
 
 
 def _paths(tmp: Path):
@@ -52,7 +52,7 @@ def test_presets_render_to_their_golden_files():
 
 def test_shipped_uwsgi_ini_is_sregistrys_own():
     """singularityhub/sregistry uwsgi.ini (the version with harakiri), line for line."""
-    from labkit.export import DEPLOY_UWSGI
+    from labkit.bundle.export import DEPLOY_UWSGI
     assert render_uwsgi(SREGISTRY_SHIPPED, DEPLOY_UWSGI).splitlines() == [
         "[uwsgi]", "master = true", "processes = 1", "threads = 1", "socket = :3031", "chdir = /code/",
         "wsgi-file = shub/wsgi.py", "post-buffering = true", "log-date = true", "harakiri = 20",

@@ -1,7 +1,7 @@
 import pytest
 
-from labkit.settings import (PRESETS, SEED_POSTER, SREGISTRY_SHIPPED, LabSettings, SettingsError,
-                             parse_settings, preset, rate_bits, size_bytes)
+from labkit.config.presets import PRESETS, SEED_POSTER, SREGISTRY_SHIPPED, preset
+from labkit.config.settings import (LabSettings, SettingsError, parse_settings, rate_bits, size_bytes)
 
 
 @pytest.mark.parametrize("text,expected", [("4k", 4096), ("10024m", 10024 * 2**20), ("1g", 2**30), (512, 512), ("0", 0)])

@@ -1,9 +1,10 @@
 import pandas as pd
 import pytest
 
-from labkit.settings import SREGISTRY_SHIPPED, SettingsError
-from labkit.sweep import WINNER_RULE, knob, winner, with_knobs
-from labkit.widgets import TuningPanel
+from labkit.config.presets import SREGISTRY_SHIPPED
+from labkit.config.settings import SettingsError
+from labkit.measure.sweep import WINNER_RULE, knob, winner, with_knobs
+from labkit.present.widgets import TuningPanel
 
 
 def test_knobs_by_dotted_name():

@@ -5,9 +5,9 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import wrpcap
 
-from labkit.capture import parse_ss
-from labkit.tcpflow import analyze
-from labkit.tcpverdict import flow_verdict
+from labkit.measure.capture import parse_ss
+from labkit.analyze.tcpflow import analyze
+from labkit.analyze.windows import flow_verdict
 
 C, S = ("192.0.2.1", 40000), ("192.0.2.2", 80)   # client (receiver), server (data sender)
 

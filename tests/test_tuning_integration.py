@@ -1,10 +1,11 @@
 """Live apply on the real lab: settings change what is measured, in the expected direction."""
 import pytest
 
-from labkit.lab import Lab
-from labkit.pull import pull
-from labkit.settings import SREGISTRY_SHIPPED as S, SettingsError
-from labkit.sweep import grid, one_at_a_time, trial, winner
+from labkit.lab.lab import Lab
+from labkit.measure.pull import pull
+from labkit.config.presets import SREGISTRY_SHIPPED as S
+from labkit.config.settings import SettingsError
+from labkit.measure.sweep import grid, one_at_a_time, trial, winner
 
 pytestmark = pytest.mark.integration
 MiB = 2**20
@@ -52,7 +53,7 @@ def test_a_link_rate_caps_the_pull(lab):
 
 
 def test_kernel_settings_land_in_every_namespace_and_go_back(lab):
-    from labkit import netns
+    from labkit.lab.lab import netns
     lab.apply(S.changed(kernel={"tcp_wmem": (4096, 32768, 1048576), "congestion_control": "reno"}))
     for ns in lab.plan.namespaces:
         assert netns.read_sysctl(ns, "net.ipv4.tcp_wmem").split() == ["4096", "32768", "1048576"]

@@ -1,0 +1,69 @@
+"""Config files from Jinja2 templates: the live lab and the exported bundle use the same ones."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from .settings import LabSettings
+
+
+@dataclass(frozen=True)
+class NginxPaths:
+    listen: str
+    uwsgi_upstream: str
+    images_dir: str
+    pid: str
+    error_log: str
+    access_log: str
+    uwsgi_params: str = "/etc/nginx/uwsgi_params"
+    mime_types: str = "/etc/nginx/mime.types"
+    user: str | None = None
+    temp_dir: str | None = None
+    server_include: str | None = None
+    host_header: str | None = None       # lab only: HTTP_HOST for the app (Debian's uwsgi_params drops the port)
+
+
+@dataclass(frozen=True)
+class UwsgiPaths:
+    socket: str
+    deploy: bool = False
+    http_socket: str = ""
+    pidfile: str = ""
+    catalog: str = ""
+
+
+def lab_nginx_paths(run: Path, listen: str, upstream: str, images: Path) -> NginxPaths:
+    return NginxPaths(listen=listen, uwsgi_upstream=upstream, images_dir=str(images),
+                      pid=str(run / "nginx.pid"), error_log=str(run / "nginx-error.log"),
+                      access_log=str(run / "nginx-access.log"), user="root",
+                      temp_dir=str(run / "nginx-temp"), host_header="$http_host")
+
+
+@cache
+def templates() -> Environment:
+    """The Jinja2 environment of labkit's templates: the lab, the bundle and the report all render from it."""
+    env = Environment(loader=PackageLoader("labkit.config", "templates"), undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                      autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False))
+    env.filters["onoff"] = lambda v: "on" if v else "off"
+    return env
+
+
+def render_nginx(s: LabSettings, p: NginxPaths) -> str:
+    return templates().get_template("nginx.conf.j2").render(n=s.nginx, p=p)
+
+
+def render_nginx_server(s: LabSettings, p: NginxPaths) -> str:
+    return templates().get_template("nginx-server.conf.j2").render(n=s.nginx, p=p)
+
+
+def render_uwsgi(s: LabSettings, p: UwsgiPaths) -> str:
+    return templates().get_template("uwsgi.ini.j2").render(u=s.uwsgi, a=s.app, p=p)
+
+
+def render_nat(host_ip: str, rules: list[dict]) -> str:
+    """nftables DNAT for published ports: rules of host_port, container_ip, container_port."""
+    return templates().get_template("nat.nft.j2").render(host_ip=host_ip, rules=rules)

@@ -1,0 +1,208 @@
+"""Typed, validated settings for every hop of the serving path, and the presets.
+
+Everything here is pure: no files, no processes. A value nginx or uwsgi would
+reject is refused here, with the setting's name and the allowed range, before
+anything is applied to a running lab.
+"""
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from ..errors import SettingsError
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError,
+                      model_validator)
+
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmg]?)\s*$", re.I)
+_RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(bit|kbit|mbit|gbit)\s*$", re.I)
+_RATE_UNITS = {"bit": 1, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9}
+
+
+def size_bytes(value: str | int) -> int:
+    """'4k' -> 4096, '10024m' -> 10024 MiB, 512 -> 512 (nginx's size syntax)."""
+    if isinstance(value, int):
+        return value
+    m = _SIZE_RE.match(str(value))
+    if not m:
+        raise ValueError(f"{value!r} is not a size: use a whole number with an optional k, m or g (e.g. 64k, 8m)")
+    return int(m.group(1)) * _UNITS[m.group(2).lower()]
+
+
+def _size(v: str | int) -> str:
+    size_bytes(v)
+    return str(v).strip().lower()
+
+
+Size = Annotated[str, AfterValidator(_size)]
+
+
+def rate_bits(value: str) -> float:
+    """'10gbit' -> 1e10 (tc's rate syntax, decimal units)."""
+    m = _RATE_RE.match(value)
+    if not m:
+        raise ValueError(f"{value!r} is not a link rate: use a number with bit, kbit, mbit or gbit (e.g. 5gbit)")
+    return float(m.group(1)) * _RATE_UNITS[m.group(2).lower()]
+
+
+def _rate(v: str | None) -> str | None:
+    if v is None:
+        return None
+    bits = rate_bits(v)
+    if not 1e6 <= bits <= 1e11:
+        raise ValueError(f"{v!r} is outside 1mbit..100gbit")
+    return v.strip().lower()
+
+
+Rate = Annotated[str | None, AfterValidator(_rate)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=True)
+
+
+class BufferSpec(_Model):
+    """nginx's `number size` pair (uwsgi_buffers, output_buffers)."""
+    number: int = Field(ge=1, le=1024)
+    size: Size
+
+    @property
+    def size_bytes(self) -> int:
+        return size_bytes(self.size)
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.size}"
+
+
+class NginxSettings(_Model):
+    worker_processes: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = 1
+    worker_connections: int = Field(1024, ge=16, le=65536)
+    sendfile: bool = True
+    tcp_nopush: bool = False
+    aio: Literal["off", "on", "threads"] = "off"
+    directio: Size | Literal["off"] = "off"
+    output_buffers: BufferSpec = BufferSpec(number=2, size="32k")
+    sendfile_max_chunk: Size = "2m"
+    uwsgi_buffering: bool = True
+    uwsgi_buffer_size: Size = "4k"
+    uwsgi_buffers: BufferSpec = BufferSpec(number=8, size="4k")
+    uwsgi_max_temp_file_size: Size = "1024m"
+    access_log: bool = True
+    keepalive_timeout: int = Field(65, ge=0, le=3600)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "NginxSettings":
+        # The checks nginx itself makes at start-up (ngx_http_uwsgi_module.c).
+        biggest = max(size_bytes(self.uwsgi_buffer_size), self.uwsgi_buffers.size_bytes)
+        busy = 2 * biggest
+        if busy >= (self.uwsgi_buffers.number - 1) * self.uwsgi_buffers.size_bytes:
+            raise ValueError(
+                f"uwsgi_buffers: {self.uwsgi_buffers} is too small for uwsgi_buffer_size "
+                f"{self.uwsgi_buffer_size}: nginx needs the buffers minus one to exceed "
+                f"{busy} bytes (2 x the larger buffer); e.g. uwsgi_buffers {max(4, busy // self.uwsgi_buffers.size_bytes + 2)} {self.uwsgi_buffers.size}")
+        temp = size_bytes(self.uwsgi_max_temp_file_size)
+        if temp and temp < busy:
+            raise ValueError(
+                f"uwsgi_max_temp_file_size: {self.uwsgi_max_temp_file_size} must be 0 (no temp files) "
+                f"or at least {busy} bytes (nginx's temp write size)")
+        return self
+
+
+class UwsgiSettings(_Model):
+    processes: int = Field(1, ge=1, le=1024)
+    threads: int = Field(1, ge=1, le=256)
+    buffer_size: int = Field(4096, ge=4096, le=65535, description="bytes, the uwsgi request header buffer")
+    offload_threads: int = Field(0, ge=0, le=64)
+    post_buffering: bool = True
+    harakiri: int = Field(0, ge=0, le=86400, description="seconds, 0 = off")
+    socket_timeout: int = Field(4, ge=1, le=86400, description="seconds a socket read/write may block (uwsgi default 4)")
+    max_requests: int = Field(5000, ge=0, le=10_000_000)
+
+
+ServeMode = Literal["stream", "file_wrapper", "accel"]
+
+
+class AppSettings(_Model):
+    """How the registry app hands out the image file."""
+    serve_mode: ServeMode = "stream"
+    chunk_size: int = Field(4096, ge=512, le=16 * 1024**2, description="bytes per read in stream/file_wrapper mode")
+
+
+SYSCTLS = {"tcp_rmem": "net.ipv4.tcp_rmem", "tcp_wmem": "net.ipv4.tcp_wmem",
+           "congestion_control": "net.ipv4.tcp_congestion_control"}
+
+
+class KernelSettings(_Model):
+    """Per-namespace TCP sysctls (names in SYSCTLS); None leaves the kernel's default."""
+    tcp_rmem: tuple[int, int, int] | None = None
+    tcp_wmem: tuple[int, int, int] | None = None
+    congestion_control: str | None = Field(None, pattern=r"^[a-z0-9_]+$")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "KernelSettings":
+        for name in ("tcp_rmem", "tcp_wmem"):
+            v = getattr(self, name)
+            if v is not None and not (4096 <= v[0] <= v[1] <= v[2] <= 1 << 30):
+                raise ValueError(f"{name}: {v} must be min <= default <= max, each 4096..1073741824 bytes")
+        return self
+
+
+class PublishSettings(_Model):
+    mode: Literal["userland-proxy", "dnat"] = "userland-proxy"
+    host_port: int = Field(80, ge=1, le=65535)
+
+
+class LinkSettings(_Model):
+    """tc tbf rate per link; None = unshaped."""
+    wan: Rate = None
+    nginx: Rate = None
+    uwsgi: Rate = None
+
+
+class LabSettings(_Model):
+    nginx: NginxSettings = NginxSettings()
+    uwsgi: UwsgiSettings = UwsgiSettings()
+    app: AppSettings = AppSettings()
+    kernel: KernelSettings = KernelSettings()
+    publish: PublishSettings = PublishSettings()
+    links: LinkSettings = LinkSettings()
+
+    def changed(self, **groups: dict) -> "LabSettings":
+        """A copy with some fields changed, validated: `s.changed(nginx={'sendfile': False})`."""
+        data = self.model_dump()
+        for group, values in groups.items():
+            if group not in data:
+                raise SettingsError(f"unknown settings group {group!r}; groups: {', '.join(data)}")
+            data[group].update(values)
+        return parse_settings(data)
+
+
+def parse_settings(data: dict) -> LabSettings:
+    try:
+        return LabSettings.model_validate(data)
+    except ValidationError as exc:
+        raise SettingsError(explain(exc)) from None
+
+
+def explain(exc: ValidationError) -> str:
+    """One clause per bad setting, named by its dotted path (union branches merged)."""
+    problems: dict[str, list[str]] = {}
+    got: dict[str, object] = {}
+    for err in exc.errors():
+        # pydantic names union branches ("constrained-int", "literal['auto']"): not settings
+        parts = [str(p) for p in err["loc"] if not re.search(r"[\[\]-]", str(p))]
+        where = ".".join(parts) or "settings"
+        problems.setdefault(where, []).append(err["msg"].removeprefix("Value error, "))
+        if not isinstance(err.get("input"), dict):
+            got[where] = err.get("input")
+    return "; ".join(f"{where}: {' or '.join(msgs)}" + (f" (got {got[where]!r})" if where in got else "")
+                     for where, msgs in problems.items())
+
+
+def as_text(value) -> str:
+    """A setting as an operator writes it: '4096 65536 8388608', '8 4k', 'accel'; '' for None (default)."""
+    if value is None:
+        return ""
+    if isinstance(value, tuple):
+        return " ".join(map(str, value))
+    return str(value)

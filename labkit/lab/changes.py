@@ -1,0 +1,52 @@
+"""What changing a running lab's settings takes: a pure function of (old, new, what this machine offers).
+
+    plan_changes(old, new, Features(...)) -> Changes(groups, steps, problems)
+
+Steps are done in the order given: kernel sysctls, link shaping, the publish mode, uwsgi
+(restarted: it reads its ini at start), nginx (reloaded gracefully). A change with problems
+is refused before anything is touched.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config.settings import LabSettings
+
+STEP_FOR_GROUP = {"kernel": "kernel", "links": "links", "publish": "publish",
+                  "uwsgi": "uwsgi", "app": "uwsgi", "nginx": "nginx"}
+STEP_ORDER = ("kernel", "links", "publish", "uwsgi", "nginx")
+
+
+@dataclass(frozen=True)
+class Features:
+    namespaced: bool
+    congestion_controls: tuple[str, ...]
+    nft: bool
+
+
+@dataclass(frozen=True)
+class Changes:
+    groups: tuple[str, ...]      # the settings groups that differ
+    steps: tuple[str, ...]       # what to do, in order
+    problems: tuple[str, ...]    # why it cannot be done here (empty: it can)
+
+
+def plan_changes(old: LabSettings, new: LabSettings, feats: Features) -> Changes:
+    groups = tuple(g for g in LabSettings.model_fields if getattr(old, g) != getattr(new, g))
+    problems = []
+    if not feats.namespaced:
+        for g, why in (("kernel", "per-namespace TCP settings"), ("links", "link rates (tc)")):
+            if g in groups:
+                problems.append(f"{g}: {why} need network namespaces (root); this lab runs on loopback")
+        if new.publish.mode == "dnat":
+            problems.append("publish.mode: dnat needs network namespaces (root); this lab runs on loopback")
+    cc = new.kernel.congestion_control
+    if cc and cc not in feats.congestion_controls:
+        problems.append(f"kernel.congestion_control: {cc!r} is not available in this kernel "
+                        f"(available: {', '.join(feats.congestion_controls)})")
+    if new.publish.mode == "dnat" and not feats.nft:
+        problems.append("publish.mode: dnat needs nftables (`nft`): run `make setup`")
+    if new.publish.host_port != old.publish.host_port:
+        problems.append("publish.host_port is set when the lab starts; bring it up again to change it")
+    wanted = {STEP_FOR_GROUP[g] for g in groups if g in STEP_FOR_GROUP}
+    return Changes(groups, tuple(s for s in STEP_ORDER if s in wanted), tuple(problems))

@@ -1,0 +1,287 @@
+"""The lab: the declared path built in namespaces with its real programs, up and down as one thing.
+
+    with Lab("main", image_size=64 * 2**20) as lab:
+        lab.health()
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+from pathlib import Path
+
+import psutil
+
+from ..config.presets import SREGISTRY_SHIPPED
+from ..config.settings import LabSettings, SettingsError
+from ..errors import ConfigRejected, LabError, ServiceDown, ToolMissing
+from ..path import Plan, plan
+from . import netns, network, ownership
+from .changes import Features, plan_changes
+from .images import Image, ensure_image
+from .programs import DnatPublisher, DockerProxy, Iperf3Server, Nginx, Site, Uwsgi
+from .tools import tool
+
+DATA = Path(os.environ.get("SERVELAB_DATA", Path(__file__).resolve().parents[2] / "data"))
+MiB = 1024 * 1024
+log = logging.getLogger("labkit.lab")
+
+
+class Lab:
+    def __init__(self, name: str = "main", settings: LabSettings = SREGISTRY_SHIPPED,
+                 image_size: int = 64 * MiB, namespaced: bool | None = None, data_dir: Path = DATA,
+                 keep: bool = False, quiet: bool = False):
+        use_ns = netns.can_use_namespaces() if namespaced is None else namespaced
+        if use_ns and not netns.can_use_namespaces():
+            raise LabError("network namespaces need root; run as root or use namespaced=False")
+        self.name = name
+        self.settings = settings
+        self.plan: Plan = plan(name, use_ns, settings.publish.host_port)
+        self.image_size = image_size
+        self.site = Site(self.plan, Path(data_dir) / "run" / name, Path(data_dir) / "images")
+        self.run_dir, self.images_dir = self.site.run_dir, self.site.images_dir
+        self.keep = keep
+        self._level = logging.DEBUG if quiet else logging.INFO
+        self.services: dict = {}
+        self.image: Image | None = None
+        self.notes: list[str] = []
+        self._kernel_defaults: dict[str, str] = {}
+
+    def say(self, msg: str) -> None:
+        log.log(self._level, msg)
+
+    @classmethod
+    def attach(cls, name: str, data_dir: Path = DATA) -> "Lab":
+        """The lab `name` that another process brought up (`labkit up`), to look at and heal."""
+        st = ownership.read(name)
+        if not st or "settings" not in st:
+            raise LabError(f"no lab '{name}' is up on this machine (`labkit status` lists the labs)")
+        lab = cls(name, LabSettings.model_validate(st["settings"]), st["image_size"], st["namespaced"],
+                  data_dir, keep=True)
+        lab.image = ensure_image(lab.images_dir, lab.image_size)
+        lab._kernel_defaults = st.get("kernel_defaults", {})
+        for svc in lab._programs():
+            if svc.name in st.get("pids", {}):
+                svc.adopt(*st["pids"][svc.name])
+            lab.services[svc.name] = svc
+        return lab
+
+    # --- lifecycle -------------------------------------------------------
+    def up(self) -> "Lab":
+        self._clean_before_start()
+        ownership.write(self.name, **ownership.owner_stamp(), keep=self.keep, namespaced=self.plan.namespaced,
+                        run_dir=str(self.run_dir), pids={}, image_size=self.image_size,
+                        settings=self.settings.model_dump(mode="json"))
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.image = ensure_image(self.images_dir, self.image_size)
+            if self.plan.namespaced:
+                if not netns.kernel_features()["netem"]:
+                    self.notes.append("tc netem is not in this kernel: no added delay or loss; "
+                                      "links are shaped with tbf only")
+                self._kernel_defaults = network.build(self.plan, self.settings)
+                ownership.write(self.name, kernel_defaults=self._kernel_defaults)
+            else:
+                self.notes += self.plan.caveats()
+                for c in self.plan.caveats():
+                    self.say("loopback mode: " + c)
+            for svc in self._programs():
+                self._start(svc)
+        except BaseException:
+            self.say("start failed: ending what was started")
+            self.down()
+            raise
+        if not self.keep:  # a Jupyter kernel shut down normally ends its lab too
+            atexit.register(self.down)
+        self.say(f"lab '{self.name}' is up ({'namespaces' if self.plan.namespaced else 'loopback'}, "
+                 f"image {self.image.uri}, {self.image.size / MiB:.0f} MiB)")
+        return self
+
+    def down(self) -> None:
+        atexit.unregister(self.down)
+        for svc in reversed(list(self.services.values())):
+            svc.stop()
+        self.services.clear()
+        for line in ownership.end(self.name):
+            self.say(line)
+
+    def __enter__(self) -> "Lab":
+        return self.up()
+
+    def __exit__(self, *exc) -> None:
+        self.down()
+
+    def _clean_before_start(self) -> None:
+        for name in sorted({self.name, *ownership.stale()}):
+            done = ownership.end(name)
+            if done:
+                self.say(f"cleaned {'stale ' if name != self.name else ''}lab '{name}': " + "; ".join(done))
+
+    # --- programs ----------------------------------------------------------
+    def _programs(self) -> list:
+        """The path's services, then its published ports, as the declared path and the settings say."""
+        site, path, out = self.site, self.plan.path, []
+        upstream = next(s.node for s in path.services if s.program == "uwsgi")
+        for spec in path.services:
+            if spec.program == "iperf3":
+                out.append(Iperf3Server(site, spec))
+            elif spec.program == "uwsgi":
+                out.append(Uwsgi(site, spec, self.settings))
+            elif spec.program == "nginx":
+                out.append(Nginx(site, spec, self.settings, upstream))
+        return out + self._publishers()
+
+    def _publishers(self) -> list:
+        """docker-proxy per published port, or one DNAT table (Docker's `userland-proxy: false`)."""
+        p, site = self.plan, self.site
+        pubs = p.path.published
+        if self.settings.publish.mode == "userland-proxy":
+            return [DockerProxy(site, f"docker-proxy@{pb.name}", pb.node, p.port(pb.host_port),
+                                (p.ip(pb.container), p.port(pb.container_port))) for pb in pubs]
+        nodes = {pb.node for pb in pubs}
+        return [DnatPublisher(site, node, [{"host_port": p.port(pb.host_port), "container_ip": p.ip(pb.container),
+                                            "container_port": p.port(pb.container_port)}
+                                           for pb in pubs if pb.node == node]) for node in sorted(nodes)]
+
+    def _start(self, svc) -> None:
+        self.services[svc.name] = svc
+        svc.start()
+        self._record_pids()
+        svc.wait_ready()
+
+    def _record_pids(self) -> None:
+        pids = {}
+        for name, svc in self.services.items():
+            try:
+                pids[name] = (svc.pid, psutil.Process(svc.pid).create_time())
+            except (psutil.NoSuchProcess, TypeError, ValueError):
+                pass
+        ownership.write(self.name, pids=pids)
+
+    # --- changing it while it runs ----------------------------------------
+    def features(self) -> Features:
+        try:
+            nft = bool(tool("nft"))
+        except ToolMissing:
+            nft = False
+        return Features(self.plan.namespaced, tuple(self.congestion_controls()), nft)
+
+    def check(self, new: LabSettings) -> list[str]:
+        """The groups `new` changes; raises SettingsError (nothing applied) if it cannot be applied here."""
+        changes = plan_changes(self.settings, new, self.features())
+        problems = list(changes.problems)
+        if "nginx" in changes.steps:
+            try:
+                self._nginx().check(new)
+            except ConfigRejected as exc:
+                problems.append(f"nginx: {exc}")
+        if problems:
+            raise SettingsError("; ".join(problems))
+        return list(changes.groups)
+
+    def apply(self, new: LabSettings) -> list[str]:
+        """Change the running lab to `new`, checked first; on a failure midway it goes back to the old settings.
+
+        nginx reloads gracefully (SIGHUP), uwsgi restarts, sysctls and tc change in place,
+        the publish mode switches between docker-proxy and DNAT. Returns what was done.
+        """
+        self.check(new)
+        steps = plan_changes(self.settings, new, self.features()).steps
+        old = self.settings
+        try:
+            done = self._do(new, steps)
+        except BaseException:
+            self.say("apply failed: going back to the previous settings")
+            self._do(old, steps)
+            raise
+        self._record_pids()
+        ownership.write(self.name, settings=new.model_dump(mode="json"))
+        return done
+
+    def _do(self, s: LabSettings, steps: tuple[str, ...]) -> list[str]:
+        done = []
+        self.settings = s
+        for step in steps:
+            if step == "kernel":
+                network.set_kernel(self.plan, s, self._kernel_defaults)
+                done.append("kernel: sysctls set in every namespace")
+            elif step == "links":
+                network.shape(self.plan, s)
+                done.append("links: tc tbf reshaped")
+            elif step == "publish":
+                for svc in [v for v in self.services.values() if isinstance(v, (DockerProxy, DnatPublisher))]:
+                    self.services.pop(svc.name).stop()
+                for svc in self._publishers():
+                    self._start(svc)
+                done.append(f"publish: {s.publish.mode}")
+            elif step == "uwsgi":
+                done.append(self._uwsgi().change(s))
+            elif step == "nginx":
+                done.append(self._nginx().change(s))
+        return done
+
+    def _nginx(self) -> Nginx:
+        return next(v for v in self.services.values() if isinstance(v, Nginx))
+
+    def _uwsgi(self) -> Uwsgi:
+        return next(v for v in self.services.values() if isinstance(v, Uwsgi))
+
+    @staticmethod
+    def congestion_controls() -> list[str]:
+        return Path("/proc/sys/net/ipv4/tcp_available_congestion_control").read_text().split()
+
+    # --- supervision -------------------------------------------------------
+    def status(self) -> dict[str, str]:
+        """One line per service: 'ok', or what is wrong (how it ended, orphans, its last log line)."""
+        return {name: svc.status() for name, svc in self.services.items()}
+
+    def health(self) -> dict[str, str]:
+        """Each service's status, and a real manifest request at every vantage point."""
+        from ..measure.pull import fetch_manifest
+        out = self.status()
+        for v in self.plan.path.vantages:
+            try:
+                fetch_manifest(*self.plan.endpoint(v), self.image.uri, timeout=5)
+                out[f"manifest via {v.name}"] = "ok"
+            except Exception as exc:  # noqa: BLE001 - reported, not raised
+                out[f"manifest via {v.name}"] = f"{type(exc).__name__}: {exc}"
+        return out
+
+    def require_running(self) -> None:
+        """Refuse to measure a path with a service down: that would report a broken path's throughput."""
+        if self.image is None:
+            raise LabError(f"lab '{self.name}' is not up: call lab.up() (or use `with Lab(...) as lab`)")
+        down = {n: st for n, st in self.status().items() if not st.startswith(("ok", "running"))}
+        if down:
+            raise ServiceDown("not measuring: " + "; ".join(f"{n} {st}" for n, st in down.items())
+                              + ". lab.heal() (or `labkit heal`) restarts it")
+
+    def heal(self) -> list[str]:
+        """Restart every service that died (ending its orphaned workers first); note respawned workers."""
+        done = []
+        for name, svc in list(self.services.items()):
+            seen = svc.incidents()
+            if seen:
+                done.append(f"{name}: {len(seen)} worker death(s) seen, respawned by its master: {seen[-1]}")
+            if not svc.alive():
+                why, orphans = svc.status(), svc.orphans()
+                svc.restart()
+                done.append(f"{name}: restarted ({why})" + (f", ended orphans {orphans}" if orphans else ""))
+        self._record_pids()
+        for line in done:
+            self.say("heal: " + line)
+        return done
+
+    # --- looking at it ---------------------------------------------------
+    def processes(self) -> dict[str, list[psutil.Process]]:
+        """The path's processes by service (iperf3 servers left out: they only serve the hops)."""
+        return {name: svc.processes() for name, svc in self.services.items()
+                if not isinstance(svc, Iperf3Server)}
+
+    def describe(self) -> list[dict]:
+        """The nodes with their role, namespace, address and the services in them."""
+        return [{"node": n.name, "role": n.role, "namespace": self.plan.ns(n.name) or "(host)",
+                 "address": self.plan.ip(n.name),
+                 "services": ", ".join(f"{k} (pid {s.pid})" if s.pid else k
+                                       for k, s in self.services.items() if s.node == n.name)}
+                for n in self.plan.path.nodes]

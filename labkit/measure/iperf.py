@@ -1,0 +1,43 @@
+"""iperf3 between two nodes, server sending (-R) as in a download; its --json parsed."""
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+
+from ..lab.nsenter import exec_prefix
+
+
+@dataclass
+class IperfResult:
+    ok: bool
+    MBps: float
+    retransmits: int | None
+    seconds: float
+    error: str = ""
+
+
+def parse(report: dict) -> IperfResult:
+    """The received throughput and the sender's retransmits from an iperf3 --json report."""
+    if "error" in report:
+        return IperfResult(False, 0.0, None, 0.0, report["error"])
+    end = report["end"]
+    recv = end["sum_received"]
+    sent = end.get("sum_sent", {})
+    return IperfResult(True, recv["bits_per_second"] / 8 / 1e6, sent.get("retransmits"),
+                       recv["seconds"])
+
+
+def run(ns: str | None, host: str, port: int, seconds: int = 2, streams: int = 1) -> IperfResult:
+    if not isinstance(seconds, int) or not 1 <= seconds <= 60:
+        raise ValueError(f"iperf3 duration {seconds!r}: iperf3 takes whole seconds, 1..60")
+    argv = [*exec_prefix(ns), "iperf3", "-c", host, "-p", str(port), "-R", "-t", str(seconds),
+            "-P", str(streams), "--json", "--connect-timeout", "3000"]
+    try:
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 15)
+    except subprocess.TimeoutExpired:
+        return IperfResult(False, 0.0, None, 0.0, f"iperf3 did not finish within {seconds + 15:.0f}s")
+    try:
+        return parse(json.loads(res.stdout))
+    except (json.JSONDecodeError, KeyError) as exc:
+        return IperfResult(False, 0.0, None, 0.0, f"iperf3 gave no report ({exc}): {res.stderr.strip()[:200]}")

@@ -1,0 +1,138 @@
+"""Trials of settings on the running lab: apply, pull once and N at once, keep a tidy table, pick a winner.
+
+Winner rule (stated, and the only one): among trials with no failed pull, the highest
+geometric mean of the single-pull MB/s and the N-parallel aggregate MB/s — a setting must
+help one pull *and* many, as in the seed (one slow pull; failures at 5 parallel).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from ..lab.lab import Lab
+from .pull import check_parallel
+from .pulls import pull_at
+from ..config.settings import LabSettings, SettingsError
+
+WINNER_RULE = ("no failed pull; then the highest geometric mean of single-pull MB/s and "
+               "N-parallel aggregate MB/s")
+
+
+def knob(s: LabSettings, path: str) -> Any:
+    group, field = _split(path)
+    return getattr(getattr(s, group), field)
+
+
+def with_knobs(s: LabSettings, values: dict[str, Any]) -> LabSettings:
+    """`s` with dotted settings changed: {'nginx.sendfile': False, 'app.serve_mode': 'accel'}."""
+    groups: dict[str, dict] = {}
+    for path, v in values.items():
+        group, field = _split(path)
+        groups.setdefault(group, {})[field] = v
+    return s.changed(**groups)
+
+
+def _split(path: str) -> tuple[str, str]:
+    group, _, field = path.partition(".")
+    if not field or group not in LabSettings.model_fields or field not in LabSettings.model_fields[group].annotation.model_fields:
+        raise SettingsError(f"{path!r} is not a setting; use group.field, e.g. nginx.sendfile")
+    return group, field
+
+
+def trial(lab: Lab, settings: LabSettings, label: str = "", parallel: int = 5, vantage: str | None = None,
+          verify: str = "length", deadline: float = 120) -> dict:
+    """Apply `settings`, pull once and `parallel` times at once from `vantage` (default: the client's); one row."""
+    if vantage:
+        lab.plan.path.vantage(vantage)   # a bad name or count fails before anything is applied
+    check_parallel(parallel)
+    t0 = time.perf_counter()
+    lab.apply(settings)
+    applied = time.perf_counter() - t0
+    one = pull_at(lab, vantage, 1, verify=verify, deadline=deadline)
+    many = pull_at(lab, vantage, parallel, verify=verify, deadline=deadline) if parallel > 1 else one
+    busiest = max((one, many), key=lambda r: r.busiest_cpu)
+    return {"label": label, "single_MBps": round(one.mbps, 1), "parallel": parallel,
+            "parallel_MBps": round(many.mbps, 1),
+            "per_pull_min": round(min(r.mbps for r in many.results), 1),
+            "failures": one.failures + (many.failures if many is not one else 0),
+            "errors": "; ".join(e for e in sorted({one.errors, many.errors}) if e),
+            "busiest": busiest.busiest, "busiest_cpu": busiest.busiest_cpu,
+            "apply_s": round(applied, 2), "trial_s": round(time.perf_counter() - t0, 2),
+            "settings": settings.model_dump_json()}
+
+
+def _rows(lab, base, combos, parallel, progress, **kw) -> pd.DataFrame:
+    from tqdm.auto import tqdm
+    rows = []
+    for values in tqdm(combos, desc="sweep", unit="trial", disable=not progress, leave=False):
+        label = ", ".join(f"{k}={v}" for k, v in values.items()) or "base"
+        row = trial(lab, with_knobs(base, values), label, parallel, **kw)
+        rows.append({**{k: str(v) for k, v in values.items()}, **row})
+    return pd.DataFrame(rows)
+
+
+def grid(lab: Lab, base: LabSettings, knobs: dict[str, list], parallel: int = 5, progress: bool = True,
+         max_trials: int = 64, **kw) -> pd.DataFrame:
+    """Every combination of the knobs' values (bounded by max_trials)."""
+    for path, values in knobs.items():
+        with_knobs(base, {path: values[0]})   # name check before any trial runs
+    combos = [dict(zip(knobs, vals)) for vals in itertools.product(*knobs.values())]
+    if len(combos) > max_trials:
+        raise SettingsError(f"the grid has {len(combos)} trials, more than max_trials={max_trials}: "
+                            "fewer values, or the one-knob-at-a-time search")
+    for c in combos:
+        with_knobs(base, c)                   # every combination valid before any trial runs
+    return _rows(lab, base, combos, parallel, progress, **kw)
+
+
+def one_at_a_time(lab: Lab, base: LabSettings, knobs: dict[str, list], parallel: int = 5,
+                  progress: bool = True, **kw) -> pd.DataFrame:
+    """Coordinate search: each knob in turn tries its values with the others at their best so far."""
+    for path, values in knobs.items():
+        for v in values:
+            with_knobs(base, {path: v})
+    best: dict[str, Any] = {}
+    frames = []
+    for path, values in knobs.items():
+        combos = [{**best, path: v} for v in values]
+        df = _rows(lab, base, combos, parallel, progress, **kw)
+        df["step"] = path
+        frames.append(df)
+        top = winner(df)
+        if top is not None:
+            best[path] = values[[str(v) for v in values].index(top[path])]
+    return pd.concat(frames, ignore_index=True)
+
+
+def score(df: pd.DataFrame) -> pd.Series:
+    return (df.single_MBps.clip(lower=0) * df.parallel_MBps.clip(lower=0)).map(math.sqrt)
+
+
+def winner(df: pd.DataFrame) -> pd.Series | None:
+    ok = df[df.failures == 0]
+    if ok.empty:
+        return None
+    return ok.loc[score(ok).idxmax()]
+
+
+def settings_of(row: pd.Series) -> LabSettings:
+    return LabSettings.model_validate_json(row["settings"])
+
+
+def run_presets(lab: Lab, presets: dict[str, LabSettings], parallels: list[int], progress: bool = True,
+                on_row: Callable[[dict], None] | None = None, **kw) -> pd.DataFrame:
+    """Each preset at each parallel count: the before/after table of the seed case."""
+    from tqdm.auto import tqdm
+    rows = []
+    for name, s in tqdm(list(presets.items()), desc="presets", disable=not progress, leave=False):
+        for n in parallels:
+            row = {"preset": name, **trial(lab, s, name, n, **kw)}
+            rows.append(row)
+            if on_row:
+                on_row(row)
+    return pd.DataFrame(rows)

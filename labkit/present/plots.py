@@ -1,0 +1,111 @@
+"""bokeh figures over labkit's tables (no server needed: they show in Jupyter and in HTML files)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from bokeh.layouts import column
+from bokeh.models import ColumnDataSource, HoverTool
+from bokeh.plotting import figure
+
+from ..analyze.tcpflow import FlowDirection
+
+EVENT_STYLE = {"retransmission": ("red", "x"), "zero window": ("black", "square"),
+               "window full": ("orange", "triangle"), "duplicate ack": ("purple", "diamond"),
+               "out of order": ("gray", "circle"), "reset": ("red", "asterisk")}
+
+
+def flow_figures(f: FlowDirection, width: int = 800, max_events: int = 2000):
+    """Time–sequence graph with the window edge, window vs in flight, throughput; events marked."""
+    s = f.series.copy()
+    if s.empty:
+        p = figure(title=f"{f.sender} → {f.receiver}: no data", width=width, height=120)
+        return column(p)
+    mb = 1e6
+    src = ColumnDataSource({"t": s.t, "seq": s.seq / mb, "ack": s.ack / mb,
+                            "edge": s.get("window_edge", s.ack) / mb, "window": s.window / 1e3,
+                            "in_flight": s.in_flight / 1e3,
+                            "MBps": s.MBps.rolling(10, min_periods=1).mean()})
+    title = f"{f.sender} → {f.receiver}"
+    seq = figure(title=f"time–sequence: {title}", width=width, height=320, x_axis_label="s",
+                 y_axis_label="MB (relative sequence)", tools="xpan,xwheel_zoom,box_zoom,reset,save")
+    seq.line("t", "seq", source=src, color="navy", legend_label="highest sequence sent")
+    seq.line("t", "ack", source=src, color="green", legend_label="acknowledged")
+    if f.handshake_seen:
+        seq.line("t", "edge", source=src, color="orange", line_dash="dashed", legend_label="window edge (ack + window)")
+    ev = f.events.head(max_events)
+    for kind, rows in ev.groupby("kind"):
+        color, marker = EVENT_STYLE.get(kind, ("gray", "circle"))
+        y = np.interp(rows.t, s.t, s.ack / mb)
+        seq.scatter(rows.t, y, color=color, marker=marker, size=8, legend_label=f"{kind} ({len(rows)})")
+    seq.legend.location = "top_left"
+    seq.legend.click_policy = "hide"
+    win = figure(title="receive window vs bytes in flight", width=width, height=220, x_range=seq.x_range,
+                 x_axis_label="s", y_axis_label="kB", tools="xpan,xwheel_zoom,box_zoom,reset,save")
+    if f.handshake_seen:
+        win.line("t", "window", source=src, color="orange", legend_label="advertised window")
+    win.line("t", "in_flight", source=src, color="navy", legend_label="in flight (max per bin)")
+    win.legend.location = "top_left"
+    thr = figure(title="throughput (acknowledged bytes, 10-bin mean)", width=width, height=200,
+                 x_range=seq.x_range, x_axis_label="s", y_axis_label="MB/s", tools="xpan,xwheel_zoom,box_zoom,reset,save")
+    thr.line("t", "MBps", source=src, color="teal")
+    for p in (seq, win, thr):
+        p.add_tools(HoverTool(tooltips=[("t", "@t{0.000} s"), ("in flight", "@in_flight{0,0} kB"),
+                                        ("window", "@window{0,0} kB"), ("MB/s", "@MBps{0}")]))
+    return column(seq, win, thr)
+
+
+def survey_bars(table: pd.DataFrame, title: str = "throughput per hop", width: int = 800):
+    """One bar per iperf3 hop and per pull (single and parallel), in MB/s."""
+    t = table.copy()
+    t["label"] = np.where(t.kind == "iperf3", "iperf3 " + t.point,
+                          "pull " + t.point + np.where(t.parallel > 1, " ×" + t.parallel.astype(str), ""))
+    t["color"] = np.where(t.kind == "iperf3", "#9ecae1", np.where(t.parallel > 1, "#fdae6b", "#e6550d"))
+    src = ColumnDataSource(t[["label", "MBps", "color", "failures"]])
+    p = figure(y_range=list(reversed(t.label.tolist())), width=width, height=40 + 26 * len(t), title=title,
+               x_axis_label="MB/s", tools="save")
+    p.hbar(y="label", right="MBps", height=0.7, color="color", source=src)
+    p.add_tools(HoverTool(tooltips=[("", "@label"), ("MB/s", "@MBps{0}"), ("failures", "@failures")]))
+    return p
+
+
+def compare_bars(table: pd.DataFrame, x: str, y: str = "MBps", group: str | None = None,
+                 title: str = "", width: int = 800):
+    """Bars of `y` per `x` (one colour per `group`), for sweeps and before/after tables."""
+    from bokeh.palettes import Category10
+    from bokeh.transform import dodge
+    groups = sorted(table[group].unique()) if group else [None]
+    cats = list(dict.fromkeys(table[x].astype(str)))
+    p = figure(x_range=cats, width=width, height=320, title=title, y_axis_label=y, tools="save")
+    w = 0.8 / len(groups)
+    for i, g in enumerate(groups):
+        rows = table if g is None else table[table[group] == g]
+        src = ColumnDataSource({"x": rows[x].astype(str), "y": rows[y]})
+        p.vbar(x=dodge("x", -0.4 + w * (i + 0.5), range=p.x_range), top="y", width=w * 0.95, source=src,
+               color=Category10[10][i % 10], legend_label=str(g) if g is not None else y)
+    p.xaxis.major_label_orientation = 0.6
+    p.legend.click_policy = "hide"
+    return p
+
+
+def path_figure(nodes: list[dict], links: list[str] | None = None, width: int = 900):
+    """The serving path as boxes (node, namespace, address, services) joined by arrows."""
+    from bokeh.models import Arrow, LabelSet, NormalHead
+    links = links or ["link (wan)", "docker0 bridge", "uwsgi_pass"]
+    n = len(nodes)
+    xs = [i * 3.0 for i in range(n)]
+    p = figure(width=width, height=230, x_range=(-1.6, xs[-1] + 1.6), y_range=(-1.6, 1.6), tools="save",
+               title="the serving path: data flows right to left, the pull is made from the left")
+    p.axis.visible = p.grid.visible = False
+    p.rect(xs, [0] * n, width=2.4, height=2.4, fill_color="#eef4fb", line_color="#4a78a8")
+    text = [f"{r['node']}\n{r['namespace']}\n{r['address']}" for r in nodes]
+    svc = [r["services"].replace(", ", "\n") for r in nodes]
+    src = ColumnDataSource({"x": xs, "y": [0.55] * n, "t": text, "s": svc, "y2": [-0.35] * n})
+    p.add_layout(LabelSet(x="x", y="y", text="t", source=src, text_align="center", text_baseline="middle",
+                          text_font_size="10pt", text_font_style="bold"))
+    p.add_layout(LabelSet(x="x", y="y2", text="s", source=src, text_align="center", text_baseline="middle",
+                          text_font_size="8pt"))
+    for i, name in enumerate(links[: n - 1]):
+        p.add_layout(Arrow(end=NormalHead(size=10), x_start=xs[i + 1] - 1.25, x_end=xs[i] + 1.25,
+                           y_start=0, y_end=0, line_width=2))
+        p.text([xs[i] + 1.5], [0.15], text=[name], text_align="center", text_font_size="8pt")
+    return p

@@ -1,0 +1,79 @@
+"""A standalone HTML report (bokeh inlined: no server, no network) to attach to a mailing-list post."""
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from bokeh.embed import components
+from bokeh.resources import INLINE
+from markupsafe import Markup
+
+from .plots import compare_bars, flow_figures, survey_bars
+from ..config.render import templates
+from ..measure.survey import Survey
+from ..analyze.tcpflow import FlowDirection
+from ..analyze.windows import FlowVerdict
+from ..analyze.verdict import verdict
+
+
+@dataclass
+class Section:
+    heading: str
+    text: str = ""
+    verdict: str = ""
+    tables: list = field(default_factory=list)
+    figures: list = field(default_factory=list)
+    pre: str = ""
+    divs: list = field(default_factory=list)
+
+
+def _table(df: pd.DataFrame) -> Markup:
+    return Markup(df.to_html(index=False, na_rep="", float_format=lambda x: f"{x:,.1f}", border=0))
+
+
+def survey_section(s: Survey) -> Section:
+    t = s.table.drop(columns=["through"])
+    return Section("Per hop: iperf3 and pulls",
+                   f"Image {s.meta['image_bytes'] / 2**20:.0f} MiB, {s.meta['parallel']} parallel pulls; "
+                   + "; ".join(s.notes), str(verdict(s.table)), [_table(t)], [survey_bars(s.table)])
+
+
+def flows_section(flows: list[tuple[str, FlowDirection, FlowVerdict]]) -> Section:
+    summary = pd.DataFrame([{"capture point": p, **{k: v for k, v in f.summary().items() if k != "flow"},
+                             "verdict": v.kind} for p, f, v in flows])
+    text = "\n\n".join(f"[{p}] {v}" for p, f, v in flows)
+    return Section("TCP windows of one pull, per hop", "Headers-only capture of one pull at each hop it crosses.",
+                   text, [_table(summary)], [flow_figures(f) for _, f, _ in flows])
+
+
+def trials_section(trials: pd.DataFrame, heading: str = "Settings compared") -> Section:
+    cols = [c for c in ["preset", "label", "parallel", "single_MBps", "parallel_MBps", "per_pull_min", "failures",
+                        "busiest", "busiest_cpu"] if c in trials]
+    fig = compare_bars(trials.assign(run=trials["parallel"].astype(str) + " parallel"),
+                       x="label", y="parallel_MBps", group="run", title="aggregate MB/s by settings and parallel pulls")
+    return Section(heading, "One pull and N at once through the full path, per settings.",
+                   tables=[_table(trials[cols])], figures=[fig])
+
+
+def bundle_section(bundle: Path) -> Section:
+    files = sorted(str(p.relative_to(bundle)) for p in bundle.rglob("*") if p.is_file())
+    return Section("The deployable bundle", f"{bundle} (and {bundle.name}.tar.gz): " + ", ".join(files),
+                   pre=(bundle / "README.md").read_text())
+
+
+def write_report(path: Path, sections: list[Section], title: str = "servelab: why pulls are slow") -> Path:
+    figs = [f for sec in sections for f in sec.figures]
+    script, divs = components(figs) if figs else ("", [])
+    it = iter(divs)
+    for sec in sections:
+        sec.divs = [Markup(next(it)) for _ in sec.figures]
+    html = templates().get_template("report.html.j2").render(
+        title=title, resources=Markup(INLINE.render()), script=Markup(script), sections=sections,
+        meta=f"written {time.strftime('%Y-%m-%d %H:%M')} on {platform.node()} (Linux {platform.release()})")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html)
+    return path

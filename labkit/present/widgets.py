@@ -1,0 +1,145 @@
+"""The tuning panel: settings grouped by hop, a preset picker, "apply and measure", a growing table and chart.
+
+    panel = TuningPanel(lab); panel      # in a notebook cell
+"""
+from __future__ import annotations
+
+import typing
+
+import ipywidgets as w
+import pandas as pd
+from bokeh.embed import file_html
+from bokeh.resources import INLINE
+from IPython.display import HTML, display
+
+from ..lab.lab import Lab
+from .plots import compare_bars
+from ..config.presets import PRESETS
+from ..config.settings import BufferSpec, LabSettings, SettingsError, as_text, parse_settings
+from ..measure.sweep import trial
+
+GROUP_TITLES = {"app": "registry app", "uwsgi": "uwsgi", "nginx": "nginx", "publish": "publish (VM)",
+                "kernel": "kernel TCP", "links": "links (tbf)"}
+_STYLE = {"description_width": "190px"}
+_LAYOUT = w.Layout(width="420px")
+
+
+def _choices(annotation) -> list | None:
+    if typing.get_origin(annotation) is typing.Literal:
+        return list(typing.get_args(annotation))
+    return None
+
+
+def _control(name: str, annotation, value) -> w.Widget:
+    if isinstance(value, bool):
+        return w.Checkbox(value=value, description=name, style=_STYLE, indent=False)
+    if (choices := _choices(annotation)) is not None:
+        return w.Dropdown(options=choices, value=value, description=name, style=_STYLE, layout=_LAYOUT)
+    return w.Text(value=as_text(value), description=name, style=_STYLE, layout=_LAYOUT,
+                  placeholder="(default)" if value is None else "")
+
+
+def _value(text: str, current):
+    """A Text control's string back into the shape its setting takes (validation is the model's)."""
+    text = text.strip()
+    if text == "":
+        return None
+    if isinstance(current, BufferSpec):
+        parts = text.split()
+        return {"number": parts[0], "size": parts[1] if len(parts) > 1 else ""}
+    if isinstance(current, tuple) or (current is None and len(text.split()) == 3):
+        return [p for p in text.split()]
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+class TuningPanel:
+    """Controls for every setting; each "apply and measure" is one sweep.trial on the running lab."""
+
+    def __init__(self, lab: Lab, parallel: int = 5):
+        self.lab = lab
+        self.table = pd.DataFrame()
+        self._controls: dict[tuple[str, str], w.Widget] = {}
+        pages = []
+        for group in GROUP_TITLES:
+            model = getattr(lab.settings, group)
+            rows = []
+            for field, info in type(model).model_fields.items():
+                ctl = _control(field, info.annotation, getattr(model, field))
+                self._controls[(group, field)] = ctl
+                rows.append(ctl)
+            pages.append(w.VBox(rows))
+        self.tabs = w.Tab(children=pages, titles=[GROUP_TITLES[g] for g in GROUP_TITLES])
+        self.preset = w.Dropdown(options=["(current)", *PRESETS], description="preset", style=_STYLE)
+        self.preset.observe(self._on_preset, names="value")
+        self.parallel = w.IntSlider(value=parallel, min=1, max=40, description="parallel pulls", style=_STYLE)
+        self.label = w.Text(description="label", placeholder="(describe this trial)", style=_STYLE)
+        self.button = w.Button(description="apply and measure", button_style="primary", icon="play",
+                               layout=w.Layout(width="190px"))
+        self.button.on_click(lambda _: self.apply_and_measure())
+        self.progress = w.IntProgress(value=0, min=0, max=3, description="idle", style=_STYLE)
+        self.error = w.HTML()
+        self.last_error = ""          # the refusal as plain text ("" after a good trial)
+        self.out = w.Output()
+        self.widget = w.VBox([w.HBox([self.preset, self.parallel]), self.tabs,
+                              w.HBox([self.label, self.button, self.progress]), self.error, self.out])
+
+    def _ipython_display_(self):
+        display(self.widget)
+
+    def _on_preset(self, change) -> None:
+        if change["new"] in PRESETS:
+            self.set_controls(PRESETS[change["new"]])
+
+    def set_controls(self, s: LabSettings) -> None:
+        for (group, field), ctl in self._controls.items():
+            v = getattr(getattr(s, group), field)
+            ctl.value = v if isinstance(ctl, (w.Checkbox, w.Dropdown)) else as_text(v)
+
+    def settings(self) -> LabSettings:
+        """The controls as validated settings (SettingsError names what is wrong)."""
+        data = self.lab.settings.model_dump()
+        for (group, field), ctl in self._controls.items():
+            current = getattr(getattr(self.lab.settings, group), field)
+            try:
+                data[group][field] = ctl.value if not isinstance(ctl, w.Text) else _value(ctl.value, current)
+            except (ValueError, IndexError) as exc:
+                raise SettingsError(f"{group}.{field}: cannot read {ctl.value!r} ({exc})") from None
+        return parse_settings(data)
+
+    def apply_and_measure(self) -> dict | None:
+        self.error.value = self.last_error = ""
+        self.button.disabled = True
+        try:
+            self.progress.value, self.progress.description = 1, "checking"
+            s = self.settings()
+            self.lab.check(s)                  # refused here: nothing applied, the lab as it was
+            self.progress.value, self.progress.description = 2, "measuring"
+            label = self.label.value or f"trial {len(self.table) + 1}"
+            row = trial(self.lab, s, label, self.parallel.value)
+            self.table = pd.concat([self.table, pd.DataFrame([row])], ignore_index=True)
+            self.progress.value, self.progress.description = 3, "done"
+            self._redraw()
+            return row
+        except SettingsError as exc:
+            self.last_error = str(exc)
+            self.error.value = f"<b style='color:#b00'>refused, nothing applied:</b> {_escape(self.last_error)}"
+            self.progress.value, self.progress.description = 0, "refused"
+            return None
+        finally:
+            self.button.disabled = False
+
+    def _redraw(self) -> None:
+        cols = ["label", "single_MBps", "parallel", "parallel_MBps", "per_pull_min", "failures", "busiest",
+                "busiest_cpu", "trial_s"]
+        long = self.table.melt(id_vars="label", value_vars=["single_MBps", "parallel_MBps"],
+                               var_name="measure", value_name="MBps")
+        fig = compare_bars(long, x="label", y="MBps", group="measure", title="apply and measure: trials")
+        # set the outputs directly (no `with out:` capture, whose message routing can
+        # stall notebook runners such as nbclient/nbval until their timeout)
+        self.out.outputs = ()
+        self.out.append_display_data(self.table[cols])
+        self.out.append_display_data(HTML(file_html(fig, INLINE, "trials")))
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,61 @@
+"""The diagnosis as steps: survey, look inside the windows where the verdict points, compare settings, export."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from .measure.capture import capture_pull
+from .bundle.export import export_bundle
+from .lab.lab import DATA, Lab
+from .present.report import Section, bundle_section, flows_section, survey_section, trials_section, write_report
+from .config.presets import PRESETS
+from .path import PATH
+from .measure.survey import Survey, run_survey
+from .measure.sweep import run_presets
+from .analyze.tcpflow import FlowDirection, analyze
+from .analyze.windows import FlowVerdict, flow_verdict
+from .analyze.verdict import verdict
+
+def capture_points_for(survey: Survey) -> list[str]:
+    """The connections around the stage that loses throughput (every one a client's pull crosses if none does)."""
+    hop = verdict(survey.table).hop
+    return list(PATH.stage(hop).capture if hop else PATH.client_vantage.crosses)
+
+
+def look_inside(lab: Lab, points: list[str] | None = None, **kw) -> list[tuple[str, FlowDirection, FlowVerdict]]:
+    """One pull by the client captured at `points`; per point the flow carrying the image, and its verdict."""
+    cap = capture_pull(lab, points=points, **kw)
+    out = []
+    for st in cap.stats:
+        flows = analyze(st.pcap)
+        if flows:
+            main = flows[0]
+            out.append((st.point, main, flow_verdict(main, cap.ss.get(st.point))))
+    return out
+
+
+def seed_case(lab: Lab, parallels: list[int], names: list[str] | None = None, **kw) -> pd.DataFrame:
+    """sregistry as shipped vs the seed poster's tweaks vs the recommended set, at each parallel count."""
+    presets = {n: PRESETS[n] for n in (names or ["sregistry-shipped", "seed-poster", "recommended"])}
+    return run_presets(lab, presets, parallels, **kw)
+
+
+def full_report(image_mib: int = 64, parallels: tuple[int, ...] = (1, 5), lab_name: str = "report",
+                out: Path | None = None, progress: bool = True) -> Path:
+    """Everything in one HTML: survey (as shipped), windows where it points, presets compared, the bundle."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    with Lab(lab_name, PRESETS["sregistry-shipped"], image_size=image_mib * 2**20, quiet=not progress) as lab:
+        survey = run_survey(lab, parallel=max(parallels), progress=progress)
+        survey.save(DATA / "results", "survey-sregistry-shipped")
+        flows = look_inside(lab, capture_points_for(survey))
+        trials = seed_case(lab, list(parallels), progress=progress)
+    trials.drop(columns=["settings"]).to_csv(DATA / "results" / f"{stamp}-presets.csv", index=False)
+    table = trials.pivot_table(index="preset", columns="parallel", values="parallel_MBps").reset_index()
+    table.columns = ["preset", *[f"{c} parallel (MB/s)" for c in table.columns[1:]]]
+    bundle, _ = export_bundle(PRESETS["recommended"], DATA / "bundles", "recommended", measurements=table,
+                              image_mib=image_mib)
+    sections: list[Section] = [survey_section(survey), flows_section(flows), trials_section(trials),
+                               bundle_section(bundle)]
+    return write_report(out or DATA / "reports" / f"{stamp}-report.html", sections)

@@ -1,0 +1,92 @@
+"""The declared path and what is derived from it, and the pure plan of a live change (no root needed)."""
+import pytest
+
+from labkit.config.presets import PRESETS, RECOMMENDED, SREGISTRY_SHIPPED
+from labkit.config.settings import LabSettings, LinkSettings
+from labkit.lab.changes import Features, plan_changes
+from labkit.measure.capture import capture_points
+from labkit.path import PATH, plan
+
+FEATS = Features(namespaced=True, congestion_controls=("reno", "cubic"), nft=True)
+
+
+def test_every_reference_in_the_path_names_something_declared():
+    nodes = {n.name for n in PATH.nodes}
+    links = {lk.name for lk in PATH.links}
+    conns = {c.name for c in PATH.connections}
+    ports = set(plan("x", True).ports)
+    assert {lk.a for lk in PATH.links} | {lk.b for lk in PATH.links} <= nodes
+    assert {lk.bridge for lk in PATH.links if lk.bridge} <= {b.name for b in PATH.bridges}
+    assert {s.port for s in PATH.services} | {h.port for h in PATH.hops} | {v.port for v in PATH.vantages} <= ports
+    assert {c.seen_on[0] for c in PATH.connections} <= links
+    for v in PATH.vantages:
+        assert set(v.crosses) <= conns and {v.client, v.server} <= nodes
+    for st in PATH.stages:
+        PATH.vantage(st.vantage), PATH.hop(st.hop)
+        assert set(st.capture) <= conns
+
+
+def test_each_link_is_a_setting_and_each_setting_a_link():
+    assert set(LinkSettings.model_fields) == {lk.name for lk in PATH.links}
+
+
+def test_the_client_pulls_through_every_stage():
+    assert PATH.client_vantage.name == PATH.stages[-1].vantage
+    assert PATH.client_vantage.client == "compute"
+
+
+def test_accel_leaves_the_app_stage_without_the_image():
+    assert [s.name for s in PATH.carrying(SREGISTRY_SHIPPED)] == [s.name for s in PATH.stages]
+    accel = SREGISTRY_SHIPPED.changed(app={"serve_mode": "accel"})
+    idle = [s.name for s in PATH.stages if s not in PATH.carrying(accel)]
+    assert idle == [PATH.stages[0].name]
+    assert PATH.stages[0].vantage not in [v.name for v in PATH.vantages_for(accel)]
+
+
+def test_capture_points_are_derived_from_links_and_ports():
+    pts = capture_points(plan("x", True))
+    assert set(pts) == {c.name for c in PATH.connections}
+    link = pts[PATH.client_vantage.crosses[0]]
+    assert (link.node, link.iface, link.bpf) == ("compute", "eth0", "tcp port 80")
+    lo = capture_points(plan("x", False))
+    assert {p.iface for p in lo.values()} == {"lo"}
+
+
+@pytest.mark.parametrize("change,steps", [
+    ({"nginx": {"sendfile": False}}, ("nginx",)),
+    ({"uwsgi": {"processes": 4}}, ("uwsgi",)),
+    ({"app": {"serve_mode": "accel"}}, ("uwsgi",)),
+    ({"links": {"wan": "1gbit"}}, ("links",)),
+    ({"kernel": {"congestion_control": "reno"}}, ("kernel",)),
+    ({"publish": {"mode": "dnat"}, "nginx": {"sendfile": False}, "kernel": {"tcp_wmem": (4096, 16384, 4194304)}},
+     ("kernel", "publish", "nginx")),
+])
+def test_a_change_plans_only_the_steps_it_needs_in_order(change, steps):
+    ch = plan_changes(SREGISTRY_SHIPPED, SREGISTRY_SHIPPED.changed(**change), FEATS)
+    assert ch.steps == steps and ch.problems == ()
+
+
+def test_nothing_changes_nothing():
+    assert plan_changes(RECOMMENDED, RECOMMENDED, FEATS).steps == ()
+
+
+def test_problems_name_the_setting_and_why():
+    loop = Features(namespaced=False, congestion_controls=("cubic",), nft=False)
+    new = SREGISTRY_SHIPPED.changed(links={"wan": "1gbit"}, kernel={"congestion_control": "bbr"},
+                                    publish={"mode": "dnat", "host_port": 8080})
+    text = "; ".join(plan_changes(SREGISTRY_SHIPPED, new, loop).problems)
+    for needle in ("links: link rates (tc) need network namespaces", "publish.mode: dnat needs network namespaces",
+                   "'bbr' is not available in this kernel (available: cubic)", "dnat needs nftables",
+                   "publish.host_port is set when the lab starts"):
+        assert needle in text
+
+
+def test_presets_plan_cleanly_from_each_other():
+    for a in PRESETS.values():
+        for b in PRESETS.values():
+            assert plan_changes(a, b, FEATS).problems == ()
+
+
+def test_settings_group_names_are_the_step_inputs():
+    from labkit.lab.changes import STEP_FOR_GROUP
+    assert set(STEP_FOR_GROUP) == set(LabSettings.model_fields)
