@@ -18,7 +18,7 @@ from pathlib import Path
 
 from labkit.measure.capture import capture_pull
 from labkit.lab.lab import Lab
-from labkit.measure.pull import pull
+from labkit.measure.pulls import pull_at
 from labkit.analyze.tcpflow import analyze, packets
 
 MiB = 2**20
@@ -48,9 +48,8 @@ def main() -> None:
     out = Path(tempfile.mkdtemp(prefix="servelab-bench-"))
     runs: dict[str, list[float]] = {"no capture": [], "capture at the link": [], "capture at every hop": []}
     with Lab("bench", image_size=a.image_mib * MiB, quiet=True) as lab:
-        v = lab.plan.vantages[-1]
         for _ in range(a.reps):
-            runs["no capture"].append(pull(lab.plan.ns(v.client), v.host, v.port, lab.image.uri).mbps)
+            runs["no capture"].append(pull_at(lab).mbps)
             runs["capture at the link"].append(capture_pull(lab, points=["link"], out_dir=out).pull["MBps"])
             cap = capture_pull(lab, out_dir=out)
             runs["capture at every hop"].append(cap.pull["MBps"])

@@ -15,7 +15,7 @@ import time
 
 from labkit.lab.lab import Lab
 from labkit.lab.nsenter import exec_prefix
-from labkit.measure.pull import fetch_manifest, pull
+from labkit.measure.pulls import pull_at
 from labkit.config.presets import SREGISTRY_SHIPPED
 from labkit.measure.survey import run_survey
 
@@ -32,16 +32,15 @@ def curl_mbps(ns: str | None, url: str) -> float:
 
 def compare(lab: Lab, reps: int) -> dict[str, float]:
     """Median MB/s of curl and of labkit's client in both verify modes, runs interleaved."""
-    v = lab.plan.vantages[-1]  # the full path, from the compute node
-    ns = lab.plan.ns(v.client)
-    url = fetch_manifest(ns, v.host, v.port, lab.image.uri)["image"]
+    ns = lab.plan.ns(lab.plan.path.client_vantage.client)   # the whole path, from the compute node
+    url = lab.manifest()["image"]
     runs: dict[str, list[float]] = {"curl": [], "sha256": [], "length": []}
     for _ in range(reps):
         runs["curl"].append(curl_mbps(ns, url))
         for verify in ("sha256", "length"):
-            r = pull(ns, v.host, v.port, lab.image.uri, lab.image.sha256, verify=verify)
+            r = pull_at(lab, verify=verify)
             if not r.ok:
-                raise RuntimeError(f"labkit pull failed: {r.error}")
+                raise RuntimeError(f"labkit pull failed: {r.errors}")
             runs[verify].append(r.mbps)
     return {k: statistics.median(v) for k, v in runs.items()}
 

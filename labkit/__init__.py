@@ -41,8 +41,8 @@ _PUBLIC = {
     "verdict": "analyze.verdict", "analyze_pcap": ("analyze.tcpflow", "analyze"),
     "flow_verdict": "analyze.windows",
     "look_inside": "workflows", "capture_points_for": "workflows", "seed_case": "workflows",
-    "full_report": "workflows",
-    "export_bundle": "bundle.export", "import_bundle": "bundle.export",
+    "full_report": "workflows", "before_after": "workflows", "seed_case_report": "workflows",
+    "export_bundle": "bundle.export", "import_bundle": "bundle.export", "diff_against": "bundle.export",
     "TuningPanel": "present.widgets", "plots": ("present.plots", None), "report": ("present.report", None),
 }
 __all__ = sorted(_PUBLIC)

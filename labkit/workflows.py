@@ -59,3 +59,22 @@ def full_report(image_mib: int = 64, parallels: tuple[int, ...] = (1, 5), lab_na
     sections: list[Section] = [survey_section(survey), flows_section(flows), trials_section(trials),
                                bundle_section(bundle)]
     return write_report(out or DATA / "reports" / f"{stamp}-report.html", sections)
+
+
+def before_after(lab: Lab, before: str, after: str, parallel: int = 5, **kw) -> tuple[Survey, Survey, pd.DataFrame]:
+    """The survey under preset `before`, then under `after`, and their MB/s side by side per hop."""
+    surveys = []
+    for name in (before, after):
+        lab.apply(PRESETS[name])
+        surveys.append(run_survey(lab, parallel=parallel, **kw))
+    keys, cols = ["kind", "point", "parallel"], ["kind", "point", "parallel", "MBps"]
+    table = surveys[0].table[cols].merge(surveys[1].table[cols], on=keys, how="outer",
+                                         suffixes=(f" {before}", f" {after}"))
+    return surveys[0], surveys[1], table
+
+
+def seed_case_report(before: Survey, after: Survey, trials: pd.DataFrame, bundle: Path,
+                     out: Path | None = None) -> Path:
+    """The seed case as one HTML file: both surveys, the presets compared, the bundle."""
+    sections = [survey_section(before), survey_section(after), trials_section(trials), bundle_section(bundle)]
+    return write_report(out or DATA / "reports" / "seed-case.html", sections)

@@ -4,7 +4,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import psutil
 import pytest
@@ -12,7 +11,8 @@ import pytest
 from labkit.lab.lab import netns, ownership as state
 from labkit.lab.lab import Lab
 from labkit.errors import LabError
-from labkit.measure.pull import get, pull
+from labkit.measure.pull import get
+from labkit.measure.pulls import pull_at
 from labkit.measure.survey import run_survey
 from labkit.analyze.verdict import verdict
 
@@ -42,14 +42,14 @@ def http_get(ns, host, port, path):
 
 def test_every_service_answers(lab):
     health = lab.health()
-    assert set(health) >= {"uwsgi", "nginx", "docker-proxy", "iperf3@vm", "manifest via full path"}
+    assert set(health) >= {"uwsgi", "nginx", "docker-proxy@registry", "iperf3@vm", "manifest via full path"}
     assert all(v == "ok" for v in health.values()), health
     assert {r["namespace"] for r in lab.describe()} == set(lab.plan.namespaces)
 
 
 def test_manifest_through_the_full_path_has_sregistrys_shape(lab):
     p = lab.plan
-    status, body = http_get(p.ns("compute"), p.ip("vm"), p.ports.published, f"/api/container/{lab.image.uri}")
+    status, body = http_get(p.ns("compute"), p.ip("vm"), p.port("published"), f"/api/container/{lab.image.uri}")
     man = json.loads(body)
     assert status == 200
     assert set(man) == {"id", "name", "image", "tag", "add_date", "metrics", "version", "frozen", "metadata", "collection"}
@@ -60,8 +60,8 @@ def test_manifest_through_the_full_path_has_sregistrys_shape(lab):
                                   "/images/../../../../etc/passwd"])
 def test_traversal_is_refused_at_nginx_and_uwsgi(lab, path):
     p = lab.plan
-    for ns, host, port in [(p.ns("compute"), p.ip("vm"), p.ports.published),
-                           (p.ns("nginx"), p.ip("uwsgi"), p.ports.uwsgi_http)]:
+    for ns, host, port in [(p.ns("compute"), p.ip("vm"), p.port("published")),
+                           (p.ns("nginx"), p.ip("uwsgi"), p.port("uwsgi_http"))]:
         status, body = http_get(ns, host, port, path)
         assert status in (400, 404) and b"root:" not in body
 
@@ -74,7 +74,7 @@ def test_survey_measures_every_hop_with_verified_pulls(lab):
     pulls = t[t.kind == "pull"]
     assert set(pulls.point) == {"uwsgi", "nginx", "published port", "full path"} and set(pulls.parallel) == {1, 3}
     assert (pulls.MBps > 0).all() and pulls.sha256_ok.all() and (pulls.failures == 0).all()
-    assert pulls.busiest.isin(["uwsgi", "nginx", "docker-proxy", "docker-proxy@iperf3"]).all()
+    assert pulls.busiest.isin(["uwsgi", "nginx", "docker-proxy@registry", "docker-proxy@iperf3"]).all()
     assert verdict(t).evidence
 
 
@@ -120,9 +120,9 @@ def test_loopback_mode_runs_the_same_services_and_says_what_it_cannot_separate()
     with Lab("loop", image_size=1 * MiB, namespaced=False, quiet=True) as lab:
         assert lab.plan.namespaces == [] and any("127.0.0.1" in n for n in lab.notes)
         assert all(v == "ok" for v in lab.health().values())
-        for v in lab.plan.vantages:   # the image URL must lead back through the same port
-            r = pull(None, v.host, v.port, lab.image.uri)
-            assert r.ok and r.sha256_ok, (v.name, r.error)
+        for v in lab.plan.path.vantages:   # the image URL must lead back through the same port
+            run = pull_at(lab, v.name)
+            assert run.ok and run.results[0].sha256_ok, (v.name, run.errors)
     assert footprint() == before
 
 
@@ -141,7 +141,7 @@ def test_a_real_pull_captured_at_every_hop_gives_a_sane_analysis(lab, tmp_path, 
     # a pull long enough for several ss samples (~100 ms apart)
     monkeypatch.setattr(lab, "image", ensure_image(lab.images_dir, 192 * MiB))
 
-    cap = capture_pull(lab, "full path", max_packets=100_000, max_seconds=30, out_dir=tmp_path)
+    cap = capture_pull(lab, "full path", max_packets=400_000, max_seconds=30, out_dir=tmp_path)
     assert cap.pull["ok"] and cap.pull["sha256_ok"]
     assert [s.point for s in cap.stats] == ["link", "docker0→nginx", "nginx→uwsgi"]
     for st in cap.stats:

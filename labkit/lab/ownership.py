@@ -83,6 +83,8 @@ def end(name: str) -> list[str]:
     done = []
     st = read(name) or {}
     for svc, (pid, created) in st.get("pids", {}).items():
+        if not isinstance(pid, int):
+            continue
         try:
             if psutil.Process(pid).create_time() == created:
                 stop_group(pid)

@@ -201,7 +201,7 @@ class CaptureProcess:
             raise ValueError("capture bounds: max_packets 1..5,000,000 and max_seconds up to 600")
         spec = {"max_packets": max_packets, "max_seconds": max_seconds,
                 "taps": [{"ns": ns, "point": asdict(pt), "pcap": str(pcap)} for ns, pt, pcap in taps]}
-        self.proc = subprocess.Popen([sys.executable, "-m", "labkit.capture", json.dumps(spec)],
+        self.proc = subprocess.Popen([sys.executable, "-m", __name__, json.dumps(spec)],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         ready = select.select([self.proc.stdout], [], [], 20)[0]
         line = self.proc.stdout.readline().strip() if ready else ""

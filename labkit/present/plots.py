@@ -87,17 +87,43 @@ def compare_bars(table: pd.DataFrame, x: str, y: str = "MBps", group: str | None
     return p
 
 
-def path_figure(nodes: list[dict], links: list[str] | None = None, width: int = 900):
-    """The serving path as boxes (node, namespace, address, services) joined by arrows."""
+def trials_bars(trials: pd.DataFrame, title: str = "trials"):
+    """Single-pull and N-parallel aggregate MB/s per trial label (sweeps, the tuning panel)."""
+    long = trials.melt(id_vars="label", value_vars=["single_MBps", "parallel_MBps"],
+                       var_name="measure", value_name="MBps")
+    return compare_bars(long, x="label", y="MBps", group="measure", title=title)
+
+
+def preset_bars(trials: pd.DataFrame, title: str = "aggregate MB/s per preset"):
+    """Aggregate MB/s per preset, one bar per parallel count (in numeric order)."""
+    t = trials.sort_values("parallel", kind="stable")
+    return compare_bars(t.assign(run=t.parallel.map(lambda n: f"{n:>3} parallel")), x="preset",
+                        y="parallel_MBps", group="run", title=title)
+
+
+def _joins(path) -> list[str]:
+    """What joins each node to the next in the declared path: a link, or a bridge both sit on."""
+    out = []
+    for a, b in zip(path.nodes, path.nodes[1:]):
+        direct = [lk for lk in path.links if {lk.a, lk.b} == {a.name, b.name}]
+        shared = {lk.bridge for lk in path.links if lk.bridge and lk.a in (a.name, b.name)}
+        out.append(f"{direct[0].name} link" if direct else f"{next(iter(shared))} bridge" if shared else "")
+    return out
+
+
+def path_figure(nodes: list[dict], path=None, width: int = 900):
+    """The serving path as boxes (node, namespace, address, services) joined by what joins them."""
     from bokeh.models import Arrow, LabelSet, NormalHead
-    links = links or ["link (wan)", "docker0 bridge", "uwsgi_pass"]
+
+    from ..path import PATH
+    links = _joins(path or PATH)
     n = len(nodes)
     xs = [i * 3.0 for i in range(n)]
     p = figure(width=width, height=230, x_range=(-1.6, xs[-1] + 1.6), y_range=(-1.6, 1.6), tools="save",
                title="the serving path: data flows right to left, the pull is made from the left")
     p.axis.visible = p.grid.visible = False
     p.rect(xs, [0] * n, width=2.4, height=2.4, fill_color="#eef4fb", line_color="#4a78a8")
-    text = [f"{r['node']}\n{r['namespace']}\n{r['address']}" for r in nodes]
+    text = [f"{r.get('role', r['node'])}\n{r['namespace']}\n{r['address']}" for r in nodes]
     svc = [r["services"].replace(", ", "\n") for r in nodes]
     src = ColumnDataSource({"x": xs, "y": [0.55] * n, "t": text, "s": svc, "y2": [-0.35] * n})
     p.add_layout(LabelSet(x="x", y="y", text="t", source=src, text_align="center", text_baseline="middle",

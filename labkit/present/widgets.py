@@ -13,7 +13,7 @@ from bokeh.resources import INLINE
 from IPython.display import HTML, display
 
 from ..lab.lab import Lab
-from .plots import compare_bars
+from .plots import trials_bars
 from ..config.presets import PRESETS
 from ..config.settings import BufferSpec, LabSettings, SettingsError, as_text, parse_settings
 from ..measure.sweep import trial
@@ -90,6 +90,14 @@ class TuningPanel:
         if change["new"] in PRESETS:
             self.set_controls(PRESETS[change["new"]])
 
+    def set(self, dotted: str, value) -> None:
+        """Set one control as an operator would type it: `panel.set("nginx.uwsgi_buffer_size", "64k")`."""
+        group, _, field = dotted.partition(".")
+        ctl = self._controls.get((group, field))
+        if ctl is None:
+            raise SettingsError(f"{dotted!r} is not a setting; use group.field, e.g. nginx.sendfile")
+        ctl.value = value
+
     def set_controls(self, s: LabSettings) -> None:
         for (group, field), ctl in self._controls.items():
             v = getattr(getattr(s, group), field)
@@ -131,9 +139,7 @@ class TuningPanel:
     def _redraw(self) -> None:
         cols = ["label", "single_MBps", "parallel", "parallel_MBps", "per_pull_min", "failures", "busiest",
                 "busiest_cpu", "trial_s"]
-        long = self.table.melt(id_vars="label", value_vars=["single_MBps", "parallel_MBps"],
-                               var_name="measure", value_name="MBps")
-        fig = compare_bars(long, x="label", y="MBps", group="measure", title="apply and measure: trials")
+        fig = trials_bars(self.table, title="apply and measure: trials")
         # set the outputs directly (no `with out:` capture, whose message routing can
         # stall notebook runners such as nbclient/nbval until their timeout)
         self.out.outputs = ()

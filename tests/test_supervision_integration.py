@@ -1,0 +1,139 @@
+"""Supervision on the real lab: SIGKILL each program mid-pull; the pull says so, health names it, heal mends it."""
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psutil
+import pytest
+
+from labkit.config.presets import SREGISTRY_SHIPPED
+from labkit.errors import ServiceDown
+from labkit.lab.lab import Lab
+from labkit.measure import iperf
+from labkit.measure.pulls import pull_at
+
+pytestmark = pytest.mark.integration
+MiB = 2**20
+# the link out of uwsgi slowed, so every program downstream is mid-transfer when the first bytes arrive
+SLOW = SREGISTRY_SHIPPED.changed(links={"uwsgi": "200mbit"})
+
+
+@pytest.fixture(scope="module")
+def lab():
+    with Lab("fault", SLOW, image_size=32 * MiB, quiet=True) as lab:
+        yield lab
+
+
+def master(service):
+    return lambda lab: lab.services[service].pid
+
+
+def worker(service):
+    def pick(lab):
+        kids = psutil.Process(lab.services[service].pid).children()
+        return kids[0].pid
+    return pick
+
+
+# A master's workers carry the transfer: killing the master alone leaves the pull in flight
+# running (nginx's and uwsgi's orphaned workers keep serving it), so for those the truth to
+# check is "failed, or complete and verified", never OK with wrong bytes.
+CASES = {"nginx master": ("nginx", master("nginx"), False), "nginx worker": ("nginx", worker("nginx"), True),
+         "uwsgi master": ("uwsgi", master("uwsgi"), False), "uwsgi worker": ("uwsgi", worker("uwsgi"), True),
+         "docker-proxy": ("docker-proxy@registry", master("docker-proxy@registry"), True)}
+
+
+def until(get, good, seconds=5.0):
+    """get() until good(value) (a master logs a worker's death a moment after the pull breaks)."""
+    end = time.monotonic() + seconds
+    while not good(value := get()) and time.monotonic() < end:
+        time.sleep(0.05)
+    return value
+
+
+def pull_killing(lab, pid_of):
+    """A pull from the compute node, with the victim SIGKILLed once the image's first bytes arrive."""
+    first = threading.Event()
+    with ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(pull_at, lab, None, 1, "sha256", 60, 10, 0.1, first)
+        assert first.wait(30), "the pull never started"
+        victim = pid_of(lab)
+        os.kill(victim, signal.SIGKILL)
+        return fut.result().results[0], victim
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_program_killed_mid_pull_is_reported_named_and_healed(lab, case):
+    service, pid_of, breaks_pull = CASES[case]
+    assert all(v == "ok" for v in lab.status().values())
+    r, victim = pull_killing(lab, pid_of)
+    assert r.sha256_ok is not False or not r.ok, (case, r)          # never OK with wrong bytes
+    if breaks_pull:
+        assert not r.ok and r.error, (case, r)                       # reset, 502 or short body, said so
+    else:
+        assert r.ok == (r.sha256_ok is True) and (r.ok or r.error), (case, r)
+    bad = until(lambda: {k: v for k, v in lab.status().items() if v != "ok"}, lambda b: service in b)
+    assert service in bad, (case, lab.status())                      # health names the service
+    if victim == lab.services[service].pid:                          # a master: measuring is refused
+        assert "signal 9" in bad[service]
+        with pytest.raises(ServiceDown, match=service):
+            pull_at(lab)
+    else:                                                            # a worker: its master respawned it
+        assert "died" in bad[service] and str(victim) in bad[service]
+    done = lab.heal()
+    assert any(line.startswith(service) for line in done), done
+    assert all(v == "ok" for v in lab.health().values()), lab.health()
+    after = pull_at(lab)
+    assert after.ok and after.results[0].sha256_ok                   # the next pull verifies
+
+
+def test_orphaned_nginx_workers_are_ended_by_heal(lab):
+    nginx = lab.services["nginx"]
+    workers = [c.pid for c in psutil.Process(nginx.pid).children()]
+    os.kill(nginx.pid, signal.SIGKILL)
+    nginx.proc.wait(5)
+    assert set(nginx.orphans()) == set(workers)                      # still serving, with no master
+    assert "orphaned worker" in lab.status()["nginx"]
+    lab.heal()
+    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in workers)
+    assert pull_at(lab).ok
+
+
+def test_an_iperf3_server_killed_mid_run_is_reported_named_and_healed(lab):
+    hop = lab.plan.path.hops[0]
+    server = lab.services[f"iperf3@{hop.server}"]
+    with ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(iperf.run, *lab.plan.endpoint(hop), 3)
+        assert until(lambda: established(server.pid, server.ready_at[1]), bool), "iperf3 never connected"
+        os.kill(server.pid, signal.SIGKILL)
+        r = fut.result()
+    assert not r.ok and r.error
+    assert "signal 9" in lab.status()[server.name]
+    lab.heal()
+    assert lab.status()[server.name] == "ok"
+    assert iperf.run(*lab.plan.endpoint(hop), 1).ok
+
+
+def test_heal_from_another_process_attaches_by_recorded_ids(lab):
+    """`labkit heal` runs in a process of its own: it finds the services by the ids the lab recorded."""
+    from labkit.cli import main
+    os.kill(lab.services["docker-proxy@registry"].pid, signal.SIGKILL)
+    lab.services["docker-proxy@registry"].proc.wait(5)
+    assert main(["heal", "--name", lab.name]) == 0
+    other = Lab.attach(lab.name)
+    assert other.status()["docker-proxy@registry"] == "ok"
+    lab.services["docker-proxy@registry"].adopt(*_recorded(lab.name, "docker-proxy@registry"))
+    assert pull_at(lab).ok
+
+
+def established(pid, port):
+    """Whether a TCP connection to local `port` is open in the namespace of process `pid`."""
+    rows = [r for t in ("tcp", "tcp6") for r in open(f"/proc/{pid}/net/{t}").read().splitlines()[1:]]
+    return any(r.split()[3] == "01" and r.split()[1].endswith(f":{port:04X}") for r in rows)
+
+
+def _recorded(name, service):
+    from labkit.lab import ownership
+    return ownership.read(name)["pids"][service]
