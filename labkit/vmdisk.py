@@ -30,8 +30,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
+
+from .cgroups import IoCounters
 
 SECTOR = 512                      # /sys/block/*/stat counts 512-byte sectors, whatever the device
 MIN_SIZE = 16 * 2**20             # ext4 with a journal needs a few MiB; below this mkfs fails
@@ -45,33 +46,14 @@ class VmDiskError(RuntimeError):
 
 # ---------------------------------------------------------------- pure
 
-@dataclass(frozen=True)
-class DiskStat:
-    """A block device's counters from /sys/block/<dev>/stat; `after - before` for an interval."""
-    reads: int = 0
-    sectors_read: int = 0
-    writes: int = 0
-    sectors_written: int = 0
-
-    @property
-    def bytes_read(self) -> int:
-        return self.sectors_read * SECTOR
-
-    @property
-    def bytes_written(self) -> int:
-        return self.sectors_written * SECTOR
-
-    def __sub__(self, other: DiskStat) -> DiskStat:
-        return DiskStat(self.reads - other.reads, self.sectors_read - other.sectors_read,
-                        self.writes - other.writes, self.sectors_written - other.sectors_written)
-
-
-def parse_block_stat(text: str) -> DiskStat:
-    """Fields 1, 3, 5 and 7 of /sys/block/<dev>/stat (Documentation/block/stat.rst)."""
+def parse_block_stat(text: str) -> IoCounters:
+    """/sys/block/<dev>/stat as the same counters a cgroup keeps: reads and writes completed
+    (fields 1 and 5) and sectors read and written (fields 3 and 7, as bytes)."""
     f = text.split()
     if len(f) < 7 or not all(x.isdigit() for x in f[:7]):
         raise VmDiskError(f"vmdisk.stat: {text.strip()!r} is not a block device stat line")
-    return DiskStat(int(f[0]), int(f[2]), int(f[4]), int(f[6]))
+    return IoCounters(bytes_read=int(f[2]) * SECTOR, bytes_written=int(f[6]) * SECTOR,
+                      ops_read=int(f[0]), ops_written=int(f[4]))
 
 
 def mount_at(mounts_text: str, mountpoint: str) -> tuple[str, str] | None:
@@ -166,6 +148,7 @@ class VmDisk:
         self.size = check_size(size)
         self.mountpoint = Path(mountpoint).resolve()
         self.device: str | None = None
+        self._made_backing = False       # down() touches nothing unless this object made it
         self._made_mountpoint = False
 
     def up(self) -> VmDisk:
@@ -177,6 +160,7 @@ class VmDisk:
         except FileExistsError:
             raise VmDiskError(f"vmdisk.backing: {self.backing} exists (a disk left by a killed run? "
                               "VmDisk.cleanup_recorded ends it)") from None
+        self._made_backing = True
         try:
             os.ftruncate(fd, self.size)          # sparse: blocks are allocated as the VM writes
             os.close(fd)
@@ -208,8 +192,8 @@ class VmDisk:
             raise VmDiskError("vmdisk: the disk is not up")
         return Path(self.device).name
 
-    def stat(self) -> DiskStat:
-        """The loop device's counters now (reads, sectors read, writes, sectors written)."""
+    def stat(self) -> IoCounters:
+        """The loop device's counters now: bytes and requests read and written since it was made."""
         return parse_block_stat(Path(f"/sys/block/{self._name()}/stat").read_text())
 
     def record(self) -> dict:
@@ -219,9 +203,11 @@ class VmDisk:
 
     def down(self) -> list[str]:
         """Unmount, detach, delete the backing file; what was done, in order."""
+        if not self._made_backing:
+            return []
         done = self.cleanup_recorded(self.record())
         self.device = None
-        self._made_mountpoint = False
+        self._made_backing = self._made_mountpoint = False
         return done
 
     @staticmethod
@@ -345,6 +331,16 @@ class DelayPassthrough:
     def chmod(self, path: str, mode: int) -> None:
         os.chmod(self._p(path), mode)
 
+    def chown(self, path: str, uid: int, gid: int) -> None:
+        os.lchown(self._p(path), uid, gid)
+
+    def readlink(self, path: str) -> str:
+        return os.readlink(self._p(path))
+
+    def symlink(self, target: str, source: str) -> None:
+        """`target` is the new link (inside the mount), `source` what it points to, as given."""
+        os.symlink(source, self._p(target))
+
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> None:
         os.utime(self._p(path), ns=times)
 
@@ -371,7 +367,9 @@ class DelayMount:
 
     The FUSE process is started with this Python and ended by its own pid and mountpoint. After
     mounting, the mount's readahead is raised to `max_read`, so a sequential reader's requests are
-    as large as FUSE allows and the delay is paid per request, not per 128 KiB.
+    as large as `max_read` and the delay is paid once per request of that size. `threads` caps the
+    requests served at once from libfuse 3.15 on; libfuse 3.14 (Debian 12) ignores it and serves
+    at most 10 at once.
     """
 
     def __init__(self, source: str | os.PathLike, mountpoint: str | os.PathLike, delay_ms: float,
@@ -431,10 +429,11 @@ class DelayMount:
 
     def stop(self, timeout: float = 5.0) -> list[str]:
         """Unmount, let the process end (TERM, then KILL, by pid), remove its log."""
+        if self.proc is None:
+            return []
         done = self.cleanup_recorded(self.record(), timeout)
-        if self.proc:
-            self.proc.wait(timeout)              # reap it; cleanup_recorded has ended it
-            self.proc = None
+        self.proc.wait(timeout)                  # reap it; cleanup_recorded has ended it
+        self.proc = None
         if self._log:
             self._log.unlink(missing_ok=True)
         self._made_mountpoint = False

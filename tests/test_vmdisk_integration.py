@@ -1,4 +1,5 @@
-"""The VM's disk, its cgroup limits and the FUSE delay, measured on real devices (needs root).
+"""The VM's disk, its cgroup limits and the FUSE delay, measured on real devices (needs root;
+the pure parts first need nothing).
 
 Every number asserted here is measured: device and cgroup counters, wall time of real reads,
 CPU time of a real busy loop. Each test ends what it made (loop devices, mounts, FUSE processes,
@@ -25,7 +26,7 @@ import pytest
 import labkit
 from labkit import cgroups
 from labkit.cgroups import Cgroup, IoLimits
-from labkit.vmdisk import DelayMount, VmDisk, drop_cache
+from labkit.vmdisk import DelayMount, VmDisk, VmDiskError, drop_cache, mount_at, parse_block_stat
 
 MiB = 2**20
 LAB = "wtstorage-it"                                # cgroups: servelab/wtstorage-it/<member>
@@ -47,9 +48,13 @@ def _why_not() -> str | None:
 
 
 WHY = _why_not()
-pytestmark = [pytest.mark.integration,
-              # in CI a missing tool must fail the run, not skip it (as tests/conftest.py does)
-              pytest.mark.skipif(WHY is not None and not os.environ.get("CI"), reason=WHY or "")]
+
+
+def needs_root(test):
+    """Marks a test that uses real devices: skipped without root or tools, except in CI, where a
+    missing tool must fail the run instead (as tests/conftest.py does for the lab)."""
+    test = pytest.mark.integration(test)
+    return pytest.mark.skipif(WHY is not None and not os.environ.get("CI"), reason=WHY or "")(test)
 
 
 def say(what: str) -> None:
@@ -136,8 +141,51 @@ def procs():
                 pipe.close()
 
 
+# ---------------------------------------------------------------- pure parts (no root)
+
+def test_block_stat_counts_sectors_as_bytes_and_requests():
+    line = "     258        0   264436      120      132      40   330552      510        0      300      630\n"
+    c = parse_block_stat(line)
+    assert (c.bytes_read, c.ops_read, c.bytes_written, c.ops_written) == (264436 * 512, 258, 330552 * 512, 132)
+    with pytest.raises(VmDiskError, match="vmdisk.stat: 'x' is not a block device stat line"):
+        parse_block_stat("x")
+
+
+def test_mount_at_finds_the_last_mount_on_a_path():
+    mounts = ("/dev/loop3 /var/tmp/a\\040b ext4 rw,relatime 0 0\n"
+              "servelab-delayfs /var/tmp/a\\040b fuse.servelab-delayfs rw 0 0\n")
+    assert mount_at(mounts, "/var/tmp/a b") == ("servelab-delayfs", "fuse.servelab-delayfs")
+    assert mount_at(mounts, "/var/tmp/a") is None
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"size": 10 * MiB}, r"vmdisk\.size: 10485760 must be a multiple of 4096 bytes, at least 16777216"),
+    ({"size": 64 * MiB + 1}, r"vmdisk\.size: 67108865 must be"),
+    ({"name": "../etc"}, r"vmdisk\.name: '\.\./etc' is not a name"),
+])
+def test_disk_settings_are_checked_before_anything_is_made(tmp_path, kwargs, message):
+    with pytest.raises(VmDiskError, match=message):
+        VmDisk(tmp_path, **{"size": 64 * MiB, "mountpoint": tmp_path / "m", **kwargs})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_delay_settings_are_checked(tmp_path):
+    with pytest.raises(VmDiskError, match=r"delayfs\.delay_ms: -1 is outside 0\.\.10000"):
+        DelayMount(tmp_path, tmp_path / "m", delay_ms=-1)
+    with pytest.raises(VmDiskError, match=r"delayfs\.max_read: 1000 must be a multiple of 4096"):
+        DelayMount(tmp_path, tmp_path / "m", delay_ms=2, max_read=1000)
+
+
+def test_drop_cache_leaves_the_file_as_it_was(tmp_path):
+    f = tmp_path / "f"
+    f.write_bytes(b"x" * 10_000)
+    drop_cache(f)
+    assert f.read_bytes() == b"x" * 10_000
+
+
 # ---------------------------------------------------------------- 1. up and down, leaving nothing
 
+@needs_root
 def test_disk_comes_up_and_goes_leaving_nothing(base):
     d = VmDisk(base, 64 * MiB, base / "servelab-wtstorage-t1", name="servelab-wtstorage-t1")
     with d:
@@ -156,6 +204,7 @@ def test_disk_comes_up_and_goes_leaving_nothing(base):
     assert_gone(rec)
 
 
+@needs_root
 def test_a_disk_left_by_a_killed_owner_is_ended_from_its_record(base, procs):
     code = ("import json, sys, time\nfrom labkit.vmdisk import VmDisk\n"
             "d = VmDisk(sys.argv[1], 64 << 20, sys.argv[2], name='servelab-wtstorage-t2').up()\n"
@@ -177,6 +226,7 @@ def test_a_disk_left_by_a_killed_owner_is_ended_from_its_record(base, procs):
 
 # ---------------------------------------------------------------- 2. cold reads reach the device
 
+@needs_root
 def test_cold_read_shows_in_the_device_counters_and_a_warm_one_does_not(disk):
     f = write_file(disk.mountpoint / "cold.bin", 32 * MiB)
     s0 = disk.stat()
@@ -185,14 +235,15 @@ def test_cold_read_shows_in_the_device_counters_and_a_warm_one_does_not(disk):
     s1 = disk.stat()
     read_all(f)
     warm = disk.stat() - s1
-    say(f"cold read of 32 MiB: {cold.bytes_read / MiB:.1f} MiB read from {disk.device} in {cold.reads} "
+    say(f"cold read of 32 MiB: {cold.bytes_read / MiB:.1f} MiB read from {disk.device} in {cold.ops_read} "
         f"requests; warm re-read: {warm.bytes_read} bytes")
     assert 32 * MiB <= cold.bytes_read <= 33 * MiB
-    assert warm.bytes_read == 0 and warm.reads == 0
+    assert warm.bytes_read == 0 and warm.ops_read == 0
 
 
 # ---------------------------------------------------------------- 3. blkio read limit
 
+@needs_root
 @pytest.mark.parametrize("how", ["O_DIRECT", "buffered after drop_cache"])
 def test_blkio_read_limit_caps_a_cold_sequential_read(disk, group, procs, how):
     limit = 40 * MiB
@@ -227,6 +278,7 @@ def test_blkio_read_limit_caps_a_cold_sequential_read(disk, group, procs, how):
 
 # ---------------------------------------------------------------- 4. CPU limit
 
+@needs_root
 def test_cpu_limit_of_half_a_cpu_caps_a_busy_loop(group, procs):
     g = group("busy")
     g.set_cpus(0.5)
@@ -276,6 +328,7 @@ def _cold_reads(mount: DelayMount, src: Path, names: list[str]) -> float:
     return sum(got) / took / 1e6
 
 
+@needs_root
 def test_fuse_passthrough_is_faithful_and_fast_without_delay(disk, base):
     src, names = _files(disk, 8, 16 * MiB)
     with DelayMount(src, base / "fuse", delay_ms=0) as m:
@@ -283,16 +336,27 @@ def test_fuse_passthrough_is_faithful_and_fast_without_delay(disk, base):
         parallel = _cold_reads(m, src, names)
         digest = hashlib.sha256((m.mountpoint / names[0]).read_bytes()).hexdigest()
         (m.mountpoint / "written.bin").write_bytes(b"through fuse" * 1000)
+        (m.mountpoint / "d").mkdir()
+        (m.mountpoint / "written.bin").rename(m.mountpoint / "d" / "moved.bin")
+        (m.mountpoint / "link").symlink_to("d/moved.bin")
+        assert (m.mountpoint / "link").read_bytes() == b"through fuse" * 1000
+        os.chmod(m.mountpoint / "link", 0o600)
+        os.chown(m.mountpoint / "d", 1, -1)
+        assert sorted(os.listdir(m.mountpoint)) == sorted([*names, "d", "link"])
+        (m.mountpoint / "link").unlink()
         rec = m.record()
     say(f"FUSE passthrough, no delay, max_read 1 MiB: one cold reader {single:.0f} MB/s, "
         f"8 in parallel {parallel:.0f} MB/s")
     assert digest == hashlib.sha256((src / names[0]).read_bytes()).hexdigest()
-    assert (src / "written.bin").read_bytes() == b"through fuse" * 1000
+    assert (src / "d" / "moved.bin").read_bytes() == b"through fuse" * 1000
+    assert (src / "d" / "moved.bin").stat().st_mode & 0o777 == 0o600 and (src / "d").stat().st_uid == 1
+    assert not (src / "link").exists()
     assert f" {rec['mountpoint']} " not in Path("/proc/mounts").read_text()
     assert not psutil.pid_exists(rec["pid"]) and not Path(rec["mountpoint"]).exists()
     assert single > 100
 
 
+@needs_root
 def test_a_delay_mount_whose_process_was_killed_is_ended_from_its_record(disk, base):
     src, _ = _files(disk, 1, MiB)
     m = DelayMount(src, base / "fuse", delay_ms=1).start()
@@ -308,6 +372,7 @@ def test_a_delay_mount_whose_process_was_killed_is_ended_from_its_record(disk, b
     assert f" {rec['mountpoint']} " not in Path("/proc/mounts").read_text()
 
 
+@needs_root
 def test_fuse_delay_slows_one_stream_and_parallel_streams_add_up(disk, base):
     src, names = _files(disk, 8, 16 * MiB)
     request = 128 * 1024               # 2 ms per 128 KiB request
