@@ -298,10 +298,10 @@ def test_cpu_limit_of_half_a_cpu_caps_a_busy_loop(group, procs):
 
 # ---------------------------------------------------------------- 5. FUSE delay per request
 
-def _files(disk: VmDisk, n: int, size: int) -> tuple[Path, list[str]]:
+def _files(disk: VmDisk, n: int, size: int, prefix: str = "f") -> tuple[Path, list[str]]:
     src = disk.mountpoint / "fuse-src"
     src.mkdir(exist_ok=True)
-    names = [f"f{i}.bin" for i in range(n)]
+    names = [f"{prefix}{i}.bin" for i in range(n)]
     for name in names:
         if not (src / name).exists():
             write_file(src / name, size)
@@ -331,9 +331,11 @@ def _cold_reads(mount: DelayMount, src: Path, names: list[str]) -> float:
 @needs_root
 def test_fuse_passthrough_is_faithful_and_fast_without_delay(disk, base):
     src, names = _files(disk, 8, 16 * MiB)
+    _, one = _files(disk, 1, 64 * MiB, prefix="one")
+    names += one
     with DelayMount(src, base / "fuse", delay_ms=0) as m:
-        single = _cold_reads(m, src, names[:1])
-        parallel = _cold_reads(m, src, names)
+        single = _cold_reads(m, src, one)
+        parallel = _cold_reads(m, src, names[:8])
         digest = hashlib.sha256((m.mountpoint / names[0]).read_bytes()).hexdigest()
         (m.mountpoint / "written.bin").write_bytes(b"through fuse" * 1000)
         (m.mountpoint / "d").mkdir()
@@ -345,8 +347,8 @@ def test_fuse_passthrough_is_faithful_and_fast_without_delay(disk, base):
         assert sorted(os.listdir(m.mountpoint)) == sorted([*names, "d", "link"])
         (m.mountpoint / "link").unlink()
         rec = m.record()
-    say(f"FUSE passthrough, no delay, max_read 1 MiB: one cold reader {single:.0f} MB/s, "
-        f"8 in parallel {parallel:.0f} MB/s")
+    say(f"FUSE passthrough, no delay, max_read 1 MiB: one cold reader (64 MiB) {single:.0f} MB/s, "
+        f"8 in parallel (8 x 16 MiB) {parallel:.0f} MB/s")
     assert digest == hashlib.sha256((src / names[0]).read_bytes()).hexdigest()
     assert (src / "d" / "moved.bin").read_bytes() == b"through fuse" * 1000
     assert (src / "d" / "moved.bin").stat().st_mode & 0o777 == 0o600 and (src / "d").stat().st_uid == 1
@@ -375,13 +377,15 @@ def test_a_delay_mount_whose_process_was_killed_is_ended_from_its_record(disk, b
 @needs_root
 def test_fuse_delay_slows_one_stream_and_parallel_streams_add_up(disk, base):
     src, names = _files(disk, 8, 16 * MiB)
+    _, one = _files(disk, 1, 64 * MiB, prefix="one")   # long enough to time without delay too
     request = 128 * 1024               # 2 ms per 128 KiB request
     with DelayMount(src, base / "fuse", delay_ms=0, max_read=request) as m:
-        undelayed = _cold_reads(m, src, names[:1])
+        undelayed = _cold_reads(m, src, one)
     with DelayMount(src, base / "fuse", delay_ms=2, max_read=request) as m:
-        single = _cold_reads(m, src, names[:1])
+        single = _cold_reads(m, src, one)
         parallel = _cold_reads(m, src, names)
-    say(f"FUSE, 128 KiB requests: one cold reader {undelayed:.0f} MB/s without delay, {single:.0f} MB/s "
-        f"with 2 ms; 8 readers with 2 ms {parallel:.0f} MB/s ({parallel / single:.1f}x one)")
+    say(f"FUSE, 128 KiB requests: one cold reader (64 MiB) {undelayed:.0f} MB/s without delay, "
+        f"{single:.0f} MB/s with 2 ms; 8 readers (8 x 16 MiB) with 2 ms {parallel:.0f} MB/s "
+        f"({parallel / single:.1f}x one)")
     assert single < undelayed / 3
     assert parallel >= 3 * single
