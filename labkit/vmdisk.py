@@ -15,8 +15,12 @@ FUSE library: mfusepy (PyPI), the maintained fork of fusepy. It is pure Python o
 installs without a compiler; it speaks libfuse 3 (Debian's fuse3/libfuse3-3), whose multithreaded
 loop runs each request in its own thread (time.sleep drops the GIL, so delays overlap) and whose
 kernel protocol carries reads of up to 1 MiB (max_read). fusepy itself has had no release since
-2018 and knows only libfuse 2 (128 KiB requests); pyfuse3 needs libfuse3-dev, a C build and trio,
-and serves requests as trio tasks, where a blocking pread would stall the others.
+2018 and knows only libfuse 2 (128 KiB requests); pyfuse3 needs libfuse3-dev and a C build, and
+runs handlers as trio tasks, so a passthrough would have to move each blocking pread to a thread.
+
+Measured here (2 cores, Debian 12, libfuse 3.14; tests/test_vmdisk_integration.py): without delay
+one cold reader gets 0.6-1 GB/s through the mount with 1 MiB requests; with 2 ms per 128 KiB
+request one reader gets ~110 MB/s and eight readers together ~470 MB/s (about 4x).
 """
 from __future__ import annotations
 
@@ -118,7 +122,10 @@ def loops_backed_by(backing: Path) -> list[str]:
     """The loop devices (/dev/loopN) whose backing file is `backing`, read from sysfs."""
     found = []
     for bf in Path("/sys/block").glob("loop*/loop/backing_file"):
-        text = bf.read_text().strip().removesuffix(" (deleted)")
+        try:
+            text = bf.read_text().strip().removesuffix(" (deleted)")
+        except OSError:                 # detached meanwhile
+            continue
         if text == str(backing):
             found.append("/dev/" + bf.parent.parent.name)
     return sorted(found)
@@ -214,7 +221,9 @@ class VmDisk:
     def cleanup_recorded(rec: dict) -> list[str]:
         """End a disk from its record: only the loop devices backed by its own file are touched.
 
-        Each step runs even when an earlier one failed; the failures are raised together at the end.
+        A file system that stays busy is an error at once (detaching its device would only defer
+        it); the later steps run even when an earlier one failed, and their failures are raised
+        together at the end. Running it again after a success does nothing.
         """
         backing, mountpoint = Path(rec["backing"]), Path(rec["mountpoint"])
         done: list[str] = []
@@ -222,11 +231,8 @@ class VmDisk:
         devices = loops_backed_by(backing)
         on_mount = _mounted(mountpoint)
         if on_mount and on_mount[0] in devices:
-            try:
-                _unmount(["umount", str(mountpoint)], "vmdisk.mountpoint")
-                done.append(f"umount {mountpoint}")
-            except VmDiskError as e:
-                errors.append(str(e))
+            _unmount(["umount", str(mountpoint)], "vmdisk.mountpoint")
+            done.append(f"umount {mountpoint}")
         elif on_mount:
             errors.append(f"vmdisk.mountpoint: {mountpoint} holds {on_mount[0]}, not this disk: left alone")
         for dev in devices:
