@@ -279,13 +279,16 @@ def test_blkio_read_limit_caps_a_cold_sequential_read(disk, group, procs, how):
 # ---------------------------------------------------------------- 4. CPU limit
 
 @needs_root
-def test_cpu_limit_of_half_a_cpu_caps_a_busy_loop(group, procs):
+def test_cpu_limit_of_half_a_cpu_caps_a_busy_loop_pinned_to_one_cpu(group, procs):
     g = group("busy")
     g.set_cpus(0.5)
+    last = (os.cpu_count() or 1) - 1
+    g.pin([last])
     p = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     procs.append(p)
     g.add(p.pid)
     ps = psutil.Process(p.pid)
+    assert ps.cpu_affinity() == [last]          # the cpuset holds it to that CPU
     u0, c0, t0 = g.cpu_usage_ns(), ps.cpu_times(), time.monotonic()
     time.sleep(2.0)                    # the interval measured over, not a stand-in for work
     u1, c1, t1 = g.cpu_usage_ns(), ps.cpu_times(), time.monotonic()
