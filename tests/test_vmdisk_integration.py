@@ -104,7 +104,10 @@ def base():
     cgroups.remove_lab(LAB)
     yield BASE
     cgroups.remove_lab(LAB)
-    shutil.rmtree(BASE, ignore_errors=True)
+    try:
+        BASE.rmdir()                    # empty when every test ended what it made
+    except OSError as e:
+        pytest.fail(f"{BASE} still holds {sorted(os.listdir(BASE))}: {e.strerror}")
 
 
 @pytest.fixture(scope="module")
