@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 IMAGE_MIB ?= 64
 PARALLEL ?= 5
-PRESET ?= sregistry-shipped
+PRESET ?= sregistry-2018-10
 
 .PHONY: setup lab test unit bench report down jupyter
 

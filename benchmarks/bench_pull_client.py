@@ -52,7 +52,7 @@ def main() -> None:
     a = ap.parse_args()
     print(f"pull client vs curl, full path (compute node -> docker-proxy -> nginx -> uwsgi), "
           f"{a.image_mib} MiB image, median of {a.reps} alternating runs each")
-    for label, s in [("sregistry as shipped (Python stream, 4 KiB)", SREGISTRY_SHIPPED),
+    for label, s in [("sregistry 2018-10 (FileResponse, uwsgi sendfile)", SREGISTRY_SHIPPED),
                      ("X-Accel-Redirect (nginx sends the file)", SREGISTRY_SHIPPED.changed(app={"serve_mode": "accel"}))]:
         with Lab("bench", s, image_size=a.image_mib * MiB, quiet=True) as lab:
             m = compare(lab, a.reps)

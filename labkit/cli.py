@@ -4,12 +4,14 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from pathlib import Path
 
 import pandas as pd
 
 from .lab import ownership as state
 from .lab.lab import DATA, MiB, Lab
-from .config.presets import PRESETS, preset
+from .config.overrides import apply_overrides, load_settings
+from .config.presets import ALIASES, PRESETS, preset
 from .errors import LabError, LabkitError, SettingsError
 from .measure.survey import run_survey
 from .analyze.verdict import verdict
@@ -17,15 +19,29 @@ from .analyze.verdict import verdict
 
 def _lab_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default="main", help="lab name (namespaces are sl-<name>-<node>)")
-    p.add_argument("--preset", default="sregistry-shipped", choices=sorted(PRESETS))
+    p.add_argument("--preset", default="sregistry-2018-10", choices=sorted([*PRESETS, *ALIASES]),
+                   help="settings to start from (sregistry-shipped is an alias of sregistry-2018-10)")
+    _settings_args(p)
     p.add_argument("--image-mib", type=int, default=64, help="test image size in MiB (1536 for the seed case)")
     p.add_argument("--loopback", action="store_true", help="no namespaces: services on 127.0.0.1 ports")
+
+
+def _settings_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--settings", metavar="FILE", help="settings JSON (from `labkit import` or a bundle) instead of --preset")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="GROUP.FIELD=VALUE",
+                   help="change one setting, e.g. --set links.nginx=800mbit (repeatable)")
+
+
+def _settings(a):
+    """The preset or settings file, with every --set applied; all checked before anything starts."""
+    base = load_settings(a.settings) if a.settings else preset(a.preset)
+    return apply_overrides(base, a.overrides)
 
 
 def _make_lab(a, keep: bool) -> Lab:
     if not 1 <= a.image_mib <= 16384:
         raise SettingsError(f"--image-mib {a.image_mib} is outside 1..16384")
-    return Lab(a.name, preset(a.preset), image_size=a.image_mib * MiB,
+    return Lab(a.name, _settings(a), image_size=a.image_mib * MiB,
                namespaced=False if a.loopback else None, keep=keep)
 
 
@@ -96,8 +112,8 @@ def cmd_status(a) -> int:
 
 def cmd_export(a) -> int:
     from .bundle.export import export_bundle, import_bundle
-    s = import_bundle(a.settings_from) if a.settings_from else preset(a.preset)
-    bundle, tar = export_bundle(s, a.out, a.label or a.preset)
+    s = apply_overrides(import_bundle(a.settings_from), a.overrides) if a.settings_from else _settings(a)
+    bundle, tar = export_bundle(s, a.out, a.label or (Path(a.settings).stem if a.settings else a.preset))
     print(f"bundle: {bundle}\narchive: {tar}\n(checked with nginx -t and uwsgi; see its README.md)")
     return 0
 
@@ -130,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--all", action="store_true", help="every servelab lab on this machine")
     d.set_defaults(fn=cmd_down)
     e = sub.add_parser("export", help="write a preset (or a re-imported bundle) as a deployable sregistry bundle")
-    e.add_argument("--preset", default="recommended", choices=sorted(PRESETS))
+    e.add_argument("--preset", default="recommended", choices=sorted([*PRESETS, *ALIASES]))
+    _settings_args(e)
     e.add_argument("--from", dest="settings_from", help="an exported bundle (dir or .tar.gz) to write again")
     e.add_argument("--label", help="bundle name (default: the preset)")
     e.add_argument("--out", default=str(DATA / "bundles"))

@@ -38,7 +38,7 @@ def look_inside(lab: Lab, points: list[str] | None = None, **kw) -> list[tuple[s
 
 def seed_case(lab: Lab, parallels: list[int], names: list[str] | None = None, **kw) -> pd.DataFrame:
     """sregistry as shipped vs the seed poster's tweaks vs the recommended set, at each parallel count."""
-    presets = {n: PRESETS[n] for n in (names or ["sregistry-shipped", "seed-poster", "recommended"])}
+    presets = {n: PRESETS[n] for n in (names or ["sregistry-2018-10", "seed-poster", "recommended"])}
     return run_presets(lab, presets, parallels, **kw)
 
 
@@ -46,9 +46,9 @@ def full_report(image_mib: int = 64, parallels: tuple[int, ...] = (1, 5), lab_na
                 out: Path | None = None, progress: bool = True) -> Path:
     """Everything in one HTML: survey (as shipped), windows where it points, presets compared, the bundle."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    with Lab(lab_name, PRESETS["sregistry-shipped"], image_size=image_mib * 2**20, quiet=not progress) as lab:
+    with Lab(lab_name, PRESETS["sregistry-2018-10"], image_size=image_mib * 2**20, quiet=not progress) as lab:
         survey = run_survey(lab, parallel=max(parallels), progress=progress)
-        survey.save(DATA / "results", "survey-sregistry-shipped")
+        survey.save(DATA / "results", "survey-sregistry-2018-10")
         flows = look_inside(lab, capture_points_for(survey))
         trials = seed_case(lab, list(parallels), progress=progress)
     trials.drop(columns=["settings"]).to_csv(DATA / "results" / f"{stamp}-presets.csv", index=False)

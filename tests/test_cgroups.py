@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from labkit import cgroups as cg
-from labkit.cgroups import CgroupError, IoCounters, IoLimits
+from labkit.lab import cgroups as cg
+from labkit.lab.cgroups import CgroupError, IoCounters, IoLimits
 
 
 @pytest.mark.parametrize("cpus,quota", [(0.5, 50_000), (1, 100_000), (2.0, 200_000), (0.01, 1_000)])

@@ -12,7 +12,7 @@ from labkit.config.presets import PRESETS, SREGISTRY_SHIPPED
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="nginx -t of the bundle runs in a mount namespace (root)")
 WINNER = SREGISTRY_SHIPPED.changed(app={"serve_mode": "accel"}, publish={"mode": "dnat"},
-                                   uwsgi={"processes": 4, "harakiri": 0},
+                                   uwsgi={"processes": 8, "harakiri": 20},
                                    kernel={"tcp_wmem": (4096, 65536, 8388608)})
 
 

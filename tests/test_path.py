@@ -54,9 +54,10 @@ def test_capture_points_are_derived_from_links_and_ports():
 
 @pytest.mark.parametrize("change,steps", [
     ({"nginx": {"sendfile": False}}, ("nginx",)),
-    ({"uwsgi": {"processes": 4}}, ("uwsgi",)),
-    ({"app": {"serve_mode": "accel"}}, ("uwsgi",)),
+    ({"uwsgi": {"processes": 8}}, ("uwsgi",)),
+    ({"app": {"serve_mode": "accel"}}, ("uwsgi", "nginx")),
     ({"links": {"wan": "1gbit"}}, ("links",)),
+    ({"client": {"kind": "curl"}}, ()),
     ({"kernel": {"congestion_control": "reno"}}, ("kernel",)),
     ({"publish": {"mode": "dnat"}, "nginx": {"sendfile": False}, "kernel": {"tcp_wmem": (4096, 16384, 4194304)}},
      ("kernel", "publish", "nginx")),

@@ -15,7 +15,7 @@ def _paths(tmp: Path):
 
 def test_nginx_renders_the_settings(tmp_path):
     s = SREGISTRY_SHIPPED.changed(nginx={"sendfile": False, "aio": "threads", "access_log": False,
-                                         "uwsgi_buffering": False})
+                                         "uwsgi_buffering": False}, app={"serve_mode": "accel"})
     text = render_nginx(s, _paths(tmp_path))
     for line in ["sendfile off;", "aio threads;", "access_log off;", "uwsgi_buffering off;",
                  "uwsgi_max_temp_file_size 10024m;", "uwsgi_pass 127.0.0.1:13031;", "internal;"]:
@@ -25,7 +25,11 @@ def test_nginx_renders_the_settings(tmp_path):
 def test_uwsgi_renders_lab_and_deploy():
     lab = render_uwsgi(SREGISTRY_SHIPPED, UwsgiPaths(socket=":3031", http_socket=":8000", pidfile="/p",
                                                      catalog="/c.json"))
-    assert "processes = 1\n" in lab and "harakiri = 20\n" in lab and "servelab-catalog = /c.json" in lab
+    assert "processes = 4\n" in lab and "socket-timeout = 120\n" in lab and "servelab-catalog = /c.json" in lab
+    assert "module = labkit.registry.wsgi:application" in lab and "wsgi-disable-file-wrapper" not in lab
+    it = render_uwsgi(SREGISTRY_SHIPPED.changed(app={"serve_mode": "fileresponse-iter"}), UwsgiPaths(
+        socket=":3031", http_socket=":8000", pidfile="/p", catalog="/c.json"))
+    assert "wsgi-disable-file-wrapper = true" in it
     dep = render_uwsgi(SREGISTRY_SHIPPED, UwsgiPaths(socket=":3031", deploy=True))
     assert "wsgi-file = shub/wsgi.py" in dep and "servelab" not in dep and "http-socket" not in dep
 
@@ -48,12 +52,3 @@ def test_presets_render_to_their_golden_files():
     spec.loader.exec_module(golden)
     for name, text in golden.rendered().items():
         assert (golden.GOLDEN / name).read_text() == text, f"{name} differs from its golden file"
-
-
-def test_shipped_uwsgi_ini_is_sregistrys_own():
-    """singularityhub/sregistry uwsgi.ini (the version with harakiri), line for line."""
-    from labkit.bundle.export import DEPLOY_UWSGI
-    assert render_uwsgi(SREGISTRY_SHIPPED, DEPLOY_UWSGI).splitlines() == [
-        "[uwsgi]", "master = true", "processes = 1", "threads = 1", "socket = :3031", "chdir = /code/",
-        "wsgi-file = shub/wsgi.py", "post-buffering = true", "log-date = true", "harakiri = 20",
-        "harakiri-verbose = true", "max-requests = 5000"]

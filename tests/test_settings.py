@@ -65,7 +65,8 @@ def test_presets_match_their_sources():
     shipped = preset("sregistry-shipped")
     assert (shipped.nginx.worker_processes, shipped.nginx.worker_connections, shipped.nginx.sendfile) == (1, 1024, True)
     assert shipped.nginx.uwsgi_max_temp_file_size == "10024m"
-    assert (shipped.uwsgi.processes, shipped.uwsgi.threads, shipped.uwsgi.harakiri) == (1, 1, 20)
+    assert (shipped.uwsgi.processes, shipped.uwsgi.threads, shipped.uwsgi.harakiri) == (4, 4, 0)
+    assert shipped.app.serve_mode == "fileresponse"
     assert (SEED_POSTER.uwsgi.processes, SEED_POSTER.nginx.worker_processes) == (128, 32)
     assert SEED_POSTER.nginx.sendfile is False and SEED_POSTER.nginx.access_log is False
     for s in PRESETS.values():

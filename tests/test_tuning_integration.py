@@ -81,11 +81,11 @@ def test_refused_settings_leave_the_lab_as_it_was(lab):
 def test_trial_and_sweeps_keep_a_tidy_table(lab):
     row = trial(lab, S.changed(app={"serve_mode": "accel"}), "accel", parallel=5)
     assert row["failures"] == 0 and row["single_MBps"] > 0 and row["parallel_MBps"] > 0
-    g = grid(lab, S, {"app.serve_mode": ["stream", "accel"], "nginx.sendfile": [True, False]}, parallel=3,
+    g = grid(lab, S, {"app.serve_mode": ["fileresponse-iter", "accel"], "nginx.sendfile": [True, False]}, parallel=3,
              progress=False)
-    assert len(g) == 4 and set(g["app.serve_mode"]) == {"stream", "accel"} and (g.failures == 0).all()
+    assert len(g) == 4 and set(g["app.serve_mode"]) == {"fileresponse-iter", "accel"} and (g.failures == 0).all()
     assert winner(g)["app.serve_mode"] == "accel"
-    o = one_at_a_time(lab, S, {"app.serve_mode": ["stream", "accel"], "publish.mode": ["userland-proxy", "dnat"]},
+    o = one_at_a_time(lab, S, {"app.serve_mode": ["fileresponse-iter", "accel"], "publish.mode": ["userland-proxy", "dnat"]},
                       parallel=3, progress=False)
     assert len(o) == 4 and list(o.step) == ["app.serve_mode"] * 2 + ["publish.mode"] * 2
     assert (o[o.step == "publish.mode"]["app.serve_mode"] == "accel").all()   # kept the best so far

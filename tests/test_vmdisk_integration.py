@@ -24,9 +24,9 @@ import psutil
 import pytest
 
 import labkit
-from labkit import cgroups
-from labkit.cgroups import Cgroup, IoLimits
-from labkit.vmdisk import DelayMount, VmDisk, VmDiskError, drop_cache, mount_at, parse_block_stat
+from labkit.lab import cgroups
+from labkit.lab.cgroups import Cgroup, IoLimits
+from labkit.lab.vmdisk import DelayMount, VmDisk, VmDiskError, drop_cache, mount_at, parse_block_stat
 
 MiB = 2**20
 LAB = "wtstorage-it"                                # cgroups: servelab/wtstorage-it/<member>
@@ -209,7 +209,7 @@ def test_disk_comes_up_and_goes_leaving_nothing(base):
 
 @needs_root
 def test_a_disk_left_by_a_killed_owner_is_ended_from_its_record(base, procs):
-    code = ("import json, sys, time\nfrom labkit.vmdisk import VmDisk\n"
+    code = ("import json, sys, time\nfrom labkit.lab.vmdisk import VmDisk\n"
             "d = VmDisk(sys.argv[1], 64 << 20, sys.argv[2], name='servelab-wtstorage-t2').up()\n"
             "print(json.dumps(d.record()), flush=True)\ntime.sleep(60)\n")
     env = dict(os.environ, PYTHONPATH=str(REPO))

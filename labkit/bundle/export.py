@@ -22,22 +22,23 @@ import pandas as pd
 
 from ..lab.checks import nginx_t_deployed, uwsgi_check
 from ..config.render import NginxPaths, UwsgiPaths, templates, render_nginx, render_nginx_server, render_uwsgi
-from ..config.presets import SREGISTRY_SHIPPED
+from ..config.presets import PROVENANCE, SREGISTRY_SHIPPED
+
+BASE_PRESET = "sregistry-2018-10"
 from ..config.settings import SYSCTLS, LabSettings, as_text
 
 SETTINGS_FILE = "servelab-settings.json"
 DEPLOY_NGINX = NginxPaths(listen="*:80", uwsgi_upstream="uwsgi:3031", images_dir="/var/www/images",
                           pid="/var/run/nginx.pid", error_log="/var/log/nginx/error.log",
                           access_log="/var/log/nginx/access.log", uwsgi_params="/etc/nginx/uwsgi_params.par",
-                          user="nginx", server_include="/etc/nginx/conf.d/*.conf")
+                          user="nginx", server_include="/etc/nginx/conf.d/*.conf", static_dir="/var/www/static")
 DEPLOY_UWSGI = UwsgiPaths(socket=":3031", deploy=True)
 
 WHY = {
     "app.serve_mode": "how the image leaves the app: `accel` lets nginx send the file with sendfile "
-                      "(X-Accel-Redirect) and frees the uwsgi worker after the headers; Python streaming "
-                      "costs a pegged uwsgi worker per pull",
-    "app.chunk_size": "bytes per read/write when Python streams the file: 4 KiB means a syscall pair and "
-                      "a uwsgi write per 4 KiB",
+                      "(X-Accel-Redirect) and frees the uwsgi worker after the headers; `fileresponse` has "
+                      "uwsgi sendfile() it and holds a worker for the whole pull",
+    "app.chunk_size": "FileResponse's block size when Django iterates the file (no wsgi.file_wrapper)",
     "publish.mode": "docker-proxy copies every byte through a user-space process; DNAT (`userland-proxy: "
                     "false`) lets the kernel forward the packets",
     "uwsgi.processes": "each streamed pull holds a worker for its whole duration: with one worker, parallel "
@@ -48,7 +49,11 @@ WHY = {
     "uwsgi.socket_timeout": "how long uwsgi waits on a blocked socket read/write before it gives up on the request",
     "uwsgi.offload_threads": "lets uwsgi hand file transfers to offload threads",
     "uwsgi.buffer_size": "the uwsgi request header buffer",
-    "uwsgi.post_buffering": "uploads buffered before the app sees them",
+    "uwsgi.post_buffering": "uploads buffered before the app sees them (sregistry's `true` parses as 0: off)",
+    "uwsgi.http_timeout": "uwsgi's own HTTP router only (sregistry's ini starts none)",
+    "uwsgi.ignore_sigpipe": "quietens logs about clients that went away",
+    "uwsgi.ignore_write_errors": "quietens logs about clients that went away",
+    "uwsgi.disable_write_exception": "no Python exception when a client went away mid-write",
     "uwsgi.max_requests": "worker recycling after this many requests",
     "nginx.sendfile": "sendfile lets the kernel copy file pages to the socket; off reads through user space "
                       "(the seed's tweak measured slower)",
@@ -110,7 +115,8 @@ def export_bundle(s: LabSettings, out_dir: Path, label: str = "winner", measurem
     table = measurements.to_markdown(index=False) if measurements is not None and len(measurements) else ""
     files["README.md"] = env.get_template("bundle-README.md.j2").render(
         label=label, when=time.strftime("%Y-%m-%d %H:%M"), s=s, changes=changes(s),
-        daemon_json="daemon.json" in files, measurements=table, image_mib=image_mib, notes=notes or [])
+        daemon_json="daemon.json" in files, measurements=table, image_mib=image_mib, notes=notes or [],
+        base=BASE_PRESET, provenance=PROVENANCE)
     with tempfile.TemporaryDirectory(prefix="servelab-bundle-", dir=out_dir) as tmp:
         stage = Path(tmp) / label
         for name, text in files.items():
@@ -146,7 +152,7 @@ def import_bundle(path: Path) -> LabSettings:
     return s
 
 
-def diff_against(bundle: Path, base: LabSettings = SREGISTRY_SHIPPED, base_label: str = "shipped") -> str:
+def diff_against(bundle: Path, base: LabSettings = SREGISTRY_SHIPPED, base_label: str = BASE_PRESET) -> str:
     """Unified diffs of the bundle's nginx and uwsgi files against `base` rendered the same way."""
     import difflib
     out = []

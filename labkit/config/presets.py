@@ -1,50 +1,108 @@
-"""Presets: whole settings for the serving path, each pinned to where its values come from."""
+"""Presets: whole settings for the serving path, each pinned to the files its values come from.
+
+Every value below was read from singularityhub/sregistry at the commit named (the files
+`uwsgi.ini`, `nginx.conf` = the server block mounted as conf.d/default.conf, and
+`nginx/nginx.conf` = the main config baked into sregistry's nginx image); whatever a file does
+not set stays at the program's default. `tests/test_presets.py` holds the upstream directives
+as data and checks the rendered files against them, directive by directive.
+
+Not modelled, in every preset: nginx's `/upload` location (it needs nginx-upload-module, which
+sregistry compiles into its image and Debian's nginx does not have; it serves uploads, not
+pulls) and `/static` in the lab (no static files there; the bundle keeps it).
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from .settings import AppSettings, LabSettings, NginxSettings, SettingsError, UwsgiSettings
 
-# --- presets ---------------------------------------------------------------
-# sregistry as shipped: singularityhub/sregistry nginx/nginx.conf (worker_processes 1,
-# worker_connections 1024, sendfile on, access_log on, keepalive_timeout 65),
-# nginx.conf (location / { uwsgi_pass uwsgi:3031; uwsgi_max_temp_file_size 10024m; }),
-# uwsgi.ini (master, processes 1, threads 1, socket :3031, post-buffering, harakiri 20,
-# max-requests 5000); nginx's own defaults for everything not set there.
-SREGISTRY_SHIPPED = LabSettings(
-    nginx=NginxSettings(uwsgi_max_temp_file_size="10024m"),
-    uwsgi=UwsgiSettings(processes=1, threads=1, harakiri=20, max_requests=5000),
-    app=AppSettings(serve_mode="stream", chunk_size=4096),
+SREGISTRY = "singularityhub/sregistry"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    repo: str
+    commit: str
+    files: tuple[str, ...]
+    note: str
+
+    def __str__(self) -> str:
+        return f"{self.repo} at {self.commit[:10]} ({', '.join(self.files)}): {self.note}"
+
+
+_FILES = ("uwsgi.ini", "nginx.conf", "nginx/nginx.conf")
+
+# 0d1274df (2018-10-25), the version current when the seed was written. uwsgi.ini as changed in
+# d037140 ("updating uwsgi to handle downloads"); nginx.conf and nginx/nginx.conf as in 7d14e170.
+_NGINX_2018 = NginxSettings(worker_processes=1, worker_connections=1024, sendfile=True, access_log=True,
+                            keepalive_timeout=65, uwsgi_max_temp_file_size="10024m",
+                            client_max_body_size="8000m", client_body_buffer_size="8000m",
+                            client_body_timeout=120, cors_headers=True)
+SREGISTRY_2018_10 = LabSettings(
+    nginx=_NGINX_2018,
+    uwsgi=UwsgiSettings(processes=4, threads=4, post_buffering="true", log_date=True, max_requests=5000,
+                        http_timeout=3600000, socket_timeout=120, ignore_sigpipe=True,
+                        ignore_write_errors=True, disable_write_exception=True),
+    app=AppSettings(serve_mode="fileresponse"),
 )
 
-# The seed poster's tweaks (shared/seed/sregistry-serving-performance.txt):
-# uwsgi processes=128 threads=1 socket-timeout=120 (no harakiri); nginx worker_processes 32,
-# access_log off, worker_connections 2048, asynchronous IO on, sendfile off. Not modelled:
-# http-timeout (no uwsgi http router here) and ignore-sigpipe / ignore-write-errors /
-# disable-write-exception (they only quieten logs about clients that went away).
-SEED_POSTER = SREGISTRY_SHIPPED.changed(
-    nginx={"worker_processes": 32, "worker_connections": 2048, "access_log": False,
-           "aio": "threads", "sendfile": False},
-    uwsgi={"processes": 128, "threads": 1, "harakiri": 0, "socket_timeout": 120},
+# 7d14e170 (2018-09-01), the parent of d037140: one process, one thread; harakiri already
+# removed by bf1e505 (2018-02, "No Harakiri").
+SREGISTRY_2018_EARLY = LabSettings(
+    nginx=_NGINX_2018,
+    uwsgi=UwsgiSettings(processes=1, threads=1, post_buffering="true", log_date=True, max_requests=5000),
+    app=AppSettings(serve_mode="fileresponse"),
 )
 
-# What the lab's own one-knob-at-a-time sweep justifies (data/recorded/sweep-one-at-a-time-256MiB.csv,
-# 256 MiB image, 5 parallel pulls, full path, MB/s single / aggregate):
-#   serve_mode stream 194/323 -> file_wrapper 392/451 -> accel 1482/3109  (nginx sends the file)
-#   publish    userland-proxy 1719/2786 -> dnat 3710/4127                  (no copy through docker-proxy)
-#   sendfile   on 3206/4139 vs off 1941/1982                                (keep it on, as shipped)
-# uwsgi processes 1/4/16, tcp_nopush, worker_processes, tcp_wmem moved results less than
-# the run-to-run spread (~15%): left as shipped.
-RECOMMENDED = SREGISTRY_SHIPPED.changed(app={"serve_mode": "accel"}, publish={"mode": "dnat"})
+# master 10fc5d5a (2024-07-02): uwsgi.ini unchanged since d037140; the server block allows 10024M
+# bodies (and adds a `deny all` location for .php/.asp URLs, not modelled: no pull goes there).
+SREGISTRY_CURRENT = SREGISTRY_2018_10.changed(
+    nginx={"client_max_body_size": "10024m", "client_body_buffer_size": "10024m",
+           "http_client_max_body_size": "8000m"})
+
+# The seed poster's changes (shared/seed/sregistry-serving-performance.txt) on top of 2018-10:
+# uwsgi processes 128, threads 1 (http-timeout, socket-timeout and the ignore-* options he lists
+# are 2018-10's own); nginx worker_processes 32, access log off, worker_connections 2048,
+# "asynchronous IO" (`aio threads`: Debian's nginx has no file AIO, `aio on` fails its -t), sendfile off.
+SEED_POSTER = SREGISTRY_2018_10.changed(
+    nginx={"worker_processes": 32, "worker_connections": 2048, "access_log": False, "aio": "threads",
+           "sendfile": False},
+    uwsgi={"processes": 128, "threads": 1},
+)
+
+# What the lab's own one-knob-at-a-time sweep from sregistry-2018-10 keeps
+# (data/recorded/sweep-from-2018-10-256MiB.csv; `labkit sweep` re-derives it).
+RECOMMENDED = SREGISTRY_2018_10.changed(app={"serve_mode": "accel"}, publish={"mode": "dnat"})
 
 PRESETS: dict[str, LabSettings] = {
-    "sregistry-shipped": SREGISTRY_SHIPPED,
+    "sregistry-2018-10": SREGISTRY_2018_10,
+    "sregistry-2018-early": SREGISTRY_2018_EARLY,
+    "sregistry-current": SREGISTRY_CURRENT,
     "seed-poster": SEED_POSTER,
     "recommended": RECOMMENDED,
 }
 
+PROVENANCE: dict[str, Provenance] = {
+    "sregistry-2018-10": Provenance(SREGISTRY, "0d1274df475696e1b6a65b9b1adc85558cffbd24", _FILES,
+                                    "the release current when the seed was written (uwsgi.ini from d037140)"),
+    "sregistry-2018-early": Provenance(SREGISTRY, "7d14e170108abebd617c3e4742f6fa1c178c7093", _FILES,
+                                       "before d037140: uwsgi 1 process x 1 thread, harakiri gone since bf1e505"),
+    "sregistry-current": Provenance(SREGISTRY, "10fc5d5a56711543f52646e8bce66a5995600d1b", _FILES,
+                                    "master, 2024-07-02"),
+    "seed-poster": Provenance(SREGISTRY, "0d1274df475696e1b6a65b9b1adc85558cffbd24", _FILES,
+                              "2018-10 plus the changes listed in shared/seed/sregistry-serving-performance.txt"),
+    "recommended": Provenance(SREGISTRY, "0d1274df475696e1b6a65b9b1adc85558cffbd24", _FILES,
+                              "2018-10 plus what the lab's sweep keeps: X-Accel-Redirect and DNAT publishing"),
+}
+
+# Old names that still work, each pointing at a preset above.
+ALIASES = {"sregistry-shipped": "sregistry-2018-10"}
+SREGISTRY_SHIPPED = SREGISTRY_2018_10   # the base the bundle's "what changed" table compares with
 
 
 def preset(name: str) -> LabSettings:
     try:
-        return PRESETS[name]
+        return PRESETS[ALIASES.get(name, name)]
     except KeyError:
-        raise SettingsError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}") from None
+        raise SettingsError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)} "
+                            f"(aliases: {', '.join(f'{a} = {b}' for a, b in ALIASES.items())})") from None

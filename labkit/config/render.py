@@ -7,6 +7,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from ..registry import ACCEL_PREFIX, uwsgi_app_options
 from .settings import LabSettings
 
 
@@ -24,6 +25,8 @@ class NginxPaths:
     temp_dir: str | None = None
     server_include: str | None = None
     host_header: str | None = None       # lab only: HTTP_HOST for the app (Debian's uwsgi_params drops the port)
+    static_dir: str | None = None        # sregistry's /static alias (the bundle; the lab has no static files)
+    accel_prefix: str = ACCEL_PREFIX
 
 
 @dataclass(frozen=True)
@@ -53,15 +56,17 @@ def templates() -> Environment:
 
 
 def render_nginx(s: LabSettings, p: NginxPaths) -> str:
-    return templates().get_template("nginx.conf.j2").render(n=s.nginx, p=p)
+    return templates().get_template("nginx.conf.j2").render(n=s.nginx, a=s.app, p=p)
 
 
 def render_nginx_server(s: LabSettings, p: NginxPaths) -> str:
-    return templates().get_template("nginx-server.conf.j2").render(n=s.nginx, p=p)
+    return templates().get_template("nginx-server.conf.j2").render(n=s.nginx, a=s.app, p=p)
 
 
 def render_uwsgi(s: LabSettings, p: UwsgiPaths) -> str:
-    return templates().get_template("uwsgi.ini.j2").render(u=s.uwsgi, a=s.app, p=p)
+    """uwsgi.ini: in the lab it loads labkit's registry app with its options; in the bundle, sregistry's."""
+    app = [] if p.deploy else uwsgi_app_options(p.catalog, s.app.serve_mode, s.app.chunk_size)
+    return templates().get_template("uwsgi.ini.j2").render(u=s.uwsgi, a=s.app, p=p, app_options=app)
 
 
 def render_nat(host_ip: str, rules: list[dict]) -> str:

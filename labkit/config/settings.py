@@ -89,6 +89,12 @@ class NginxSettings(_Model):
     uwsgi_max_temp_file_size: Size = "1024m"
     access_log: bool = True
     keepalive_timeout: int = Field(65, ge=0, le=3600)
+    # the server block's request-body limits and sregistry's CORS headers (uploads, not pulls)
+    client_max_body_size: Size = "1m"
+    http_client_max_body_size: Size | None = None     # the main config's (sregistry master sets one there too)
+    client_body_buffer_size: Size | None = None
+    client_body_timeout: int = Field(60, ge=1, le=86400)
+    cors_headers: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> "NginxSettings":
@@ -113,19 +119,27 @@ class UwsgiSettings(_Model):
     threads: int = Field(1, ge=1, le=256)
     buffer_size: int = Field(4096, ge=4096, le=65535, description="bytes, the uwsgi request header buffer")
     offload_threads: int = Field(0, ge=0, le=64)
-    post_buffering: bool = True
+    # uwsgi parses post-buffering as a number (strtoul): sregistry's `post-buffering = true` is 0, off.
+    # "true" keeps that spelling in the rendered ini; None leaves the line out.
+    post_buffering: Literal["true"] | Annotated[int, Field(ge=0, le=1 << 30)] | None = None
+    log_date: bool = False
     harakiri: int = Field(0, ge=0, le=86400, description="seconds, 0 = off")
     socket_timeout: int = Field(4, ge=1, le=86400, description="seconds a socket read/write may block (uwsgi default 4)")
+    http_timeout: int | None = Field(None, ge=1, le=86_400_000, description="uwsgi's own HTTP router only")
     max_requests: int = Field(5000, ge=0, le=10_000_000)
+    ignore_sigpipe: bool = False
+    ignore_write_errors: bool = False
+    disable_write_exception: bool = False
 
 
-ServeMode = Literal["stream", "file_wrapper", "accel"]
+ServeMode = Literal["fileresponse", "fileresponse-iter", "accel", "nginx-alias"]
 
 
 class AppSettings(_Model):
-    """How the registry app hands out the image file."""
-    serve_mode: ServeMode = "stream"
-    chunk_size: int = Field(4096, ge=512, le=16 * 1024**2, description="bytes per read in stream/file_wrapper mode")
+    """How the registry app hands out the image file (labkit.registry.SERVE_MODES says what each does)."""
+    serve_mode: ServeMode = "fileresponse"
+    chunk_size: int = Field(4096, ge=512, le=16 * 1024**2,
+                            description="FileResponse.block_size: bytes per read when Django iterates the file")
 
 
 SYSCTLS = {"tcp_rmem": "net.ipv4.tcp_rmem", "tcp_wmem": "net.ipv4.tcp_wmem",
@@ -159,6 +173,61 @@ class LinkSettings(_Model):
     uwsgi: Rate = None
 
 
+MBps = Annotated[float, Field(gt=0, le=100_000)]
+Cpus = Annotated[float, Field(ge=0.01, le=1024)]
+CpuList = Annotated[str, Field(pattern=r"^\d+(-\d+)?(,\d+(-\d+)?)*$")]
+
+
+class StorageSettings(_Model):
+    """The VM's disk: where the images and nginx's temp files live, as sregistry's bind mount and container layer.
+
+    `host`: the lab's data directory (the host's page cache and disk). `loop`: an ext4 file system
+    on a direct-I/O loop device, with block-I/O limits and, through a FUSE passthrough, a delay per
+    request (a qcow2 image on GPFS: one stream slow, many streams adding up).
+    """
+    disk: Literal["host", "loop"] = "host"
+    cache: Literal["warm", "cold"] = "warm"
+    read_mbps: MBps | None = None
+    write_mbps: MBps | None = None
+    read_iops: int | None = Field(None, ge=1, le=10_000_000)
+    write_iops: int | None = Field(None, ge=1, le=10_000_000)
+    latency_ms: float = Field(0.0, ge=0, le=1000)
+
+    @model_validator(mode="after")
+    def _needs_loop(self) -> "StorageSettings":
+        limits = [n for n in ("read_mbps", "write_mbps", "read_iops", "write_iops") if getattr(self, n) is not None]
+        if self.disk == "host" and (limits or self.latency_ms):
+            raise ValueError(f"{', '.join(limits + (['latency_ms'] if self.latency_ms else []))} "
+                             "need storage.disk = 'loop' (the host's own disk is not the lab's to limit)")
+        return self
+
+
+class CpuSettings(_Model):
+    """Per-container CPU as docker-compose's `cpus:` (CFS quota) and `cpuset:`; None = unlimited."""
+    nginx_cpus: Cpus | None = None
+    uwsgi_cpus: Cpus | None = None
+    proxy_cpus: Cpus | None = None
+    nginx_cpuset: CpuList | None = None
+    uwsgi_cpuset: CpuList | None = None
+    proxy_cpuset: CpuList | None = None
+
+
+class ClientSettings(_Model):
+    """The last hop: the program that pulls on the compute node, and what it writes to."""
+    kind: Literal["labkit", "curl", "sregistry-cli", "command"] = "labkit"
+    command: str | None = Field(None, description="for kind 'command': e.g. 'singularity pull {dest} shub://{host}/{uri}'")
+    write_to: Literal["discard", "disk"] = "discard"
+    write_mbps: MBps | None = None
+
+    @model_validator(mode="after")
+    def _command(self) -> "ClientSettings":
+        if (self.kind == "command") != bool(self.command):
+            raise ValueError("command: give a command template exactly when kind is 'command'")
+        if self.write_mbps is not None and self.write_to != "disk":
+            raise ValueError("write_mbps: limits the client's disk, so it needs write_to = 'disk'")
+        return self
+
+
 class LabSettings(_Model):
     nginx: NginxSettings = NginxSettings()
     uwsgi: UwsgiSettings = UwsgiSettings()
@@ -166,6 +235,9 @@ class LabSettings(_Model):
     kernel: KernelSettings = KernelSettings()
     publish: PublishSettings = PublishSettings()
     links: LinkSettings = LinkSettings()
+    storage: StorageSettings = StorageSettings()
+    cpu: CpuSettings = CpuSettings()
+    client: ClientSettings = ClientSettings()
 
     def changed(self, **groups: dict) -> "LabSettings":
         """A copy with some fields changed, validated: `s.changed(nginx={'sendfile': False})`."""

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 from ..config.settings import LabSettings
 
-STEP_FOR_GROUP = {"kernel": "kernel", "links": "links", "publish": "publish",
-                  "uwsgi": "uwsgi", "app": "uwsgi", "nginx": "nginx"}
-STEP_ORDER = ("kernel", "links", "publish", "uwsgi", "nginx")
+# what each settings group's change takes (nginx's server block follows the serve mode: X-Accel's location)
+STEP_FOR_GROUP = {"kernel": ("kernel",), "links": ("links",), "publish": ("publish",), "uwsgi": ("uwsgi",),
+                  "app": ("uwsgi", "nginx"), "nginx": ("nginx",), "storage": ("storage",), "cpu": ("cpu",),
+                  "client": ()}
+STEP_ORDER = ("storage", "kernel", "links", "publish", "uwsgi", "nginx", "cpu")
 
 
 @dataclass(frozen=True)
@@ -48,5 +50,5 @@ def plan_changes(old: LabSettings, new: LabSettings, feats: Features) -> Changes
         problems.append("publish.mode: dnat needs nftables (`nft`): run `make setup`")
     if new.publish.host_port != old.publish.host_port:
         problems.append("publish.host_port is set when the lab starts; bring it up again to change it")
-    wanted = {STEP_FOR_GROUP[g] for g in groups if g in STEP_FOR_GROUP}
+    wanted = {step for g in groups for step in STEP_FOR_GROUP[g]}
     return Changes(groups, tuple(s for s in STEP_ORDER if s in wanted), tuple(problems))

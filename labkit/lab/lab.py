@@ -14,11 +14,12 @@ import psutil
 
 from ..config.presets import SREGISTRY_SHIPPED
 from ..config.settings import LabSettings, SettingsError
-from ..errors import ConfigRejected, LabError, ServiceDown, ToolMissing
+from ..errors import ConfigRejected, LabError, ToolMissing
 from ..path import Plan, plan
 from . import netns, network, ownership
 from .changes import Features, plan_changes
 from .images import Image, ensure_image
+from .supervision import Supervision
 from .programs import DnatPublisher, DockerProxy, Iperf3Server, Nginx, Site, Uwsgi
 from .tools import tool
 
@@ -27,7 +28,15 @@ MiB = 1024 * 1024
 log = logging.getLogger("labkit.lab")
 
 
-class Lab:
+def unwired(s: LabSettings) -> list[str]:
+    """Settings groups this lab does not apply yet: refused, never silently ignored."""
+    return [f"{g}: not applied by this lab yet (leave it at its default)" for g in ("storage", "cpu", "client")
+            if getattr(s, g) != type(getattr(s, g))()]
+
+
+class Lab(Supervision):
+    """The path up and down as one thing; apply settings to it while it runs (supervision in Supervision)."""
+
     def __init__(self, name: str = "main", settings: LabSettings = SREGISTRY_SHIPPED,
                  image_size: int = 64 * MiB, namespaced: bool | None = None, data_dir: Path = DATA,
                  keep: bool = False, quiet: bool = False):
@@ -68,6 +77,8 @@ class Lab:
 
     # --- lifecycle -------------------------------------------------------
     def up(self) -> "Lab":
+        if problems := unwired(self.settings):
+            raise SettingsError("; ".join(problems))
         self._clean_before_start()
         ownership.write(self.name, **ownership.owner_stamp(), keep=self.keep, namespaced=self.plan.namespaced,
                         run_dir=str(self.run_dir), pids={}, image_size=self.image_size,
@@ -171,7 +182,7 @@ class Lab:
     def check(self, new: LabSettings) -> list[str]:
         """The groups `new` changes; raises SettingsError (nothing applied) if it cannot be applied here."""
         changes = plan_changes(self.settings, new, self.features())
-        problems = list(changes.problems)
+        problems = list(changes.problems) + unwired(new)
         if "nginx" in changes.steps:
             try:
                 self._nginx().check(new)
@@ -231,53 +242,6 @@ class Lab:
     @staticmethod
     def congestion_controls() -> list[str]:
         return Path("/proc/sys/net/ipv4/tcp_available_congestion_control").read_text().split()
-
-    # --- supervision -------------------------------------------------------
-    def status(self) -> dict[str, str]:
-        """One line per service: 'ok', or what is wrong (how it ended, orphans, its last log line)."""
-        return {name: svc.status() for name, svc in self.services.items()}
-
-    def manifest(self, vantage: str | None = None, timeout: float = 10) -> dict:
-        """The image's manifest (`GET /api/container/<collection>/<name>:<tag>`) asked at a vantage point."""
-        from ..measure.pull import fetch_manifest
-        v = self.plan.path.vantage(vantage) if vantage else self.plan.path.client_vantage
-        return fetch_manifest(*self.plan.endpoint(v), self.image.uri, timeout=timeout)
-
-    def health(self) -> dict[str, str]:
-        """Each service's status, and a real manifest request at every vantage point."""
-        out = self.status()
-        for v in self.plan.path.vantages:
-            try:
-                self.manifest(v.name, timeout=5)
-                out[f"manifest via {v.name}"] = "ok"
-            except Exception as exc:  # noqa: BLE001 - reported, not raised
-                out[f"manifest via {v.name}"] = f"{type(exc).__name__}: {exc}"
-        return out
-
-    def require_running(self) -> None:
-        """Refuse to measure a path with a service down: that would report a broken path's throughput."""
-        if self.image is None:
-            raise LabError(f"lab '{self.name}' is not up: call lab.up() (or use `with Lab(...) as lab`)")
-        down = {n: st for n, st in self.status().items() if not st.startswith(("ok", "running"))}
-        if down:
-            raise ServiceDown("not measuring: " + "; ".join(f"{n} {st}" for n, st in down.items())
-                              + ". lab.heal() (or `labkit heal`) restarts it")
-
-    def heal(self) -> list[str]:
-        """Restart every service that died (ending its orphaned workers first); note respawned workers."""
-        done = []
-        for name, svc in list(self.services.items()):
-            seen = svc.incidents()
-            if seen:
-                done.append(f"{name}: {len(seen)} worker death(s) seen, respawned by its master: {seen[-1]}")
-            if not svc.alive():
-                why, orphans = svc.status(), svc.orphans()
-                svc.restart()
-                done.append(f"{name}: restarted ({why})" + (f", ended orphans {orphans}" if orphans else ""))
-        self._record_pids()
-        for line in done:
-            self.say("heal: " + line)
-        return done
 
     # --- looking at it ---------------------------------------------------
     def processes(self) -> dict[str, list[psutil.Process]]:

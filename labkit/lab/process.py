@@ -20,6 +20,14 @@ from ..errors import ServiceError
 from .nsenter import exec_prefix
 
 log = logging.getLogger("labkit.lab")
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> None:
+    """Workers whose master ends are re-parented to this process (not to PID 1), so their exit is
+    collected here: a container's PID 1 that never reaps would keep them as zombies."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
 class Process:
@@ -53,6 +61,7 @@ class Process:
     # --- life -------------------------------------------------------------
     def start(self, pass_fds: tuple[int, ...] = ()) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        become_subreaper()
         argv = self.command()
         with open(self.log, "ab") as out:
             out.write(f"--- {time.strftime('%F %T')} start: {' '.join(argv)}\n".encode())
@@ -202,15 +211,29 @@ def group_members(pgid: int) -> list[int]:
 
 
 def stop_group(pgid: int, sig: int = signal.SIGTERM, grace: float = 5.0) -> None:
-    """Signal the process group started with start_new_session; KILL whatever outlives `grace`."""
+    """Stop a process group started with start_new_session: `sig` to its leader (a master stops and reaps
+    its own workers), or to the whole group when the leader is gone; KILL whatever outlives `grace`."""
     members = []
     for pid in group_members(pgid):
         with contextlib.suppress(psutil.NoSuchProcess):
             members.append(psutil.Process(pid))
+    leader = next((p for p in members if p.pid == pgid), None)
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
+        if leader is not None:
+            os.kill(pgid, sig)
+        else:
+            os.killpg(pgid, sig)
     _, alive = psutil.wait_procs(members, timeout=grace)
     for p in alive:
         with contextlib.suppress(psutil.NoSuchProcess):
             p.kill()
     psutil.wait_procs(alive, timeout=grace)
+    _reap([p.pid for p in members if p.pid != pgid])
+
+
+def _reap(pids: list[int]) -> None:
+    """Collect the group's workers that were re-parented to this process and have ended (not the
+    leader: its Popen collects it, with its exit status)."""
+    for pid in pids:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)

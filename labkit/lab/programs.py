@@ -73,6 +73,16 @@ class Uwsgi(Process):
         self.ini.write_text(self.render(self.settings))
         return [tool("uwsgi"), "--ini", str(self.ini)]
 
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        """Listening, and every worker forked (the master binds its sockets before it forks them)."""
+        super().wait_ready(timeout)
+        deadline = time.monotonic() + timeout
+        while len(self.processes()) < 1 + self.settings.uwsgi.processes:
+            if time.monotonic() > deadline:
+                raise ServiceError(f"uwsgi has {len(self.processes()) - 1} of {self.settings.uwsgi.processes} "
+                                   f"workers after {timeout:.0f}s:\n{self.log_tail()}")
+            time.sleep(0.02)
+
     def change(self, s: LabSettings) -> str:
         self.settings = s
         self.restart()

@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from ..errors import LabkitError
+
 CFS_PERIOD_US = 100_000          # Docker's period: `cpus: 0.5` is 50 ms of CPU every 100 ms
 TOP = "servelab"                 # every group of every lab lives under this directory
 V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "blkio")
@@ -31,7 +33,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _DEVICE = re.compile(r"(\d+):(\d+)")
 
 
-class CgroupError(RuntimeError):
+class CgroupError(LabkitError, RuntimeError):
     """A setting that is invalid or could not be applied; the message names the setting."""
 
 

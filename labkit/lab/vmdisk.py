@@ -9,7 +9,7 @@ record of them (`record()`) lets the next start end a disk left by a killed proc
 `DelayMount` adds what a loop device cannot: a fixed latency per request with requests that
 overlap, as a qcow2 image on GPFS shows (one stream is slow, many streams add up). It is a
 multithreaded FUSE passthrough that sleeps before each read and write, run as its own process
-(`python -m labkit.vmdisk fuse SOURCE MOUNTPOINT --delay-ms N`) and ended by its pid and mountpoint.
+(`python -m labkit.lab.vmdisk fuse SOURCE MOUNTPOINT --delay-ms N`) and ended by its pid and mountpoint.
 
 FUSE library: mfusepy (PyPI), the maintained fork of fusepy. It is pure Python over ctypes, so it
 installs without a compiler; it speaks libfuse 3 (Debian's fuse3/libfuse3-3), whose multithreaded
@@ -36,6 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..errors import LabkitError
 from .cgroups import IoCounters
 
 SECTOR = 512                      # /sys/block/*/stat counts 512-byte sectors, whatever the device
@@ -44,7 +45,7 @@ FSNAME = "servelab-delayfs"       # how a DelayMount shows in /proc/mounts: sour
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
-class VmDiskError(RuntimeError):
+class VmDiskError(LabkitError, RuntimeError):
     """A disk or delay mount that could not be made or ended; the message names the setting."""
 
 
@@ -399,7 +400,7 @@ class DelayMount:
             self._made_mountpoint = True
         fd, log = tempfile.mkstemp(prefix="servelab-delayfs-", suffix=".log")
         self._log = Path(log)
-        argv = [sys.executable, "-m", "labkit.vmdisk", "fuse", str(self.source), str(self.mountpoint),
+        argv = [sys.executable, "-m", "labkit.lab.vmdisk", "fuse", str(self.source), str(self.mountpoint),
                 "--delay-ms", str(self.delay_ms), "--max-read", str(self.max_read), "--threads", str(self.threads)]
         env = dict(os.environ)   # the child imports this very labkit, wherever it was imported from
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
@@ -501,8 +502,8 @@ def _gone(pid: int, started: str | None, wait: float) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m labkit.vmdisk fuse SOURCE MOUNTPOINT --delay-ms N`: serve a DelayPassthrough."""
-    p = argparse.ArgumentParser(prog="python -m labkit.vmdisk", description=__doc__.split("\n")[0])
+    """`python -m labkit.lab.vmdisk fuse SOURCE MOUNTPOINT --delay-ms N`: serve a DelayPassthrough."""
+    p = argparse.ArgumentParser(prog="python -m labkit.lab.vmdisk", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fuse", help="serve SOURCE at MOUNTPOINT, each read and write delayed")
     f.add_argument("source")
