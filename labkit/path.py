@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from .errors import SettingsError, UnknownName
 
 NS_PREFIX = "sl-"
+CLIENT = "client"      # the program that pulls at a vantage point (its CPU is measured per pull)
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,9 @@ class Stage:
 
     `hop`: the iperf3 hop that bounds it. `capture`: the connections to look inside for it.
     `idle_when`: settings (group.field -> values) under which the stage does not carry the image.
+    `programs`: the programs doing its work (their CPU is the stage's; CLIENT is the pulling client).
+    `sends_on`: the connection over the stage's own link (a shaped link shows on its sender), if any.
+    `reads_from`: the connection the stage's program receives the image on (None: it reads the file).
     """
     name: str
     adds: str
@@ -115,6 +119,9 @@ class Stage:
     hop: str
     capture: tuple[str, ...]
     idle_when: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    programs: tuple[str, ...] = ()
+    sends_on: str | None = None
+    reads_from: str | None = None
 
     def carries(self, settings) -> bool:
         for dotted, values in self.idle_when.items():
@@ -163,6 +170,10 @@ class Path:
 
     def carrying(self, settings) -> list[Stage]:
         return [s for s in self.stages if s.carries(settings)]
+
+    def stage_at(self, vantage: str) -> Stage:
+        """The stage that a pull at `vantage` ends with."""
+        return next(s for s in self.stages if s.vantage == vantage)
 
     def vantages_for(self, settings) -> list[Vantage]:
         """The vantage points whose pulls cross only stages that carry the image under `settings`."""
@@ -213,13 +224,15 @@ def registry_path() -> Path:
                   Vantage("published port", "vm", "vm", "published", ("docker0→nginx", "nginx→uwsgi")),
                   Vantage("full path", "compute", "vm", "published", ("link", "docker0→nginx", "nginx→uwsgi"))),
         stages=(Stage("uwsgi", "the registry app in uwsgi (how it reads and sends the file)", "uwsgi",
-                      "nginx→uwsgi", ("nginx→uwsgi",), accel_like),
+                      "nginx→uwsgi", ("nginx→uwsgi",), accel_like, ("uwsgi",), "nginx→uwsgi"),
                 Stage("nginx", "nginx in front of uwsgi (uwsgi_pass, buffering, temp files)", "nginx",
-                      "vm→nginx", ("docker0→nginx", "nginx→uwsgi")),
+                      "vm→nginx", ("docker0→nginx", "nginx→uwsgi"), programs=("nginx",),
+                      sends_on="docker0→nginx", reads_from="nginx→uwsgi"),
                 Stage("published port", "Docker's publish step (docker-proxy copying every byte, or DNAT)",
-                      "published port", "compute→published port→nginx", ("link", "docker0→nginx")),
+                      "published port", "compute→published port→nginx", ("link", "docker0→nginx"),
+                      programs=("docker-proxy",), reads_from="docker0→nginx"),
                 Stage("full path", "the link from the VM to the compute node", "full path",
-                      "compute→vm", ("link",))),
+                      "compute→vm", ("link",), programs=(CLIENT,), sends_on="link", reads_from="link")),
     )
 
 

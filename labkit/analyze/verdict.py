@@ -1,102 +1,196 @@
-"""Which hop loses the throughput, read off a survey table (pure: a DataFrame in, words out).
+"""The path verdict: the constraint that binds, read off a survey (pure: tables in, words out).
 
-The pulls are ordered along the path a byte travels, from uwsgi out to the compute node.
-Each stage is compared with the one before it (the first with the network's capacity
-into uwsgi, from iperf3): the stage with the largest drop is named, with its numbers and
-the busiest process while it ran.
+    v = verdict(survey)                 # or verdict(survey.table): the table alone, fewer clues
+    v.hop, v.cause, v.at_capacity, v.next, v.to_dict()
+
+Only stages that carry the image under the survey's settings count (with X-Accel-Redirect the
+nginx→uwsgi hop carries a header). The binding stage is the one after which throughput stops
+falling: the first, in byte order, whose pulls are within noise of what the client gets. What
+binds in it comes from its evidence (see labkit.analyze.causes). When the client gets, within
+noise, the capacity of the slowest hop that carries the image, the path is at capacity and that
+hop is named. The next constraint is the lowest other ceiling above the binding one, named when
+it is within CLOSE of it. Every line cites its numbers; a difference within the runs' spread is
+never a finding.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from ..path import PATH
+from .causes import CAUSES, Finding, pipeline, stage_cause
+from .evidence import PathView, StageView, path_view
+from .noise import Rate, above, reaches, within_noise
 
-PEGGED = 90.0          # % of one core: the process has no time to spare
-SIGNIFICANT = 0.15     # a drop smaller than this is within run-to-run noise
+CLOSE = 2.0          # a second constraint whose ceiling is within 2x of the binding rate is "next"
+PEGGED = 90.0        # kept for callers: % of one core at which a process has no time to spare
+
+
+@dataclass
+class Next:
+    hop: str
+    cause: str
+    ceiling: float
+    evidence: list[str]
+
+    def to_dict(self) -> dict:
+        return {"hop": self.hop, "cause": self.cause, "ceiling_MBps": round(self.ceiling, 1), "evidence": self.evidence}
 
 
 @dataclass
 class Verdict:
-    hop: str
+    hop: str                      # the binding stage ('' when nothing was measured)
     summary: str
     evidence: list[str]
     stages: pd.DataFrame
+    cause: str = ""               # a key of labkit.analyze.causes.CAUSES
+    at_capacity: bool = False
+    capacity_hop: str = ""        # the iperf3 hop the path runs at, when at capacity
+    rate: float | None = None     # what the client gets (median MB/s)
+    next: Next | None = None
+    notes: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        return "\n".join([self.summary, *[f"  - {e}" for e in self.evidence]])
+        lines = [self.summary, *[f"  - {e}" for e in self.evidence]]
+        if self.next:
+            lines.append(f"  next: {self.next.hop} ({CAUSES.get(self.next.cause, self.next.cause)}), "
+                         + "; ".join(self.next.evidence))
+        return "\n".join(lines + [f"  ({n})" for n in self.notes])
+
+    def to_dict(self) -> dict:
+        return {"hop": self.hop, "cause": self.cause, "cause_text": CAUSES.get(self.cause, ""),
+                "at_capacity": self.at_capacity, "capacity_hop": self.capacity_hop,
+                "rate_MBps": self.rate, "summary": self.summary, "evidence": self.evidence,
+                "next": self.next.to_dict() if self.next else None, "notes": self.notes}
 
 
-def _value(df: pd.DataFrame, kind: str, point: str, parallel: int = 1) -> pd.Series | None:
-    rows = df[(df.kind == kind) & (df.point == point) & (df.parallel == parallel)]
-    return rows.iloc[0] if len(rows) else None
+def _inputs(data, settings, detail, meta):
+    """A Survey, or its table with whatever else the caller has."""
+    if isinstance(data, pd.DataFrame):
+        table = data
+    else:
+        table, detail = data.table, detail if detail is not None else data.detail
+        settings = settings if settings is not None else data.settings
+        meta = meta if meta is not None else data.meta
+    if isinstance(settings, dict):
+        from ..config.settings import parse_settings
+        settings = parse_settings(settings)
+    return table, detail, settings, meta
 
 
-def stage_table(df: pd.DataFrame) -> pd.DataFrame:
-    pulls = df[df.kind == "pull"]
-    n_par = int(pulls.parallel.max()) if len(pulls) else 1
-    out, before, before_name = [], None, None
-    for stage in PATH.stages:
-        point, what, hop = stage.vantage, stage.adds, stage.hop
-        single = _value(df, "pull", point)
-        if single is None:
-            continue
-        cap = _value(df, "iperf3", hop)
-        if before is None:  # the first stage measured: compare with the network into it
-            before, before_name = (cap.MBps, f"iperf3 {hop}") if cap is not None else (None, None)
-        par = _value(df, "pull", point, n_par) if n_par > 1 else None
-        out.append({"stage": stage.name, "point": point, "adds": what, "before": before_name, "before_MBps": before,
-                    "MBps": single.MBps, "kept": (single.MBps / before) if before else None,
-                    "capacity_MBps": cap.MBps if cap is not None else None,
-                    "parallel": n_par if par is not None else None,
-                    "parallel_MBps": par.MBps if par is not None else None,
-                    "failures": int(single.failures) + (int(par.failures) if par is not None else 0),
-                    "error": single.get("error") or (par.get("error") if par is not None else "") or "",
-                    "busiest": single.busiest, "busiest_cpu": single.busiest_cpu})
-        before, before_name = single.MBps, f"pull at {point}"
-    return pd.DataFrame(out)
+def binding(stages: list[StageView]) -> StageView:
+    """The first stage, in byte order, whose pulls are not above the client's by more than the noise."""
+    final = stages[-1].pull
+    return next(sv for sv in stages if not above(sv.pull, final))
 
 
-def verdict(df: pd.DataFrame) -> Verdict:
-    st = stage_table(df)
-    if st.empty:
-        return Verdict("", "no pulls in this survey: nothing to judge", [], st)
-    broken = st[st.MBps <= 0]
-    if len(broken):  # a stage that delivers nothing: that is the finding, not a throughput ratio
-        b = broken.iloc[0]
-        return Verdict(str(b.stage), f"Pulls fail at {b.point}: {b.adds}.",
-                       [f"pull at {b.point}: {b.error or 'no data'}",
-                        f"{int(st.failures.sum())} pull(s) failed in all; see the survey table's error column"], st)
-    judged = st.dropna(subset=["kept"])
-    worst = judged.loc[judged.kept.idxmin()] if len(judged) else st.iloc[0]
-    last = st.iloc[-1]
-    caps = df[(df.kind == "iperf3") & (df.MBps > 0)].MBps
-    capacity = caps.min() if len(caps) else None
-    ev = []
-    judged_worst = pd.notna(worst.kept)
-    if judged_worst:
-        ev.append(f"pull at {worst.point}: {worst.MBps:.0f} MB/s against {worst.before_MBps:.0f} MB/s "
-                  f"({worst.before}): {100 * (1 - worst.kept):.0f}% lost at this stage")
-    if worst.busiest and worst.busiest_cpu >= PEGGED:
-        ev.append(f"{worst.busiest} ran at {worst.busiest_cpu:.0f}% of a core during that pull: it is CPU-bound")
-    elif worst.busiest:
-        ev.append(f"busiest process during that pull: {worst.busiest} at {worst.busiest_cpu:.0f}% of a core "
-                  "(not pegged: the time goes to waiting, e.g. small reads/writes or buffering)")
-    if capacity:
-        ev.append(f"end to end the pull reaches {last.MBps:.0f} MB/s, {100 * last.MBps / capacity:.0f}% of "
-                  f"the slowest iperf3 hop ({capacity:.0f} MB/s)")
-    if pd.notna(last.parallel_MBps) and last.MBps > 0:
-        ratio = last.parallel_MBps / last.MBps if last.MBps else float("inf")
-        ev.append(f"{int(last.parallel)} parallel pulls together reach {last.parallel_MBps:.0f} MB/s "
-                  f"({ratio:.1f}x one pull)" + (": each connection is limited, not the path's capacity"
-                                                if ratio > 1.5 else ""))
-    failures = int(st.failures.sum())
-    if failures:
-        ev.append(f"{failures} pull(s) failed; see the survey table's error column")
-    if not judged_worst or worst.kept > 1 - SIGNIFICANT:
-        summary = (f"No hop loses more than {100 * SIGNIFICANT:.0f}%: the path delivers "
-                   f"{last.MBps:.0f} MB/s end to end")
-        return Verdict("", summary, ev, st)
-    summary = f"Throughput is lost at {worst.point}: {worst.adds}."
-    return Verdict(str(worst.stage), summary, ev, st)
+def verdict(data, settings=None, detail: pd.DataFrame | None = None, meta: dict | None = None,
+            flows: list | None = None, judge: int | None = None) -> Verdict:
+    """The binding constraint of a survey (a Survey, or its table). `flows`: look_inside() results to cite."""
+    table, detail, settings, meta = _inputs(data, settings, detail, meta)
+    view = path_view(table, detail, settings, meta, judge)
+    if not view.stages:
+        return Verdict("", "no pulls in this survey: nothing to judge", [], pd.DataFrame(), notes=view.notes)
+    if failed := _failure(view):
+        return _done(view, failed, None, False, "")
+    b = binding(view.stages)
+    final = view.final.pull
+    hops = {sv.stage.hop: sv.hop for sv in view.stages if sv.hop}
+    slowest = min(hops, key=lambda h: hops[h].median) if hops else ""
+    at_cap = bool(slowest) and reaches(final, hops[slowest])
+    if at_cap and not (b.hop and within_noise(b.hop, hops[slowest])):
+        b = next(sv for sv in view.stages if sv.stage.hop == slowest)
+    pipe = pipeline(view)
+    f = stage_cause(b, view, pipe)
+    if pipe and not at_cap:
+        f.evidence.append(f"tcp_info of the client's pull {'agrees' if pipe.stage == b.name else 'points at ' + pipe.stage}"
+                          f": it backs up at {pipe.what}")
+    f.evidence += _flows(b, flows)
+    return _done(view, f, _next(view, b, f), at_cap, slowest if at_cap else "")
+
+
+def _failure(view: PathView) -> Finding | None:
+    bad = next((sv for sv in view.stages if sv.failures or sv.pull.median <= 0), None)
+    if bad is None and not view.down:
+        return None
+    where = bad or view.final
+    ev = [f"pull at {where.stage.vantage}: {where.error or 'no data'} ({where.failures} failed)"] if bad else []
+    ev += [f"{svc}: {st}" for svc, st in view.down.items()]
+    what = f"{', '.join(view.down)} down" if view.down else "pulls failing"
+    return Finding(where.name, "down", what, ev)
+
+
+def _flows(b: StageView, flows) -> list[str]:
+    return [f"capture at {point}: {fv.kind}: {fv.tune}" for point, _, fv in flows or []
+            if point in b.stage.capture]
+
+
+def _next(view: PathView, b: StageView, f: Finding) -> Next | None:
+    """The lowest ceiling above the binding rate among the other constraints, if within CLOSE of it."""
+    final, idx = view.final.pull, view.stages.index(b)
+    cands: list[Next] = []
+    if idx > 0 and above(view.stages[idx - 1].pull, b.pull):
+        prefix = view.stages[:idx]
+        b2 = binding(prefix)
+        f2 = stage_cause(b2, PathView(prefix, view.idle, view.hops, view.judged), None)
+        cands.append(Next(b2.name, f2.cause, prefix[-1].pull.median,
+                          [f"without {b.name}, pulls at {prefix[-1].stage.vantage} reach {prefix[-1].pull}: "
+                           f"{f2.what}"] + f2.evidence[:1]))
+    for sv in view.stages:
+        if sv is not b and sv.hop and sv.stage.hop != b.stage.hop and above(sv.hop, final):
+            cands.append(Next(sv.name, "link", sv.hop.median, [f"the {sv.stage.hop} hop's iperf3 is {sv.hop}"]))
+    for sv in view.stages[idx + 1:]:
+        for prog, share in sv.cpu.items():
+            if share >= 0.2 and sv.pull:
+                cands.append(Next(sv.name, "cpu", sv.pull.median / share,
+                                  [f"{sv.cpu_text[prog]} at {sv.pull.median:.0f} MB/s: out of CPU near "
+                                   f"{sv.pull.median / share:.0f} MB/s (estimated)"]))
+    cands = [c for c in cands if c.ceiling <= CLOSE * final.median and above(Rate(c.ceiling, c.ceiling, c.ceiling), final)]
+    return min(cands, key=lambda c: c.ceiling, default=None)
+
+
+def _done(view: PathView, f: Finding, nxt: Next | None, at_cap: bool, hop: str) -> Verdict:
+    final = view.final.pull
+    rates = ", ".join(f"{sv.stage.vantage} {sv.pull}" for sv in view.stages)
+    ev = [f"pulls ({view.judged} at a time), in byte order: {rates}"]
+    if f.cause == "down":
+        summary = f"{f.what[:1].upper()}{f.what[1:]}: pulls fail at {PATH.stage(f.stage).vantage}."
+    elif at_cap:
+        cap = next(sv.hop for sv in view.stages if sv.stage.hop == hop)
+        summary = (f"At capacity: the client gets {final}, within noise of the {hop} hop's iperf3 {cap}, "
+                   f"the slowest hop that carries the image; what binds there: {f.what} ({CAUSES[f.cause]}).")
+    else:
+        summary = (f"{f.stage} binds: {f.what} ({CAUSES[f.cause]}); the client gets {final}.")
+        b = next(sv for sv in view.stages if sv.name == f.stage)
+        i = view.stages.index(b)
+        if i:
+            prev = view.stages[i - 1]
+            ev.append(f"throughput falls from {prev.pull} at {prev.stage.vantage} to {b.pull} at "
+                      f"{b.stage.vantage} and stops falling there (what follows is within noise of it)")
+        elif b.hop:
+            ev.append(f"pulls at {b.stage.vantage} already get {b.pull} against the {b.stage.hop} hop's iperf3 {b.hop}")
+    ev += f.evidence
+    last = view.final
+    if last.parallel and last.pull and last.pull.median > 0:
+        ratio = last.parallel.median / last.pull.median
+        ev.append(f"{last.parallel_n} pulls at once at {last.stage.vantage} together get {last.parallel} "
+                  f"({ratio:.1f}x one pull)" + (": each connection is limited, not the path" if ratio > 1.5 else ""))
+    return Verdict(f.stage, summary, ev, _stage_table(view, f.stage), f.cause, at_cap, hop,
+                   final.median if final else None, nxt, view.notes)
+
+
+def _stage_table(view: PathView, named: str) -> pd.DataFrame:
+    rows, before, before_name = [], None, None
+    for sv in view.stages:
+        if before is None and sv.hop:
+            before, before_name = sv.hop.median, f"iperf3 {sv.stage.hop}"
+        prog, share = sv.busiest
+        rows.append({"stage": sv.name, "point": sv.stage.vantage, "adds": sv.stage.adds, "before": before_name,
+                     "before_MBps": before, "MBps": sv.pull.median, "MBps_lo": sv.pull.lo, "MBps_hi": sv.pull.hi,
+                     "runs": sv.pull.runs, "kept": sv.pull.median / before if before else None,
+                     "capacity_MBps": sv.hop.median if sv.hop else None, "parallel": sv.parallel_n or None,
+                     "parallel_MBps": sv.parallel.median if sv.parallel else None, "failures": sv.failures,
+                     "error": sv.error, "busiest": prog, "busiest_cpu": round(100 * share, 1), "binds": sv.name == named})
+        before, before_name = sv.pull.median, f"pull at {sv.stage.vantage}"
+    return pd.DataFrame(rows)

@@ -15,6 +15,8 @@ class IperfResult:
     retransmits: int | None
     seconds: float
     error: str = ""
+    lo_MBps: float | None = None    # the slowest and fastest interval after the first (slow start)
+    hi_MBps: float | None = None
 
 
 def parse(report: dict) -> IperfResult:
@@ -24,15 +26,21 @@ def parse(report: dict) -> IperfResult:
     end = report["end"]
     recv = end["sum_received"]
     sent = end.get("sum_sent", {})
+    rates = [i["sum"]["bits_per_second"] / 8 / 1e6 for i in report.get("intervals", [])[1:]
+             if i.get("sum", {}).get("seconds", 0) > 0.05]
     return IperfResult(True, recv["bits_per_second"] / 8 / 1e6, sent.get("retransmits"),
-                       recv["seconds"])
+                       recv["seconds"], lo_MBps=min(rates) if rates else None, hi_MBps=max(rates) if rates else None)
 
 
-def run(ns: str | None, host: str, port: int, seconds: int = 2, streams: int = 1) -> IperfResult:
+def run(ns: str | None, host: str, port: int, seconds: int = 2, streams: int = 1,
+        interval: float = 0.25) -> IperfResult:
+    """One iperf3 run; its per-interval rates (every `interval` s) give the run's spread."""
     if not isinstance(seconds, int) or not 1 <= seconds <= 60:
         raise ValueError(f"iperf3 duration {seconds!r}: iperf3 takes whole seconds, 1..60")
+    if not 0.1 <= interval <= seconds:
+        raise ValueError(f"iperf3 interval {interval}s: 0.1 s up to the run's {seconds} s")
     argv = [*exec_prefix(ns), "iperf3", "-c", host, "-p", str(port), "-R", "-t", str(seconds),
-            "-P", str(streams), "--json", "--connect-timeout", "3000"]
+            "-P", str(streams), "-i", str(interval), "--json", "--connect-timeout", "3000"]
     try:
         res = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 15)
     except subprocess.TimeoutExpired:

@@ -2,17 +2,20 @@
 
     run = pull_at(lab, "nginx", parallel=5)     # vantage None: where the real client pulls from
     run.row()                                    # one tidy row: MB/s, per-pull spread, TTFB, failures, CPU
+    pull_at(lab, tcp=True).tcp                   # and each connection's tcp_info, both sides, during it
 
 The survey, sweeps, captures, benchmarks, tests and notebooks all measure through it, and it
-refuses to measure a lab with a service down.
+refuses to measure a lab with a service down (unless asked to show how the broken path fails).
 """
 from __future__ import annotations
 
+import contextlib
 import statistics
 import threading
 from dataclasses import dataclass, field
 
 from .cpu import CpuSampler
+from .tcpinfo import TcpInfoSampler
 from .pull import PullResult, Verify, aggregate_mbps, check_parallel, pull, pull_parallel
 
 
@@ -25,6 +28,13 @@ class PullRun:
     cpu: dict = field(default_factory=dict)
     busiest: str = ""
     busiest_cpu: float = 0.0
+    tcp: list[dict] = field(default_factory=list)
+
+    @property
+    def client_cpu(self) -> float:
+        """The pulling threads' CPU over the pull's span, in % of one core."""
+        span = max((r.end for r in self.results), default=0) - min((r.start for r in self.results), default=0)
+        return round(100 * sum(r.cpu_s for r in self.results) / span, 1) if span > 0 else 0.0
 
     @property
     def good(self) -> list[PullResult]:
@@ -55,20 +65,29 @@ class PullRun:
                 "ttfb_ms": round(statistics.median(r.ttfb_ms for r in good), 1) if good else None,
                 "failures": self.failures,
                 "sha256_ok": all(r.sha256_ok for r in self.results) if self.verify == "sha256" else None,
-                "busiest": self.busiest, "busiest_cpu": self.busiest_cpu, "error": self.errors}
+                "busiest": self.busiest, "busiest_cpu": self.busiest_cpu, "client_cpu": self.client_cpu,
+                "error": self.errors}
 
 
 def pull_at(lab, vantage: str | None = None, parallel: int = 1, verify: Verify = "sha256",
             deadline: float = 300, timeout: float = 30, cpu_interval: float = 0.1,
-            first_byte: threading.Event | None = None) -> PullRun:
-    """`parallel` pulls of the lab's image at once from `vantage`, verified, with each service's CPU."""
+            first_byte: threading.Event | None = None, tcp: bool | float = False,
+            allow_down: bool = False) -> PullRun:
+    """`parallel` pulls of the lab's image at once from `vantage`, verified, with each service's CPU.
+
+    `tcp`: also sample every connection's tcp_info (True: every 20 ms, or the interval in s).
+    `allow_down`: pull even with a service down, to see where the broken path fails.
+    """
     check_parallel(parallel)
     path = lab.plan.path
     v = path.vantage(vantage) if vantage else path.client_vantage
-    lab.require_running()
+    if not (allow_down and lab.image is not None):
+        lab.require_running()
     ns, host, port = lab.plan.endpoint(v)
     img = lab.image
-    with CpuSampler(lab.processes, interval=cpu_interval) as sampler:
+    tcp_sampler = (TcpInfoSampler(lab.plan, lab.settings, 0.02 if tcp is True else float(tcp)) if tcp
+                   else contextlib.nullcontext())
+    with CpuSampler(lab.processes, interval=cpu_interval) as sampler, tcp_sampler:
         if parallel == 1:
             results = [pull(ns, host, port, img.uri, img.sha256, timeout=timeout, deadline=deadline,
                             verify=verify, first_byte=first_byte)]
@@ -76,4 +95,5 @@ def pull_at(lab, vantage: str | None = None, parallel: int = 1, verify: Verify =
             results = pull_parallel(ns, host, port, img.uri, parallel, img.sha256, timeout=timeout,
                                     deadline=deadline, verify=verify)
     busiest, busiest_cpu = sampler.busiest()
-    return PullRun(v.name, parallel, results, verify, sampler.summary(), busiest, busiest_cpu)
+    return PullRun(v.name, parallel, results, verify, sampler.summary(), busiest, busiest_cpu,
+                   tcp_sampler.summary() if tcp else [])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import platform
+import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,11 +12,14 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import iperf
+from ..errors import ServiceDown
 from ..lab.lab import Lab
-from .pulls import pull_at
+from ..path import CLIENT
+from .pulls import PullRun, pull_at
 
-COLUMNS = ["kind", "point", "through", "parallel", "MBps", "per_pull_min", "per_pull_max", "ttfb_ms",
-           "failures", "sha256_ok", "retransmits", "busiest", "busiest_cpu", "error"]
+COLUMNS = ["kind", "point", "through", "parallel", "MBps", "MBps_lo", "MBps_hi", "runs", "spread_pct",
+           "per_pull_min", "per_pull_max", "ttfb_ms", "failures", "sha256_ok", "retransmits", "busiest",
+           "busiest_cpu", "client_cpu", "error"]
 
 
 @dataclass
@@ -25,6 +29,7 @@ class Survey:
     notes: list[str] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
     cpu: dict = field(default_factory=dict)
+    detail: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def save(self, results_dir: Path, label: str = "survey") -> Path:
         """CSV of the table, with a JSON beside it holding the settings that produced it."""
@@ -32,6 +37,7 @@ class Survey:
         results_dir.mkdir(parents=True, exist_ok=True)
         stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{label}"
         self.table.to_csv(results_dir / f"{stem}.csv", index=False)
+        self.detail.to_csv(results_dir / f"{stem}-detail.csv", index=False)
         (results_dir / f"{stem}.json").write_text(json.dumps(
             {"settings": self.settings, "notes": self.notes, "meta": self.meta, "cpu": self.cpu}, indent=1))
         return results_dir / f"{stem}.csv"
@@ -39,43 +45,113 @@ class Survey:
     @classmethod
     def load(cls, csv: Path) -> "Survey":
         side = json.loads(Path(csv).with_suffix(".json").read_text())
-        return cls(pd.read_csv(csv), side["settings"], side["notes"], side["meta"], side.get("cpu", {}))
+        detail = Path(csv).with_name(Path(csv).stem + "-detail.csv")
+        return cls(pd.read_csv(csv), side["settings"], side["notes"], side["meta"], side.get("cpu", {}),
+                   pd.read_csv(detail) if detail.exists() else pd.DataFrame())
+
+    @property
+    def lab_settings(self):
+        """The settings the survey ran under, typed."""
+        from ..config.settings import parse_settings
+        return parse_settings(self.settings)
 
 
 def run_survey(lab: Lab, parallel: int = 5, iperf_seconds: int = 2, pull_deadline: float = 300,
                hops: list[str] | None = None, vantages: list[str] | None = None,
-               progress: bool = True, verify: str = "sha256") -> Survey:
-    """iperf3 per hop, then at each vantage point one pull and `parallel` pulls at once.
+               progress: bool = True, verify: str = "sha256", repeats: int = 3,
+               parallel_at: list[str] | None = None, tcp: bool = True) -> Survey:
+    """iperf3 per hop, then at each vantage point `repeats` rounds of one pull and `parallel` pulls at once.
 
+    Each vantage point is pulled `repeats` times (at least 3 give a spread), round by round so a
+    slow moment of the machine falls on every vantage point alike; a row holds the median MB/s,
+    the slowest and fastest run (MBps_lo, MBps_hi) and the spread in % of the median. Every pull is
+    bounded by `pull_deadline`. `parallel_at`: the vantage points that also get `parallel` pulls at
+    once (None: every one). `tcp`: each connection's tcp_info during every pull, in `detail`.
     Vantage points behind a stage that carries no image under the lab's settings are left out
-    (with X-Accel-Redirect uwsgi only sends a header). verify="length" skips the client's
-    sha256 (see labkit.measure.pull.pull) for paths faster than it.
+    (with X-Accel-Redirect uwsgi only sends a header). verify="length" skips the client's sha256.
+    A service that is down is recorded (meta "down") and the pulls show where the path fails.
     """
+    if not 1 <= repeats <= 20:
+        raise ValueError(f"repeats {repeats}: 1..20 (3 or more give a spread)")
     p = lab.plan
-    lab.require_running()
+    down = _down(lab)
     chosen_hops = [h for h in p.path.hops if hops is None or h.name in hops]
     chosen_vps = [v for v in p.path.vantages_for(lab.settings) if vantages is None or v.name in vantages]
-    counts = [1, parallel] if parallel > 1 else [1]
-    rows, cpu_all = [], {}
+    plan_ = [(v, n) for v in chosen_vps
+             for n in ([1, parallel] if parallel > 1 and (parallel_at is None or v.name in parallel_at) else [1])]
+    rows, details, runs = [], [], {}
     t0 = time.perf_counter()
-    with tqdm(total=len(chosen_hops) + len(chosen_vps) * len(counts), desc="survey", unit="step",
+    with tqdm(total=len(chosen_hops) + len(plan_) * repeats, desc="survey", unit="step",
               disable=not progress, leave=False) as bar:
         for h in chosen_hops:
             bar.set_postfix_str(f"iperf3 {h.name}")
             r = iperf.run(*p.endpoint(h), iperf_seconds)
             rows.append({"kind": "iperf3", "point": h.name, "through": "TCP only", "parallel": 1,
-                         "MBps": round(r.MBps, 1), "failures": int(not r.ok),
-                         "retransmits": r.retransmits, "error": r.error})
+                         "MBps": round(r.MBps, 1), "MBps_lo": r.lo_MBps and round(r.lo_MBps, 1),
+                         "MBps_hi": r.hi_MBps and round(r.hi_MBps, 1), "runs": 1,
+                         "failures": int(not r.ok), "retransmits": r.retransmits, "error": r.error})
             bar.update()
-        for v in chosen_vps:
-            for n in counts:
-                bar.set_postfix_str(f"pull {v.name} x{n}")
-                run = pull_at(lab, v.name, n, verify=verify, deadline=pull_deadline)
-                cpu_all[f"{v.name} x{n}"] = run.cpu
-                rows.append({"kind": "pull", "through": " → ".join(v.crosses), **run.row()})
+        for i in range(repeats):
+            for v, n in plan_:
+                bar.set_postfix_str(f"pull {v.name} x{n} ({i + 1}/{repeats})")
+                run = pull_at(lab, v.name, n, verify=verify, deadline=pull_deadline, tcp=tcp, allow_down=bool(down))
+                runs.setdefault((v.name, n), []).append(run)
+                details += _details(run, i)
                 bar.update()
+    cpu_all = {}
+    for (name, n), rs in runs.items():
+        row, cpu_all[f"{name} x{n}"] = summarize_runs(rs)
+        rows.append({"kind": "pull", "through": " → ".join(p.path.vantage(name).crosses), **row})
+    for st in [s for s in p.path.stages if not s.carries(lab.settings)]:
+        lab.say(f"survey: stage {st.name!r} carries no image under these settings; {st.vantage!r} not pulled")
     table = pd.DataFrame(rows).reindex(columns=COLUMNS)
-    meta = {"lab": lab.name, "namespaced": p.namespaced, "image_bytes": lab.image.size,
-            "parallel": parallel, "iperf_seconds": iperf_seconds, "verify": verify, "wall_s": round(time.perf_counter() - t0, 1),
-            "host": platform.node(), "kernel": platform.release(), "when": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    return Survey(table, lab.settings.model_dump(mode="json"), list(lab.notes), meta, cpu_all)
+    meta = {"lab": lab.name, "namespaced": p.namespaced, "image_bytes": lab.image.size, "parallel": parallel,
+            "repeats": repeats, "iperf_seconds": iperf_seconds, "verify": verify, "pull_deadline_s": pull_deadline,
+            "wall_s": round(time.perf_counter() - t0, 1), "down": down, "host": platform.node(),
+            "kernel": platform.release(), "when": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    return Survey(table, lab.settings.model_dump(mode="json"), list(lab.notes), meta, cpu_all,
+                  pd.DataFrame(details))
+
+
+def _down(lab: Lab) -> dict[str, str]:
+    """The services that are not running ({} when all are), or a LabError when the lab is not up."""
+    try:
+        lab.require_running()
+        return {}
+    except ServiceDown:
+        return {n: st for n, st in lab.status().items() if not st.startswith(("ok", "running"))}
+
+
+def summarize_runs(runs: list[PullRun]) -> tuple[dict, dict]:
+    """One table row from repeated pulls at one vantage point (median, slowest, fastest) and the median CPU."""
+    rates = [r.mbps for r in runs]
+    med = statistics.median(rates)
+    every = [x for r in runs for x in r.results]
+    cpu = {}
+    for svc in dict.fromkeys(k for r in runs for k in r.cpu):
+        vals = [r.cpu[svc] for r in runs if svc in r.cpu]
+        cpu[svc] = {k: round(statistics.median(v[k] for v in vals), 1) for k in ("cpu_max_proc", "cpu_total")}
+    busiest = max(cpu, key=lambda k: cpu[k]["cpu_max_proc"]) if cpu else ""
+    good = [x for x in every if x.ok]
+    row = {"point": runs[0].vantage, "parallel": runs[0].parallel, "MBps": round(med, 1),
+           "MBps_lo": round(min(rates), 1), "MBps_hi": round(max(rates), 1), "runs": len(runs),
+           "spread_pct": round(100 * (max(rates) - min(rates)) / med, 1) if med > 0 else None,
+           "per_pull_min": round(min(x.mbps for x in every), 1), "per_pull_max": round(max(x.mbps for x in every), 1),
+           "ttfb_ms": round(statistics.median(x.ttfb_ms for x in good), 1) if good else None,
+           "failures": sum(r.failures for r in runs),
+           "sha256_ok": all(x.sha256_ok for x in every) if runs[0].verify == "sha256" else None,
+           "busiest": busiest, "busiest_cpu": cpu[busiest]["cpu_max_proc"] if busiest else 0.0,
+           "client_cpu": round(statistics.median(r.client_cpu for r in runs), 1),
+           "error": "; ".join(sorted({r.errors for r in runs if r.errors}))}
+    return row, cpu
+
+
+def _details(run: PullRun, i: int) -> list[dict]:
+    """The run's evidence as long rows: each service's CPU, the client's, each connection's tcp_info."""
+    key = {"point": run.vantage, "parallel": run.parallel, "run": i, "MBps": round(run.mbps, 1)}
+    out = [{**key, "source": "cpu", "name": svc, "side": "", **v} for svc, v in run.cpu.items()]
+    out.append({**key, "source": "cpu", "name": CLIENT, "side": "", "cpu_max_proc": run.client_cpu,
+                "cpu_total": run.client_cpu})
+    out += [{**key, "source": "tcp", "name": t["connection"], **{k: v for k, v in t.items() if k != "connection"}}
+            for t in run.tcp]
+    return out

@@ -1,0 +1,149 @@
+"""What binds inside a stage (pure): the pipeline rule over tcp_info, then the stage's own evidence.
+
+The pipeline rule reads the connections of the real client's pull from the client inward. Data
+backs up behind the slowest element: every connection downstream of it has a sender waiting on
+its application (nothing to send), and the connection that feeds it has a sender limited by the
+receiver's window (the slow element does not read fast enough). A shaped link shows instead as
+a sender that is busy, limited by neither window nor buffer (its congestion window or the
+queue), at about the path's rate. So the first connection from the client that is not waiting
+on its application says where the path binds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..path import CLIENT, PATH
+from .evidence import DISK_READ, DISK_WRITE, PathView, StageView, tcp_text
+from .noise import FLOOR, reaches
+
+SHARE = 25.0        # % of a connection's time that counts as "limited by" (rwnd, sndbuf)
+NET = 50.0          # % of the time busy without window or buffer limits: the link (cwnd, queue)
+RATE_MATCH = 0.3    # a link binds only if its sender delivered within 30% of the path's rate
+PEGGED = 0.9        # share of its allowance at which a program has no CPU to spare
+BUSY = 0.5          # the busiest program at half its allowance, where the pipeline points, is CPU-bound
+SMALL_RCVBUF = 256 * 1024
+FULL = 50.0         # % of the receive buffer holding unread data: the receiver does not read
+
+CAUSES = {"link": "link capacity", "cpu": "CPU", "disk": "the disk", "window": "TCP windows",
+          "client": "the client", "down": "a service is down", "app": "the application (waiting, not CPU-bound)"}
+
+
+@dataclass
+class Finding:
+    stage: str
+    cause: str                   # a key of CAUSES
+    what: str                    # what binds, for the summary
+    evidence: list[str] = field(default_factory=list)
+    kind: str = ""               # the pipeline's reading: reader, link, sndbuf, source
+
+
+def connection_order(view: PathView) -> list[str]:
+    """The connections of the carrying stages, from the client inward."""
+    out = []
+    for sv in reversed(view.stages):
+        for c in (sv.stage.reads_from, sv.stage.sends_on) if CLIENT in sv.stage.programs else (
+                sv.stage.sends_on, sv.stage.reads_from):
+            if c and c not in out:
+                out.append(c)
+    return out
+
+
+def _reader_of(view: PathView, conn: str) -> StageView | None:
+    return next((sv for sv in reversed(view.stages) if sv.stage.reads_from == conn), None)
+
+
+def _sender_of(view: PathView, conn: str) -> StageView | None:
+    return next((sv for sv in view.stages if sv.stage.sends_on == conn), None)
+
+
+def pipeline(view: PathView) -> Finding | None:
+    """Where the real client's pull backs up, from its connections' tcp_info (None: no connection says)."""
+    final = view.final
+    tcp, rate = final.tcp, final.pull.median if final.pull else 0.0
+    for conn in connection_order(view):
+        snd = tcp.get((conn, "sender"))
+        if not snd:
+            continue
+        line = tcp_text(conn, "sender", snd)
+        if snd.get("rwnd_pct", 0) >= SHARE and (reader := _reader_of(view, conn)):
+            return Finding(reader.name, "", f"what reads {conn}", [line], "reader")
+        if snd.get("sndbuf_pct", 0) >= SHARE and (sender := _sender_of(view, conn) or _reader_of(view, conn)):
+            return Finding(sender.name, "window", f"the send buffer on {conn}", [line], "sndbuf")
+        delivered = snd.get("delivery_MBps", 0)
+        if (snd.get("net_pct", 0) >= NET and rate and abs(delivered - rate) <= RATE_MATCH * rate
+                and (sender := _sender_of(view, conn))):
+            return Finding(sender.name, "link", f"the link under {conn}", [line], "link")
+    inner = connection_order(view)[-1:] or []
+    snd = tcp.get((inner[0], "sender")) if inner else None
+    if snd and snd.get("app_pct", 0) >= 50:
+        first = view.stages[0]
+        return Finding(first.name, "", "its source", [tcp_text(inner[0], "sender", snd)], "source")
+    return None
+
+
+def _conn_at(sv: StageView, conn: str | None) -> tuple[str | None, dict | None]:
+    """The stage's connection as seen in its own vantage's pulls (uwsgi's link is crossed by another there)."""
+    if conn is None:
+        return None, None
+    if (conn, "sender") in sv.tcp:
+        return conn, sv.tcp[(conn, "sender")]
+    alt = PATH.vantage(sv.stage.vantage).crosses[0]
+    return alt, sv.tcp.get((alt, "sender"))
+
+
+def _receiver_cause(sv: StageView, conn: str, what: str) -> tuple[str, str, list[str]]:
+    """A receiver that limits: its buffer too small (window), or it does not read (its program)."""
+    rcv = sv.tcp.get((conn, "receiver"), {})
+    buf, fill = rcv.get("rcvbuf"), rcv.get("fill_pct", 0)
+    ev = [tcp_text(conn, "receiver", rcv)] if rcv else []
+    if buf and buf <= SMALL_RCVBUF and fill < FULL:
+        return "window", f"the receive window on {conn} ({buf / 1024:.0f} KiB buffer, read promptly)", ev
+    if CLIENT in sv.stage.programs:
+        return "client", f"the client reading {conn}", ev
+    return "", what, ev
+
+
+def stage_cause(sv: StageView, view: PathView, pipe: Finding | None) -> Finding:
+    """What binds in stage `sv`: the first rule that holds, with the numbers behind it."""
+    ev: list[str] = []
+    prog, share = sv.busiest
+    for p, s in sv.cpu.items():
+        if s >= PEGGED:
+            cause = "client" if p == CLIENT else "cpu"
+            return Finding(sv.name, cause, f"{p}'s CPU", [sv.cpu_text[p] + ": no CPU to spare"])
+    rate = sv.pull.median if sv.pull else 0.0
+    for col, verb in ((DISK_READ, "reads"), (DISK_WRITE, "writes")):
+        if rate and sv.disk.get(col, 0) >= (1 - FLOOR) * rate:
+            return Finding(sv.name, "disk", "the disk", [f"the disk {verb} {sv.disk[col]:.0f} MB/s during the "
+                                                         f"pull of {rate:.0f} MB/s: every byte waits on it"])
+    conn, snd = _conn_at(sv, sv.stage.sends_on)
+    if sv.pull and sv.hop and reaches(sv.pull, sv.hop):
+        ev.append(f"pull at {sv.stage.vantage} {sv.pull} reaches the {sv.stage.hop} hop's iperf3 {sv.hop}")
+        if snd and snd.get("rwnd_pct", 0) >= SHARE:
+            cause, what, more = _receiver_cause(sv, conn, f"the receiver on {conn}")
+            return Finding(sv.name, cause or "window", what, ev + [tcp_text(conn, "sender", snd)] + more)
+        if snd and snd.get("sndbuf_pct", 0) >= SHARE:
+            return Finding(sv.name, "window", f"the send buffer on {conn}", ev + [tcp_text(conn, "sender", snd)])
+        return Finding(sv.name, "link", f"the {sv.stage.hop} link",
+                       ev + ([tcp_text(conn, "sender", snd)] if snd else []))
+    if pipe and pipe.stage == sv.name:
+        if pipe.kind == "reader":
+            cause, what, more = _receiver_cause(sv, sv.stage.reads_from, pipe.what)
+            if not cause:
+                cause = "cpu" if share >= BUSY else "app"
+                what = f"{prog}'s CPU" if cause == "cpu" else f"{prog or sv.name} (reads slowly, not CPU-bound)"
+            return Finding(sv.name, cause, what, pipe.evidence + more + _cpu_lines(sv))
+        if pipe.kind == "source":
+            cause = "cpu" if share >= BUSY else "app"
+            return Finding(sv.name, cause, f"{prog}'s CPU" if cause == "cpu" else f"{sv.name} waiting on its source",
+                           pipe.evidence + _cpu_lines(sv))
+        return Finding(sv.name, pipe.cause, pipe.what, pipe.evidence)
+    cause = "cpu" if share >= BUSY else "app"
+    return Finding(sv.name, cause, f"{prog}'s CPU" if cause == "cpu" else f"{sv.name} ({sv.stage.adds})",
+                   _cpu_lines(sv) + ([tcp_text(conn, "sender", snd)] if snd else []))
+
+
+def _cpu_lines(sv: StageView) -> list[str]:
+    prog, _ = sv.busiest
+    return [t + (" (the stage's busiest program)" if p == prog and len(sv.cpu) > 1 else "")
+            for p, t in sv.cpu_text.items()] or ["no CPU measured for this stage's programs"]

@@ -1,0 +1,177 @@
+"""What a survey measured, gathered per stage of the declared path (pure: tables in, views out).
+
+For each stage that carries the image under the survey's settings, in byte order: the pulls at
+its vantage point (median and spread), the iperf3 capacity of the hop that bounds it, the CPU of
+its programs as a share of what they may use (their cgroup quota / cpuset when the settings
+limit them, else one core per process), the tcp_info of every connection during those pulls
+(medians over the runs), disk throughput when the survey has it, and failures.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ..path import CLIENT, PATH, Stage
+from .noise import Rate
+
+# settings.cpu fields that limit a program (quota in cores, cpuset): docker-compose's cpus: / cpuset:
+CPU_LIMITS = {"nginx": ("nginx_cpus", "nginx_cpuset"), "uwsgi": ("uwsgi_cpus", "uwsgi_cpuset"),
+              "docker-proxy": ("proxy_cpus", "proxy_cpuset")}
+# survey columns with the disk's throughput during a pull, where storage is modelled
+DISK_READ, DISK_WRITE = "disk_read_MBps", "disk_write_MBps"
+
+
+@dataclass
+class StageView:
+    stage: Stage
+    pull: Rate | None
+    hop: Rate | None
+    failures: int = 0
+    error: str = ""
+    cpu: dict[str, float] = field(default_factory=dict)          # program -> share of its allowance, 0..1+
+    cpu_text: dict[str, str] = field(default_factory=dict)       # program -> how that share was read
+    tcp: dict[tuple[str, str], dict] = field(default_factory=dict)
+    parallel: Rate | None = None
+    parallel_n: int = 0
+    disk: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.stage.name
+
+    @property
+    def busiest(self) -> tuple[str, float]:
+        return max(self.cpu.items(), key=lambda kv: kv[1], default=("", 0.0))
+
+
+@dataclass
+class PathView:
+    stages: list[StageView]                 # carrying and measured, in byte order
+    idle: list[Stage]                       # stages that carry no image under these settings
+    hops: dict[str, Rate]
+    judged: int                             # the parallel count compared across stages
+    down: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def final(self) -> StageView:
+        return self.stages[-1]
+
+    def stage(self, name: str) -> StageView | None:
+        return next((s for s in self.stages if s.name == name), None)
+
+
+def _row(df: pd.DataFrame, kind: str, point: str, parallel: int | None = None):
+    rows = df[(df.kind == kind) & (df.point == point)]
+    if parallel is not None:
+        rows = rows[rows.parallel == parallel]
+    return rows.iloc[0] if len(rows) else None
+
+
+def _num(v) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def allowance(settings, program: str) -> tuple[float | None, str]:
+    """Cores `program` may use under `settings` (None: no limit) and how that was read."""
+    if settings is None or program not in CPU_LIMITS:
+        return None, ""
+    quota_f, set_f = CPU_LIMITS[program]
+    quota, cpuset = getattr(settings.cpu, quota_f), getattr(settings.cpu, set_f)
+    limits = []
+    if quota:
+        limits.append((float(quota), f"cpu.{quota_f}={quota}"))
+    if cpuset:
+        limits.append((float(_cpus_in(cpuset)), f"cpu.{set_f}={cpuset}"))
+    return min(limits) if limits else (None, "")
+
+
+def _cpus_in(cpuset: str) -> int:
+    """How many CPUs a cpuset list names ("0", "0-1", "0,2-3")."""
+    n = 0
+    for part in cpuset.split(","):
+        a, _, b = part.partition("-")
+        n += int(b or a) - int(a) + 1
+    return n
+
+
+def cpu_shares(cpu_rows: pd.DataFrame, programs: tuple[str, ...], settings) -> tuple[dict, dict]:
+    """Each program's CPU as a share of what it may use: the busiest process of one core, or all of
+    them of the program's quota; with a note of the numbers behind it."""
+    shares, texts = {}, {}
+    for prog in programs:
+        rows = cpu_rows[(cpu_rows.name == prog) | cpu_rows.name.astype(str).str.startswith(prog + "@")]
+        if rows.empty:
+            continue
+        med = rows.groupby("name")[["cpu_max_proc", "cpu_total"]].median()
+        one, total = float(med.cpu_max_proc.max()), float(med.cpu_total.max())
+        cores, how = allowance(settings, prog)
+        share = one / 100
+        text = f"{prog} at {one:.0f}% of a core"
+        if cores:
+            share = max(share, total / (100 * cores))
+            text = f"{prog} at {total:.0f}% of a core, {100 * total / (100 * cores):.0f}% of its {cores:g} CPU ({how})"
+        shares[prog], texts[prog] = share, text
+    return shares, texts
+
+
+def tcp_state(tcp_rows: pd.DataFrame) -> dict[tuple[str, str], dict]:
+    """(connection, side) -> the median of each tcp_info number over the runs."""
+    out = {}
+    for (conn, side), rows in tcp_rows.groupby(["name", "side"]):
+        nums = rows.drop(columns=["point", "parallel", "run", "source", "name", "side"], errors="ignore")
+        med = nums.apply(pd.to_numeric, errors="coerce").median(numeric_only=True)
+        out[(conn, side)] = {k: v for k, v in med.items() if not pd.isna(v)}
+    return out
+
+
+def path_view(table: pd.DataFrame, detail: pd.DataFrame | None = None, settings=None,
+              meta: dict | None = None, judge: int | None = None) -> PathView:
+    """The survey's numbers per carrying stage. `judge`: the parallel count to compare (default 1)."""
+    pulls = table[table.kind == "pull"] if "kind" in table else table.iloc[0:0]
+    counts = sorted(int(n) for n in pulls.parallel.unique()) if len(pulls) else [1]
+    judged = judge or (1 if 1 in counts else counts[0])
+    higher = [n for n in counts if n > judged]
+    carrying = PATH.carrying(settings) if settings is not None else list(PATH.stages)
+    measured = set(pulls.point)
+    idle = [s for s in PATH.stages if s not in carrying]
+    hops = {h.name: r for h in PATH.hops if (r := Rate.of(_row(table, "iperf3", h.name))) is not None}
+    detail = detail if detail is not None and len(detail) else pd.DataFrame(
+        columns=["point", "parallel", "run", "source", "name", "side"])
+    views = []
+    for st in carrying:
+        if st.vantage not in measured:
+            continue
+        row = _row(pulls, "pull", st.vantage, judged)
+        if row is None:
+            continue
+        here = detail[(detail.point == st.vantage) & (detail.parallel == judged)]
+        cpu, text = cpu_shares(here[here.source == "cpu"], st.programs, settings)
+        par = _row(pulls, "pull", st.vantage, higher[-1]) if higher else None
+        disk = {c: v for c in (DISK_READ, DISK_WRITE) if c in row and (v := _num(row[c])) is not None}
+        views.append(StageView(st, Rate.of(row), hops.get(st.hop), int(_num(row.get("failures")) or 0),
+                               str(row.get("error") or "") if _num(row.get("failures")) else "",
+                               cpu, text, tcp_state(here[here.source == "tcp"]),
+                               Rate.of(par), higher[-1] if par is not None else 0, disk))
+        if CLIENT in st.programs and "client_cpu" in row and _num(row["client_cpu"]) is not None:
+            views[-1].cpu.setdefault(CLIENT, _num(row["client_cpu"]) / 100)
+            views[-1].cpu_text.setdefault(CLIENT, f"the client at {_num(row['client_cpu']):.0f}% of a core")
+    notes = [f"{s.name} carries no image under these settings ({', '.join(s.idle_when)}): left out" for s in idle]
+    return PathView(views, idle, hops, judged, dict((meta or {}).get("down") or {}), notes)
+
+
+def tcp_text(conn: str, side: str, t: dict) -> str:
+    """One connection's tcp_info as the verdict cites it."""
+    if side == "receiver":
+        buf = f"receive buffer {t['rcvbuf'] / 1024:.0f} KiB" if t.get("rcvbuf") else "receive buffer ?"
+        return f"{conn} receiver: {buf}, {t.get('fill_pct', 0):.0f}% full (median)"
+    return (f"{conn} sender: busy {t.get('busy_pct', 0):.0f}% of the time, rwnd-limited {t.get('rwnd_pct', 0):.0f}%, "
+            f"sndbuf-limited {t.get('sndbuf_pct', 0):.0f}%, waiting on the application {t.get('app_pct', 0):.0f}%; "
+            f"delivery rate {t.get('delivery_MBps', 0):.0f} MB/s, cwnd {t.get('cwnd', 0):.0f}, "
+            f"{t.get('retrans', 0):.0f} retransmits")

@@ -1,0 +1,63 @@
+"""When two throughputs differ (pure): a measured rate with its spread, and the rule that compares two.
+
+A rate is the median of its runs, with the slowest and fastest run beside it. Two rates differ
+only when their ranges do not overlap *and* the medians are more than FLOOR apart; anything
+less is within noise, and the verdict never calls it a finding.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+FLOOR = 0.10      # medians closer than 10% are within noise even when a few runs happened to agree
+
+
+@dataclass(frozen=True)
+class Rate:
+    median: float
+    lo: float
+    hi: float
+    runs: int = 1
+
+    @classmethod
+    def of(cls, row) -> "Rate | None":
+        """From a survey row (MBps, MBps_lo, MBps_hi, runs); None when the row is missing."""
+        if row is None:
+            return None
+        med = float(row["MBps"])
+        lo, hi = (_num(row.get("MBps_lo"), med), _num(row.get("MBps_hi"), med))
+        return cls(med, min(lo, med), max(hi, med), int(_num(row.get("runs"), 1)))
+
+    @property
+    def spread_pct(self) -> float:
+        return 100 * (self.hi - self.lo) / self.median if self.median > 0 else 0.0
+
+    def __str__(self) -> str:
+        if self.runs > 1 or self.hi > self.lo:
+            runs = f", {self.runs} runs" if self.runs > 1 else ""
+            return f"{self.median:.0f} MB/s ({self.lo:.0f}–{self.hi:.0f}{runs})"
+        return f"{self.median:.0f} MB/s"
+
+
+def _num(v, default: float) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return default
+    return default if math.isnan(f) else f
+
+
+def within_noise(a: Rate, b: Rate) -> bool:
+    """True when `a` and `b` cannot be told apart: overlapping runs, or medians within FLOOR."""
+    overlap = a.lo <= b.hi and b.lo <= a.hi
+    return overlap or abs(a.median - b.median) <= FLOOR * max(a.median, b.median)
+
+
+def above(a: Rate, b: Rate) -> bool:
+    """`a` is higher than `b` by more than the noise."""
+    return a.median > b.median and not within_noise(a, b)
+
+
+def reaches(a: Rate, b: Rate) -> bool:
+    """`a` is within noise of `b` or above it (a pull that reaches a hop's capacity)."""
+    return a.median >= b.median or within_noise(a, b)
