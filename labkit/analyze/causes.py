@@ -91,13 +91,19 @@ def _conn_at(sv: StageView, conn: str | None) -> tuple[str | None, dict | None]:
     return alt, sv.tcp.get((alt, "sender"))
 
 
+def own_link_busy(sv: StageView) -> bool:
+    """The sender on the stage's own link is busy without window or buffer limits (cwnd or queue)."""
+    _, snd = _conn_at(sv, sv.stage.sends_on)
+    return bool(snd) and snd.get("net_pct", 0) >= NET
+
+
 def _receiver_cause(sv: StageView, conn: str, what: str) -> tuple[str, str, list[str]]:
     """A receiver that limits: its buffer too small (window), or it does not read (its program)."""
     rcv = sv.tcp.get((conn, "receiver"), {})
     buf, fill = rcv.get("rcvbuf"), rcv.get("fill_pct", 0)
     ev = [tcp_text(conn, "receiver", rcv)] if rcv else []
-    if buf and buf <= SMALL_RCVBUF and fill < FULL:
-        return "window", f"the receive window on {conn} ({buf / 1024:.0f} KiB buffer, read promptly)", ev
+    if buf and buf <= SMALL_RCVBUF:
+        return "window", f"the receive window on {conn} (a {buf / 1024:.0f} KiB receive buffer)", ev
     if CLIENT in sv.stage.programs:
         return "client", f"the client reading {conn}", ev
     return "", what, ev

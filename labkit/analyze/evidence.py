@@ -30,7 +30,7 @@ class StageView:
     hop: Rate | None
     failures: int = 0
     error: str = ""
-    cpu: dict[str, float] = field(default_factory=dict)          # program -> share of its allowance, 0..1+
+    cpu: dict[str, float] = field(default_factory=dict)          # program -> share of its allowance it wanted
     cpu_text: dict[str, str] = field(default_factory=dict)       # program -> how that share was read
     tcp: dict[tuple[str, str], dict] = field(default_factory=dict)
     parallel: Rate | None = None
@@ -109,11 +109,13 @@ def cpu_shares(cpu_rows: pd.DataFrame, programs: tuple[str, ...], settings) -> t
         rows = cpu_rows[(cpu_rows.name == prog) | cpu_rows.name.astype(str).str.startswith(prog + "@")]
         if rows.empty:
             continue
-        med = rows.groupby("name")[["cpu_max_proc", "cpu_total"]].median()
+        cols = [c for c in ("cpu_max_proc", "cpu_total", "wait_max_proc") if c in rows]
+        med = rows.groupby("name")[cols].median()
         one, total = float(med.cpu_max_proc.max()), float(med.cpu_total.max())
+        wait = float(med.wait_max_proc.max()) if "wait_max_proc" in med and not pd.isna(med.wait_max_proc.max()) else 0.0
         cores, how = allowance(settings, prog)
-        share = one / 100
-        text = f"{prog} at {one:.0f}% of a core"
+        share = (one + wait) / 100          # what it ran plus what it waited for a CPU: what it wanted
+        text = f"{prog} ran {one:.0f}% of a core" + (f" and waited for a CPU {wait:.0f}% more" if wait >= 5 else "")
         if cores:
             share = max(share, total / (100 * cores))
             text = f"{prog} at {total:.0f}% of a core, {100 * total / (100 * cores):.0f}% of its {cores:g} CPU ({how})"

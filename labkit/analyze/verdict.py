@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..path import PATH
-from .causes import CAUSES, Finding, pipeline, stage_cause
+from .causes import CAUSES, Finding, own_link_busy, pipeline, stage_cause
 from .evidence import PathView, StageView, path_view
 from .noise import Rate, above, reaches, within_noise
 
@@ -79,10 +79,44 @@ def _inputs(data, settings, detail, meta):
     return table, detail, settings, meta
 
 
-def binding(stages: list[StageView]) -> StageView:
-    """The first stage, in byte order, whose pulls are not above the client's by more than the noise."""
+def binding(stages: list[StageView], pipe: Finding | None = None) -> StageView:
+    """The first stage, in byte order, whose pulls are not above the client's by more than the noise.
+
+    When the pulls cannot tell it from another stage (every stage between the two is within noise
+    of the client's rate) and the kernel's view of the client's pull (`pipe`) points at that other
+    stage, that stage is the one: pulls alone would name the first by default.
+    """
     final = stages[-1].pull
-    return next(sv for sv in stages if not above(sv.pull, final))
+    b = next(sv for sv in stages if not above(sv.pull, final))
+    names = [sv.name for sv in stages]
+    if pipe and pipe.stage in names:
+        lo, hi = sorted((names.index(b.name), names.index(pipe.stage)))
+        if not any(above(sv.pull, final) for sv in stages[lo:hi + 1]):
+            return stages[names.index(pipe.stage)]
+    return b
+
+
+def at_capacity(view: PathView, b: StageView) -> tuple[StageView, str]:
+    """The stage to name and the hop the path runs at ('' when it is not at capacity).
+
+    Only the hops of the binding stage and those after it count: a hop measured from the client
+    (compute→published port→nginx) also crosses the stages after its own, so upstream of the
+    binding stage it can be slow for their reasons. The path is at capacity when the client gets,
+    within noise, the slowest of them; that hop's stage is named (the binding stage when its own
+    hop is that slow). Hops within noise of each other (one measured from the client crosses the
+    other's link too) go to the stage whose own link is seen busy in tcp_info, else the binding one.
+    """
+    final, after = view.final.pull, view.stages[view.stages.index(b):]
+    hops = [sv for sv in after if sv.hop]
+    if not hops:
+        return b, ""
+    slowest = min(hops, key=lambda sv: sv.hop.median)
+    if not reaches(final, slowest.hop):
+        return b, ""
+    tied = [sv for sv in hops if within_noise(sv.hop, slowest.hop)]
+    busy = [sv for sv in tied if own_link_busy(sv)]
+    pick = busy[0] if busy else b if b in tied else tied[0]
+    return pick, pick.stage.hop
 
 
 def verdict(data, settings=None, detail: pd.DataFrame | None = None, meta: dict | None = None,
@@ -94,20 +128,15 @@ def verdict(data, settings=None, detail: pd.DataFrame | None = None, meta: dict 
         return Verdict("", "no pulls in this survey: nothing to judge", [], pd.DataFrame(), notes=view.notes)
     if failed := _failure(view):
         return _done(view, failed, None, False, "")
-    b = binding(view.stages)
-    final = view.final.pull
-    hops = {sv.stage.hop: sv.hop for sv in view.stages if sv.hop}
-    slowest = min(hops, key=lambda h: hops[h].median) if hops else ""
-    at_cap = bool(slowest) and reaches(final, hops[slowest])
-    if at_cap and not (b.hop and within_noise(b.hop, hops[slowest])):
-        b = next(sv for sv in view.stages if sv.stage.hop == slowest)
     pipe = pipeline(view)
+    b = binding(view.stages, pipe)
+    b, hop = at_capacity(view, b)
     f = stage_cause(b, view, pipe)
-    if pipe and not at_cap:
+    if pipe and not hop:
         f.evidence.append(f"tcp_info of the client's pull {'agrees' if pipe.stage == b.name else 'points at ' + pipe.stage}"
                           f": it backs up at {pipe.what}")
     f.evidence += _flows(b, flows)
-    return _done(view, f, _next(view, b, f), at_cap, slowest if at_cap else "")
+    return _done(view, f, _next(view, b, f), bool(hop), hop)
 
 
 def _failure(view: PathView) -> Finding | None:

@@ -1,17 +1,43 @@
-"""CPU per service process while something runs, sampled with psutil."""
+"""CPU per service process while something runs, sampled with psutil; and how long each waited for a CPU."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import psutil
+
+
+def schedstat(pid: int) -> dict[str, tuple[float, float]]:
+    """Per thread of the process: seconds it ran on a CPU and waited on a run queue (/proc/<pid>/task/*/schedstat)."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            on, queued, _ = task.read_text().split()
+        except (OSError, ValueError):
+            continue
+        out[task.parent.name] = (int(on) / 1e9, int(queued) / 1e9)
+    return out
+
+
+def waited(before: dict, after: dict, wall: float) -> float:
+    """The run-queue wait of the thread that wanted a CPU most (ran + waited), in % of `wall`."""
+    best, wait = 0.0, 0.0
+    for tid, (run1, wait1) in after.items():
+        run0, wait0 = before.get(tid, (0.0, 0.0))
+        if (run1 - run0) + (wait1 - wait0) > best:
+            best, wait = (run1 - run0) + (wait1 - wait0), wait1 - wait0
+    return 100 * wait / wall
 
 
 class CpuSampler:
     """`with CpuSampler(lambda: {"nginx": [procs...]}) as s: ...` then `s.summary()`.
 
     Per service: `cpu_max_proc` is the busiest single process (100 = one core pegged),
-    `cpu_total` all its processes together, each the mean over the samples.
+    `cpu_total` all its processes together, each the mean over the samples; `wait_max_proc` is how
+    long the thread that wanted a CPU most (ran + waited) spent runnable but waiting for one (the
+    scheduler's run-queue time, in % of the wall time): a process that wants a core on a busy machine runs less than 100 and waits.
     """
 
     def __init__(self, processes: Callable[[], dict[str, list[psutil.Process]]], interval: float = 0.2):
@@ -19,16 +45,28 @@ class CpuSampler:
         self.interval = interval
         self._stop = threading.Event()
         self._samples: dict[str, list[tuple[float, float]]] = {}
+        self._waits: dict[str, float] = {}
         self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
 
     def _run(self) -> None:
         procs = self._processes()
+        t0 = time.monotonic()
+        start = {p.pid: schedstat(p.pid) for ps in procs.values() for p in ps}
         for ps in procs.values():
             for p in ps:
                 try:
                     p.cpu_percent(None)
                 except psutil.NoSuchProcess:
                     pass
+        try:
+            self._sample_loop(procs)
+        finally:
+            wall = max(time.monotonic() - t0, 1e-3)
+            for name, ps in procs.items():
+                waits = [waited(start[p.pid], schedstat(p.pid), wall) for p in ps if p.pid in start]
+                self._waits[name] = round(max(waits, default=0.0), 1)
+
+    def _sample_loop(self, procs) -> None:
         while True:
             stopped = self._stop.wait(self.interval)   # the last sample covers the tail
             for name, ps in procs.items():
@@ -63,5 +101,6 @@ class CpuSampler:
         out = {}
         for name, samples in self._samples.items():
             out[name] = {"cpu_max_proc": round(sum(s[0] for s in samples) / len(samples), 1),
-                         "cpu_total": round(sum(s[1] for s in samples) / len(samples), 1)}
+                         "cpu_total": round(sum(s[1] for s in samples) / len(samples), 1),
+                         "wait_max_proc": max(0.0, self._waits.get(name, 0.0))}
         return out

@@ -1,0 +1,155 @@
+"""The injection matrix: known bottlenecks put into the lab, and whether the verdict names each one.
+
+    rows = run_matrix(CASES, image_mib=64)      # one row per case: expected, named, evidence, seconds, ok
+
+Each case starts from a preset, injects one fault (or two, or none) with `labkit.lab.faults.inject`,
+surveys the path and compares the verdict with the case's ground truth: the stage that must be
+named, what must bind there, and for two bottlenecks the one that must come next. Stage names
+are derived from the declared path (the stage whose link was shaped, whose program was capped).
+Cases that need a settings group the Lab does not apply yet are reported as waiting, not run.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .analyze.verdict import Verdict, verdict
+from .config.presets import PRESETS, preset
+from .errors import SettingsError
+from .lab.faults import Injection, inject
+from .measure.pulls import pull_at
+from .measure.survey import run_survey
+from .path import CLIENT, PATH
+
+
+def stage_of_link(link: str) -> str:
+    """The stage whose own link is `link` (the connection it sends on crosses it)."""
+    return next(s.name for s in PATH.stages if s.sends_on and PATH.connection(s.sends_on).seen_on[0] == link)
+
+
+def stage_of_program(program: str) -> str:
+    return next(s.name for s in PATH.stages if program in s.programs)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    preset: str
+    injection: Injection
+    stage: str | None             # the stage to name (None: at capacity, any hop)
+    cause: str                    # a key of labkit.analyze.causes.CAUSES
+    why: str                      # why this is the truth
+    next: str | None = None       # for two bottlenecks: the stage to mention as next
+    at_capacity: bool | None = None
+
+    @property
+    def expected(self) -> str:
+        where = "at capacity" if self.stage is None else self.stage + (" (at capacity)" if self.at_capacity else "")
+        return f"{where}: {self.cause}" + (f"; next {self.next}" if self.next else "")
+
+    def judge(self, v: Verdict) -> bool:
+        if self.stage is None:
+            return v.at_capacity and v.cause == self.cause
+        ok = v.hop == self.stage and v.cause == self.cause
+        if self.at_capacity is not None:
+            ok = ok and v.at_capacity == self.at_capacity
+        if self.next:
+            ok = ok and v.next is not None and v.next.hop == self.next
+        return ok
+
+
+BASE = "sregistry-2018-10"
+RATES = {"wan": "1600mbit", "nginx": "800mbit", "uwsgi": "800mbit"}     # 200, 100, 100 MB/s
+CPU_CAPS = {"nginx": ("cpu.nginx_cpus", 0.2), "uwsgi": ("cpu.uwsgi_cpus", 0.05), "docker-proxy": ("cpu.proxy_cpus", 0.1)}
+CLIENT_NODE = PATH.client_vantage.client
+
+
+def _cases() -> list[Case]:
+    out = [Case(f"link {lk.name} at {RATES[lk.name]}", BASE, Injection(set=(f"links.{lk.name}={RATES[lk.name]}",)),
+                stage_of_link(lk.name), "link", f"tc tbf shapes the {lk.name} link below what the path does unshaped",
+                at_capacity=True) for lk in PATH.links]
+    out += [Case(f"{prog} CPU capped", BASE, Injection(set=(f"{field}={cap}",)), stage_of_program(prog), "cpu",
+                 f"a CFS quota of {cap} CPU on {prog}, below what it uses unshaped") for prog, (field, cap) in CPU_CAPS.items()]
+    out += [
+        Case("slow cold disk", BASE, Injection(set=("storage.disk=loop", "storage.cache=cold", "storage.read_mbps=50")),
+             stage_of_program("uwsgi"), "disk", "the image is read from a 50 MB/s device with a cold cache"),
+        Case("small receive buffer at the client", BASE,
+             Injection(sysctl=((CLIENT_NODE, "net.ipv4.tcp_rmem", "4096 8192 8192"),)),
+             stage_of_program(CLIENT), "window", "tcp_rmem of 8 KiB in the compute node's namespace only"),
+        Case("slow client", BASE, Injection(set=("client.write_to=disk", "client.write_mbps=50")),
+             stage_of_program(CLIENT), "client", "the client writes the image to a 50 MB/s disk"),
+        Case("docker-proxy killed", BASE, Injection(kill=("docker-proxy",)), stage_of_program("docker-proxy"), "down",
+             "SIGKILL to docker-proxy: nothing listens on the published port"),
+        Case("two links: nginx 800mbit, wan 1200mbit", BASE,
+             Injection(set=("links.nginx=800mbit", "links.wan=1200mbit")), stage_of_link("nginx"), "link",
+             "100 MB/s on the nginx link binds; the WAN's 150 MB/s is next", next=stage_of_link("wan"), at_capacity=True),
+    ]
+    truth = {"recommended": (None, "link", "X-Accel-Redirect and DNAT: nginx sends the file itself, nothing copies it "
+                                           "again; the path runs at the kernel's TCP rate on this machine")}
+    for name in PRESETS:
+        stage, cause, why = truth.get(name, (stage_of_program("nginx"), "cpu",
+                                             "nginx buffers every response from uwsgi to a temp file and sends it "
+                                             "again: one worker on one core (DESIGN: nginx at 97% CPU)"))
+        out.append(Case(f"unshaped, {name}", name, Injection(), stage, cause, why))
+    return out
+
+
+CASES = _cases()
+CI_CASES = [c for c in CASES if c.name.startswith(("link ", "docker-proxy killed", "two links", "nginx CPU"))]
+
+
+def waiting(lab, case: Case) -> str:
+    """Why the lab cannot run `case` yet ('' when it can): a settings group not wired into the Lab."""
+    try:
+        lab.check(_settings(case))
+    except SettingsError as exc:
+        if "not applied by this lab yet" in str(exc):
+            return f"waiting: {exc}"
+        raise
+    return ""
+
+
+def _settings(case: Case):
+    from .config.overrides import apply_overrides
+    return apply_overrides(preset(case.preset), list(case.injection.set))
+
+
+def run_case(lab, case: Case, save_dir=None, **survey_kw) -> dict:
+    """Inject the case's fault, survey, judge: one row (case, expected, named, evidence, seconds, ok)."""
+    row = {"case": case.name, "expected": case.expected}
+    if why := waiting(lab, case):
+        return {**row, "named": "", "evidence": why, "seconds": None, "ok": None}
+    t0 = time.perf_counter()
+    lab.apply(preset(case.preset))
+    hops = list(dict.fromkeys(s.hop for s in PATH.carrying(lab.settings)))
+    with inject(lab, injection=case.injection):
+        survey = run_survey(lab, progress=False, hops=hops, **survey_kw)
+    v = verdict(survey)
+    seconds = time.perf_counter() - t0
+    if save_dir:
+        survey.save(save_dir, "matrix-" + "".join(ch if ch.isalnum() else "-" for ch in case.name))
+    named = ("at capacity " + v.capacity_hop if v.at_capacity else v.hop) + f": {v.cause}"
+    if v.next:
+        named += f"; next {v.next.hop} ({v.next.cause})"
+    key = next((e for e in v.evidence[1:] if any(ch.isdigit() for ch in e)), v.summary)
+    return {**row, "named": named, "evidence": key, "seconds": round(seconds, 1), "ok": case.judge(v),
+            "summary": v.summary, "verdict": v, "survey": survey}
+
+
+SURVEY_DEFAULTS = {"parallel": 4, "iperf_seconds": 1, "repeats": 3, "verify": "length", "pull_deadline": 60,
+                   "parallel_at": [PATH.client_vantage.name]}
+
+
+def run_matrix(lab, cases: list[Case] | None = None, on_row=None, save_dir=None, **survey_kw) -> pd.DataFrame:
+    """Every case on the running `lab` (on_row(row) as each finishes; each survey saved in `save_dir`)."""
+    kw = {**SURVEY_DEFAULTS, **survey_kw}
+    pull_at(lab, verify="length")          # the image into the page cache: no case pays for a cold start
+    rows = []
+    for case in cases or CASES:
+        row = run_case(lab, case, save_dir, **kw)
+        rows.append(row)
+        if on_row:
+            on_row(row)
+    return pd.DataFrame(rows)
