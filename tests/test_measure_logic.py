@@ -1,10 +1,8 @@
-import pandas as pd
 import pytest
 
 from labkit.measure import iperf
 from labkit.measure.pull import PullResult, aggregate_mbps
 from labkit.path import plan
-from labkit.analyze.verdict import verdict
 
 
 def test_iperf_report_is_parsed():
@@ -38,42 +36,3 @@ def test_plan_names_namespaces_and_refuses_bad_names():
     assert p.path.vantage("full path").client == "compute"
     with pytest.raises(ValueError, match="vantage point 'moon': one of uwsgi, nginx, published port, full path"):
         p.path.vantage("moon")
-
-
-def _table(pulls: dict[str, float], busiest_cpu=99.0, par_full=None):
-    rows = [{"kind": "iperf3", "point": h, "parallel": 1, "MBps": 2000.0, "failures": 0}
-            for h in ["compute→vm", "vm→nginx", "nginx→uwsgi", "compute→published port→nginx"]]
-    for point, mbps in pulls.items():
-        rows.append({"kind": "pull", "point": point, "parallel": 1, "MBps": mbps, "failures": 0,
-                     "busiest": "uwsgi", "busiest_cpu": busiest_cpu})
-    if par_full:
-        rows.append({"kind": "pull", "point": "full path", "parallel": 5, "MBps": par_full, "failures": 1,
-                     "busiest": "uwsgi", "busiest_cpu": busiest_cpu})
-    return pd.DataFrame(rows)
-
-
-def test_verdict_names_the_app_when_uwsgi_itself_is_slow():
-    v = verdict(_table({"uwsgi": 300, "nginx": 290, "published port": 280, "full path": 275}, par_full=900))
-    assert v.hop == "uwsgi"
-    assert "uwsgi ran at 99% of a core" in str(v)
-    assert "5 parallel pulls together reach 900 MB/s (3.3x one pull): each connection is limited" in str(v)
-    assert "1 pull(s) failed" in str(v)
-
-
-def test_verdict_names_the_publish_step_when_it_halves_the_rate():
-    v = verdict(_table({"uwsgi": 1900, "nginx": 1850, "published port": 900, "full path": 880}, busiest_cpu=40))
-    assert v.hop == "published port"
-    assert "51% lost at this stage" in str(v) and "not pegged" in str(v)
-
-
-def test_verdict_says_when_no_hop_loses_much():
-    v = verdict(_table({"nginx": 1900, "published port": 1850, "full path": 1800}))
-    assert v.hop == "" and "No hop loses more than 15%" in v.summary
-
-
-def test_verdict_says_where_pulls_fail_instead_of_a_ratio():
-    t = _table({"uwsgi": 600, "nginx": 0, "published port": 0, "full path": 0})
-    t.loc[t.point == "nginx", ["failures", "error"]] = [1, "ConnectionRefusedError: [Errno 111] Connection refused"]
-    v = verdict(t)
-    assert v.hop == "nginx" and v.summary.startswith("Pulls fail at nginx")
-    assert "Connection refused" in str(v)

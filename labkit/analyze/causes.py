@@ -109,28 +109,35 @@ def _receiver_cause(sv: StageView, conn: str, what: str) -> tuple[str, str, list
     return "", what, ev
 
 
-def stage_cause(sv: StageView, view: PathView, pipe: Finding | None) -> Finding:
-    """What binds in stage `sv`: the first rule that holds, with the numbers behind it."""
+def stage_cause(sv: StageView, view: PathView, pipe: Finding | None, at_hop: bool = False) -> Finding:
+    """What binds in stage `sv`: the first rule that holds, with the numbers behind it.
+
+    `at_hop`: the path runs at the capacity of this stage's hop (decided on the client's rate).
+    """
     ev: list[str] = []
     prog, share = sv.busiest
     for p, s in sv.cpu.items():
         if s >= PEGGED:
             cause = "client" if p == CLIENT else "cpu"
             return Finding(sv.name, cause, f"{p}'s CPU", [sv.cpu_text[p] + ": no CPU to spare"])
+    if sv.client[0] >= PEGGED and share < BUSY:
+        where = next(s.name for s in view.stages if CLIENT in s.stage.programs)
+        return Finding(where, "client", "the pulling client's CPU",
+                       [f"at {sv.stage.vantage}: {sv.client[1]}: no CPU to spare, while {_cpu_lines(sv)[0]}"])
     rate = sv.pull.median if sv.pull else 0.0
     for col, verb in ((DISK_READ, "reads"), (DISK_WRITE, "writes")):
         if rate and sv.disk.get(col, 0) >= (1 - FLOOR) * rate:
             return Finding(sv.name, "disk", "the disk", [f"the disk {verb} {sv.disk[col]:.0f} MB/s during the "
                                                          f"pull of {rate:.0f} MB/s: every byte waits on it"])
     conn, snd = _conn_at(sv, sv.stage.sends_on)
-    if sv.pull and sv.hop and reaches(sv.pull, sv.hop):
+    if at_hop or (sv.pull and sv.hop and reaches(sv.pull, sv.hop)):
         ev.append(f"pull at {sv.stage.vantage} {sv.pull} reaches the {sv.stage.hop} hop's iperf3 {sv.hop}")
         if snd and snd.get("rwnd_pct", 0) >= SHARE:
             cause, what, more = _receiver_cause(sv, conn, f"the receiver on {conn}")
             return Finding(sv.name, cause or "window", what, ev + [tcp_text(conn, "sender", snd)] + more)
         if snd and snd.get("sndbuf_pct", 0) >= SHARE:
             return Finding(sv.name, "window", f"the send buffer on {conn}", ev + [tcp_text(conn, "sender", snd)])
-        return Finding(sv.name, "link", f"the {sv.stage.hop} link",
+        return Finding(sv.name, "link", f"the {sv.stage.hop} hop",
                        ev + ([tcp_text(conn, "sender", snd)] if snd else []))
     if pipe and pipe.stage == sv.name:
         if pipe.kind == "reader":

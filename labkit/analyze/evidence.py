@@ -36,6 +36,7 @@ class StageView:
     parallel: Rate | None = None
     parallel_n: int = 0
     disk: dict[str, float] = field(default_factory=dict)
+    client: tuple[float, str] = (0.0, "")                       # the pulling client here: share wanted, text
 
     @property
     def name(self) -> str:
@@ -155,12 +156,14 @@ def path_view(table: pd.DataFrame, detail: pd.DataFrame | None = None, settings=
             continue
         here = detail[(detail.point == st.vantage) & (detail.parallel == judged)]
         cpu, text = cpu_shares(here[here.source == "cpu"], st.programs, settings)
+        client = cpu_shares(here[here.source == "cpu"], (CLIENT,), settings)
         par = _row(pulls, "pull", st.vantage, higher[-1]) if higher else None
         disk = {c: v for c in (DISK_READ, DISK_WRITE) if c in row and (v := _num(row[c])) is not None}
         views.append(StageView(st, Rate.of(row), hops.get(st.hop), int(_num(row.get("failures")) or 0),
                                str(row.get("error") or "") if _num(row.get("failures")) else "",
                                cpu, text, tcp_state(here[here.source == "tcp"]),
-                               Rate.of(par), higher[-1] if par is not None else 0, disk))
+                               Rate.of(par), higher[-1] if par is not None else 0, disk,
+                               (client[0].get(CLIENT, 0.0), client[1].get(CLIENT, ""))))
         if CLIENT in st.programs and "client_cpu" in row and _num(row["client_cpu"]) is not None:
             views[-1].cpu.setdefault(CLIENT, _num(row["client_cpu"]) / 100)
             views[-1].cpu_text.setdefault(CLIENT, f"the client at {_num(row['client_cpu']):.0f}% of a core")

@@ -1,8 +1,9 @@
 """When two throughputs differ (pure): a measured rate with its spread, and the rule that compares two.
 
-A rate is the median of its runs, with the slowest and fastest run beside it. Two rates differ
-only when their ranges do not overlap *and* the medians are more than FLOOR (25%) apart; anything
-less is within noise, and the verdict never calls it a finding.
+A rate is the median of its runs, with the slowest and fastest run beside it. Two medians differ
+only when they are further apart than both the noise floor (FLOOR of the larger) and the spread
+of their runs (half of each range, added); anything less is within noise, and the verdict never
+calls it a finding.
 """
 from __future__ import annotations
 
@@ -48,9 +49,9 @@ def _num(v, default: float) -> float:
 
 
 def within_noise(a: Rate, b: Rate) -> bool:
-    """True when `a` and `b` cannot be told apart: overlapping runs, or medians within FLOOR."""
-    overlap = a.lo <= b.hi and b.lo <= a.hi
-    return overlap or abs(a.median - b.median) <= FLOOR * max(a.median, b.median)
+    """True when `a` and `b` cannot be told apart: medians within FLOOR, or within their runs' spread."""
+    spread = ((a.hi - a.lo) + (b.hi - b.lo)) / 2
+    return abs(a.median - b.median) <= max(FLOOR * max(a.median, b.median), spread)
 
 
 def above(a: Rate, b: Rate) -> bool:

@@ -131,7 +131,7 @@ def verdict(data, settings=None, detail: pd.DataFrame | None = None, meta: dict 
     pipe = pipeline(view)
     b = binding(view.stages, pipe)
     b, hop = at_capacity(view, b)
-    f = stage_cause(b, view, pipe)
+    f = stage_cause(b, view, pipe, at_hop=bool(hop))
     if pipe and not hop:
         f.evidence.append(f"tcp_info of the client's pull {'agrees' if pipe.stage == b.name else 'points at ' + pipe.stage}"
                           f": it backs up at {pipe.what}")
@@ -146,7 +146,7 @@ def _failure(view: PathView) -> Finding | None:
     where = bad or view.final
     ev = [f"pull at {where.stage.vantage}: {where.error or 'no data'} ({where.failures} failed)"] if bad else []
     ev += [f"{svc}: {st}" for svc, st in view.down.items()]
-    what = f"{', '.join(view.down)} down" if view.down else "pulls failing"
+    what = f"{', '.join(view.down)} down" if view.down else "pulls fail"
     return Finding(where.name, "down", what, ev)
 
 
@@ -166,8 +166,8 @@ def _next(view: PathView, b: StageView, f: Finding) -> Next | None:
         cands.append(Next(b2.name, f2.cause, prefix[-1].pull.median,
                           [f"without {b.name}, pulls at {prefix[-1].stage.vantage} reach {prefix[-1].pull}: "
                            f"{f2.what}"] + f2.evidence[:1]))
-    for sv in view.stages:
-        if sv is not b and sv.hop and sv.stage.hop != b.stage.hop and above(sv.hop, final):
+    for sv in view.stages[idx + 1:]:      # upstream, the pulls say it; a hop measured from the client crosses b too
+        if sv.hop and sv.stage.hop != b.stage.hop and above(sv.hop, final):
             cands.append(Next(sv.name, "link", sv.hop.median, [f"the {sv.stage.hop} hop's iperf3 is {sv.hop}"]))
     for sv in view.stages[idx + 1:]:
         for prog, share in sv.cpu.items():
@@ -184,7 +184,8 @@ def _done(view: PathView, f: Finding, nxt: Next | None, at_cap: bool, hop: str) 
     rates = ", ".join(f"{sv.stage.vantage} {sv.pull}" for sv in view.stages)
     ev = [f"pulls ({view.judged} at a time), in byte order: {rates}"]
     if f.cause == "down":
-        summary = f"{f.what[:1].upper()}{f.what[1:]}: pulls fail at {PATH.stage(f.stage).vantage}."
+        where = f"ulls fail at {PATH.stage(f.stage).vantage}"
+        summary = f"{f.what}: p{where}." if view.down else f"P{where}."
     elif at_cap:
         cap = next(sv.hop for sv in view.stages if sv.stage.hop == hop)
         summary = (f"At capacity: the client gets {final}, within noise of the {hop} hop's iperf3 {cap}, "

@@ -33,6 +33,7 @@ class PullResult:
     start: float = 0.0
     end: float = 0.0
     cpu_s: float = 0.0              # CPU time of the pulling thread (reading, and hashing if verified)
+    wait_s: float = 0.0             # time it was runnable but waited for a CPU (the run queue)
 
     @property
     def mbps(self) -> float:
@@ -88,7 +89,7 @@ def pull(ns: str | None, host: str, port: int, uri: str, expect_sha256: str | No
     if verify not in ("sha256", "length"):
         raise ValueError(f"verify {verify!r}: use 'sha256' or 'length'")
     t0 = time.perf_counter()
-    c0 = time.thread_time()
+    c0, q0 = time.thread_time(), _queued()
     n = 0
     ttfb = 0.0
     try:
@@ -126,11 +127,20 @@ def pull(ns: str | None, host: str, port: int, uri: str, expect_sha256: str | No
         error = (f"short body: {n} of {length} bytes" if not complete
                  else "sha256 mismatch" if sha_ok is False else "")
         return PullResult(ok=not error, bytes=n, seconds=t1 - t0, ttfb_ms=ttfb, sha256_ok=sha_ok,
-                          error=error, start=t0, end=t1, cpu_s=time.thread_time() - c0)
+                          error=error, start=t0, end=t1, cpu_s=time.thread_time() - c0, wait_s=_queued() - q0)
     except Exception as exc:  # noqa: BLE001 - a failed pull is a result, not a crash
         t1 = time.perf_counter()
         return PullResult(ok=False, bytes=n, seconds=t1 - t0, ttfb_ms=ttfb, sha256_ok=False,
-                          error=f"{type(exc).__name__}: {exc}", start=t0, end=t1, cpu_s=time.thread_time() - c0)
+                          error=f"{type(exc).__name__}: {exc}", start=t0, end=t1, cpu_s=time.thread_time() - c0,
+                          wait_s=_queued() - q0)
+
+
+def _queued() -> float:
+    """Seconds this thread has waited on a run queue (/proc/thread-self/schedstat; 0 where absent)."""
+    try:
+        return int(open("/proc/thread-self/schedstat").read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def pull_parallel(ns, host, port, uri, n: int, expect_sha256=None, timeout=30, deadline=600,

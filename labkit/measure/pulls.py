@@ -33,8 +33,16 @@ class PullRun:
     @property
     def client_cpu(self) -> float:
         """The pulling threads' CPU over the pull's span, in % of one core."""
+        return self._share(sum(r.cpu_s for r in self.results))
+
+    @property
+    def client_wait(self) -> float:
+        """How long the pulling threads waited for a CPU over the pull's span, in % of one core."""
+        return self._share(sum(r.wait_s for r in self.results))
+
+    def _share(self, seconds: float) -> float:
         span = max((r.end for r in self.results), default=0) - min((r.start for r in self.results), default=0)
-        return round(100 * sum(r.cpu_s for r in self.results) / span, 1) if span > 0 else 0.0
+        return round(100 * seconds / span, 1) if span > 0 else 0.0
 
     @property
     def good(self) -> list[PullResult]:

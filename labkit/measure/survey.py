@@ -151,7 +151,7 @@ def _details(run: PullRun, i: int) -> list[dict]:
     key = {"point": run.vantage, "parallel": run.parallel, "run": i, "MBps": round(run.mbps, 1)}
     out = [{**key, "source": "cpu", "name": svc, "side": "", **v} for svc, v in run.cpu.items()]
     out.append({**key, "source": "cpu", "name": CLIENT, "side": "", "cpu_max_proc": run.client_cpu,
-                "cpu_total": run.client_cpu})
+                "cpu_total": run.client_cpu, "wait_max_proc": run.client_wait})
     out += [{**key, "source": "tcp", "name": t["connection"], **{k: v for k, v in t.items() if k != "connection"}}
             for t in run.tcp]
     return out
