@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 from pathlib import Path
@@ -48,27 +49,39 @@ def _make_lab(a, keep: bool) -> Lab:
 def cmd_survey(a) -> int:
     if not 1 <= a.parallel <= 256:
         raise SettingsError(f"--parallel {a.parallel} is outside 1..256")
+    if not 1 <= a.repeats <= 20:
+        raise SettingsError(f"--repeats {a.repeats} is outside 1..20")
     lab = _make_lab(a, keep=a.keep)
     lab.up()
     try:
         bad = {k: v for k, v in lab.health().items() if v != "ok"}
         if bad:
             raise LabError("health check failed: " + "; ".join(f"{k}: {v}" for k, v in bad.items()))
-        s = run_survey(lab, parallel=a.parallel, iperf_seconds=a.iperf_seconds, verify=a.verify)
+        s = run_survey(lab, parallel=a.parallel, iperf_seconds=a.iperf_seconds, verify=a.verify,
+                       repeats=a.repeats, progress=not a.json)
     finally:
         if not a.keep:
             lab.down()
+    path = s.save(DATA / "results", f"survey-{a.preset}")
+    if a.json:
+        print(json.dumps(survey_json(s, path), indent=1))
+        return 0
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(s.table.drop(columns=["through"]).fillna("").to_string(index=False))
     for n in s.notes:
         print(f"note: {n}")
     print()
-    print(verdict(s.table))
-    path = s.save(DATA / "results", f"survey-{a.preset}")
+    print(verdict(s))
     print(f"\nsaved {path} (+ .json with the settings); survey took {s.meta['wall_s']} s")
     if a.keep:
         print(f"lab '{a.name}' left up: `labkit down --name {a.name}` ends it")
     return 0
+
+
+def survey_json(s, saved: Path | None = None) -> dict:
+    """The survey's table and its verdict (hop, cause, evidence, next) as plain JSON values."""
+    return {"verdict": verdict(s).to_dict(), "table": json.loads(s.table.to_json(orient="records")),
+            "settings": s.settings, "notes": s.notes, "meta": s.meta, "saved": str(saved) if saved else None}
 
 
 def cmd_up(a) -> int:
@@ -136,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--iperf-seconds", type=int, default=2, help="per hop, whole seconds")
     s.add_argument("--verify", choices=["sha256", "length"], default="sha256",
                    help="how pulls are checked; sha256 costs client CPU on paths above ~1 GB/s")
+    s.add_argument("--repeats", type=int, default=3, help="pulls per vantage point (median and spread; 3 or more)")
+    s.add_argument("--json", action="store_true", help="print the table and the verdict as JSON (nothing else on stdout)")
     s.add_argument("--keep", action="store_true", help="leave the lab up afterwards (for the notebooks)")
     s.set_defaults(fn=cmd_survey)
     u = sub.add_parser("up", help="bring the lab up and leave it up")

@@ -9,7 +9,8 @@ import pandas as pd
 from .measure.capture import capture_pull
 from .bundle.export import export_bundle
 from .lab.lab import DATA, Lab
-from .present.report import Section, bundle_section, flows_section, survey_section, trials_section, write_report
+from .present.report import (Section, bundle_section, flows_section, survey_section, surveys_headline,
+                             trials_headline, trials_section, write_report)
 from .config.presets import PRESETS
 from .path import PATH
 from .measure.survey import Survey, run_survey
@@ -20,7 +21,7 @@ from .analyze.verdict import verdict
 
 def capture_points_for(survey: Survey) -> list[str]:
     """The connections around the stage that loses throughput (every one a client's pull crosses if none does)."""
-    hop = verdict(survey.table).hop
+    hop = verdict(survey).hop
     return list(PATH.stage(hop).capture if hop else PATH.client_vantage.crosses)
 
 
@@ -58,7 +59,8 @@ def full_report(image_mib: int = 64, parallels: tuple[int, ...] = (1, 5), lab_na
                               image_mib=image_mib)
     sections: list[Section] = [survey_section(survey), flows_section(flows), trials_section(trials),
                                bundle_section(bundle)]
-    return write_report(out or DATA / "reports" / f"{stamp}-report.html", sections)
+    lead = [f"Verdict (sregistry-2018-10 as shipped):\n{verdict(survey, flows=flows)}", trials_headline(trials)]
+    return write_report(out or DATA / "reports" / f"{stamp}-report.html", sections, lead=lead)
 
 
 def before_after(lab: Lab, before: str, after: str, parallel: int = 5, **kw) -> tuple[Survey, Survey, pd.DataFrame]:
@@ -76,5 +78,7 @@ def before_after(lab: Lab, before: str, after: str, parallel: int = 5, **kw) -> 
 def seed_case_report(before: Survey, after: Survey, trials: pd.DataFrame, bundle: Path,
                      out: Path | None = None) -> Path:
     """The seed case as one HTML file: both surveys, the presets compared, the bundle."""
-    sections = [survey_section(before), survey_section(after), trials_section(trials), bundle_section(bundle)]
-    return write_report(out or DATA / "reports" / "seed-case.html", sections)
+    sections = [survey_section(before, "Before"), survey_section(after, "After"), trials_section(trials),
+                bundle_section(bundle)]
+    lead = [f"Verdict (before):\n{verdict(before)}", surveys_headline(before, after), trials_headline(trials)]
+    return write_report(out or DATA / "reports" / "seed-case.html", sections, lead=lead)

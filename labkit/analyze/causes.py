@@ -121,7 +121,7 @@ def stage_cause(sv: StageView, view: PathView, pipe: Finding | None, at_hop: boo
             cause = "client" if p == CLIENT else "cpu"
             return Finding(sv.name, cause, f"{p}'s CPU", [sv.cpu_text[p] + ": no CPU to spare"])
     if sv.client[0] >= PEGGED and share < BUSY:
-        where = next(s.name for s in view.stages if CLIENT in s.stage.programs)
+        where = next(s.name for s in PATH.stages if CLIENT in s.programs)
         return Finding(where, "client", "the pulling client's CPU",
                        [f"at {sv.stage.vantage}: {sv.client[1]}: no CPU to spare, while {_cpu_lines(sv)[0]}"])
     rate = sv.pull.median if sv.pull else 0.0

@@ -1,6 +1,8 @@
 """bokeh figures over labkit's tables (no server needed: they show in Jupyter and in HTML files)."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 from bokeh.layouts import column
@@ -68,12 +70,18 @@ def survey_bars(table: pd.DataFrame, title: str = "throughput per hop", width: i
     return p
 
 
+def natural(value) -> tuple:
+    """A sort key that orders the numbers inside labels as numbers: '5 parallel' before '40 parallel'."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
+                 for part in re.split(r"(\d+)", str(value)) if part)
+
+
 def compare_bars(table: pd.DataFrame, x: str, y: str = "MBps", group: str | None = None,
                  title: str = "", width: int = 800):
     """Bars of `y` per `x` (one colour per `group`), for sweeps and before/after tables."""
     from bokeh.palettes import Category10
     from bokeh.transform import dodge
-    groups = sorted(table[group].unique()) if group else [None]
+    groups = sorted(table[group].unique(), key=natural) if group else [None]
     cats = list(dict.fromkeys(table[x].astype(str)))
     p = figure(x_range=cats, width=width, height=320, title=title, y_axis_label=y, tools="save")
     w = 0.8 / len(groups)

@@ -34,11 +34,37 @@ def _table(df: pd.DataFrame) -> Markup:
     return Markup(df.to_html(index=False, na_rep="", float_format=lambda x: f"{x:,.1f}", border=0))
 
 
-def survey_section(s: Survey) -> Section:
+def survey_section(s: Survey, heading: str = "Per hop: iperf3 and pulls") -> Section:
     t = s.table.drop(columns=["through"])
-    return Section("Per hop: iperf3 and pulls",
-                   f"Image {s.meta['image_bytes'] / 2**20:.0f} MiB, {s.meta['parallel']} parallel pulls; "
-                   + "; ".join(s.notes), str(verdict(s.table)), [_table(t)], [survey_bars(s.table)])
+    runs = s.meta.get("repeats", 1)
+    return Section(heading,
+                   f"Image {s.meta['image_bytes'] / 2**20:.0f} MiB, {s.meta['parallel']} parallel pulls, each vantage "
+                   f"point pulled {runs} times (MBps is the median, MBps_lo/MBps_hi the slowest and fastest run); "
+                   + "; ".join(s.notes), str(verdict(s)), [_table(t)], [survey_bars(s.table)])
+
+
+def trials_headline(trials: pd.DataFrame, before: str | None = None, after: str | None = None) -> str:
+    """'before → after' per parallel count, from a presets table (the first preset and the last by default)."""
+    names = list(dict.fromkeys(trials.preset if "preset" in trials else trials.label))
+    key = "preset" if "preset" in trials else "label"
+    before, after = before or names[0], after or names[-1]
+    lines = [f"{before} → {after}:"]
+    for n, rows in sorted(trials.groupby("parallel"), key=lambda kv: kv[0]):
+        a, b = rows[rows[key] == before], rows[rows[key] == after]
+        if len(a) and len(b):
+            x, y = float(a.parallel_MBps.iloc[0]), float(b.parallel_MBps.iloc[0])
+            fail = f", failed pulls {int(a.failures.iloc[0])} → {int(b.failures.iloc[0])}" if a.failures.iloc[0] or b.failures.iloc[0] else ""
+            lines.append(f"{n} pull{'s' if n > 1 else ''} at once: {x:.0f} → {y:.0f} MB/s"
+                         + (f" ({y / x:.1f}x)" if x > 0 else "") + fail)
+    return "\n".join(lines)
+
+
+def surveys_headline(before: Survey, after: Survey, names: tuple[str, str] = ("before", "after")) -> str:
+    """What the client gets, and what binds, before and after a change of settings."""
+    vb, va = verdict(before), verdict(after)
+    rate = (f"the client gets {vb.rate:.0f} → {va.rate:.0f} MB/s" + (f" ({va.rate / vb.rate:.1f}x)" if vb.rate else "")
+            if vb.rate is not None and va.rate is not None else "")
+    return f"{names[0]} → {names[1]}: {rate}\n{names[0]}: {vb.summary}\n{names[1]}: {va.summary}"
 
 
 def flows_section(flows: list[tuple[str, FlowDirection, FlowVerdict]]) -> Section:
@@ -64,14 +90,16 @@ def bundle_section(bundle: Path) -> Section:
                    pre=(bundle / "README.md").read_text())
 
 
-def write_report(path: Path, sections: list[Section], title: str = "servelab: why pulls are slow") -> Path:
+def write_report(path: Path, sections: list[Section], title: str = "servelab: why pulls are slow",
+                 lead: list[str] | None = None) -> Path:
+    """The sections as one HTML file; `lead`: what opens it (the verdict, a before → after headline)."""
     figs = [f for sec in sections for f in sec.figures]
     script, divs = components(figs) if figs else ("", [])
     it = iter(divs)
     for sec in sections:
         sec.divs = [Markup(next(it)) for _ in sec.figures]
     html = templates().get_template("report.html.j2").render(
-        title=title, resources=Markup(INLINE.render()), script=Markup(script), sections=sections,
+        title=title, resources=Markup(INLINE.render()), script=Markup(script), sections=sections, lead=lead or [],
         meta=f"written {time.strftime('%Y-%m-%d %H:%M')} on {platform.node()} (Linux {platform.release()})")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
