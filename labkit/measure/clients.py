@@ -20,7 +20,6 @@ import os
 import shlex
 import shutil
 import signal
-import string
 import subprocess
 import threading
 import time
@@ -28,13 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config.settings import ClientSettings
+from ..config.settings import COMMAND_FIELDS, ClientSettings, command_fields
 from ..errors import LabError, SettingsError
 from ..lab.nsenter import exec_prefix
 from ..lab.tools import tool
 from .pull import PullResult, Verify, fetch_manifest, pull, pull_parallel
 
-FIELDS = ("host", "port", "uri", "url", "dest")   # what a command template may use
+FIELDS = COMMAND_FIELDS                           # what a command template may use
 DEST = "image.sif"                                # the file name {dest} stands for, in the pull's own directory
 _POLL = 0.005
 
@@ -52,17 +51,15 @@ class Target:
 
 def render_command(template: str, values: dict[str, str]) -> list[str]:
     """A command template as argv: split like a shell line, then each word's {fields} filled in
-    (a value never splits a word). Unknown fields are an error naming client.command."""
+    (a value never splits a word, nor is it read by a shell unless the template runs one)."""
     try:
-        words = shlex.split(template)
+        bad = sorted(command_fields(template) - set(FIELDS))
     except ValueError as e:
-        raise SettingsError(f"client.command: {template!r}: {e}") from None
-    used = {f for w in words for _, f, _, _ in string.Formatter().parse(w) if f is not None}
-    bad = sorted(used - set(FIELDS))
-    if bad or not words:
-        raise SettingsError(f"client.command: {template!r} uses {', '.join('{' + b + '}' for b in bad) or 'nothing'}; "
-                            f"a template is a command line with any of {', '.join('{' + f + '}' for f in FIELDS)}")
-    return [w.format(**values) for w in words]
+        raise SettingsError(f"client.command: {e}") from None
+    if bad:
+        raise SettingsError(f"client.command: {template!r} uses {', '.join('{' + b + '}' for b in bad)}; "
+                            f"a template may use {', '.join('{' + f + '}' for f in FIELDS)}")
+    return [w.format(**values) for w in shlex.split(template)]
 
 
 def client_argv(kind: str, template: str | None, values: dict[str, str]) -> list[str]:
