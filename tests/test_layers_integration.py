@@ -134,3 +134,15 @@ def test_a_client_that_writes_the_wrong_bytes_is_a_failure(lab, setting):
                     "write_to": "disk"})
     run = pull_at(lab)
     assert not run.ok and "short file" in run.errors
+
+
+def test_the_disk_kind_changes_while_the_lab_runs(lab, setting):
+    device = lab.storage.disk.vmdisk.device
+    setting(storage={"disk": "host"})
+    on_host = pull_at(lab)
+    assert lab.storage.disk is None and f"{device} " not in open("/proc/mounts").read()
+    setting(storage={"disk": "loop", "latency_ms": 1})
+    with_fuse = pull_at(lab)
+    assert on_host.ok and with_fuse.ok and "vm" not in on_host.disk and "vm" in with_fuse.disk
+    assert "delayfs@vm" in with_fuse.cpu
+    assert lab.storage.disk.fuse.pid in lab.storage.disk.group.group.pids()   # its I/O is the disk group's

@@ -254,9 +254,10 @@ class Lab(Supervision, Layers):
 
     # --- looking at it ---------------------------------------------------
     def processes(self) -> dict[str, list[psutil.Process]]:
-        """The path's processes by service (iperf3 servers left out: they only serve the hops)."""
-        return {name: svc.processes() for name, svc in self.services.items()
-                if not isinstance(svc, Iperf3Server)}
+        """The path's processes by service (iperf3 servers left out: they only serve the hops), and
+        the FUSE processes of disks with latency."""
+        return {**{name: svc.processes() for name, svc in self.services.items()
+                   if not isinstance(svc, Iperf3Server)}, **self.layer_processes()}
 
     def describe(self) -> list[dict]:
         """The nodes with their role, namespace, address and the services in them."""

@@ -7,6 +7,10 @@ A mixin of Lab (like Supervision): it reads `name`, `settings`, `services`, `ima
 """
 from __future__ import annotations
 
+import contextlib
+
+import psutil
+
 from ..config.settings import LabSettings
 from ..errors import SettingsError
 from . import cgroups
@@ -86,6 +90,16 @@ class Layers:
         self.cpu.add(getattr(svc, "cpu_member", None), pids)
 
     # --- measuring -------------------------------------------------------------------
+    def layer_processes(self) -> dict[str, list[psutil.Process]]:
+        """The FUSE delay processes by disk (with latency they do the disk's I/O, and use CPU for it)."""
+        out = {}
+        for part in (self.storage, self.client_storage):
+            fuse = part.disk.fuse if part.disk else None
+            if fuse is not None and fuse.pid:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    out[f"delayfs@{part.disk.role}"] = [psutil.Process(fuse.pid)]
+        return out
+
     def before_pull(self) -> None:
         """What every pull needs first: with storage.cache = cold, the image dropped from the page cache."""
         self.storage.before_pull()

@@ -132,6 +132,11 @@ class Disk:
             try:
                 self._cap = writeback.cap(self.device, limits, self.feats)
                 ownership.own(self.lab, self._key("writeback"), "writeback", self._cap)
+                note = (f"{self.role} disk: buffered writes held to the write ceiling: its dirty pages bounded to "
+                        f"{writeback.dirty_cap(limits) / 1e6:.0f} MB" + (", the flusher's writeback throttled in the "
+                                                                         "root blkio group (cgroup v1)" if self._cap["root"] else ""))
+                if note not in self.notes:
+                    self.notes.append(note)
             except OSError as e:
                 self.notes.append(f"{self.role} disk: buffered writes not held to the write ceiling "
                                   f"({e.strerror}): only direct and synchronous writes are")
