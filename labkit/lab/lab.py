@@ -19,7 +19,7 @@ from ..path import Plan, plan
 from . import netns, network, ownership
 from .changes import Features, plan_changes
 from .images import Image, ensure_image
-from .layers import Layers
+from .layers import LAYER_STEPS, Layers
 from .supervision import Supervision
 from .programs import DnatPublisher, DockerProxy, Iperf3Server, Nginx, Site, Uwsgi
 from .tools import tool
@@ -218,12 +218,8 @@ class Lab(Supervision, Layers):
         done = []
         self.settings = s
         for step in steps:
-            if step == "storage":
-                done += self._change_storage(s, self._start)
-            elif step == "cpu":
-                done += self._change_cpu(s)
-            elif step == "client":
-                done += self._change_client(s)
+            if step in LAYER_STEPS:
+                done += self._change_layer(step, s, self._start)
             elif step == "kernel":
                 network.set_kernel(self.plan, s, self._kernel_defaults)
                 done.append("kernel: sysctls set in every namespace")
@@ -258,11 +254,3 @@ class Lab(Supervision, Layers):
         the FUSE processes of disks with latency."""
         return {**{name: svc.processes() for name, svc in self.services.items()
                    if not isinstance(svc, Iperf3Server)}, **self.layer_processes()}
-
-    def describe(self) -> list[dict]:
-        """The nodes with their role, namespace, address and the services in them."""
-        return [{"node": n.name, "role": n.role, "namespace": self.plan.ns(n.name) or "(host)",
-                 "address": self.plan.ip(n.name),
-                 "services": ", ".join(f"{k} (pid {s.pid})" if s.pid else k
-                                       for k, s in self.services.items() if s.node == n.name)}
-                for n in self.plan.path.nodes]

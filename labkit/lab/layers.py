@@ -19,6 +19,9 @@ from .cpulimits import CpuGroups
 from .storage import ClientStorage, VmStorage
 
 
+LAYER_STEPS = ("storage", "cpu", "client")
+
+
 class Layers:
     def _layers_init(self) -> None:
         self._feats: cgroups.Features | None = None
@@ -114,6 +117,12 @@ class Layers:
         return out
 
     # --- live changes ------------------------------------------------------------------
+    def _change_layer(self, step: str, s: LabSettings, restart) -> list[str]:
+        """One of LAYER_STEPS of a live change (labkit.lab.changes plans them)."""
+        if step == "storage":
+            return self._change_storage(s, restart)
+        return self._change_cpu(s) if step == "cpu" else self._change_client(s)
+
     def _change_storage(self, s: LabSettings, restart) -> list[str]:
         """Limits and cache apply live; another disk kind or latency stops nginx and uwsgi, rebuilds, starts them."""
         if self.storage.limits_only(s.storage):
