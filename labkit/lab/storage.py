@@ -21,7 +21,7 @@ from pathlib import Path
 from ..config.settings import ClientSettings, StorageSettings
 from . import ownership, writeback
 from .cgroups import Cgroup, CgroupError, Features, IoCounters, IoLimits, joiner, parse_io_stat, render_io_max
-from .images import Image, install_image
+from ..registry.catalog import Image, install_image
 from .vmdisk import MIN_SIZE as MIN_DISK, DelayMount, VmDisk, VmDiskError, drop_cache, loops_backed_by
 
 MiB = 2**20

@@ -29,9 +29,10 @@ from pathlib import Path
 
 from ..config.settings import COMMAND_FIELDS, ClientSettings, command_fields
 from ..errors import LabError, SettingsError
-from ..lab.nsenter import exec_prefix
+from ..nsenter import exec_prefix
 from ..lab.tools import tool
-from .pull import PullResult, Verify, fetch_manifest, pull, pull_parallel
+from ..registry.client import fetch_manifest
+from .pull import PullResult, Verify, pull, pull_parallel
 
 FIELDS = COMMAND_FIELDS                           # what a command template may use
 DEST = "image.sif"                                # the file name {dest} stands for, in the pull's own directory
