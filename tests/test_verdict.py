@@ -195,9 +195,13 @@ def test_a_pegged_pulling_client_is_named_even_at_an_inner_vantage():
 
 def test_a_slow_disk_binds_where_storage_is_modelled():
     t, d = survey({"uwsgi": r(50), "nginx": r(49), "published port": r(50), "full path": r(49)},
-                  cpu={"uwsgi": {"uwsgi": (3, 0)}}, rows={"uwsgi": {"disk_read_MBps": 50.5}})
-    v = verdict(t, settings=S2018, detail=d)
-    assert (v.hop, v.cause) == ("uwsgi", "disk") and "the disk reads 50 MB/s" in str(v)
+                  cpu={"uwsgi": {"uwsgi": (3, 0)}}, rows={"uwsgi": {"disk_read_MB": 67.1}})
+    v = verdict(t, settings=S2018, detail=d, meta={"image_bytes": 64 * 2**20})
+    assert (v.hop, v.cause) == ("uwsgi", "disk")
+    assert "image read: 67 MB on the disk's device counters per pull of 67 MB (50 MB/s)" in str(v)
+    t, d = survey({"uwsgi": r(50), "nginx": r(49), "published port": r(50), "full path": r(49)},
+                  cpu={"uwsgi": {"uwsgi": (3, 0)}}, rows={"uwsgi": {"disk_read_MB": 0.0}})   # a warm cache
+    assert verdict(t, settings=S2018, detail=d, meta={"image_bytes": 64 * 2**20}).cause != "disk"
 
 
 def test_a_full_send_buffer_is_a_window():

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..path import CLIENT, PATH
-from .evidence import DISK_READ, DISK_WRITE, PathView, StageView, tcp_text
+from .evidence import PathView, StageView, tcp_text
 from .noise import FLOOR, reaches
 
 SHARE = 25.0        # % of a connection's time that counts as "limited by" (rwnd, sndbuf)
@@ -124,11 +124,6 @@ def stage_cause(sv: StageView, view: PathView, pipe: Finding | None, at_hop: boo
         where = next(s.name for s in PATH.stages if CLIENT in s.programs)
         return Finding(where, "client", "the pulling client's CPU",
                        [f"at {sv.stage.vantage}: {sv.client[1]}: no CPU to spare, while {_cpu_lines(sv)[0]}"])
-    rate = sv.pull.median if sv.pull else 0.0
-    for col, verb in ((DISK_READ, "reads"), (DISK_WRITE, "writes")):
-        if rate and sv.disk.get(col, 0) >= (1 - FLOOR) * rate:
-            return Finding(sv.name, "disk", "the disk", [f"the disk {verb} {sv.disk[col]:.0f} MB/s during the "
-                                                         f"pull of {rate:.0f} MB/s: every byte waits on it"])
     conn, snd = _conn_at(sv, sv.stage.sends_on)
     if at_hop or (sv.pull and sv.hop and reaches(sv.pull, sv.hop)):
         ev.append(f"pull at {sv.stage.vantage} {sv.pull} reaches the {sv.stage.hop} hop's iperf3 {sv.hop}")
@@ -139,6 +134,11 @@ def stage_cause(sv: StageView, view: PathView, pipe: Finding | None, at_hop: boo
             return Finding(sv.name, "window", f"the send buffer on {conn}", ev + [tcp_text(conn, "sender", snd)])
         return Finding(sv.name, "link", f"the {sv.stage.hop} hop",
                        ev + ([tcp_text(conn, "sender", snd)] if snd else []))
+    rate = sv.pull.median if sv.pull else 0.0
+    for name, (mbps, text) in sv.disk.items():
+        if rate and mbps >= (1 - FLOOR) * rate and share < BUSY:
+            return Finding(sv.name, "disk", f"the disk ({name})", [text + ": every byte of the pull went through the "
+                                                                 f"device, and {_cpu_lines(sv)[0]}"])
     if pipe and pipe.stage == sv.name:
         if pipe.kind == "reader":
             cause, what, more = _receiver_cause(sv, sv.stage.reads_from, pipe.what)

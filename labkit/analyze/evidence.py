@@ -19,8 +19,6 @@ from .noise import Rate
 # settings.cpu fields that limit a program (quota in cores, cpuset): docker-compose's cpus: / cpuset:
 CPU_LIMITS = {"nginx": ("nginx_cpus", "nginx_cpuset"), "uwsgi": ("uwsgi_cpus", "uwsgi_cpuset"),
               "docker-proxy": ("proxy_cpus", "proxy_cpuset")}
-# survey columns with the disk's throughput during a pull, where storage is modelled
-DISK_READ, DISK_WRITE = "disk_read_MBps", "disk_write_MBps"
 
 
 @dataclass
@@ -35,7 +33,7 @@ class StageView:
     tcp: dict[tuple[str, str], dict] = field(default_factory=dict)
     parallel: Rate | None = None
     parallel_n: int = 0
-    disk: dict[str, float] = field(default_factory=dict)
+    disk: dict[str, tuple[float, str]] = field(default_factory=dict)   # disk stage -> (MB/s it moved, text)
     client: tuple[float, str] = (0.0, "")                       # the pulling client here: share wanted, text
 
     @property
@@ -55,6 +53,7 @@ class PathView:
     judged: int                             # the parallel count compared across stages
     down: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    table: pd.DataFrame | None = None
 
     @property
     def final(self) -> StageView:
@@ -158,7 +157,7 @@ def path_view(table: pd.DataFrame, detail: pd.DataFrame | None = None, settings=
         cpu, text = cpu_shares(here[here.source == "cpu"], st.programs, settings)
         client = cpu_shares(here[here.source == "cpu"], (CLIENT,), settings)
         par = _row(pulls, "pull", st.vantage, higher[-1]) if higher else None
-        disk = {c: v for c in (DISK_READ, DISK_WRITE) if c in row and (v := _num(row[c])) is not None}
+        disk = disk_rates(row, st, carrying, (meta or {}).get("image_bytes"), settings)
         views.append(StageView(st, Rate.of(row), hops.get(st.hop), int(_num(row.get("failures")) or 0),
                                str(row.get("error") or "") if _num(row.get("failures")) else "",
                                cpu, text, tcp_state(here[here.source == "tcp"]),
@@ -168,7 +167,41 @@ def path_view(table: pd.DataFrame, detail: pd.DataFrame | None = None, settings=
             views[-1].cpu.setdefault(CLIENT, _num(row["client_cpu"]) / 100)
             views[-1].cpu_text.setdefault(CLIENT, f"the client at {_num(row['client_cpu']):.0f}% of a core")
     notes = [f"{s.name} carries no image under these settings ({', '.join(s.idle_when)}): left out" for s in idle]
-    return PathView(views, idle, hops, judged, dict((meta or {}).get("down") or {}), notes)
+    return PathView(views, idle, hops, judged, dict((meta or {}).get("down") or {}), notes, table)
+
+
+def disk_rates(row, stage: Stage, carrying: list[Stage], image_bytes: int | None, settings) -> dict:
+    """The disk stages of `stage` and the MB/s each moved during its pulls (the device's counters).
+
+    A disk stage names its stage; the image read belongs to whichever carrying stage reads the
+    file (the first: uwsgi, or nginx with X-Accel-Redirect). MB/s = the MB counted per pull over
+    the pull's time, so a disk that moved the whole image runs at the pull's own rate.
+    """
+    rate, out = _num(row.get("MBps")), {}
+    for d in PATH.disk_stages:
+        owner = d.stage or carrying[0].name
+        mb = _num(row.get(d.column))
+        if owner != stage.name or mb is None or not rate or (settings is not None and not d.carries(settings)):
+            continue
+        per_pull = (image_bytes or 0) / 1e6 * int(_num(row.get("parallel")) or 1)
+        mbps = mb / per_pull * rate if per_pull else rate
+        out[d.name] = (mbps, f"{d.name}: {mb:.0f} MB on the disk's device counters per pull"
+                             + (f" of {per_pull:.0f} MB ({mbps:.0f} MB/s)" if per_pull else ""))
+    return out
+
+
+def disk_evidence(df: pd.DataFrame) -> list[str]:
+    """One line per disk stage the survey counted: the MB its disk moved during the client's pulls."""
+    point = PATH.client_vantage.name
+    pulls = df[(df.kind == "pull") & (df.point == point)] if "kind" in df else df.iloc[0:0]
+    out = []
+    for d in PATH.disk_stages:
+        if d.column not in pulls or pulls[d.column].isna().all():
+            continue
+        per = ", ".join(f"{r[d.column]:.0f} MB with {int(r.parallel)} pull(s)" for _, r in pulls.iterrows()
+                        if pd.notna(r[d.column]))
+        out.append(f"{d.name} ({d.adds}): {per} at {point}, from the disk's device counters")
+    return out
 
 
 def tcp_text(conn: str, side: str, t: dict) -> str:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..path import PATH
 from .causes import CAUSES, Finding, own_link_busy, pipeline, stage_cause
-from .evidence import PathView, StageView, path_view
+from .evidence import PathView, StageView, disk_evidence, path_view
 from .noise import Rate, above, reaches, within_noise
 
 CLOSE = 2.0          # a second constraint whose ceiling is within 2x of the binding rate is "next"
@@ -201,6 +201,7 @@ def _done(view: PathView, f: Finding, nxt: Next | None, at_cap: bool, hop: str) 
         elif b.hop:
             ev.append(f"pulls at {b.stage.vantage} already get {b.pull} against the {b.stage.hop} hop's iperf3 {b.hop}")
     ev += f.evidence
+    ev += [e for e in disk_evidence(view.table) if e not in ev] if view.table is not None else []
     last = view.final
     if last.parallel and last.pull and last.pull.median > 0:
         ratio = last.parallel.median / last.pull.median

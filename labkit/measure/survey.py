@@ -14,12 +14,12 @@ from tqdm.auto import tqdm
 from . import iperf
 from ..errors import ServiceDown
 from ..lab.lab import Lab
-from ..path import CLIENT
+from ..path import CLIENT, PATH
 from .pulls import PullRun, pull_at
 
 COLUMNS = ["kind", "point", "through", "parallel", "MBps", "MBps_lo", "MBps_hi", "runs", "spread_pct",
            "per_pull_min", "per_pull_max", "ttfb_ms", "failures", "sha256_ok", "retransmits", "busiest",
-           "busiest_cpu", "client_cpu", "error"]
+           "busiest_cpu", "client", "client_cpu", *[d.column for d in PATH.disk_stages], "error"]
 
 
 @dataclass
@@ -105,7 +105,8 @@ def run_survey(lab: Lab, parallel: int = 5, iperf_seconds: int = 2, pull_deadlin
     for st in [s for s in p.path.stages if not s.carries(lab.settings)]:
         lab.say(f"survey: stage {st.name!r} carries no image under these settings; {st.vantage!r} not pulled")
     table = pd.DataFrame(rows).reindex(columns=COLUMNS)
-    meta = {"lab": lab.name, "namespaced": p.namespaced, "image_bytes": lab.image.size, "parallel": parallel,
+    meta = {"lab": lab.name, "namespaced": p.namespaced, "image_bytes": lab.image.size,
+            "disk_stages": [d.name for d in p.path.disk_stages if d.carries(lab.settings)], "parallel": parallel,
             "repeats": repeats, "iperf_seconds": iperf_seconds, "verify": verify, "pull_deadline_s": pull_deadline,
             "wall_s": round(time.perf_counter() - t0, 1), "down": down, "host": platform.node(),
             "kernel": platform.release(), "when": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -141,9 +142,20 @@ def summarize_runs(runs: list[PullRun]) -> tuple[dict, dict]:
            "failures": sum(r.failures for r in runs),
            "sha256_ok": all(x.sha256_ok for x in every) if runs[0].verify == "sha256" else None,
            "busiest": busiest, "busiest_cpu": cpu[busiest]["cpu_max_proc"] if busiest else 0.0,
-           "client_cpu": round(statistics.median(r.client_cpu for r in runs), 1),
+           "client": runs[0].client, "client_cpu": round(statistics.median(r.client_cpu for r in runs), 1),
+           **_median_disk(runs),
            "error": "; ".join(sorted({r.errors for r in runs if r.errors}))}
     return row, cpu
+
+
+def _median_disk(runs: list[PullRun]) -> dict:
+    """Each disk stage's MB per pull, the median over the runs (None where the disk is not the lab's)."""
+    per_run = [r.disk_mb() for r in runs]
+    out = {}
+    for col in per_run[0]:
+        vals = [d[col] for d in per_run if d[col] is not None]
+        out[col] = round(statistics.median(vals), 1) if vals else None
+    return out
 
 
 def _details(run: PullRun, i: int) -> list[dict]:
