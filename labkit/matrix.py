@@ -43,6 +43,7 @@ class Case:
     why: str                      # why this is the truth
     next: str | None = None       # for two bottlenecks: the stage to mention as next
     at_capacity: bool | None = None
+    survey: tuple[tuple[str, object], ...] = ()   # survey arguments of this case (e.g. no parallel pulls)
 
     @property
     def expected(self) -> str:
@@ -61,8 +62,11 @@ class Case:
 
 
 BASE = "sregistry-2018-10"
-RATES = {"wan": "1600mbit", "nginx": "800mbit", "uwsgi": "800mbit"}     # 200, 100, 100 MB/s
-CPU_CAPS = {"nginx": ("cpu.nginx_cpus", 0.2), "uwsgi": ("cpu.uwsgi_cpus", 0.05), "docker-proxy": ("cpu.proxy_cpus", 0.1)}
+# Each injected limit sits well below what the unshaped path does on a busy 2-core machine (nginx,
+# buffering every response to a temp file, gets 150-450 MB/s depending on the other load).
+RATES = {"wan": "800mbit", "nginx": "800mbit", "uwsgi": "800mbit"}     # 100 MB/s each
+CPU_CAPS = {"nginx": ("cpu.nginx_cpus", 0.1), "uwsgi": ("cpu.uwsgi_cpus", 0.02), "docker-proxy": ("cpu.proxy_cpus", 0.03)}
+SINGLE = (("parallel", 1),)     # slow cases: one pull at a time only, to stay within 30 s
 CLIENT_NODE = PATH.client_vantage.client
 
 
@@ -74,17 +78,19 @@ def _cases() -> list[Case]:
                  f"a CFS quota of {cap} CPU on {prog}, below what it uses unshaped") for prog, (field, cap) in CPU_CAPS.items()]
     out += [
         Case("slow cold disk", BASE, Injection(set=("storage.disk=loop", "storage.cache=cold", "storage.read_mbps=50")),
-             stage_of_program("uwsgi"), "disk", "the image is read from a 50 MB/s device with a cold cache"),
+             stage_of_program("uwsgi"), "disk", "the image is read from a 50 MB/s device with a cold cache",
+             survey=SINGLE),
         Case("small receive buffer at the client", BASE,
              Injection(sysctl=((CLIENT_NODE, "net.ipv4.tcp_rmem", "4096 8192 8192"),)),
              stage_of_program(CLIENT), "window", "tcp_rmem of 8 KiB in the compute node's namespace only"),
-        Case("slow client", BASE, Injection(set=("client.write_to=disk", "client.write_mbps=50")),
-             stage_of_program(CLIENT), "client", "the client writes the image to a 50 MB/s disk"),
+        Case("slow client", BASE, Injection(set=("client.write_to=disk", "client.write_mbps=20")),
+             stage_of_program(CLIENT), "client", "the client writes the image to a 20 MB/s disk whose dirty pages "
+             "are bounded to 2 s of writes (40 MB): a 64 MiB pull waits for it", survey=SINGLE),
         Case("docker-proxy killed", BASE, Injection(kill=("docker-proxy",)), stage_of_program("docker-proxy"), "down",
              "SIGKILL to docker-proxy: nothing listens on the published port"),
-        Case("two links: nginx 800mbit, wan 1200mbit", BASE,
-             Injection(set=("links.nginx=800mbit", "links.wan=1200mbit")), stage_of_link("nginx"), "link",
-             "100 MB/s on the nginx link binds; the WAN's 150 MB/s is next", next=stage_of_link("wan"), at_capacity=True),
+        Case("two links: nginx 400mbit, wan 600mbit", BASE,
+             Injection(set=("links.nginx=400mbit", "links.wan=600mbit")), stage_of_link("nginx"), "link",
+             "50 MB/s on the nginx link binds; the WAN's 75 MB/s is next", next=stage_of_link("wan"), at_capacity=True),
     ]
     truth = {"recommended": (None, "link", "X-Accel-Redirect and DNAT: nginx sends the file itself, nothing copies it "
                                            "again; the path runs at the kernel's TCP rate on this machine")}
@@ -125,7 +131,7 @@ def run_case(lab, case: Case, save_dir=None, **survey_kw) -> dict:
     lab.apply(preset(case.preset))
     hops = list(dict.fromkeys(s.hop for s in PATH.carrying(lab.settings)))
     with inject(lab, injection=case.injection):
-        survey = run_survey(lab, progress=False, hops=hops, **survey_kw)
+        survey = run_survey(lab, progress=False, hops=hops, **{**survey_kw, **dict(case.survey)})
     v = verdict(survey)
     seconds = time.perf_counter() - t0
     if save_dir:
@@ -139,7 +145,7 @@ def run_case(lab, case: Case, save_dir=None, **survey_kw) -> dict:
 
 
 SURVEY_DEFAULTS = {"parallel": 4, "iperf_seconds": 1, "repeats": 3, "verify": "length", "pull_deadline": 60,
-                   "parallel_at": [PATH.client_vantage.name]}
+                   "parallel_at": [PATH.client_vantage.name], "parallel_rounds": 1}
 
 
 def run_matrix(lab, cases: list[Case] | None = None, on_row=None, save_dir=None, **survey_kw) -> pd.DataFrame:

@@ -279,3 +279,27 @@ def test_every_matrix_case_names_declared_stages(case):
     names = {s.name for s in PATH.stages}
     assert case.stage in names | {None} and case.next in names | {None}
     apply_overrides(preset(case.preset), list(case.injection.set))      # every case's settings are valid
+
+
+def test_a_client_waiting_on_its_own_disk_is_the_client():
+    link = {("link", "sender"): RWND, ("link", "receiver"): {"rcvbuf": 6e6, "fill_pct": 99}}
+    s = apply_overrides(S2018, ["client.write_to=disk", "client.write_mbps=20"])
+    t, d = survey({"uwsgi": r(1200), "nginx": r(330), "published port": r(300), "full path": r(40)},
+                  tcp={"full path": link}, rows={"full path": {"client_write_MB": 66.0}})
+    v = verdict(t, settings=s, detail=d, meta={"image_bytes": 64 * 2**20})
+    assert (v.hop, v.cause) == ("full path", "client") and "client write: 66 MB" in str(v)
+
+
+def test_a_bursty_sender_waiting_on_its_app_is_not_held_by_its_reader():
+    """uwsgi under a 0.02 CPU quota: it waits on itself 63% of the time, hits nginx's window in bursts (31%)
+    while nginx's buffer stays empty: the source binds, not nginx."""
+    tcp = {("link", "sender"): APP, ("docker0→nginx", "sender"): APP,
+           ("nginx→uwsgi", "sender"): {**RWND, "rwnd_pct": 31, "app_pct": 63, "busy_pct": 37},
+           ("nginx→uwsgi", "receiver"): {"rcvbuf": 1.8e6, "fill_pct": 0}}
+    s = apply_overrides(S2018, ["cpu.uwsgi_cpus=0.02"])
+    t, d = survey({"uwsgi": (105, 86, 120), "nginx": (131, 105, 168), "published port": (145, 124, 151),
+                   "full path": (141, 115, 147)}, cpu={"uwsgi": {"uwsgi": (2, 0)}, "nginx": {"nginx": (26, 5)}},
+                  tcp={"full path": tcp})
+    assert pipeline(path_view(t, d, s)).kind == "source"
+    v = verdict(t, settings=s, detail=d)
+    assert (v.hop, v.cause) == ("uwsgi", "cpu") and "of its 0.02 CPU (cpu.uwsgi_cpus=0.02)" in str(v)

@@ -48,6 +48,17 @@ def connection_order(view: PathView) -> list[str]:
     return out
 
 
+def receiver_limits(snd: dict, rcv: dict | None) -> bool:
+    """The receiver limits the connection: rwnd-limited much of the time, more than the sender waits on its
+    application, and (where the receiver was seen) its buffer small or filling. A sender that bursts after
+    waiting on its application hits the window now and then while the receiver reads promptly: not this."""
+    if snd.get("rwnd_pct", 0) < SHARE or snd.get("rwnd_pct", 0) < snd.get("app_pct", 0):
+        return False
+    if rcv and rcv.get("rcvbuf") and rcv["rcvbuf"] > SMALL_RCVBUF and rcv.get("fill_pct", 100) < 10:
+        return False
+    return True
+
+
 def _reader_of(view: PathView, conn: str) -> StageView | None:
     return next((sv for sv in reversed(view.stages) if sv.stage.reads_from == conn), None)
 
@@ -65,7 +76,7 @@ def pipeline(view: PathView) -> Finding | None:
         if not snd:
             continue
         line = tcp_text(conn, "sender", snd)
-        if snd.get("rwnd_pct", 0) >= SHARE and (reader := _reader_of(view, conn)):
+        if receiver_limits(snd, tcp.get((conn, "receiver"))) and (reader := _reader_of(view, conn)):
             return Finding(reader.name, "", f"what reads {conn}", [line], "reader")
         if snd.get("sndbuf_pct", 0) >= SHARE and (sender := _sender_of(view, conn) or _reader_of(view, conn)):
             return Finding(sender.name, "window", f"the send buffer on {conn}", [line], "sndbuf")
@@ -127,7 +138,7 @@ def stage_cause(sv: StageView, view: PathView, pipe: Finding | None, at_hop: boo
     conn, snd = _conn_at(sv, sv.stage.sends_on)
     if at_hop or (sv.pull and sv.hop and reaches(sv.pull, sv.hop)):
         ev.append(f"pull at {sv.stage.vantage} {sv.pull} reaches the {sv.stage.hop} hop's iperf3 {sv.hop}")
-        if snd and snd.get("rwnd_pct", 0) >= SHARE:
+        if snd and receiver_limits(snd, sv.tcp.get((conn, "receiver"))):
             cause, what, more = _receiver_cause(sv, conn, f"the receiver on {conn}")
             return Finding(sv.name, cause or "window", what, ev + [tcp_text(conn, "sender", snd)] + more)
         if snd and snd.get("sndbuf_pct", 0) >= SHARE:
@@ -137,8 +148,10 @@ def stage_cause(sv: StageView, view: PathView, pipe: Finding | None, at_hop: boo
     rate = sv.pull.median if sv.pull else 0.0
     for name, (mbps, text) in sv.disk.items():
         if rate and mbps >= (1 - FLOOR) * rate and share < BUSY:
-            return Finding(sv.name, "disk", f"the disk ({name})", [text + ": every byte of the pull went through the "
-                                                                 f"device, and {_cpu_lines(sv)[0]}"])
+            client = CLIENT in sv.stage.programs       # the client waiting on its own disk is a slow client
+            return Finding(sv.name, "client" if client else "disk",
+                           f"the client writing to its disk ({name})" if client else f"the disk ({name})",
+                           [text + f": every byte of the pull went through the device, and {_cpu_lines(sv)[0]}"])
     if pipe and pipe.stage == sv.name:
         if pipe.kind == "reader":
             cause, what, more = _receiver_cause(sv, sv.stage.reads_from, pipe.what)

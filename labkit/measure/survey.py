@@ -59,14 +59,15 @@ class Survey:
 def run_survey(lab: Lab, parallel: int = 5, iperf_seconds: int = 2, pull_deadline: float = 300,
                hops: list[str] | None = None, vantages: list[str] | None = None,
                progress: bool = True, verify: str = "sha256", repeats: int = 3,
-               parallel_at: list[str] | None = None, tcp: bool = True) -> Survey:
+               parallel_at: list[str] | None = None, tcp: bool = True,
+               parallel_rounds: int | None = None) -> Survey:
     """iperf3 per hop, then at each vantage point `repeats` rounds of one pull and `parallel` pulls at once.
 
     Each vantage point is pulled `repeats` times (at least 3 give a spread), round by round so a
     slow moment of the machine falls on every vantage point alike; a row holds the median MB/s,
     the slowest and fastest run (MBps_lo, MBps_hi) and the spread in % of the median. Every pull is
     bounded by `pull_deadline`. `parallel_at`: the vantage points that also get `parallel` pulls at
-    once (None: every one). `tcp`: each connection's tcp_info during every pull, in `detail`.
+    once (None: every one), in the first `parallel_rounds` rounds (None: every round). `tcp`: each connection's tcp_info during every pull, in `detail`.
     Vantage points behind a stage that carries no image under the lab's settings are left out
     (with X-Accel-Redirect uwsgi only sends a header). verify="length" skips the client's sha256.
     A service that is down is recorded (meta "down") and the pulls show where the path fails.
@@ -81,7 +82,8 @@ def run_survey(lab: Lab, parallel: int = 5, iperf_seconds: int = 2, pull_deadlin
              for n in ([1, parallel] if parallel > 1 and (parallel_at is None or v.name in parallel_at) else [1])]
     rows, details, runs = [], [], {}
     t0 = time.perf_counter()
-    with tqdm(total=len(chosen_hops) + len(plan_) * repeats, desc="survey", unit="step",
+    rounds = [[(v, n) for v, n in plan_ if n == 1 or i < (parallel_rounds or repeats)] for i in range(repeats)]
+    with tqdm(total=len(chosen_hops) + sum(map(len, rounds)), desc="survey", unit="step",
               disable=not progress, leave=False) as bar:
         for h in chosen_hops:
             bar.set_postfix_str(f"iperf3 {h.name}")
@@ -91,8 +93,8 @@ def run_survey(lab: Lab, parallel: int = 5, iperf_seconds: int = 2, pull_deadlin
                          "MBps_hi": r.hi_MBps and round(r.hi_MBps, 1), "runs": 1,
                          "failures": int(not r.ok), "retransmits": r.retransmits, "error": r.error})
             bar.update()
-        for i in range(repeats):
-            for v, n in plan_:
+        for i, this_round in enumerate(rounds):
+            for v, n in this_round:
                 bar.set_postfix_str(f"pull {v.name} x{n} ({i + 1}/{repeats})")
                 run = pull_at(lab, v.name, n, verify=verify, deadline=pull_deadline, tcp=tcp, allow_down=bool(down))
                 runs.setdefault((v.name, n), []).append(run)
