@@ -37,7 +37,7 @@ def main() -> None:
         rows = run_matrix(lab, cases, on_row=show, save_dir=DATA / "results" / "matrix")
     ran = rows[rows.ok.notna()]
     print()
-    print(rows[["case", "expected", "named", "seconds", "ok"]].fillna("").to_string(index=False))
+    print(rows[["case", "expected", "named", "seconds", "ok"]].astype(object).fillna("").to_string(index=False))
     if len(ran):
         acc = 100 * ran.ok.astype(bool).mean()
         print(f"\naccuracy {acc:.0f}% ({int(ran.ok.astype(bool).sum())}/{len(ran)} cases that ran; target 100%)")

@@ -303,3 +303,15 @@ def test_a_bursty_sender_waiting_on_its_app_is_not_held_by_its_reader():
     assert pipeline(path_view(t, d, s)).kind == "source"
     v = verdict(t, settings=s, detail=d)
     assert (v.hop, v.cause) == ("uwsgi", "cpu") and "of its 0.02 CPU (cpu.uwsgi_cpus=0.02)" in str(v)
+
+
+def test_a_saturated_upstream_program_binds_where_the_next_stage_only_adds_cpu_work():
+    """seed-poster on 2 cores: pulls fall at the published port, but nginx has no CPU to spare during those
+    very pulls while docker-proxy has: nginx binds, the publish step's copy comes next."""
+    cpu = {"nginx": {"nginx": (86, 5)}, "published port": {"nginx": (72, 32), "docker-proxy@registry": (58, 21)},
+           "full path": {"nginx": (81, 14), "docker-proxy@registry": (47, 28)}}
+    t, d = survey({"uwsgi": r(1423), "nginx": (373, 311, 382), "published port": (252, 204, 282),
+                   "full path": (267, 258, 350)}, cpu=cpu)
+    v = verdict(t, settings=preset("seed-poster"), detail=d)
+    assert (v.hop, v.cause) == ("nginx", "cpu") and (v.next.hop, v.next.cause) == ("published port", "cpu")
+    assert "during the pulls at published port: nginx ran 72% of a core and waited for a CPU 32% more" in str(v)

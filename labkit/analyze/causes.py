@@ -131,10 +131,12 @@ def stage_cause(sv: StageView, view: PathView, pipe: Finding | None, at_hop: boo
         if s >= PEGGED:
             cause = "client" if p == CLIENT else "cpu"
             return Finding(sv.name, cause, f"{p}'s CPU", [sv.cpu_text[p] + ": no CPU to spare"])
+    if share < PEGGED and (hog := _saturated_upstream(sv, view)):
+        return hog
     if sv.client[0] >= PEGGED and share < BUSY:
         where = next(s.name for s in PATH.stages if CLIENT in s.programs)
         return Finding(where, "client", "the pulling client's CPU",
-                       [f"at {sv.stage.vantage}: {sv.client[1]}: no CPU to spare, while {_cpu_lines(sv)[0]}"])
+                       [f"at {sv.stage.vantage}: {sv.client[1]}: no CPU to spare, while {cpu_lines(sv)[0]}"])
     conn, snd = _conn_at(sv, sv.stage.sends_on)
     if at_hop or (sv.pull and sv.hop and reaches(sv.pull, sv.hop)):
         ev.append(f"pull at {sv.stage.vantage} {sv.pull} reaches the {sv.stage.hop} hop's iperf3 {sv.hop}")
@@ -151,25 +153,38 @@ def stage_cause(sv: StageView, view: PathView, pipe: Finding | None, at_hop: boo
             client = CLIENT in sv.stage.programs       # the client waiting on its own disk is a slow client
             return Finding(sv.name, "client" if client else "disk",
                            f"the client writing to its disk ({name})" if client else f"the disk ({name})",
-                           [text + f": every byte of the pull went through the device, and {_cpu_lines(sv)[0]}"])
+                           [text + f": every byte of the pull went through the device, and {cpu_lines(sv)[0]}"])
     if pipe and pipe.stage == sv.name:
         if pipe.kind == "reader":
             cause, what, more = _receiver_cause(sv, sv.stage.reads_from, pipe.what)
             if not cause:
                 cause = "cpu" if share >= BUSY else "app"
                 what = f"{prog}'s CPU" if cause == "cpu" else f"{prog or sv.name} (reads slowly, not CPU-bound)"
-            return Finding(sv.name, cause, what, pipe.evidence + more + _cpu_lines(sv))
+            return Finding(sv.name, cause, what, pipe.evidence + more + cpu_lines(sv))
         if pipe.kind == "source":
             cause = "cpu" if share >= BUSY else "app"
             return Finding(sv.name, cause, f"{prog}'s CPU" if cause == "cpu" else f"{sv.name} waiting on its source",
-                           pipe.evidence + _cpu_lines(sv))
+                           pipe.evidence + cpu_lines(sv))
         return Finding(sv.name, pipe.cause, pipe.what, pipe.evidence)
     cause = "cpu" if share >= BUSY else "app"
     return Finding(sv.name, cause, f"{prog}'s CPU" if cause == "cpu" else f"{sv.name} ({sv.stage.adds})",
-                   _cpu_lines(sv) + ([tcp_text(conn, "sender", snd)] if snd else []))
+                   cpu_lines(sv) + ([tcp_text(conn, "sender", snd)] if snd else []))
 
 
-def _cpu_lines(sv: StageView) -> list[str]:
+def _saturated_upstream(sv: StageView, view: PathView) -> Finding | None:
+    """A program of a stage before `sv` with no CPU to spare during `sv`'s own pulls, while `sv`'s are not:
+    on a machine with few cores, `sv` adds work that competes with it, but that program is what binds."""
+    names = [s.name for s in view.stages]
+    for st in view.stages[: names.index(sv.name)]:
+        for prog in st.stage.programs:
+            if prog in sv.others and sv.others[prog][0] >= PEGGED:
+                return Finding(st.name, "cpu", f"{prog}'s CPU",
+                               [f"during the pulls at {sv.stage.vantage}: {sv.others[prog][1]}: no CPU to spare, "
+                                f"while {cpu_lines(sv)[0]}"], "upstream")
+    return None
+
+
+def cpu_lines(sv: StageView) -> list[str]:
     prog, _ = sv.busiest
     return [t + (" (the stage's busiest program)" if p == prog and len(sv.cpu) > 1 else "")
             for p, t in sv.cpu_text.items()] or ["no CPU measured for this stage's programs"]

@@ -35,6 +35,7 @@ class StageView:
     parallel_n: int = 0
     disk: dict[str, tuple[float, str]] = field(default_factory=dict)   # disk stage -> (MB/s it moved, text)
     client: tuple[float, str] = (0.0, "")                       # the pulling client here: share wanted, text
+    others: dict[str, tuple[float, str]] = field(default_factory=dict)   # other stages' programs during these pulls
 
     @property
     def name(self) -> str:
@@ -156,13 +157,16 @@ def path_view(table: pd.DataFrame, detail: pd.DataFrame | None = None, settings=
         here = detail[(detail.point == st.vantage) & (detail.parallel == judged)]
         cpu, text = cpu_shares(here[here.source == "cpu"], st.programs, settings)
         client = cpu_shares(here[here.source == "cpu"], (CLIENT,), settings)
+        progs = tuple(p for s in carrying if s is not st for p in s.programs if p != CLIENT)
+        oth, oth_text = cpu_shares(here[here.source == "cpu"], progs, settings)
         par = _row(pulls, "pull", st.vantage, higher[-1]) if higher else None
         disk = disk_rates(row, st, carrying, (meta or {}).get("image_bytes"), settings)
         views.append(StageView(st, Rate.of(row), hops.get(st.hop), int(_num(row.get("failures")) or 0),
                                str(row.get("error") or "") if _num(row.get("failures")) else "",
                                cpu, text, tcp_state(here[here.source == "tcp"]),
                                Rate.of(par), higher[-1] if par is not None else 0, disk,
-                               (client[0].get(CLIENT, 0.0), client[1].get(CLIENT, ""))))
+                               (client[0].get(CLIENT, 0.0), client[1].get(CLIENT, "")),
+                               {p: (oth[p], oth_text[p]) for p in oth}))
         if CLIENT in st.programs and "client_cpu" in row and _num(row["client_cpu"]) is not None:
             views[-1].cpu.setdefault(CLIENT, _num(row["client_cpu"]) / 100)
             views[-1].cpu_text.setdefault(CLIENT, f"the client at {_num(row['client_cpu']):.0f}% of a core")

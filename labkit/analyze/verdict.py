@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..path import PATH
-from .causes import CAUSES, Finding, own_link_busy, pipeline, stage_cause
+from .causes import CAUSES, Finding, cpu_lines, own_link_busy, pipeline, stage_cause
 from .evidence import PathView, StageView, disk_evidence, path_view
 from .noise import Rate, above, reaches, within_noise
 
@@ -136,7 +136,10 @@ def verdict(data, settings=None, detail: pd.DataFrame | None = None, meta: dict 
         f.evidence.append(f"tcp_info of the client's pull {'agrees' if pipe.stage == b.name else 'points at ' + pipe.stage}"
                           f": it backs up at {pipe.what}")
     f.evidence += _flows(b, flows)
-    return _done(view, f, _next(view, b, f), bool(hop), hop)
+    nxt = _next(view, b, f)
+    if f.kind == "upstream":           # the stage where throughput fell adds CPU work: it comes next
+        nxt = Next(b.name, "cpu", b.pull.median, [f"pulls fall to {b.pull} at {b.stage.vantage}: {cpu_lines(b)[0]}"])
+    return _done(view, f, nxt, bool(hop), hop)
 
 
 def _failure(view: PathView) -> Finding | None:
