@@ -113,7 +113,7 @@ def at_capacity(view: PathView, b: StageView) -> tuple[StageView, str]:
     slowest = min(hops, key=lambda sv: sv.hop.median)
     if not reaches(final, slowest.hop):
         return b, ""
-    tied = [sv for sv in hops if within_noise(sv.hop, slowest.hop)]
+    tied = [sv for sv in hops if within_noise(sv.hop, slowest.hop) and reaches(final, sv.hop)]
     busy = [sv for sv in tied if own_link_busy(sv)]
     pick = busy[0] if busy else b if b in tied else tied[0]
     return pick, pick.stage.hop
