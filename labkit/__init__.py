@@ -38,7 +38,7 @@ _PUBLIC = {
     "trial": "measure.sweep", "grid": "measure.sweep", "one_at_a_time": "measure.sweep",
     "winner": "measure.sweep", "run_presets": "measure.sweep", "WINNER_RULE": "measure.sweep",
     "with_knobs": "measure.sweep", "knob": "measure.sweep", "settings_of": "measure.sweep",
-    "verdict": "analyze.verdict", "analyze_pcap": ("analyze.tcpflow", "analyze"),
+    "verdict": "analyze.verdict", "inject": "lab.faults", "run_matrix": "matrix", "CASES": "matrix", "analyze_pcap": ("analyze.tcpflow", "analyze"),
     "flow_verdict": "analyze.windows",
     "look_inside": "workflows", "capture_points_for": "workflows", "seed_case": "workflows",
     "full_report": "workflows", "before_after": "workflows", "seed_case_report": "workflows",
