@@ -38,6 +38,10 @@ def _settings(a):
     return apply_overrides(base, a.overrides)
 
 
+def _label(a) -> str:
+    return Path(a.settings).stem if a.settings else a.preset
+
+
 def _make_lab(a, keep: bool) -> Lab:
     if not 1 <= a.image_mib <= 16384:
         raise SettingsError(f"--image-mib {a.image_mib} is outside 1..16384")
@@ -64,7 +68,7 @@ def cmd_survey(a) -> int:
         print(f"note: {n}")
     print()
     print(verdict(s.table))
-    path = s.save(DATA / "results", f"survey-{a.preset}")
+    path = s.save(DATA / "results", f"survey-{_label(a)}")
     print(f"\nsaved {path} (+ .json with the settings); survey took {s.meta['wall_s']} s")
     if a.keep:
         print(f"lab '{a.name}' left up: `labkit down --name {a.name}` ends it")
@@ -118,11 +122,32 @@ def cmd_export(a) -> int:
     return 0
 
 
+def cmd_import(a) -> int:
+    """An operator's sregistry files -> a settings file; every directive modelled or ignored, with why."""
+    from .config.importer import SregistryFiles, import_files
+    root = Path(a.dir)
+    if not root.is_dir():
+        raise SettingsError(f"{root}: not a directory (give the sregistry checkout holding the files)")
+    given = {k: Path(v) for k in ("nginx_main", "nginx_server", "uwsgi_ini", "compose", "daemon_json")
+             if (v := getattr(a, k))}
+    files = SregistryFiles.in_dir(root, **given)
+    if not files.given():
+        raise SettingsError(f"{root}: none of nginx/nginx.conf, nginx.conf, uwsgi.ini, docker-compose.yml, "
+                            "daemon.json is there")
+    result = import_files(files)
+    out = Path(a.out) if a.out else DATA / "settings" / f"{root.resolve().name or 'imported'}.json"
+    print(result.text())
+    result.write(out)
+    print(f"\nread {', '.join(result.files.values())}\nwrote {out}: "
+          f"`labkit survey --settings {out}` (add --set group.field=value to change one)")
+    return 0
+
+
 def cmd_report(a) -> int:
     from .workflows import full_report
     if not 1 <= a.image_mib <= 16384:
         raise SettingsError(f"--image-mib {a.image_mib} is outside 1..16384")
-    path = full_report(a.image_mib, tuple(a.parallel), a.name)
+    path = full_report(a.image_mib, tuple(a.parallel), a.name, settings=_settings(a), label=_label(a))
     print(f"report: {path}")
     return 0
 
@@ -152,10 +177,22 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--label", help="bundle name (default: the preset)")
     e.add_argument("--out", default=str(DATA / "bundles"))
     e.set_defaults(fn=cmd_export)
+    i = sub.add_parser("import", help="an operator's sregistry files (nginx, uwsgi, compose, daemon.json) into a settings file")
+    i.add_argument("dir", help="the directory holding them, laid out as sregistry's checkout")
+    i.add_argument("--nginx-main", help="the main nginx config (default: DIR/nginx/nginx.conf)")
+    i.add_argument("--nginx-server", help="the server block (default: DIR/nginx.conf, mounted at conf.d/default.conf)")
+    i.add_argument("--uwsgi-ini", help="default: DIR/uwsgi.ini")
+    i.add_argument("--compose", help="default: DIR/docker-compose.yml")
+    i.add_argument("--daemon-json", help="Docker's daemon.json (default: DIR/daemon.json if there)")
+    i.add_argument("--out", help="the settings file to write (default: data/settings/<DIR's name>.json)")
+    i.set_defaults(fn=cmd_import)
     r = sub.add_parser("report", help="survey, TCP windows, presets compared and the bundle, as one HTML file")
     r.add_argument("--name", default="report")
     r.add_argument("--image-mib", type=int, default=64)
     r.add_argument("--parallel", type=int, nargs="+", default=[1, 5], help="parallel pull counts to compare")
+    r.add_argument("--preset", default="sregistry-2018-10", choices=sorted([*PRESETS, *ALIASES]),
+                   help="settings the survey runs under")
+    _settings_args(r)
     r.set_defaults(fn=cmd_report)
     h = sub.add_parser("heal", help="restart the services of a running lab that died (orphaned workers ended)")
     h.add_argument("--name", default="main")
