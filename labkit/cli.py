@@ -143,6 +143,27 @@ def cmd_import(a) -> int:
     return 0
 
 
+def cmd_probe(a) -> int:
+    """The survey's measurements against a real registry, from here: table, verdict, saved results."""
+    from .measure.probe import run_probe
+    from .present.report import probe_section, write_report
+    p = run_probe(a.url, a.image, parallel=a.parallel, iperf3=a.iperf3, capture=a.capture, ns=a.ns,
+                  deadline=a.deadline, iperf_seconds=a.iperf_seconds, capture_dir=DATA / "captures")
+    with pd.option_context("display.width", 220, "display.max_columns", 30):
+        print(p.table.dropna(axis=1, how="all").fillna("").to_string(index=False))
+    for n in p.notes:
+        print(f"note: {n}")
+    if p.capture:
+        print(f"capture: {p.capture.get('pcap')}: {p.capture.get('windows_verdict', 'no flow from the server')}")
+    print()
+    print(p.verdict)
+    path = p.save(DATA / "results", "probe")
+    print(f"\nsaved {path} (+ .json with every pull's tcp_info); probe took {p.meta['wall_s']} s")
+    if a.report:
+        print(f"report: {write_report(Path(a.report), [probe_section(p)], title=f'servelab probe: {p.target}')}")
+    return 0
+
+
 def cmd_report(a) -> int:
     from .workflows import full_report
     if not 1 <= a.image_mib <= 16384:
@@ -194,6 +215,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="settings the survey runs under")
     _settings_args(r)
     r.set_defaults(fn=cmd_report)
+    pr = sub.add_parser("probe", help="measure a real registry from here: manifest, pulls 1 and N, tcp_info, verdict")
+    pr.add_argument("url", help="the registry's base URL, e.g. http://registry.example.org")
+    pr.add_argument("image", help="collection/name:tag")
+    pr.add_argument("--parallel", type=int, default=5, help="pulls at once after the single one (1..64)")
+    pr.add_argument("--iperf3", metavar="HOST[:PORT]", help="an iperf3 server on the registry's host (iperf3 -s there)")
+    pr.add_argument("--iperf-seconds", type=int, default=3)
+    pr.add_argument("--capture", action="store_true", help="headers-only capture of the single pull (root)")
+    pr.add_argument("--ns", help="run inside this network namespace (e.g. a lab's compute node)")
+    pr.add_argument("--deadline", type=float, default=300, help="seconds each pull may take")
+    pr.add_argument("--report", metavar="FILE", help="also write an HTML report section")
+    pr.set_defaults(fn=cmd_probe)
     h = sub.add_parser("heal", help="restart the services of a running lab that died (orphaned workers ended)")
     h.add_argument("--name", default="main")
     h.set_defaults(fn=cmd_heal)

@@ -85,8 +85,8 @@ def read_uwsgi(text: str, file: str, led: Ledger, section: str = "uwsgi") -> Non
         if sec != section:
             led.ignore(o, f"in section [{sec}]: uwsgi reads only [{section}] (unless started as {file}:{sec})")
         elif key not in uwsgi_options():
-            led.problem(o, f"not a uwsgi option (uwsgi would take it as a placeholder and ignore it; "
-                           f"`uwsgi --strict` refuses it)")
+            led.problem(o, "not a uwsgi option (uwsgi would take it as a placeholder and ignore it; "
+                           "`uwsgi --strict` refuses it)")
         elif _MAGIC.search(value) and (key in NUMBERS or key in FLAGS or key == "post-buffering"):
             led.problem(o, f"{value!r} uses a uwsgi placeholder labkit cannot expand: write the value itself")
         else:

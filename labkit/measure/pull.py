@@ -12,13 +12,14 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
 from ..lab.nsenter import inside
 
-_BUF = 1024 * 1024
+READ_SIZE = 1024 * 1024      # bytes per read of the image (Singularity 2.6 and sregistry-cli read 1 MiB)
 Verify = Literal["sha256", "length"]
 
 
@@ -42,20 +43,33 @@ class PullResult:
         return {**asdict(self), "MBps": round(self.mbps, 1)}
 
 
-class _Conn(http.client.HTTPConnection):
-    def __init__(self, host, port, ns, timeout):
-        super().__init__(host, port, timeout=timeout)
-        self.ns = ns
+class _InNamespace:
+    """A connection whose socket is made inside network namespace `ns` (TLS, if any, on top of it)."""
+    ns: str | None
 
     def connect(self):
         with inside(self.ns):
             super().connect()
 
 
-def _get(ns, url: str, timeout: float) -> tuple[_Conn, http.client.HTTPResponse]:
+class _Conn(_InNamespace, http.client.HTTPConnection):
+    def __init__(self, host, port, ns, timeout):
+        super().__init__(host, port, timeout=timeout)
+        self.ns = ns
+
+
+class _TlsConn(_InNamespace, http.client.HTTPSConnection):
+    def __init__(self, host, port, ns, timeout):
+        super().__init__(host, port, timeout=timeout)
+        self.ns = ns
+
+
+def _get(ns, url: str, timeout: float) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
     u = urlsplit(url)
-    conn = _Conn(u.hostname, u.port or 80, ns, timeout)
-    conn.request("GET", u.path or "/", headers={"User-Agent": "servelab-pull/1"})
+    tls = u.scheme == "https"
+    conn = (_TlsConn if tls else _Conn)(u.hostname, u.port or (443 if tls else 80), ns, timeout)
+    conn.request("GET", (u.path or "/") + (f"?{u.query}" if u.query else ""),
+                 headers={"User-Agent": "servelab-pull/1"})
     return conn, conn.getresponse()
 
 
@@ -68,8 +82,8 @@ def get(ns, url: str, timeout: float = 10) -> tuple[int, bytes]:
         conn.close()
 
 
-def fetch_manifest(ns, host: str, port: int, uri: str, timeout: float = 10) -> dict:
-    status, body = get(ns, f"http://{host}:{port}/api/container/{uri}", timeout)
+def fetch_manifest(ns, host: str, port: int, uri: str, timeout: float = 10, scheme: str = "http") -> dict:
+    status, body = get(ns, f"{scheme}://{host}:{port}/api/container/{uri}", timeout)
     if status != 200:
         raise RuntimeError(f"manifest {uri} from {host}:{port}: HTTP {status} {body[:200]!r}")
     return json.loads(body)
@@ -84,26 +98,44 @@ def pull(ns: str | None, host: str, port: int, uri: str, expect_sha256: str | No
     can deliver 2 GB/s, verify="length" measures the path rather than the client's hashing.
     `first_byte` is set when the image's first bytes arrive (to act on a pull in flight).
     """
-    if verify not in ("sha256", "length"):
-        raise ValueError(f"verify {verify!r}: use 'sha256' or 'length'")
+    _check_verify(verify)
     t0 = time.perf_counter()
+    try:
+        man = fetch_manifest(ns, host, port, uri, timeout)
+    except Exception as exc:  # noqa: BLE001 - a failed pull is a result, not a crash
+        return _failed(t0, 0, 0.0, exc)
+    return pull_image(ns, man["image"], expect_sha256 or man.get("version"), timeout, deadline, start_at,
+                      verify, first_byte, t0=t0)
+
+
+def pull_image(ns: str | None, url: str, expect_sha256: str | None, timeout: float = 30, deadline: float = 600,
+               start_at: threading.Barrier | None = None, verify: Verify = "sha256",
+               first_byte: threading.Event | None = None, watch=None, t0: float | None = None) -> PullResult:
+    """GET the image at `url`, read it in 1 MiB reads, verify it; TTFB counts from `t0` (default: now).
+
+    `watch`, if given, is called with the socket before each read and `watch.finish(sock)` after
+    the body (labkit.measure.tcpinfo.SocketWatch).
+    """
+    _check_verify(verify)
+    t0 = time.perf_counter() if t0 is None else t0
     n = 0
     ttfb = 0.0
     try:
-        man = fetch_manifest(ns, host, port, uri, timeout)
         if start_at is not None:
             start_at.wait(timeout)
             t0 = time.perf_counter()
-        conn, resp = _get(ns, man["image"], timeout)
+        conn, resp = _get(ns, url, timeout)
         try:
             if resp.status != 200:
                 raise RuntimeError(f"HTTP {resp.status}")
             length = int(resp.getheader("Content-Length") or -1)
             digest = hashlib.sha256() if verify == "sha256" else None
-            buf = bytearray(_BUF)
+            buf = bytearray(READ_SIZE)
             view = memoryview(buf)
             stop = t0 + deadline
             while True:
+                if watch is not None:
+                    watch(conn.sock)
                 got = resp.readinto(view)
                 if not got:
                     break
@@ -116,29 +148,45 @@ def pull(ns: str | None, host: str, port: int, uri: str, expect_sha256: str | No
                     digest.update(view[:got])
                 if time.perf_counter() > stop:
                     raise TimeoutError(f"pull still running after the {deadline:.0f}s deadline")
+            if watch is not None:
+                watch.finish(conn.sock)
         finally:
             conn.close()
         t1 = time.perf_counter()
-        sha_ok = digest.hexdigest() == (expect_sha256 or man.get("version")) if digest else None
+        sha_ok = digest.hexdigest() == expect_sha256 if digest else None
         complete = n == length if length >= 0 else n > 0
         error = (f"short body: {n} of {length} bytes" if not complete
                  else "sha256 mismatch" if sha_ok is False else "")
         return PullResult(ok=not error, bytes=n, seconds=t1 - t0, ttfb_ms=ttfb, sha256_ok=sha_ok,
                           error=error, start=t0, end=t1)
     except Exception as exc:  # noqa: BLE001 - a failed pull is a result, not a crash
-        t1 = time.perf_counter()
-        return PullResult(ok=False, bytes=n, seconds=t1 - t0, ttfb_ms=ttfb, sha256_ok=False,
-                          error=f"{type(exc).__name__}: {exc}", start=t0, end=t1)
+        return _failed(t0, n, ttfb, exc)
+
+
+def _check_verify(verify: str) -> None:
+    if verify not in ("sha256", "length"):
+        raise ValueError(f"verify {verify!r}: use 'sha256' or 'length'")
+
+
+def _failed(t0: float, n: int, ttfb: float, exc: Exception) -> PullResult:
+    t1 = time.perf_counter()
+    return PullResult(ok=False, bytes=n, seconds=t1 - t0, ttfb_ms=ttfb, sha256_ok=False,
+                      error=f"{type(exc).__name__}: {exc}", start=t0, end=t1)
 
 
 def pull_parallel(ns, host, port, uri, n: int, expect_sha256=None, timeout=30, deadline=600,
                   verify: Verify = "sha256") -> list[PullResult]:
     """n pulls at once (they start together once every manifest is in)."""
+    return together(n, lambda barrier: pull(ns, host, port, uri, expect_sha256, timeout, deadline, barrier, verify),
+                    timeout)
+
+
+def together(n: int, task: Callable[[threading.Barrier], PullResult], timeout: float = 30) -> list[PullResult]:
+    """`task` in n threads at once; each waits at the barrier it is given before its image request."""
     check_parallel(n)
-    barrier = threading.Barrier(n)
+    barrier = threading.Barrier(n, timeout=timeout)
     with ThreadPoolExecutor(max_workers=n, thread_name_prefix="pull") as pool:
-        futures = [pool.submit(pull, ns, host, port, uri, expect_sha256, timeout, deadline, barrier, verify)
-                   for _ in range(n)]
+        futures = [pool.submit(task, barrier) for _ in range(n)]
         return [f.result() for f in futures]
 
 
