@@ -29,11 +29,12 @@ from ..analyze.probe_verdict import ProbeFacts, ProbeVerdict, probe_verdict
 from ..analyze.tcpflow import analyze
 from ..analyze.windows import flow_verdict
 from ..errors import SettingsError
-from ..lab.nsenter import exec_prefix, inside
+from ..nsenter import exec_prefix, inside
 from . import iperf
 from .capture import CapturePoint, CaptureProcess
 from .survey import save_results
-from .pull import READ_SIZE, PullResult, aggregate_mbps, get, pull_image, together
+from ..registry.client import get
+from .pull import READ_SIZE, PullResult, aggregate_mbps, pull_image, together
 from .tcpinfo import SocketWatch
 
 URI = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*/[A-Za-z0-9_][A-Za-z0-9_.-]*:[A-Za-z0-9_][A-Za-z0-9_.-]*$")

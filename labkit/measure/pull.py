@@ -7,17 +7,14 @@ deadline for the whole pull.
 from __future__ import annotations
 
 import hashlib
-import http.client
-import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Literal
-from urllib.parse import urlsplit
 
-from ..lab.nsenter import inside
+from ..registry.client import fetch_manifest, open_get
 
 READ_SIZE = 1024 * 1024      # bytes per read of the image (Singularity 2.6 and sregistry-cli read 1 MiB)
 Verify = Literal["sha256", "length"]
@@ -41,52 +38,6 @@ class PullResult:
 
     def row(self) -> dict:
         return {**asdict(self), "MBps": round(self.mbps, 1)}
-
-
-class _InNamespace:
-    """A connection whose socket is made inside network namespace `ns` (TLS, if any, on top of it)."""
-    ns: str | None
-
-    def connect(self):
-        with inside(self.ns):
-            super().connect()
-
-
-class _Conn(_InNamespace, http.client.HTTPConnection):
-    def __init__(self, host, port, ns, timeout):
-        super().__init__(host, port, timeout=timeout)
-        self.ns = ns
-
-
-class _TlsConn(_InNamespace, http.client.HTTPSConnection):
-    def __init__(self, host, port, ns, timeout):
-        super().__init__(host, port, timeout=timeout)
-        self.ns = ns
-
-
-def _get(ns, url: str, timeout: float) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-    u = urlsplit(url)
-    tls = u.scheme == "https"
-    conn = (_TlsConn if tls else _Conn)(u.hostname, u.port or (443 if tls else 80), ns, timeout)
-    conn.request("GET", (u.path or "/") + (f"?{u.query}" if u.query else ""),
-                 headers={"User-Agent": "servelab-pull/1"})
-    return conn, conn.getresponse()
-
-
-def get(ns, url: str, timeout: float = 10) -> tuple[int, bytes]:
-    """A whole small GET from inside namespace `ns`: (status, body)."""
-    conn, resp = _get(ns, url, timeout)
-    try:
-        return resp.status, resp.read()
-    finally:
-        conn.close()
-
-
-def fetch_manifest(ns, host: str, port: int, uri: str, timeout: float = 10, scheme: str = "http") -> dict:
-    status, body = get(ns, f"{scheme}://{host}:{port}/api/container/{uri}", timeout)
-    if status != 200:
-        raise RuntimeError(f"manifest {uri} from {host}:{port}: HTTP {status} {body[:200]!r}")
-    return json.loads(body)
 
 
 def pull(ns: str | None, host: str, port: int, uri: str, expect_sha256: str | None = None,
@@ -124,7 +75,7 @@ def pull_image(ns: str | None, url: str, expect_sha256: str | None, timeout: flo
         if start_at is not None:
             start_at.wait(timeout)
             t0 = time.perf_counter()
-        conn, resp = _get(ns, url, timeout)
+        conn, resp = open_get(ns, url, timeout)
         try:
             if resp.status != 200:
                 raise RuntimeError(f"HTTP {resp.status}")
