@@ -197,7 +197,7 @@ def cmd_probe(a) -> int:
     p = run_probe(a.url, a.image, parallel=a.parallel, iperf3=a.iperf3, capture=a.capture, ns=a.ns,
                   deadline=a.deadline, iperf_seconds=a.iperf_seconds, capture_dir=DATA / "captures")
     with pd.option_context("display.width", 220, "display.max_columns", 30):
-        print(p.table.dropna(axis=1, how="all").fillna("").to_string(index=False))
+        print(p.table.dropna(axis=1, how="all").astype(object).fillna("").to_string(index=False))
     for n in p.notes:
         print(f"note: {n}")
     if p.capture:

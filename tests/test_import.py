@@ -160,6 +160,21 @@ def test_the_settings_file_feeds_load_settings_and_set(tmp_path, capsys):
     assert set(doc) == {"settings", "imported_from", "directives", "assumed"}
 
 
+@pytest.mark.integration
+def test_survey_and_export_run_on_the_imported_seed_posters_settings(tmp_path, capsys):
+    write(tmp_path / "in", seed_poster(FILES_2018_10))
+    settings = tmp_path / "seed.json"
+    assert main(["import", str(tmp_path / "in"), "--out", str(settings)]) == 0
+    assert main(["survey", "--settings", str(settings), "--set", "links.wan=6gbit", "--name", "ip-import",
+                 "--image-mib", "8", "--parallel", "2", "--iperf-seconds", "1", "--verify", "length"]) == 0
+    out = capsys.readouterr().out
+    assert "full path" in out and "saved" in out
+    assert main(["export", "--settings", str(settings), "--set", "app.serve_mode=accel", "--out",
+                 str(tmp_path / "bundles")]) == 0
+    ini = (tmp_path / "bundles" / "seed" / "uwsgi.ini").read_text()
+    assert "processes = 128" in ini and "aio threads;" in (tmp_path / "bundles" / "seed" / "nginx/nginx.conf").read_text()
+
+
 def test_each_preset_exported_as_a_bundle_imports_back_to_itself(tmp_path):
     for name, s in PRESETS.items():
         d = tmp_path / name
