@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from labkit.bundle.export import DEPLOY_NGINX, DEPLOY_UWSGI
+from labkit.bundle.export import DEPLOY_NGINX, DEPLOY_UWSGI, kernel_sysctls
 from labkit.cli import main
 from labkit.config.importer import ImportRejected, SregistryFiles, import_files
 from labkit.config.import_nginx import match_location, nginx_seconds
@@ -18,7 +18,7 @@ from labkit.config.nginx_tree import Item
 from labkit.config.directives import Origin
 from labkit.config.overrides import apply_overrides, load_settings
 from labkit.config.presets import PRESETS
-from labkit.config.render import render_nginx, render_nginx_server, render_uwsgi
+from labkit.config.render import render_nginx, render_nginx_server, render_uwsgi, templates
 from labkit.config.settings import LabSettings
 
 
@@ -175,14 +175,28 @@ def test_survey_and_export_run_on_the_imported_seed_posters_settings(tmp_path, c
     assert "processes = 128" in ini and "aio threads;" in (tmp_path / "bundles" / "seed" / "nginx/nginx.conf").read_text()
 
 
-def test_each_preset_exported_as_a_bundle_imports_back_to_itself(tmp_path):
-    for name, s in PRESETS.items():
-        d = tmp_path / name
-        files = {"nginx.conf": render_nginx_server(s, DEPLOY_NGINX), "nginx/nginx.conf": render_nginx(s, DEPLOY_NGINX),
-                 "uwsgi.ini": render_uwsgi(s, DEPLOY_UWSGI), "uwsgi_params.par": placed(UWSGI_PARAMS)}
-        if s.publish.mode == "dnat":
-            files["daemon.json"] = '{"userland-proxy": false}\n'
-        assert import_files(write(d, files)).settings == s, name
+# every knob the bundle's files can carry, off its default
+EVERYTHING = PRESETS["recommended"].changed(
+    nginx={"tcp_nopush": True, "sendfile_max_chunk": "512k", "output_buffers": {"number": 4, "size": "64k"},
+           "directio": "4m", "uwsgi_buffering": False, "uwsgi_buffer_size": "16k",
+           "uwsgi_buffers": {"number": 8, "size": "16k"}, "keepalive_timeout": 30, "worker_processes": "auto"},
+    uwsgi={"harakiri": 600, "offload_threads": 2, "buffer_size": 32768, "post_buffering": 65536},
+    app={"serve_mode": "fileresponse-iter"},
+    kernel={"tcp_rmem": (4096, 131072, 6291456), "tcp_wmem": (4096, 65536, 8388608), "congestion_control": "bbr"},
+    cpu={"nginx_cpus": 1.5, "uwsgi_cpus": 0.5, "nginx_cpuset": "0-1", "uwsgi_cpuset": "1"})
+
+
+@pytest.mark.parametrize("name", [*PRESETS, "everything"])
+def test_each_preset_exported_as_a_bundle_imports_back_to_itself(tmp_path, name):
+    s = PRESETS.get(name, EVERYTHING)
+    override = templates().get_template("compose-override.yml.j2").render(nofile=65536, sysctls=kernel_sysctls(s),
+                                                                          cpu=s.cpu)
+    files = {"nginx.conf": render_nginx_server(s, DEPLOY_NGINX), "nginx/nginx.conf": render_nginx(s, DEPLOY_NGINX),
+             "uwsgi.ini": render_uwsgi(s, DEPLOY_UWSGI), "uwsgi_params.par": placed(UWSGI_PARAMS),
+             "docker-compose.yml": override}
+    if s.publish.mode == "dnat":
+        files["daemon.json"] = '{"userland-proxy": false}\n'
+    assert import_files(write(tmp_path, files)).settings == s
 
 
 def test_compose_cpu_limits_ports_sysctls_and_daemon_json(tmp_path):

@@ -23,7 +23,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pandas as pd
+
 from ..path import PATH
+from .verdict import SIGNIFICANT, stage_table, verdict
 
 CLIENT, NETWORK, SERVER, FAILED = ("client-limited", "network-limited", "server application-limited",
                                    "pulls fail")
@@ -130,10 +133,22 @@ def network_stages() -> list[str]:
     return [s.name for s in PATH.stages if PATH.vantage(s.vantage).client == client]
 
 
-def survey_class(hop: str, summary: str = "") -> str:
-    """The in-lab survey's verdict (the stage it names) in the probe's words."""
-    if summary.startswith("Pulls fail"):
-        return FAILED
-    if not hop or hop in network_stages():     # no stage loses: the end-to-end pull runs at the path's capacity
-        return NETWORK
-    return SERVER
+def survey_class(table: pd.DataFrame) -> tuple[str, str]:
+    """The in-lab survey in the probe's words, and why: (class, the survey's verdict or the numbers).
+
+    The survey's verdict names the stage with the largest drop. When the client's pull runs within
+    noise of its network stage's own iperf3 capacity, the network binds whatever drop an earlier
+    stage shows (issue 9: "the path is at capacity"; verdict() does not say so yet), so that is read
+    first, from the same table.
+    """
+    v = verdict(table)
+    if v.summary.startswith("Pulls fail"):
+        return FAILED, v.summary
+    st = stage_table(table)
+    for _, row in st[st.stage.isin(network_stages())].iterrows():
+        if pd.notna(row.capacity_MBps) and row.MBps >= (1 - SIGNIFICANT) * row.capacity_MBps:
+            return NETWORK, (f"the pull at {row.point} runs at {row.MBps:.0f} MB/s, {100 * row.MBps / row.capacity_MBps:.0f}% "
+                             f"of the network's iperf3 ({row.capacity_MBps:.0f} MB/s): the path is at capacity")
+    if not v.hop or v.hop in network_stages():      # no stage loses, or the link does
+        return NETWORK, v.summary
+    return SERVER, v.summary

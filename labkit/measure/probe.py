@@ -116,7 +116,7 @@ def run_probe(url: str, uri: str, parallel: int = 5, iperf3: str | None = None, 
         captured = cap.finish() if cap else {}
     runs: list[tuple[PullResult, SocketWatch]] = []
 
-    def in_parallel(barrier) -> PullResult:
+    def in_parallel(barrier, _i) -> PullResult:
         run = one(barrier)
         runs.append(run)           # list.append is atomic: threads may finish in any order
         return run[0]
