@@ -166,8 +166,12 @@ def _node_lines(node, path: tuple, out: dict) -> None:
 
 
 def read_compose(c: Compose, led: Ledger, uwsgi_host: str | None, listen_port: int | None,
-                 config_files: dict[str, str]) -> None:
-    """Every key of the nginx and uwsgi services into `led`; the other services are off the pull's path."""
+                 config_files: dict[str, dict[str, str]]) -> None:
+    """Every key of the nginx and uwsgi services into `led`; the other services are off the pull's path.
+
+    `config_files`: per role (nginx, uwsgi), the files read (path -> the name printed), to say which
+    volume brings which of them into its container.
+    """
     nginx, uwsgi = c.service_for("nginx"), c.service_for("uwsgi", uwsgi_host)
     for key in c.top:
         if key != "services":
@@ -179,7 +183,7 @@ def read_compose(c: Compose, led: Ledger, uwsgi_host: str | None, listen_port: i
             led.ignore(c.origin((name,), name), "a service off the pull's path (the database, redis, workers)")
             continue
         for key, value in (svc or {}).items():
-            _service_key(c, name, role, key, value, led, listen_port, config_files)
+            _service_key(c, name, role, key, value, led, listen_port, config_files.get(role, {}))
 
 
 def _service_key(c: Compose, name: str, role: str, key: str, value: Any, led: Ledger,
@@ -275,8 +279,11 @@ def _port(o: Origin, role: str, item: Any, led: Ledger, listen_port: int | None)
 def _volume(o: Origin, c: Compose, role: str, item: Any, led: Ledger, config_files: dict[str, str]) -> None:
     src, dst, _ = volume(item)
     host = posixpath.normpath(posixpath.join(c.base, src)) if src and src.startswith((".", "/", "~")) else None
+    inside = sorted(shown for path, shown in config_files.items() if host and path.startswith(host.rstrip("/") + "/"))
     if host in config_files:
         led.modelled(o, f"{config_files[host]} is read as {dst}")
+    elif inside:
+        led.modelled(o, f"holds {', '.join(inside)}, read as the container sees it under {dst}")
     elif dst and (dst.rstrip("/") == IMAGES_DIR or dst.rstrip("/").startswith(IMAGES_DIR)):
         kind = "a bind mount of the VM's disk" if host else f"a {'named volume' if src else 'volume'} on the VM's disk"
         led.modelled(o, f"the images ({kind}): the lab serves its images from its data directory "

@@ -166,8 +166,8 @@ def import_files(files: SregistryFiles) -> ImportResult:
     if "uwsgi_ini" in path and (text := _read(src, path["uwsgi_ini"], led)) is not None:
         read_uwsgi(text, src.show(path["uwsgi_ini"]), led)
     if compose is not None:
-        read_files = {f: f"{src.show(f)}" for f in tree.files} | (
-            {path["uwsgi_ini"]: src.show(path["uwsgi_ini"])} if "uwsgi_ini" in path else {})
+        read_files = {"nginx": {f: src.show(f) for f in tree.files},
+                      "uwsgi": {path["uwsgi_ini"]: src.show(path["uwsgi_ini"])} if "uwsgi_ini" in path else {}}
         read_compose(compose, led, facts.uwsgi_host, facts.listen_port, read_files)
     if "daemon_json" in path and (text := _read(src, path["daemon_json"], led)) is not None:
         read_daemon(text, src.show(path["daemon_json"]), led)
