@@ -38,6 +38,10 @@ def _settings(a):
     return apply_overrides(base, a.overrides)
 
 
+def _label(a) -> str:
+    return Path(a.settings).stem if a.settings else a.preset
+
+
 def _make_lab(a, keep: bool) -> Lab:
     if not 1 <= a.image_mib <= 16384:
         raise SettingsError(f"--image-mib {a.image_mib} is outside 1..16384")
@@ -64,7 +68,7 @@ def cmd_survey(a) -> int:
         print(f"note: {n}")
     print()
     print(verdict(s.table))
-    path = s.save(DATA / "results", f"survey-{a.preset}")
+    path = s.save(DATA / "results", f"survey-{_label(a)}")
     print(f"\nsaved {path} (+ .json with the settings); survey took {s.meta['wall_s']} s")
     if a.keep:
         print(f"lab '{a.name}' left up: `labkit down --name {a.name}` ends it")
@@ -165,11 +169,53 @@ def cmd_export(a) -> int:
     return 0
 
 
+def cmd_import(a) -> int:
+    """An operator's sregistry files -> a settings file; every directive modelled or ignored, with why."""
+    from .config.importer import SregistryFiles, import_files
+    root = Path(a.dir)
+    if not root.is_dir():
+        raise SettingsError(f"{root}: not a directory (give the sregistry checkout holding the files)")
+    given = {k: Path(v) for k in ("nginx_main", "nginx_server", "uwsgi_ini", "compose", "daemon_json")
+             if (v := getattr(a, k))}
+    files = SregistryFiles.in_dir(root, **given)
+    if not files.given():
+        raise SettingsError(f"{root}: none of nginx/nginx.conf, nginx.conf, uwsgi.ini, docker-compose.yml, "
+                            "daemon.json is there")
+    result = import_files(files)
+    out = Path(a.out) if a.out else DATA / "settings" / f"{root.resolve().name or 'imported'}.json"
+    print(result.text())
+    result.write(out)
+    print(f"\nread {', '.join(result.files.values())}\nwrote {out}: "
+          f"`labkit survey --settings {out}` (add --set group.field=value to change one)")
+    return 0
+
+
+def cmd_probe(a) -> int:
+    """The survey's measurements against a real registry, from here: table, verdict, saved results."""
+    from .measure.probe import run_probe
+    from .present.report import probe_section, write_report
+    p = run_probe(a.url, a.image, parallel=a.parallel, iperf3=a.iperf3, capture=a.capture, ns=a.ns,
+                  deadline=a.deadline, iperf_seconds=a.iperf_seconds, capture_dir=DATA / "captures")
+    with pd.option_context("display.width", 220, "display.max_columns", 30):
+        print(p.table.dropna(axis=1, how="all").astype(object).fillna("").to_string(index=False))
+    for n in p.notes:
+        print(f"note: {n}")
+    if p.capture:
+        print(f"capture: {p.capture.get('pcap')}: {p.capture.get('windows_verdict', 'no flow from the server')}")
+    print()
+    print(p.verdict)
+    path = p.save(DATA / "results", "probe")
+    print(f"\nsaved {path} (+ .json with every pull's tcp_info); probe took {p.meta['wall_s']} s")
+    if a.report:
+        print(f"report: {write_report(Path(a.report), [probe_section(p)], title=f'servelab probe: {p.target}')}")
+    return 0
+
+
 def cmd_report(a) -> int:
     from .workflows import full_report
     if not 1 <= a.image_mib <= 16384:
         raise SettingsError(f"--image-mib {a.image_mib} is outside 1..16384")
-    path = full_report(a.image_mib, tuple(a.parallel), a.name)
+    path = full_report(a.image_mib, tuple(a.parallel), a.name, settings=_settings(a), label=_label(a))
     print(f"report: {path}")
     return 0
 
@@ -199,11 +245,34 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--label", help="bundle name (default: the preset)")
     e.add_argument("--out", default=str(DATA / "bundles"))
     e.set_defaults(fn=cmd_export)
+    i = sub.add_parser("import", help="an operator's sregistry files (nginx, uwsgi, compose, daemon.json) into a settings file")
+    i.add_argument("dir", help="the directory holding them, laid out as sregistry's checkout")
+    i.add_argument("--nginx-main", help="the main nginx config (default: DIR/nginx/nginx.conf)")
+    i.add_argument("--nginx-server", help="the server block (default: DIR/nginx.conf, mounted at conf.d/default.conf)")
+    i.add_argument("--uwsgi-ini", help="default: DIR/uwsgi.ini")
+    i.add_argument("--compose", help="default: DIR/docker-compose.yml")
+    i.add_argument("--daemon-json", help="Docker's daemon.json (default: DIR/daemon.json if there)")
+    i.add_argument("--out", help="the settings file to write (default: data/settings/<DIR's name>.json)")
+    i.set_defaults(fn=cmd_import)
     r = sub.add_parser("report", help="survey, TCP windows, presets compared and the bundle, as one HTML file")
     r.add_argument("--name", default="report")
     r.add_argument("--image-mib", type=int, default=64)
     r.add_argument("--parallel", type=int, nargs="+", default=[1, 5], help="parallel pull counts to compare")
+    r.add_argument("--preset", default="sregistry-2018-10", choices=sorted([*PRESETS, *ALIASES]),
+                   help="settings the survey runs under")
+    _settings_args(r)
     r.set_defaults(fn=cmd_report)
+    pr = sub.add_parser("probe", help="measure a real registry from here: manifest, pulls 1 and N, tcp_info, verdict")
+    pr.add_argument("url", help="the registry's base URL, e.g. http://registry.example.org")
+    pr.add_argument("image", help="collection/name:tag")
+    pr.add_argument("--parallel", type=int, default=5, help="pulls at once after the single one (1..64)")
+    pr.add_argument("--iperf3", metavar="HOST[:PORT]", help="an iperf3 server on the registry's host (iperf3 -s there)")
+    pr.add_argument("--iperf-seconds", type=int, default=3)
+    pr.add_argument("--capture", action="store_true", help="headers-only capture of the single pull (root)")
+    pr.add_argument("--ns", help="run inside this network namespace (e.g. a lab's compute node)")
+    pr.add_argument("--deadline", type=float, default=300, help="seconds each pull may take")
+    pr.add_argument("--report", metavar="FILE", help="also write an HTML report section")
+    pr.set_defaults(fn=cmd_probe)
     sw = sub.add_parser("sweep", help="one knob at a time from a preset; prints the trials and the winner")
     _lab_args(sw)
     sw.add_argument("--knob", action="append", required=True, metavar="GROUP.FIELD=V1,V2",

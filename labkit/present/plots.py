@@ -136,3 +136,22 @@ def path_figure(nodes: list[dict], path=None, width: int = 900):
                            y_start=0, y_end=0, line_width=2))
         p.text([xs[i] + 1.5], [0.15], text=[name], text_align="center", text_font_size="8pt")
     return p
+
+
+def receive_figure(samples: list[dict], title: str = "the client's socket during one pull", width: int = 800):
+    """Receive rate (from tcp_info's bytes_received) and the unread receive queue, over the pull."""
+    s = pd.DataFrame(samples)
+    p = figure(title=title, width=width, height=260, x_axis_label="s", y_axis_label="MB/s",
+               tools="xpan,xwheel_zoom,box_zoom,reset,save")
+    if len(s) < 2 or "bytes_received" not in s:
+        return p
+    dt = s.t.diff().replace(0, np.nan)
+    src = ColumnDataSource({"t": s.t, "MBps": (s.bytes_received.diff() / dt / 1e6).fillna(0),
+                            "unread": s.unread / 1e6, "rcvbuf": s.rcvbuf / 1e6})
+    p.line("t", "MBps", source=src, color="teal", legend_label="received (MB/s)")
+    p.line("t", "unread", source=src, color="firebrick", legend_label="unread in the receive queue (MB)")
+    p.line("t", "rcvbuf", source=src, color="gray", line_dash="dashed", legend_label="receive buffer (MB)")
+    p.legend.location = "top_left"
+    p.legend.click_policy = "hide"
+    p.add_tools(HoverTool(tooltips=[("t", "@t{0.000} s"), ("MB/s", "@MBps{0.0}"), ("unread", "@unread{0.00} MB")]))
+    return p

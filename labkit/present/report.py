@@ -11,7 +11,7 @@ from bokeh.embed import components
 from bokeh.resources import INLINE
 from markupsafe import Markup
 
-from .plots import compare_bars, flow_figures, survey_bars
+from .plots import compare_bars, flow_figures, receive_figure, survey_bars
 from ..config.render import templates
 from ..measure.survey import Survey
 from ..analyze.tcpflow import FlowDirection
@@ -39,6 +39,15 @@ def survey_section(s: Survey) -> Section:
     return Section("Per hop: iperf3 and pulls",
                    f"Image {s.meta['image_bytes'] / 2**20:.0f} MiB, {s.meta['parallel']} parallel pulls; "
                    + "; ".join(s.notes), str(verdict(s.table)), [_table(t)], [survey_bars(s.table)])
+
+
+def probe_section(p) -> Section:
+    """A probe of a registry from the client's side (labkit.measure.probe.Probe): table, verdict, the socket."""
+    text = f"{p.uri} from {p.target}" + (f" (inside namespace {p.ns})" if p.ns else "") + ". " + " ".join(p.notes)
+    if p.capture.get("windows_verdict"):
+        text += f" Headers-only capture of the single pull: {p.capture['windows_verdict']}."
+    return Section(f"Probe from the client: {p.target}", text, str(p.verdict),
+                   [_table(p.table.dropna(axis=1, how="all"))], [receive_figure(p.samples)])
 
 
 def flows_section(flows: list[tuple[str, FlowDirection, FlowVerdict]]) -> Section:
