@@ -24,6 +24,8 @@ def _lab_args(p: argparse.ArgumentParser) -> None:
     _settings_args(p)
     p.add_argument("--image-mib", type=int, default=64, help="test image size in MiB (1536 for the seed case)")
     p.add_argument("--loopback", action="store_true", help="no namespaces: services on 127.0.0.1 ports")
+    p.add_argument("--compute-nodes", type=int, default=1, metavar="N",
+                   help="compute nodes behind one switch and one uplink to the VM (links.wan shapes it)")
 
 
 def _settings_args(p: argparse.ArgumentParser) -> None:
@@ -42,7 +44,7 @@ def _make_lab(a, keep: bool) -> Lab:
     if not 1 <= a.image_mib <= 16384:
         raise SettingsError(f"--image-mib {a.image_mib} is outside 1..16384")
     return Lab(a.name, _settings(a), image_size=a.image_mib * MiB,
-               namespaced=False if a.loopback else None, keep=keep)
+               namespaced=False if a.loopback else None, keep=keep, compute_nodes=a.compute_nodes)
 
 
 def cmd_survey(a) -> int:

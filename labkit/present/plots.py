@@ -106,7 +106,8 @@ def _joins(path) -> list[str]:
     out = []
     for a, b in zip(path.nodes, path.nodes[1:]):
         direct = [lk for lk in path.links if {lk.a, lk.b} == {a.name, b.name}]
-        shared = {lk.bridge for lk in path.links if lk.bridge and lk.a in (a.name, b.name)}
+        shared = {lk.bridge for lk in path.links
+                  if lk.bridge and lk.end("a" if lk.bridge_end == "b" else "b")[0] in (a.name, b.name)}
         out.append(f"{direct[0].name} link" if direct else f"{next(iter(shared))} bridge" if shared else "")
     return out
 
