@@ -17,6 +17,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from ..lab.nsenter import inside
+from .failures import HttpStatusError, classify, outcome
 
 _BUF = 1024 * 1024
 Verify = Literal["sha256", "length"]
@@ -32,6 +33,7 @@ class PullResult:
     error: str = ""
     start: float = 0.0
     end: float = 0.0
+    kind: str = ""                  # "" for a good pull, else one of labkit.measure.failures.KINDS
 
     @property
     def mbps(self) -> float:
@@ -71,7 +73,7 @@ def get(ns, url: str, timeout: float = 10) -> tuple[int, bytes]:
 def fetch_manifest(ns, host: str, port: int, uri: str, timeout: float = 10) -> dict:
     status, body = get(ns, f"http://{host}:{port}/api/container/{uri}", timeout)
     if status != 200:
-        raise RuntimeError(f"manifest {uri} from {host}:{port}: HTTP {status} {body[:200]!r}")
+        raise HttpStatusError(status, f"manifest {uri} from {host}:{port}: HTTP {status} {body[:200]!r}")
     return json.loads(body)
 
 
@@ -97,7 +99,7 @@ def pull(ns: str | None, host: str, port: int, uri: str, expect_sha256: str | No
         conn, resp = _get(ns, man["image"], timeout)
         try:
             if resp.status != 200:
-                raise RuntimeError(f"HTTP {resp.status}")
+                raise HttpStatusError(resp.status, f"HTTP {resp.status}")
             length = int(resp.getheader("Content-Length") or -1)
             digest = hashlib.sha256() if verify == "sha256" else None
             buf = bytearray(_BUF)
@@ -120,15 +122,14 @@ def pull(ns: str | None, host: str, port: int, uri: str, expect_sha256: str | No
             conn.close()
         t1 = time.perf_counter()
         sha_ok = digest.hexdigest() == (expect_sha256 or man.get("version")) if digest else None
-        complete = n == length if length >= 0 else n > 0
-        error = (f"short body: {n} of {length} bytes" if not complete
-                 else "sha256 mismatch" if sha_ok is False else "")
+        kind = outcome(n, length, sha_ok)
+        error = {"short body": f"short body: {n} of {length} bytes", "checksum": "sha256 mismatch"}.get(kind, "")
         return PullResult(ok=not error, bytes=n, seconds=t1 - t0, ttfb_ms=ttfb, sha256_ok=sha_ok,
-                          error=error, start=t0, end=t1)
+                          error=error, start=t0, end=t1, kind=kind)
     except Exception as exc:  # noqa: BLE001 - a failed pull is a result, not a crash
         t1 = time.perf_counter()
         return PullResult(ok=False, bytes=n, seconds=t1 - t0, ttfb_ms=ttfb, sha256_ok=False,
-                          error=f"{type(exc).__name__}: {exc}", start=t0, end=t1)
+                          error=f"{type(exc).__name__}: {exc}", start=t0, end=t1, kind=classify(exc))
 
 
 def pull_parallel(ns, host, port, uri, n: int, expect_sha256=None, timeout=30, deadline=600,
