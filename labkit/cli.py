@@ -146,14 +146,14 @@ def _storm_spec(a):
                      start_together=not a.no_start_line).check()
 
 
-def _print_storm(storm, label: str) -> None:
+def _print_storm(storm, label: str, out: Path = DATA / "results") -> None:
     with pd.option_context("display.width", 200, "display.max_columns", 40):
         print(storm.table().T.rename(columns={0: "storm"}).to_string())
         print()
         print(storm.nodes().to_string(index=False))
         fails = storm.failures()
         print("\nno failed pull" if fails.empty else "\n" + fails.to_string(index=False))
-    print(f"\npulls: {storm.save(DATA / 'results', label)}")
+    print(f"\npulls: {storm.save(out, label)}")
 
 
 def cmd_storm(a) -> int:
@@ -181,7 +181,7 @@ def cmd_storm(a) -> int:
         if a.report:
             from .present.report import storm_section, write_report
             print(f"report: {write_report(Path(a.report), [storm_section(storm)], 'servelab: a pull storm')}")
-    _print_storm(storm, "storm")
+    _print_storm(storm, "storm", Path(a.out))
     return 0 if storm.row()["harness_failures"] == 0 else 1
 
 

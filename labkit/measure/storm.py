@@ -159,7 +159,7 @@ def _wait(master: LocustProcess, bound_s: float) -> None:
 
 
 def _run(master: LocustProcess, workers: list[LocustProcess], spec: StormSpec, records: Path,
-         cpu_of=None) -> tuple[dict, dict]:
+         cpu_of=None) -> tuple[dict, CpuSampler]:
     """Start the master, then the workers; wait for the storm; end every process by its own id."""
     started: list[LocustProcess] = []
     sampler = CpuSampler(cpu_of or dict, interval=0.2)
@@ -180,17 +180,19 @@ def _run(master: LocustProcess, workers: list[LocustProcess], spec: StormSpec, r
             proc.stop()
     if code not in (0, 1):           # 1: Locust's own "some requests failed"; the records say which
         raise LabError(f"storm: the Locust master exited with {code}:\n{master.log_tail()}")
-    busiest, busiest_cpu = sampler.busiest()
-    return ({"wall_s": round(wall, 1), "master_exit": code, "busiest": busiest, "busiest_cpu": busiest_cpu,
-             "records": str(records), "workers": [w.node for w in workers]}, sampler.summary())
+    return ({"wall_s": round(wall, 1), "master_exit": code, "records": str(records),
+             "workers": [w.node for w in workers]}, sampler)
 
 
-def _storm(records: Path, spec: StormSpec, point: str, meta: dict, cpu: dict) -> Storm:
+def _storm(records: Path, spec: StormSpec, point: str, meta: dict, sampler: CpuSampler) -> Storm:
+    """The storm from its records; each service's CPU taken while the pulls ran (not while Locust started)."""
     pulls = pulls_table(_read_records(records))
     missing = max(0, spec.pulls - len(pulls)) if spec.pulls and not spec.run_s else 0
     if missing:
         log.warning("storm: %d of %d pulls were never reported (see the Locust logs)", missing, spec.pulls)
-    return Storm(pulls, spec, point, missing, meta, cpu)
+    window = (float(pulls.start.min()), float(pulls.end.max())) if len(pulls) else None
+    meta["busiest"], meta["busiest_cpu"] = sampler.busiest(window)
+    return Storm(pulls, spec, point, missing, meta, sampler.summary(window))
 
 
 def run_storm(lab, spec: StormSpec) -> Storm:
@@ -215,10 +217,10 @@ def run_storm(lab, spec: StormSpec) -> Storm:
     workers = [LocustProcess(f"locust-worker@{node}", node, ns, run / f"worker-{node}.log",
                              ["--worker", "--master-host", bind, "--master-port", str(mport)])
                for node, ns, _, _ in ends]
-    meta, cpu = _run(master, workers, spec, records, lab.processes)
+    meta, sampler = _run(master, workers, spec, records, lab.processes)
     meta.update(lab=lab.name, image_bytes=lab.image.size, compute_nodes=len(ends), host=f"{host}:{port}",
                 settings=lab.settings.model_dump(mode="json"))
-    return _storm(records, spec, p.path.client_vantage.name, meta, cpu)
+    return _storm(records, spec, p.path.client_vantage.name, meta, sampler)
 
 
 def run_master(url: str, image: str, spec: StormSpec, workers: int, out_dir: Path,
@@ -235,9 +237,9 @@ def run_master(url: str, image: str, spec: StormSpec, workers: int, out_dir: Pat
                             "--expect-workers", str(workers), "--expect-workers-max-wait", f"{STARTUP_S:g}",
                             "--records", str(records), *spec.locust_args(url, image)],
                            ready_at=("*", port))
-    meta, cpu = _run(master, [], spec, records)
+    meta, sampler = _run(master, [], spec, records)
     meta.update(url=url, image=image, expected_workers=workers)
-    return _storm(records, spec, url, meta, cpu)
+    return _storm(records, spec, url, meta, sampler)
 
 
 def run_worker(master_host: str, port: int = MASTER_PORT, node: str | None = None,
