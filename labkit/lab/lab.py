@@ -2,6 +2,9 @@
 
     with Lab("main", image_size=64 * 2**20) as lab:
         lab.health()
+
+`compute_nodes=N` builds N compute nodes behind a switch with one uplink to the VM
+(`labkit.path.registry_path`); pulls and surveys use the first, a storm all of them.
 """
 from __future__ import annotations
 
