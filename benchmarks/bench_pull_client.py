@@ -14,7 +14,7 @@ import subprocess
 import time
 
 from labkit.lab.lab import Lab
-from labkit.lab.nsenter import exec_prefix
+from labkit.nsenter import exec_prefix
 from labkit.measure.pulls import pull_at
 from labkit.config.presets import SREGISTRY_SHIPPED
 from labkit.measure.survey import run_survey

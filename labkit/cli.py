@@ -82,6 +82,53 @@ def cmd_up(a) -> int:
     return 0
 
 
+def _knobs(specs: list[str]) -> dict[str, list]:
+    """--knob group.field=v1,v2,... into the sweep's {path: [values]}, each value typed as --set types it."""
+    from .config.overrides import parse_override
+    knobs = {}
+    for spec in specs:
+        group, field, values = parse_override(spec)
+        knobs[f"{group}.{field}"] = [v.strip() for v in values.split(",") if v.strip()]
+    return knobs
+
+
+def cmd_sweep(a) -> int:
+    """One knob at a time from a preset: each knob's values tried with the others at their best so far."""
+    from .config.overrides import apply_overrides
+    from .measure.sweep import WINNER_RULE, one_at_a_time, settings_of, winner
+    base = _settings(a)
+    knobs = _knobs(a.knob)
+    for path, values in knobs.items():       # every value valid before the lab starts
+        for v in values:
+            apply_overrides(base, [f"{path}={v}"])
+    typed = {path: [knob_value(base, path, v) for v in values] for path, values in knobs.items()}
+    with _make_lab(a, keep=False) as lab:
+        table = one_at_a_time(lab, base, typed, parallel=a.parallel, verify="length")
+    cols = [c for c in table.columns if c != "settings"]
+    print(table[cols].to_string(index=False))
+    best = winner(table)
+    print(f"\nwinner rule: {WINNER_RULE}")
+    if best is None:
+        print("no trial pulled without failure: no winner")
+        return 1
+    print(f"winner: {best['label']}")
+    from .bundle.export import changes
+    for c in changes(settings_of(best), base):
+        print(f"  {c['path']}: {c['old']} -> {c['new']}")
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        table.drop(columns=["settings"]).to_csv(a.out, index=False)
+        print(f"saved {a.out}")
+    return 0
+
+
+def knob_value(base, path: str, raw: str):
+    """A knob's value as the settings hold it (typed the way --set types it)."""
+    from .config.overrides import apply_overrides
+    from .measure.sweep import knob
+    return knob(apply_overrides(base, [f"{path}={raw}"]), path)
+
+
 def cmd_heal(a) -> int:
     """Restart what died in a lab that is up (its own services, by their recorded ids)."""
     lab = Lab.attach(a.name)
@@ -242,6 +289,13 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--image-mib", type=int, default=64)
     r.add_argument("--parallel", type=int, nargs="+", default=[1, 5], help="parallel pull counts to compare")
     r.set_defaults(fn=cmd_report)
+    sw = sub.add_parser("sweep", help="one knob at a time from a preset; prints the trials and the winner")
+    _lab_args(sw)
+    sw.add_argument("--knob", action="append", required=True, metavar="GROUP.FIELD=V1,V2",
+                    help="a setting and the values to try, e.g. --knob app.serve_mode=fileresponse,accel (repeatable)")
+    sw.add_argument("--parallel", type=int, default=5, help="parallel pulls per trial")
+    sw.add_argument("--out", help="CSV file for the trials")
+    sw.set_defaults(fn=cmd_sweep)
     h = sub.add_parser("heal", help="restart the services of a running lab that died (orphaned workers ended)")
     h.add_argument("--name", default="main")
     h.set_defaults(fn=cmd_heal)

@@ -177,6 +177,13 @@ class Path:
     def connection(self, name: str) -> Connection:
         return _one(self.connections, name, "connection")
 
+    def link_for(self, hop: Hop) -> Link:
+        """The link a hop's two nodes share directly (the one whose shaping bounds it)."""
+        for lk in self.links:
+            if {lk.a, lk.b} == {hop.client, hop.server}:
+                return lk
+        raise UnknownName(f"no link joins {hop.client} and {hop.server} directly")
+
     @property
     def client_vantage(self) -> Vantage:
         """Where the real client pulls from: the vantage of the last stage (the whole path)."""

@@ -78,3 +78,37 @@ def seed_case_report(before: Survey, after: Survey, trials: pd.DataFrame, bundle
     """The seed case as one HTML file: both surveys, the presets compared, the bundle."""
     sections = [survey_section(before), survey_section(after), trials_section(trials), bundle_section(bundle)]
     return write_report(out or DATA / "reports" / "seed-case.html", sections)
+
+
+def run_hypotheses(lab: Lab, parallels: list[int], hypotheses=None, link: str | None = None,
+                    progress: bool = True) -> tuple[pd.DataFrame, float]:
+    """Each hypothesis made real in the lab (on the seed's link), measured at 1 and N pulls, judged.
+
+    Returns the judged table (analyze.hypotheses.judge) and the link's iperf3 capacity it is judged against.
+    """
+    from tqdm.auto import tqdm
+
+    from .analyze.hypotheses import HYPOTHESES, SEED_LINK, judge
+    from .config.overrides import apply_overrides
+    from .config.presets import preset
+    from .measure import iperf
+    from .measure.pulls import pull_at
+    link = link or SEED_LINK
+    hop = PATH.hop(PATH.stages[-1].hop)          # the link between the VM and the compute node
+    lab.apply(apply_overrides(lab.settings, [f"links.{PATH.link_for(hop).name}={link}"]))
+    capacity = iperf.run(*lab.plan.endpoint(hop), 2).MBps
+    rows = []
+    for h in tqdm(hypotheses or HYPOTHESES, desc="hypotheses", disable=not progress, leave=False):
+        lab.apply(apply_overrides(preset(h.base), [*h.overrides, f"links.{PATH.link_for(hop).name}={link}"]))
+        runs = [pull_at(lab, parallel=n, verify="length") for n in sorted(set([1, *parallels]))]
+        one, top = runs[0], runs[-1]
+        disk = [r.row().get("disk_read_MB") for r in runs]
+        rows.append({"hypothesis": h.name, "explains": h.explains, "single_MBps": round(one.mbps, 1),
+                     "single_cpu": one.busiest_cpu, "busiest": one.busiest,
+                     **{f"x{r.parallel}_MBps": round(r.mbps, 1) for r in runs[1:]},
+                     "top_MBps": round(top.mbps, 1),
+                     "failures": sum(r.failures for r in runs),
+                     "disk_read_MB": float("nan") if any(d is None for d in disk) else round(sum(disk), 1),
+                     "served_MB": round(sum(sum(x.bytes for x in r.results) for r in runs) / 1e6, 1),
+                     "fix": h.fix})
+    return judge(pd.DataFrame(rows), capacity), capacity

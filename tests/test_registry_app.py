@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 import labkit
-from labkit.lab.images import Image, ensure_image, load_catalog
+from labkit.registry.catalog import Image, ensure_image, load_catalog
 from labkit.registry import SERVE_MODES, read_options, uwsgi_app_options
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labkit.registry.settings")

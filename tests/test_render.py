@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from labkit.registry import uwsgi_app_options
 from labkit.config.render import UwsgiPaths, lab_nginx_paths, render_nginx, render_uwsgi
 from labkit.config.presets import PRESETS, SREGISTRY_SHIPPED
 
@@ -24,11 +25,12 @@ def test_nginx_renders_the_settings(tmp_path):
 
 def test_uwsgi_renders_lab_and_deploy():
     lab = render_uwsgi(SREGISTRY_SHIPPED, UwsgiPaths(socket=":3031", http_socket=":8000", pidfile="/p",
-                                                     catalog="/c.json"))
+                                                     app_options=tuple(uwsgi_app_options("/c.json", "fileresponse", 4096))))
     assert "processes = 4\n" in lab and "socket-timeout = 120\n" in lab and "servelab-catalog = /c.json" in lab
     assert "module = labkit.registry.wsgi:application" in lab and "wsgi-disable-file-wrapper" not in lab
     it = render_uwsgi(SREGISTRY_SHIPPED.changed(app={"serve_mode": "fileresponse-iter"}), UwsgiPaths(
-        socket=":3031", http_socket=":8000", pidfile="/p", catalog="/c.json"))
+        socket=":3031", http_socket=":8000", pidfile="/p",
+        app_options=tuple(uwsgi_app_options("/c.json", "fileresponse-iter", 4096))))
     assert "wsgi-disable-file-wrapper = true" in it
     dep = render_uwsgi(SREGISTRY_SHIPPED, UwsgiPaths(socket=":3031", deploy=True))
     assert "wsgi-file = shub/wsgi.py" in dep and "servelab" not in dep and "http-socket" not in dep

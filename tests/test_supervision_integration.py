@@ -31,10 +31,26 @@ def master(service):
 
 
 def worker(service):
+    """The worker holding the pull's connection (uwsgi has several; an idle one's death breaks nothing)."""
     def pick(lab):
-        kids = psutil.Process(lab.services[service].pid).children()
-        return kids[0].pid
+        kids = [k.pid for k in psutil.Process(lab.services[service].pid).children()]
+        busy = [pid for pid in kids if open_connections(pid)]
+        return (busy or kids)[0]
     return pick
+
+
+def open_connections(pid):
+    """Established TCP connections among the sockets process `pid` holds (read in its own namespace)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    rows = [r.split() for t in ("tcp", "tcp6") for r in open(f"/proc/{pid}/net/{t}").read().splitlines()[1:]]
+    return [r for r in rows if r[3] == "01" and r[9] in inodes]
 
 
 # A master's workers carry the transfer: killing the master alone leaves the pull in flight

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from ..registry import ACCEL_PREFIX, uwsgi_app_options
-from .settings import LabSettings
+from .settings import ACCEL_PREFIX, LabSettings
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,7 @@ class UwsgiPaths:
     deploy: bool = False
     http_socket: str = ""
     pidfile: str = ""
-    catalog: str = ""
+    app_options: tuple[tuple[str, str], ...] = ()   # lab only: the ini lines that load the registry app
 
 
 def lab_nginx_paths(run: Path, listen: str, upstream: str, images: Path) -> NginxPaths:
@@ -64,9 +63,8 @@ def render_nginx_server(s: LabSettings, p: NginxPaths) -> str:
 
 
 def render_uwsgi(s: LabSettings, p: UwsgiPaths) -> str:
-    """uwsgi.ini: in the lab it loads labkit's registry app with its options; in the bundle, sregistry's."""
-    app = [] if p.deploy else uwsgi_app_options(p.catalog, s.app.serve_mode, s.app.chunk_size)
-    return templates().get_template("uwsgi.ini.j2").render(u=s.uwsgi, a=s.app, p=p, app_options=app)
+    """uwsgi.ini: in the lab it loads labkit's registry app (p.app_options); in the bundle, sregistry's."""
+    return templates().get_template("uwsgi.ini.j2").render(u=s.uwsgi, a=s.app, p=p)
 
 
 def render_nat(host_ip: str, rules: list[dict]) -> str:

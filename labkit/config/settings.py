@@ -133,6 +133,8 @@ class UwsgiSettings(_Model):
 
 
 ServeMode = Literal["fileresponse", "fileresponse-iter", "accel", "nginx-alias"]
+ACCEL_PREFIX = "/_protected/"     # accel: the app's X-Accel-Redirect names a file below nginx's internal location
+ALIAS_PREFIX = "/images/"         # nginx-alias: sregistry's `location /images { alias /var/www/images; }`
 
 
 class AppSettings(_Model):

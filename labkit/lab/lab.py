@@ -21,7 +21,7 @@ from ..errors import ConfigRejected, LabError, ToolMissing
 from ..path import Plan, plan, registry_path
 from . import netns, network, ownership
 from .changes import Features, plan_changes
-from .images import Image, ensure_image
+from ..registry.catalog import Image, ensure_image
 from .supervision import Supervision
 from .programs import DnatPublisher, DockerProxy, Iperf3Server, Nginx, Site, Uwsgi
 from .tools import tool

@@ -25,6 +25,8 @@ from ..config.render import UwsgiPaths, lab_nginx_paths, render_nat, render_ngin
 from ..config.settings import LabSettings
 from ..errors import ServiceError
 from ..path import Plan, ServiceSpec
+from ..registry import uwsgi_app_options
+from ..registry.catalog import CATALOG
 from . import netns
 from .checks import nginx_t
 from .process import Process
@@ -67,7 +69,9 @@ class Uwsgi(Process):
         p = self.site.plan
         return render_uwsgi(s, UwsgiPaths(
             socket=f"{p.ip(self.node)}:{p.port('uwsgi_socket')}", http_socket=f"{p.ip(self.node)}:{p.port('uwsgi_http')}",
-            pidfile=str(self.site.run_dir / "uwsgi.pid"), catalog=str(self.site.images_dir / "catalog.json")))
+            pidfile=str(self.site.run_dir / "uwsgi.pid"),
+            app_options=tuple(uwsgi_app_options(str(self.site.images_dir / CATALOG), s.app.serve_mode,
+                                                s.app.chunk_size))))
 
     def argv(self) -> list[str]:
         self.ini.write_text(self.render(self.settings))

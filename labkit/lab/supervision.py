@@ -6,6 +6,7 @@ through `_record_pids` after a restart.
 from __future__ import annotations
 
 from ..errors import LabError, ServiceDown
+from ..registry.client import fetch_manifest
 
 
 class Supervision:
@@ -15,7 +16,6 @@ class Supervision:
 
     def manifest(self, vantage: str | None = None, timeout: float = 10) -> dict:
         """The image's manifest (`GET /api/container/<collection>/<name>:<tag>`) asked at a vantage point."""
-        from ..measure.pull import fetch_manifest
         v = self.plan.path.vantage(vantage) if vantage else self.plan.path.client_vantage
         return fetch_manifest(*self.plan.endpoint(v), self.image.uri, timeout=timeout)
 

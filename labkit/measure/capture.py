@@ -29,7 +29,7 @@ from scapy.arch.linux import L2ListenSocket
 from scapy.data import DLT_EN10MB
 from scapy.utils import RawPcapWriter
 
-from ..lab.nsenter import exec_prefix, inside
+from ..nsenter import exec_prefix, inside
 from ..lab.process import stop_group
 from ..path import Plan
 from .pulls import pull_at

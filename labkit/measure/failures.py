@@ -16,19 +16,14 @@ import errno
 import http.client
 import socket
 
+from ..errors import HttpStatusError
+
+__all__ = ["KINDS", "HARNESS_KINDS", "HttpStatusError", "classify", "outcome"]
 KINDS = ("connect", "reset", "http", "short body", "checksum", "timeout", "other")
 HARNESS_KINDS = ("other",)      # kinds that say the measuring side failed, not the registry
 _CONNECT_ERRNOS = {errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL,
                    errno.ENETDOWN, errno.EHOSTDOWN}
 _RESET_ERRNOS = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED}
-
-
-class HttpStatusError(RuntimeError):
-    """The server answered with a status other than 200."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
 
 
 def classify(exc: BaseException) -> str:

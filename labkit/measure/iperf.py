@@ -5,7 +5,7 @@ import json
 import subprocess
 from dataclasses import dataclass
 
-from ..lab.nsenter import exec_prefix
+from ..nsenter import exec_prefix
 
 
 @dataclass

@@ -7,17 +7,15 @@ deadline for the whole pull.
 from __future__ import annotations
 
 import hashlib
-import http.client
-import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Literal
-from urllib.parse import urlsplit
 
-from ..lab.nsenter import inside
-from .failures import HttpStatusError, classify, outcome
+from ..errors import HttpStatusError
+from ..registry.client import fetch_manifest, open_get
+from .failures import classify, outcome
 
 _BUF = 1024 * 1024
 Verify = Literal["sha256", "length"]
@@ -44,39 +42,6 @@ class PullResult:
         return {**asdict(self), "MBps": round(self.mbps, 1)}
 
 
-class _Conn(http.client.HTTPConnection):
-    def __init__(self, host, port, ns, timeout):
-        super().__init__(host, port, timeout=timeout)
-        self.ns = ns
-
-    def connect(self):
-        with inside(self.ns):
-            super().connect()
-
-
-def _get(ns, url: str, timeout: float) -> tuple[_Conn, http.client.HTTPResponse]:
-    u = urlsplit(url)
-    conn = _Conn(u.hostname, u.port or 80, ns, timeout)
-    conn.request("GET", u.path or "/", headers={"User-Agent": "servelab-pull/1"})
-    return conn, conn.getresponse()
-
-
-def get(ns, url: str, timeout: float = 10) -> tuple[int, bytes]:
-    """A whole small GET from inside namespace `ns`: (status, body)."""
-    conn, resp = _get(ns, url, timeout)
-    try:
-        return resp.status, resp.read()
-    finally:
-        conn.close()
-
-
-def fetch_manifest(ns, host: str, port: int, uri: str, timeout: float = 10) -> dict:
-    status, body = get(ns, f"http://{host}:{port}/api/container/{uri}", timeout)
-    if status != 200:
-        raise HttpStatusError(status, f"manifest {uri} from {host}:{port}: HTTP {status} {body[:200]!r}")
-    return json.loads(body)
-
-
 def pull(ns: str | None, host: str, port: int, uri: str, expect_sha256: str | None = None,
          timeout: float = 30, deadline: float = 600, start_at: threading.Barrier | None = None,
          verify: Verify = "sha256", first_byte: threading.Event | None = None) -> PullResult:
@@ -96,7 +61,7 @@ def pull(ns: str | None, host: str, port: int, uri: str, expect_sha256: str | No
         if start_at is not None:
             start_at.wait(timeout)
             t0 = time.perf_counter()
-        conn, resp = _get(ns, man["image"], timeout)
+        conn, resp = open_get(ns, man["image"], timeout)
         try:
             if resp.status != 200:
                 raise HttpStatusError(resp.status, f"HTTP {resp.status}")

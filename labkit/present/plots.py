@@ -82,6 +82,7 @@ def compare_bars(table: pd.DataFrame, x: str, y: str = "MBps", group: str | None
         src = ColumnDataSource({"x": rows[x].astype(str), "y": rows[y]})
         p.vbar(x=dodge("x", -0.4 + w * (i + 0.5), range=p.x_range), top="y", width=w * 0.95, source=src,
                color=Category10[10][i % 10], legend_label=str(g) if g is not None else y)
+    p.y_range.start = 0                     # bars are read against zero
     p.xaxis.major_label_orientation = 0.6
     p.legend.click_policy = "hide"
     return p

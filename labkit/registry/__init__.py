@@ -11,10 +11,15 @@ servelab-* option keys, live here once.
 from __future__ import annotations
 
 import os
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
-SERVE_MODES = ("fileresponse", "fileresponse-iter", "accel", "nginx-alias")
+from ..config.settings import ACCEL_PREFIX, ALIAS_PREFIX, ServeMode
+
+__all__ = ["ACCEL_PREFIX", "ALIAS_PREFIX", "SERVE_MODES", "AppOptions", "uwsgi_app_options", "read_options"]
+
+SERVE_MODES = typing.get_args(ServeMode)
 """How the image leaves the registry:
 
 fileresponse       Django's FileResponse, as sregistry ships it; uwsgi's wsgi.file_wrapper sendfile()s it.
@@ -22,8 +27,6 @@ fileresponse-iter  the same view with uwsgi's file wrapper switched off, so Djan
 accel              the view answers with X-Accel-Redirect: ACCEL_PREFIX<file>; nginx sends the file.
 nginx-alias        the manifest's image URL is nginx's ALIAS_PREFIX<file> (sregistry's `location /images`).
 """
-ACCEL_PREFIX = "/_protected/"
-ALIAS_PREFIX = "/images/"
 SETTINGS_MODULE = "labkit.registry.settings"
 WSGI_MODULE = "labkit.registry.wsgi:application"
 DEFAULT_CHUNK_SIZE = 4096  # Django's FileResponse.block_size
@@ -49,7 +52,7 @@ class AppOptions:
 
     @property
     def images_dir(self) -> Path:
-        """The images sit beside their catalog (labkit.lab.images writes both)."""
+        """The images sit beside their catalog (labkit.registry.catalog writes both)."""
         return self.catalog.parent
 
 

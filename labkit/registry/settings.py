@@ -1,6 +1,6 @@
 """Django settings for the lab's registry: no database, no sessions, no auth, JSON only.
 
-The registry's data is the JSON catalog that labkit.lab.images writes, so Django needs no models;
+The registry's data is the JSON catalog that labkit.registry.catalog writes, so Django needs no models;
 DRF is told not to reach for django.contrib.auth (UNAUTHENTICATED_USER None, no authentication
 or permission classes). The serving options are not settings: the views read them from uwsgi's
 ini (or the environment) through labkit.registry.read_options.

@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ..lab.images import Image, load_catalog
+from .catalog import Image, load_catalog
 from . import ACCEL_PREFIX, ALIAS_PREFIX, AppOptions, read_options
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")

@@ -1,0 +1,46 @@
+"""The registry's pull API from a client's side: a GET made inside a namespace, and the manifest.
+
+    GET /api/container/<collection>/<name>:<tag>   -> the manifest (its `image` is the download URL)
+"""
+from __future__ import annotations
+
+import http.client
+import json
+from urllib.parse import urlsplit
+
+from ..errors import HttpStatusError
+from ..nsenter import inside
+
+
+class _Conn(http.client.HTTPConnection):
+    def __init__(self, host, port, ns, timeout):
+        super().__init__(host, port, timeout=timeout)
+        self.ns = ns
+
+    def connect(self):
+        with inside(self.ns):
+            super().connect()
+
+
+def open_get(ns, url: str, timeout: float) -> tuple[_Conn, http.client.HTTPResponse]:
+    """A GET from inside namespace `ns`, its response not yet read (the caller closes the connection)."""
+    u = urlsplit(url)
+    conn = _Conn(u.hostname, u.port or 80, ns, timeout)
+    conn.request("GET", u.path or "/", headers={"User-Agent": "servelab-pull/1"})
+    return conn, conn.getresponse()
+
+
+def get(ns, url: str, timeout: float = 10) -> tuple[int, bytes]:
+    """A whole small GET from inside namespace `ns`: (status, body)."""
+    conn, resp = open_get(ns, url, timeout)
+    try:
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def fetch_manifest(ns, host: str, port: int, uri: str, timeout: float = 10) -> dict:
+    status, body = get(ns, f"http://{host}:{port}/api/container/{uri}", timeout)
+    if status != 200:
+        raise HttpStatusError(status, f"manifest {uri} from {host}:{port}: HTTP {status} {body[:200]!r}")
+    return json.loads(body)
