@@ -200,6 +200,9 @@ def _print_storm(storm, label: str, out: Path = DATA / "results") -> None:
         print(storm.nodes().to_string(index=False))
         fails = storm.failures()
         print("\nno failed pull" if fails.empty else "\n" + fails.to_string(index=False))
+    if storm.missing or storm.meta.get("workers_lost"):
+        print(f"\nharness: {storm.missing} pull(s) never reported; workers lost: "
+              f"{', '.join(storm.meta.get('workers_lost', [])) or 'none seen here'}")
     print(f"\npulls: {storm.save(out, label)}")
 
 

@@ -3,6 +3,7 @@ import os
 import re
 import signal
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -106,3 +107,38 @@ def test_the_cluster_commands_run_the_same_storm_master_on_one_node_workers_on_t
     assert re.search(r"^harness_failures\s+0$", out, re.M) and re.search(r"^ok\s+12$", out, re.M), out
     assert list(tmp_path.glob("*-storm.csv")), "the master saves its pulls table where --out says"
     assert set(nodes[1:]) <= set(out.split()), out                       # the per-node table names the workers
+
+
+def test_a_worker_lost_mid_storm_leaves_its_pulls_missing_counted_as_the_harnesss(lab, monkeypatch):
+    """Ground truth for harness failures: SIGKILL one worker while its pull runs; the storm still ends
+    (bounded), the other nodes finish the budget, and the lost pull is counted as missing."""
+    slow = lab.settings.changed(links={"wan": "160mbit"})     # 20 MB/s shared: a round of pulls takes ~2 s
+    old = lab.settings
+    lab.apply(slow)
+    real_wait = storm_mod._wait
+    victim, t_kill = {}, 0.0
+
+    def kill_one_worker_then_wait(master, bound_s):
+        end = time.monotonic() + 60
+        while "All users spawned" not in master.log.read_text() and time.monotonic() < end:
+            time.sleep(0.1)
+        time.sleep(0.5)                                      # the first round is in flight
+        worker = next(p for p in psutil.Process(master.pid).parent().children()
+                      if "--worker" in " ".join(p.cmdline()))
+        victim["pid"] = worker.pid
+        os.kill(worker.pid, signal.SIGKILL)
+        nonlocal t_kill
+        t_kill = time.time()
+        return real_wait(master, bound_s)
+    monkeypatch.setattr(storm_mod, "_wait", kill_one_worker_then_wait)
+    try:
+        t0 = time.monotonic()
+        s = run_storm(lab, StormSpec(users=4, pulls=8, deadline=6, timeout=2))
+        took = time.monotonic() - t0
+    finally:
+        lab.apply(old)
+    row = s.row()
+    assert s.missing >= 1 and row["harness_failures"] == s.missing + row["fail_other"], row
+    assert len(s.meta["workers_lost"]) == 1 and s.meta["workers_lost"][0] not in set(s.pulls.node[s.pulls.start > t_kill])
+    assert row["pulls"] == 8 and len(s.pulls) == 8 - s.missing and s.pulls.ok.all()
+    assert took < 6 + 2 + 5 + 30, took                       # the master's last call, not the run-time bound

@@ -104,6 +104,12 @@ def _on_claim(environment, msg, **_kw) -> None:
     _send(environment, budget.claim((msg.node_id, msg.data["user"])))
     if first and not budget.started:      # the start line opens when all users asked, or after START_LINE_S
         gevent.spawn_later(START_LINE_S, lambda: _send(environment, budget.flush()))
+    if budget.pulls and budget.issued == budget.pulls and not _master.get("last_call"):
+        # every ticket is out: a pull ends within its deadline (+ one idle read), so a pull not reported
+        # by then was lost with its worker; the storm ends and `labkit storm` counts it as missing
+        opts = environment.parsed_options
+        _master["last_call"] = gevent.spawn_later(opts.pull_deadline + opts.pull_timeout + 5,
+                                                  environment.runner.quit)
 
 
 def _on_pulled(environment, msg, **_kw) -> None:

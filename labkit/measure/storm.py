@@ -175,13 +175,16 @@ def _run(master: LocustProcess, workers: list[LocustProcess], spec: StormSpec, r
             _wait(master, spec.bound_s())
         wall = time.monotonic() - t0
         code = master.proc.poll()
+        lost = [w.node for w in workers if w.proc.poll() not in (None, 0)]   # ended on their own, not by quit
     finally:
         for proc in reversed(started):
             proc.stop()
     if code not in (0, 1):           # 1: Locust's own "some requests failed"; the records say which
         raise LabError(f"storm: the Locust master exited with {code}:\n{master.log_tail()}")
+    if lost:
+        log.warning("storm: the workers on %s ended before the storm did", ", ".join(lost))
     return ({"wall_s": round(wall, 1), "master_exit": code, "records": str(records),
-             "workers": [w.node for w in workers]}, sampler)
+             "workers": [w.node for w in workers], "workers_lost": lost}, sampler)
 
 
 def _storm(records: Path, spec: StormSpec, point: str, meta: dict, sampler: CpuSampler) -> Storm:
