@@ -24,6 +24,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_pull_client.py
 	$(BIN)/python benchmarks/bench_capture.py
 	$(BIN)/python benchmarks/bench_tuning.py
+	$(BIN)/python benchmarks/bench_clients.py
 
 report: setup
 	$(BIN)/labkit report --image-mib $(IMAGE_MIB)

@@ -137,11 +137,34 @@ class Stage:
     idle_when: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def carries(self, settings) -> bool:
-        for dotted, values in self.idle_when.items():
-            group, _, name = dotted.partition(".")
-            if getattr(getattr(settings, group), name) in values:
-                return False
-        return True
+        return _carries(self.idle_when, settings)
+
+
+def _carries(idle_when: dict[str, tuple], settings) -> bool:
+    for dotted, values in idle_when.items():
+        group, _, name = dotted.partition(".")
+        if getattr(getattr(settings, group), name) in values:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class DiskStage:
+    """Where the image touches a disk of the lab, counted on that disk's device during each pull.
+
+    `disk`: the lab's disk ("vm": the VM's, holding the images and nginx's temp dir; "compute":
+    the compute node's, where the client writes). `counter`: the IoCounters field it reads.
+    `column`: the pull row's column (MB). `idle_when` as for Stage.
+    """
+    name: str
+    adds: str
+    disk: str
+    counter: str
+    column: str
+    idle_when: dict[str, tuple] = field(default_factory=dict)
+
+    def carries(self, settings) -> bool:
+        return _carries(self.idle_when, settings)
 
 
 @dataclass(frozen=True)
@@ -158,6 +181,7 @@ class Path:
     vantages: tuple[Vantage, ...]
     stages: tuple[Stage, ...]      # in the order a byte crosses them, from the file to the client
     compute: tuple[str, ...] = ()  # the compute nodes (clients pull from them; a storm runs a worker on each)
+    disk_stages: tuple[DiskStage, ...] = ()   # where the image is read from or written to a disk, in byte order
 
     def node(self, name: str) -> Node:
         return _one(self.nodes, name, "node")
@@ -173,6 +197,9 @@ class Path:
 
     def stage(self, name: str) -> Stage:
         return _one(self.stages, name, "stage")
+
+    def disk_stage(self, name: str) -> DiskStage:
+        return _one(self.disk_stages, name, "disk stage")
 
     def connection(self, name: str) -> Connection:
         return _one(self.connections, name, "connection")
@@ -278,6 +305,14 @@ def registry_path(compute_nodes: int = 1) -> Path:
                 Stage("full path", "the link from the VM to the compute node", "full path",
                       "compute→vm", ("link",))),
         compute=computes,
+        disk_stages=(DiskStage("image read", "reading the image from the VM's disk (sregistry's bind mount)",
+                               "vm", "bytes_read", "disk_read_MB"),
+                     DiskStage("temp spooling", "nginx spooling the response to temp files on its container layer",
+                               "vm", "bytes_written", "disk_write_MB",
+                               {"nginx.uwsgi_buffering": (False,), "nginx.uwsgi_max_temp_file_size": ("0",),
+                                **accel_like}),
+                     DiskStage("client write", "the client writing the image to the compute node's disk",
+                               "compute", "bytes_written", "client_write_MB", {"client.write_to": ("discard",)})),
     )
 
 

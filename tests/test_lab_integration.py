@@ -8,7 +8,11 @@ import textwrap
 import psutil
 import pytest
 
-from labkit.lab.lab import netns, ownership as state
+from pathlib import Path
+
+from labkit.config.presets import SREGISTRY_SHIPPED
+from labkit.lab import cgroups
+from labkit.lab.lab import DATA, netns, ownership as state
 from labkit.lab.lab import Lab
 from labkit.errors import LabError
 from labkit.registry.client import get
@@ -21,11 +25,31 @@ PROGRAMS = {"nginx", "uwsgi", "iperf3", "docker-proxy"}
 MiB = 2**20
 
 
+# every layer at once: a loop disk behind a FUSE delay with limits, CPU groups, the client's own disk
+LAYERED = SREGISTRY_SHIPPED.changed(storage={"disk": "loop", "cache": "cold", "latency_ms": 1, "read_mbps": 500,
+                                             "write_mbps": 500},
+                                    cpu={"uwsgi_cpus": 1.5, "nginx_cpuset": "0"},
+                                    client={"kind": "curl", "write_to": "disk", "write_mbps": 500})
+LABS = ("itest", "boom", "badstart", "orphan", "next", "loop")    # the labs of this module
+
+
 def footprint():
-    """What a lab could leave behind: namespaces, host links, and the lab's programs."""
-    procs = sorted(p.pid for p in psutil.process_iter(["name"]) if p.info["name"] in PROGRAMS)
+    """What this module's labs could leave behind (other labs run on this machine meanwhile):
+    their namespaces and the programs in them, host links, and under this checkout's data dir
+    the programs, loop devices, mounts (FUSE's too) and the labs' cgroups."""
+    run = str(DATA.resolve() / "run")
+    namespaces = [ns for ns in netns.list_ns("sl-") if any(ns.startswith(f"sl-{lab}-") for lab in LABS)]
+    in_ours = {pid for ns in namespaces for pid in netns.ns_pids(ns)}
+    procs = sorted(p.pid for p in psutil.process_iter(["name", "cmdline"])
+                   if (p.info["name"] in PROGRAMS and p.pid in in_ours) or run in " ".join(p.info["cmdline"] or []))
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.count("\n")
-    return {"namespaces": netns.list_ns("sl-"), "host_links": links, "programs": procs}
+    loops = [ln for ln in subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout.splitlines()
+             if run in ln]
+    mounts = [ln for ln in Path("/proc/mounts").read_text().splitlines() if run in ln]
+    groups = sorted(str(r / cgroups.TOP / lab) for r in set(cgroups.features().roots.values()) for lab in LABS
+                    if (r / cgroups.TOP / lab).exists())
+    return {"namespaces": namespaces, "host_links": links, "programs": procs, "loops": loops,
+            "mounts": mounts, "cgroups": groups}
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +105,12 @@ def test_survey_measures_every_hop_with_verified_pulls(lab):
 def test_an_exception_inside_the_lab_leaves_nothing_behind():
     before = footprint()
     with pytest.raises(RuntimeError, match="injected"):
-        with Lab("boom", image_size=1 * MiB, quiet=True):
-            assert len(footprint()["namespaces"]) == len(before["namespaces"]) + 4
+        with Lab("boom", LAYERED, image_size=1 * MiB, quiet=True):
+            during = footprint()
+            assert len(during["namespaces"]) == len(before["namespaces"]) + 4
+            assert len(during["loops"]) == len(before["loops"]) + 2           # the VM's and the client's disks
+            assert len(during["mounts"]) == len(before["mounts"]) + 3         # both, and the FUSE delay
+            assert len(during["cgroups"]) > len(before["cgroups"])
             raise RuntimeError("injected")
     assert footprint() == before
 
@@ -91,7 +119,7 @@ def test_a_failing_start_leaves_nothing_behind(monkeypatch):
     before = footprint()
     monkeypatch.setenv("SERVELAB_DOCKER_PROXY", "/bin/false")
     with pytest.raises(Exception, match="docker-proxy"):
-        Lab("badstart", image_size=1 * MiB, quiet=True).up()
+        Lab("badstart", LAYERED, image_size=1 * MiB, quiet=True).up()
     assert footprint() == before
 
 
@@ -101,15 +129,18 @@ def test_a_killed_owner_is_cleaned_by_the_next_start(tmp_path):
     code = textwrap.dedent("""
         import sys, time
         from labkit.lab.lab import Lab
-        Lab("orphan", image_size=1 << 20, quiet=True).up()
+        from labkit.config.settings import LabSettings
+        Lab("orphan", LabSettings.model_validate_json(sys.argv[1]), image_size=1 << 20, quiet=True).up()
         print("up", flush=True)
         time.sleep(120)
     """)
-    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen([sys.executable, "-c", code, LAYERED.model_dump_json()], stdout=subprocess.PIPE, text=True)
     assert child.stdout.readline().strip() == "up"
     child.send_signal(signal.SIGKILL)
     child.wait()
     assert "orphan" in state.stale() and len(state.lab_namespaces("orphan")) == 4
+    left = footprint()
+    assert len(left["loops"]) == len(before["loops"]) + 2 and len(left["mounts"]) == len(before["mounts"]) + 3
     with Lab("next", image_size=1 * MiB, quiet=True):
         assert state.lab_namespaces("orphan") == []
     assert footprint() == before

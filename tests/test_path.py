@@ -58,6 +58,8 @@ def test_capture_points_are_derived_from_links_and_ports():
     ({"app": {"serve_mode": "accel"}}, ("uwsgi", "nginx")),
     ({"links": {"wan": "1gbit"}}, ("links",)),
     ({"client": {"kind": "curl"}}, ()),
+    ({"client": {"write_to": "disk", "write_mbps": 50}}, ("client",)),
+    ({"storage": {"disk": "loop", "read_mbps": 40}, "cpu": {"uwsgi_cpus": 0.5}}, ("storage", "cpu")),
     ({"kernel": {"congestion_control": "reno"}}, ("kernel",)),
     ({"publish": {"mode": "dnat"}, "nginx": {"sendfile": False}, "kernel": {"tcp_wmem": (4096, 16384, 4194304)}},
      ("kernel", "publish", "nginx")),

@@ -58,6 +58,20 @@ def stage_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def disk_evidence(df: pd.DataFrame) -> list[str]:
+    """One line per disk stage the survey counted: the MB its disk moved during the client's pulls."""
+    point = PATH.client_vantage.name
+    pulls = df[(df.kind == "pull") & (df.point == point)] if "kind" in df else df.iloc[0:0]
+    out = []
+    for d in PATH.disk_stages:
+        if d.column not in pulls or pulls[d.column].isna().all():
+            continue
+        per = ", ".join(f"{r[d.column]:.0f} MB with {int(r.parallel)} pull(s)" for _, r in pulls.iterrows()
+                        if pd.notna(r[d.column]))
+        out.append(f"{d.name} ({d.adds}): {per} at {point}, from the disk's device counters")
+    return out
+
+
 def verdict(df: pd.DataFrame) -> Verdict:
     st = stage_table(df)
     if st.empty:
@@ -91,6 +105,7 @@ def verdict(df: pd.DataFrame) -> Verdict:
         ev.append(f"{int(last.parallel)} parallel pulls together reach {last.parallel_MBps:.0f} MB/s "
                   f"({ratio:.1f}x one pull)" + (": each connection is limited, not the path's capacity"
                                                 if ratio > 1.5 else ""))
+    ev += disk_evidence(df)
     failures = int(st.failures.sum())
     if failures:
         ev.append(f"{failures} pull(s) failed; see the survey table's error column")

@@ -4,7 +4,7 @@
     nginx/nginx.conf               main config: workers, sendfile, aio, buffers
     uwsgi.ini                      replaces sregistry's /code/uwsgi.ini
     sysctl.d/60-servelab-tcp.conf  the VM's TCP settings
-    docker-compose.override.yml    mounts the files above; ulimits; the containers' TCP sysctls
+    docker-compose.override.yml    mounts the files above; ulimits; the containers' TCP sysctls; cpus/cpuset
     daemon.json                    only for DNAT publishing: {"userland-proxy": false}
     servelab-settings.json         the settings, read back by import_bundle()
     README.md                      what changed, why, and the measurements
@@ -73,12 +73,14 @@ WHY = {
     "kernel.tcp_rmem": "TCP receive buffer (min default max): caps the receive window",
     "kernel.tcp_wmem": "TCP send buffer (min default max): caps what a sender keeps in flight",
     "kernel.congestion_control": "TCP congestion control algorithm",
+    **{f"cpu.{m}_cpus": f"CPU time {m} may use (docker-compose `cpus:`, a CFS quota)" for m in ("nginx", "uwsgi", "proxy")},
+    **{f"cpu.{m}_cpuset": f"the CPUs {m} may run on (docker-compose `cpuset:`)" for m in ("nginx", "uwsgi", "proxy")},
 }
 
 
 def changes(s: LabSettings, base: LabSettings = SREGISTRY_SHIPPED) -> list[dict]:
     out = []
-    for group in ("app", "publish", "uwsgi", "nginx", "kernel"):
+    for group in ("app", "publish", "uwsgi", "nginx", "kernel", "cpu"):
         old, new = getattr(base, group), getattr(s, group)
         for field in type(new).model_fields:
             a, b = getattr(old, field), getattr(new, field)
@@ -107,7 +109,7 @@ def export_bundle(s: LabSettings, out_dir: Path, label: str = "winner", measurem
         "uwsgi.ini": render_uwsgi(s, DEPLOY_UWSGI),
         "sysctl.d/60-servelab-tcp.conf": env.get_template("sysctl.conf.j2").render(sysctls=sysctls),
         "docker-compose.override.yml": env.get_template("compose-override.yml.j2").render(
-            nofile=max(65536, 4 * s.nginx.worker_connections), sysctls=sysctls),
+            nofile=max(65536, 4 * s.nginx.worker_connections), sysctls=sysctls, cpu=s.cpu),
         SETTINGS_FILE: json.dumps(s.model_dump(mode="json"), indent=1) + "\n",
     }
     if s.publish.mode == "dnat":

@@ -37,11 +37,11 @@ class UwsgiPaths:
     app_options: tuple[tuple[str, str], ...] = ()   # lab only: the ini lines that load the registry app
 
 
-def lab_nginx_paths(run: Path, listen: str, upstream: str, images: Path) -> NginxPaths:
+def lab_nginx_paths(run: Path, listen: str, upstream: str, images: Path, temp: Path | None = None) -> NginxPaths:
     return NginxPaths(listen=listen, uwsgi_upstream=upstream, images_dir=str(images),
                       pid=str(run / "nginx.pid"), error_log=str(run / "nginx-error.log"),
                       access_log=str(run / "nginx-access.log"), user="root",
-                      temp_dir=str(run / "nginx-temp"), host_header="$http_host")
+                      temp_dir=str(temp or run / "nginx-temp"), host_header="$http_host")
 
 
 @cache

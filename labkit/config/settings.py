@@ -214,6 +214,25 @@ class CpuSettings(_Model):
     proxy_cpuset: CpuList | None = None
 
 
+COMMAND_FIELDS = ("host", "port", "uri", "url", "dest")   # what a client.command template may use
+
+
+def command_fields(template: str) -> set[str]:
+    """The {fields} a command template uses; ValueError for a line a shell could not split."""
+    import shlex
+    import string
+    try:
+        words = shlex.split(template)
+    except ValueError as e:
+        raise ValueError(f"{template!r}: {e}") from None
+    if not words:
+        raise ValueError("an empty command")
+    try:
+        return {f for w in words for _, f, _, _ in string.Formatter().parse(w) if f is not None}
+    except ValueError as e:
+        raise ValueError(f"{template!r}: {e} (write {{{{ and }}}} for literal braces)") from None
+
+
 class ClientSettings(_Model):
     """The last hop: the program that pulls on the compute node, and what it writes to."""
     kind: Literal["labkit", "curl", "sregistry-cli", "command"] = "labkit"
@@ -225,6 +244,15 @@ class ClientSettings(_Model):
     def _command(self) -> "ClientSettings":
         if (self.kind == "command") != bool(self.command):
             raise ValueError("command: give a command template exactly when kind is 'command'")
+        if self.command:
+            try:
+                used = command_fields(self.command)
+            except ValueError as e:
+                raise ValueError(f"command: {e}") from None
+            bad = sorted(used - set(COMMAND_FIELDS))
+            if bad:
+                raise ValueError(f"command: {self.command!r} uses {', '.join('{' + b + '}' for b in bad)}; "
+                                 f"a template may use {', '.join('{' + f + '}' for f in COMMAND_FIELDS)}")
         if self.write_mbps is not None and self.write_to != "disk":
             raise ValueError("write_mbps: limits the client's disk, so it needs write_to = 'disk'")
         return self

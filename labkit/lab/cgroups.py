@@ -322,6 +322,24 @@ def remove_lab(lab: str, feats: Features | None = None) -> list[Path]:
     return removed
 
 
+def joiner(procs_files: Iterable[Path]) -> Callable[[], None] | None:
+    """A `preexec_fn` that moves the new process into groups before it execs (so a master's
+    workers are born inside); None when there is nothing to join."""
+    files = [os.fsencode(f) for f in procs_files]
+    if not files:
+        return None
+
+    def join() -> None:
+        pid = str(os.getpid()).encode()
+        for f in files:
+            fd = os.open(f, os.O_WRONLY)
+            try:
+                os.write(fd, pid)
+            finally:
+                os.close(fd)
+    return join
+
+
 def _check_name(name: str, setting: str) -> str:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise CgroupError(f"{setting}: {name!r} is not a name of letters, digits, '.', '_' or '-'")
@@ -333,14 +351,23 @@ class Cgroup:
 
     `with Cgroup("main", "nginx") as g: g.set_cpus(0.5); g.add(pid)` creates it and, on exit,
     ends the processes it holds (by pid) and removes it.
+
+    `controllers` keeps the group to some hierarchies (v1: e.g. ("blkio",) for a disk's group
+    next to per-service CPU groups; a process can be in one group per hierarchy). On v2 there is
+    one tree, so every group spans every controller and the argument changes nothing.
     """
 
-    def __init__(self, lab: str, member: str, feats: Features | None = None):
+    def __init__(self, lab: str, member: str, feats: Features | None = None,
+                 controllers: tuple[str, ...] | None = None):
         self.lab = _check_name(lab, "cgroup.lab")
         self.member = _check_name(member, "cgroup.member")
         self.feats = feats or features()
         if self.feats.version is None:
             raise CgroupError("cgroup: " + "; ".join(self.feats.missing))
+        unknown = set(controllers or ()) - set(V1_CONTROLLERS)
+        if unknown:
+            raise CgroupError(f"cgroup.controllers: {sorted(unknown)} not among {', '.join(V1_CONTROLLERS)}")
+        self.controllers = tuple(c for c in (controllers or V1_CONTROLLERS) if c in self.feats.roots)
         self.ncpus = os.cpu_count() or 1
 
     def path(self, controller: str) -> Path:
@@ -348,12 +375,18 @@ class Cgroup:
         if controller not in self.feats.roots:
             raise CgroupError(f"cgroup: the {controller} controller is not usable here: "
                               + "; ".join(self.feats.missing))
+        if controller not in self.controllers:
+            raise CgroupError(f"cgroup: group {self.member} is not in the {controller} hierarchy")
         return self.feats.roots[controller] / TOP / self.lab / self.member
 
     @property
     def dirs(self) -> list[Path]:
         """The distinct directories of this group (co-mounted controllers share one; v2 has one)."""
-        return list(dict.fromkeys(self.path(c) for c in self.feats.roots))
+        return list(dict.fromkeys(self.path(c) for c in self.controllers))
+
+    def procs_files(self) -> list[Path]:
+        """The cgroup.procs files a process writes its own pid to, to join (e.g. before it execs)."""
+        return [d / "cgroup.procs" for d in self.dirs]
 
     def _need(self, feature: str, setting: str) -> None:
         if not getattr(self.feats, feature):
@@ -361,7 +394,7 @@ class Cgroup:
 
     def create(self) -> Cgroup:
         """Make the directories, each level ready to hold processes (cpusets filled, v2 delegation)."""
-        for root in dict.fromkeys(self.feats.roots.values()):
+        for root in dict.fromkeys(self.feats.roots[c] for c in self.controllers):
             offered = set()
             if self.feats.version == 2:
                 offered = set((root / "cgroup.controllers").read_text().split()) & set(V2_CONTROLLERS)

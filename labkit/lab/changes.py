@@ -15,8 +15,8 @@ from ..config.settings import LabSettings
 # what each settings group's change takes (nginx's server block follows the serve mode: X-Accel's location)
 STEP_FOR_GROUP = {"kernel": ("kernel",), "links": ("links",), "publish": ("publish",), "uwsgi": ("uwsgi",),
                   "app": ("uwsgi", "nginx"), "nginx": ("nginx",), "storage": ("storage",), "cpu": ("cpu",),
-                  "client": ()}
-STEP_ORDER = ("storage", "kernel", "links", "publish", "uwsgi", "nginx", "cpu")
+                  "client": ("client",)}
+STEP_ORDER = ("storage", "kernel", "links", "publish", "uwsgi", "nginx", "cpu", "client")
 
 
 @dataclass(frozen=True)
@@ -51,4 +51,6 @@ def plan_changes(old: LabSettings, new: LabSettings, feats: Features) -> Changes
     if new.publish.host_port != old.publish.host_port:
         problems.append("publish.host_port is set when the lab starts; bring it up again to change it")
     wanted = {step for g in groups for step in STEP_FOR_GROUP[g]}
+    if (old.client.write_to, old.client.write_mbps) == (new.client.write_to, new.client.write_mbps):
+        wanted.discard("client")        # another kind of client needs nothing of the running lab
     return Changes(groups, tuple(s for s in STEP_ORDER if s in wanted), tuple(problems))

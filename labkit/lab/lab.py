@@ -22,6 +22,7 @@ from ..path import Plan, plan, registry_path
 from . import netns, network, ownership
 from .changes import Features, plan_changes
 from ..registry.catalog import Image, ensure_image
+from .layers import LAYER_STEPS, Layers
 from .supervision import Supervision
 from .programs import DnatPublisher, DockerProxy, Iperf3Server, Nginx, Site, Uwsgi
 from .tools import tool
@@ -31,14 +32,9 @@ MiB = 1024 * 1024
 log = logging.getLogger("labkit.lab")
 
 
-def unwired(s: LabSettings) -> list[str]:
-    """Settings groups this lab does not apply yet: refused, never silently ignored."""
-    return [f"{g}: not applied by this lab yet (leave it at its default)" for g in ("storage", "cpu", "client")
-            if getattr(s, g) != type(getattr(s, g))()]
-
-
-class Lab(Supervision):
-    """The path up and down as one thing; apply settings to it while it runs (supervision in Supervision)."""
+class Lab(Supervision, Layers):
+    """The path up and down as one thing; apply settings to it while it runs (supervision in
+    Supervision; storage, CPU and client layers in Layers)."""
 
     def __init__(self, name: str = "main", settings: LabSettings = SREGISTRY_SHIPPED,
                  image_size: int = 64 * MiB, namespaced: bool | None = None, data_dir: Path = DATA,
@@ -51,14 +47,16 @@ class Lab(Supervision):
         self.plan: Plan = plan(name, use_ns, settings.publish.host_port, registry_path(compute_nodes))
         self.compute_nodes = compute_nodes
         self.image_size = image_size
-        self.site = Site(self.plan, Path(data_dir) / "run" / name, Path(data_dir) / "images")
-        self.run_dir, self.images_dir = self.site.run_dir, self.site.images_dir
+        self.run_dir, self.images_dir = Path(data_dir) / "run" / name, Path(data_dir) / "images"
         self.keep = keep
         self._level = logging.DEBUG if quiet else logging.INFO
         self.services: dict = {}
         self.image: Image | None = None
         self.notes: list[str] = []
         self._kernel_defaults: dict[str, str] = {}
+        self._layers_init()
+        # the programs see the VM's storage (images, nginx's temp dir) where the storage layer puts it
+        self.site = Site(self.plan, self.run_dir, self.storage.images_dir, self.storage.temp_dir)
 
     def say(self, msg: str) -> None:
         log.log(self._level, msg)
@@ -73,15 +71,17 @@ class Lab(Supervision):
                   data_dir, keep=True, compute_nodes=st.get("compute_nodes", 1))
         lab.image = ensure_image(lab.images_dir, lab.image_size)
         lab._kernel_defaults = st.get("kernel_defaults", {})
+        lab._layers_adopt()
         for svc in lab._programs():
             if svc.name in st.get("pids", {}):
                 svc.adopt(*st["pids"][svc.name])
+            lab._joins(svc)
             lab.services[svc.name] = svc
         return lab
 
     # --- lifecycle -------------------------------------------------------
     def up(self) -> "Lab":
-        if problems := unwired(self.settings):
+        if problems := self.layer_problems(self.settings):
             raise SettingsError("; ".join(problems))
         self._clean_before_start()
         ownership.write(self.name, **ownership.owner_stamp(), keep=self.keep, namespaced=self.plan.namespaced,
@@ -101,6 +101,7 @@ class Lab(Supervision):
                 self.notes += self.plan.caveats()
                 for c in self.plan.caveats():
                     self.say("loopback mode: " + c)
+            self._layers_up()
             for svc in self._programs():
                 self._start(svc)
         except BaseException:
@@ -118,7 +119,7 @@ class Lab(Supervision):
         for svc in reversed(list(self.services.values())):
             svc.stop()
         self.services.clear()
-        for line in ownership.end(self.name):
+        for line in self._layers_down() + ownership.end(self.name):
             self.say(line)
 
     def __enter__(self) -> "Lab":
@@ -161,9 +162,11 @@ class Lab(Supervision):
 
     def _start(self, svc) -> None:
         self.services[svc.name] = svc
+        self._joins(svc)
         svc.start()
         self._record_pids()
         svc.wait_ready()
+        self._place(svc)
 
     def _record_pids(self) -> None:
         pids = {}
@@ -187,7 +190,7 @@ class Lab(Supervision):
     def check(self, new: LabSettings) -> list[str]:
         """The groups `new` changes; raises SettingsError (nothing applied) if it cannot be applied here."""
         changes = plan_changes(self.settings, new, self.features())
-        problems = list(changes.problems) + unwired(new)
+        problems = list(changes.problems) + self.layer_problems(new)
         if "nginx" in changes.steps:
             try:
                 self._nginx().check(new)
@@ -220,7 +223,9 @@ class Lab(Supervision):
         done = []
         self.settings = s
         for step in steps:
-            if step == "kernel":
+            if step in LAYER_STEPS:
+                done += self._change_layer(step, s, self._start)
+            elif step == "kernel":
                 network.set_kernel(self.plan, s, self._kernel_defaults)
                 done.append("kernel: sysctls set in every namespace")
             elif step == "links":
@@ -250,14 +255,7 @@ class Lab(Supervision):
 
     # --- looking at it ---------------------------------------------------
     def processes(self) -> dict[str, list[psutil.Process]]:
-        """The path's processes by service (iperf3 servers left out: they only serve the hops)."""
-        return {name: svc.processes() for name, svc in self.services.items()
-                if not isinstance(svc, Iperf3Server)}
-
-    def describe(self) -> list[dict]:
-        """The nodes with their role, namespace, address and the services in them."""
-        return [{"node": n.name, "role": n.role, "namespace": self.plan.ns(n.name) or "(host)",
-                 "address": self.plan.ip(n.name),
-                 "services": ", ".join(f"{k} (pid {s.pid})" if s.pid else k
-                                       for k, s in self.services.items() if s.node == n.name)}
-                for n in self.plan.path.nodes]
+        """The path's processes by service (iperf3 servers left out: they only serve the hops), and
+        the FUSE processes of disks with latency."""
+        return {**{name: svc.processes() for name, svc in self.services.items()
+                   if not isinstance(svc, Iperf3Server)}, **self.layer_processes()}

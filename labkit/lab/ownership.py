@@ -1,14 +1,19 @@
 """Which labs exist, who owns them, and how to end one that was left behind.
 
 A lab records itself in STATE_DIR/<name>.json: its owner pid, whether it was meant to
-stay up, its namespaces and its service pids. A lab whose owner is gone and that was not
-meant to stay up (a crash, a killed Jupyter kernel) is stale: the next lab to start ends it.
+stay up, its namespaces and its service pids, and what else it made (`own`): loop disks, FUSE
+mounts, write ceilings, cgroups, directories, each by its own ids. A lab whose owner is gone and
+that was not meant to stay up (a crash, a killed Jupyter kernel) is stale: the next lab to start
+ends it.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -78,8 +83,52 @@ def stale() -> list[str]:
     return sorted(out)
 
 
+def own(name: str, key: str, kind: str, rec: dict) -> None:
+    """Record something lab `name` made (or is about to make), by its ids; `key` names it in the lab."""
+    owned = [o for o in (read(name) or {}).get("owned", []) if o["key"] != key]
+    write(name, owned=[*owned, {"key": key, "kind": kind, "rec": rec}])
+
+
+def disown(name: str, key: str) -> None:
+    """Forget a record once what it names has been ended."""
+    st = read(name)
+    if st is not None:
+        write(name, owned=[o for o in st.get("owned", []) if o["key"] != key])
+
+
+def _enders() -> dict[str, Callable[[dict], list[str]]]:
+    from . import cgroups, writeback
+    from .vmdisk import DelayMount, VmDisk
+
+    def tree(rec: dict) -> list[str]:
+        if Path(rec["path"]).is_dir() and not os.path.ismount(rec["path"]):
+            shutil.rmtree(rec["path"], ignore_errors=True)
+            return [f"rm -r {rec['path']}"]
+        return []
+    return {"vmdisk": VmDisk.cleanup_recorded, "delaymount": DelayMount.cleanup_recorded,
+            "writeback": writeback.uncap, "dir": tree,
+            "cgroups": lambda rec: [f"removed cgroup {p}" for p in cgroups.remove_lab(rec["lab"])]}
+
+
+ORDER = ("cgroups", "delaymount", "writeback", "vmdisk", "dir")   # processes left in groups first
+
+
+def end_owned(st: dict) -> list[str]:
+    """End what a lab's state records, kind by kind in ORDER (newest first within a kind); a failure
+    is logged and the rest still ended."""
+    done, enders = [], _enders()
+    owned = list(reversed(st.get("owned", [])))
+    for o in sorted(owned, key=lambda o: ORDER.index(o["kind"])):
+        try:
+            done += enders[o["kind"]](o["rec"])
+        except Exception as exc:  # noqa: BLE001 - one stuck resource must not keep the others alive
+            logging.getLogger("labkit.lab").warning("could not end %s %s: %s", o["kind"], o["key"], exc)
+            done.append(f"FAILED to end {o['kind']} {o['key']}: {exc}")
+    return done
+
+
 def end(name: str) -> list[str]:
-    """End lab `name` entirely: its recorded processes, its namespaces (and all in them), its state."""
+    """End lab `name` entirely: its recorded processes, what it made, its namespaces (and all in them), its state."""
     done = []
     st = read(name) or {}
     for svc, (pid, created) in st.get("pids", {}).items():
@@ -91,6 +140,7 @@ def end(name: str) -> list[str]:
                 done.append(f"stopped {svc} (pid {pid})")
         except psutil.NoSuchProcess:
             pass
+    done += end_owned(st)
     for ns in lab_namespaces(name):
         pids = netns.delete_ns(ns)
         done.append(f"deleted namespace {ns}" + (f" and ended pids {pids}" if pids else ""))

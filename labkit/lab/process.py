@@ -38,6 +38,8 @@ class Process:
     """
     deaths: re.Pattern | None = None
     stop_signal: int = signal.SIGTERM
+    cpu_member: str | None = None      # its CPU group (labkit.lab.cpulimits.MEMBERS), if it can have one
+    uses_vm_disk: bool = False         # reads or writes the VM's storage (joins its block-I/O group)
 
     def __init__(self, name: str, node: str, ns: str | None, log_file: Path,
                  ready_at: tuple[str, int] | None = None):
@@ -46,6 +48,7 @@ class Process:
         self.proc: subprocess.Popen | None = None
         self.adopted: psutil.Process | None = None     # started by another process (`labkit heal`)
         self._log_mark = 0                             # log text already read for incidents
+        self.preexec = None                            # run in the child before it execs (join cgroups)
 
     def argv(self) -> list[str]:
         raise NotImplementedError
@@ -67,7 +70,8 @@ class Process:
             out.write(f"--- {time.strftime('%F %T')} start: {' '.join(argv)}\n".encode())
             out.flush()
             self.proc = subprocess.Popen([*exec_prefix(self.ns), *argv], stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=pass_fds)
+                                         stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=pass_fds,
+                                         preexec_fn=self.preexec)
         self._log_mark = self._read_logs_from(0)[1]
 
     def wait_ready(self, timeout: float = 20.0) -> None:

@@ -37,7 +37,8 @@ from .tools import tool
 class Site:
     plan: Plan
     run_dir: Path
-    images_dir: Path
+    images_dir: Path          # where nginx and uwsgi find the images (the VM's storage)
+    temp_dir: Path            # nginx's temp files (the container's own file system)
 
     def log(self, name: str) -> Path:
         return self.run_dir / "logs" / f"{name}.log"
@@ -57,6 +58,7 @@ class Iperf3Server(Process):
 
 class Uwsgi(Process):
     stop_signal = signal.SIGINT
+    cpu_member, uses_vm_disk = "uwsgi", True
     deaths = re.compile(r"DAMN ! worker \d+ \(pid: \d+\) died")
 
     def __init__(self, site: Site, spec: ServiceSpec, settings: LabSettings):
@@ -94,6 +96,7 @@ class Uwsgi(Process):
 
 
 class Nginx(Process):
+    cpu_member, uses_vm_disk = "nginx", True
     deaths = re.compile(r"worker process \d+ exited on signal \d+")
 
     def __init__(self, site: Site, spec: ServiceSpec, settings: LabSettings, upstream: str):
@@ -107,7 +110,8 @@ class Nginx(Process):
         p = self.site.plan
         listen = f"{self.ready_at[0]}:{self.ready_at[1]}"
         up = f"{p.ip(self.upstream)}:{p.port('uwsgi_socket')}"
-        return render_nginx(s, lab_nginx_paths(self.site.run_dir, listen, up, self.site.images_dir.resolve()))
+        return render_nginx(s, lab_nginx_paths(self.site.run_dir, listen, up, self.site.images_dir.resolve(),
+                                               self.site.temp_dir))
 
     def check(self, s: LabSettings) -> None:
         """`nginx -t` on the config `s` gives, in nginx's namespace (its listen address is there)."""
@@ -122,7 +126,7 @@ class Nginx(Process):
         return [self.log, self.error_log]
 
     def argv(self) -> list[str]:
-        (self.site.run_dir / "nginx-temp").mkdir(parents=True, exist_ok=True)
+        self.site.temp_dir.mkdir(parents=True, exist_ok=True)
         self.conf.write_text(self.render(self.settings))
         d = self.site.run_dir
         return [tool("nginx"), "-c", str(self.conf), "-p", str(d), "-e", str(self.error_log), "-g", "daemon off;"]
@@ -151,6 +155,7 @@ class Nginx(Process):
 
 class DockerProxy(Process):
     """Docker's docker-proxy, stand-alone: it reports start-up on fd 3 ('0' ok, '1<error>')."""
+    cpu_member = "proxy"
 
     def __init__(self, site: Site, name: str, node: str, host_port: int, target: tuple[str, int]):
         super().__init__(name, node, site.plan.ns(node), site.log(name), (site.plan.ip(node), host_port))

@@ -54,3 +54,11 @@ class Supervision:
         for line in done:
             self.say("heal: " + line)
         return done
+
+    def describe(self) -> list[dict]:
+        """The nodes with their role, namespace, address and the services in them."""
+        return [{"node": n.name, "role": n.role, "namespace": self.plan.ns(n.name) or "(host)",
+                 "address": self.plan.ip(n.name),
+                 "services": ", ".join(f"{k} (pid {s.pid})" if s.pid else k
+                                       for k, s in self.services.items() if s.node == n.name)}
+                for n in self.plan.path.nodes]

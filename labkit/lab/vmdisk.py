@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import LabkitError
@@ -357,13 +358,20 @@ class DelayPassthrough:
                                             "f_files", "f_ffree", "f_favail", "f_namemax")}
 
 
-def serve(source: str, mountpoint: str, delay_ms: float, max_read: int, threads: int) -> None:
-    """Mount and serve until unmounted (the FUSE process's whole life)."""
+def serve(source: str, mountpoint: str, delay_ms: float, max_read: int, threads: int,
+          keep_cache: bool = False) -> None:
+    """Mount and serve until unmounted (the FUSE process's whole life).
+
+    `keep_cache`: the kernel keeps a file's pages over opens (libfuse's kernel_cache), as a VM's
+    page cache does; without it every open starts cold at the FUSE layer.
+    """
     os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")    # libfuse 3 even where libfuse2 is installed
     import mfusepy  # only here: it loads libfuse when imported
 
     opts = {"fsname": FSNAME, "subtype": FSNAME, "allow_other": True, "default_permissions": True,
             "max_read": max_read}
+    if keep_cache:
+        opts["kernel_cache"] = True
     if mfusepy.fuse_version_major >= 3:
         opts["max_threads"] = threads
     mfusepy.FUSE(DelayPassthrough(source, delay_ms, max_read), mountpoint, foreground=True, **opts)
@@ -380,13 +388,15 @@ class DelayMount:
     """
 
     def __init__(self, source: str | os.PathLike, mountpoint: str | os.PathLike, delay_ms: float,
-                 max_read: int = 2**20, threads: int = 32):
+                 max_read: int = 2**20, threads: int = 32, keep_cache: bool = False,
+                 preexec: Callable[[], None] | None = None):
         if isinstance(delay_ms, bool) or not isinstance(delay_ms, (int, float)) or not 0 <= delay_ms <= 10_000:
             raise VmDiskError(f"delayfs.delay_ms: {delay_ms!r} is outside 0..10000")
         if not isinstance(max_read, int) or max_read < 4096 or max_read % 4096:
             raise VmDiskError(f"delayfs.max_read: {max_read!r} must be a multiple of 4096")
         self.source, self.mountpoint = Path(source).resolve(), Path(mountpoint).resolve()
         self.delay_ms, self.max_read, self.threads = delay_ms, max_read, threads
+        self.keep_cache, self.preexec = keep_cache, preexec     # preexec: e.g. join a blkio group
         self.proc: subprocess.Popen | None = None
         self._log: Path | None = None
         self._made_mountpoint = False
@@ -401,12 +411,13 @@ class DelayMount:
         fd, log = tempfile.mkstemp(prefix="servelab-delayfs-", suffix=".log")
         self._log = Path(log)
         argv = [sys.executable, "-m", "labkit.lab.vmdisk", "fuse", str(self.source), str(self.mountpoint),
-                "--delay-ms", str(self.delay_ms), "--max-read", str(self.max_read), "--threads", str(self.threads)]
+                "--delay-ms", str(self.delay_ms), "--max-read", str(self.max_read), "--threads", str(self.threads),
+                *(["--keep-cache"] if self.keep_cache else [])]
         env = dict(os.environ)   # the child imports this very labkit, wherever it was imported from
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
                                                           env.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(argv, stdout=fd, stderr=fd, stdin=subprocess.DEVNULL,
-                                     start_new_session=True, env=env)
+                                     start_new_session=True, env=env, preexec_fn=self.preexec)
         os.close(fd)
         deadline = time.monotonic() + timeout
         while _mounted(self.mountpoint) != (FSNAME, f"fuse.{FSNAME}"):
@@ -511,8 +522,9 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--delay-ms", type=float, default=0.0)
     f.add_argument("--max-read", type=int, default=2**20)
     f.add_argument("--threads", type=int, default=32)
+    f.add_argument("--keep-cache", action="store_true")
     a = p.parse_args(argv)
-    serve(a.source, a.mountpoint, a.delay_ms, a.max_read, a.threads)
+    serve(a.source, a.mountpoint, a.delay_ms, a.max_read, a.threads, a.keep_cache)
     return 0
 
 

@@ -1,10 +1,13 @@
 """The one measurement primitive: pull once, or N at once, from a vantage point under a CPU sampler.
 
     run = pull_at(lab, "nginx", parallel=5)     # vantage None: where the real client pulls from
-    run.row()                                    # one tidy row: MB/s, per-pull spread, TTFB, failures, CPU
+    run.row()                                    # one tidy row: MB/s, per-pull spread, TTFB, failures, CPU, disk MB
 
 The survey, sweeps, captures, benchmarks, tests and notebooks all measure through it, and it
-refuses to measure a lab with a service down.
+refuses to measure a lab with a service down. Before the pulls the lab gets ready for one
+(`lab.before_pull()`: a cold cache drops the image); the lab's disks are counted around them
+(one column per disk stage of the declared path). From the client's vantage point the client is
+`lab.settings.client` (labkit.measure.clients); elsewhere labkit's own verifying client.
 """
 from __future__ import annotations
 
@@ -12,6 +15,9 @@ import statistics
 import threading
 from dataclasses import dataclass, field
 
+from ..lab.cgroups import IoCounters, joiner
+from ..path import PATH
+from .clients import Target, pull_with
 from .cpu import CpuSampler
 from .pull import PullResult, Verify, aggregate_mbps, check_parallel, pull, pull_parallel
 
@@ -25,6 +31,8 @@ class PullRun:
     cpu: dict = field(default_factory=dict)
     busiest: str = ""
     busiest_cpu: float = 0.0
+    client: str = "labkit"
+    disk: dict[str, IoCounters] = field(default_factory=dict)   # per lab disk: what the pulls read/wrote
 
     @property
     def good(self) -> list[PullResult]:
@@ -47,6 +55,11 @@ class PullRun:
     def errors(self) -> str:
         return "; ".join(sorted({r.error for r in self.results if r.error}))
 
+    def disk_mb(self) -> dict[str, float | None]:
+        """MB per disk stage's column (None: that disk is not the lab's own, nothing to count)."""
+        return {d.column: round(getattr(self.disk[d.disk], d.counter) / 1e6, 1) if d.disk in self.disk else None
+                for d in PATH.disk_stages}
+
     def row(self) -> dict:
         good = self.good
         return {"point": self.vantage, "parallel": self.parallel, "MBps": round(self.mbps, 1),
@@ -55,25 +68,37 @@ class PullRun:
                 "ttfb_ms": round(statistics.median(r.ttfb_ms for r in good), 1) if good else None,
                 "failures": self.failures,
                 "sha256_ok": all(r.sha256_ok for r in self.results) if self.verify == "sha256" else None,
-                "busiest": self.busiest, "busiest_cpu": self.busiest_cpu, "error": self.errors}
+                "busiest": self.busiest, "busiest_cpu": self.busiest_cpu, "client": self.client,
+                **self.disk_mb(), "error": self.errors}
 
 
 def pull_at(lab, vantage: str | None = None, parallel: int = 1, verify: Verify = "sha256",
             deadline: float = 300, timeout: float = 30, cpu_interval: float = 0.1,
             first_byte: threading.Event | None = None) -> PullRun:
-    """`parallel` pulls of the lab's image at once from `vantage`, verified, with each service's CPU."""
+    """`parallel` pulls of the lab's image at once from `vantage`, verified, with each service's CPU
+    and the lab disks' bytes read and written."""
     check_parallel(parallel)
     path = lab.plan.path
     v = path.vantage(vantage) if vantage else path.client_vantage
     lab.require_running()
     ns, host, port = lab.plan.endpoint(v)
     img = lab.image
+    client = lab.settings.client
+    external = v == path.client_vantage and (client.kind != "labkit" or client.write_to == "disk")
+    lab.before_pull()
+    disk0 = lab.disk_counters()
     with CpuSampler(lab.processes, interval=cpu_interval) as sampler:
-        if parallel == 1:
+        if external:
+            results = pull_with(client, Target(ns, host, port, img.uri, img.sha256, img.size),
+                                lab.client_storage.dest_root, parallel, verify, timeout, deadline,
+                                joiner(lab.client_storage.procs_files()), first_byte)
+        elif parallel == 1:
             results = [pull(ns, host, port, img.uri, img.sha256, timeout=timeout, deadline=deadline,
                             verify=verify, first_byte=first_byte)]
         else:
             results = pull_parallel(ns, host, port, img.uri, parallel, img.sha256, timeout=timeout,
                                     deadline=deadline, verify=verify)
+    disk1 = lab.disk_counters()
     busiest, busiest_cpu = sampler.busiest()
-    return PullRun(v.name, parallel, results, verify, sampler.summary(), busiest, busiest_cpu)
+    return PullRun(v.name, parallel, results, verify, sampler.summary(), busiest, busiest_cpu,
+                   client.kind if external else "labkit", {k: disk1[k] - disk0[k] for k in disk1 if k in disk0})

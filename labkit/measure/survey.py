@@ -12,10 +12,12 @@ from tqdm.auto import tqdm
 
 from . import iperf
 from ..lab.lab import Lab
+from ..path import PATH
 from .pulls import pull_at
 
 COLUMNS = ["kind", "point", "through", "parallel", "MBps", "per_pull_min", "per_pull_max", "ttfb_ms",
-           "failures", "sha256_ok", "retransmits", "busiest", "busiest_cpu", "error"]
+           "failures", "sha256_ok", "retransmits", "busiest", "busiest_cpu", "client",
+           *[d.column for d in PATH.disk_stages], "error"]
 
 
 @dataclass
@@ -76,6 +78,7 @@ def run_survey(lab: Lab, parallel: int = 5, iperf_seconds: int = 2, pull_deadlin
                 bar.update()
     table = pd.DataFrame(rows).reindex(columns=COLUMNS)
     meta = {"lab": lab.name, "namespaced": p.namespaced, "image_bytes": lab.image.size,
+            "disk_stages": [d.name for d in p.path.disk_stages if d.carries(lab.settings)],
             "parallel": parallel, "iperf_seconds": iperf_seconds, "verify": verify, "wall_s": round(time.perf_counter() - t0, 1),
             "host": platform.node(), "kernel": platform.release(), "when": time.strftime("%Y-%m-%dT%H:%M:%S")}
     return Survey(table, lab.settings.model_dump(mode="json"), list(lab.notes), meta, cpu_all)

@@ -19,7 +19,8 @@ from ..config.settings import BufferSpec, LabSettings, SettingsError, as_text, p
 from ..measure.sweep import trial
 
 GROUP_TITLES = {"app": "registry app", "uwsgi": "uwsgi", "nginx": "nginx", "publish": "publish (VM)",
-                "kernel": "kernel TCP", "links": "links (tbf)"}
+                "kernel": "kernel TCP", "links": "links (tbf)", "storage": "VM disk", "cpu": "CPU",
+                "client": "client"}
 _STYLE = {"description_width": "190px"}
 _LAYOUT = w.Layout(width="420px")
 

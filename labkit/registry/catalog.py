@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -76,3 +77,13 @@ def ensure_image(images_dir: Path, size: int, collection: str = "library", name:
                 secret=secrets.token_hex(8), add_date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     _save_catalog(images_dir, [*catalog, img])
     return img
+
+
+def install_image(img: Image, src_dir: Path, dst_dir: Path) -> Path:
+    """Copy one image from the image cache to another directory (a lab's disk), with a catalog of it alone."""
+    dst_dir = Path(dst_dir)
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    dst = dst_dir / img.file
+    shutil.copyfile(Path(src_dir) / img.file, dst)
+    _save_catalog(dst_dir, [img])
+    return dst

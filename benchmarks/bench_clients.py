@@ -1,0 +1,49 @@
+"""The four client kinds side by side on one path, writing to the compute node's disk and to memory.
+
+    python benchmarks/bench_clients.py [--image-mib 128] [--reps 3]
+
+Every pull goes through `pull_at` (the lab's one measurement primitive) from the compute node,
+sha256-verified from the file each client wrote. Runs alternate (labkit, curl, sregistry-cli,
+command, labkit, ...) so drift on the shared machine hits all of them; the table gives the median
+MB/s, the spread, and each kind's ratio to labkit's own client.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+
+from labkit.config.presets import SREGISTRY_SHIPPED
+from labkit.lab.lab import Lab
+from labkit.measure.pulls import pull_at
+
+MiB = 2**20
+KINDS = {"labkit": {}, "curl": {}, "sregistry-cli": {},
+         "command": {"command": "sh -c 'exec curl -sS -f -o \"$0\" \"$1\"' {dest} {url}"}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--image-mib", type=int, default=128)
+    ap.add_argument("--reps", type=int, default=3)
+    a = ap.parse_args()
+    base = SREGISTRY_SHIPPED.changed(storage={"disk": "loop"})
+    runs: dict[tuple[str, str], list[float]] = {}
+    with Lab("ly-bench", base, image_size=a.image_mib * MiB, quiet=True) as lab:
+        for write_to in ("disk", "discard"):
+            for _ in range(a.reps):
+                for kind, extra in KINDS.items():
+                    lab.apply(base.changed(client={"kind": kind, "write_to": write_to, **extra}))
+                    run = pull_at(lab)
+                    if not run.ok:
+                        raise SystemExit(f"{kind} -> {write_to}: {run.errors}")
+                    runs.setdefault((kind, write_to), []).append(run.mbps)
+    print(f"one pull of {a.image_mib} MiB through the whole path, {a.reps} alternating runs each (MB/s)")
+    print(f"{'client':<15}{'writes to':<11}{'median':>8}{'min':>8}{'max':>8}{'vs labkit':>11}")
+    for (kind, write_to), mbps in runs.items():
+        med = statistics.median(mbps)
+        ref = statistics.median(runs[("labkit", write_to)])
+        print(f"{kind:<15}{write_to:<11}{med:8.0f}{min(mbps):8.0f}{max(mbps):8.0f}{med / ref:10.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""The layers under the path's programs: the VM's storage, the compute node's storage, CPU per service.
+
+A mixin of Lab (like Supervision): it reads `name`, `settings`, `services`, `image`, `notes`,
+`run_dir`, `images_dir` and `plan`, and is what the Lab calls at start, before each program starts
+(`_joins`), after (`_place`), before each pull (`before_pull`), for the disks' counters
+(`disk_counters`), and for the "storage", "cpu" and "client" steps of a live change.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import psutil
+
+from ..config.settings import LabSettings
+from ..errors import SettingsError
+from . import cgroups
+from .cgroups import IoCounters, joiner
+from .cpulimits import CpuGroups
+from .storage import ClientStorage, VmStorage
+
+
+LAYER_STEPS = ("storage", "cpu", "client")
+
+
+class Layers:
+    def _layers_init(self) -> None:
+        self._feats: cgroups.Features | None = None
+        self.storage = VmStorage(self.name, self.run_dir, self.images_dir, self.cgroup_features, self.notes)
+        self.cpu = CpuGroups(self.name, self.cgroup_features, self.notes)
+        self.client_storage = ClientStorage(self.name, self.run_dir, self.cgroup_features, self.notes)
+
+    @property
+    def cgroup_features(self) -> cgroups.Features:
+        """What this machine's cgroups offer (read once); every missing piece is also in `notes`."""
+        if self._feats is None:
+            self._feats = cgroups.features() if self.plan.namespaced else \
+                cgroups.Features(None, missing=["loopback mode (not root): no cgroups"])
+        return self._feats
+
+    def layer_problems(self, s: LabSettings) -> list[str]:
+        """What this machine cannot do of `s`'s storage and client layers (CPU limits it cannot
+        apply are noted, not refused: the lab still runs)."""
+        out = []
+        if not self.plan.namespaced:
+            if s.storage.disk == "loop":
+                out.append("storage.disk: 'loop' needs root (loop devices, mounts); this lab runs on loopback")
+            if s.client.write_to == "disk":
+                out.append("client.write_to: 'disk' needs root (the compute node's loop disk)")
+        return out
+
+    def _layers_up(self) -> None:
+        self.say_all(self.storage.up(self.settings.storage, self.image))
+        self.say_all(self.cpu.set(self.settings.cpu))
+        self.say_all(self.client_storage.up(self.settings.client, self.image.size))
+        if self.cgroup_features.missing and (self.storage.disk or self.cpu.groups or self.client_storage.disk):
+            for m in self.cgroup_features.missing:
+                if m not in self.notes:
+                    self.notes.append(m)
+
+    def _layers_adopt(self) -> None:
+        """For a lab another process brought up: its disks and groups by their fixed names (to heal, measure)."""
+        self.storage.adopt(self.settings.storage, self.image)
+        self.cpu.adopt()
+        self.client_storage.adopt(self.settings.client)
+
+    def _layers_down(self) -> list[str]:
+        done = []
+        for part in (self.client_storage.down, self.cpu.remove, self.storage.down):
+            try:
+                done += part()
+            except Exception as exc:  # noqa: BLE001 - the rest must still be ended; ownership retries
+                done.append(f"FAILED: {exc}")
+        return done
+
+    def say_all(self, lines: list[str]) -> None:
+        for line in lines:
+            self.say(line)
+
+    # --- the programs in their groups -------------------------------------------------
+    def _joins(self, svc) -> None:
+        """Before `svc` starts: the groups it joins before it execs (its CPU group, its disk's)."""
+        files = self.cpu.procs_files(getattr(svc, "cpu_member", None))
+        if getattr(svc, "uses_vm_disk", False):
+            files = self.storage.procs_files() + files   # v2: the CPU group (last) wins, under the lab
+        svc.preexec = joiner(files)
+
+    def _place(self, svc) -> None:
+        """After a (re)start or a new limit: every process of `svc` in its groups (those forked
+        before a group existed included)."""
+        pids = [p.pid for p in svc.processes()]
+        if getattr(svc, "uses_vm_disk", False):
+            self.storage.add(pids)
+        self.cpu.add(getattr(svc, "cpu_member", None), pids)
+
+    # --- measuring -------------------------------------------------------------------
+    def layer_processes(self) -> dict[str, list[psutil.Process]]:
+        """The FUSE delay processes by disk (with latency they do the disk's I/O, and use CPU for it)."""
+        out = {}
+        for part in (self.storage, self.client_storage):
+            fuse = part.disk.fuse if part.disk else None
+            if fuse is not None and fuse.pid:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    out[f"delayfs@{part.disk.role}"] = [psutil.Process(fuse.pid)]
+        return out
+
+    def before_pull(self) -> None:
+        """What every pull needs first: with storage.cache = cold, the image dropped from the page cache."""
+        self.storage.before_pull()
+
+    def disk_counters(self) -> dict[str, IoCounters]:
+        """Device counters of the lab's own disks, by role ("vm", "compute"); absent when not a loop disk."""
+        out = {}
+        for role, part in (("vm", self.storage), ("compute", self.client_storage)):
+            c = part.counters()
+            if c is not None:
+                out[role] = c
+        return out
+
+    # --- live changes ------------------------------------------------------------------
+    def _change_layer(self, step: str, s: LabSettings, restart) -> list[str]:
+        """One of LAYER_STEPS of a live change (labkit.lab.changes plans them)."""
+        if step == "storage":
+            return self._change_storage(s, restart)
+        return self._change_cpu(s) if step == "cpu" else self._change_client(s)
+
+    def _change_storage(self, s: LabSettings, restart) -> list[str]:
+        """Limits and cache apply live; another disk kind or latency stops nginx and uwsgi, rebuilds, starts them."""
+        if self.storage.limits_only(s.storage):
+            return self.storage.set_limits(s.storage) or [f"storage: cache {s.storage.cache}"]
+        users = [v for v in self.services.values() if getattr(v, "uses_vm_disk", False)]
+        for svc in users:
+            svc.stop()
+        done = self.storage.change(s.storage)
+        for svc in users:
+            restart(svc)
+        return done + [f"storage: restarted {', '.join(v.name for v in users)}"]
+
+    def _change_cpu(self, s: LabSettings) -> list[str]:
+        done = self.cpu.set(s.cpu)
+        for svc in self.services.values():
+            if getattr(svc, "cpu_member", None):
+                self._joins(svc)
+                self._place(svc)
+        return done
+
+    def _change_client(self, s: LabSettings) -> list[str]:
+        if self.image is None:
+            raise SettingsError("client: the lab is not up")
+        return self.client_storage.change(s.client, self.image.size)

@@ -1,0 +1,370 @@
+"""The lab's disks as its programs see them: the VM's (images, nginx's temp files) and the compute node's.
+
+    Disk       ext4 on a direct-I/O loop device (VmDisk) mounted at `back`; the programs use `front`,
+               a symlink to `back`, or a FUSE mount of it that delays each request (DelayMount).
+               The processes that use it share one block-I/O group holding its limits; buffered
+               writes feel the write ceiling too (labkit.lab.writeback).
+    VmStorage  where the images and nginx's temp dir are under StorageSettings: `host` is a plain
+               directory (the image from the lab's image cache), `loop` a Disk with the image copied
+               onto it; `before_pull` drops the image from the page cache when the cache is cold.
+
+Everything is recorded in the lab's state (labkit.lab.ownership.own) before or as it is made, and
+ended by its own ids: by `down`, and by the next lab's start after a killed owner.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from pathlib import Path
+
+from ..config.settings import ClientSettings, StorageSettings
+from . import ownership, writeback
+from .cgroups import Cgroup, CgroupError, Features, IoCounters, IoLimits, joiner, parse_io_stat, render_io_max
+from ..registry.catalog import Image, install_image
+from .vmdisk import MIN_SIZE as MIN_DISK, DelayMount, VmDisk, VmDiskError, drop_cache, loops_backed_by
+
+MiB = 2**20
+
+
+def disk_size(image_size: int) -> int:
+    """The VM's disk: the image, room for nginx's temp copy of it and more, rounded to 4 KiB."""
+    return -(-(3 * image_size + 256 * MiB) // 4096) * 4096
+
+
+def io_limits(s: StorageSettings) -> IoLimits:
+    """StorageSettings' ceilings (MB/s are 10^6 bytes/s, as every MB/s in labkit)."""
+    mb = lambda v: None if v is None else int(v * 1e6)  # noqa: E731
+    return IoLimits(mb(s.read_mbps), mb(s.write_mbps), s.read_iops, s.write_iops)
+
+
+class DiskGroup:
+    """The block-I/O group of one disk's users. v1: a group in the blkio hierarchy only (the users
+    keep their CPU groups in the others). v2 has one tree and throttles hierarchically, so the
+    ceiling is set on the lab's own directory, above every member group of the lab."""
+
+    def __init__(self, lab: str, role: str, feats: Features):
+        self.feats = feats
+        self.group = Cgroup(lab, f"{role}-disk", feats, controllers=("blkio",))
+
+    def create(self) -> None:
+        self.group.create()
+
+    def _v2_dir(self) -> Path:
+        return self.group.path("blkio").parent
+
+    def procs_files(self) -> list[Path]:
+        return self.group.procs_files()
+
+    def add(self, pid: int) -> None:
+        if self.feats.version == 2 and Path(f"/proc/{pid}/cgroup").read_text().count(f"/{self.group.lab}/"):
+            return                           # already under the lab's directory, in its CPU group
+        self.group.add(pid)
+
+    def limit(self, device: str, limits: IoLimits) -> None:
+        if self.feats.version == 2:
+            (self._v2_dir() / "io.max").write_text(render_io_max(device, limits) + "\n")
+        else:
+            self.group.limit_io(device, limits)
+
+    def io(self, device: str) -> IoCounters:
+        if self.feats.version == 2:
+            return parse_io_stat((self._v2_dir() / "io.stat").read_text(), device)
+        return self.group.io(device)
+
+    def remove(self) -> None:
+        self.group.remove()
+
+
+class Disk:
+    """One disk of the lab under `where`: ext4 at `where/<role>-disk`, seen by its users at `where/<role>`."""
+
+    def __init__(self, lab: str, role: str, where: Path, size: int, feats: Features, notes: list[str]):
+        self.lab, self.role, self.feats, self.notes = lab, role, feats, notes
+        self.back, self.front = where / f"{role}-disk", where / role
+        self.vmdisk = VmDisk(where, size, self.back, name=f"servelab-{lab}-{role}")
+        self.group: DiskGroup | None = None
+        self.fuse: DelayMount | None = None
+        self.limits = IoLimits()
+        self._cap: dict | None = None        # the writeback record, to undo it
+
+    def _key(self, kind: str) -> str:
+        return f"{self.role}:{kind}"
+
+    def up(self) -> Disk:
+        """The file system and its (empty, unlimited) group; `front` a plain view of it."""
+        ownership.own(self.lab, self._key("vmdisk"), "vmdisk", self.vmdisk.record())
+        self.vmdisk.up()
+        ownership.own(self.lab, self._key("vmdisk"), "vmdisk", self.vmdisk.record())
+        if self.feats.io_limit or self.feats.io_stats:
+            ownership.own(self.lab, "cgroups", "cgroups", {"lab": self.lab})
+            self.group = DiskGroup(self.lab, self.role, self.feats)
+            self.group.create()
+        self.set_latency(0)
+        return self
+
+    def adopt(self) -> Disk:
+        """This disk as another process of the lab made it (to count and find its group; never to end it)."""
+        devices = loops_backed_by(self.vmdisk.backing)
+        self.vmdisk.device = devices[0] if devices else None
+        if self.feats.version is not None and (self.feats.io_limit or self.feats.io_stats):
+            g = DiskGroup(self.lab, self.role, self.feats)
+            if all(p.parent.is_dir() for p in g.procs_files()):
+                self.group = g
+        return self
+
+    @property
+    def device(self) -> str:
+        return self.vmdisk.dev_id
+
+    def set_limits(self, limits: IoLimits) -> list[str]:
+        """The ceilings on this disk, now (live); a machine without them gets a note, not an error."""
+        if limits == self.limits:
+            return []
+        wanted = any(getattr(limits, f) for f in ("read_bps", "write_bps", "read_iops", "write_iops"))
+        if wanted and (self.group is None or not self.feats.io_limit):
+            self.notes.append(f"{self.role} disk: block-I/O limits not applied: " + "; ".join(self.feats.missing))
+            return []
+        if self.group is not None and self.feats.io_limit:
+            self.group.limit(self.device, limits)
+        self._uncap()
+        if writeback.writes_limited(limits):
+            try:
+                self._cap = writeback.cap(self.device, limits, self.feats)
+                ownership.own(self.lab, self._key("writeback"), "writeback", self._cap)
+                note = (f"{self.role} disk: buffered writes held to the write ceiling: its dirty pages bounded to "
+                        f"{writeback.dirty_cap(limits) / 1e6:.0f} MB" + (", the flusher's writeback throttled in the "
+                                                                         "root blkio group (cgroup v1)" if self._cap["root"] else ""))
+                if note not in self.notes:
+                    self.notes.append(note)
+            except OSError as e:
+                self.notes.append(f"{self.role} disk: buffered writes not held to the write ceiling "
+                                  f"({e.strerror}): only direct and synchronous writes are")
+        self.limits = limits
+        return [f"{self.role} disk: limits {limits}"]
+
+    def _uncap(self) -> list[str]:
+        if self._cap is None:
+            return []
+        done = writeback.uncap(self._cap)
+        ownership.disown(self.lab, self._key("writeback"))
+        self._cap = None
+        return done
+
+    def set_latency(self, ms: float) -> list[str]:
+        """`front` as a plain view of the disk (0) or behind a FUSE delay of `ms` per request; its
+        users must not hold files open under `front` while this runs."""
+        if self.fuse is not None:
+            if self.fuse.delay_ms == ms:
+                return []
+            self.fuse.stop()
+            ownership.disown(self.lab, self._key("delaymount"))
+            self.fuse = None
+        if self.front.is_symlink():
+            self.front.unlink()
+        if ms <= 0:
+            with contextlib.suppress(FileNotFoundError):
+                self.front.rmdir()
+            self.front.symlink_to(self.back.name)
+            return [f"{self.role} disk: no added latency"]
+        self.fuse = DelayMount(self.back, self.front, delay_ms=ms, keep_cache=True,
+                               preexec=joiner(self.group.procs_files() if self.group else []))
+        self.fuse.start()
+        ownership.own(self.lab, self._key("delaymount"), "delaymount", self.fuse.record())
+        return [f"{self.role} disk: {ms:g} ms per request (FUSE pid {self.fuse.pid})"]
+
+    def procs_files(self) -> list[Path]:
+        """What a process that uses this disk joins before it execs (its block-I/O group)."""
+        return self.group.procs_files() if self.group else []
+
+    def add(self, pids) -> None:
+        if self.group is not None:
+            for pid in pids:
+                with contextlib.suppress(CgroupError, OSError):   # a worker that just ended
+                    self.group.add(pid)
+
+    def stat(self) -> IoCounters:
+        return self.vmdisk.stat()
+
+    def group_io(self) -> IoCounters | None:
+        if self.group is None or not self.feats.io_stats:
+            return None
+        return self.group.io(self.device)
+
+    def down(self) -> list[str]:
+        done = []
+        if self.fuse is not None:
+            done += self.fuse.stop()
+            ownership.disown(self.lab, self._key("delaymount"))
+            self.fuse = None
+        if self.front.is_symlink():
+            self.front.unlink()
+        done += self._uncap()
+        if self.group is not None:
+            self.group.remove()
+            self.group = None
+        done += self.vmdisk.down()
+        ownership.disown(self.lab, self._key("vmdisk"))
+        return done
+
+
+class VmStorage:
+    """The VM's storage: images at `images_dir`, nginx's temp files at `temp_dir`, both under `root`."""
+
+    def __init__(self, lab: str, run_dir: Path, cache_dir: Path, feats: Features, notes: list[str]):
+        self.lab, self.run_dir, self.cache_dir, self.feats, self.notes = lab, run_dir, cache_dir, feats, notes
+        self.root = run_dir / "vm"
+        self.disk: Disk | None = None
+        self.settings = StorageSettings()
+        self.image: Image | None = None
+
+    @property
+    def images_dir(self) -> Path:
+        return self.root / "images"
+
+    @property
+    def temp_dir(self) -> Path:
+        return self.root / "nginx-temp"
+
+    def up(self, s: StorageSettings, image: Image) -> list[str]:
+        """Build the storage `s` asks for and put `image` on it."""
+        self.settings, self.image = s, image
+        self._clear_root()
+        if s.disk == "host":
+            self.root.mkdir(parents=True)
+            self.images_dir.symlink_to(self.cache_dir.resolve())
+            self.temp_dir.mkdir()
+            return ["storage: host disk (the lab's image cache, nginx temp files beside it)"]
+        self.disk = Disk(self.lab, "vm", self.run_dir, disk_size(image.size), self.feats, self.notes)
+        try:
+            self.disk.up()                  # limits and latency come once the image is on it
+            (self.disk.back / "nginx-temp").mkdir()
+            install_image(image, self.cache_dir, self.disk.back / "images")
+            drop_cache(self.disk.back / "images" / image.file)
+            done = self.disk.set_limits(io_limits(s)) + self.disk.set_latency(s.latency_ms)
+        except BaseException:
+            self.down()
+            raise
+        return [f"storage: loop disk {self.disk.vmdisk.device} ({self.disk.vmdisk.size // MiB} MiB ext4)", *done]
+
+    def adopt(self, s: StorageSettings, image: Image) -> None:
+        self.settings, self.image = s, image
+        if s.disk == "loop":
+            self.disk = Disk(self.lab, "vm", self.run_dir, disk_size(image.size), self.feats, self.notes).adopt()
+
+    def _clear_root(self) -> None:
+        """What a host-disk run left at `root` (a symlink and temp files, never a mount)."""
+        if self.root.is_symlink():
+            self.root.unlink()
+        elif self.root.is_dir() and not os.path.ismount(self.root):
+            if self.images_dir.is_symlink():
+                self.images_dir.unlink()
+            shutil.rmtree(self.root)
+
+    def change(self, s: StorageSettings) -> list[str]:
+        """Apply `s` to storage whose users (nginx, uwsgi) are stopped; limits alone apply live."""
+        if self.disk is not None and s.disk == "loop" == self.settings.disk:
+            done = self.disk.set_limits(io_limits(s)) + self.disk.set_latency(s.latency_ms)
+            self.settings = s
+            return done or [f"storage: cache {s.cache}"]
+        self.down()
+        return self.up(s, self.image)
+
+    def limits_only(self, s: StorageSettings) -> bool:
+        """Whether going to `s` needs nothing but new ceilings or cache handling (no restart)."""
+        old = self.settings
+        return (s.disk, s.latency_ms) == (old.disk, old.latency_ms)
+
+    def set_limits(self, s: StorageSettings) -> list[str]:
+        self.settings = s
+        return self.disk.set_limits(io_limits(s)) if self.disk else []
+
+    def procs_files(self) -> list[Path]:
+        return self.disk.procs_files() if self.disk else []
+
+    def add(self, pids) -> None:
+        if self.disk:
+            self.disk.add(pids)
+
+    def before_pull(self) -> None:
+        """cache=cold: the image leaves the page cache (the VM's, the FUSE layer's, the disk's)."""
+        if self.settings.cache != "cold" or self.image is None:
+            return
+        drop_cache(self.images_dir / self.image.file)
+        if self.disk is not None and self.disk.fuse is not None:
+            drop_cache(self.disk.back / "images" / self.image.file)
+
+    def counters(self) -> IoCounters | None:
+        """The VM disk's device counters (None on the host's own disk: not the lab's to count)."""
+        return self.disk.stat() if self.disk else None
+
+    def down(self) -> list[str]:
+        done = self.disk.down() if self.disk else []
+        self.disk = None
+        with contextlib.suppress(VmDiskError, OSError):
+            self._clear_root()
+        return done
+
+
+def client_disk_size(image_size: int) -> int:
+    """The compute node's disk: room for eight pulls of the image at once (sparse: costs only what is written)."""
+    return -(-(8 * image_size + 256 * MiB) // 4096) * 4096
+
+
+class ClientStorage:
+    """Where a client on the compute node writes the image: a Disk of its own (write_to=disk, its
+    write ceiling `write_mbps`), or memory (discard: /dev/shm, for clients that must write a file)."""
+
+    def __init__(self, lab: str, run_dir: Path, feats: Features, notes: list[str]):
+        self.lab, self.run_dir, self.feats, self.notes = lab, run_dir, feats, notes
+        self.disk: Disk | None = None
+        self.settings = ClientSettings()
+        self._shm = Path("/dev/shm") / f"servelab-{lab}-client"
+
+    @property
+    def dest_root(self) -> Path:
+        return self.disk.front / "pulls" if self.disk else self._shm
+
+    def up(self, s: ClientSettings, image_size: int) -> list[str]:
+        self.settings = s
+        if s.write_to == "discard":
+            ownership.own(self.lab, "client:dir", "dir", {"path": str(self._shm)})
+            self._shm.mkdir(exist_ok=True)
+            return []
+        self.disk = Disk(self.lab, "compute", self.run_dir, client_disk_size(image_size), self.feats, self.notes)
+        try:
+            self.disk.up()
+            (self.disk.back / "pulls").mkdir()
+            done = self.disk.set_limits(IoLimits(write_bps=None if s.write_mbps is None else int(s.write_mbps * 1e6)))
+        except BaseException:
+            self.down()
+            raise
+        return [f"client: writes to {self.disk.vmdisk.device} ({self.disk.vmdisk.size // MiB} MiB ext4)", *done]
+
+    def adopt(self, s: ClientSettings) -> None:
+        self.settings = s
+        if s.write_to == "disk":
+            self.disk = Disk(self.lab, "compute", self.run_dir, MIN_DISK, self.feats, self.notes).adopt()
+
+    def change(self, s: ClientSettings, image_size: int) -> list[str]:
+        if self.disk is not None and s.write_to == "disk":
+            self.settings = s
+            limit = None if s.write_mbps is None else int(s.write_mbps * 1e6)
+            return self.disk.set_limits(IoLimits(write_bps=limit)) or [f"client: {s.kind}"]
+        self.down()
+        return self.up(s, image_size) or [f"client: {s.kind}, writing to memory"]
+
+    def procs_files(self) -> list[Path]:
+        return self.disk.procs_files() if self.disk else []
+
+    def counters(self) -> IoCounters | None:
+        return self.disk.stat() if self.disk else None
+
+    def down(self) -> list[str]:
+        done = self.disk.down() if self.disk else []
+        self.disk = None
+        if self._shm.is_dir():
+            shutil.rmtree(self._shm, ignore_errors=True)
+            done.append(f"rm -r {self._shm}")
+        ownership.disown(self.lab, "client:dir")
+        return done

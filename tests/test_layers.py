@@ -1,0 +1,162 @@
+"""The layers' pure parts: client command lines, the compose override with CPU limits, the disk
+stages and their columns, CPU limits from settings, the write ceiling's dirty bound, what a lab owns."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from labkit.config.presets import SREGISTRY_SHIPPED
+from labkit.config.render import templates
+from labkit.errors import SettingsError
+from labkit.lab import cpulimits, ownership, storage, writeback
+from labkit.lab.cgroups import Features, IoCounters, IoLimits
+from labkit.measure import clients
+from labkit.measure.pull import PullResult
+from labkit.measure.pulls import PullRun
+from labkit.path import PATH
+
+MiB = 2**20
+VALUES = {"host": "192.0.2.20", "port": "80", "uri": "library/servelab:1b", "url": "http://192.0.2.20/containers/1/download/s",
+          "dest": "/run/x/a b/image.sif"}
+
+
+def test_a_command_template_becomes_argv_with_each_value_one_word():
+    argv = clients.render_command("singularity pull {dest} shub://{host}:{port}/{uri}", VALUES)
+    assert argv == ["singularity", "pull", "/run/x/a b/image.sif", "shub://192.0.2.20:80/library/servelab:1b"]
+    assert clients.render_command("sh -c 'curl -o \"$0\" \"$1\"' {dest} {url}", VALUES)[3:] == \
+        ["/run/x/a b/image.sif", VALUES["url"]]
+
+
+@pytest.mark.parametrize("template,message", [
+    ("wget {link}", r"client\.command: 'wget \{link\}' uses \{link\}; a template may use \{host\}"),
+    ("curl 'x", "client.command: .*No closing quotation"),
+    ("x {", "client.command: .*Single '{'"),
+])
+def test_a_bad_template_is_refused_naming_the_setting(template, message):
+    with pytest.raises(SettingsError, match=message):
+        clients.render_command(template, VALUES)
+    with pytest.raises(SettingsError, match="client: command: "):
+        SREGISTRY_SHIPPED.changed(client={"kind": "command", "command": template})
+
+
+def test_curl_and_sregistry_cli_command_lines_and_environment(tmp_path):
+    curl = clients.client_argv("curl", None, VALUES)
+    assert curl[0].endswith("curl") and curl[1:] == ["-sS", "-f", "-o", VALUES["dest"], VALUES["url"]]
+    sreg = clients.client_argv("sregistry-cli", None, VALUES)
+    assert sreg[0].endswith("sregistry") and sreg[1:] == ["pull", "library/servelab:1b"]
+    env = clients.client_env("sregistry-cli", VALUES, tmp_path, tmp_path / "s.json")
+    assert (env["SREGISTRY_CLIENT"], env["SREGISTRY_REGISTRY_BASE"], env["SREGISTRY_CLIENT_SECRETS"],
+            env["SREGISTRY_TMPDIR"]) == ("registry", "http://192.0.2.20:80", str(tmp_path / "s.json"), str(tmp_path))
+    assert "SREGISTRY_CLIENT" not in clients.client_env("curl", VALUES, tmp_path, tmp_path / "s.json")
+    with pytest.raises(SettingsError, match="client.kind: 'labkit' runs in this process"):
+        clients.client_argv("labkit", None, VALUES)
+
+
+def test_the_written_file_is_dest_or_else_the_largest_file(tmp_path):
+    assert clients.written_file(tmp_path) is None
+    (tmp_path / "small").write_bytes(b"x")
+    (tmp_path / "library-servelab:1b.sif").write_bytes(b"xyz")
+    assert clients.written_file(tmp_path).name == "library-servelab:1b.sif"
+    (tmp_path / clients.DEST).write_bytes(b"")
+    assert clients.written_file(tmp_path).name == clients.DEST
+
+
+def test_pulls_that_would_not_fit_are_refused_before_they_start(tmp_path):
+    with pytest.raises(Exception, match="need .* bytes at .* fewer parallel pulls"):
+        clients.check_room(tmp_path, 4, 1 << 60)
+
+
+def test_compose_override_carries_cpus_and_cpuset_per_service():
+    s = SREGISTRY_SHIPPED.changed(cpu={"uwsgi_cpus": 0.25, "uwsgi_cpuset": "1", "nginx_cpus": 1.5, "proxy_cpus": 0.5})
+    text = templates().get_template("compose-override.yml.j2").render(nofile=65536, sysctls={}, cpu=s.cpu)
+    svc = yaml.safe_load(text)["services"]
+    assert (svc["uwsgi"]["cpus"], svc["uwsgi"]["cpuset"], svc["nginx"]["cpus"]) == (0.25, "1", 1.5)
+    assert "cpuset" not in svc["nginx"] and "docker-proxy is dockerd's child" in text
+    plain = yaml.safe_load(templates().get_template("compose-override.yml.j2").render(
+        nofile=65536, sysctls={}, cpu=SREGISTRY_SHIPPED.cpu))["services"]
+    assert "cpus" not in plain["nginx"] and "cpus" not in plain["uwsgi"]
+
+
+def test_cpu_limits_from_settings_and_what_a_machine_without_them_says():
+    s = SREGISTRY_SHIPPED.changed(cpu={"uwsgi_cpus": 0.25, "nginx_cpuset": "0"}).cpu
+    lims = cpulimits.limits(s)
+    assert lims["uwsgi"] == cpulimits.CpuLimit(0.25, None) and lims["nginx"].limited and not lims["proxy"].limited
+    none = Features(None, missing=["no cgroup file system is mounted: no CPU or block I/O limits"])
+    assert cpulimits.missing_features(s, none) == [
+        "cpu.nginx_cpuset not applied: no cgroup file system is mounted: no CPU or block I/O limits",
+        "cpu.uwsgi_cpus not applied: no cgroup file system is mounted: no CPU or block I/O limits"]
+    assert cpulimits.missing_features(s, Features(1, cpu_quota=True, cpuset=True)) == []
+
+
+def test_storage_sizes_and_limits_from_settings():
+    assert storage.disk_size(64 * MiB) == 448 * MiB and storage.disk_size(1) % 4096 == 0
+    s = SREGISTRY_SHIPPED.changed(storage={"disk": "loop", "read_mbps": 40, "write_iops": 100}).storage
+    assert storage.io_limits(s) == IoLimits(read_bps=40_000_000, write_iops=100)
+
+
+def test_the_dirty_bound_is_two_seconds_at_the_write_ceiling():
+    assert writeback.dirty_cap(IoLimits(write_bps=30_000_000)) == 60_000_000
+    assert writeback.dirty_cap(IoLimits(write_bps=1_000_000)) == 8 * MiB
+    assert writeback.dirty_cap(IoLimits(write_iops=10)) == 16 * MiB
+    assert writeback.writes_limited(IoLimits(write_iops=10)) and not writeback.writes_limited(IoLimits(read_bps=5))
+
+
+def test_disk_stages_are_declared_with_columns_and_idle_modes():
+    s = SREGISTRY_SHIPPED
+    assert [d.name for d in PATH.disk_stages] == ["image read", "temp spooling", "client write"]
+    assert [d.name for d in PATH.disk_stages if d.carries(s)] == ["image read", "temp spooling"]
+    assert not PATH.disk_stage("temp spooling").carries(s.changed(app={"serve_mode": "accel"}))
+    assert not PATH.disk_stage("temp spooling").carries(s.changed(nginx={"uwsgi_buffering": False}))
+    assert PATH.disk_stage("client write").carries(s.changed(client={"write_to": "disk"}))
+
+
+def test_a_pull_row_carries_the_disk_stages_columns():
+    r = PullResult(True, 100, 1.0, 1.0, True, start=0, end=1)
+    run = PullRun("full path", 1, [r], "sha256", client="curl",
+                  disk={"vm": IoCounters(bytes_read=67_108_864, bytes_written=2_000_000)})
+    row = run.row()
+    assert (row["client"], row["disk_read_MB"], row["disk_write_MB"], row["client_write_MB"]) == ("curl", 67.1, 2.0, None)
+
+
+def test_what_a_lab_owns_is_recorded_and_ended_in_order(tmp_path, monkeypatch):
+    monkeypatch.setattr(ownership, "STATE_DIR", tmp_path)
+    ended = []
+    monkeypatch.setattr(ownership, "_enders", lambda: {k: (lambda rec, k=k: ended.append((k, rec["n"])) or [f"{k}"])
+                                                      for k in ownership.ORDER})
+    ownership.write("ly-own", pids={})
+    for n, kind in enumerate(["vmdisk", "cgroups", "writeback", "delaymount", "vmdisk"]):
+        ownership.own("ly-own", f"k{n}", kind, {"n": n})
+    ownership.own("ly-own", "k0", "vmdisk", {"n": 10})      # the same key again: replaced, not added
+    ownership.disown("ly-own", "k4")
+    done = ownership.end_owned(ownership.read("ly-own"))
+    assert ended == [("cgroups", 1), ("delaymount", 3), ("writeback", 2), ("vmdisk", 10)]
+    assert done == ["cgroups", "delaymount", "writeback", "vmdisk"]
+
+
+def test_a_resource_that_cannot_be_ended_does_not_keep_the_others(tmp_path, monkeypatch):
+    monkeypatch.setattr(ownership, "STATE_DIR", tmp_path)
+
+    def stuck(rec):
+        raise OSError("device busy")
+    monkeypatch.setattr(ownership, "_enders", lambda: {"vmdisk": stuck, "dir": lambda rec: ["rm"],
+                                                      **{k: stuck for k in ("cgroups", "delaymount", "writeback")}})
+    ownership.own("ly-own2", "a", "vmdisk", {})
+    ownership.own("ly-own2", "b", "dir", {})
+    done = ownership.end_owned(ownership.read("ly-own2"))
+    assert done == ["FAILED to end vmdisk a: device busy", "rm"]
+
+
+def test_the_verdict_cites_the_disk_stages_counted_at_the_client():
+    import pandas as pd
+    from labkit.analyze.verdict import disk_evidence, verdict
+    point = PATH.client_vantage.name
+    rows = [{"kind": "iperf3", "point": "compute→vm", "parallel": 1, "MBps": 2000.0, "failures": 0},
+            {"kind": "pull", "point": point, "parallel": 1, "MBps": 40.0, "failures": 0, "busiest": "uwsgi",
+             "busiest_cpu": 5.0, "disk_read_MB": 67.1, "disk_write_MB": 0.0, "client_write_MB": None},
+            {"kind": "pull", "point": point, "parallel": 5, "MBps": 41.0, "failures": 0, "busiest": "uwsgi",
+             "busiest_cpu": 5.0, "disk_read_MB": 335.5, "disk_write_MB": 0.0, "client_write_MB": None}]
+    ev = disk_evidence(pd.DataFrame(rows))
+    assert ev[0].startswith("image read (reading the image from the VM's disk") and "67 MB with 1 pull(s), 336 MB with 5" in ev[0]
+    assert len(ev) == 2 and ev[1].startswith("temp spooling")
+    assert ev[0] in verdict(pd.DataFrame(rows)).evidence
+    assert disk_evidence(pd.DataFrame(rows).drop(columns=["disk_read_MB", "disk_write_MB", "client_write_MB"])) == []
