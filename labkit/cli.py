@@ -222,7 +222,11 @@ def cmd_storm(a) -> int:
                                 "and --workers N")
         storm = run_master(a.url, a.image, spec, a.workers, Path(a.out), a.bind_host, a.master_port)
     else:
-        lab = Lab.attach(a.on) if a.on else _make_lab(a, keep=a.keep).up()
+        from .measure.storm import refusals
+        lab = Lab.attach(a.on) if a.on else None
+        if problems := refusals(lab.settings if lab else _settings(a)):
+            raise SettingsError("storm: " + "; ".join(problems))
+        lab = lab or _make_lab(a, keep=a.keep).up()
         try:
             storm = run_storm(lab, spec)
         finally:

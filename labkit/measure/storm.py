@@ -29,6 +29,7 @@ from ..errors import LabError, SettingsError
 from ..lab.process import Process
 from .cpu import CpuSampler
 from .pull import Verify
+from .pulls import disk_mb
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 MASTER_PORT = 5557          # Locust's own default
@@ -89,6 +90,15 @@ class StormSpec:
         return args
 
 
+def refusals(settings) -> list[str]:
+    """Settings a storm cannot honour: its users pull with labkit's own client and discard the bytes."""
+    c = settings.client
+    return ([f"client.kind {c.kind!r}: a storm's users pull with labkit's client (set client.kind=labkit)"]
+            if c.kind != "labkit" else []) + (
+           ["client.write_to 'disk': a storm's users discard what they pull (set client.write_to=discard)"]
+            if c.write_to != "discard" else [])
+
+
 class LocustProcess(Process):
     """`python -m locust -f locustfile.py ...` in a namespace (or here), with labkit importable and its node named."""
 
@@ -116,7 +126,8 @@ class Storm:
 
     def row(self) -> dict:
         return {**storm_row(self.pulls, self.point, "locust", self.spec.users, self.missing),
-                "busiest": self.meta.get("busiest", ""), "busiest_cpu": self.meta.get("busiest_cpu", 0.0)}
+                "busiest": self.meta.get("busiest", ""), "busiest_cpu": self.meta.get("busiest_cpu", 0.0),
+                **self.meta.get("disk_MB", {})}
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame([self.row()])
@@ -201,6 +212,8 @@ def _storm(records: Path, spec: StormSpec, point: str, meta: dict, sampler: CpuS
 def run_storm(lab, spec: StormSpec) -> Storm:
     """A storm on the lab: the master in the first compute node's namespace, a worker in every compute node's."""
     spec.check()
+    if problems := refusals(lab.settings):
+        raise SettingsError("storm: " + "; ".join(problems))
     lab.require_running()
     p = lab.plan
     ends = p.compute_endpoints()
@@ -220,8 +233,11 @@ def run_storm(lab, spec: StormSpec) -> Storm:
     workers = [LocustProcess(f"locust-worker@{node}", node, ns, run / f"worker-{node}.log",
                              ["--worker", "--master-host", bind, "--master-port", str(mport)])
                for node, ns, _, _ in ends]
+    lab.before_pull()                  # storage.cache=cold: the image leaves the page cache (once, not per pull)
+    disk0 = lab.disk_counters()
     meta, sampler = _run(master, workers, spec, records, lab.processes)
-    meta.update(lab=lab.name, image_bytes=lab.image.size, compute_nodes=len(ends), host=f"{host}:{port}",
+    disk1 = lab.disk_counters()
+    meta.update(disk_MB=disk_mb({k: disk1[k] - disk0[k] for k in disk1 if k in disk0}), lab=lab.name, image_bytes=lab.image.size, compute_nodes=len(ends), host=f"{host}:{port}",
                 settings=lab.settings.model_dump(mode="json"))
     return _storm(records, spec, p.path.client_vantage.name, meta, sampler)
 
