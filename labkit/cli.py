@@ -24,6 +24,8 @@ def _lab_args(p: argparse.ArgumentParser) -> None:
     _settings_args(p)
     p.add_argument("--image-mib", type=int, default=64, help="test image size in MiB (1536 for the seed case)")
     p.add_argument("--loopback", action="store_true", help="no namespaces: services on 127.0.0.1 ports")
+    p.add_argument("--compute-nodes", type=int, default=1, metavar="N",
+                   help="compute nodes behind one switch and one uplink to the VM (links.wan shapes it)")
 
 
 def _settings_args(p: argparse.ArgumentParser) -> None:
@@ -46,7 +48,7 @@ def _make_lab(a, keep: bool) -> Lab:
     if not 1 <= a.image_mib <= 16384:
         raise SettingsError(f"--image-mib {a.image_mib} is outside 1..16384")
     return Lab(a.name, _settings(a), image_size=a.image_mib * MiB,
-               namespaced=False if a.loopback else None, keep=keep)
+               namespaced=False if a.loopback else None, keep=keep, compute_nodes=a.compute_nodes)
 
 
 def cmd_survey(a) -> int:
@@ -220,6 +222,96 @@ def cmd_report(a) -> int:
     return 0
 
 
+def seconds(text: str) -> float:
+    """A run time as Locust writes it: 90, 90s, 5m, 1h30m."""
+    import re
+    m = re.fullmatch(r"\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text or "")
+    if not text or not m or not any(m.groups()):
+        raise SettingsError(f"--run-time {text!r}: write seconds or e.g. 90s, 5m, 1h30m")
+    h, mi, sec = m.groups()
+    return int(h or 0) * 3600 + int(mi or 0) * 60 + float(sec or 0)
+
+
+def _storm_spec(a):
+    from .measure.storm import StormSpec
+    return StormSpec(users=a.users, pulls=a.pulls, run_s=seconds(a.run_time) if a.run_time else None,
+                     spawn_rate=a.spawn_rate, verify=a.verify, sha256=a.sha256,
+                     start_together=not a.no_start_line).check()
+
+
+def _print_storm(storm, label: str, out: Path = DATA / "results") -> None:
+    with pd.option_context("display.width", 200, "display.max_columns", 40):
+        print(storm.table().T.rename(columns={0: "storm"}).to_string())
+        print()
+        print(storm.nodes().to_string(index=False))
+        fails = storm.failures()
+        print("\nno failed pull" if fails.empty else "\n" + fails.to_string(index=False))
+    if storm.missing or storm.meta.get("workers_lost"):
+        print(f"\nharness: {storm.missing} pull(s) never reported; workers lost: "
+              f"{', '.join(storm.meta.get('workers_lost', [])) or 'none seen here'}")
+    print(f"\npulls: {storm.save(out, label)}")
+
+
+def cmd_storm(a) -> int:
+    """A Locust pull storm: in a lab (default), or as the master or a worker on a real cluster."""
+    from .measure.storm import run_master, run_storm, run_worker
+    if a.worker and a.master:
+        raise SettingsError("storm: --master or --worker, not both")
+    if a.worker:
+        if not a.master_host:
+            raise SettingsError("storm --worker needs --master-host (the host running `labkit storm --master`)")
+        return run_worker(a.master_host, a.master_port, a.node)
+    spec = _storm_spec(a)
+    if a.master:
+        if not (a.url and a.image and a.workers):
+            raise SettingsError("storm --master needs --url http://registry:port, --image collection/name:tag "
+                                "and --workers N")
+        storm = run_master(a.url, a.image, spec, a.workers, Path(a.out), a.bind_host, a.master_port)
+    else:
+        from .measure.storm import refusals
+        lab = Lab.attach(a.on) if a.on else None
+        if problems := refusals(lab.settings if lab else _settings(a)):
+            raise SettingsError("storm: " + "; ".join(problems))
+        lab = lab or _make_lab(a, keep=a.keep).up()
+        try:
+            storm = run_storm(lab, spec)
+        finally:
+            if not (a.on or a.keep):
+                lab.down()
+        if a.report:
+            from .present.report import storm_section, write_report
+            print(f"report: {write_report(Path(a.report), [storm_section(storm)], 'servelab: a pull storm')}")
+    _print_storm(storm, "storm", Path(a.out))
+    return 0 if storm.row()["harness_failures"] == 0 else 1
+
+
+def _storm_args(p: argparse.ArgumentParser) -> None:
+    _lab_args(p)
+    p.set_defaults(name="storm", compute_nodes=4)
+    g = p.add_argument_group("the storm (Locust: headless, bounded by --pulls or --run-time)")
+    g.add_argument("--users", type=int, default=40, help="simulated Singularity clients in all")
+    g.add_argument("--spawn-rate", type=float, help="users started per second (default: all at once)")
+    g.add_argument("--pulls", type=int, default=0, help="stop after this many pulls in all")
+    g.add_argument("--run-time", help="stop after this long (90s, 5m); with --pulls, whichever comes first")
+    g.add_argument("--verify", choices=["sha256", "length"], default="sha256")
+    g.add_argument("--sha256", default="", help="the image's sha256 (default: the manifest's version)")
+    g.add_argument("--no-start-line", action="store_true", help="first pulls start as users spawn, not together")
+    g.add_argument("--on", metavar="NAME", help="storm a lab that is already up (`labkit up --compute-nodes N`)")
+    g.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
+    g.add_argument("--report", metavar="FILE.html", help="also write the storm as an HTML report")
+    c = p.add_argument_group("on a real cluster (the same locustfile)")
+    c.add_argument("--master", action="store_true", help="run the Locust master here, against --url")
+    c.add_argument("--worker", action="store_true", help="run a Locust worker here (on a compute node)")
+    c.add_argument("--url", help="master: the registry, http://host:port")
+    c.add_argument("--image", help="master: collection/name:tag to pull")
+    c.add_argument("--workers", type=int, help="master: how many workers to wait for")
+    c.add_argument("--bind-host", default="*", help="master: address to listen on for workers")
+    c.add_argument("--master-host", help="worker: the master's host")
+    c.add_argument("--master-port", type=int, default=5557)
+    c.add_argument("--node", help="worker: this compute node's name in the tables (default: hostname)")
+    c.add_argument("--out", default=str(DATA / "results"), help="master: where the pull records go")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="labkit", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -283,6 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     h = sub.add_parser("heal", help="restart the services of a running lab that died (orphaned workers ended)")
     h.add_argument("--name", default="main")
     h.set_defaults(fn=cmd_heal)
+    sm = sub.add_parser("storm", help="a Locust pull storm from many compute nodes (in a lab, or --master/--worker)")
+    _storm_args(sm)
+    sm.set_defaults(fn=cmd_storm)
     st = sub.add_parser("status", help="the labs on this machine")
     st.set_defaults(fn=cmd_status)
     a = ap.parse_args(argv)

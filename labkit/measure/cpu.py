@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 import psutil
@@ -11,14 +12,15 @@ class CpuSampler:
     """`with CpuSampler(lambda: {"nginx": [procs...]}) as s: ...` then `s.summary()`.
 
     Per service: `cpu_max_proc` is the busiest single process (100 = one core pegged),
-    `cpu_total` all its processes together, each the mean over the samples.
+    `cpu_total` all its processes together, each the mean over the samples (or over those
+    taken within `between`, a (start, end) on the wall clock, e.g. the span of a storm's pulls).
     """
 
     def __init__(self, processes: Callable[[], dict[str, list[psutil.Process]]], interval: float = 0.2):
         self._processes = processes
         self.interval = interval
         self._stop = threading.Event()
-        self._samples: dict[str, list[tuple[float, float]]] = {}
+        self._samples: dict[str, list[tuple[float, float, float]]] = {}   # (wall time, max, total)
         self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
 
     def _run(self) -> None:
@@ -31,6 +33,7 @@ class CpuSampler:
                     pass
         while True:
             stopped = self._stop.wait(self.interval)   # the last sample covers the tail
+            now = time.time()
             for name, ps in procs.items():
                 vals = []
                 for p in ps:
@@ -39,7 +42,7 @@ class CpuSampler:
                     except psutil.NoSuchProcess:
                         pass
                 if vals:
-                    self._samples.setdefault(name, []).append((max(vals), sum(vals)))
+                    self._samples.setdefault(name, []).append((now, max(vals), sum(vals)))
             if stopped:
                 return
 
@@ -51,17 +54,20 @@ class CpuSampler:
         self._stop.set()
         self._thread.join()
 
-    def busiest(self) -> tuple[str, float]:
+    def busiest(self, between: tuple[float, float] | None = None) -> tuple[str, float]:
         """The service whose busiest process used the most CPU, and that share ('' and 0 if none)."""
-        cpu = self.summary()
+        cpu = self.summary(between)
         if not cpu:
             return "", 0.0
         name = max(cpu, key=lambda k: cpu[k]["cpu_max_proc"])
         return name, cpu[name]["cpu_max_proc"]
 
-    def summary(self) -> dict[str, dict[str, float]]:
+    def summary(self, between: tuple[float, float] | None = None) -> dict[str, dict[str, float]]:
         out = {}
         for name, samples in self._samples.items():
-            out[name] = {"cpu_max_proc": round(sum(s[0] for s in samples) / len(samples), 1),
-                         "cpu_total": round(sum(s[1] for s in samples) / len(samples), 1)}
+            if between:   # a sample covers the interval before it: keep those that end inside the window
+                samples = [s for s in samples if between[0] < s[0] <= between[1] + self.interval]
+            if samples:
+                out[name] = {"cpu_max_proc": round(sum(s[1] for s in samples) / len(samples), 1),
+                             "cpu_total": round(sum(s[2] for s in samples) / len(samples), 1)}
         return out

@@ -15,7 +15,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
+from ..errors import HttpStatusError
 from ..registry.client import fetch_manifest, open_get
+from .failures import classify, outcome
 
 READ_SIZE = 1024 * 1024      # bytes per read of the image (Singularity 2.6 and sregistry-cli read 1 MiB)
 Verify = Literal["sha256", "length"]
@@ -31,6 +33,7 @@ class PullResult:
     error: str = ""
     start: float = 0.0
     end: float = 0.0
+    kind: str = ""                  # "" for a good pull, else one of labkit.measure.failures.KINDS
 
     @property
     def mbps(self) -> float:
@@ -83,7 +86,7 @@ def pull_image(ns: str | None, url: str, expect_sha256: str | None, timeout: flo
         out = open(sink, "wb") if sink is not None else None
         try:
             if resp.status != 200:
-                raise RuntimeError(f"HTTP {resp.status}")
+                raise HttpStatusError(resp.status, f"HTTP {resp.status}")
             length = int(resp.getheader("Content-Length") or -1)
             digest = hashlib.sha256() if verify == "sha256" else None
             buf = bytearray(READ_SIZE)
@@ -114,11 +117,10 @@ def pull_image(ns: str | None, url: str, expect_sha256: str | None, timeout: flo
                 out.close()
         t1 = time.perf_counter()
         sha_ok = digest.hexdigest() == expect_sha256 if digest else None
-        complete = n == length if length >= 0 else n > 0
-        error = (f"short body: {n} of {length} bytes" if not complete
-                 else "sha256 mismatch" if sha_ok is False else "")
+        kind = outcome(n, length, sha_ok)
+        error = {"short body": f"short body: {n} of {length} bytes", "checksum": "sha256 mismatch"}.get(kind, "")
         return PullResult(ok=not error, bytes=n, seconds=t1 - t0, ttfb_ms=ttfb, sha256_ok=sha_ok,
-                          error=error, start=t0, end=t1)
+                          error=error, start=t0, end=t1, kind=kind)
     except Exception as exc:  # noqa: BLE001 - a failed pull is a result, not a crash
         return _failed(t0, n, ttfb, exc)
 
@@ -131,7 +133,7 @@ def _check_verify(verify: str) -> None:
 def _failed(t0: float, n: int, ttfb: float, exc: Exception) -> PullResult:
     t1 = time.perf_counter()
     return PullResult(ok=False, bytes=n, seconds=t1 - t0, ttfb_ms=ttfb, sha256_ok=False,
-                      error=f"{type(exc).__name__}: {exc}", start=t0, end=t1)
+                      error=f"{type(exc).__name__}: {exc}", start=t0, end=t1, kind=classify(exc))
 
 
 def pull_parallel(ns, host, port, uri, n: int, expect_sha256=None, timeout=30, deadline=600,

@@ -107,7 +107,8 @@ def _joins(path) -> list[str]:
     out = []
     for a, b in zip(path.nodes, path.nodes[1:]):
         direct = [lk for lk in path.links if {lk.a, lk.b} == {a.name, b.name}]
-        shared = {lk.bridge for lk in path.links if lk.bridge and lk.a in (a.name, b.name)}
+        shared = {lk.bridge for lk in path.links
+                  if lk.bridge and lk.end("a" if lk.bridge_end == "b" else "b")[0] in (a.name, b.name)}
         out.append(f"{direct[0].name} link" if direct else f"{next(iter(shared))} bridge" if shared else "")
     return out
 
@@ -154,4 +155,28 @@ def receive_figure(samples: list[dict], title: str = "the client's socket during
     p.legend.location = "top_left"
     p.legend.click_policy = "hide"
     p.add_tools(HoverTool(tooltips=[("t", "@t{0.000} s"), ("MB/s", "@MBps{0.0}"), ("unread", "@unread{0.00} MB")]))
+    return p
+
+
+def storm_figure(pulls: pd.DataFrame, title: str = "a pull storm: each pull's MB/s when it started",
+                 width: int = 800):
+    """One dot per pull at its start (s after the first) and its own MB/s, coloured by compute node;
+    failed pulls as red crosses on the axis."""
+    from bokeh.palettes import Category10
+    p = figure(width=width, height=300, title=title, x_axis_label="s after the first pull started",
+               y_axis_label="MB/s of this pull", tools="xpan,xwheel_zoom,box_zoom,reset,save")
+    if pulls.empty:
+        return p
+    t = pulls.assign(t=pulls.start - pulls.start.min(), kind=pulls.kind.replace("", "ok"))
+    for i, (node, rows) in enumerate(t[t.ok.astype(bool)].groupby("node", sort=True)):
+        p.scatter("t", "MBps", source=ColumnDataSource(rows[["t", "MBps", "ttfb_ms", "node", "kind"]]), size=7,
+                  color=Category10[10][i % 10], legend_label=str(node))
+    bad = t[~t.ok.astype(bool)]
+    if len(bad):
+        p.scatter("t", "MBps", source=ColumnDataSource(bad[["t", "MBps", "ttfb_ms", "node", "kind"]]),
+                  marker="x", size=10, color="red", legend_label=f"failed ({len(bad)})")
+    p.add_tools(HoverTool(tooltips=[("node", "@node"), ("MB/s", "@MBps{0.0}"), ("TTFB", "@ttfb_ms{0} ms"),
+                                    ("", "@kind")]))
+    p.legend.click_policy = "hide"
+    p.legend.location = "top_right"
     return p

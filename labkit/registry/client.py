@@ -8,7 +8,7 @@ import http.client
 import json
 from urllib.parse import urlsplit
 
-from ..errors import LabkitError
+from ..errors import HttpStatusError
 from ..nsenter import inside
 
 
@@ -56,5 +56,5 @@ def get(ns, url: str, timeout: float = 10) -> tuple[int, bytes]:
 def fetch_manifest(ns, host: str, port: int, uri: str, timeout: float = 10) -> dict:
     status, body = get(ns, f"http://{host}:{port}/api/container/{uri}", timeout)
     if status != 200:
-        raise LabkitError(f"manifest {uri} from {host}:{port}: HTTP {status} {body[:200]!r}")
+        raise HttpStatusError(status, f"manifest {uri} from {host}:{port}: HTTP {status} {body[:200]!r}")
     return json.loads(body)
