@@ -26,6 +26,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_tuning.py
 	$(BIN)/python benchmarks/bench_clients.py
 	$(BIN)/python benchmarks/bench_verdict.py
+	$(BIN)/python benchmarks/bench_storm.py
 
 report: setup
 	$(BIN)/labkit report --image-mib $(IMAGE_MIB)

@@ -11,9 +11,9 @@ Everything a notebook or a script needs is a name here (loaded on first use, so 
 starts fast); the subpackages hold the parts:
 
     labkit.path      the path declared once (nodes, links, services, hops, vantages, stages)
-    labkit.config    typed settings, presets, Jinja2 templates
+    labkit.config    typed settings, presets, Jinja2 templates, an operator's files imported
     labkit.lab       namespaces, one class per program, apply, supervision, teardown
-    labkit.measure   pulls (one primitive), iperf3, CPU, captures, the survey, sweeps
+    labkit.measure   pulls (one primitive), iperf3, CPU, captures, the survey, sweeps, the probe, Locust storms
     labkit.analyze   TCP windows, the path verdict
     labkit.present   figures, the HTML report, the tuning panel
     labkit.bundle    the deployable config bundle
@@ -27,14 +27,17 @@ __version__ = "0.2.0"
 
 _PUBLIC = {
     "LabkitError": "errors", "SettingsError": "errors", "ServiceDown": "errors", "LabError": "errors",
-    "PATH": "path", "plan": "path",
+    "PATH": "path", "plan": "path", "registry_path": "path",
     "LabSettings": "config.settings", "parse_settings": "config.settings",
     "PRESETS": "config.presets", "preset": "config.presets",
     "templates": "config.render",
+    "import_files": "config.importer", "SregistryFiles": "config.importer", "load_settings": "config.overrides",
     "Lab": "lab.lab", "DATA": "lab.lab",
     "pull_at": "measure.pulls", "PullRun": "measure.pulls",
     "run_survey": "measure.survey", "Survey": "measure.survey",
-    "capture_pull": "measure.capture",
+    "capture_pull": "measure.capture", "run_probe": "measure.probe", "probe_verdict": "analyze.probe_verdict",
+    "run_storm": "measure.storm", "StormSpec": "measure.storm", "Storm": "measure.storm",
+    "jain": "analyze.storm",
     "trial": "measure.sweep", "grid": "measure.sweep", "one_at_a_time": "measure.sweep",
     "winner": "measure.sweep", "run_presets": "measure.sweep", "WINNER_RULE": "measure.sweep",
     "with_knobs": "measure.sweep", "knob": "measure.sweep", "settings_of": "measure.sweep",

@@ -39,3 +39,11 @@ class LabError(LabkitError, RuntimeError):
 
 class ServiceDown(LabError):
     """A measurement was refused because a service of the path is not running."""
+
+
+class HttpStatusError(LabkitError, RuntimeError):
+    """A server answered with an HTTP status other than the one asked for (its `status`)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status

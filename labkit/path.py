@@ -2,6 +2,10 @@
 
     compute ──wan── vm(eth0) ── publish (docker-proxy or DNAT) ──docker0── nginx ──uwsgi_pass── uwsgi
 
+    compute1 ─┐
+    compute2 ─┼─ switch (bridge sw0) ──wan (one uplink)── vm(eth0) ── ...      registry_path(compute_nodes=N)
+    computeN ─┘
+
 `PATH` says which nodes there are, how they are linked (and which end of each link is
 shaped), the bridge, where each service listens, which hops iperf3 measures, where pulls
 are made from, which TCP connections a download crosses (where they can be captured and who
@@ -12,6 +16,11 @@ a stage or a vantage point. (Mininet's `Topo` → `buildFromTopo` is the model.)
 
 `plan(lab, namespaced)` places the path: namespace names, addresses and ports. Without root
 every node is 127.0.0.1 and the services differ by port only.
+
+`registry_path(compute_nodes=N)` declares N compute nodes, each its own node behind a
+switch (a bridge in its own namespace) with one uplink to the VM, shaped by `links.wan` at
+the VM's sending end; N=1 is the path above, unchanged. The first compute node is where the
+hops, vantage points and captures of the single client are.
 """
 from __future__ import annotations
 
@@ -21,24 +30,35 @@ from .errors import SettingsError, UnknownName
 
 NS_PREFIX = "sl-"
 CLIENT = "client"      # the program that pulls at a vantage point (its CPU is measured per pull)
+MAX_COMPUTE_NODES = 64
 
 
 @dataclass(frozen=True)
 class Node:
     name: str
     role: str                      # what it stands for, for the reader
-    address: str                   # its address inside the lab's namespaces
+    address: str | None            # its address inside the lab's namespaces (None: a switch, no address)
 
 
 @dataclass(frozen=True)
 class Link:
-    """A veth pair. `a` sends the download's data: its egress is what `settings.links.<name>` shapes."""
+    """A veth pair. `a` sends the download's data: its egress is what `settings.links.<rate>` shapes.
+
+    With `bridge`, the device at `bridge_end` is a port of that bridge (on that end's node) and
+    the other end holds its node's address in the bridge's subnet; without, a point-to-point /24.
+    """
     name: str
     a: str
     dev_a: str
     b: str
     dev_b: str
-    bridge: str | None = None      # dev_b is a port of this bridge on node b (else a point-to-point /24)
+    bridge: str | None = None
+    bridge_end: str = "b"
+    rate: str | None = None        # the field of settings.links that shapes it (None: never shaped)
+
+    def end(self, which: str) -> tuple[str, str]:
+        """(node, device) at end "a" or "b"."""
+        return (self.a, self.dev_a) if which == "a" else (self.b, self.dev_b)
 
 
 @dataclass(frozen=True)
@@ -46,7 +66,7 @@ class Bridge:
     name: str
     node: str
     subnet: str
-    gateway: str
+    gateway: str | None            # the bridge's own address (None: a plain switch)
 
 
 @dataclass(frozen=True)
@@ -169,6 +189,7 @@ class Path:
     connections: tuple[Connection, ...]
     vantages: tuple[Vantage, ...]
     stages: tuple[Stage, ...]      # in the order a byte crosses them, from the file to the client
+    compute: tuple[str, ...] = ()  # the compute nodes (clients pull from them; a storm runs a worker on each)
     disk_stages: tuple[DiskStage, ...] = ()   # where the image is read from or written to a disk, in byte order
 
     def node(self, name: str) -> Node:
@@ -224,41 +245,70 @@ def _one(items, name: str, what: str):
     raise UnknownName(f"{what} {name!r}: one of {', '.join(i.name for i in items)}")
 
 
-def registry_path() -> Path:
-    """sregistry's docker-compose deployment on a VM, with one compute node pulling from it."""
+def compute_names(n: int) -> tuple[str, ...]:
+    """The compute nodes' names: "compute" alone, or compute1 … computeN behind a switch."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_COMPUTE_NODES:
+        raise SettingsError(f"compute_nodes {n!r}: use a whole number in 1..{MAX_COMPUTE_NODES}")
+    return ("compute",) if n == 1 else tuple(f"compute{i}" for i in range(1, n + 1))
+
+
+def _edge(computes: tuple[str, ...], vm: str) -> tuple[tuple[Node, ...], tuple[Link, ...], tuple[Bridge, ...], tuple[str, str]]:
+    """The compute side: nodes, links, bridges, and where the first client's connection is captured.
+
+    One compute node: a point-to-point link from the VM. Several: each on its own port of a
+    switch, which has one uplink to the VM (the link `links.wan` shapes at the VM's end).
+    """
+    if len(computes) == 1:
+        return ((Node(computes[0], "compute node", "192.0.2.10"),),  # RFC 5737 documentation ranges:
+                (Link("wan", vm, "eth0", computes[0], "eth0", rate="wan"),),  # they exist only inside the lab
+                (), ("wan", "b"))
+    switch, bridge = "switch", "sw0"
+    nodes = (*(Node(c, f"compute node {i}", f"192.0.2.{100 + i}") for i, c in enumerate(computes, 1)),
+             Node(switch, "switch (the compute nodes' bridge, one uplink to the VM)", None))
+    links = (Link("wan", vm, "eth0", switch, "uplink", bridge=bridge, rate="wan"),
+             *(Link(f"port{i}", switch, f"port{i}", c, "eth0", bridge=bridge, bridge_end="a")
+               for i, c in enumerate(computes, 1)))
+    return nodes, links, (Bridge(bridge, switch, "192.0.2.0/24", None),), ("port1", "b")
+
+
+def registry_path(compute_nodes: int = 1) -> Path:
+    """sregistry's docker-compose deployment on a VM, with `compute_nodes` compute nodes pulling from it."""
+    computes = compute_names(compute_nodes)
+    client, vm, vm_ip = computes[0], "vm", "192.0.2.20"
+    edge_nodes, edge_links, edge_bridges, client_link = _edge(computes, vm)
     nginx_port, uwsgi_port = "nginx", "uwsgi_socket"
     accel_like = {"app.serve_mode": ("accel", "nginx-alias")}
     return Path(
-        nodes=(Node("compute", "compute node", "192.0.2.10"),     # RFC 5737 documentation ranges:
-               Node("vm", "VM (docker host)", "192.0.2.20"),      # they exist only inside the lab
+        nodes=(*edge_nodes,
+               Node(vm, "VM (docker host)", vm_ip),
                Node("nginx", "nginx container", "198.51.100.2"),
                Node("uwsgi", "uwsgi container", "198.51.100.3")),
-        links=(Link("wan", "vm", "eth0", "compute", "eth0"),
-               Link("nginx", "nginx", "eth0", "vm", "veth-nginx", bridge="docker0"),
-               Link("uwsgi", "uwsgi", "eth0", "vm", "veth-uwsgi", bridge="docker0")),
-        bridges=(Bridge("docker0", "vm", "198.51.100.0/24", "198.51.100.1"),),
-        routes=(Route("compute", "198.51.100.0/24", "192.0.2.20"),
+        links=(*edge_links,
+               Link("nginx", "nginx", "eth0", vm, "veth-nginx", bridge="docker0", rate="nginx"),
+               Link("uwsgi", "uwsgi", "eth0", vm, "veth-uwsgi", bridge="docker0", rate="uwsgi")),
+        bridges=(*edge_bridges, Bridge("docker0", vm, "198.51.100.0/24", "198.51.100.1")),
+        routes=(*(Route(c, "198.51.100.0/24", vm_ip) for c in computes),
                 Route("nginx", "default", "198.51.100.1"),
                 Route("uwsgi", "default", "198.51.100.1")),
-        forwarders=("vm",),
-        services=(*(ServiceSpec(f"iperf3@{n}", "iperf3", n, f"iperf@{n}") for n in ("compute", "vm", "nginx", "uwsgi")),
+        forwarders=(vm,),
+        services=(*(ServiceSpec(f"iperf3@{n}", "iperf3", n, f"iperf@{n}") for n in (client, vm, "nginx", "uwsgi")),
                   ServiceSpec("uwsgi", "uwsgi", "uwsgi", "uwsgi_http"),
                   ServiceSpec("nginx", "nginx", "nginx", nginx_port)),
-        published=(Published("registry", "vm", "published", "nginx", nginx_port),
-                   Published("iperf3", "vm", "iperf_published", "nginx", "iperf@nginx")),
-        hops=(Hop("compute→vm", "compute", "vm", "iperf@vm"),
-              Hop("vm→nginx", "vm", "nginx", "iperf@nginx"),
+        published=(Published("registry", vm, "published", "nginx", nginx_port),
+                   Published("iperf3", vm, "iperf_published", "nginx", "iperf@nginx")),
+        hops=(Hop("compute→vm", client, vm, "iperf@vm"),
+              Hop("vm→nginx", vm, "nginx", "iperf@nginx"),
               Hop("nginx→uwsgi", "nginx", "uwsgi", "iperf@uwsgi"),
-              Hop("compute→published port→nginx", "compute", "vm", "iperf_published"),
-              Hop("compute→uwsgi (routed)", "compute", "uwsgi", "iperf@uwsgi")),
-        connections=(Connection("link", "vm", "published", ("wan", "b")),
+              Hop("compute→published port→nginx", client, vm, "iperf_published"),
+              Hop("compute→uwsgi (routed)", client, "uwsgi", "iperf@uwsgi")),
+        connections=(Connection("link", vm, "published", client_link),
                      Connection("docker0→nginx", "nginx", nginx_port, ("nginx", "b")),
                      Connection("nginx→uwsgi", "uwsgi", uwsgi_port, ("uwsgi", "b")),
                      Connection("uwsgi http", "uwsgi", "uwsgi_http", ("nginx", "a"))),
         vantages=(Vantage("uwsgi", "nginx", "uwsgi", "uwsgi_http", ("uwsgi http",)),
-                  Vantage("nginx", "vm", "nginx", nginx_port, ("docker0→nginx", "nginx→uwsgi")),
-                  Vantage("published port", "vm", "vm", "published", ("docker0→nginx", "nginx→uwsgi")),
-                  Vantage("full path", "compute", "vm", "published", ("link", "docker0→nginx", "nginx→uwsgi"))),
+                  Vantage("nginx", vm, "nginx", nginx_port, ("docker0→nginx", "nginx→uwsgi")),
+                  Vantage("published port", vm, vm, "published", ("docker0→nginx", "nginx→uwsgi")),
+                  Vantage("full path", client, vm, "published", ("link", "docker0→nginx", "nginx→uwsgi"))),
         stages=(Stage("uwsgi", "the registry app in uwsgi (how it reads and sends the file)", "uwsgi",
                       "nginx→uwsgi", ("nginx→uwsgi",), accel_like, ("uwsgi",), "nginx→uwsgi"),
                 Stage("nginx", "nginx in front of uwsgi (uwsgi_pass, buffering, temp files)", "nginx",
@@ -269,6 +319,7 @@ def registry_path() -> Path:
                       programs=("docker-proxy",), reads_from="docker0→nginx"),
                 Stage("full path", "the link from the VM to the compute node", "full path",
                       "compute→vm", ("link",), programs=(CLIENT,), sends_on="link", reads_from="link")),
+        compute=computes,
         disk_stages=(DiskStage("image read", "reading the image from the VM's disk (sregistry's bind mount)",
                                "vm", "bytes_read", "disk_read_MB"),
                      DiskStage("temp spooling", "nginx spooling the response to temp files on its container layer",
@@ -282,6 +333,8 @@ def registry_path() -> Path:
 
 
 PATH = registry_path()
+# every node name any registry_path(n) can have: to find a lab's namespaces without knowing its n
+NODE_NAMES = frozenset(n.name for k in (1, MAX_COMPUTE_NODES) for n in registry_path(k).nodes)
 
 
 @dataclass(frozen=True)
@@ -295,7 +348,7 @@ class Plan:
     def ns(self, node: str) -> str | None:
         return f"{NS_PREFIX}{self.lab}-{node}" if self.namespaced else None
 
-    def ip(self, node: str) -> str:
+    def ip(self, node: str) -> str | None:
         return self.path.node(node).address if self.namespaced else "127.0.0.1"
 
     def port(self, key: str) -> int:
@@ -303,14 +356,10 @@ class Plan:
 
     def dev(self, link: str, end: str) -> str:
         """The interface name at one end of a link ("lo" without namespaces)."""
-        if not self.namespaced:
-            return "lo"
-        lk = self.path.link(link)
-        return lk.dev_a if end == "a" else lk.dev_b
+        return self.path.link(link).end(end)[1] if self.namespaced else "lo"
 
     def link_node(self, link: str, end: str) -> str:
-        lk = self.path.link(link)
-        return lk.a if end == "a" else lk.b
+        return self.path.link(link).end(end)[0]
 
     @property
     def namespaces(self) -> list[str]:
@@ -319,6 +368,11 @@ class Plan:
     def endpoint(self, item: Hop | Vantage) -> tuple[str | None, str, int]:
         """(namespace of the client, address, port) to dial for a hop or a vantage point."""
         return self.ns(item.client), self.ip(item.server), self.port(item.port)
+
+    def compute_endpoints(self) -> list[tuple[str, str | None, str, int]]:
+        """(compute node, its namespace, address, port) for a pull of the whole path from every compute node."""
+        v = self.path.client_vantage
+        return [(c, self.ns(c), self.ip(v.server), self.port(v.port)) for c in self.path.compute]
 
     def caveats(self) -> list[str]:
         """Which hops this plan can no longer tell apart."""
@@ -329,13 +383,15 @@ class Plan:
                 f"{', '.join(h.name for h in p.hops if h.port.startswith('iperf@'))} all measure the same loopback",
                 f"pulls from {' and '.join(repr(v.name) for v in p.vantages if v.port == 'published')} "
                 "are the same (no link between compute node and VM)",
-                "link rates (tc tbf) and per-namespace kernel settings cannot be applied"]
+                "link rates (tc tbf) and per-namespace kernel settings cannot be applied"] + (
+                [f"the {len(p.compute)} compute nodes are all this host: they share no uplink"]
+                if len(p.compute) > 1 else [])
 
 
 def plan(lab: str, namespaced: bool, host_port: int = 80, path: Path = PATH) -> Plan:
     if not lab.replace("-", "").isalnum() or len(lab) > 20:
         raise SettingsError(f"lab name {lab!r}: use up to 20 letters, digits or '-'")
-    nodes = [n.name for n in path.nodes]
+    nodes = [s.node for s in path.services if s.program == "iperf3"]
     if namespaced:
         ports = {"uwsgi_socket": 3031, "uwsgi_http": 8000, "nginx": 80, "published": host_port,
                  "iperf_published": 5202, **{f"iperf@{n}": 5201 for n in nodes}}

@@ -12,6 +12,7 @@ from .lab.lab import DATA, Lab
 from .present.report import (Section, bundle_section, flows_section, survey_section, surveys_headline,
                              trials_headline, trials_section, write_report)
 from .config.presets import PRESETS
+from .config.settings import LabSettings
 from .path import PATH
 from .measure.survey import Survey, run_survey
 from .measure.sweep import run_presets
@@ -44,12 +45,14 @@ def seed_case(lab: Lab, parallels: list[int], names: list[str] | None = None, **
 
 
 def full_report(image_mib: int = 64, parallels: tuple[int, ...] = (1, 5), lab_name: str = "report",
-                out: Path | None = None, progress: bool = True) -> Path:
-    """Everything in one HTML: survey (as shipped), windows where it points, presets compared, the bundle."""
+                out: Path | None = None, progress: bool = True, settings: LabSettings | None = None,
+                label: str = "sregistry-2018-10") -> Path:
+    """Everything in one HTML: survey (as shipped, or `settings`), windows where it points, presets compared, the bundle."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    with Lab(lab_name, PRESETS["sregistry-2018-10"], image_size=image_mib * 2**20, quiet=not progress) as lab:
+    with Lab(lab_name, settings or PRESETS["sregistry-2018-10"], image_size=image_mib * 2**20,
+             quiet=not progress) as lab:
         survey = run_survey(lab, parallel=max(parallels), progress=progress)
-        survey.save(DATA / "results", "survey-sregistry-2018-10")
+        survey.save(DATA / "results", f"survey-{label}")
         flows = look_inside(lab, capture_points_for(survey))
         trials = seed_case(lab, list(parallels), progress=progress)
     trials.drop(columns=["settings"]).to_csv(DATA / "results" / f"{stamp}-presets.csv", index=False)

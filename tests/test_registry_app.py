@@ -338,7 +338,8 @@ def test_pull_through_uwsgi(live: tuple[Image, dict[str, Uwsgi]], mode: str) -> 
     if mode == "fileresponse":
         assert "via sendfile()" in line and reads < blocks / 10
     else:
-        assert "via sendfile()" not in line and switches == blocks and reads >= blocks
+        # one switch per block at least (a loaded machine adds a few), one read syscall per block
+        assert "via sendfile()" not in line and switches >= blocks and reads >= blocks
 
 
 @pytest.mark.integration

@@ -2,6 +2,9 @@
 
     with Lab("main", image_size=64 * 2**20) as lab:
         lab.health()
+
+`compute_nodes=N` builds N compute nodes behind a switch with one uplink to the VM
+(`labkit.path.registry_path`); pulls and surveys use the first, a storm all of them.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import psutil
 from ..config.presets import SREGISTRY_SHIPPED
 from ..config.settings import LabSettings, SettingsError
 from ..errors import ConfigRejected, LabError, ToolMissing
-from ..path import Plan, plan
+from ..path import Plan, plan, registry_path
 from . import netns, network, ownership
 from .changes import Features, plan_changes
 from ..registry.catalog import Image, ensure_image
@@ -35,13 +38,14 @@ class Lab(Supervision, Layers):
 
     def __init__(self, name: str = "main", settings: LabSettings = SREGISTRY_SHIPPED,
                  image_size: int = 64 * MiB, namespaced: bool | None = None, data_dir: Path = DATA,
-                 keep: bool = False, quiet: bool = False):
+                 keep: bool = False, quiet: bool = False, compute_nodes: int = 1):
         use_ns = netns.can_use_namespaces() if namespaced is None else namespaced
         if use_ns and not netns.can_use_namespaces():
             raise LabError("network namespaces need root; run as root or use namespaced=False")
         self.name = name
         self.settings = settings
-        self.plan: Plan = plan(name, use_ns, settings.publish.host_port)
+        self.plan: Plan = plan(name, use_ns, settings.publish.host_port, registry_path(compute_nodes))
+        self.compute_nodes = compute_nodes
         self.image_size = image_size
         self.run_dir, self.images_dir = Path(data_dir) / "run" / name, Path(data_dir) / "images"
         self.keep = keep
@@ -64,7 +68,7 @@ class Lab(Supervision, Layers):
         if not st or "settings" not in st:
             raise LabError(f"no lab '{name}' is up on this machine (`labkit status` lists the labs)")
         lab = cls(name, LabSettings.model_validate(st["settings"]), st["image_size"], st["namespaced"],
-                  data_dir, keep=True)
+                  data_dir, keep=True, compute_nodes=st.get("compute_nodes", 1))
         lab.image = ensure_image(lab.images_dir, lab.image_size)
         lab._kernel_defaults = st.get("kernel_defaults", {})
         lab._layers_adopt()
@@ -82,6 +86,7 @@ class Lab(Supervision, Layers):
         self._clean_before_start()
         ownership.write(self.name, **ownership.owner_stamp(), keep=self.keep, namespaced=self.plan.namespaced,
                         run_dir=str(self.run_dir), pids={}, image_size=self.image_size,
+                        compute_nodes=self.compute_nodes,
                         settings=self.settings.model_dump(mode="json"))
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)

@@ -75,9 +75,13 @@ def addr(ns: str, dev: str, cidr: str) -> None:
     sh("ip", "link", "set", dev, "up", ns=ns)
 
 
-def bridge(ns: str, name: str, cidr: str) -> None:
+def bridge(ns: str, name: str, cidr: str | None) -> None:
+    """A bridge, with its own address `cidr` (None: a plain switch, only up)."""
     sh("ip", "link", "add", name, "type", "bridge", ns=ns)
-    addr(ns, name, cidr)
+    if cidr:
+        addr(ns, name, cidr)
+    else:
+        sh("ip", "link", "set", name, "up", ns=ns)
 
 
 def enslave(ns: str, dev: str, bridge_name: str) -> None:

@@ -15,13 +15,14 @@ def build(plan: Plan, settings: LabSettings) -> dict[str, str]:
         netns.add_ns(ns(node.name))
     for br in path.bridges:
         prefix = ipaddress.ip_network(br.subnet).prefixlen
-        netns.bridge(ns(br.node), br.name, f"{br.gateway}/{prefix}")
+        netns.bridge(ns(br.node), br.name, f"{br.gateway}/{prefix}" if br.gateway else None)
     for lk in path.links:
         netns.veth(ns(lk.a), lk.dev_a, ns(lk.b), lk.dev_b)
         if lk.bridge:
-            netns.enslave(ns(lk.b), lk.dev_b, lk.bridge)
+            (port_node, port_dev), (host, dev) = lk.end(lk.bridge_end), lk.end("a" if lk.bridge_end == "b" else "b")
+            netns.enslave(ns(port_node), port_dev, lk.bridge)
             prefix = ipaddress.ip_network(_bridge(plan, lk.bridge).subnet).prefixlen
-            netns.addr(ns(lk.a), lk.dev_a, f"{plan.ip(lk.a)}/{prefix}")
+            netns.addr(ns(host), dev, f"{plan.ip(host)}/{prefix}")
         else:
             netns.addr(ns(lk.a), lk.dev_a, f"{plan.ip(lk.a)}/24")
             netns.addr(ns(lk.b), lk.dev_b, f"{plan.ip(lk.b)}/24")
@@ -40,9 +41,10 @@ def _bridge(plan: Plan, name: str):
 
 
 def shape(plan: Plan, s: LabSettings) -> None:
-    """tc tbf on each link's sending end at the rate `settings.links.<link>` gives (None: unshaped)."""
+    """tc tbf on each shaped link's sending end at the rate `settings.links.<rate>` gives (None: unshaped)."""
     for lk in plan.path.links:
-        netns.shape(plan.ns(lk.a), lk.dev_a, getattr(s.links, lk.name))
+        if lk.rate:
+            netns.shape(plan.ns(lk.a), lk.dev_a, getattr(s.links, lk.rate))
 
 
 def set_kernel(plan: Plan, s: LabSettings, defaults: dict[str, str]) -> None:

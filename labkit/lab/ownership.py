@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 
 from . import netns
-from ..path import PATH, NS_PREFIX
+from ..path import NODE_NAMES, NS_PREFIX
 from .process import stop_group
 
 STATE_DIR = Path("/run/servelab") if os.geteuid() == 0 else Path(tempfile.gettempdir()) / f"servelab-{os.getuid()}"
@@ -51,7 +51,7 @@ def known() -> list[str]:
 def lab_namespaces(name: str) -> list[str]:
     if not netns.can_use_namespaces():
         return []
-    wanted = {f"{NS_PREFIX}{name}-{node.name}" for node in PATH.nodes}
+    wanted = {f"{NS_PREFIX}{name}-{node}" for node in NODE_NAMES}
     return [ns for ns in netns.list_ns(NS_PREFIX) if ns in wanted]
 
 
@@ -61,9 +61,9 @@ def orphan_labs() -> set[str]:
         return set()
     names = set()
     for ns in netns.list_ns(NS_PREFIX):
-        for node in PATH.nodes:
-            if ns.endswith(f"-{node.name}"):
-                names.add(ns[len(NS_PREFIX):-len(node.name) - 1])
+        for node in NODE_NAMES:
+            if ns.endswith(f"-{node}"):
+                names.add(ns[len(NS_PREFIX):-len(node) - 1])
     return names - set(known())
 
 

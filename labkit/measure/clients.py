@@ -138,7 +138,7 @@ def _result(run: _Run, kind: str, t: Target, verify: Verify) -> PullResult:
             sha_ok = hashlib.file_digest(fh, "sha256").hexdigest() == t.sha256
     rc = run.proc.returncode
     tail = run.log.read_text(errors="replace").strip().splitlines()[-1:] if run.log.exists() else []
-    error = (f"still running after the deadline: killed" if run.timed_out
+    error = ("still running after the deadline: killed" if run.timed_out
              else f"{kind} exited with {rc}: {tail[0] if tail else '(no output)'}" if rc
              else "no file written" if f is None
              else f"short file: {n} of {t.size} bytes" if n != t.size

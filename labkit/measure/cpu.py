@@ -35,16 +35,18 @@ class CpuSampler:
     """`with CpuSampler(lambda: {"nginx": [procs...]}) as s: ...` then `s.summary()`.
 
     Per service: `cpu_max_proc` is the busiest single process (100 = one core pegged),
-    `cpu_total` all its processes together, each the mean over the samples; `wait_max_proc` is how
-    long the thread that wanted a CPU most (ran + waited) spent runnable but waiting for one (the
-    scheduler's run-queue time, in % of the wall time): a process that wants a core on a busy machine runs less than 100 and waits.
+    `cpu_total` all its processes together, each the mean over the samples (or over those
+    taken within `between`, a (start, end) on the wall clock, e.g. the span of a storm's pulls);
+    `wait_max_proc` is how long the thread that wanted a CPU most (ran + waited) spent runnable but
+    waiting for one (the scheduler's run-queue time, in % of the sampler's wall time): a process
+    that wants a core on a busy machine runs less than 100 and waits.
     """
 
     def __init__(self, processes: Callable[[], dict[str, list[psutil.Process]]], interval: float = 0.2):
         self._processes = processes
         self.interval = interval
         self._stop = threading.Event()
-        self._samples: dict[str, list[tuple[float, float]]] = {}
+        self._samples: dict[str, list[tuple[float, float, float]]] = {}   # (wall time, max, total)
         self._waits: dict[str, float] = {}
         self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
 
@@ -69,6 +71,7 @@ class CpuSampler:
     def _sample_loop(self, procs) -> None:
         while True:
             stopped = self._stop.wait(self.interval)   # the last sample covers the tail
+            now = time.time()
             for name, ps in procs.items():
                 vals = []
                 for p in ps:
@@ -77,7 +80,7 @@ class CpuSampler:
                     except psutil.NoSuchProcess:
                         pass
                 if vals:
-                    self._samples.setdefault(name, []).append((max(vals), sum(vals)))
+                    self._samples.setdefault(name, []).append((now, max(vals), sum(vals)))
             if stopped:
                 return
 
@@ -89,18 +92,21 @@ class CpuSampler:
         self._stop.set()
         self._thread.join()
 
-    def busiest(self) -> tuple[str, float]:
+    def busiest(self, between: tuple[float, float] | None = None) -> tuple[str, float]:
         """The service whose busiest process used the most CPU, and that share ('' and 0 if none)."""
-        cpu = self.summary()
+        cpu = self.summary(between)
         if not cpu:
             return "", 0.0
         name = max(cpu, key=lambda k: cpu[k]["cpu_max_proc"])
         return name, cpu[name]["cpu_max_proc"]
 
-    def summary(self) -> dict[str, dict[str, float]]:
+    def summary(self, between: tuple[float, float] | None = None) -> dict[str, dict[str, float]]:
         out = {}
         for name, samples in self._samples.items():
-            out[name] = {"cpu_max_proc": round(sum(s[0] for s in samples) / len(samples), 1),
-                         "cpu_total": round(sum(s[1] for s in samples) / len(samples), 1),
-                         "wait_max_proc": max(0.0, self._waits.get(name, 0.0))}
+            if between:   # a sample covers the interval before it: keep those that end inside the window
+                samples = [s for s in samples if between[0] < s[0] <= between[1] + self.interval]
+            if samples:
+                out[name] = {"cpu_max_proc": round(sum(s[1] for s in samples) / len(samples), 1),
+                             "cpu_total": round(sum(s[2] for s in samples) / len(samples), 1),
+                             "wait_max_proc": max(0.0, self._waits.get(name, 0.0))}
         return out

@@ -10,13 +10,16 @@ import hashlib
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
+from ..errors import HttpStatusError
 from ..registry.client import fetch_manifest, open_get
+from .failures import classify, outcome
 
-_BUF = 1024 * 1024
+READ_SIZE = 1024 * 1024      # bytes per read of the image (Singularity 2.6 and sregistry-cli read 1 MiB)
 Verify = Literal["sha256", "length"]
 
 
@@ -30,6 +33,7 @@ class PullResult:
     error: str = ""
     start: float = 0.0
     end: float = 0.0
+    kind: str = ""                  # "" for a good pull, else one of labkit.measure.failures.KINDS
     cpu_s: float = 0.0              # CPU time of the pulling thread (reading, and hashing if verified)
     wait_s: float = 0.0             # time it was runnable but waited for a CPU (the run queue)
 
@@ -53,28 +57,47 @@ def pull(ns: str | None, host: str, port: int, uri: str, expect_sha256: str | No
     `first_byte` is set when the image's first bytes arrive (to act on a pull in flight).
     `sink`: a file the bytes are written to as they arrive (a client writing to its disk).
     """
-    if verify not in ("sha256", "length"):
-        raise ValueError(f"verify {verify!r}: use 'sha256' or 'length'")
+    _check_verify(verify)
     t0 = time.perf_counter()
+    try:
+        man = fetch_manifest(ns, host, port, uri, timeout)
+    except Exception as exc:  # noqa: BLE001 - a failed pull is a result, not a crash
+        return _failed(t0, 0, 0.0, exc)
+    return pull_image(ns, man["image"], expect_sha256 or man.get("version"), timeout, deadline, start_at,
+                      verify, first_byte, sink=sink, t0=t0)
+
+
+def pull_image(ns: str | None, url: str, expect_sha256: str | None, timeout: float = 30, deadline: float = 600,
+               start_at: threading.Barrier | None = None, verify: Verify = "sha256",
+               first_byte: threading.Event | None = None, sink: Path | None = None, watch=None,
+               t0: float | None = None) -> PullResult:
+    """GET the image at `url`, read it in 1 MiB reads, verify it; TTFB counts from `t0` (default: now).
+
+    `watch`, if given, is called with the socket before each read and `watch.finish(sock)` after
+    the body (labkit.measure.tcpinfo.SocketWatch).
+    """
+    _check_verify(verify)
+    t0 = time.perf_counter() if t0 is None else t0
     c0, q0 = time.thread_time(), _queued()
     n = 0
     ttfb = 0.0
     try:
-        man = fetch_manifest(ns, host, port, uri, timeout)
         if start_at is not None:
             start_at.wait(timeout)
             t0 = time.perf_counter()
-        conn, resp = open_get(ns, man["image"], timeout)
+        conn, resp = open_get(ns, url, timeout)
         out = open(sink, "wb") if sink is not None else None
         try:
             if resp.status != 200:
-                raise RuntimeError(f"HTTP {resp.status}")
+                raise HttpStatusError(resp.status, f"HTTP {resp.status}")
             length = int(resp.getheader("Content-Length") or -1)
             digest = hashlib.sha256() if verify == "sha256" else None
-            buf = bytearray(_BUF)
+            buf = bytearray(READ_SIZE)
             view = memoryview(buf)
             stop = t0 + deadline
             while True:
+                if watch is not None:
+                    watch(conn.sock)
                 got = resp.readinto(view)
                 if not got:
                     break
@@ -89,28 +112,40 @@ def pull(ns: str | None, host: str, port: int, uri: str, expect_sha256: str | No
                     digest.update(view[:got])
                 if time.perf_counter() > stop:
                     raise TimeoutError(f"pull still running after the {deadline:.0f}s deadline")
+            if watch is not None:
+                watch.finish(conn.sock)
         finally:
             conn.close()
             if out is not None:
                 out.close()
         t1 = time.perf_counter()
-        sha_ok = digest.hexdigest() == (expect_sha256 or man.get("version")) if digest else None
-        complete = n == length if length >= 0 else n > 0
-        error = (f"short body: {n} of {length} bytes" if not complete
-                 else "sha256 mismatch" if sha_ok is False else "")
+        sha_ok = digest.hexdigest() == expect_sha256 if digest else None
+        kind = outcome(n, length, sha_ok)
+        error = {"short body": f"short body: {n} of {length} bytes", "checksum": "sha256 mismatch"}.get(kind, "")
         return PullResult(ok=not error, bytes=n, seconds=t1 - t0, ttfb_ms=ttfb, sha256_ok=sha_ok,
-                          error=error, start=t0, end=t1, cpu_s=time.thread_time() - c0, wait_s=_queued() - q0)
-    except Exception as exc:  # noqa: BLE001 - a failed pull is a result, not a crash
-        t1 = time.perf_counter()
-        return PullResult(ok=False, bytes=n, seconds=t1 - t0, ttfb_ms=ttfb, sha256_ok=False,
-                          error=f"{type(exc).__name__}: {exc}", start=t0, end=t1, cpu_s=time.thread_time() - c0,
+                          error=error, start=t0, end=t1, kind=kind, cpu_s=time.thread_time() - c0,
                           wait_s=_queued() - q0)
+    except Exception as exc:  # noqa: BLE001 - a failed pull is a result, not a crash
+        return _failed(t0, n, ttfb, exc, time.thread_time() - c0, _queued() - q0)
+
+
+def _check_verify(verify: str) -> None:
+    if verify not in ("sha256", "length"):
+        raise ValueError(f"verify {verify!r}: use 'sha256' or 'length'")
+
+
+def _failed(t0: float, n: int, ttfb: float, exc: Exception, cpu_s: float = 0.0, wait_s: float = 0.0) -> PullResult:
+    t1 = time.perf_counter()
+    return PullResult(ok=False, bytes=n, seconds=t1 - t0, ttfb_ms=ttfb, sha256_ok=False,
+                      error=f"{type(exc).__name__}: {exc}", start=t0, end=t1, kind=classify(exc),
+                      cpu_s=cpu_s, wait_s=wait_s)
 
 
 def _queued() -> float:
     """Seconds this thread has waited on a run queue (/proc/thread-self/schedstat; 0 where absent)."""
     try:
-        return int(open("/proc/thread-self/schedstat").read().split()[1]) / 1e9
+        with open("/proc/thread-self/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
     except (OSError, ValueError, IndexError):
         return 0.0
 
@@ -118,11 +153,16 @@ def _queued() -> float:
 def pull_parallel(ns, host, port, uri, n: int, expect_sha256=None, timeout=30, deadline=600,
                   verify: Verify = "sha256", sinks: list[Path] | None = None) -> list[PullResult]:
     """n pulls at once (they start together once every manifest is in); each to its sink file if given."""
+    return together(n, lambda barrier, i: pull(ns, host, port, uri, expect_sha256, timeout, deadline, barrier,
+                                               verify, None, sinks[i] if sinks else None), timeout)
+
+
+def together(n: int, task: Callable[[threading.Barrier, int], PullResult], timeout: float = 30) -> list[PullResult]:
+    """`task(barrier, i)` in n threads at once; each waits at the barrier before its image request."""
     check_parallel(n)
-    barrier = threading.Barrier(n)
+    barrier = threading.Barrier(n, timeout=timeout)
     with ThreadPoolExecutor(max_workers=n, thread_name_prefix="pull") as pool:
-        futures = [pool.submit(pull, ns, host, port, uri, expect_sha256, timeout, deadline, barrier, verify,
-                               None, sinks[i] if sinks else None) for i in range(n)]
+        futures = [pool.submit(task, barrier, i) for i in range(n)]
         return [f.result() for f in futures]
 
 

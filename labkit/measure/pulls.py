@@ -22,7 +22,7 @@ from ..lab.cgroups import IoCounters, joiner
 from ..path import PATH
 from .clients import Target, pull_with
 from .cpu import CpuSampler
-from .tcpinfo import TcpInfoSampler
+from .sockdiag import TcpInfoSampler
 from .pull import PullResult, Verify, aggregate_mbps, check_parallel, pull, pull_parallel
 
 
@@ -75,9 +75,7 @@ class PullRun:
         return "; ".join(sorted({r.error for r in self.results if r.error}))
 
     def disk_mb(self) -> dict[str, float | None]:
-        """MB per disk stage's column (None: that disk is not the lab's own, nothing to count)."""
-        return {d.column: round(getattr(self.disk[d.disk], d.counter) / 1e6, 1) if d.disk in self.disk else None
-                for d in PATH.disk_stages}
+        return disk_mb(self.disk)
 
     def row(self) -> dict:
         good = self.good
@@ -89,6 +87,12 @@ class PullRun:
                 "sha256_ok": all(r.sha256_ok for r in self.results) if self.verify == "sha256" else None,
                 "busiest": self.busiest, "busiest_cpu": self.busiest_cpu, "client": self.client,
                 "client_cpu": self.client_cpu, **self.disk_mb(), "error": self.errors}
+
+
+def disk_mb(delta: dict) -> dict[str, float | None]:
+    """MB per disk stage's column from counter deltas by disk (None: that disk is not the lab's own)."""
+    return {d.column: round(getattr(delta[d.disk], d.counter) / 1e6, 1) if d.disk in delta else None
+            for d in PATH.disk_stages}
 
 
 def pull_at(lab, vantage: str | None = None, parallel: int = 1, verify: Verify = "sha256",

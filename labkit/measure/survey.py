@@ -33,14 +33,10 @@ class Survey:
 
     def save(self, results_dir: Path, label: str = "survey") -> Path:
         """CSV of the table, with a JSON beside it holding the settings that produced it."""
-        results_dir = Path(results_dir)
-        results_dir.mkdir(parents=True, exist_ok=True)
-        stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{label}"
-        self.table.to_csv(results_dir / f"{stem}.csv", index=False)
-        self.detail.to_csv(results_dir / f"{stem}-detail.csv", index=False)
-        (results_dir / f"{stem}.json").write_text(json.dumps(
-            {"settings": self.settings, "notes": self.notes, "meta": self.meta, "cpu": self.cpu}, indent=1))
-        return results_dir / f"{stem}.csv"
+        path = save_results(results_dir, label, self.table,
+                            {"settings": self.settings, "notes": self.notes, "meta": self.meta, "cpu": self.cpu})
+        self.detail.to_csv(path.with_name(path.stem + "-detail.csv"), index=False)
+        return path
 
     @classmethod
     def load(cls, csv: Path) -> "Survey":
@@ -54,6 +50,16 @@ class Survey:
         """The settings the survey ran under, typed."""
         from ..config.settings import parse_settings
         return parse_settings(self.settings)
+
+
+def save_results(results_dir: Path, label: str, table: pd.DataFrame, side: dict) -> Path:
+    """`<time>-<label>.csv` of the table and a `.json` beside it; returns the CSV's path."""
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stem = results_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{label}"
+    table.to_csv(stem.with_suffix(".csv"), index=False)
+    stem.with_suffix(".json").write_text(json.dumps(side, indent=1, default=str))
+    return stem.with_suffix(".csv")
 
 
 def run_survey(lab: Lab, parallel: int = 5, iperf_seconds: int = 2, pull_deadline: float = 300,

@@ -1,330 +1,141 @@
-"""Each TCP connection's state from the kernel while a pull runs: a netlink sock_diag dump per namespace.
+"""The client's own socket during a pull: getsockopt(TCP_INFO) and the unread receive queue, sampled.
 
-    with TcpInfoSampler(lab.plan, lab.settings) as s:
-        ...pull...
-    s.summary()      # per declared connection: the sender's busy / rwnd- / sndbuf-limited time, delivery rate,
-                     # cwnd, retransmits, and the receiver's buffer and unread bytes
+On the receiving end of a download the kernel says how the data arrived (bytes received, the
+receiver's RTT estimate, out-of-order packets: holes the network left), how big the receive
+space grew, and, through SIOCINQ, how much data waited for the program when it came back to
+read. The sender-side counters on this socket (delivery rate, cwnd, busy / rwnd- / sndbuf-limited
+time) describe the client's own sending, i.e. its requests and ACKs: they are kept, but the
+download's sender is the server, whose socket the client cannot see.
 
-One NETLINK_SOCK_DIAG socket is opened inside each namespace of the path (a socket stays in the
-namespace it was made in), then one thread asks every socket for the kernel's `struct tcp_info`
-and socket memory (the same numbers `ss -tim` prints) every `interval` seconds. A dump costs a
-syscall and a few hundred bytes per connection, so sampling every 20 ms costs little CPU and sees
-even a pull of 70 ms several times. The busy, rwnd_limited and sndbuf_limited times are the
-kernel's own counters (tcp_chrono), summed since the connection began, so the last sample of each
-connection holds its totals.
+`SocketWatch` is called by the pull before each read of the image (labkit.measure.pull.pull_image):
+one ioctl per read, a full TCP_INFO sample at most every `interval` seconds, all in the
+pulling thread (no extra thread, no GIL contention).
 """
 from __future__ import annotations
 
-import os
+import fcntl
 import socket
+import statistics
 import struct
-import threading
 import time
 from dataclasses import dataclass, field
 
-from ..nsenter import inside
-
-_NETLINK_SOCK_DIAG, _SOCK_DIAG_BY_FAMILY = 4, 20
-_NLM_F_REQUEST, _NLM_F_DUMP = 1, 0x300
-_NLMSG_ERROR, _NLMSG_DONE = 2, 3
-_INET_DIAG_INFO, _INET_DIAG_SKMEMINFO = 2, 7
-# every state a data-carrying connection can be in: ESTABLISHED, FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK, CLOSING
-_STATES = sum(1 << s for s in (1, 4, 5, 8, 9, 11))
-_NLH = struct.Struct("=IHHII")
-_REQ = struct.Struct("=BBBBI")                     # inet_diag_req_v2 before its sockid
-_SOCKID = struct.Struct(">HH16s16sI8s")           # ports and addresses in network order
-_MSG = struct.Struct("=BBBB")                      # inet_diag_msg before its sockid
-_MSG_TAIL = struct.Struct("=IIIII")                # expires, rqueue, wqueue, uid, inode
-_RTA = struct.Struct("=HH")
-# struct tcp_info (include/uapi/linux/tcp.h) up to tcpi_snd_wnd, in order; an older kernel sends a
-# shorter struct and the fields past its end are left out. Times in µs, rates in bytes/s.
-_TCP_INFO_FIELDS = (
-    "state:B ca_state:B retransmits:B probes:B backoff:B options:B wscale:B app_flags:B "
-    "rto:I ato:I snd_mss:I rcv_mss:I unacked:I sacked:I lost:I retrans:I fackets:I "
-    "last_data_sent:I last_ack_sent:I last_data_recv:I last_ack_recv:I pmtu:I rcv_ssthresh:I rtt_us:I "
-    "rttvar_us:I snd_ssthresh:I cwnd:I advmss:I reordering:I rcv_rtt:I rcv_space:I total_retrans:I "
-    "pacing_rate:Q max_pacing_rate:Q bytes_acked:Q bytes_received:Q segs_out:I segs_in:I notsent_bytes:I "
-    "min_rtt:I data_segs_in:I data_segs_out:I delivery_rate:Q busy_us:Q rwnd_limited_us:Q "
-    "sndbuf_limited_us:Q delivered:I delivered_ce:I bytes_sent:Q bytes_retrans:Q dsack_dups:I "
-    "reord_seen:I rcv_ooopack:I snd_wnd:I").split()
-_KEEP = {"app_flags", "rtt_us", "cwnd", "total_retrans", "bytes_acked", "bytes_received", "delivery_rate",
-         "busy_us", "rwnd_limited_us", "sndbuf_limited_us", "snd_wnd", "notsent_bytes", "rcv_space", "unacked"}
+SIOCINQ = 0x541B                  # = FIONREAD: bytes in the receive queue not yet read
+LAYOUT = [                       # linux/tcp.h struct tcp_info, in order (bitfields read as bytes)
+    ("state", "B"), ("ca_state", "B"), ("retransmits", "B"), ("probes", "B"), ("backoff", "B"),
+    ("options", "B"), ("wscale", "B"), ("app_limited_bits", "B"),
+    ("rto", "I"), ("ato", "I"), ("snd_mss", "I"), ("rcv_mss", "I"),
+    ("unacked", "I"), ("sacked", "I"), ("lost", "I"), ("retrans", "I"), ("fackets", "I"),
+    ("last_data_sent", "I"), ("last_ack_sent", "I"), ("last_data_recv", "I"), ("last_ack_recv", "I"),
+    ("pmtu", "I"), ("rcv_ssthresh", "I"), ("rtt", "I"), ("rttvar", "I"), ("snd_ssthresh", "I"),
+    ("snd_cwnd", "I"), ("advmss", "I"), ("reordering", "I"), ("rcv_rtt", "I"), ("rcv_space", "I"),
+    ("total_retrans", "I"), ("pacing_rate", "Q"), ("max_pacing_rate", "Q"), ("bytes_acked", "Q"),
+    ("bytes_received", "Q"), ("segs_out", "I"), ("segs_in", "I"), ("notsent_bytes", "I"), ("min_rtt", "I"),
+    ("data_segs_in", "I"), ("data_segs_out", "I"), ("delivery_rate", "Q"), ("busy_time", "Q"),
+    ("rwnd_limited", "Q"), ("sndbuf_limited", "Q"), ("delivered", "I"), ("delivered_ce", "I"),
+    ("bytes_sent", "Q"), ("bytes_retrans", "Q"), ("dsack_dups", "I"), ("reord_seen", "I"),
+    ("rcv_ooopack", "I"), ("snd_wnd", "I"), ("rcv_wnd", "I"),
+]
+KEEP = ("bytes_received", "data_segs_in", "rcv_mss", "rcv_space", "rcv_wnd", "rcv_ssthresh", "rcv_rtt",
+        "rtt", "min_rtt", "rcv_ooopack", "total_retrans", "snd_cwnd", "delivery_rate", "busy_time",
+        "rwnd_limited", "sndbuf_limited")
 
 
-def _layout() -> list[tuple[str, int, struct.Struct]]:
-    out, off = [], 0
-    for item in _TCP_INFO_FIELDS:
-        name, fmt = item.split(":")
-        st = struct.Struct("=" + fmt)
-        out.append((name, off, st))
-        off += st.size
-    return out
-
-
-_LAYOUT = _layout()
-MIN_BYTES = 256 * 1024     # a connection that carried less is a manifest request, not an image
-_SKMEM = struct.Struct("=9I")                      # rmem_alloc, rcvbuf, wmem_alloc, sndbuf, ...
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where one side of a declared connection is found: its namespace, and the port on that side."""
-    connection: str
-    side: str                 # "sender" (local port = the server port) or "receiver" (peer port = it)
-    ns: str | None
-    port: int
-    peer_ip: str | None = None
-
-
-def endpoints(plan, settings) -> list[Endpoint]:
-    """Both sides of every connection of the declared path, as `plan` places it and `settings` publish it.
-
-    With Docker's DNAT publishing there is no docker-proxy: the sender of a connection made to a
-    published port is the container's own socket (the address the client dials stays the host's).
-    """
-    path, out = plan.path, []
-    dnat = settings is not None and settings.publish.mode == "dnat"
-    for c in path.connections:
-        node, port = c.sender, c.port
-        for pub in path.published:
-            if dnat and pub.node == c.sender and pub.host_port == c.port:
-                node, port = pub.container, pub.container_port
-        out.append(Endpoint(c.name, "sender", plan.ns(node), plan.port(port)))
-        for n in path.nodes:   # the receiver dialled the declared sender's address
-            out.append(Endpoint(c.name, "receiver", plan.ns(n.name), plan.port(c.port), plan.ip(c.sender)))
-    return out
-
-
-def parse_dump(data: bytes) -> tuple[list[dict], bool]:
-    """The sockets in one netlink reply buffer, and whether the dump is complete."""
-    socks, off, done = [], 0, False
-    while off + _NLH.size <= len(data):
-        length, kind, _, _, _ = _NLH.unpack_from(data, off)
-        if length < _NLH.size:
+def parse_tcp_info(raw: bytes) -> dict[str, int]:
+    """The fields of struct tcp_info the kernel filled (older kernels fill fewer)."""
+    out, off = {}, 0
+    for name, code in LAYOUT:
+        size = struct.calcsize(code)
+        if off + size > len(raw):
             break
-        if kind == _NLMSG_DONE:
-            done = True
-        elif kind == _NLMSG_ERROR:
-            code = struct.unpack_from("=i", data, off + _NLH.size)[0]
-            raise OSError(-code, f"sock_diag: {os.strerror(-code)}")
-        elif kind == _SOCK_DIAG_BY_FAMILY:
-            socks.append(_parse_msg(data[off + _NLH.size: off + length]))
-        off += (length + 3) & ~3
-    return socks, done
-
-
-def _parse_msg(msg: bytes) -> dict:
-    family, state, _, _ = _MSG.unpack_from(msg, 0)
-    sport, dport, src, dst, _, cookie = _SOCKID.unpack_from(msg, _MSG.size)
-    _, rqueue, wqueue, _, _ = _MSG_TAIL.unpack_from(msg, _MSG.size + _SOCKID.size)
-    alen = 4 if family == socket.AF_INET else 16
-    row = {"sport": sport, "dport": dport, "src": socket.inet_ntop(family, src[:alen]),
-           "dst": socket.inet_ntop(family, dst[:alen]), "cookie": cookie.hex(), "state": state,
-           "rqueue": rqueue, "wqueue": wqueue}
-    off = _MSG.size + _SOCKID.size + _MSG_TAIL.size
-    while off + _RTA.size <= len(msg):
-        rlen, rtype = _RTA.unpack_from(msg, off)
-        if rlen < _RTA.size:
-            break
-        body = msg[off + _RTA.size: off + rlen]
-        if rtype == _INET_DIAG_INFO:
-            row.update(parse_tcp_info(body))
-        elif rtype == _INET_DIAG_SKMEMINFO and len(body) >= _SKMEM.size:
-            mem = _SKMEM.unpack_from(body)
-            row.update(rmem_alloc=mem[0], rcvbuf=mem[1], sndbuf=mem[3], wmem_queued=mem[5])
-        off += (rlen + 3) & ~3
-    return row
-
-
-def parse_tcp_info(body: bytes) -> dict:
-    """The fields of `struct tcp_info` the verdict reads (those the kernel sent)."""
-    out = {}
-    for name, off, st in _LAYOUT:
-        if name in _KEEP and off + st.size <= len(body):
-            out[name] = st.unpack_from(body, off)[0]
-    if "app_flags" in out:
-        out["app_limited"] = bool(out.pop("app_flags") & 1)
+        out[name] = struct.unpack_from("=" + code, raw, off)[0]
+        off += size
     return out
 
 
-def _request(family: int) -> bytes:
-    body = _REQ.pack(family, socket.IPPROTO_TCP, (1 << (_INET_DIAG_INFO - 1)) | (1 << (_INET_DIAG_SKMEMINFO - 1)),
-                     0, _STATES) + bytes(_SOCKID.size)
-    return _NLH.pack(_NLH.size + len(body), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST | _NLM_F_DUMP, 1, 0) + body
+def tcp_info(sock: socket.socket) -> dict[str, int]:
+    return parse_tcp_info(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256))
 
 
-class DiagSocket:
-    """A sock_diag socket made inside namespace `ns`: `dump()` lists its IPv4 TCP connections."""
-
-    def __init__(self, ns: str | None):
-        with inside(ns):
-            self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_SOCK_DIAG)
-        self.sock.settimeout(2)
-        self._req = _request(socket.AF_INET)
-
-    def dump(self) -> list[dict]:
-        self.sock.send(self._req)
-        out = []
-        while True:
-            socks, done = parse_dump(self.sock.recv(1 << 16))
-            out += socks
-            if done:
-                return out
-
-    def close(self) -> None:
-        self.sock.close()
+def unread(sock: socket.socket) -> int:
+    """Bytes the kernel holds for this socket that the program has not read yet."""
+    buf = fcntl.ioctl(sock.fileno(), SIOCINQ, b"\0\0\0\0")
+    return struct.unpack("i", buf)[0]
 
 
 @dataclass
-class _Track:
-    """One socket seen on one side of a declared connection: its first and last sample, and a few series."""
-    connection: str
-    side: str
-    first_t: float
-    last_t: float = 0.0
-    last: dict = field(default_factory=dict)
-    series: dict = field(default_factory=dict)
-    samples: int = 0
+class SocketWatch:
+    """Samples one pull's socket from the pulling thread; `summary()` is what the verdict reads."""
+    read_size: int
+    interval: float = 0.02
+    max_samples: int = 5000
+    samples: list[dict] = field(default_factory=list)
+    reads: int = 0
+    backlogged: int = 0           # reads that found at least a whole read's worth (or half the buffer) waiting
+    cpu_s: float = 0.0
+    _t0: float = 0.0
+    _cpu0: float = 0.0
+    _last: float = -1.0
+    _rcvbuf: int = 0
+    _first: dict = field(default_factory=dict)
 
-    def add(self, t: float, row: dict) -> None:
-        self.last_t, self.last = t, row
-        self.samples += 1
-        for key in ("delivery_rate", "cwnd", "snd_wnd", "rqueue", "rmem_alloc", "rcvbuf", "app_limited"):
-            if key in row and len(self.series.setdefault(key, [])) < 5000:
-                self.series[key].append(row[key])
+    def __call__(self, sock: socket.socket) -> None:
+        now = time.perf_counter()
+        if not self.reads:
+            self._t0, self._cpu0 = now, time.thread_time()
+            self._first = tcp_info(sock)
+        self.reads += 1
+        queued = unread(sock)
+        if now - self._last >= self.interval and len(self.samples) < self.max_samples:
+            self._last = now
+            self._sample(sock, now, queued)
+        # SO_RCVBUF counts the kernel's overhead too: a quarter of it is about half the usable window
+        if queued >= min(self.read_size, self._rcvbuf // 4 or self.read_size):
+            self.backlogged += 1
 
+    def _sample(self, sock: socket.socket, now: float, queued: int) -> None:
+        self._rcvbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        info = tcp_info(sock)
+        self.samples.append({"t": round(now - self._t0, 4), "unread": queued, "rcvbuf": self._rcvbuf,
+                             **{k: info[k] for k in KEEP if k in info}})
 
-class TcpInfoSampler:
-    """tcp_info of both sides of every declared connection, sampled every `interval` s while in use."""
+    def finish(self, sock: socket.socket | None) -> None:
+        """The last sample, taken after the body is read (before the socket closes)."""
+        if self.reads:
+            self.cpu_s = time.thread_time() - self._cpu0
+            if sock is not None:
+                self._sample(sock, time.perf_counter(), unread(sock))
 
-    def __init__(self, plan, settings=None, interval: float = 0.02):
-        if not 0.005 <= interval <= 5:
-            raise ValueError(f"tcp_info interval {interval}s is outside 0.005..5 s")
-        self.interval = interval
-        self.ends = endpoints(plan, settings)
-        self._socks = {ns: DiagSocket(ns) for ns in dict.fromkeys(e.ns for e in self.ends)}
-        self._tracks: dict[tuple[str, str, str], _Track] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tcp-info", daemon=True)
-        self._t0 = 0.0
-        self.errors: list[str] = []
-
-    def __enter__(self) -> "TcpInfoSampler":
-        self._t0 = time.monotonic()
-        self._sample()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        for s in self._socks.values():
-            s.close()
-
-    def _run(self) -> None:
-        while True:
-            stopped = self._stop.wait(self.interval)
-            self._sample()          # one more after the stop: the last counters of each connection
-            if stopped:
-                return
-
-    def _sample(self) -> None:
-        t = time.monotonic() - self._t0
-        for ns, ds in self._socks.items():
-            try:
-                rows = ds.dump()
-            except OSError as exc:
-                if len(self.errors) < 5:
-                    self.errors.append(f"{ns or 'host'}: {exc}")
-                continue
-            for e in self.ends:
-                if e.ns != ns:
-                    continue
-                for r in rows:
-                    if match(e, r):
-                        key = (e.connection, e.side, f"{ns}:{r['cookie']}")
-                        self._tracks.setdefault(key, _Track(e.connection, e.side, t)).add(t, r)
-
-    def tracks(self) -> list[_Track]:
-        return list(self._tracks.values())
-
-    def summary(self) -> list[dict]:
-        """One row per declared connection and side seen: see `summarize`."""
-        return summarize(self.tracks(), self.interval)
+    def summary(self) -> dict:
+        return summarize(self.samples, self._first, self.reads, self.backlogged, self.cpu_s)
 
 
-def match(e: Endpoint, row: dict) -> bool:
-    if e.side == "sender":
-        return row["sport"] == e.port
-    return row["dport"] == e.port and (e.peer_ip is None or row["dst"] == e.peer_ip)
+def summarize(samples: list[dict], first: dict, reads: int, backlogged: int, cpu_s: float) -> dict:
+    """Per pull: what arrived and how (the download's direction), and the client's own send counters.
 
-
-def _median(xs: list[float]) -> float | None:
-    xs = sorted(x for x in xs if x is not None)
-    return xs[len(xs) // 2] if xs else None
-
-
-def summarize(tracks: list[_Track], interval: float) -> list[dict]:
-    """Per connection and side, over its sockets (one per parallel pull):
-
-    sender: sockets, span_ms (how long they were seen), busy_pct / rwnd_pct / sndbuf_pct (the kernel's
-    tcp_chrono counters over the span), app_pct (the rest: nothing to send, waiting on the application),
-    net_pct (busy neither window- nor buffer-limited: the congestion window or the link's queue),
-    delivery_MBps (median of the kernel's delivery-rate estimate, summed over sockets), cwnd (median),
-    retrans (segments resent), snd_wnd_min (the smallest window the receiver advertised), app_limited_pct
-    (samples whose rate estimate the kernel marked application-limited), bytes.
-    receiver: sockets, rcvbuf (largest receive buffer), rqueue_max (unread bytes), fill_pct (median of the
-    buffer's use: near 100 the application does not read), bytes.
+    `samples` as SocketWatch takes them (tcp_info fields, "t", "unread", "rcvbuf"), `first` the
+    tcp_info before the first read, `backlogged` how many of `reads` found a read's worth waiting.
     """
-    groups: dict[tuple[str, str], list[_Track]] = {}
-    for tr in tracks:
-        if max(tr.last.get("bytes_acked", 0), tr.last.get("bytes_received", 0)) < MIN_BYTES:
-            continue             # a manifest request, not the image
-        groups.setdefault((tr.connection, tr.side), []).append(tr)
-    out = []
-    for (conn, side), trs in groups.items():
-        row = {"connection": conn, "side": side, "sockets": len(trs), "samples": sum(t.samples for t in trs)}
-        if side == "sender":
-            row.update(_sender(trs, interval))
-        else:
-            row.update(_receiver(trs))
-        out.append(row)
-    return out
-
-
-def _sender(trs: list[_Track], interval: float) -> dict:
-    busy = rwnd = sndbuf = span = 0.0
-    rates, cwnds, wnds, app, sent, retrans = [], [], [], [], 0, 0
-    for t in trs:
-        last = t.last
-        s_ms = max((t.last_t - t.first_t + interval) * 1e3, last.get("busy_us", 0) / 1e3)
-        span += s_ms
-        busy += last.get("busy_us", 0) / 1e3
-        rwnd += last.get("rwnd_limited_us", 0) / 1e3
-        sndbuf += last.get("sndbuf_limited_us", 0) / 1e3
-        rates.append(_median([r for r in t.series.get("delivery_rate", []) if r]) or 0)
-        cwnds += t.series.get("cwnd", [])
-        wnds += t.series.get("snd_wnd", [])
-        app += t.series.get("app_limited", [])
-        sent += last.get("bytes_acked", 0)          # each pull's connection is its own: lifetime totals
-        retrans += last.get("total_retrans", 0)
-    pct = (lambda x: round(100 * min(x, span) / span, 1)) if span else (lambda x: None)
-    return {"span_ms": round(span / len(trs), 1), "busy_pct": pct(busy), "rwnd_pct": pct(rwnd),
-            "sndbuf_pct": pct(sndbuf), "app_pct": pct(span - busy) if span else None,
-            "net_pct": pct(max(0.0, busy - rwnd - sndbuf)),
-            "delivery_MBps": round(sum(rates) / 1e6, 1), "cwnd": _median(cwnds),
-            "retrans": retrans, "snd_wnd_min": min(wnds) if wnds else None,
-            "app_limited_pct": round(100 * sum(app) / len(app), 1) if app else None, "bytes": sent}
-
-
-def _receiver(trs: list[_Track]) -> dict:
-    fills, rq, bufs, got = [], [], [], 0
-    for t in trs:
-        for used, size in zip(t.series.get("rmem_alloc", []), t.series.get("rcvbuf", [])):
-            if size:
-                fills.append(100 * used / size)
-        rq += t.series.get("rqueue", [])
-        bufs += t.series.get("rcvbuf", [])
-        got += t.last.get("bytes_received", 0)
-    return {"rcvbuf": max(bufs) if bufs else None, "rqueue_max": max(rq) if rq else None,
-            "fill_pct": round(_median(fills), 1) if fills else None, "bytes": got}
+    if not samples:
+        return {}
+    s, last = samples, samples[-1]
+    wall = last["t"] or 1e-9
+    rtts = [x["rcv_rtt"] / 1e3 for x in s if x.get("rcv_rtt")]
+    return {
+        "reads": reads,
+        "backlogged_reads": round(backlogged / reads, 3) if reads else 0.0,
+        "client_cpu_pct": round(100 * cpu_s / wall, 1),
+        "data_segs_in": last.get("data_segs_in", 0) - first.get("data_segs_in", 0),
+        "ooo_packets": last.get("rcv_ooopack", 0) - first.get("rcv_ooopack", 0),
+        "rcv_rtt_ms_median": round(statistics.median(rtts), 3) if rtts else None,
+        "min_rtt_ms": round(last["min_rtt"] / 1e3, 3) if last.get("min_rtt") else None,
+        "rcv_space_max": max(x.get("rcv_space", 0) for x in s),
+        "rcvbuf_max": max(x["rcvbuf"] for x in s),
+        "unread_max": max(x["unread"] for x in s),
+        "client_retrans": last.get("total_retrans", 0) - first.get("total_retrans", 0),
+        "client_cwnd": last.get("snd_cwnd"),
+        "client_delivery_rate_MBps": round(last.get("delivery_rate", 0) / 1e6, 3),
+        "client_busy_ms": round(last.get("busy_time", 0) / 1e3, 1),
+        "client_rwnd_limited_ms": round(last.get("rwnd_limited", 0) / 1e3, 1),
+        "client_sndbuf_limited_ms": round(last.get("sndbuf_limited", 0) / 1e3, 1),
+    }

@@ -115,7 +115,8 @@ def _joins(path) -> list[str]:
     out = []
     for a, b in zip(path.nodes, path.nodes[1:]):
         direct = [lk for lk in path.links if {lk.a, lk.b} == {a.name, b.name}]
-        shared = {lk.bridge for lk in path.links if lk.bridge and lk.a in (a.name, b.name)}
+        shared = {lk.bridge for lk in path.links
+                  if lk.bridge and lk.end("a" if lk.bridge_end == "b" else "b")[0] in (a.name, b.name)}
         out.append(f"{direct[0].name} link" if direct else f"{next(iter(shared))} bridge" if shared else "")
     return out
 
@@ -143,4 +144,47 @@ def path_figure(nodes: list[dict], path=None, width: int = 900):
         p.add_layout(Arrow(end=NormalHead(size=10), x_start=xs[i + 1] - 1.25, x_end=xs[i] + 1.25,
                            y_start=0, y_end=0, line_width=2))
         p.text([xs[i] + 1.5], [0.15], text=[name], text_align="center", text_font_size="8pt")
+    return p
+
+
+def receive_figure(samples: list[dict], title: str = "the client's socket during one pull", width: int = 800):
+    """Receive rate (from tcp_info's bytes_received) and the unread receive queue, over the pull."""
+    s = pd.DataFrame(samples)
+    p = figure(title=title, width=width, height=260, x_axis_label="s", y_axis_label="MB/s",
+               tools="xpan,xwheel_zoom,box_zoom,reset,save")
+    if len(s) < 2 or "bytes_received" not in s:
+        return p
+    dt = s.t.diff().replace(0, np.nan)
+    src = ColumnDataSource({"t": s.t, "MBps": (s.bytes_received.diff() / dt / 1e6).fillna(0),
+                            "unread": s.unread / 1e6, "rcvbuf": s.rcvbuf / 1e6})
+    p.line("t", "MBps", source=src, color="teal", legend_label="received (MB/s)")
+    p.line("t", "unread", source=src, color="firebrick", legend_label="unread in the receive queue (MB)")
+    p.line("t", "rcvbuf", source=src, color="gray", line_dash="dashed", legend_label="receive buffer (MB)")
+    p.legend.location = "top_left"
+    p.legend.click_policy = "hide"
+    p.add_tools(HoverTool(tooltips=[("t", "@t{0.000} s"), ("MB/s", "@MBps{0.0}"), ("unread", "@unread{0.00} MB")]))
+    return p
+
+
+def storm_figure(pulls: pd.DataFrame, title: str = "a pull storm: each pull's MB/s when it started",
+                 width: int = 800):
+    """One dot per pull at its start (s after the first) and its own MB/s, coloured by compute node;
+    failed pulls as red crosses on the axis."""
+    from bokeh.palettes import Category10
+    p = figure(width=width, height=300, title=title, x_axis_label="s after the first pull started",
+               y_axis_label="MB/s of this pull", tools="xpan,xwheel_zoom,box_zoom,reset,save")
+    if pulls.empty:
+        return p
+    t = pulls.assign(t=pulls.start - pulls.start.min(), kind=pulls.kind.replace("", "ok"))
+    for i, (node, rows) in enumerate(t[t.ok.astype(bool)].groupby("node", sort=True)):
+        p.scatter("t", "MBps", source=ColumnDataSource(rows[["t", "MBps", "ttfb_ms", "node", "kind"]]), size=7,
+                  color=Category10[10][i % 10], legend_label=str(node))
+    bad = t[~t.ok.astype(bool)]
+    if len(bad):
+        p.scatter("t", "MBps", source=ColumnDataSource(bad[["t", "MBps", "ttfb_ms", "node", "kind"]]),
+                  marker="x", size=10, color="red", legend_label=f"failed ({len(bad)})")
+    p.add_tools(HoverTool(tooltips=[("node", "@node"), ("MB/s", "@MBps{0.0}"), ("TTFB", "@ttfb_ms{0} ms"),
+                                    ("", "@kind")]))
+    p.legend.click_policy = "hide"
+    p.legend.location = "top_right"
     return p

@@ -11,7 +11,7 @@ from bokeh.embed import components
 from bokeh.resources import INLINE
 from markupsafe import Markup
 
-from .plots import compare_bars, flow_figures, survey_bars
+from .plots import compare_bars, flow_figures, receive_figure, storm_figure, survey_bars
 from ..config.render import templates
 from ..measure.survey import Survey
 from ..analyze.tcpflow import FlowDirection
@@ -67,6 +67,15 @@ def surveys_headline(before: Survey, after: Survey, names: tuple[str, str] = ("b
     return f"{names[0]} → {names[1]}: {rate}\n{names[0]}: {vb.summary}\n{names[1]}: {va.summary}"
 
 
+def probe_section(p) -> Section:
+    """A probe of a registry from the client's side (labkit.measure.probe.Probe): table, verdict, the socket."""
+    text = f"{p.uri} from {p.target}" + (f" (inside namespace {p.ns})" if p.ns else "") + ". " + " ".join(p.notes)
+    if p.capture.get("windows_verdict"):
+        text += f" Headers-only capture of the single pull: {p.capture['windows_verdict']}."
+    return Section(f"Probe from the client: {p.target}", text, str(p.verdict),
+                   [_table(p.table.dropna(axis=1, how="all"))], [receive_figure(p.samples)])
+
+
 def flows_section(flows: list[tuple[str, FlowDirection, FlowVerdict]]) -> Section:
     summary = pd.DataFrame([{"capture point": p, **{k: v for k, v in f.summary().items() if k != "flow"},
                              "verdict": v.kind} for p, f, v in flows])
@@ -82,6 +91,25 @@ def trials_section(trials: pd.DataFrame, heading: str = "Settings compared") -> 
                        x="label", y="parallel_MBps", group="run", title="aggregate MB/s by settings and parallel pulls")
     return Section(heading, "One pull and N at once through the full path, per settings.",
                    tables=[_table(trials[cols])], figures=[fig])
+
+
+def storm_section(storm, compare: pd.DataFrame | None = None) -> Section:
+    """A pull storm: the storm's row (beside other rows in `compare`, e.g. the native parallel pull),
+    per compute node, failures by kind, and each pull's MB/s over time."""
+    row = storm.table()
+    table = pd.concat([compare, row], ignore_index=True) if compare is not None else row
+    fails = storm.failures()
+    spec = storm.spec
+    bound = f"{spec.pulls} pulls" if spec.pulls else f"{spec.run_s:g} s"
+    text = (f"Locust: {spec.users} users on {row.nodes[0]} compute node(s), one worker each, {bound}; every pull "
+            f"is a manifest then the image, checked ({spec.verify}). Fairness over the good pulls' own MB/s: "
+            "min / median / max and Jain's index (1 = all equal).")
+    wide = table.set_index("engine").T.rename_axis(index="measure", columns=None).reset_index()
+    tables = [_table(wide.astype(str)), _table(storm.nodes().astype({"jain": str}))]  # Jain's index: 3 decimals
+    return Section("Pull storm from many compute nodes", text,
+                   "no failed pull" if fails.empty else "failures by kind: " + ", ".join(
+                       f"{r.kind} {r.count}" for r in fails.itertuples()),
+                   tables + ([_table(fails)] if not fails.empty else []), [storm_figure(storm.pulls)])
 
 
 def bundle_section(bundle: Path) -> Section:

@@ -1,0 +1,150 @@
+"""What limits a pull, judged from the client's side only (pure: numbers in, a verdict out).
+
+From where the client sits there are three answers:
+
+  client-limited                 the client could not take the data as fast as it came: its
+                                 pulling thread ran flat out (CPU), the data waited in its receive
+                                 queue at most reads, or it advertised zero windows
+  network-limited                the network delivered all it could: the pull reaches what iperf3
+                                 measures to the host (without iperf3: packets were lost on the
+                                 way, holes in what arrived or retransmissions in the capture)
+  server application-limited     neither: the client waited for data the network could have
+                                 carried, so the server sent slowly (its app, nginx, docker-proxy,
+                                 its disk: what lies behind its address)
+
+The checks run in that order: a client that cannot keep up hides everything behind it, and a
+full network hides the server. When iperf3 was run, it decides between network and server: a
+busy machine drops some packets on paths far from full (the lab's veth pairs do, under CPU
+load), so loss alone says the network is lossy, not that it binds. Without iperf3, loss is the
+only sign of the network, and a bottleneck that drops nothing looks like a slow server. `survey_class` maps the in-lab survey's verdict (which
+names a stage of the path) onto the same three words, so the two can be compared.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ..path import PATH
+from .verdict import verdict
+
+CLIENT, NETWORK, SERVER, FAILED = ("client-limited", "network-limited", "server application-limited",
+                                   "pulls fail")
+PEGGED = 90.0          # % of one core
+# Share of reads that found a whole read's worth already waiting. A client that is the bottleneck
+# finds data waiting at nearly every read (0.97-0.99 measured on loopback, tests/test_probe_verdict.py);
+# a bursty sender, or a client descheduled on a busy machine, leaves data waiting at some reads
+# (0.42 measured in the lab's unshaped 2018-10 case, where nginx is the bottleneck).
+BACKLOGGED = 0.75
+ZERO_WINDOWS = 3
+AT_CAPACITY = 0.8      # pull / iperf3 at which the network is what binds
+LOSS_OOO = 0.001       # out-of-order packets per data segment received
+LOSS_RETRANS = 0.01    # retransmitted share of segments in the capture
+SCALES = 1.5           # N pulls together / one pull: each connection is limited, not the path
+
+
+@dataclass
+class ProbeFacts:
+    """The numbers the verdict reads, all measured at the client (None: not measured)."""
+    single_MBps: float
+    client_cpu_pct: float
+    backlogged_reads: float
+    ooo_packets: int
+    data_segs_in: int
+    parallel: int = 1
+    parallel_MBps: float | None = None
+    iperf_MBps: float | None = None
+    iperf_retransmits: int | None = None
+    zero_windows: int | None = None
+    window_limited: bool = False       # the capture saw data reach the edge of the client's window much of the time
+    capture_retrans_share: float | None = None
+    rcv_rtt_ms: float | None = None
+    failures: int = 0
+    pulls: int = 1
+    errors: str = ""
+
+    @classmethod
+    def of(cls, single_MBps: float, socket: dict, **more) -> "ProbeFacts":
+        """From one pull's MB/s and its socket's summary (labkit.measure.tcpinfo.summarize)."""
+        return cls(single_MBps=single_MBps, client_cpu_pct=socket.get("client_cpu_pct", 0.0),
+                   backlogged_reads=socket.get("backlogged_reads", 0.0), ooo_packets=socket.get("ooo_packets", 0),
+                   data_segs_in=socket.get("data_segs_in", 0), rcv_rtt_ms=socket.get("rcv_rtt_ms_median"), **more)
+
+
+@dataclass
+class ProbeVerdict:
+    kind: str
+    summary: str
+    evidence: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return "\n".join([f"{self.kind}: {self.summary}", *[f"  - {e}" for e in self.evidence]])
+
+
+def probe_verdict(f: ProbeFacts) -> ProbeVerdict:
+    ev = [f"one pull: {f.single_MBps:.1f} MB/s; the pulling thread used {f.client_cpu_pct:.0f}% of a core; "
+          f"{100 * f.backlogged_reads:.0f}% of its reads found a whole read's worth already waiting"]
+    if f.failures >= f.pulls:
+        return ProbeVerdict(FAILED, f"every pull failed: {f.errors or 'no data'}", ev)
+    ooo = f.ooo_packets / f.data_segs_in if f.data_segs_in else 0.0
+    ev.append(f"out-of-order packets received: {f.ooo_packets} of {f.data_segs_in} data segments "
+              f"({100 * ooo:.2f}%)" + (f"; receiver's RTT estimate {f.rcv_rtt_ms} ms" if f.rcv_rtt_ms else ""))
+    if f.iperf_MBps:
+        ev.append(f"iperf3 to the host: {f.iperf_MBps:.1f} MB/s"
+                  + (f" ({f.iperf_retransmits} retransmits)" if f.iperf_retransmits is not None else "")
+                  + f"; the pull reaches {100 * f.single_MBps / f.iperf_MBps:.0f}% of it")
+    if f.zero_windows is not None:
+        ev.append(f"capture: {f.zero_windows} zero windows from the client"
+                  + (f", {100 * f.capture_retrans_share:.2f}% of segments resent" if f.capture_retrans_share
+                     is not None else ""))
+    if f.parallel_MBps and f.parallel > 1:
+        ratio = f.parallel_MBps / f.single_MBps if f.single_MBps else 0.0
+        ev.append(f"{f.parallel} pulls at once: {f.parallel_MBps:.1f} MB/s together ({ratio:.1f}x one pull)"
+                  + (": each connection is limited, not the path's capacity" if ratio >= SCALES else ""))
+    if f.failures:
+        ev.append(f"{f.failures} of {f.pulls} pulls failed: {f.errors}")
+
+    if (f.client_cpu_pct >= PEGGED or f.backlogged_reads >= BACKLOGGED or (f.zero_windows or 0) >= ZERO_WINDOWS
+            or f.window_limited):
+        why = ("its pulling thread is CPU-bound" if f.client_cpu_pct >= PEGGED
+               else "data waited in its receive queue" if f.backlogged_reads >= BACKLOGGED
+               else "it closed its receive window" if (f.zero_windows or 0) >= ZERO_WINDOWS
+               else "the data kept reaching the edge of its receive window (its receive buffer, tcp_rmem)")
+        return ProbeVerdict(CLIENT, f"the client cannot take the data as fast as it arrives: {why}", ev)
+    lossy = ooo >= LOSS_OOO or (f.capture_retrans_share or 0.0) >= LOSS_RETRANS
+    if f.iperf_MBps:
+        if f.single_MBps >= AT_CAPACITY * f.iperf_MBps:
+            return ProbeVerdict(NETWORK, f"the network delivers what it can: the pull gets "
+                                         f"{100 * f.single_MBps / f.iperf_MBps:.0f}% of what iperf3 gets", ev)
+        why = (f"the network carries {f.iperf_MBps:.0f} MB/s to this client, the pull gets {f.single_MBps:.0f}"
+               + (" (some packets were lost, but the network has room to spare)" if lossy else ""))
+    elif lossy:
+        return ProbeVerdict(NETWORK, "packets were lost on the way (no iperf3 to compare with: give --iperf3 HOST "
+                                     "to see whether the network is also full)", ev)
+    else:
+        why = ("the client waited for data and nothing was lost (no iperf3 to compare with: a network "
+               "bottleneck that drops nothing would look the same; give --iperf3 HOST to tell them apart)")
+    return ProbeVerdict(SERVER, f"the server sends slower than the client and the network could take: {why}", ev)
+
+
+def network_stages() -> list[str]:
+    """The stages a client's pull crosses beyond the server's host: those measured from the client's own node."""
+    client = PATH.client_vantage.client
+    return [s.name for s in PATH.stages if PATH.vantage(s.vantage).client == client]
+
+
+def survey_class(table: pd.DataFrame) -> tuple[str, str]:
+    """The in-lab survey in the probe's words, and why: (class, the survey's verdict).
+
+    The verdict says when the path is at capacity (the client gets, within noise, the slowest hop
+    that carries the image): then nothing in the server binds, whatever drop an earlier stage shows.
+    Otherwise the binding stage says it: the network when it is one measured from the client's node.
+    """
+    v = verdict(table)
+    if v.cause == "down":
+        return FAILED, v.summary
+    if v.at_capacity:
+        return NETWORK, f"{v.summary} (the path is at capacity on the {v.capacity_hop} hop)"
+    if not v.hop or v.hop in network_stages():
+        return NETWORK, v.summary
+    return SERVER, v.summary

@@ -1,0 +1,236 @@
+"""`labkit probe`: the lab's measurements against a real registry, from wherever it runs.
+
+    p = run_probe("http://registry.example.org", "library/ubuntu:18.04", parallel=5, iperf3="registry.example.org")
+    print(p.table)        # manifest, one pull, N pulls (verified, TTFB, the client's tcp_info), iperf3
+    print(p.verdict)      # client-limited, network-limited or server application-limited, with the numbers
+
+It talks only to the URL it is given (and to the iperf3 host, if one is given): one manifest
+request, one pull, N pulls at once, each bounded by a deadline; an image URL in the manifest
+that names another host (sregistry builds it from its DOMAIN_NAME setting, http://127.0.0.1 by
+default) is fetched from the given host instead, and the table says so. `ns` runs it inside a
+network namespace (the lab's compute node in the tests).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pandas as pd
+
+from ..analyze.probe_verdict import ProbeFacts, ProbeVerdict, probe_verdict
+from ..analyze.tcpflow import analyze
+from ..analyze.windows import flow_verdict
+from ..errors import SettingsError
+from ..nsenter import exec_prefix, inside
+from . import iperf
+from .capture import CapturePoint, CaptureProcess
+from .survey import save_results
+from ..registry.client import get
+from .pull import READ_SIZE, PullResult, aggregate_mbps, pull_image, together
+from .tcpinfo import SocketWatch
+
+URI = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*/[A-Za-z0-9_][A-Za-z0-9_.-]*:[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MAX_PARALLEL = 64
+COLUMNS = ["kind", "point", "parallel", "MBps", "per_pull_min", "per_pull_max", "ttfb_ms", "failures", "verified",
+           "retransmits", "client_cpu_pct", "backlogged_reads", "ooo_packets", "rcv_rtt_ms", "unread_max", "error"]
+
+
+@dataclass(frozen=True)
+class Target:
+    base: str               # scheme://host[:port], no path
+    host: str
+    port: int
+    uri: str
+
+    @classmethod
+    def parse(cls, url: str, uri: str) -> "Target":
+        u = urlsplit(url)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise SettingsError(f"{url!r}: give the registry's base URL, e.g. http://registry.example.org:8080")
+        if u.path.strip("/") or u.query:
+            raise SettingsError(f"{url!r}: give the base URL only (the probe asks for /api/container/... itself)")
+        if not URI.match(uri):
+            raise SettingsError(f"{uri!r}: give the image as collection/name:tag")
+        port = u.port or (443 if u.scheme == "https" else 80)
+        return cls(f"{u.scheme}://{u.hostname}:{port}", u.hostname, port, uri)
+
+
+@dataclass
+class Probe:
+    target: str
+    uri: str
+    ns: str | None
+    table: pd.DataFrame
+    verdict: ProbeVerdict
+    facts: ProbeFacts
+    pulls: list[dict] = field(default_factory=list)          # per pull: its result and its socket's summary
+    samples: list[dict] = field(default_factory=list)        # the single pull's tcp_info samples
+    notes: list[str] = field(default_factory=list)
+    capture: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+    def save(self, results_dir: Path, label: str = "probe") -> Path:
+        """CSV of the table, with a JSON beside it: the verdict, its facts, every pull's socket, the samples."""
+        return save_results(results_dir, label, self.table, {
+            "target": self.target, "uri": self.uri, "verdict": asdict(self.verdict), "facts": asdict(self.facts),
+            "pulls": self.pulls, "samples": self.samples, "notes": self.notes, "capture": self.capture,
+            "meta": self.meta})
+
+
+def run_probe(url: str, uri: str, parallel: int = 5, iperf3: str | None = None, capture: bool = False,
+              ns: str | None = None, deadline: float = 300, timeout: float = 30, iperf_seconds: int = 3,
+              capture_dir: Path | None = None, max_packets: int = 500_000) -> Probe:
+    """Manifest, one pull (captured if asked), `parallel` pulls at once, iperf3 to `iperf3` [host[:port]]."""
+    t = Target.parse(url, uri)
+    if not 1 <= parallel <= MAX_PARALLEL:
+        raise SettingsError(f"--parallel {parallel} is outside 1..{MAX_PARALLEL}")
+    if not 1 <= deadline <= 3600:
+        raise SettingsError(f"deadline {deadline}s is outside 1..3600 s")
+    notes: list[str] = []
+    t0 = time.perf_counter()
+    man, manifest_row = _manifest(t, ns, timeout)
+    image_url = _same_host(man.get("image", ""), t, notes)
+    version = str(man.get("version") or "")
+    verify = "sha256" if SHA256.match(version) else "length"
+    if verify == "length":
+        notes.append(f"the manifest's version {version[:20]!r} is not a sha256: pulls are checked by length only")
+    expect = version if verify == "sha256" else None
+
+    def one(barrier=None) -> tuple[PullResult, SocketWatch]:
+        watch = SocketWatch(READ_SIZE)
+        return pull_image(ns, image_url, expect, timeout, deadline, barrier, verify, watch=watch), watch
+
+    cap = _Capture(t, ns, capture_dir, max_packets, deadline) if capture else None
+    try:
+        single = [one()]
+    finally:
+        captured = cap.finish() if cap else {}
+    runs: list[tuple[PullResult, SocketWatch]] = []
+
+    def in_parallel(barrier, _i) -> PullResult:
+        run = one(barrier)
+        runs.append(run)           # list.append is atomic: threads may finish in any order
+        return run[0]
+    many = together(parallel, in_parallel, timeout) if parallel > 1 else []
+    ip = iperf.run(ns, *_host_port(iperf3, 5201), iperf_seconds) if iperf3 else None
+    rows = [manifest_row, _pull_row(t, single), *([_pull_row(t, runs, many)] if many else [])]
+    if ip is not None:
+        rows.append({"kind": "iperf3", "point": iperf3, "parallel": 1, "MBps": round(ip.MBps, 1),
+                     "failures": int(not ip.ok), "retransmits": ip.retransmits, "error": ip.error})
+    facts = _facts(single, runs, many, parallel, ip, captured)
+    pulls = [{**r.row(), **w.summary(), "parallel": n} for n, group in ((1, single), (parallel, runs))
+             for r, w in group]
+    return Probe(t.base, t.uri, ns, pd.DataFrame(rows).reindex(columns=COLUMNS), probe_verdict(facts), facts,
+                 pulls, single[0][1].samples, notes, captured,
+                 {"verify": verify, "image_url": image_url, "wall_s": round(time.perf_counter() - t0, 1),
+                  "when": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": socket.gethostname(), "ns": ns})
+
+
+def _manifest(t: Target, ns: str | None, timeout: float) -> tuple[dict, dict]:
+    t0 = time.perf_counter()
+    status, body = get(ns, f"{t.base}/api/container/{t.uri}", timeout)
+    ms = round((time.perf_counter() - t0) * 1e3, 1)
+    row = {"kind": "manifest", "point": f"{t.base}/api/container/{t.uri}", "parallel": 1, "ttfb_ms": ms,
+           "failures": int(status != 200), "error": "" if status == 200 else f"HTTP {status}"}
+    if status != 200:
+        raise SettingsError(f"{t.base}/api/container/{t.uri}: HTTP {status} {body[:200]!r}: no image to pull")
+    try:
+        return json.loads(body), row
+    except json.JSONDecodeError:
+        raise SettingsError(f"{t.base}/api/container/{t.uri}: not a JSON manifest: {body[:200]!r}") from None
+
+
+def _same_host(image: str, t: Target, notes: list[str]) -> str:
+    """The manifest's image URL, on the host the probe was given (it talks to no other)."""
+    u = urlsplit(image)
+    if not u.path:
+        raise SettingsError(f"the manifest names no image URL ({image!r})")
+    port = u.port or (443 if u.scheme == "https" else 80)
+    if (u.scheme, u.hostname, port) == (urlsplit(t.base).scheme, t.host, t.port):
+        return image
+    notes.append(f"the manifest's image URL names {u.scheme}://{u.netloc} (sregistry builds it from DOMAIN_NAME); "
+                 f"the probe fetches its path from {t.base}, the host it was given")
+    return urlunsplit((urlsplit(t.base).scheme, urlsplit(t.base).netloc, u.path, u.query, ""))
+
+
+def _host_port(text: str, default: int) -> tuple[str, int]:
+    host, _, port = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
+    return host, int(port) if port else default
+
+
+def _pull_row(t: Target, runs: list[tuple[PullResult, SocketWatch]], results: list[PullResult] | None = None) -> dict:
+    res = [r for r, _ in runs]
+    n = len(res)
+    good = [r for r in res if r.ok]
+    summ = [w.summary() for _, w in runs]
+
+    def med(key):
+        vals = [s[key] for s in summ if s.get(key) is not None]
+        return round(statistics.median(vals), 3) if vals else None
+    return {"kind": "pull", "point": t.base, "parallel": n,
+            "MBps": round(res[0].mbps if n == 1 else aggregate_mbps(results or res), 1),
+            "per_pull_min": round(min(r.mbps for r in res), 1), "per_pull_max": round(max(r.mbps for r in res), 1),
+            "ttfb_ms": round(statistics.median(r.ttfb_ms for r in good), 1) if good else None,
+            "failures": n - len(good), "verified": all(r.sha256_ok is not False for r in res),
+            "retransmits": None, "client_cpu_pct": med("client_cpu_pct"), "backlogged_reads": med("backlogged_reads"),
+            "ooo_packets": sum(s.get("ooo_packets", 0) for s in summ), "rcv_rtt_ms": med("rcv_rtt_ms_median"),
+            "unread_max": max((s.get("unread_max", 0) for s in summ), default=None),
+            "error": "; ".join(sorted({r.error for r in res if r.error}))}
+
+
+def _facts(single, runs, many, parallel, ip, captured) -> ProbeFacts:
+    r, w = single[0]
+    everything = [x for x, _ in single] + [x for x, _ in runs]
+    return ProbeFacts.of(
+        r.mbps, w.summary(), parallel=parallel, parallel_MBps=aggregate_mbps(many) if many else None,
+        iperf_MBps=ip.MBps if ip and ip.ok else None, iperf_retransmits=ip.retransmits if ip and ip.ok else None,
+        zero_windows=captured.get("zero_windows"), capture_retrans_share=captured.get("retrans_share"),
+        window_limited=bool(captured.get("window_limited")), failures=sum(not x.ok for x in everything),
+        pulls=len(everything), errors="; ".join(sorted({x.error for x in everything if x.error})))
+
+
+class _Capture:
+    """Headers-only capture of the single pull on the client's own interface, then the window analysis."""
+
+    def __init__(self, t: Target, ns: str | None, out_dir: Path | None, max_packets: int, seconds: float):
+        if os.geteuid() != 0:
+            raise SettingsError("--capture needs root (a packet socket on the client's interface)")
+        with inside(ns):
+            ip = socket.getaddrinfo(t.host, t.port, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
+        route = subprocess.run([*exec_prefix(ns), "ip", "-o", "route", "get", ip], capture_output=True, text=True,
+                               timeout=10).stdout
+        dev = re.search(r"\bdev (\S+)", route)
+        if not dev:
+            raise SettingsError(f"no route to {ip} here: {route.strip()!r}")
+        self.ip, self.port = ip, t.port
+        self.pcap = Path(out_dir or Path.cwd()) / f"{time.strftime('%Y%m%d-%H%M%S')}-probe-{ip}.pcap"
+        self.pcap.parent.mkdir(parents=True, exist_ok=True)
+        point = CapturePoint("client", "client", dev.group(1), f"tcp and host {ip} and port {t.port}", "server", t.port)
+        self.proc = CaptureProcess([(ns, point, self.pcap)], max_packets, min(600.0, seconds + 30))
+
+    def finish(self) -> dict:
+        stats = self.proc.stop()[0]
+        flows = [f for f in analyze(self.pcap) if f.sender == f"{self.ip}:{self.port}"]
+        if not flows:
+            return {"pcap": str(self.pcap), "packets": stats.packets, "kernel_drops": stats.kernel_drops}
+        f = flows[0]
+        v = flow_verdict(f)
+        # Seen at the receiver, data in flight looks small (its ACKs leave at once), so an open window says
+        # only that the client's window did not bind; zero windows, full windows and resent data still count.
+        reading = {"receiver-window limited": "the client's receive window bound the sender",
+                   "network/link limited": "data was resent: packets were lost on the way"}.get(
+            v.kind, "the client's window stayed open: it did not bind the sender")
+        return {"pcap": str(self.pcap), "packets": stats.packets, "kernel_drops": stats.kernel_drops,
+                "flow": f.flow, "MBps": f.MBps, "zero_windows": f.zero_windows, "window_full": f.window_full,
+                "retransmissions": f.retransmissions, "retrans_share": f.retransmissions / f.packets if f.packets else 0.0,
+                "median_window": f.median_window, "window_limited": v.kind == "receiver-window limited",
+                "windows_verdict": reading, "windows_evidence": v.evidence}

@@ -1,0 +1,280 @@
+"""Pull storms on Locust: a master and one worker per compute node, run in the lab or on a real cluster.
+
+    storm = run_storm(lab, StormSpec(users=40, pulls=200))     # in the lab: workers in the compute namespaces
+    storm.row()          # aggregate MB/s, fairness (min/median/max, Jain), TTFB, failures by kind
+    storm.nodes()        # per compute node
+
+In the lab the master runs in the first compute node's namespace, bound to its address, and
+each worker in its own compute node's namespace: the Locust traffic and the pulls never
+leave the lab. On a cluster, `run_master` and `run_worker` start the same locustfile
+(labkit/measure/locustfile.py) on the hosts they are run on. Every process is started as the
+leader of its own process group and ended by its own id, also when the storm fails.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import socket
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..analyze.storm import failures_table, nodes_table, pulls_table, storm_row
+from ..errors import LabError, SettingsError
+from ..lab.process import Process
+from .cpu import CpuSampler
+from .pull import Verify
+from .pulls import disk_mb
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+MASTER_PORT = 5557          # Locust's own default
+STARTUP_S = 60.0            # workers to start and connect, on a busy 2-core machine
+log = logging.getLogger("labkit.storm")
+
+
+@dataclass(frozen=True)
+class StormSpec:
+    """What a storm does: users, spawn rate (default: all at once), and a pull count or a run time, or both."""
+    users: int = 40
+    pulls: int = 0                   # 0: until run_s ends
+    run_s: float | None = None
+    spawn_rate: float | None = None
+    verify: Verify = "sha256"
+    sha256: str = ""                 # the image's; "" = the manifest's version
+    timeout: float = 30.0            # idle timeout of one read
+    deadline: float = 300.0          # longest one pull may take
+    start_together: bool = True      # the first round starts at once, like pull_at's barrier
+
+    def check(self) -> "StormSpec":
+        problems = []
+        if not 1 <= self.users <= 1024:
+            problems.append(f"users {self.users} is outside 1..1024")
+        if not 0 <= self.pulls <= 100_000:
+            problems.append(f"pulls {self.pulls} is outside 0..100000")
+        if self.run_s is not None and not 1 <= self.run_s <= 86_400:
+            problems.append(f"run time {self.run_s} s is outside 1..86400")
+        if not self.pulls and self.run_s is None:
+            problems.append("give a pull count or a run time (a storm is bounded)")
+        if self.spawn_rate is not None and not 0 < self.spawn_rate <= 10_000:
+            problems.append(f"spawn rate {self.spawn_rate} is outside (0, 10000]")
+        if self.verify not in ("sha256", "length"):
+            problems.append(f"verify {self.verify!r}: use sha256 or length")
+        if not (0 < self.timeout <= 3600 and 0 < self.deadline <= 86_400):
+            problems.append(f"pull timeout {self.timeout} / deadline {self.deadline} out of range")
+        if problems:
+            raise SettingsError("storm: " + "; ".join(problems))
+        return self
+
+    def bound_s(self) -> float:
+        """The longest the whole storm may take: its run time, or its rounds of pulls at their deadline."""
+        rounds = math.ceil(self.pulls / self.users) if self.pulls else 0
+        limit = min(self.run_s or math.inf, rounds * self.deadline or math.inf)
+        return limit + self.deadline + STARTUP_S
+
+    def locust_args(self, host_url: str, image: str) -> list[str]:
+        """The master's options for this storm (workers get them from the master)."""
+        rate = self.spawn_rate or self.users
+        run_s = self.run_s if self.run_s is not None else self.bound_s() - STARTUP_S
+        args = ["--headless", "--only-summary", "-u", str(self.users), "-r", f"{rate:g}", "-t", f"{math.ceil(run_s)}s",
+                "--stop-timeout", f"{self.deadline:g}", "-H", host_url, "--image", image, "--pulls", str(self.pulls),
+                "--verify", self.verify, "--pull-timeout", f"{self.timeout:g}", "--pull-deadline", f"{self.deadline:g}"]
+        if self.sha256:
+            args += ["--sha256", self.sha256]
+        if not self.start_together:
+            args.append("--no-start-line")
+        return args
+
+
+def refusals(settings) -> list[str]:
+    """Settings a storm cannot honour: its users pull with labkit's own client and discard the bytes."""
+    c = settings.client
+    return ([f"client.kind {c.kind!r}: a storm's users pull with labkit's client (set client.kind=labkit)"]
+            if c.kind != "labkit" else []) + (
+           ["client.write_to 'disk': a storm's users discard what they pull (set client.write_to=discard)"]
+            if c.write_to != "discard" else [])
+
+
+class LocustProcess(Process):
+    """`python -m locust -f locustfile.py ...` in a namespace (or here), with labkit importable and its node named."""
+
+    def __init__(self, name: str, node: str, ns: str | None, log_file: Path, args: list[str],
+                 ready_at: tuple[str, int] | None = None):
+        super().__init__(name, node, ns, log_file, ready_at)
+        self.args = args
+
+    def argv(self) -> list[str]:
+        labkit_root = str(Path(__file__).resolve().parents[2])
+        path = os.pathsep.join(filter(None, [labkit_root, os.environ.get("PYTHONPATH")]))
+        return ["env", f"PYTHONPATH={path}", f"LABKIT_NODE={self.node}",
+                sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), *self.args]
+
+
+@dataclass
+class Storm:
+    """A storm's pulls (one row each) and how it ran; the tables are computed from the pulls."""
+    pulls: pd.DataFrame
+    spec: StormSpec
+    point: str
+    missing: int = 0                 # tickets granted but never reported (a worker lost): harness failures
+    meta: dict = field(default_factory=dict)
+    cpu: dict = field(default_factory=dict)
+
+    def row(self) -> dict:
+        return {**storm_row(self.pulls, self.point, "locust", self.spec.users, self.missing),
+                "busiest": self.meta.get("busiest", ""), "busiest_cpu": self.meta.get("busiest_cpu", 0.0),
+                **self.meta.get("disk_MB", {})}
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame([self.row()])
+
+    def nodes(self) -> pd.DataFrame:
+        return nodes_table(self.pulls)
+
+    def failures(self) -> pd.DataFrame:
+        return failures_table(self.pulls)
+
+    @property
+    def ok(self) -> bool:
+        return self.row()["failures"] == 0
+
+    def save(self, results_dir: Path, label: str = "storm") -> Path:
+        """The pulls as CSV, with a JSON beside it holding the spec, the storm row and how it ran."""
+        results_dir = Path(results_dir)
+        results_dir.mkdir(parents=True, exist_ok=True)
+        stem = results_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{label}"
+        self.pulls.to_csv(stem.with_suffix(".csv"), index=False)
+        stem.with_suffix(".json").write_text(json.dumps(
+            {"spec": asdict(self.spec), "row": self.row(), "meta": self.meta, "cpu": self.cpu}, indent=1, default=str))
+        return stem.with_suffix(".csv")
+
+
+def _read_records(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _wait(master: LocustProcess, bound_s: float) -> None:
+    """Until the master ends by itself (all pulls reported, or its run time over), within `bound_s`."""
+    deadline = time.monotonic() + bound_s
+    while master.alive():
+        if time.monotonic() > deadline:
+            raise LabError(f"storm: the Locust master still runs after {bound_s:.0f} s; ended. "
+                           f"Its log:\n{master.log_tail()}")
+        time.sleep(0.2)
+
+
+def _run(master: LocustProcess, workers: list[LocustProcess], spec: StormSpec, records: Path,
+         cpu_of=None) -> tuple[dict, CpuSampler]:
+    """Start the master, then the workers; wait for the storm; end every process by its own id."""
+    started: list[LocustProcess] = []
+    sampler = CpuSampler(cpu_of or dict, interval=0.2)
+    try:
+        master.start()
+        started.append(master)
+        master.wait_ready(STARTUP_S)
+        for w in workers:
+            w.start()
+            started.append(w)
+        t0 = time.monotonic()
+        with sampler:
+            _wait(master, spec.bound_s())
+        wall = time.monotonic() - t0
+        code = master.proc.poll()
+        lost = [w.node for w in workers if w.proc.poll() not in (None, 0)]   # ended on their own, not by quit
+    finally:
+        for proc in reversed(started):
+            proc.stop()
+    if code not in (0, 1):           # 1: Locust's own "some requests failed"; the records say which
+        raise LabError(f"storm: the Locust master exited with {code}:\n{master.log_tail()}")
+    if lost:
+        log.warning("storm: the workers on %s ended before the storm did", ", ".join(lost))
+    return ({"wall_s": round(wall, 1), "master_exit": code, "records": str(records),
+             "workers": [w.node for w in workers], "workers_lost": lost}, sampler)
+
+
+def _storm(records: Path, spec: StormSpec, point: str, meta: dict, sampler: CpuSampler) -> Storm:
+    """The storm from its records; each service's CPU taken while the pulls ran (not while Locust started)."""
+    pulls = pulls_table(_read_records(records))
+    missing = max(0, spec.pulls - len(pulls)) if spec.pulls and not spec.run_s else 0
+    if missing:
+        log.warning("storm: %d of %d pulls were never reported (see the Locust logs)", missing, spec.pulls)
+    window = (float(pulls.start.min()), float(pulls.end.max())) if len(pulls) else None
+    meta["busiest"], meta["busiest_cpu"] = sampler.busiest(window)
+    return Storm(pulls, spec, point, missing, meta, sampler.summary(window))
+
+
+def run_storm(lab, spec: StormSpec) -> Storm:
+    """A storm on the lab: the master in the first compute node's namespace, a worker in every compute node's."""
+    spec.check()
+    if problems := refusals(lab.settings):
+        raise SettingsError("storm: " + "; ".join(problems))
+    lab.require_running()
+    p = lab.plan
+    ends = p.compute_endpoints()
+    if not ends:
+        raise LabError("storm: the lab's path declares no compute node")
+    master_node, master_ns, host, port = ends[0]
+    bind = p.ip(master_node)
+    mport = MASTER_PORT if p.namespaced else _free_port()
+    run = lab.run_dir / "storm" / time.strftime("%Y%m%d-%H%M%S")
+    run.mkdir(parents=True, exist_ok=True)
+    records = run / "pulls.jsonl"
+    master = LocustProcess("locust-master", master_node, master_ns, run / "master.log",
+                           ["--master", "--master-bind-host", bind, "--master-bind-port", str(mport),
+                            "--expect-workers", str(len(ends)), "--expect-workers-max-wait", f"{STARTUP_S:g}",
+                            "--records", str(records), *spec.locust_args(f"http://{host}:{port}", lab.image.uri)],
+                           ready_at=(bind, mport))
+    workers = [LocustProcess(f"locust-worker@{node}", node, ns, run / f"worker-{node}.log",
+                             ["--worker", "--master-host", bind, "--master-port", str(mport)])
+               for node, ns, _, _ in ends]
+    lab.before_pull()                  # storage.cache=cold: the image leaves the page cache (once, not per pull)
+    disk0 = lab.disk_counters()
+    meta, sampler = _run(master, workers, spec, records, lab.processes)
+    disk1 = lab.disk_counters()
+    meta.update(disk_MB=disk_mb({k: disk1[k] - disk0[k] for k in disk1 if k in disk0}), lab=lab.name, image_bytes=lab.image.size, compute_nodes=len(ends), host=f"{host}:{port}",
+                settings=lab.settings.model_dump(mode="json"))
+    return _storm(records, spec, p.path.client_vantage.name, meta, sampler)
+
+
+def run_master(url: str, image: str, spec: StormSpec, workers: int, out_dir: Path,
+               bind: str = "*", port: int = MASTER_PORT) -> Storm:
+    """The master of a storm on a real cluster: waits for `workers` workers (`run_worker` on each compute node)."""
+    spec.check()
+    if not 1 <= workers <= 10_000:
+        raise SettingsError(f"storm: --workers {workers} is outside 1..10000")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-pulls.jsonl"
+    master = LocustProcess("locust-master", socket.gethostname(), None, out_dir / "locust-master.log",
+                           ["--master", "--master-bind-host", bind, "--master-bind-port", str(port),
+                            "--expect-workers", str(workers), "--expect-workers-max-wait", f"{STARTUP_S:g}",
+                            "--records", str(records), *spec.locust_args(url, image)],
+                           ready_at=("*", port))
+    meta, sampler = _run(master, [], spec, records)
+    meta.update(url=url, image=image, expected_workers=workers)
+    return _storm(records, spec, url, meta, sampler)
+
+
+def run_worker(master_host: str, port: int = MASTER_PORT, node: str | None = None,
+               log_dir: Path = Path(".")) -> int:
+    """One worker on this host, until the master ends the storm; ended by its own id on Ctrl-C. Its exit code."""
+    worker = LocustProcess("locust-worker", node or socket.gethostname(), None, Path(log_dir) / "locust-worker.log",
+                           ["--worker", "--master-host", master_host, "--master-port", str(port)])
+    try:
+        worker.start()
+        worker.proc.wait()
+        return worker.proc.returncode
+    finally:
+        worker.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
