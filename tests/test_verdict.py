@@ -315,3 +315,15 @@ def test_a_saturated_upstream_program_binds_where_the_next_stage_only_adds_cpu_w
     v = verdict(t, settings=preset("seed-poster"), detail=d)
     assert (v.hop, v.cause) == ("nginx", "cpu") and (v.next.hop, v.next.cause) == ("published port", "cpu")
     assert "during the pulls at published port: nginx ran 72% of a core and waited for a CPU 32% more" in str(v)
+
+
+def test_unread_data_piling_up_at_the_client_is_a_slow_client():
+    """The sender waits on docker-proxy 41% of the time and is rwnd-limited 34%, but the client's socket holds
+    16 MB it has not read, its buffer two-thirds full, zero windows seen: the client does not keep up."""
+    link = {("link", "sender"): {**RWND, "rwnd_pct": 34, "app_pct": 41, "busy_pct": 59, "snd_wnd_min": 0},
+            ("link", "receiver"): {"rcvbuf": 16e6, "fill_pct": 66, "rqueue_max": 15.8e6}}
+    s = apply_overrides(S2018, ["client.write_to=disk", "client.write_mbps=20"])
+    t, d = survey({"uwsgi": r(1900), "nginx": r(418), "published port": r(338), "full path": r(32)},
+                  tcp={"full path": link}, rows={"full path": {"client_write_MB": 46.0}})
+    v = verdict(t, settings=s, detail=d, meta={"image_bytes": 64 * 2**20})
+    assert (v.hop, v.cause) == ("full path", "client") and "66% full" in str(v)

@@ -23,6 +23,7 @@ PEGGED = 0.9        # share of its allowance at which a program has no CPU to sp
 BUSY = 0.5          # the busiest program at half its allowance, where the pipeline points, is CPU-bound
 SMALL_RCVBUF = 256 * 1024
 FULL = 50.0         # % of the receive buffer holding unread data: the receiver does not read
+UNREAD = 1 << 20    # bytes waiting unread in a receiver's socket (a whole 1 MiB read's worth, at least)
 
 CAUSES = {"link": "link capacity", "cpu": "CPU", "disk": "the disk", "window": "TCP windows",
           "client": "the client", "down": "a service is down", "app": "the application (waiting, not CPU-bound)"}
@@ -49,9 +50,13 @@ def connection_order(view: PathView) -> list[str]:
 
 
 def receiver_limits(snd: dict, rcv: dict | None) -> bool:
-    """The receiver limits the connection: rwnd-limited much of the time, more than the sender waits on its
-    application, and (where the receiver was seen) its buffer small or filling. A sender that bursts after
-    waiting on its application hits the window now and then while the receiver reads promptly: not this."""
+    """The receiver limits the connection: data it has not read piles up in its buffer (more than
+    UNREAD, the buffer over FULL); or the sender is rwnd-limited much of the time, more than it waits
+    on its application, and the receiver's buffer (where seen) is small or filling. A sender that
+    bursts after waiting on its application hits the window now and then while the receiver reads
+    promptly: not this."""
+    if rcv and rcv.get("fill_pct", 0) >= FULL and rcv.get("rqueue_max", 0) >= UNREAD:
+        return True
     if snd.get("rwnd_pct", 0) < SHARE or snd.get("rwnd_pct", 0) < snd.get("app_pct", 0):
         return False
     if rcv and rcv.get("rcvbuf") and rcv["rcvbuf"] > SMALL_RCVBUF and rcv.get("fill_pct", 100) < 10:
@@ -77,13 +82,14 @@ def pipeline(view: PathView) -> Finding | None:
             continue
         line = tcp_text(conn, "sender", snd)
         if receiver_limits(snd, tcp.get((conn, "receiver"))) and (reader := _reader_of(view, conn)):
-            return Finding(reader.name, "", f"what reads {conn}", [line], "reader")
+            return Finding(reader.name, "", f"{' and '.join(reader.stage.programs) or reader.name} reading {conn}",
+                           [line], "reader")
         if snd.get("sndbuf_pct", 0) >= SHARE and (sender := _sender_of(view, conn) or _reader_of(view, conn)):
             return Finding(sender.name, "window", f"the send buffer on {conn}", [line], "sndbuf")
         delivered = snd.get("delivery_MBps", 0)
         if (snd.get("net_pct", 0) >= NET and rate and abs(delivered - rate) <= RATE_MATCH * rate
                 and (sender := _sender_of(view, conn))):
-            return Finding(sender.name, "link", f"the link under {conn}", [line], "link")
+            return Finding(sender.name, "link", f"the {PATH.connection(conn).seen_on[0]} link", [line], "link")
     inner = connection_order(view)[-1:] or []
     snd = tcp.get((inner[0], "sender")) if inner else None
     if snd and snd.get("app_pct", 0) >= 50:
@@ -116,7 +122,7 @@ def _receiver_cause(sv: StageView, conn: str, what: str) -> tuple[str, str, list
     if buf and buf <= SMALL_RCVBUF:
         return "window", f"the receive window on {conn} (a {buf / 1024:.0f} KiB receive buffer)", ev
     if CLIENT in sv.stage.programs:
-        return "client", f"the client reading {conn}", ev
+        return "client", "the client, not reading as fast as the data comes", ev
     return "", what, ev
 
 
