@@ -36,3 +36,11 @@ def test_plan_names_namespaces_and_refuses_bad_names():
     assert p.path.vantage("full path").client == "compute"
     with pytest.raises(ValueError, match="vantage point 'moon': one of uwsgi, nginx, published port, full path"):
         p.path.vantage("moon")
+
+
+def test_the_schedulers_account_of_cpu_and_run_queue_waits():
+    from labkit.measure.cpu import ran, waited
+    before = {"1": (1.0, 0.5), "2": (0.0, 0.0)}
+    after = {"1": (1.5, 0.6), "2": (0.1, 0.8), "3": (0.05, 0.0)}      # thread 3 started meanwhile
+    assert round(ran(before, after, 1.0), 1) == 65.0                  # 0.5 + 0.1 + 0.05 s of CPU in 1 s
+    assert round(waited(before, after, 1.0), 1) == 80.0               # thread 2 wanted most (0.9 s): 0.8 s queued

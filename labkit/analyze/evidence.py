@@ -110,9 +110,11 @@ def cpu_shares(cpu_rows: pd.DataFrame, programs: tuple[str, ...], settings) -> t
         rows = cpu_rows[(cpu_rows.name == prog) | cpu_rows.name.astype(str).str.startswith(prog + "@")]
         if rows.empty:
             continue
-        cols = [c for c in ("cpu_max_proc", "cpu_total", "wait_max_proc") if c in rows]
+        cols = [c for c in ("cpu_max_proc", "cpu_total", "wait_max_proc", "cpu_sched") if c in rows]
         med = rows.groupby("name")[cols].median()
         one, total = float(med.cpu_max_proc.max()), float(med.cpu_total.max())
+        if "cpu_sched" in med and not pd.isna(med.cpu_sched.max()):
+            total = max(total, float(med.cpu_sched.max()))       # the scheduler's exact account
         wait = float(med.wait_max_proc.max()) if "wait_max_proc" in med and not pd.isna(med.wait_max_proc.max()) else 0.0
         cores, how = allowance(settings, prog)
         share = (one + wait) / 100          # what it ran plus what it waited for a CPU: what it wanted

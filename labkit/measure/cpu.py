@@ -21,6 +21,11 @@ def schedstat(pid: int) -> dict[str, tuple[float, float]]:
     return out
 
 
+def ran(before: dict, after: dict, wall: float) -> float:
+    """CPU time of all the process's threads between two schedstat reads, in % of `wall` (exact, unsampled)."""
+    return 100 * sum(run1 - before.get(tid, (0.0, 0.0))[0] for tid, (run1, _) in after.items()) / wall
+
+
 def waited(before: dict, after: dict, wall: float) -> float:
     """The run-queue wait of the thread that wanted a CPU most (ran + waited), in % of `wall`."""
     best, wait = 0.0, 0.0
@@ -39,7 +44,9 @@ class CpuSampler:
     taken within `between`, a (start, end) on the wall clock, e.g. the span of a storm's pulls);
     `wait_max_proc` is how long the thread that wanted a CPU most (ran + waited) spent runnable but
     waiting for one (the scheduler's run-queue time, in % of the sampler's wall time): a process
-    that wants a core on a busy machine runs less than 100 and waits.
+    that wants a core on a busy machine runs less than 100 and waits. `cpu_sched` is all its threads'
+    CPU from the scheduler's own account over the sampler's span (exact where sampling is coarse,
+    e.g. under a CFS quota that lets a group run a few ms per 100 ms).
     """
 
     def __init__(self, processes: Callable[[], dict[str, list[psutil.Process]]], interval: float = 0.2):
@@ -48,6 +55,7 @@ class CpuSampler:
         self._stop = threading.Event()
         self._samples: dict[str, list[tuple[float, float, float]]] = {}   # (wall time, max, total)
         self._waits: dict[str, float] = {}
+        self._ran: dict[str, float] = {}
         self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
 
     def _run(self) -> None:
@@ -65,8 +73,10 @@ class CpuSampler:
         finally:
             wall = max(time.monotonic() - t0, 1e-3)
             for name, ps in procs.items():
-                waits = [waited(start[p.pid], schedstat(p.pid), wall) for p in ps if p.pid in start]
+                ends = {p.pid: schedstat(p.pid) for p in ps if p.pid in start}
+                waits = [waited(start[pid], end, wall) for pid, end in ends.items()]
                 self._waits[name] = round(max(waits, default=0.0), 1)
+                self._ran[name] = round(sum(ran(start[pid], end, wall) for pid, end in ends.items()), 1)
 
     def _sample_loop(self, procs) -> None:
         while True:
@@ -108,5 +118,6 @@ class CpuSampler:
             if samples:
                 out[name] = {"cpu_max_proc": round(sum(s[1] for s in samples) / len(samples), 1),
                              "cpu_total": round(sum(s[2] for s in samples) / len(samples), 1),
-                             "wait_max_proc": max(0.0, self._waits.get(name, 0.0))}
+                             "wait_max_proc": max(0.0, self._waits.get(name, 0.0)),
+                             "cpu_sched": max(0.0, self._ran.get(name, 0.0))}
         return out
