@@ -327,3 +327,13 @@ def test_unread_data_piling_up_at_the_client_is_a_slow_client():
                   tcp={"full path": link}, rows={"full path": {"client_write_MB": 46.0}})
     v = verdict(t, settings=s, detail=d, meta={"image_bytes": 64 * 2**20})
     assert (v.hop, v.cause) == ("full path", "client") and "66% full" in str(v)
+
+
+def test_a_small_but_full_receive_buffer_is_a_slow_reader_not_a_window():
+    """nginx's socket from uwsgi: 232 KiB, 96% full: the kernel did not grow it because nginx does not drain it."""
+    tcp = {("link", "sender"): APP, ("nginx→uwsgi", "sender"): RWND,
+           ("nginx→uwsgi", "receiver"): {"rcvbuf": 232 * 1024, "fill_pct": 96, "rqueue_max": 220e3}}
+    t, d = survey({"uwsgi": (511, 224, 754), "nginx": (239, 120, 297), "published port": (182, 122, 297),
+                   "full path": (167, 165, 259)}, cpu={"nginx": {"nginx": (33, 46)}}, tcp={"full path": tcp, "nginx": tcp})
+    v = verdict(t, settings=S2018, detail=d)
+    assert (v.hop, v.cause) == ("nginx", "cpu")

@@ -23,6 +23,8 @@ PEGGED = 0.9        # share of its allowance at which a program has no CPU to sp
 BUSY = 0.5          # the busiest program at half its allowance, where the pipeline points, is CPU-bound
 SMALL_RCVBUF = 256 * 1024
 FULL = 50.0         # % of the receive buffer holding unread data: the receiver does not read
+STUCK = 90.0        # % full: a receiver whose buffer stays this full does not read (its buffer may be small because
+                    # it never drains: the kernel grows a receive buffer only as fast as the program reads)
 UNREAD = 1 << 20    # bytes waiting unread in a receiver's socket (a whole 1 MiB read's worth, at least)
 
 CAUSES = {"link": "link capacity", "cpu": "CPU", "disk": "the disk", "window": "TCP windows",
@@ -119,7 +121,7 @@ def _receiver_cause(sv: StageView, conn: str, what: str) -> tuple[str, str, list
     rcv = sv.tcp.get((conn, "receiver"), {})
     buf, fill = rcv.get("rcvbuf"), rcv.get("fill_pct", 0)
     ev = [tcp_text(conn, "receiver", rcv)] if rcv else []
-    if buf and buf <= SMALL_RCVBUF:
+    if buf and buf <= SMALL_RCVBUF and fill < STUCK:
         return "window", f"the receive window on {conn} (a {buf / 1024:.0f} KiB receive buffer)", ev
     if CLIENT in sv.stage.programs:
         return "client", "the client, not reading as fast as the data comes", ev
