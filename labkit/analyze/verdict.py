@@ -24,7 +24,6 @@ from .evidence import PathView, StageView, disk_evidence, path_view
 from .noise import Rate, above, reaches, within_noise
 
 CLOSE = 2.0          # a second constraint whose ceiling is within 2x of the binding rate is "next"
-PEGGED = 90.0        # kept for callers: % of one core at which a process has no time to spare
 
 
 @dataclass
