@@ -109,6 +109,14 @@ def test_the_cluster_commands_run_the_same_storm_master_on_one_node_workers_on_t
     assert set(nodes[1:]) <= set(out.split()), out                       # the per-node table names the workers
 
 
+def command_line(p) -> str:
+    """A process's command line; '' for one that ended meanwhile (a zombie this process has yet to reap)."""
+    try:
+        return " ".join(p.cmdline())
+    except psutil.Error:
+        return ""
+
+
 def test_a_worker_lost_mid_storm_leaves_its_pulls_missing_counted_as_the_harnesss(lab, monkeypatch):
     """Ground truth for harness failures: SIGKILL one worker while its pull runs; the storm still ends
     (bounded), the other nodes finish the budget, and the lost pull is counted as missing."""
@@ -124,7 +132,7 @@ def test_a_worker_lost_mid_storm_leaves_its_pulls_missing_counted_as_the_harness
             time.sleep(0.1)
         time.sleep(0.5)                                      # the first round is in flight
         worker = next(p for p in psutil.Process(master.pid).parent().children()
-                      if "--worker" in " ".join(p.cmdline()))
+                      if "--worker" in command_line(p))
         victim["pid"] = worker.pid
         os.kill(worker.pid, signal.SIGKILL)
         nonlocal t_kill
