@@ -5,7 +5,7 @@ IMAGE_MIB ?= 64
 PARALLEL ?= 5
 PRESET ?= sregistry-2018-10
 
-.PHONY: setup lab test unit bench report down jupyter
+.PHONY: setup lab test unit bench bench-ci report down jupyter
 
 setup:
 	@bash scripts/setup.sh
@@ -27,6 +27,15 @@ bench: setup
 	$(BIN)/python benchmarks/bench_clients.py
 	$(BIN)/python benchmarks/bench_verdict.py
 	$(BIN)/python benchmarks/bench_storm.py
+
+# CI's run of the same benchmarks, sized for its 15 minutes on 2 cores: fewer repetitions, and the
+# verdict matrix's CI subset (tests/test_verdict_integration.py) instead of all of it.
+bench-ci: setup
+	$(BIN)/python benchmarks/bench_pull_client.py --reps 5
+	$(BIN)/python benchmarks/bench_capture.py --reps 5
+	$(BIN)/python benchmarks/bench_tuning.py
+	$(BIN)/python benchmarks/bench_clients.py --image-mib 64
+	$(BIN)/python benchmarks/bench_storm.py --trials 3
 
 report: setup
 	$(BIN)/labkit report --image-mib $(IMAGE_MIB)
