@@ -31,8 +31,8 @@ bench: setup
 # CI's run of the same benchmarks, sized for its 15 minutes on 2 cores: fewer repetitions, and the
 # verdict matrix's CI subset (tests/test_verdict_integration.py) instead of all of it.
 bench-ci: setup
-	$(BIN)/python benchmarks/bench_pull_client.py --reps 5
-	$(BIN)/python benchmarks/bench_capture.py --reps 5
+	$(BIN)/python benchmarks/bench_pull_client.py --reps 3 --image-mib 128
+	$(BIN)/python benchmarks/bench_capture.py --reps 3 --image-mib 128
 	$(BIN)/python benchmarks/bench_tuning.py
 	$(BIN)/python benchmarks/bench_clients.py --image-mib 64
 	$(BIN)/python benchmarks/bench_storm.py --trials 3

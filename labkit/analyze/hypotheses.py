@@ -35,7 +35,7 @@ HYPOTHESES = (
     Hypothesis("Django iterates the file", "no wsgi.file_wrapper: Django reads and writes 4 KiB blocks in Python",
                ("app.serve_mode=fileresponse-iter",), "keep uwsgi's file wrapper (sendfile), or X-Accel-Redirect"),
     Hypothesis("cold reads on a slow disk", "the image is read from a networked disk (qcow2 on GPFS): "
-               "every read request waits", ("storage.disk=loop", "storage.cache=cold", "storage.latency_ms=0.5"),
+               "every read request waits", ("storage.disk=loop", "storage.cache=cold", "storage.latency_ms=2"),
                "a warm page cache (RAM for the images), a faster disk, or larger read-ahead"),
     Hypothesis("nginx spools to a slow layer", "nginx buffers every pull into temp files on the container's "
                "own (slow) layer", ("storage.disk=loop", "storage.write_mbps=40"),

@@ -70,8 +70,15 @@ SEED_POSTER = SREGISTRY_2018_10.changed(
     uwsgi={"processes": 128, "threads": 1},
 )
 
-# What the lab's own one-knob-at-a-time sweep from sregistry-2018-10 keeps
-# (data/recorded/sweep-from-2018-10-256MiB.csv; `labkit sweep` re-derives it).
+# What the lab's own one-knob-at-a-time sweep from sregistry-2018-10 keeps (256 MiB, 5 parallel, full path,
+# MB/s one pull / 5 together; data/recorded/sweep-from-2018-10-256MiB.csv, re-derived by
+#   labkit sweep --preset sregistry-2018-10 --image-mib 256 --knob app.serve_mode=fileresponse,fileresponse-iter,
+#     accel,nginx-alias --knob publish.mode=userland-proxy,dnat --knob nginx.sendfile=on,off --knob uwsgi.processes=4,16):
+#   serve mode  fileresponse 336/320, fileresponse-iter 256/329 -> nginx sends the file: accel 1567/2108,
+#               nginx-alias 1446/2382 (these two within noise of each other: accel is kept, since the view
+#               still checks the request before nginx sends, as sregistry's private collections need)
+#   publish     userland-proxy 1712/2328 -> dnat 2251/3459
+#   sendfile on 2402/3215 vs off 1139/1047 (keep it on); uwsgi processes 4 vs 16 within noise (kept at 4).
 RECOMMENDED = SREGISTRY_2018_10.changed(app={"serve_mode": "accel"}, publish={"mode": "dnat"})
 
 PRESETS: dict[str, LabSettings] = {
