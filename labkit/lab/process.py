@@ -47,7 +47,7 @@ class Process:
         self.ready_at = ready_at                       # (address, port) it must accept connections on
         self.proc: subprocess.Popen | None = None
         self.adopted: psutil.Process | None = None     # started by another process (`labkit heal`)
-        self._log_mark = 0                             # log text already read for incidents
+        self._log_marks: dict[Path, int] = {}          # per log file, the bytes already read for incidents
         self.preexec = None                            # run in the child before it execs (join cgroups)
 
     def argv(self) -> list[str]:
@@ -72,7 +72,7 @@ class Process:
             self.proc = subprocess.Popen([*exec_prefix(self.ns), *argv], stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=pass_fds,
                                          preexec_fn=self.preexec)
-        self._log_mark = self._read_logs_from(0)[1]
+        self._log_marks = self._log_sizes()
 
     def wait_ready(self, timeout: float = 20.0) -> None:
         """Until it listens on its port; a clear error with the log's tail if it dies or hangs."""
@@ -93,7 +93,7 @@ class Process:
             p = psutil.Process(pid)
             if p.create_time() == created:
                 self.adopted = p
-        self._log_mark = self._read_logs_from(0)[1]
+        self._log_marks = self._log_sizes()
 
     def stop(self, grace: float = 5.0) -> None:
         if self.pid is None:
@@ -162,10 +162,13 @@ class Process:
         """Log lines since the last look in which a worker died (`peek`: do not mark them seen)."""
         if self.deaths is None:
             return []
-        text, size = self._read_logs_from(self._log_mark)
+        found, sizes = [], {}
+        for f in self.logs():
+            text, sizes[f] = _read_from(f, self._log_marks.get(f, 0))
+            found += [line.strip() for line in text.splitlines() if self.deaths.search(line)]
         if not peek:
-            self._log_mark = size
-        return [line.strip() for line in text.splitlines() if self.deaths.search(line)]
+            self._log_marks = sizes
+        return found
 
     def log_tail(self, lines: int = 15) -> str:
         try:
@@ -177,10 +180,20 @@ class Process:
         lines = [ln for f in self.logs() for ln in _read(f).splitlines() if ln.strip()]
         return lines[-1].strip() if lines else "(empty log)"
 
-    def _read_logs_from(self, mark: int) -> tuple[str, int]:
-        # the logs are read as one stream: mark counts bytes over all of them
-        text = "".join(_read(f) for f in self.logs())
-        return text[mark:], len(text)
+    def _log_sizes(self) -> dict[Path, int]:
+        return {f: f.stat().st_size if f.exists() else 0 for f in self.logs()}
+
+
+def _read_from(path: Path, offset: int) -> tuple[str, int]:
+    """What a log file holds past `offset` bytes (only that is read: the logs grow with every request),
+    and its size now."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return "", 0
+    return data.decode(errors="replace"), offset + len(data)
 
 
 def _read(path: Path) -> str:

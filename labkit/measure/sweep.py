@@ -24,7 +24,7 @@ WINNER_RULE = ("no failed pull; then the highest geometric mean of single-pull M
 
 
 def knob(s: LabSettings, path: str) -> Any:
-    group, field = _split(path)
+    group, field = split_setting(path)
     return getattr(getattr(s, group), field)
 
 
@@ -32,12 +32,12 @@ def with_knobs(s: LabSettings, values: dict[str, Any]) -> LabSettings:
     """`s` with dotted settings changed: {'nginx.sendfile': False, 'app.serve_mode': 'accel'}."""
     groups: dict[str, dict] = {}
     for path, v in values.items():
-        group, field = _split(path)
+        group, field = split_setting(path)
         groups.setdefault(group, {})[field] = v
     return s.changed(**groups)
 
 
-def _split(path: str) -> tuple[str, str]:
+def split_setting(path: str) -> tuple[str, str]:
     group, _, field = path.partition(".")
     if not field or group not in LabSettings.model_fields or field not in LabSettings.model_fields[group].annotation.model_fields:
         raise SettingsError(f"{path!r} is not a setting; use group.field, e.g. nginx.sendfile")

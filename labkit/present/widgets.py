@@ -16,7 +16,7 @@ from ..lab.lab import Lab
 from .plots import trials_bars
 from ..config.presets import PRESETS
 from ..config.settings import BufferSpec, LabSettings, SettingsError, as_text, parse_settings
-from ..measure.sweep import trial
+from ..measure.sweep import split_setting, trial
 
 GROUP_TITLES = {"app": "registry app", "uwsgi": "uwsgi", "nginx": "nginx", "publish": "publish (VM)",
                 "kernel": "kernel TCP", "links": "links (tbf)", "storage": "VM disk", "cpu": "CPU",
@@ -93,11 +93,7 @@ class TuningPanel:
 
     def set(self, dotted: str, value) -> None:
         """Set one control as an operator would type it: `panel.set("nginx.uwsgi_buffer_size", "64k")`."""
-        group, _, field = dotted.partition(".")
-        ctl = self._controls.get((group, field))
-        if ctl is None:
-            raise SettingsError(f"{dotted!r} is not a setting; use group.field, e.g. nginx.sendfile")
-        ctl.value = value
+        self._controls[split_setting(dotted)].value = value
 
     def set_controls(self, s: LabSettings) -> None:
         for (group, field), ctl in self._controls.items():
