@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass, field
 
 from ..lab.cgroups import IoCounters, joiner
-from ..path import PATH
+from ..path import ServingPath
 from .clients import Target, pull_with
 from .cpu import CpuSampler
 from .sockdiag import TcpInfoSampler
@@ -38,6 +38,7 @@ class PullRun:
     client: str = "labkit"
     disk: dict[str, IoCounters] = field(default_factory=dict)   # per lab disk: what the pulls read/wrote
     tcp: list[dict] = field(default_factory=list)
+    path: ServingPath | None = None                              # the path pulled on (its disk stages)
 
     @property
     def client_cpu(self) -> float:
@@ -75,7 +76,7 @@ class PullRun:
         return "; ".join(sorted({r.error for r in self.results if r.error}))
 
     def disk_mb(self) -> dict[str, float | None]:
-        return disk_mb(self.disk)
+        return disk_mb(self.disk, self.path) if self.path else {}
 
     def row(self) -> dict:
         good = self.good
@@ -89,10 +90,10 @@ class PullRun:
                 "client_cpu": self.client_cpu, **self.disk_mb(), "error": self.errors}
 
 
-def disk_mb(delta: dict) -> dict[str, float | None]:
-    """MB per disk stage's column from counter deltas by disk (None: that disk is not the lab's own)."""
+def disk_mb(delta: dict, path: ServingPath) -> dict[str, float | None]:
+    """MB per disk stage's column of `path` from counter deltas by disk (None: that disk is not the lab's own)."""
     return {d.column: round(getattr(delta[d.disk], d.counter) / 1e6, 1) if d.disk in delta else None
-            for d in PATH.disk_stages}
+            for d in path.disk_stages}
 
 
 def pull_at(lab, vantage: str | None = None, parallel: int = 1, verify: Verify = "sha256",
@@ -133,4 +134,4 @@ def pull_at(lab, vantage: str | None = None, parallel: int = 1, verify: Verify =
     busiest, busiest_cpu = sampler.busiest()
     return PullRun(v.name, parallel, results, verify, sampler.summary(), busiest, busiest_cpu,
                    client.kind if external else "labkit", {k: disk1[k] - disk0[k] for k in disk1 if k in disk0},
-                   tcp_sampler.summary() if tcp else [])
+                   tcp_sampler.summary() if tcp else [], path)
