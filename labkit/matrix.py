@@ -129,7 +129,8 @@ def _settings(case: Case):
 
 
 def run_case(lab, case: Case, save_dir=None, **survey_kw) -> dict:
-    """Inject the case's fault, survey, judge: one row (case, expected, named, evidence, seconds, ok)."""
+    """Inject the case's fault, survey, judge: one row (case, expected, named, evidence, seconds, ok).
+    Parallel pulls are made at the client's vantage point only, unless `parallel_at` says otherwise."""
     row = {"case": case.name, "expected": case.expected}
     if why := waiting(lab, case):
         return {**row, "named": "", "evidence": why, "seconds": None, "ok": None}
@@ -137,7 +138,8 @@ def run_case(lab, case: Case, save_dir=None, **survey_kw) -> dict:
     lab.apply(preset(case.preset))
     hops = list(dict.fromkeys(s.hop for s in lab.plan.path.carrying(lab.settings)))
     with inject(lab, injection=case.injection):
-        survey = run_survey(lab, progress=False, hops=hops, **{**survey_kw, **dict(case.survey)})
+        survey = run_survey(lab, progress=False, hops=hops, **{"parallel_at": [lab.plan.path.client_vantage.name],
+                                                                   **survey_kw, **dict(case.survey)})
     v = verdict(survey)
     seconds = time.perf_counter() - t0
     if save_dir:
@@ -156,8 +158,8 @@ SURVEY_DEFAULTS = {"parallel": 4, "iperf_seconds": 1, "repeats": 3, "verify": "l
 
 def run_matrix(lab, cases: list[Case] | None = None, on_row=None, save_dir=None, **survey_kw) -> pd.DataFrame:
     """Every case (default: all of the lab's path) on the running `lab` (on_row(row) as each finishes;
-    each survey saved in `save_dir`). Parallel pulls are made at the client's vantage point only."""
-    kw = {**SURVEY_DEFAULTS, "parallel_at": [lab.plan.path.client_vantage.name], **survey_kw}
+    each survey saved in `save_dir`)."""
+    kw = {**SURVEY_DEFAULTS, **survey_kw}
     pull_at(lab, verify="length")          # the image into the page cache: no case pays for a cold start
     rows = []
     for case in cases or cases_for(lab.plan.path):

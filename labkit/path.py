@@ -333,7 +333,12 @@ class ServingPath:
 
     def stage_of_link(self, link: str) -> Stage:
         """The stage whose own link is `link` (the connection it sends on crosses it)."""
-        return next(s for s in self.stages if s.sends_on and self.connection(s.sends_on).seen_on[0] == link)
+        return next(s for s in self.stages if s.sends_on and link in self.crossed_by(s.sends_on))
+
+    def crossed_by(self, connection: str) -> list[str]:
+        """The links a connection's data crosses, from its sender to where it is seen (a switch's uplink too)."""
+        c = self.connection(connection)
+        return [lk.name for lk in self.links_between(c.sender, self.link(c.seen_on[0]).end(c.seen_on[1])[0])]
 
     def vantages_for(self, settings) -> list[Vantage]:
         """The vantage points whose pulls cross only stages that carry the image under `settings`."""

@@ -342,21 +342,8 @@ def test_a_small_but_full_receive_buffer_is_a_slow_reader_not_a_window():
 
 
 # --- the path is an argument ---------------------------------------------------------------------
-def _renamed(path):
-    """`path` with every stage, vantage point and iperf3 hop renamed: what the analysis names must come from it."""
-    import dataclasses
-    st = {s.name: f"st-{s.name}" for s in path.stages}
-    vt = {v.name: f"at-{v.name}" for v in path.vantages}
-    hp = {h.name: f"hop-{h.name}" for h in path.hops}
-    return dataclasses.replace(
-        path, hops=tuple(dataclasses.replace(h, name=hp[h.name]) for h in path.hops),
-        vantages=tuple(dataclasses.replace(v, name=vt[v.name]) for v in path.vantages),
-        stages=tuple(dataclasses.replace(s, name=st[s.name], vantage=vt[s.vantage], hop=hp[s.hop]) for s in path.stages),
-        disk_stages=tuple(dataclasses.replace(d, stage=st.get(d.stage)) for d in path.disk_stages))
-
-
-def test_the_verdict_reads_the_path_it_is_given():
-    other = _renamed(PATH)
+def test_the_verdict_reads_the_path_it_is_given(renamed):
+    other = renamed(PATH)
     at = {s.name: other.stages[i].vantage for i, s in enumerate(PATH.stages)}
     hop = {h.name: other.hops[i].name for i, h in enumerate(PATH.hops)}
     global_hops = {h.name: r(FAST) for h in PATH.hops}
