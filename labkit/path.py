@@ -24,7 +24,7 @@ hops, vantage points and captures of the single client are.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .config.modes import modes_where
 from .errors import SettingsError, UnknownName
@@ -379,13 +379,13 @@ def compute_names(n: int) -> tuple[str, ...]:
     return ("compute",) if n == 1 else tuple(f"compute{i}" for i in range(1, n + 1))
 
 
-def _edge(computes: tuple[str, ...], vm: str) -> tuple[tuple[Node, ...], tuple[Link, ...], tuple[Bridge, ...], tuple[str, str]]:
+def _edge(computes: tuple[str, ...], vm: str, switched: bool) -> tuple[tuple[Node, ...], tuple[Link, ...], tuple[Bridge, ...], tuple[str, str]]:
     """The compute side: nodes, links, bridges, and where the first client's connection is captured.
 
-    One compute node: a point-to-point link from the VM. Several: each on its own port of a
-    switch, which has one uplink to the VM (the link `links.wan` shapes at the VM's end).
+    One compute node: a point-to-point link from the VM. Several (or `switched`): each on its own
+    port of a switch, which has one uplink to the VM (the link `links.wan` shapes at the VM's end).
     """
-    if len(computes) == 1:
+    if not switched:
         return ((Node(computes[0], "compute node", "192.0.2.10"),),  # RFC 5737 documentation ranges:
                 (Link("wan", vm, "eth0", computes[0], "eth0", shaped=True),),  # they exist only inside the lab
                 (), ("wan", "b"))
@@ -403,11 +403,18 @@ def iperf_ports(nodes) -> tuple[Port, ...]:
     return tuple(Port(f"iperf@{n}", 5201, 41 + i) for i, n in enumerate(nodes))
 
 
-def registry_path(compute_nodes: int = 1) -> ServingPath:
-    """sregistry's docker-compose deployment on a VM, with `compute_nodes` compute nodes pulling from it."""
+def registry_path(compute_nodes: int = 1, load_balancer: bool = False) -> ServingPath:
+    """sregistry's docker-compose deployment on a VM, with `compute_nodes` compute nodes pulling from it
+    (through a load-balancing nginx in front of the VM with `load_balancer`: the compute nodes then sit
+    on a switch, whatever their number)."""
     computes = compute_names(compute_nodes)
+    path = _registry(computes, switched=len(computes) > 1 or load_balancer)
+    return _load_balanced(path) if load_balancer else path
+
+
+def _registry(computes: tuple[str, ...], switched: bool) -> ServingPath:
     client, vm, vm_ip = computes[0], "vm", "192.0.2.20"
-    edge_nodes, edge_links, edge_bridges, client_link = _edge(computes, vm)
+    edge_nodes, edge_links, edge_bridges, client_link = _edge(computes, vm, switched)
     nginx_port, uwsgi_port = "nginx", "uwsgi_socket"
     app_idle = {"app.serve_mode": modes_where(lambda m: not m.app_sends_image)}
     iperf_nodes = (client, vm, "nginx", "uwsgi")
@@ -468,9 +475,40 @@ def registry_path(compute_nodes: int = 1) -> ServingPath:
     )
 
 
+def _load_balanced(p: ServingPath, lb: str = "lb", address: str = "192.0.2.30") -> ServingPath:
+    """`p` (its compute nodes on a switch) with a load-balancing nginx in front of the VM, on the same
+    switch: the compute nodes pull from it, it proxies every request to the VM's published port.
+
+        compute ──port1── switch ──lb── lb (nginx, proxy_pass) ──(switch)──wan── vm ── publish ── nginx ── uwsgi
+    """
+    client, pub = p.compute[0], p.published[0]
+    vm, bridge = pub.node, p.link("wan").bridge
+    client_port = next(lk.name for lk in p.links if lk.bridge == bridge and client in (lk.a, lk.b))
+    iperf = [s for s in p.services if s.program == "iperf3"]
+    last = p.stages[-1]
+    return replace(
+        p, nodes=(*p.nodes, Node(lb, "load balancer (nginx in front of the VM)", address)),
+        links=(*p.links, Link(lb, p.link("wan").b, lb, lb, "eth0", bridge=bridge, bridge_end="a")),
+        services=(*p.services, ServiceSpec(f"iperf3@{lb}", "iperf3", lb, f"iperf@{lb}"),
+                  ServiceSpec(lb, "nginx", lb, lb, upstream=Upstream(vm, pub.host_port, "http"), cpu=lb)),
+        ports=(*p.ports, Port(lb, 80, 82), Port(f"iperf@{lb}", 5201, 41 + len(iperf))),
+        hops=(*p.hops, Hop(f"compute→{lb}", client, lb, f"iperf@{lb}"), Hop(f"{lb}→vm", lb, vm, f"iperf@{vm}")),
+        connections=(*(replace(c, seen_on=(lb, "b")) if c.name == "link" else c for c in p.connections),
+                     Connection("edge", lb, lb, (client_port, "b"))),
+        vantages=(*p.vantages[:-1], Vantage("load balancer", lb, lb, lb, p.client_vantage.crosses),
+                  replace(p.client_vantage, server=lb, port=lb, crosses=("edge", *p.client_vantage.crosses))),
+        stages=(*p.stages[:-1],
+                Stage("load balancer", "the load balancer in front of the VM (nginx proxying to the published "
+                      "port) and the WAN to it", "load balancer", f"{lb}→vm", ("edge", "link"), programs=(lb,),
+                      sends_on="link", reads_from="link"),
+                replace(last, adds="the link from the load balancer to the compute node", hop=f"compute→{lb}",
+                        capture=("edge",), sends_on="edge", reads_from="edge")))
+
+
 PATH = registry_path()     # the default a lab is built on; everything after the lab reads the lab's own path
 # every node name any registry_path(n) can have: to find a lab's namespaces without knowing its n
-NODE_NAMES = frozenset(n.name for k in (1, MAX_COMPUTE_NODES) for n in registry_path(k).nodes)
+NODE_NAMES = frozenset(n.name for k in (1, MAX_COMPUTE_NODES) for lb in (False, True)
+                       for n in registry_path(k, lb).nodes)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ class NginxPaths:
     server_include: str | None = None
     host_header: str | None = None       # lab only: HTTP_HOST for the app (Debian's uwsgi_params drops the port)
     static_dir: str | None = None        # sregistry's /static alias (the bundle; the lab has no static files)
+    proxy_pass: str | None = None        # an nginx in front of another (a load balancer): every request to this URL
     accel_prefix: str = ACCEL_PREFIX
 
 
@@ -39,9 +40,12 @@ class UwsgiPaths:
 
 
 def lab_nginx_paths(run: Path, listen: str, upstream: str, images: Path, temp: Path | None = None,
-                    name: str = "nginx") -> NginxPaths:
-    """An nginx of the lab: its files in the run directory, named after its service."""
-    return NginxPaths(listen=listen, uwsgi_upstream=upstream, images_dir=str(images),
+                    name: str = "nginx", protocol: str = "uwsgi") -> NginxPaths:
+    """An nginx of the lab: its files in the run directory, named after its service; its upstream
+    spoken to with uwsgi_pass, or (`protocol` "http") proxied to over HTTP."""
+    http = protocol == "http"
+    return NginxPaths(listen=listen, uwsgi_upstream="" if http else upstream, images_dir=str(images),
+                      proxy_pass=f"http://{upstream}" if http else None,
                       pid=str(run / f"{name}.pid"), error_log=str(run / f"{name}-error.log"),
                       access_log=str(run / f"{name}-access.log"), user="root",
                       temp_dir=str(temp or run / f"{name}-temp"), host_header="$http_host")

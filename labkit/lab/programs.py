@@ -108,7 +108,7 @@ class Uwsgi(Service):
 
 class Nginx(Service):
     deaths = re.compile(r"worker process \d+ exited on signal \d+")
-    PROTOCOLS = ("uwsgi",)          # how it can speak to its upstream
+    PROTOCOLS = ("uwsgi", "http")   # how it can speak to its upstream (uwsgi_pass, proxy_pass)
 
     def __init__(self, site: Site, spec: ServiceSpec, settings: LabSettings):
         super().__init__(site, spec, settings)
@@ -124,7 +124,8 @@ class Nginx(Service):
         _, host, port = self.site.plan.endpoint(self.spec.upstream)
         listen = f"{self.ready_at[0]}:{self.ready_at[1]}"
         return render_nginx(s, lab_nginx_paths(self.site.run_dir, listen, f"{host}:{port}",
-                                               self.site.images_dir.resolve(), self.temp_dir, self.name))
+                                               self.site.images_dir.resolve(), self.temp_dir, self.name,
+                                               self.spec.upstream.protocol))
 
     def check(self, s: LabSettings) -> None:
         """`nginx -t` on the config `s` gives, in nginx's namespace (its listen address is there)."""
