@@ -3,6 +3,7 @@
     PullResult    one pull: bytes, time, TTFB, verified or not, its failure kind, the puller's CPU
     KINDS         the words failures are counted by (labkit.measure.failures classifies them)
     Survey        a survey's table, its settings, the path it was measured on, its evidence (saved, loaded)
+    cost          the rows' CPU-seconds per GB columns (labkit.records.cost)
 
 Plain data and files: nothing here measures or judges, so measure and analyze both import it and
 neither imports the other (tests/unit/test_layers_contract.py keeps it so).
@@ -17,7 +18,8 @@ from typing import Literal
 
 import pandas as pd
 
-from .path import ServingPath, registry_path
+from ..path import ServingPath, registry_path
+from . import cost
 
 Verify = Literal["sha256", "length"]
 KINDS = ("connect", "reset", "http", "short body", "checksum", "timeout", "other")
@@ -35,7 +37,7 @@ class PullResult:
     start: float = 0.0
     end: float = 0.0
     kind: str = ""                  # "" for a good pull, else one of KINDS
-    cpu_s: float = 0.0              # CPU time of the pulling thread (reading, and hashing if verified)
+    cpu_s: float = 0.0              # CPU time of the pulling thread (reading, and hashing if verified), or of the client program
     wait_s: float = 0.0             # time it was runnable but waited for a CPU (the run queue)
 
     @property
@@ -51,7 +53,7 @@ def survey_columns(path: ServingPath) -> list[str]:
     """A survey table's columns: one MB column per disk stage of the path it was measured on."""
     return ["kind", "point", "through", "parallel", "MBps", "MBps_lo", "MBps_hi", "runs", "spread_pct",
             "per_pull_min", "per_pull_max", "ttfb_ms", "failures", "sha256_ok", "retransmits", "busiest",
-            "busiest_cpu", "client", "client_cpu", *[d.column for d in path.disk_stages], "error"]
+            "busiest_cpu", "client", "client_cpu", *[d.column for d in path.disk_stages], *cost.columns(path), "error"]
 
 
 @dataclass
@@ -87,7 +89,7 @@ class Survey:
     @property
     def lab_settings(self):
         """The settings the survey ran under, typed."""
-        from .config.settings import parse_settings
+        from ..config.settings import parse_settings
         return parse_settings(self.settings)
 
 
