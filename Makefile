@@ -5,7 +5,7 @@ IMAGE_MIB ?= 64
 PARALLEL ?= 5
 PRESET ?= sregistry-2018-10
 
-.PHONY: setup lab test unit bench bench-ci report down jupyter
+.PHONY: setup lab test unit integration bench bench-ci report down jupyter
 
 setup:
 	@bash scripts/setup.sh
@@ -17,8 +17,13 @@ test:
 	@EXTRA_APT_PKGS=chromium bash scripts/setup.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks --nbval-lax --nbval-cell-timeout=600
 
+# tests/unit starts no program (pure logic; tests/unit/conftest.py refuses a subprocess); tests/integration
+# brings the real lab up (root) and is marked `integration` by its folder (tests/conftest.py)
 unit: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests -m "not integration"
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
+
+integration: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/integration
 
 bench: setup
 	$(BIN)/python benchmarks/bench_pull_client.py
@@ -29,7 +34,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_storm.py
 
 # CI's run of the same benchmarks, sized for its 15 minutes on 2 cores: fewer repetitions, and the
-# verdict matrix's CI subset (tests/test_verdict_integration.py) instead of all of it.
+# verdict matrix's CI subset (tests/integration/test_verdict_integration.py) instead of all of it.
 bench-ci: setup
 	$(BIN)/python benchmarks/bench_pull_client.py --reps 3 --image-mib 128
 	$(BIN)/python benchmarks/bench_capture.py --reps 3 --image-mib 128

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from labkit.measure.capture import capture_pull
 from labkit.lab.lab import Lab
-from labkit.measure.pulls import pull_at
+from labkit.measure.pull_at import pull_at
 from labkit.analyze.tcpflow import analyze, packets
 
 MiB = 2**20

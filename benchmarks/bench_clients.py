@@ -14,7 +14,7 @@ import statistics
 
 from labkit.config.presets import SREGISTRY_SHIPPED
 from labkit.lab.lab import Lab
-from labkit.measure.pulls import pull_at
+from labkit.measure.pull_at import pull_at
 
 MiB = 2**20
 KINDS = {"labkit": {}, "curl": {}, "sregistry-cli": {},

@@ -14,8 +14,8 @@ import subprocess
 import time
 
 from labkit.lab.lab import Lab
-from labkit.nsenter import exec_prefix
-from labkit.measure.pulls import pull_at
+from labkit.in_netns import exec_prefix
+from labkit.measure.pull_at import pull_at
 from labkit.config.presets import SREGISTRY_SHIPPED
 from labkit.measure.survey import run_survey
 

@@ -18,11 +18,11 @@ import time
 
 import pandas as pd
 
-from labkit.analyze.storm import pulls_table, records_of, storm_row
+from labkit.analyze.storm_tables import pulls_table, records_of, storm_row
 from labkit.config.presets import PRESETS
 from labkit.lab.lab import Lab
-from labkit.measure.pulls import pull_at
-from labkit.measure.storm import StormSpec
+from labkit.measure.pull_at import pull_at
+from labkit.measure.locust_storm import StormSpec
 from labkit.workflows import run_storm
 
 SHOW = ["engine", "nodes", "users", "pulls", "ok", "failures", "harness_failures", "MBps", "per_pull_min",

@@ -19,7 +19,7 @@ from .measure import iperf
 from .measure.survey import run_survey
 from .analyze.verdict import verdict
 from .measure.probe import MAX_DEADLINE_S as MAX_PROBE_DEADLINE, MAX_PARALLEL as MAX_PROBE_PARALLEL
-from .measure.storm import MAX_PULLS, MAX_SPAWN_RATE, MAX_USERS
+from .measure.locust_storm import MAX_PULLS, MAX_SPAWN_RATE, MAX_USERS
 from .path import MAX_COMPUTE_NODES
 
 # --- option types: a value out of range is refused by click, naming the option and its range --------
@@ -297,7 +297,7 @@ def seconds(text: str) -> float:
 
 
 def _storm_spec(a):
-    from .measure.storm import StormSpec
+    from .measure.locust_storm import StormSpec
     return StormSpec(users=a.users, pulls=a.pulls, run_s=a.run_time,
                      spawn_rate=a.spawn_rate, verify=a.verify, sha256=a.sha256,
                      start_together=not a.no_start_line).check()
@@ -318,7 +318,7 @@ def _print_storm(storm, label: str, out: Path = DATA / "results") -> None:
 
 def cmd_storm(a) -> int:
     """A Locust pull storm: in a lab (default), or as the master or a worker on a real cluster."""
-    from .measure.storm import run_worker
+    from .measure.locust_storm import run_worker
     from .workflows import run_master, run_storm
     if a.worker and a.master:
         raise SettingsError("storm: --master or --worker, not both")
@@ -333,7 +333,7 @@ def cmd_storm(a) -> int:
                                 "and --workers N")
         storm = run_master(a.url, a.image, spec, a.workers, Path(a.out), a.bind_host, a.master_port)
     else:
-        from .measure.storm import refusals
+        from .measure.locust_storm import refusals
         lab = Lab.attach(a.on) if a.on else None
         if problems := refusals(lab.settings if lab else _settings(a)):
             raise SettingsError("storm: " + "; ".join(problems))

@@ -7,7 +7,6 @@ surveys the path and compares the verdict with the case's ground truth: the stag
 named, what must bind there, and for two bottlenecks the one that must come next. Stage names
 are derived from the lab's own path (the stage whose link was shaped, whose program was capped):
 `cases_for(path)`; CASES are those of the default path.
-Cases that need a settings group the Lab does not apply yet are reported as waiting, not run.
 """
 from __future__ import annotations
 
@@ -19,9 +18,8 @@ import pandas as pd
 
 from .analyze.verdict import Verdict, verdict
 from .config.presets import PRESETS, preset
-from .errors import SettingsError
 from .lab.faults import Injection, inject
-from .measure.pulls import pull_at
+from .measure.pull_at import pull_at
 from .measure.survey import run_survey
 from .path import CLIENT, ServingPath, registry_path
 
@@ -112,28 +110,10 @@ CASES = cases_for(registry_path())      # on the default path (run_matrix takes 
 CI_CASES = [c for c in CASES if c.name.startswith(("link ", "docker-proxy killed", "two links", "nginx CPU"))]
 
 
-def waiting(lab, case: Case) -> str:
-    """Why the lab cannot run `case` yet ('' when it can): a settings group not wired into the Lab."""
-    try:
-        lab.check(_settings(case))
-    except SettingsError as exc:
-        if "not applied by this lab yet" in str(exc):
-            return f"waiting: {exc}"
-        raise
-    return ""
-
-
-def _settings(case: Case):
-    from .config.overrides import apply_overrides
-    return apply_overrides(preset(case.preset), list(case.injection.set))
-
-
 def run_case(lab, case: Case, save_dir=None, **survey_kw) -> dict:
     """Inject the case's fault, survey, judge: one row (case, expected, named, evidence, seconds, ok).
     Parallel pulls are made at the client's vantage point only, unless `parallel_at` says otherwise."""
     row = {"case": case.name, "expected": case.expected}
-    if why := waiting(lab, case):
-        return {**row, "named": "", "evidence": why, "seconds": None, "ok": None}
     t0 = time.perf_counter()
     lab.apply(preset(case.preset))
     hops = list(dict.fromkeys(s.hop for s in lab.plan.path.carrying(lab.settings)))

@@ -22,8 +22,8 @@ from .analyze.tcpflow import FlowDirection, analyze
 from .analyze.windows import FlowVerdict, flow_verdict
 from .analyze.verdict import verdict
 from .analyze.probe_verdict import judge_probe
-from .analyze.storm import Storm, storm_of
-from .measure import probe as _probe, storm as _storm
+from .analyze.storm_tables import Storm, storm_of
+from .measure import probe as _probe, locust_storm as _storm
 
 def capture_points_for(survey: Survey) -> list[str]:
     """The connections around the stage that loses throughput (every one a client's pull crosses if none does),
@@ -105,7 +105,7 @@ def run_hypotheses(lab: Lab, parallels: list[int], hypotheses=None, link: str | 
     from .config.overrides import apply_overrides
     from .config.presets import preset
     from .measure import iperf
-    from .measure.pulls import pull_at
+    from .measure.pull_at import pull_at
     link = link or SEED_LINK
     path = lab.plan.path
     hop = path.hop(path.client_stage.hop)        # the client's hop: from the compute node to the VM
@@ -137,7 +137,7 @@ def run_probe(url: str, uri: str, **kw) -> Probe:
 
 
 def run_storm(lab: Lab, spec) -> Storm:
-    """A Locust pull storm on the lab (labkit.measure.storm), as its tables: `s.row()`, `s.nodes()`, `s.failures()`."""
+    """A Locust pull storm on the lab (labkit.measure.locust_storm), as its tables: `s.row()`, `s.nodes()`, `s.failures()`."""
     return storm_of(_storm.measure_storm(lab, spec))
 
 

@@ -1,5 +1,9 @@
+"""Shared by tests/unit and tests/integration. Every test below tests/integration is marked `integration`
+here, by its folder (it brings the real lab or a real program up); tests/unit/conftest.py refuses to
+let a unit test start any program."""
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +19,13 @@ def _lab_possible() -> str | None:
     return None
 
 
+INTEGRATION = Path(__file__).parent / "integration"
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if INTEGRATION in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.integration)
     why = _lab_possible()
     if why and os.environ.get("CI"):
         return  # in CI a missing tool must fail the run, not skip it

@@ -33,7 +33,7 @@ CLIENT, NETWORK, SERVER, FAILED = ("client-limited", "network-limited", "server 
                                    "pulls fail")
 PEGGED = 90.0          # % of one core
 # Share of reads that found a whole read's worth already waiting. A client that is the bottleneck
-# finds data waiting at nearly every read (0.97-0.99 measured on loopback, tests/test_probe_verdict.py);
+# finds data waiting at nearly every read (0.97-0.99 measured on loopback, tests/unit/test_probe_verdict.py);
 # a bursty sender, or a client descheduled on a busy machine, leaves data waiting at some reads
 # (0.42 measured in the lab's unshaped 2018-10 case, where nginx is the bottleneck).
 BACKLOGGED = 0.75

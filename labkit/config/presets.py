@@ -3,7 +3,7 @@
 Every value below was read from singularityhub/sregistry at the commit named (the files
 `uwsgi.ini`, `nginx.conf` = the server block mounted as conf.d/default.conf, and
 `nginx/nginx.conf` = the main config baked into sregistry's nginx image); whatever a file does
-not set stays at the program's default. `tests/test_presets.py` holds the upstream directives
+not set stays at the program's default. `tests/unit/test_presets.py` holds the upstream directives
 as data and checks the rendered files against them, directive by directive.
 
 Not modelled, in every preset: nginx's `/upload` location (it needs nginx-upload-module, which

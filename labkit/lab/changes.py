@@ -1,6 +1,6 @@
 """What changing a running lab's settings takes: a pure function of (old, new, what this machine offers).
 
-    plan_changes(old, new, Features(...)) -> Changes(groups, steps, problems)
+    plan_changes(old, new, HostFeatures(...)) -> Changes(groups, steps, problems)
 
 Steps are done in the order given: kernel sysctls, link shaping, the publish mode, uwsgi
 (restarted: it reads its ini at start), nginx (reloaded gracefully). A change with problems
@@ -20,7 +20,8 @@ STEP_ORDER = ("storage", "kernel", "links", "publish", "uwsgi", "nginx", "cpu", 
 
 
 @dataclass(frozen=True)
-class Features:
+class HostFeatures:
+    """What this machine offers a live change (cgroups' own offer is labkit.lab.cgroups.Features)."""
     namespaced: bool
     congestion_controls: tuple[str, ...]
     nft: bool
@@ -33,7 +34,7 @@ class Changes:
     problems: tuple[str, ...]    # why it cannot be done here (empty: it can)
 
 
-def plan_changes(old: LabSettings, new: LabSettings, feats: Features) -> Changes:
+def plan_changes(old: LabSettings, new: LabSettings, feats: HostFeatures) -> Changes:
     groups = tuple(g for g in LabSettings.model_fields if getattr(old, g) != getattr(new, g))
     problems = []
     if not feats.namespaced:

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import ConfigRejected
-from ..nsenter import exec_prefix
+from ..in_netns import exec_prefix
 from .tools import tool
 
 

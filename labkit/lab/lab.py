@@ -22,7 +22,7 @@ from ..config.settings import LabSettings, SettingsError
 from ..errors import ConfigRejected, LabError, ToolMissing
 from ..path import Plan, ServingPath, plan, registry_path
 from . import netns, network, ownership
-from .changes import Features, plan_changes
+from .changes import HostFeatures, plan_changes
 from ..registry.catalog import Image, ensure_image
 from .layers import LAYER_STEPS, Layers
 from .supervision import Supervision
@@ -175,12 +175,12 @@ class Lab(Supervision, Layers):
         ownership.write(self.name, pids=pids)
 
     # --- changing it while it runs ----------------------------------------
-    def features(self) -> Features:
+    def features(self) -> HostFeatures:
         try:
             nft = bool(tool("nft"))
         except ToolMissing:
             nft = False
-        return Features(self.plan.namespaced, tuple(self.congestion_controls()), nft)
+        return HostFeatures(self.plan.namespaced, tuple(self.congestion_controls()), nft)
 
     def check(self, new: LabSettings) -> list[str]:
         """The groups `new` changes; raises SettingsError (nothing applied) if it cannot be applied here."""

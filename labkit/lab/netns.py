@@ -14,7 +14,7 @@ import time
 import uuid
 
 from ..errors import NetnsError
-from ..nsenter import exec_prefix
+from ..in_netns import exec_prefix
 
 
 def sh(*cmd: str, ns: str | None = None, check: bool = True, timeout: float = 20) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 
 from ..errors import ServiceError
-from ..nsenter import exec_prefix
+from ..in_netns import exec_prefix
 
 log = logging.getLogger("labkit.lab")
 _PR_SET_CHILD_SUBREAPER = 36

@@ -18,7 +18,7 @@ kernel protocol carries reads of up to 1 MiB (max_read). fusepy itself has had n
 2018 and knows only libfuse 2 (128 KiB requests); pyfuse3 needs libfuse3-dev and a C build, and
 runs handlers as trio tasks, so a passthrough would have to move each blocking pread to a thread.
 
-Measured here (2 cores, Debian 12, libfuse 3.14; tests/test_vmdisk_integration.py): without delay
+Measured here (2 cores, Debian 12, libfuse 3.14; tests/integration/test_vmdisk_integration.py): without delay
 one cold reader gets 0.6-1 GB/s through the mount with 1 MiB requests; with 2 ms per 128 KiB
 request one reader gets ~110 MB/s and eight readers together ~470 MB/s (about 4x).
 """

@@ -29,10 +29,10 @@ from scapy.arch.linux import L2ListenSocket
 from scapy.data import DLT_EN10MB
 from scapy.utils import RawPcapWriter
 
-from ..nsenter import exec_prefix, inside
+from ..in_netns import exec_prefix, inside
 from ..lab.process import stop_group
 from ..path import Plan
-from .pulls import pull_at
+from .pull_at import pull_at
 
 SNAPLEN = 128                 # Ethernet + IPv4 + TCP with options fit
 _SO_ATTACH_FILTER = 26

@@ -1,6 +1,6 @@
 """The last hop: the program on the compute node that pulls the image and writes it, measured alike.
 
-    labkit         labkit.measure.pull: manifest, then the image; bytes discarded or written to a file
+    labkit         labkit.measure.puller: manifest, then the image; bytes discarded or written to a file
     curl           curl -sS -f -o {dest} {url}
     sregistry-cli  sregistry pull {uri} with its `registry` client (PyPI sregistry 0.2.39): it asks
                    the manifest itself and downloads the manifest's `image` URL in 1 MiB chunks
@@ -30,10 +30,10 @@ from pathlib import Path
 
 from ..config.settings import COMMAND_FIELDS, ClientSettings, command_fields
 from ..errors import LabError, SettingsError
-from ..nsenter import exec_prefix
+from ..in_netns import exec_prefix
 from ..lab.tools import tool
 from ..registry.client import fetch_manifest
-from .pull import PullResult, Verify, pull, pull_parallel
+from .puller import PullResult, Verify, pull, pull_parallel
 
 FIELDS = COMMAND_FIELDS                           # what a command template may use
 DEST = "image.sif"                                # the file name {dest} stands for, in the pull's own directory

@@ -5,7 +5,7 @@ import json
 import subprocess
 from dataclasses import dataclass
 
-from ..nsenter import exec_prefix
+from ..in_netns import exec_prefix
 
 MAX_SECONDS = 60                  # a run's length, whole seconds (bounded: a load test ends)
 

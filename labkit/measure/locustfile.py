@@ -1,6 +1,6 @@
 """Pull storms on Locust: each user pulls like a Singularity client, many at once from many compute nodes.
 
-A user's task is one pull, exactly as `labkit.measure.pull.pull` makes it (the primitive
+A user's task is one pull, exactly as `labkit.measure.puller.pull` makes it (the primitive
 `pull_at` uses): GET `/api/container/<collection>/<name>:<tag>`, then the `image` URL the
 manifest names, streamed in 1 MiB reads, checked against Content-Length and (by default)
 the sha256 (`--sha256`, else the manifest's `version`). A failed pull is counted by kind
@@ -9,7 +9,7 @@ the sha256 (`--sha256`, else the manifest's `version`). A failed pull is counted
 Bounded: users and spawn rate, and `--pulls N` (the master hands out exactly N tickets,
 labkit.measure.budget) or `-t/--run-time`. Every pull has an idle timeout and a deadline.
 The master writes one JSON line per pull to `--records`; `labkit storm` reads them into the
-tables of labkit.analyze.storm.
+tables of labkit.analyze.storm_tables.
 
 On a cluster (labkit installed on every host; `labkit storm` builds these command lines):
 
@@ -35,7 +35,7 @@ from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
 from labkit.measure.budget import Budget
-from labkit.measure.pull import pull
+from labkit.measure.puller import pull
 
 log = logging.getLogger("labkit.storm")
 CLAIM, TICKET, PULLED = "labkit_claim", "labkit_ticket", "labkit_pull"

@@ -26,12 +26,12 @@ from urllib.parse import urlsplit, urlunsplit
 import pandas as pd
 
 from ..errors import SettingsError
-from ..nsenter import exec_prefix, inside
+from ..in_netns import exec_prefix, inside
 from ..records import ProbeRun, PullResult
 from . import iperf
 from .capture import CapturePoint, CaptureProcess
 from ..registry.client import get
-from .pull import READ_SIZE, aggregate_mbps, pull_image, together
+from .puller import READ_SIZE, aggregate_mbps, pull_image, together
 from .tcpinfo import SocketWatch
 
 URI = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*/[A-Za-z0-9_][A-Za-z0-9_.-]*:[A-Za-z0-9_][A-Za-z0-9_.-]*$")

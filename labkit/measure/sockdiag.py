@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from ..nsenter import inside
+from ..in_netns import inside
 from .tcpinfo import parse_tcp_info
 
 _NETLINK_SOCK_DIAG, _SOCK_DIAG_BY_FAMILY = 4, 20

@@ -13,7 +13,7 @@ from ..errors import ServiceDown
 from ..lab.lab import Lab
 from ..path import CLIENT
 from ..records import Survey, survey_columns
-from .pulls import PullRun, pull_at
+from .pull_at import PullRun, pull_at
 
 def run_survey(lab: Lab, parallel: int = 5, iperf_seconds: int = 2, pull_deadline: float = 300,
                hops: list[str] | None = None, vantages: list[str] | None = None,

@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 
 from ..lab.lab import Lab
-from .pull import check_parallel
-from .pulls import pull_at
+from .puller import check_parallel
+from .pull_at import pull_at
 from ..config.settings import LabSettings, SettingsError, is_keyed, setting
 
 WINNER_RULE = ("no failed pull; then the highest geometric mean of single-pull MB/s and "

@@ -148,7 +148,7 @@ class StormRun:
     """A pull storm as it ran: every pull's record (as the locustfile reports it), the spec, where it
     pulled, pulls granted but never reported, how it ran and each service's CPU while it did."""
     records: list[dict]
-    spec: object                    # labkit.measure.storm.StormSpec
+    spec: object                    # labkit.measure.locust_storm.StormSpec
     point: str
     missing: int = 0
     meta: dict = field(default_factory=dict)

@@ -9,7 +9,7 @@ import json
 from urllib.parse import urlsplit
 
 from ..errors import HttpStatusError
-from ..nsenter import inside
+from ..in_netns import inside
 
 
 class _InNamespace:

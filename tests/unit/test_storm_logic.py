@@ -9,18 +9,17 @@ import socketserver
 import threading
 import time
 
-import pandas as pd
 import pytest
 
-from labkit.analyze.storm import (FAIL_COLUMNS, NODE_COLUMNS, PULL_COLUMNS, STORM_COLUMNS, fairness, failures_table,
+from labkit.analyze.storm_tables import (FAIL_COLUMNS, NODE_COLUMNS, PULL_COLUMNS, STORM_COLUMNS, fairness, failures_table,
                                   jain, nodes_table, pulls_table, records_of, storm_row)
 from labkit.cli import main, seconds
 from labkit.errors import SettingsError
 from labkit.measure.budget import Budget
 from labkit.measure.failures import HttpStatusError, classify, outcome
-from labkit.measure.pull import pull
+from labkit.measure.puller import pull
 from labkit.records import KINDS, PullResult
-from labkit.measure.storm import StormSpec
+from labkit.measure.locust_storm import StormSpec
 
 
 # --- Jain's index and fairness ------------------------------------------------------------

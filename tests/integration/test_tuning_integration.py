@@ -4,7 +4,7 @@ import statistics
 import pytest
 
 from labkit.lab.lab import Lab
-from labkit.measure.pulls import pull_at
+from labkit.measure.pull_at import pull_at
 from labkit.config.presets import SREGISTRY_SHIPPED as S
 from labkit.config.settings import SettingsError
 from labkit.measure.sweep import grid, one_at_a_time, trial, winner

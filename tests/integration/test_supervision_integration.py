@@ -12,7 +12,7 @@ from labkit.config.presets import SREGISTRY_SHIPPED
 from labkit.errors import ServiceDown
 from labkit.lab.lab import Lab
 from labkit.measure import iperf
-from labkit.measure.pulls import pull_at
+from labkit.measure.pull_at import pull_at
 
 pytestmark = pytest.mark.integration
 MiB = 2**20

@@ -12,7 +12,7 @@ from labkit.lab import cpulimits, ownership, storage, writeback
 from labkit.lab.cgroups import Features, IoCounters, IoLimits
 from labkit.measure import clients
 from labkit.records import PullResult
-from labkit.measure.pulls import PullRun
+from labkit.measure.pull_at import PullRun
 from labkit.path import PATH
 
 MiB = 2**20

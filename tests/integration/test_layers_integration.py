@@ -16,7 +16,7 @@ import pytest
 
 from labkit.config.presets import SREGISTRY_SHIPPED
 from labkit.lab.lab import Lab
-from labkit.measure.pulls import pull_at
+from labkit.measure.pull_at import pull_at
 
 pytestmark = pytest.mark.integration
 MiB = 2**20

@@ -4,12 +4,15 @@ slower but pays about the same CPU per GB."""
 from __future__ import annotations
 
 import statistics
+import subprocess
+import sys
 
 import pytest
 
 from labkit.config.presets import SREGISTRY_SHIPPED
 from labkit.lab.lab import Lab
-from labkit.measure.pulls import pull_at
+from labkit.measure import clients
+from labkit.measure.pull_at import pull_at
 
 pytestmark = pytest.mark.integration
 MiB = 2**20
@@ -41,3 +44,20 @@ def test_cost_per_gb_is_the_same_whether_nginx_is_fast_or_held_back(lab):
         assert row["cpu_s_per_GB_nginx"] * row["MBps"] / 1e3 == pytest.approx(
             r.cpu["nginx"]["cpu_sched"] / 100, rel=0.25, abs=0.03)
         assert row["cpu_s_per_GB_client"] > 0 and row["cpu_s_per_GB_softirq"] is not None
+
+
+def test_an_external_client_is_charged_the_cpu_it_used():
+    """A program's own CPU comes from its rusage when reaped (here a Python loop burning ~0.3 s)."""
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"
+    proc = subprocess.Popen([sys.executable, "-c", burn])
+    run = clients._Run(workdir=None, log=None, proc=proc, start=0.0)
+    clients._wait(run, deadline=30)
+    assert proc.returncode == 0 and proc.poll() == 0
+    assert 0.25 <= run.cpu_s <= 1.5
+
+
+def test_an_external_client_past_its_deadline_is_killed_and_reaped():
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True)
+    run = clients._Run(workdir=None, log=None, proc=proc, start=0.0)
+    clients._wait(run, deadline=0.2)
+    assert run.timed_out and proc.returncode is not None and proc.returncode != 0

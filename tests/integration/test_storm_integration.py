@@ -10,16 +10,16 @@ from pathlib import Path
 import psutil
 import pytest
 
-from labkit.analyze.storm import STORM_COLUMNS, jain
+from labkit.analyze.storm_tables import STORM_COLUMNS, jain
 from labkit.errors import LabError
 from labkit.lab.lab import Lab
-from labkit.measure import storm as storm_mod
-from labkit.measure.storm import StormSpec
+from labkit.measure import locust_storm as storm_mod
+from labkit.measure.locust_storm import StormSpec
 from labkit.workflows import run_storm
 
 pytestmark = pytest.mark.integration
 MiB = 2**20
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def locust_pids() -> set[int]:

@@ -20,8 +20,8 @@ from labkit.lab.lab import ownership as state
 
 pytestmark = pytest.mark.integration
 CHROMIUM = "/usr/bin/chromium"
-NOTEBOOK = Path(__file__).parents[1] / "notebooks" / "03-tuning.ipynb"
-SHOTS = Path(__file__).parents[1] / "data" / "screenshots"
+NOTEBOOK = Path(__file__).parents[2] / "notebooks" / "03-tuning.ipynb"
+SHOTS = Path(__file__).parents[2] / "data" / "screenshots"
 
 
 def _free_port() -> int:

@@ -16,7 +16,7 @@ from labkit.lab.lab import DATA, netns, ownership as state
 from labkit.lab.lab import Lab
 from labkit.errors import LabError
 from labkit.registry.client import get
-from labkit.measure.pulls import pull_at
+from labkit.measure.pull_at import pull_at
 from labkit.measure.survey import run_survey
 from labkit.analyze.verdict import verdict
 

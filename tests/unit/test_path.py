@@ -3,11 +3,11 @@ import pytest
 
 from labkit.config.presets import PRESETS, RECOMMENDED, SREGISTRY_SHIPPED
 from labkit.config.settings import LabSettings
-from labkit.lab.changes import Features, plan_changes
+from labkit.lab.changes import HostFeatures, plan_changes
 from labkit.measure.capture import capture_points
 from labkit.path import PATH, plan, registry_path
 
-FEATS = Features(namespaced=True, congestion_controls=("reno", "cubic"), nft=True)
+FEATS = HostFeatures(namespaced=True, congestion_controls=("reno", "cubic"), nft=True)
 
 
 def test_every_reference_in_the_path_names_something_declared():
@@ -81,7 +81,7 @@ def test_nothing_changes_nothing():
 
 
 def test_problems_name_the_setting_and_why():
-    loop = Features(namespaced=False, congestion_controls=("cubic",), nft=False)
+    loop = HostFeatures(namespaced=False, congestion_controls=("cubic",), nft=False)
     new = SREGISTRY_SHIPPED.changed(links={"wan": "1gbit"}, kernel={"congestion_control": "bbr"},
                                     publish={"mode": "dnat", "host_port": 8080})
     text = "; ".join(plan_changes(SREGISTRY_SHIPPED, new, loop).problems)

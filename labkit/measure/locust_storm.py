@@ -26,7 +26,7 @@ from ..errors import LabError, SettingsError
 from ..lab.process import Process
 from ..records import StormRun, Verify
 from .cpu import CpuSampler
-from .pulls import disk_mb
+from .pull_at import disk_mb
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 MASTER_PORT = 5557          # Locust's own default

@@ -11,10 +11,10 @@ from pathlib import Path
 import labkit
 
 ROOT = Path(labkit.__file__).parent
-BASE = {"errors", "nsenter"}                       # no labkit imports of their own beyond errors
+BASE = {"errors", "in_netns"}                       # no labkit imports of their own beyond errors
 ALLOWED = {
     "errors": set(),
-    "nsenter": {"errors"},
+    "in_netns": {"errors"},
     "config": {"errors"},                           # typed settings, presets, templates: pure
     "path": {"config", "errors"},                   # the declared path (its stages name settings)
     "records": {"path", "config", "errors"},        # what crosses layers: pull results, surveys, runs
@@ -103,10 +103,10 @@ def test_analyze_and_measure_do_not_import_each_other():
 def test_the_contract_would_catch_a_wrong_import(tmp_path):
     wrong = tmp_path / "labkit" / "analyze" / "bad.py"
     wrong.parent.mkdir(parents=True)
-    wrong.write_text("from ..measure.pulls import pull_at\nfrom ..records import Survey\n")
+    wrong.write_text("from ..measure.pull_at import pull_at\nfrom ..records import Survey\n")
     global ROOT
     old, ROOT = ROOT, tmp_path / "labkit"
     try:
-        assert imports(wrong) == {"labkit.measure.pulls", "labkit.records"}
+        assert imports(wrong) == {"labkit.measure.pull_at", "labkit.records"}
     finally:
         ROOT = old

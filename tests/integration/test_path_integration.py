@@ -10,7 +10,7 @@ from labkit.config.presets import preset
 from labkit.errors import SettingsError
 from labkit.lab.faults import inject
 from labkit.lab.lab import Lab
-from labkit.measure.pulls import pull_at
+from labkit.measure.pull_at import pull_at
 from labkit.measure.survey import run_survey
 from labkit.path import registry_path
 from labkit.records import Survey

@@ -1,13 +1,9 @@
 """CPU cost per byte: each program's CPU-seconds per GB moved, from crafted numbers with exact answers."""
-import subprocess
-import sys
-
 import pytest
 
 from labkit.records import cost
-from labkit.measure import clients
 from labkit.measure.cpu import parse_softirq, ran_s
-from labkit.measure.pulls import PullRun
+from labkit.measure.pull_at import PullRun
 from labkit.measure.survey import _medians
 from labkit.path import CLIENT, PATH
 from labkit.records import PullResult, survey_columns
@@ -69,20 +65,3 @@ def test_a_pull_row_carries_each_programs_cost_per_gb():
 
 def test_survey_medians_skip_runs_that_did_not_measure():
     assert _medians([{"a": 1.0, "b": None}, {"a": 3.0, "b": None}, {"a": 2.0, "b": 5.0}], 1) == {"a": 2.0, "b": 5.0}
-
-
-def test_an_external_client_is_charged_the_cpu_it_used():
-    """A program's own CPU comes from its rusage when reaped (here a Python loop burning ~0.3 s)."""
-    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"
-    proc = subprocess.Popen([sys.executable, "-c", burn])
-    run = clients._Run(workdir=None, log=None, proc=proc, start=0.0)
-    clients._wait(run, deadline=30)
-    assert proc.returncode == 0 and proc.poll() == 0
-    assert 0.25 <= run.cpu_s <= 1.5
-
-
-def test_an_external_client_past_its_deadline_is_killed_and_reaped():
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True)
-    run = clients._Run(workdir=None, log=None, proc=proc, start=0.0)
-    clients._wait(run, deadline=0.2)
-    assert run.timed_out and proc.returncode is not None and proc.returncode != 0

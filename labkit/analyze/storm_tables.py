@@ -123,7 +123,7 @@ def failures_table(df: pd.DataFrame) -> pd.DataFrame:
 class Storm:
     """A storm's pulls (one row each) and how it ran; the tables are computed from the pulls."""
     pulls: pd.DataFrame
-    spec: object                     # labkit.measure.storm.StormSpec
+    spec: object                     # labkit.measure.locust_storm.StormSpec
     point: str
     missing: int = 0                 # tickets granted but never reported (a worker lost): harness failures
     meta: dict = field(default_factory=dict)
@@ -154,5 +154,5 @@ class Storm:
 
 
 def storm_of(run: StormRun) -> Storm:
-    """A storm's records (labkit.measure.storm.measure_storm) as its tables."""
+    """A storm's records (labkit.measure.locust_storm.measure_storm) as its tables."""
     return Storm(pulls_table(run.records), run.spec, run.point, run.missing, run.meta, run.cpu)
