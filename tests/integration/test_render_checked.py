@@ -11,8 +11,10 @@ from labkit.config.render import lab_nginx_paths, render_nginx
 @pytest.mark.skipif(not shutil.which("nginx", path="/usr/sbin:/usr/bin"), reason="nginx not installed")
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_passes_nginx_t(name, tmp_path):
+    (tmp_path / "nginx-temp").mkdir()
     conf = tmp_path / "nginx.conf"
-    conf.write_text(render_nginx(PRESETS[name], lab_nginx_paths(tmp_path, "127.0.0.1:18080", "127.0.0.1:13031", tmp_path / "images")))
+    paths = lab_nginx_paths(tmp_path, "127.0.0.1:18080", "127.0.0.1:13031", tmp_path / "images")
+    conf.write_text(render_nginx(PRESETS[name], paths))
     res = subprocess.run(["nginx", "-t", "-c", str(conf), "-e", str(tmp_path / "err.log")],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr

@@ -110,3 +110,21 @@ def test_the_contract_would_catch_a_wrong_import(tmp_path):
         assert imports(wrong) == {"labkit.measure.pull_at", "labkit.records"}
     finally:
         ROOT = old
+
+
+def test_nothing_after_the_lab_reads_the_default_path():
+    """labkit.path.PATH is the default a lab is built on; what measures, judges or shows a lab reads its own
+    (lab.plan.path, survey.path)."""
+    after = {"measure", "analyze", "present", "bundle", "records", "workflows", "matrix"}
+    readers = []
+    for file in ROOT.rglob("*.py"):
+        if (layer(module_name(file)) if file.parent != ROOT else file.stem) not in after:
+            continue
+        for node in ast.walk(ast.parse(file.read_text(), str(file))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("path") and \
+                    any(a.name == "PATH" for a in node.names):
+                readers.append(str(file.relative_to(ROOT.parent)))
+            elif isinstance(node, ast.Attribute) and node.attr == "PATH" and \
+                    isinstance(node.value, ast.Name) and node.value.id == "path":
+                readers.append(str(file.relative_to(ROOT.parent)))
+    assert not readers, f"these read the default path instead of the lab's or the survey's: {readers}"
