@@ -27,8 +27,12 @@ class Hypothesis:
 
 
 HYPOTHESES = (
-    Hypothesis("docker-proxy copying", "every byte crosses docker-proxy, a user-space copy (2018-10 as is)",
-               (), "publish with DNAT (`userland-proxy: false` in daemon.json)"),
+    Hypothesis("docker-proxy on the path (iptables off)",
+               "every byte crosses docker-proxy, a user-space copy. Docker does this only with "
+               "`\"iptables\": false`: with its default rules a compute node's pull is DNATed by the kernel "
+               "whatever userland-proxy says (docker/libnetwork 02d0f9d6 portmapper/mapper.go MapRange, "
+               "iptables/iptables.go ProgramChain)", ("publish.iptables=false",),
+               "Docker's default `\"iptables\": true` (the kernel forwards the published port)"),
     Hypothesis("too few uwsgi workers", "uwsgi 1 process x 1 thread (before d037140): pulls queue behind one worker",
                (), "more processes/threads, or X-Accel-Redirect so a worker is free after the headers",
                base="sregistry-2018-early"),

@@ -79,7 +79,7 @@ SEED_POSTER = SREGISTRY_2018_10.changed(
 #               still checks the request before nginx sends, as sregistry's private collections need)
 #   publish     userland-proxy 1712/2328 -> dnat 2251/3459
 #   sendfile on 2402/3215 vs off 1139/1047 (keep it on); uwsgi processes 4 vs 16 within noise (kept at 4).
-RECOMMENDED = SREGISTRY_2018_10.changed(app={"serve_mode": "accel"}, publish={"mode": "dnat"})
+RECOMMENDED = SREGISTRY_2018_10.changed(app={"serve_mode": "accel"})
 
 PRESETS: dict[str, LabSettings] = {
     "sregistry-2018-10": SREGISTRY_2018_10,

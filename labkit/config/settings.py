@@ -7,6 +7,7 @@ anything is applied to a running lab.
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Annotated, Literal
 
 from ..errors import SettingsError
@@ -163,9 +164,67 @@ class KernelSettings(_Model):
         return self
 
 
+PUBLISH_SOURCES = "docker/libnetwork 02d0f9d684d320c80105be781d6932481f30a543"
+LEGACY_PUBLISH_MODE = {"userland-proxy": {"iptables": True, "userland_proxy": True},
+                       "dnat": {"iptables": True, "userland_proxy": False}}
+
+
 class PublishSettings(_Model):
-    mode: Literal["userland-proxy", "dnat"] = "userland-proxy"
+    """How Docker publishes nginx's port on the VM: daemon.json's `iptables`, `userland-proxy` and `ip`.
+
+    What Docker does with them (PUBLISH_SOURCES; labkit.path.publish_route decides per vantage point):
+    - `iptables: true` (the default): the port is DNATed by the kernel whatever `userland-proxy`
+      says (portmapper/mapper.go MapRange installs the forward rule either way). A client on
+      another host (a compute node) is DNATed in PREROUTING (`-m addrtype --dst-type LOCAL -j
+      DOCKER`, `-A DOCKER ! -i docker0 -p tcp --dport 80 -j DNAT`, iptables/iptables.go
+      ProgramChain and Forward), forwarded through conntrack and the bridge: docker-proxy never
+      sees its bytes.
+    - `userland-proxy: true` (the default) also starts docker-proxy, which then carries what the
+      rules leave to it: the VM's own 127.0.0.1 (the OUTPUT jump has `! -d 127.0.0.0/8`) and a
+      container dialling the VM's address (hairpin: `-A DOCKER -i docker0 -j RETURN`,
+      drivers/bridge/setup_ip_tables.go). `false`: no docker-proxy, and those are DNATed too
+      (hairpin mode: route_localnet on docker0, local sources masqueraded).
+    - `iptables: false`: no rules at all (MapRange's forward is a no-op without a chain), so
+      docker-proxy carries every byte, from every client; without the proxy too, nothing does.
+    - `ip`: the address published ports bind ("0.0.0.0", Docker's default; "127.0.0.1"; or
+      "eth0", standing for the VM's own address, whatever it is).
+    Old settings' `mode` is read as these keys ("userland-proxy": Docker's defaults; "dnat":
+    userland_proxy false), with a warning.
+    """
+    iptables: bool = True
+    userland_proxy: bool = True
+    ip: Literal["0.0.0.0", "127.0.0.1", "eth0"] = "0.0.0.0"
     host_port: int = Field(80, ge=1, le=65535)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_mode(cls, data):
+        if not isinstance(data, dict) or "mode" not in data:
+            return data
+        data = dict(data)
+        mode = data.pop("mode")
+        if mode not in LEGACY_PUBLISH_MODE:
+            raise ValueError(f"mode: {mode!r} is not a publish mode; publish.mode is replaced by publish.iptables "
+                             "and publish.userland_proxy (daemon.json's keys)")
+        mapped = LEGACY_PUBLISH_MODE[mode]
+        warnings.warn(f"publish.mode = {mode!r} is replaced by daemon.json's keys: read as "
+                      + ", ".join(f"publish.{k} = {str(v).lower()}" for k, v in mapped.items())
+                      + (" (Docker's defaults: a compute node's pull is DNATed, docker-proxy carries only the VM's "
+                         "own 127.0.0.1; for docker-proxy on every pull set publish.iptables = false)"
+                         if mode == "userland-proxy" else ""), FutureWarning, stacklevel=2)
+        return {**data, **mapped}
+
+    @model_validator(mode="after")
+    def _reachable(self) -> "PublishSettings":
+        if not self.iptables and not self.userland_proxy:
+            raise ValueError("iptables false with userland_proxy false publishes nothing: Docker then only holds "
+                             "the port (a dummy proxy, portmapper/mapper.go newDummyProxy); set one of them true")
+        return self
+
+    @property
+    def outside_path(self) -> str:
+        """What carries a compute node's pull: "dnat" (the kernel) or "docker-proxy"."""
+        return "dnat" if self.iptables else "docker-proxy"
 
 
 class LinkSettings(_Model):

@@ -20,11 +20,12 @@ from ..config.settings import LabSettings, SettingsError
 from ..errors import ConfigRejected, LabError, ToolMissing
 from ..path import Plan, plan, registry_path
 from . import netns, network, ownership
-from .changes import Features, plan_changes
+from .changes import Features, plan_changes, publish_problems
 from ..registry.catalog import Image, ensure_image
 from .layers import LAYER_STEPS, Layers
 from .supervision import Supervision
-from .programs import DnatPublisher, DockerProxy, Iperf3Server, Nginx, Site, Uwsgi
+from .programs import DockerNat, DockerProxy, Iperf3Server, Nginx, Site, Uwsgi
+from .publish import notes as publish_notes, publishers
 from .tools import tool
 
 DATA = Path(os.environ.get("SERVELAB_DATA", Path(__file__).resolve().parents[2] / "data"))
@@ -81,7 +82,7 @@ class Lab(Supervision, Layers):
 
     # --- lifecycle -------------------------------------------------------
     def up(self) -> "Lab":
-        if problems := self.layer_problems(self.settings):
+        if problems := self.layer_problems(self.settings) + publish_problems(self.settings, self.features()):
             raise SettingsError("; ".join(problems))
         self._clean_before_start()
         ownership.write(self.name, **ownership.owner_stamp(), keep=self.keep, namespaced=self.plan.namespaced,
@@ -98,7 +99,7 @@ class Lab(Supervision, Layers):
                 self._kernel_defaults = network.build(self.plan, self.settings)
                 ownership.write(self.name, kernel_defaults=self._kernel_defaults)
             else:
-                self.notes += self.plan.caveats()
+                self.notes += self.plan.caveats() + publish_notes(self.settings.publish, False)
                 for c in self.plan.caveats():
                     self.say("loopback mode: " + c)
             self._layers_up()
@@ -149,16 +150,8 @@ class Lab(Supervision, Layers):
         return out + self._publishers()
 
     def _publishers(self) -> list:
-        """docker-proxy per published port, or one DNAT table (Docker's `userland-proxy: false`)."""
-        p, site = self.plan, self.site
-        pubs = p.path.published
-        if self.settings.publish.mode == "userland-proxy":
-            return [DockerProxy(site, f"docker-proxy@{pb.name}", pb.node, p.port(pb.host_port),
-                                (p.ip(pb.container), p.port(pb.container_port))) for pb in pubs]
-        nodes = {pb.node for pb in pubs}
-        return [DnatPublisher(site, node, [{"host_port": p.port(pb.host_port), "container_ip": p.ip(pb.container),
-                                            "container_port": p.port(pb.container_port)}
-                                           for pb in pubs if pb.node == node]) for node in sorted(nodes)]
+        """What Docker runs for the published ports under the settings (labkit.lab.publish)."""
+        return publishers(self.site, self.settings.publish)
 
     def _start(self, svc) -> None:
         self.services[svc.name] = svc
@@ -232,11 +225,12 @@ class Lab(Supervision, Layers):
                 network.shape(self.plan, s)
                 done.append("links: tc tbf reshaped")
             elif step == "publish":
-                for svc in [v for v in self.services.values() if isinstance(v, (DockerProxy, DnatPublisher))]:
+                for svc in [v for v in self.services.values() if isinstance(v, (DockerProxy, DockerNat))]:
                     self.services.pop(svc.name).stop()
                 for svc in self._publishers():
                     self._start(svc)
-                done.append(f"publish: {s.publish.mode}")
+                done.append(f"publish: iptables {s.publish.iptables}, userland-proxy {s.publish.userland_proxy}, "
+                            f"ip {s.publish.ip}")
             elif step == "uwsgi":
                 done.append(self._uwsgi().change(s))
             elif step == "nginx":

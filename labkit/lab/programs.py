@@ -4,7 +4,7 @@
     Uwsgi          uwsgi with the registry app (restarted to change settings)
     Nginx          nginx in front of uwsgi (reloaded gracefully with SIGHUP)
     DockerProxy    Docker's docker-proxy for one published port (reports start-up on fd 3)
-    DnatPublisher  nftables DNAT instead (`userland-proxy: false`): rules, not a process
+    DockerNat      Docker's published-port rules (`"iptables": true`) as one nftables table: rules, not a process
 
 Each is given a `Site`: where the lab keeps its files and how the path is placed.
 """
@@ -21,7 +21,8 @@ from pathlib import Path
 
 import psutil
 
-from ..config.render import UwsgiPaths, lab_nginx_paths, render_nat, render_nginx, render_uwsgi
+from ..config.render import (LabAccept, PublishedRule, UwsgiPaths, lab_nginx_paths, render_nat, render_nginx,
+                             render_uwsgi)
 from ..config.settings import LabSettings
 from ..errors import ServiceError
 from ..path import Plan, ServiceSpec
@@ -154,15 +155,23 @@ class Nginx(Process):
 
 
 class DockerProxy(Process):
-    """Docker's docker-proxy, stand-alone: it reports start-up on fd 3 ('0' ok, '1<error>')."""
+    """Docker's docker-proxy, stand-alone: it reports start-up on fd 3 ('0' ok, '1<error>').
+
+    It listens on `host_ip` as dockerd starts it (Docker's default binding 0.0.0.0: every address of
+    the VM); with Docker's rules in place it only gets what they leave to it (labkit.path.publish_route).
+    """
     cpu_member = "proxy"
 
-    def __init__(self, site: Site, name: str, node: str, host_port: int, target: tuple[str, int]):
-        super().__init__(name, node, site.plan.ns(node), site.log(name), (site.plan.ip(node), host_port))
-        self.target = target
+    def __init__(self, site: Site, name: str, node: str, host_port: int, target: tuple[str, int],
+                 host_ip: str | None = None):
+        host_ip = host_ip or site.plan.ip(node)
+        # ready when it answers: on 0.0.0.0 ask at 127.0.0.1, which Docker's rules leave to it
+        super().__init__(name, node, site.plan.ns(node), site.log(name),
+                         ("127.0.0.1" if host_ip == "0.0.0.0" else host_ip, host_port))
+        self.target, self.host_ip = target, host_ip
 
     def argv(self) -> list[str]:
-        return [tool("docker-proxy"), "-proto", "tcp", "-host-ip", self.ready_at[0],
+        return [tool("docker-proxy"), "-proto", "tcp", "-host-ip", self.host_ip,
                 "-host-port", str(self.ready_at[1]),
                 "-container-ip", self.target[0], "-container-port", str(self.target[1])]
 
@@ -186,19 +195,37 @@ class DockerProxy(Process):
                 os.close(self._fd3)
 
 
-class DnatPublisher:
-    """Published ports as nftables DNAT in the VM's namespace: the kernel forwards, no process copies."""
-    TABLE = "servelab_publish"
+class DockerNat:
+    """Docker's rules for published ports (`"iptables": true`) as one nftables table in the VM's
+    namespace (config/templates/nat.nft.j2): DNAT in prerouting and output, the forward filter with
+    policy drop, masquerade; conntrack tracks every flow. The kernel forwards: no process copies.
+    `hairpin` (Docker's `userland-proxy: false`) also DNATs 127.0.0.1 and hairpin, with route_localnet
+    on the bridge as drivers/bridge/setup_ipv4.go setupLoopbackAddressesRouting sets it.
+    """
+    TABLE = "servelab_docker"
 
-    def __init__(self, site: Site, node: str, rules: list[dict]):
-        self.name, self.node, self.site, self.rules = "dnat", node, site, rules
+    def __init__(self, site: Site, node: str, bridge: str, subnet: str, rules: list[PublishedRule],
+                 hairpin: bool = False, lab_accepts: list[LabAccept] = ()):
+        self.name, self.node, self.site = "docker-nat", node, site
+        self.bridge, self.subnet, self.rules, self.hairpin = bridge, subnet, rules, hairpin
+        self.lab_accepts = list(lab_accepts)
         self.ns = site.plan.ns(node)
-        self.file = site.run_dir / "publish.nft"
+        self.file = site.run_dir / "docker-nat.nft"
         self.pid = None
 
+    def render(self) -> str:
+        return render_nat(self.TABLE, self.bridge, self.subnet, self.rules, self.hairpin, self.lab_accepts)
+
     def start(self) -> None:
-        self.file.write_text(render_nat(self.site.plan.ip(self.node), self.rules))
+        self.file.write_text(self.render())
+        netns.sysctl(self.ns, f"net.ipv4.conf.{self.bridge}.route_localnet", "1" if self.hairpin else "0")
         netns.sh(tool("nft"), "-f", str(self.file), ns=self.ns)
+
+    def counters(self) -> dict[str, int]:
+        """Packets through the table's DNAT rules and forward accepts so far ("dnat", "forward")."""
+        res = subprocess.run([*netns.exec_prefix(self.ns), tool("nft"), "list", "table", "ip", self.TABLE],
+                             capture_output=True, text=True)
+        return nat_counters(res.stdout)
 
     def wait_ready(self, timeout: float = 0) -> None:
         if not self.alive():
@@ -206,6 +233,7 @@ class DnatPublisher:
 
     def stop(self) -> None:
         netns.sh(tool("nft"), "delete", "table", "ip", self.TABLE, ns=self.ns, check=False)
+        netns.sh("sysctl", "-q", "-w", f"net.ipv4.conf.{self.bridge}.route_localnet=0", ns=self.ns, check=False)
 
     def restart(self) -> None:
         self.stop()
@@ -227,3 +255,13 @@ class DnatPublisher:
 
     def incidents(self, peek: bool = False) -> list[str]:
         return []
+
+
+def nat_counters(listing: str) -> dict[str, int]:
+    """Packets counted by `nft list table` output's DNAT rules and forward accepts of published ports."""
+    out = {"dnat": 0, "forward": 0}
+    for line in listing.splitlines():
+        m = re.search(r"counter packets (\d+) bytes \d+ (dnat|accept)", line)
+        if m and ("dnat" in m.group(2) or "dport" in line):
+            out["dnat" if m.group(2) == "dnat" else "forward"] += int(m.group(1))
+    return out
