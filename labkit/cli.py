@@ -120,10 +120,11 @@ def cmd_sweep(a) -> int:
             apply_overrides(base, [f"{path}={v}"])
     typed = {path: [knob_value(base, path, v) for v in values] for path, values in knobs.items()}
     with _make_lab(a, keep=False) as lab:
-        table = one_at_a_time(lab, base, typed, parallel=a.parallel, verify="length")
+        table = one_at_a_time(lab, base, typed, parallel=a.parallel, verify="length", repeats=a.repeats)
     cols = [c for c in table.columns if c != "settings"]
     print(table[cols].to_string(index=False))
-    best = winner(table)
+    last = table[table.step == table.step.iloc[-1]]
+    best = last[last.kept].iloc[0] if "kept" in last and last.kept.any() else winner(table)
     print(f"\nwinner rule: {WINNER_RULE}")
     if best is None:
         print("no trial pulled without failure: no winner")
@@ -385,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
     sw.add_argument("--knob", action="append", required=True, metavar="GROUP.FIELD=V1,V2",
                     help="a setting and the values to try, e.g. --knob app.serve_mode=fileresponse,accel (repeatable)")
     sw.add_argument("--parallel", type=int, default=5, help="parallel pulls per trial")
+    sw.add_argument("--repeats", type=int, default=1, help="repeats per trial (3 or more: a knob keeps its first "
+                                                           "value unless another beats it beyond the spread)")
     sw.add_argument("--out", help="CSV file for the trials")
     sw.set_defaults(fn=cmd_sweep)
     h = sub.add_parser("heal", help="restart the services of a running lab that died (orphaned workers ended)")
