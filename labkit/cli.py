@@ -140,6 +140,21 @@ def cmd_sweep(a) -> int:
     return 0
 
 
+def cmd_hypotheses(a) -> int:
+    """The hypotheses table at the seed's sizes, recorded with its wall time (one command for the full run)."""
+    import json
+    from .workflows import record_hypotheses
+    csv = record_hypotheses(a.image_mib, tuple(a.parallel), Path(a.out), a.name)
+    meta = json.loads(csv.with_suffix(".json").read_text())
+    import pandas as pd
+    t = pd.read_csv(csv)
+    cols = [c for c in t.columns if c not in ("explains", "fix")]
+    print(t[cols].to_string(index=False))
+    print(f"\nlink capacity {meta['link_capacity_MBps']} MB/s; wall {meta['wall_s']} s; fits every observation: "
+          f"{', '.join(meta['fits_all']) or 'none'}\nsaved {csv} and {csv.with_suffix('.json')}")
+    return 0
+
+
 def knob_value(base, path: str, raw: str):
     """A knob's value as the settings hold it (typed the way --set types it)."""
     from .config.overrides import apply_overrides
@@ -370,6 +385,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="settings the survey runs under")
     _settings_args(r)
     r.set_defaults(fn=cmd_report)
+    hy = sub.add_parser("hypotheses", help="each explanation of the seed made real, at 1 and N pulls, judged and "
+                                           "recorded in data/recorded (the seed's sizes by default)")
+    hy.add_argument("--name", default="hyp", help="lab name")
+    hy.add_argument("--image-mib", type=int, default=1536, help="image size; a hypothesis needing more gets more")
+    hy.add_argument("--parallel", type=int, nargs="+", default=[1, 5, 40], help="pull counts (the seed's 1, 5, 40)")
+    hy.add_argument("--out", default=str(DATA / "recorded"), help="directory for hypotheses-<size>MiB.csv/.json")
+    hy.set_defaults(fn=cmd_hypotheses)
     pr = sub.add_parser("probe", help="measure a real registry from here: manifest, pulls 1 and N, tcp_info, verdict")
     pr.add_argument("url", help="the registry's base URL, e.g. http://registry.example.org")
     pr.add_argument("image", help="collection/name:tag")

@@ -90,7 +90,7 @@ def _cases() -> list[Case]:
         Case("small receive buffer at the client", BASE,
              Injection(sysctl=((CLIENT_NODE, "net.ipv4.tcp_rmem", "4096 8192 8192"),)),
              stage_of_program(CLIENT), "window", "tcp_rmem of 8 KiB in the compute node's namespace only"),
-        Case("slow client", BASE, Injection(set=("client.write_to=disk", "client.write_mbps=20")),
+        Case("slow client", BASE, Injection(set=("client.dest=local-disk", "client.write_mbps=20")),
              stage_of_program(CLIENT), "client", "the client writes the image to a 20 MB/s disk whose dirty pages "
              "are bounded to 2 s of writes (40 MB): a 64 MiB pull waits for it", survey=SINGLE),
         Case("docker-proxy killed", BASE, Injection(set=ON_THE_PATH["docker-proxy"], kill=("docker-proxy",)),

@@ -400,9 +400,9 @@ def registry_path(compute_nodes: int = 1) -> Path:
                                "vm", "bytes_written", "disk_write_MB",
                                {"nginx.uwsgi_buffering": (False,), "nginx.uwsgi_max_temp_file_size": ("0",),
                                 **accel_like}),
-                     DiskStage("client write", "the client writing the image to the compute node's disk",
-                               "compute", "bytes_written", "client_write_MB", {"client.write_to": ("discard",)},
-                               "full path")),
+                     DiskStage("client write", "the client writing the image to the compute node's local disk",
+                               "compute", "bytes_written", "client_write_MB",
+                               {"client.dest": ("memory", "shared-fs")}, "full path")),
     )
 
 

@@ -58,7 +58,7 @@ def test_capture_points_are_derived_from_links_and_ports():
     ({"app": {"serve_mode": "accel"}}, ("uwsgi", "nginx")),
     ({"links": {"wan": "1gbit"}}, ("links",)),
     ({"client": {"kind": "curl"}}, ()),
-    ({"client": {"write_to": "disk", "write_mbps": 50}}, ("client",)),
+    ({"client": {"dest": "local-disk", "write_mbps": 50}}, ("client",)),
     ({"storage": {"disk": "loop", "read_mbps": 40}, "cpu": {"uwsgi_cpus": 0.5}}, ("storage", "cpu")),
     ({"kernel": {"congestion_control": "reno"}}, ("kernel",)),
     ({"publish": {"userland_proxy": False}, "nginx": {"sendfile": False}, "kernel": {"tcp_wmem": (4096, 16384, 4194304)}},

@@ -140,3 +140,57 @@ def test_daemon_json_defaults_and_ip(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert _import(tmp_path, '{}').settings.publish == PublishSettings()
+
+
+def test_link_queue_books_bytes_one_after_another():
+    from labkit.lab.bucket import LinkQueue
+    now = [10.0]
+    q = LinkQueue(1e6, clock=lambda: now[0])
+    assert q.reserve(500_000) == pytest.approx(0.5)
+    assert q.reserve(500_000) == pytest.approx(1.0)       # queued behind the first
+    now[0] = 20.0
+    assert q.reserve(1_000_000) == pytest.approx(1.0)     # the link was idle meanwhile
+
+
+def test_shared_fs_ceiling_and_the_sizes_hypotheses_need():
+    from labkit.analyze.hypotheses import HYPOTHESES, min_image_mib
+    from labkit.lab.sharedfs import ceiling_MBps
+    c = S.changed(client={"dest": "shared-fs", "fs_delay_ms": 8, "fs_request_kib": 128, "fs_node_mbps": 1000}).client
+    assert ceiling_MBps(c) == pytest.approx(131072 / (0.008 + 131072 / 1e9) / 1e6)
+    assert ceiling_MBps(c, streams=40) == pytest.approx(10 * ceiling_MBps(c))     # libfuse serves 10 at once
+    narrow = c.model_copy(update={"fs_node_mbps": 20.0})
+    assert ceiling_MBps(narrow, streams=8) == 20.0
+    disk = S.changed(client={"dest": "local-disk", "write_mbps": 40, "dirty_mib": 8})
+    assert min_image_mib(disk) == 32                                  # 4 x its 8 MiB of dirty pages
+    assert min_image_mib(S.changed(client={"dest": "local-disk", "write_mbps": 40})) == 306   # 4 x 2 s at 40 MB/s
+    assert min_image_mib(S) == 16
+    assert all(h.min_image_mib >= 16 for h in HYPOTHESES)
+
+
+def test_old_write_to_maps_to_dest():
+    with pytest.warns(FutureWarning, match="client.write_to = 'disk' is replaced"):
+        c = parse_settings({"client": {"write_to": "disk", "write_mbps": 30}}).client
+    assert (c.dest, c.write_mbps) == ("local-disk", 30)
+    with pytest.raises(SettingsError, match="needs dest = 'local-disk'"):
+        parse_settings({"client": {"dest": "shared-fs", "write_mbps": 30}})
+
+
+def test_singularity_26_client_command_and_its_pure_parts(tmp_path):
+    from labkit.measure.clients import client_argv
+    from labkit.measure import singularity26 as sg
+    argv = client_argv("singularity-2.6", None, {"host": "192.0.2.20", "port": "80", "uri": "a/b:c", "scheme": "http"})
+    assert argv[1:4] == ["-m", "labkit.measure.singularity26", "192.0.2.20:80"] and argv[-1] == "--http"
+    tls = client_argv("singularity-2.6", None, {"host": "h", "port": "443", "uri": "a/b:c", "scheme": "https",
+                                                "cafile": "/ca.pem"})
+    assert "--http" not in tls and tls[-2:] == ["--cafile", "/ca.pem"]
+    assert sg.pull_folder({"SINGULARITY_CACHEDIR": "/c", "SINGULARITY_PULLFOLDER": "/p"}, "/w").as_posix() == "/c"
+    assert sg.pull_folder({"SINGULARITY_PULLFOLDER": "/p"}, "/w").as_posix() == "/p"
+    assert sg.pull_folder({}, "/w").as_posix() == "/w"
+    assert sg.split_uri("library/servelab:1b") == ("library", "servelab", "1b")
+    assert sg.image_name({"name": "servelab", "tag": "1b", "collection": "library", "frozen": False}) == \
+        "library-servelab-1b"
+    assert sg.progress_line(1, 4, 8) == "\rProgress |==|-----|  25.0% "
+    import gzip
+    f = tmp_path / "img"
+    f.write_bytes(gzip.compress(b"x" * 1000))
+    assert sg.is_gzip(f) and sg.gunzip(f).read_bytes() == b"x" * 1000

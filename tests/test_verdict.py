@@ -321,7 +321,7 @@ SLOW_CLIENT = {   # (link sender, link receiver, client_write_MB, client MB/s, w
 @pytest.mark.parametrize("case", SLOW_CLIENT)
 def test_a_client_writing_to_a_slow_disk_is_the_client(case):
     snd, rcv, written, mbps, cited = SLOW_CLIENT[case]
-    s = apply_overrides(S2018, ["client.write_to=disk", "client.write_mbps=20"])
+    s = apply_overrides(S2018, ["client.dest=local-disk", "client.write_mbps=20"])
     t, d = survey({"uwsgi": r(1900), "nginx": r(418), "published port": r(338), "full path": r(mbps)},
                   tcp={"full path": {("link", "sender"): snd, ("link", "receiver"): rcv}},
                   rows={"full path": {"client_write_MB": written}})

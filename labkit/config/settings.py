@@ -239,6 +239,16 @@ Cpus = Annotated[float, Field(ge=0.01, le=1024)]
 CpuList = Annotated[str, Field(pattern=r"^\d+(-\d+)?(,\d+(-\d+)?)*$")]
 
 
+def dirty_bound(write_bps: float | None, dirty_mib: int | None = None) -> int:
+    """Bytes of dirty pages a lab disk may hold before a buffered writer waits for it: `dirty_mib` if
+    given, else two seconds at the write ceiling, 8..256 MiB (16 MiB without a byte ceiling)."""
+    if dirty_mib is not None:
+        return dirty_mib * 1024**2
+    if write_bps:
+        return int(max(8 * 1024**2, min(256 * 1024**2, 2 * write_bps)))
+    return 16 * 1024**2
+
+
 class StorageSettings(_Model):
     """The VM's disk: where the images and nginx's temp files live, as sregistry's bind mount and container layer.
 
@@ -253,10 +263,12 @@ class StorageSettings(_Model):
     read_iops: int | None = Field(None, ge=1, le=10_000_000)
     write_iops: int | None = Field(None, ge=1, le=10_000_000)
     latency_ms: float = Field(0.0, ge=0, le=1000)
+    dirty_mib: int | None = Field(None, ge=1, le=4096, description="dirty pages the VM disk may hold (with write limits)")
 
     @model_validator(mode="after")
     def _needs_loop(self) -> "StorageSettings":
-        limits = [n for n in ("read_mbps", "write_mbps", "read_iops", "write_iops") if getattr(self, n) is not None]
+        limits = [n for n in ("read_mbps", "write_mbps", "read_iops", "write_iops", "dirty_mib")
+                  if getattr(self, n) is not None]
         if self.disk == "host" and (limits or self.latency_ms):
             raise ValueError(f"{', '.join(limits + (['latency_ms'] if self.latency_ms else []))} "
                              "need storage.disk = 'loop' (the host's own disk is not the lab's to limit)")
@@ -292,12 +304,48 @@ def command_fields(template: str) -> set[str]:
         raise ValueError(f"{template!r}: {e} (write {{{{ and }}}} for literal braces)") from None
 
 
+CLIENT_KINDS = ("labkit", "curl", "sregistry-cli", "singularity-2.6", "command")
+LEGACY_WRITE_TO = {"discard": "memory", "disk": "local-disk"}
+
+
 class ClientSettings(_Model):
-    """The last hop: the program that pulls on the compute node, and what it writes to."""
-    kind: Literal["labkit", "curl", "sregistry-cli", "command"] = "labkit"
+    """The last hop: the program that pulls on the compute node, and where it writes the image.
+
+    `dest`, as HPC has it:
+    - `memory`: nowhere that can be slow (labkit's client discards; the others write to /dev/shm).
+    - `local-disk`: the compute node's own disk (an ext4 loop device), its device write ceiling
+      `write_mbps`. Writes go through the page cache: the ceiling binds only once the disk's dirty
+      pages reach `dirty_mib` (None: two seconds at the ceiling, 8..256 MiB), so an image must be
+      larger than that for the disk to show in the pull.
+    - `shared-fs`: a network file system as a compute node sees it (NFS, GPFS): each write request
+      of `fs_request_kib` waits `fs_delay_ms` (requests from several writers overlap) and each
+      compute node's requests share its own `fs_node_mbps`: one stream is slow, streams and nodes
+      add up. Mounted without a writeback cache, every write() waits for its requests, so it binds
+      from the first MiB at any image size (labkit.lab.sharedfs).
+    Old settings' `write_to` is read as `dest` ("discard": memory, "disk": local-disk), with a warning.
+    """
+    kind: Literal["labkit", "curl", "sregistry-cli", "singularity-2.6", "command"] = "labkit"
     command: str | None = Field(None, description="for kind 'command': e.g. 'singularity pull {dest} shub://{host}/{uri}'")
-    write_to: Literal["discard", "disk"] = "discard"
+    dest: Literal["memory", "local-disk", "shared-fs"] = "memory"
     write_mbps: MBps | None = None
+    dirty_mib: int | None = Field(None, ge=1, le=4096, description="local-disk: dirty pages the disk may hold")
+    fs_delay_ms: float = Field(4.0, gt=0, le=1000, description="shared-fs: delay per write request")
+    fs_request_kib: int = Field(128, ge=4, le=1024, description="shared-fs: bytes per write request (FUSE max_write)")
+    fs_node_mbps: MBps = Field(200.0, description="shared-fs: each compute node's bandwidth to it")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_write_to(cls, data):
+        if not isinstance(data, dict) or "write_to" not in data:
+            return data
+        data = dict(data)
+        old = data.pop("write_to")
+        if old not in LEGACY_WRITE_TO:
+            raise ValueError(f"write_to: {old!r}: client.write_to is replaced by client.dest "
+                             "(memory, local-disk or shared-fs)")
+        warnings.warn(f"client.write_to = {old!r} is replaced by client.dest: read as client.dest = "
+                      f"{LEGACY_WRITE_TO[old]!r}", FutureWarning, stacklevel=2)
+        return {**data, "dest": LEGACY_WRITE_TO[old]}
 
     @model_validator(mode="after")
     def _command(self) -> "ClientSettings":
@@ -312,9 +360,17 @@ class ClientSettings(_Model):
             if bad:
                 raise ValueError(f"command: {self.command!r} uses {', '.join('{' + b + '}' for b in bad)}; "
                                  f"a template may use {', '.join('{' + f + '}' for f in COMMAND_FIELDS)}")
-        if self.write_mbps is not None and self.write_to != "disk":
-            raise ValueError("write_mbps: limits the client's disk, so it needs write_to = 'disk'")
+        for name in ("write_mbps", "dirty_mib"):
+            if getattr(self, name) is not None and self.dest != "local-disk":
+                raise ValueError(f"{name}: belongs to the compute node's disk, so it needs dest = 'local-disk'")
+        if self.fs_request_kib % 4:
+            raise ValueError(f"fs_request_kib: {self.fs_request_kib} must be a multiple of 4 (pages)")
         return self
+
+    @property
+    def writes(self) -> bool:
+        """Whether the client writes the image somewhere that can be slow (a disk of the lab)."""
+        return self.dest != "memory"
 
 
 class LabSettings(_Model):

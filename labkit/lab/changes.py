@@ -49,7 +49,7 @@ def plan_changes(old: LabSettings, new: LabSettings, feats: Features) -> Changes
     if new.publish.host_port != old.publish.host_port:
         problems.append("publish.host_port is set when the lab starts; bring it up again to change it")
     wanted = {step for g in groups for step in STEP_FOR_GROUP[g]}
-    if (old.client.write_to, old.client.write_mbps) == (new.client.write_to, new.client.write_mbps):
+    if old.client.model_dump(exclude={"kind", "command"}) == new.client.model_dump(exclude={"kind", "command"}):
         wanted.discard("client")        # another kind of client needs nothing of the running lab
     return Changes(groups, tuple(s for s in STEP_ORDER if s in wanted), tuple(problems))
 

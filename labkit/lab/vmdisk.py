@@ -38,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import LabkitError
+from .bucket import LinkQueue
 from .cgroups import IoCounters
 
 SECTOR = 512                      # /sys/block/*/stat counts 512-byte sectors, whatever the device
@@ -274,10 +275,11 @@ class DelayPassthrough:
     """
     use_ns = True                      # times in ns, as os.stat gives them
 
-    def __init__(self, source: str | os.PathLike, delay_ms: float, max_read: int = 0):
+    def __init__(self, source: str | os.PathLike, delay_ms: float, max_read: int = 0, write_rate: float = 0):
         self.source = str(Path(source).resolve())
         self.delay = delay_ms / 1000
         self.max_read = max_read
+        self.link = LinkQueue(write_rate) if write_rate else None   # writes share one link (bytes/s)
 
     def init_with_config(self, conn, config) -> None:
         """libfuse 3 insists that init() asks for the same max_read as the mount option."""
@@ -309,7 +311,7 @@ class DelayPassthrough:
         return os.pread(fh, size, offset)
 
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
-        time.sleep(self.delay)
+        time.sleep(self.delay + (self.link.reserve(len(data)) if self.link else 0.0))
         return os.pwrite(fh, data, offset)
 
     def truncate(self, path: str, length: int, fh: int | None = None) -> None:
@@ -359,7 +361,7 @@ class DelayPassthrough:
 
 
 def serve(source: str, mountpoint: str, delay_ms: float, max_read: int, threads: int,
-          keep_cache: bool = False) -> None:
+          keep_cache: bool = False, max_write: int = 0, write_rate: float = 0) -> None:
     """Mount and serve until unmounted (the FUSE process's whole life).
 
     `keep_cache`: the kernel keeps a file's pages over opens (libfuse's kernel_cache), as a VM's
@@ -369,12 +371,12 @@ def serve(source: str, mountpoint: str, delay_ms: float, max_read: int, threads:
     import mfusepy  # only here: it loads libfuse when imported
 
     opts = {"fsname": FSNAME, "subtype": FSNAME, "allow_other": True, "default_permissions": True,
-            "max_read": max_read}
+            "max_read": max_read, **({"max_write": max_write} if max_write else {})}
     if keep_cache:
         opts["kernel_cache"] = True
     if mfusepy.fuse_version_major >= 3:
         opts["max_threads"] = threads
-    mfusepy.FUSE(DelayPassthrough(source, delay_ms, max_read), mountpoint, foreground=True, **opts)
+    mfusepy.FUSE(DelayPassthrough(source, delay_ms, max_read, write_rate), mountpoint, foreground=True, **opts)
 
 
 class DelayMount:
@@ -389,7 +391,7 @@ class DelayMount:
 
     def __init__(self, source: str | os.PathLike, mountpoint: str | os.PathLike, delay_ms: float,
                  max_read: int = 2**20, threads: int = 32, keep_cache: bool = False,
-                 preexec: Callable[[], None] | None = None):
+                 preexec: Callable[[], None] | None = None, max_write: int = 0, write_rate: float = 0):
         if isinstance(delay_ms, bool) or not isinstance(delay_ms, (int, float)) or not 0 <= delay_ms <= 10_000:
             raise VmDiskError(f"delayfs.delay_ms: {delay_ms!r} is outside 0..10000")
         if not isinstance(max_read, int) or max_read < 4096 or max_read % 4096:
@@ -397,6 +399,7 @@ class DelayMount:
         self.source, self.mountpoint = Path(source).resolve(), Path(mountpoint).resolve()
         self.delay_ms, self.max_read, self.threads = delay_ms, max_read, threads
         self.keep_cache, self.preexec = keep_cache, preexec     # preexec: e.g. join a blkio group
+        self.max_write, self.write_rate = max_write, write_rate  # write request size; writes' link (bytes/s)
         self.proc: subprocess.Popen | None = None
         self._log: Path | None = None
         self._made_mountpoint = False
@@ -412,7 +415,9 @@ class DelayMount:
         self._log = Path(log)
         argv = [sys.executable, "-m", "labkit.lab.vmdisk", "fuse", str(self.source), str(self.mountpoint),
                 "--delay-ms", str(self.delay_ms), "--max-read", str(self.max_read), "--threads", str(self.threads),
-                *(["--keep-cache"] if self.keep_cache else [])]
+                *(["--keep-cache"] if self.keep_cache else []),
+                *(["--max-write", str(self.max_write)] if self.max_write else []),
+                *(["--write-rate", str(self.write_rate)] if self.write_rate else [])]
         env = dict(os.environ)   # the child imports this very labkit, wherever it was imported from
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
                                                           env.get("PYTHONPATH")]))
@@ -523,8 +528,10 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--max-read", type=int, default=2**20)
     f.add_argument("--threads", type=int, default=32)
     f.add_argument("--keep-cache", action="store_true")
+    f.add_argument("--max-write", type=int, default=0, help="bytes per write request (0: libfuse's default)")
+    f.add_argument("--write-rate", type=float, default=0, help="bytes/s all writes share (0: no limit)")
     a = p.parse_args(argv)
-    serve(a.source, a.mountpoint, a.delay_ms, a.max_read, a.threads, a.keep_cache)
+    serve(a.source, a.mountpoint, a.delay_ms, a.max_read, a.threads, a.keep_cache, a.max_write, a.write_rate)
     return 0
 
 
