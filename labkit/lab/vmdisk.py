@@ -275,10 +275,11 @@ class DelayPassthrough:
     """
     use_ns = True                      # times in ns, as os.stat gives them
 
-    def __init__(self, source: str | os.PathLike, delay_ms: float, max_read: int = 0, write_rate: float = 0):
+    def __init__(self, source: str | os.PathLike, delay_ms: float, max_read: int = 0, write_rate: float = 0,
+                 max_write: int = 0):
         self.source = str(Path(source).resolve())
         self.delay = delay_ms / 1000
-        self.max_read = max_read
+        self.max_read, self.max_write = max_read, max_write
         self.link = LinkQueue(write_rate) if write_rate else None   # writes share one link (bytes/s)
 
     def init_with_config(self, conn, config) -> None:
@@ -287,6 +288,8 @@ class DelayPassthrough:
             with contextlib.suppress(AttributeError):
                 conn.max_read = self.max_read
             conn.max_readahead = self.max_read   # the kernel caps it at what it offered
+        if conn is not None and self.max_write:
+            conn.max_write = self.max_write      # bytes per write request (libfuse asks max_pages to match)
 
     def _p(self, path: str) -> str:
         return self.source + path
@@ -371,12 +374,13 @@ def serve(source: str, mountpoint: str, delay_ms: float, max_read: int, threads:
     import mfusepy  # only here: it loads libfuse when imported
 
     opts = {"fsname": FSNAME, "subtype": FSNAME, "allow_other": True, "default_permissions": True,
-            "max_read": max_read, **({"max_write": max_write} if max_write else {})}
+            "max_read": max_read}
     if keep_cache:
         opts["kernel_cache"] = True
     if mfusepy.fuse_version_major >= 3:
         opts["max_threads"] = threads
-    mfusepy.FUSE(DelayPassthrough(source, delay_ms, max_read, write_rate), mountpoint, foreground=True, **opts)
+    mfusepy.FUSE(DelayPassthrough(source, delay_ms, max_read, write_rate, max_write), mountpoint, foreground=True,
+                 **opts)
 
 
 class DelayMount:
