@@ -12,6 +12,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import iperf
+from ..analyze import cost
 from ..errors import ServiceDown
 from ..lab.lab import Lab
 from ..path import CLIENT, PATH
@@ -19,7 +20,7 @@ from .pulls import PullRun, pull_at
 
 COLUMNS = ["kind", "point", "through", "parallel", "MBps", "MBps_lo", "MBps_hi", "runs", "spread_pct",
            "per_pull_min", "per_pull_max", "ttfb_ms", "failures", "sha256_ok", "retransmits", "busiest",
-           "busiest_cpu", "client", "client_cpu", *[d.column for d in PATH.disk_stages], "error"]
+           "busiest_cpu", "client", "client_cpu", *[d.column for d in PATH.disk_stages], *cost.columns(PATH), "error"]
 
 
 @dataclass
@@ -151,18 +152,26 @@ def summarize_runs(runs: list[PullRun]) -> tuple[dict, dict]:
            "sha256_ok": all(x.sha256_ok for x in every) if runs[0].verify == "sha256" else None,
            "busiest": busiest, "busiest_cpu": cpu[busiest]["cpu_max_proc"] if busiest else 0.0,
            "client": runs[0].client, "client_cpu": round(statistics.median(r.client_cpu for r in runs), 1),
-           **_median_disk(runs),
+           **_median_disk(runs), **_median_cost(runs),
            "error": "; ".join(sorted({r.errors for r in runs if r.errors}))}
     return row, cpu
 
 
 def _median_disk(runs: list[PullRun]) -> dict:
     """Each disk stage's MB per pull, the median over the runs (None where the disk is not the lab's)."""
-    per_run = [r.disk_mb() for r in runs]
+    return _medians([r.disk_mb() for r in runs], 1)
+
+
+def _median_cost(runs: list[PullRun]) -> dict:
+    """Each program's CPU-seconds per GB moved, the median over the runs (None where never measured)."""
+    return _medians([r.cost() for r in runs], 4)
+
+
+def _medians(per_run: list[dict], digits: int) -> dict:
     out = {}
     for col in per_run[0]:
         vals = [d[col] for d in per_run if d[col] is not None]
-        out[col] = round(statistics.median(vals), 1) if vals else None
+        out[col] = round(statistics.median(vals), digits) if vals else None
     return out
 
 
