@@ -17,7 +17,7 @@ from labkit.lab.lab import Lab
 from labkit.measure.pulls import pull_at
 
 MiB = 2**20
-KINDS = {"labkit": {}, "curl": {}, "sregistry-cli": {},
+KINDS = {"labkit": {}, "curl": {}, "sregistry-cli": {}, "singularity-2.6": {},
          "command": {"command": "sh -c 'exec curl -sS -f -o \"$0\" \"$1\"' {dest} {url}"}}
 
 
