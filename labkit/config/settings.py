@@ -164,6 +164,23 @@ class KernelSettings(_Model):
         return self
 
 
+def renamed(data, group: str, old: str, table: dict[str, dict], replaced_by: str, why: dict[str, str] = {}):
+    """A settings group's raw data with a retired field `old` read as the fields `table[value]` names,
+    with a FutureWarning saying so; a value the table lacks is refused naming the replacement."""
+    if not isinstance(data, dict) or old not in data:
+        return data
+    data = dict(data)
+    value = data.pop(old)
+    if value not in table:
+        raise ValueError(f"{old}: {value!r}: {group}.{old} is replaced by {replaced_by} "
+                         f"(old values: {', '.join(map(repr, table))})")
+    mapped = table[value]
+    warnings.warn(f"{group}.{old} = {value!r} is replaced by {replaced_by}: read as "
+                  + ", ".join(f"{group}.{k} = {str(v).lower() if isinstance(v, bool) else repr(v)}"
+                              for k, v in mapped.items()) + why.get(value, ""), FutureWarning, stacklevel=3)
+    return {**data, **mapped}
+
+
 PUBLISH_SOURCES = "docker/libnetwork 02d0f9d684d320c80105be781d6932481f30a543"
 LEGACY_PUBLISH_MODE = {"userland-proxy": {"iptables": True, "userland_proxy": True},
                        "dnat": {"iptables": True, "userland_proxy": False}}
@@ -199,20 +216,9 @@ class PublishSettings(_Model):
     @model_validator(mode="before")
     @classmethod
     def _legacy_mode(cls, data):
-        if not isinstance(data, dict) or "mode" not in data:
-            return data
-        data = dict(data)
-        mode = data.pop("mode")
-        if mode not in LEGACY_PUBLISH_MODE:
-            raise ValueError(f"mode: {mode!r} is not a publish mode; publish.mode is replaced by publish.iptables "
-                             "and publish.userland_proxy (daemon.json's keys)")
-        mapped = LEGACY_PUBLISH_MODE[mode]
-        warnings.warn(f"publish.mode = {mode!r} is replaced by daemon.json's keys: read as "
-                      + ", ".join(f"publish.{k} = {str(v).lower()}" for k, v in mapped.items())
-                      + (" (Docker's defaults: a compute node's pull is DNATed, docker-proxy carries only the VM's "
-                         "own 127.0.0.1; for docker-proxy on every pull set publish.iptables = false)"
-                         if mode == "userland-proxy" else ""), FutureWarning, stacklevel=2)
-        return {**data, **mapped}
+        return renamed(data, "publish", "mode", LEGACY_PUBLISH_MODE, "daemon.json's keys", {
+            "userland-proxy": " (Docker's defaults: a compute node's pull is DNATed, docker-proxy carries only the "
+                              "VM's own 127.0.0.1; for docker-proxy on every pull set publish.iptables = false)"})
 
     @model_validator(mode="after")
     def _reachable(self) -> "PublishSettings":
@@ -336,16 +342,7 @@ class ClientSettings(_Model):
     @model_validator(mode="before")
     @classmethod
     def _legacy_write_to(cls, data):
-        if not isinstance(data, dict) or "write_to" not in data:
-            return data
-        data = dict(data)
-        old = data.pop("write_to")
-        if old not in LEGACY_WRITE_TO:
-            raise ValueError(f"write_to: {old!r}: client.write_to is replaced by client.dest "
-                             "(memory, local-disk or shared-fs)")
-        warnings.warn(f"client.write_to = {old!r} is replaced by client.dest: read as client.dest = "
-                      f"{LEGACY_WRITE_TO[old]!r}", FutureWarning, stacklevel=2)
-        return {**data, "dest": LEGACY_WRITE_TO[old]}
+        return renamed(data, "client", "write_to", {k: {"dest": v} for k, v in LEGACY_WRITE_TO.items()}, "client.dest")
 
     @model_validator(mode="after")
     def _command(self) -> "ClientSettings":
