@@ -194,3 +194,10 @@ def test_singularity_26_client_command_and_its_pure_parts(tmp_path):
     f = tmp_path / "img"
     f.write_bytes(gzip.compress(b"x" * 1000))
     assert sg.is_gzip(f) and sg.gunzip(f).read_bytes() == b"x" * 1000
+
+
+def test_the_verdicts_view_keeps_the_publish_stage_under_dnat():
+    import pandas as pd
+    from labkit.analyze.evidence import path_view
+    v = path_view(pd.DataFrame(columns=["kind", "point", "parallel"]), settings=S)
+    assert "published port" not in [s.name for s in v.idle]

@@ -145,7 +145,7 @@ def path_view(table: pd.DataFrame, detail: pd.DataFrame | None = None, settings=
     higher = [n for n in counts if n > judged]
     carrying = PATH.carrying(settings) if settings is not None else list(PATH.stages)
     measured = set(pulls.point)
-    idle = [s for s in PATH.stages if s not in carrying]
+    idle = [s for s in PATH.stages if s.name not in {c.name for c in carrying}]
     hops = {h.name: r for h in PATH.hops if (r := Rate.of(_row(table, "iperf3", h.name))) is not None}
     detail = detail if detail is not None and len(detail) else pd.DataFrame(
         columns=["point", "parallel", "run", "source", "name", "side"])
