@@ -7,7 +7,7 @@
                    into a temp file in SREGISTRY_TMPDIR, then moves it to ./<collection>-<name>:<tag>.sif
     singularity-2.6  Singularity 2.6.1's shub:// pull (labkit.measure.singularity26): the manifest, then
                    the image in 1 MiB reads into a temporary file renamed to <collection>-<name>-<tag>.simg
-                   in its pull folder; https when the path has TLS (Target.scheme, verified with Target.cafile)
+                   in its pull folder; https verified against the lab's CA when the path has TLS ({cacert})
     command        the user's template, e.g. `singularity pull {dest} shub://{host}:{port}/{uri}`
 
 A program runs in the compute node's namespace, joined to the block-I/O group of the compute node's
@@ -53,8 +53,6 @@ class Target:
     uri: str
     sha256: str
     size: int
-    scheme: str = "http"             # "https" where the path has TLS at nginx
-    cafile: str | None = None        # the CA a client verifies the registry's certificate with (https)
 
 
 def render_command(template: str, values: dict[str, str]) -> list[str]:
@@ -76,10 +74,10 @@ def client_argv(kind: str, template: str | None, values: dict[str, str]) -> list
         return [tool("curl"), "-sS", "-f", "-o", values["dest"], values["url"]]
     if kind == "sregistry-cli":
         return [tool("sregistry"), "pull", values["uri"]]
-    if kind == "singularity-2.6":
+    if kind == "singularity-2.6":        # https verified against the lab's CA where the path has TLS ({cacert})
+        ca = values.get("cacert")
         return [sys.executable, "-m", "labkit.measure.singularity26", f"{values['host']}:{values['port']}",
-                values["uri"], *(["--cafile", values["cafile"]] if values.get("cafile") else []),
-                *([] if values.get("scheme") == "https" else ["--http"])]
+                values["uri"], *(["--cafile", ca] if ca else ["--http"])]
     if kind == "command":
         return render_command(template or "", values)
     raise SettingsError(f"client.kind: {kind!r} runs in this process, not as a command")
@@ -190,8 +188,7 @@ def run_programs(kind: str, template: str | None, t: Target, dest_root: Path, pa
         cmds = []
         for r in runs:
             r.workdir.mkdir(parents=True)
-            values = {"host": t.host, "port": str(t.port), "uri": t.uri, "url": url, "dest": str(r.workdir / DEST),
-                      "scheme": t.scheme, "cafile": t.cafile or ""}
+            values = {"host": t.host, "port": str(t.port), "uri": t.uri, "url": url, "dest": str(r.workdir / DEST)}
             cmds.append((client_argv(kind, template, values),
                          client_env(kind, values, r.workdir, r.log.with_suffix(".json"))))
         waiters = []
