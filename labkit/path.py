@@ -293,6 +293,23 @@ class Path:
         inner = [p for s in self.stages if s.carries(settings) for p in s.programs if p not in (PROXY, CLIENT)]
         return tuple(dict.fromkeys(inner + ([PROXY] if route == PROXY else []) + [CLIENT]))
 
+    def flows(self, settings) -> dict[str, tuple[str, ...]]:
+        """Declared connections that are one TCP flow under `settings`, innermost first, by each of them.
+
+        Where Docker's DNAT carries the client's pull no program stands at the published port: the
+        connection made to it is the container's own (its sender is the container's socket), so
+        e.g. "link" and "docker0→nginx" are one flow, crossing both links. Without DNAT each stands alone.
+        """
+        out = {c.name: (c.name,) for c in self.connections}
+        if publish_route(self.client_vantage.arrives, settings.publish) != "dnat":
+            return out
+        for pb in self.published:
+            inner = [c.name for c in self.connections if (c.sender, c.port) == (pb.container, pb.container_port)]
+            outer = [c.name for c in self.connections if (c.sender, c.port) == (pb.node, pb.host_port)]
+            for name in inner + outer:
+                out[name] = tuple(inner + outer)
+        return out
+
     def route_at(self, vantage: str, settings) -> str | None:
         """"dnat", PROXY or None (unreachable) for a vantage that dials a published port; "direct" otherwise."""
         v = self.vantage(vantage)

@@ -337,3 +337,15 @@ def test_a_small_but_full_receive_buffer_is_a_slow_reader_not_a_window():
                    "full path": (167, 165, 259)}, cpu={"nginx": {"nginx": (33, 46)}}, tcp={"full path": tcp, "nginx": tcp})
     v = verdict(t, settings=S2018, detail=d)
     assert (v.hop, v.cause) == ("nginx", "cpu")
+
+
+def test_under_dnat_one_flow_crosses_two_links_and_the_first_at_the_rate_binds():
+    """Docker's DNAT (the default): "link" and "docker0→nginx" are one TCP flow, its sender nginx's socket."""
+    nginx_shaped = {("link", "sender"): NET(95.4), ("docker0→nginx", "sender"): NET(95.4)}
+    t, d = survey({"uwsgi": r(1240), "nginx": r(96, .01), "published port": r(96, .01), "full path": r(97, .01)},
+                  hops={"vm→nginx": r(96.6, .01)}, tcp={"nginx": nginx_shaped, "full path": nginx_shaped})
+    assert verdict(t, settings=S2018, detail=d).hop == "nginx"
+    wan_shaped = {("link", "sender"): NET(95.4), ("docker0→nginx", "sender"): NET(95.4)}
+    t, d = survey({"uwsgi": r(1240), "nginx": r(1100), "published port": r(1050), "full path": r(96, .01)},
+                  hops={"compute→vm": r(96.6, .01)}, tcp={"full path": wan_shaped})
+    assert verdict(t, settings=S2018, detail=d).hop == "full path"

@@ -55,6 +55,7 @@ class PathView:
     down: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     table: pd.DataFrame | None = None
+    flows: dict[str, tuple[str, ...]] = field(default_factory=dict)   # connections that are one TCP flow (DNAT)
 
     @property
     def final(self) -> StageView:
@@ -173,7 +174,8 @@ def path_view(table: pd.DataFrame, detail: pd.DataFrame | None = None, settings=
             views[-1].cpu.setdefault(CLIENT, _num(row["client_cpu"]) / 100)
             views[-1].cpu_text.setdefault(CLIENT, f"the client at {_num(row['client_cpu']):.0f}% of a core")
     notes = [f"{s.name} carries no image under these settings ({', '.join(s.idle_when)}): left out" for s in idle]
-    return PathView(views, idle, hops, judged, dict((meta or {}).get("down") or {}), notes, table)
+    return PathView(views, idle, hops, judged, dict((meta or {}).get("down") or {}), notes, table,
+                    PATH.flows(settings) if settings is not None else {})
 
 
 def disk_rates(row, stage: Stage, carrying: list[Stage], image_bytes: int | None, settings) -> dict:
