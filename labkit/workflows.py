@@ -1,4 +1,6 @@
-"""The diagnosis as steps: survey, look inside the windows where the verdict points, compare settings, export."""
+"""The diagnosis as steps: survey, look inside the windows where the verdict points, compare settings, export;
+and the measurements that come with their judgement (a probe, a storm): measured by labkit.measure, read by
+labkit.analyze, put together here (neither of those imports the other)."""
 from __future__ import annotations
 
 import time
@@ -13,17 +15,21 @@ from .present.report import (Section, bundle_section, flows_section, survey_sect
                              trials_headline, trials_section, write_report)
 from .config.presets import PRESETS
 from .config.settings import LabSettings
-from .path import PATH
-from .measure.survey import Survey, run_survey
+from .measure.survey import run_survey
+from .records import Probe, Survey
 from .measure.sweep import run_presets
 from .analyze.tcpflow import FlowDirection, analyze
 from .analyze.windows import FlowVerdict, flow_verdict
 from .analyze.verdict import verdict
+from .analyze.probe_verdict import judge_probe
+from .analyze.storm import Storm, storm_of
+from .measure import probe as _probe, storm as _storm
 
 def capture_points_for(survey: Survey) -> list[str]:
-    """The connections around the stage that loses throughput (every one a client's pull crosses if none does)."""
-    hop = verdict(survey).hop
-    return list(PATH.stage(hop).capture if hop else PATH.client_vantage.crosses)
+    """The connections around the stage that loses throughput (every one a client's pull crosses if none does),
+    on the path the survey was measured on."""
+    hop, path = verdict(survey).hop, survey.path
+    return list(path.stage(hop).capture if hop else path.client_vantage.crosses)
 
 
 def look_inside(lab: Lab, points: list[str] | None = None, **kw) -> list[tuple[str, FlowDirection, FlowVerdict]]:
@@ -115,22 +121,26 @@ def run_hypotheses(parallels: list[int], image_mib: int = 32, lab_name: str = "h
     with tqdm(total=sum(map(len, groups.values())), desc="hypotheses", disable=not progress, leave=False) as bar:
         for size, hs in groups.items():
             with Lab(lab_name, image_size=size * 2**20, quiet=True) as lab:
-                hop = lab.plan.path.hop(lab.plan.path.stages[-1].hop)   # the VM to the compute node
+                path = lab.plan.path
+                hop = path.hop(path.client_stage.hop)        # the client's hop: from the compute node to the VM
+                # the shaped links on its way (one link, or a switch's uplink with several compute nodes)
+                seed_link = [f"links.{lk.name}={link}" for lk in path.links_between(hop.server, hop.client)
+                             if lk.shaped]
                 if capacity is None:
-                    lab.apply(hs[0].settings(link))
+                    lab.apply(hs[0].settings(*seed_link))
                     capacity = iperf.run(*lab.plan.endpoint(hop), 2).MBps
                 for h in hs:
                     bar.set_postfix_str(f"{h.name} ({size} MiB)")
-                    rows.append(_hypothesis_row(lab, h, link, parallels, deadline))
+                    rows.append(_hypothesis_row(lab, h, seed_link, parallels, deadline))
                     bar.update()
     return judge(pd.DataFrame(rows), capacity), capacity
 
 
-def _hypothesis_row(lab: Lab, h, link: str, parallels: list[int], deadline: float) -> dict:
+def _hypothesis_row(lab: Lab, h, seed_link: list[str], parallels: list[int], deadline: float) -> dict:
     from .measure.clients import check_room
     from .measure.pulls import pull_at
     from .errors import LabError
-    lab.apply(h.settings(link))
+    lab.apply(h.settings(*seed_link))
     runs, left_out = [], []
     for n in sorted(set([1, *parallels])):
         if lab.settings.client.dest != "memory" or lab.settings.client.kind != "labkit":
@@ -174,3 +184,20 @@ def record_hypotheses(image_mib: int = 1536, parallels: tuple[int, ...] = (1, 5,
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"), "fits_all": judged.loc[judged.fits_all, "hypothesis"].tolist()},
         indent=1) + "\n")
     return csv
+
+
+def run_probe(url: str, uri: str, **kw) -> Probe:
+    """A real registry measured from here (labkit.measure.probe.measure_probe's arguments) and judged
+    from the client's side: `p.table`, `p.verdict` (client-, network- or server application-limited)."""
+    return judge_probe(_probe.measure_probe(url, uri, **kw))
+
+
+def run_storm(lab: Lab, spec) -> Storm:
+    """A Locust pull storm on the lab (labkit.measure.storm), as its tables: `s.row()`, `s.nodes()`, `s.failures()`."""
+    return storm_of(_storm.measure_storm(lab, spec))
+
+
+def run_master(url: str, image: str, spec, workers: int, out_dir: Path, bind: str = "*",
+               port: int = _storm.MASTER_PORT) -> Storm:
+    """The master of a storm on a real cluster (`run_worker` on each compute node), as its tables."""
+    return storm_of(_storm.measure_master(url, image, spec, workers, out_dir, bind, port))

@@ -11,8 +11,8 @@ from labkit.config.overrides import load_settings
 from labkit.config.presets import SREGISTRY_SHIPPED
 from labkit.config.render import LabAccept, PublishedRule, render_nat
 from labkit.config.settings import PublishSettings, SettingsError, parse_settings
-from labkit.lab.publish import lab_accepts, publishers
-from labkit.lab.programs import DockerNat, DockerProxy, Site, nat_counters
+from labkit.lab.publish import lab_accepts
+from labkit.lab.programs import DockerNat, DockerProxy, Site, nat_counters, publishing
 from labkit.path import CLIENT, PATH, PROXY, plan, publish_route
 
 S = SREGISTRY_SHIPPED
@@ -105,16 +105,18 @@ def test_counters_read_from_a_listing():
 
 def test_what_the_lab_runs_for_each_setting(tmp_path):
     site = Site(plan("t", namespaced=True), tmp_path, tmp_path, tmp_path)
-    kinds = lambda p: sorted(type(x).__name__ for x in publishers(site, p))  # noqa: E731
-    assert kinds(pub()) == ["DockerNat", "DockerProxy", "DockerProxy"]
+    run = lambda st, p: publishing(st, st.plan.path.published, S.changed(publish=p.model_dump()))  # noqa: E731
+    kinds = lambda p: [type(x).__name__ for x in run(site, p)]  # noqa: E731
+    assert kinds(pub()) == ["DockerNat", "DockerProxy", "DockerProxy"]       # the rules first
     assert kinds(pub(userland_proxy=False)) == ["DockerNat"]
     assert kinds(pub(iptables=False)) == ["DockerProxy", "DockerProxy"]
-    proxy = next(x for x in publishers(site, pub()) if isinstance(x, DockerProxy))
+    proxy = next(x for x in run(site, pub()) if isinstance(x, DockerProxy))
     assert proxy.argv()[proxy.argv().index("-host-ip") + 1] == "0.0.0.0"
-    nat = next(x for x in publishers(site, pub()) if isinstance(x, DockerNat))
+    nat = next(x for x in run(site, pub()) if isinstance(x, DockerNat))
     assert [a.port for a in nat.lab_accepts] == [5201]            # the routed iperf3 hop to uwsgi
+    assert nat.hairpin is False and next(x for x in run(site, pub(userland_proxy=False))).hairpin is True
     loop = Site(plan("t", namespaced=False), tmp_path, tmp_path, tmp_path)
-    assert {type(x).__name__ for x in publishers(loop, pub())} == {"DockerProxy"}
+    assert {type(x).__name__ for x in run(loop, pub())} == {"DockerProxy"}
     assert lab_accepts(site.plan, next(b for b in PATH.bridges if b.name == "docker0"))
 
 
@@ -198,5 +200,5 @@ def test_singularity_26_client_command_and_its_pure_parts(tmp_path):
 def test_the_verdicts_view_keeps_the_publish_stage_under_dnat():
     import pandas as pd
     from labkit.analyze.evidence import path_view
-    v = path_view(pd.DataFrame(columns=["kind", "point", "parallel"]), settings=S)
+    v = path_view(pd.DataFrame(columns=["kind", "point", "parallel"]), PATH, settings=S)
     assert "published port" not in [s.name for s in v.idle]

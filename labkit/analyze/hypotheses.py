@@ -32,11 +32,11 @@ class Hypothesis:
     fix: str
     base: str = "sregistry-2018-10"
 
-    def settings(self, link: str = SEED_LINK):
-        """The lab's settings that make it real: its base preset, its overrides, the seed's link."""
+    def settings(self, *extra: str):
+        """The lab's settings that make it real: its base preset, its overrides, then `extra` (the seed's link)."""
         from ..config.overrides import apply_overrides
         from ..config.presets import preset
-        return apply_overrides(preset(self.base), [*self.overrides, f"links.wan={link}"])
+        return apply_overrides(preset(self.base), [*self.overrides, *extra])
 
     @property
     def min_image_mib(self) -> int:

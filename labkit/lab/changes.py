@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config.settings import LabSettings
-from ..path import PATH, publish_route
 
 # what each settings group's change takes (nginx's server block follows the serve mode: X-Accel's location)
 STEP_FOR_GROUP = {"kernel": ("kernel",), "links": ("links",), "publish": ("publish",), "uwsgi": ("uwsgi",),
@@ -55,7 +54,7 @@ def plan_changes(old: LabSettings, new: LabSettings, feats: Features) -> Changes
 
 
 def publish_problems(s: LabSettings, feats: Features) -> list[str]:
-    """What this machine or the path cannot do of `s.publish` (labkit.path.publish_route)."""
+    """What this machine cannot do of `s.publish` (the path's own objections: ServingPath.problems)."""
     out = []
     if s.publish.iptables and feats.namespaced and not feats.nft:
         out.append("publish.iptables: Docker's rules need nftables (`nft`): run `make setup`, "
@@ -63,8 +62,4 @@ def publish_problems(s: LabSettings, feats: Features) -> list[str]:
     if not feats.namespaced and not s.publish.userland_proxy:
         out.append("publish.userland_proxy: false needs network namespaces (root) for Docker's DNAT; "
                    "this lab runs on loopback")
-    client = PATH.client_vantage
-    if publish_route(client.arrives, s.publish) is None:
-        out.append(f"publish.ip: {s.publish.ip}: Docker binds the published port there, so a compute node "
-                   "cannot reach it (use 0.0.0.0 or eth0)")
     return out

@@ -1,4 +1,5 @@
-"""Docker's published ports in the lab, as dockerd sets them up from daemon.json's keys.
+"""Docker's published ports in the lab, as dockerd sets them up from daemon.json's keys (the classes
+are labkit.lab.programs.DockerNat and DockerProxy, in its PUBLISHERS table; this module holds what they share).
 
     iptables on   DockerNat: Docker's rules as one nftables table (DNAT in prerouting and output,
                   the forward filter with policy drop, masquerade; conntrack on every flow), and,
@@ -17,13 +18,12 @@ from __future__ import annotations
 
 import ipaddress
 
-from ..config.render import LabAccept, PublishedRule
+from ..config.render import LabAccept
 from ..config.settings import PublishSettings
-from ..path import Path, Plan
-from .programs import DockerNat, DockerProxy, Site
+from ..path import Plan, ServingPath
 
 
-def bridge_of(path: Path, container: str):
+def bridge_of(path: ServingPath, container: str):
     """The bridge (and its node) a container's link is a port of: Docker's docker0 for nginx."""
     for lk in path.links:
         if lk.bridge and container in (lk.a, lk.b):
@@ -47,29 +47,6 @@ def lab_accepts(plan: Plan, bridge) -> list[LabAccept]:
         if server and ipaddress.ip_address(server) in net and h.client != bridge.node and not (
                 client and ipaddress.ip_address(client) in net):
             out.append(LabAccept(plan.ip(h.server), plan.port(h.port), f"the iperf3 hop {h.name}"))
-    return out
-
-
-def publishers(site: Site, pub: PublishSettings) -> list:
-    """The published ports' programs and rules under `pub`, in the order to start them."""
-    p = site.plan
-    out: list = []
-    if pub.iptables and p.namespaced:
-        by_node: dict[str, list] = {}
-        for pb in p.path.published:
-            by_node.setdefault(pb.node, []).append(pb)
-        for node, pbs in sorted(by_node.items()):
-            bridge = bridge_of(p.path, pbs[0].container)
-            host_ip = binding_ip(p, node, pub.ip)
-            rules = [PublishedRule(p.port(pb.host_port), p.ip(pb.container), p.port(pb.container_port),
-                                   None if host_ip == "0.0.0.0" else host_ip) for pb in pbs]
-            out.append(DockerNat(site, node, bridge.name, bridge.subnet, rules, hairpin=not pub.userland_proxy,
-                                 lab_accepts=lab_accepts(p, bridge)))
-    if pub.userland_proxy or not p.namespaced:
-        out += [DockerProxy(site, f"docker-proxy@{pb.name}", pb.node, p.port(pb.host_port),
-                            (p.ip(pb.container), p.port(pb.container_port)),
-                            binding_ip(p, pb.node, pub.ip) if p.namespaced else None)
-                for pb in p.path.published]
     return out
 
 
