@@ -1,6 +1,7 @@
 """The serving path, declared once as plain data; everything else is derived from it.
 
-    compute ──wan── vm(eth0) ── publish (docker-proxy or DNAT) ──docker0── nginx ──uwsgi_pass── uwsgi
+    compute ──wan── vm(eth0) ── publish (DNAT + conntrack; docker-proxy if iptables is off) ──docker0── nginx
+        ──uwsgi_pass── uwsgi
 
     compute1 ─┐
     compute2 ─┼─ switch (bridge sw0) ──wan (one uplink)── vm(eth0) ── ...      registry_path(compute_nodes=N)
@@ -151,12 +152,50 @@ class Connection:
 
 @dataclass(frozen=True)
 class Vantage:
-    """Where a pull is made from and where it dials; the connections it crosses, outermost first."""
+    """Where a pull is made from and where it dials; the connections it crosses, outermost first.
+
+    `arrives`: how a pull from here meets Docker's published port (one of ARRIVALS; None: it dials
+    a container directly), which decides what carries it (`publish_route`). `side`: a vantage off
+    the way to the client (pulled on request, not in surveys). A "loopback" vantage dials 127.0.0.1.
+    """
     name: str
     client: str
     server: str
     port: str
     crosses: tuple[str, ...]
+    arrives: str | None = None
+    side: bool = False
+
+
+# How a connection meets a published port on the Docker host (docker/libnetwork 02d0f9d6):
+#   outside   from another host, arriving on eth0: nat PREROUTING `-m addrtype --dst-type LOCAL -j DOCKER`
+#   host      from the host itself to its own address: nat OUTPUT `! -d 127.0.0.0/8 -m addrtype ... -j DOCKER`
+#   loopback  from the host itself to 127.0.0.1: OUTPUT skips 127.0.0.0/8 unless userland-proxy is off
+#   hairpin   from a container to the host's address: `-A DOCKER -i docker0 -j RETURN` unless userland-proxy is off
+# (iptables/iptables.go ProgramChain and Forward, drivers/bridge/setup_ip_tables.go setupIPTablesInternal)
+ARRIVALS = ("outside", "host", "loopback", "hairpin")
+PROXY = "docker-proxy"          # the program that carries a published port's bytes when the rules leave them to it
+
+
+def publish_route(arrives: str, publish) -> str | None:
+    """What carries a pull that meets the published port as `arrives` under PublishSettings `publish`:
+    "dnat" (the kernel: conntrack, DNAT, the bridge), PROXY, or None (nothing answers there).
+
+    Docker with `iptables` on DNATs every arrival its rules match, whatever `userland-proxy` says
+    (portmapper/mapper.go MapRange installs the forward rule either way); docker-proxy then carries
+    only what the rules leave out, loopback and hairpin, and only while userland-proxy is on (off,
+    those are DNATed as well: "hairpin mode"). With `iptables` off docker-proxy carries everything.
+    `ip` binds both the rule (`-d <ip>`) and the proxy's listening socket to one address.
+    """
+    if arrives not in ARRIVALS:
+        raise UnknownName(f"arrival {arrives!r}: one of {', '.join(ARRIVALS)}")
+    if publish.ip != "0.0.0.0" and (publish.ip == "127.0.0.1") != (arrives == "loopback"):
+        return None
+    if not publish.iptables:
+        return PROXY if publish.userland_proxy else None
+    if arrives in ("loopback", "hairpin") and publish.userland_proxy:
+        return PROXY
+    return "dnat"
 
 
 @dataclass(frozen=True)
@@ -165,7 +204,9 @@ class Stage:
 
     `hop`: the iperf3 hop that bounds it. `capture`: the connections to look inside for it.
     `idle_when`: settings (group.field -> values) under which the stage does not carry the image.
-    `programs`: the programs doing its work (their CPU is the stage's; CLIENT is the pulling client).
+    `programs`: the programs doing its work (their CPU is the stage's; CLIENT is the pulling client);
+    a stage of Docker's publish step lists PROXY, which `Path.carrying` keeps only where docker-proxy
+    carries its vantage's pulls under the settings (with DNAT the kernel does the work).
     `sends_on`: the connection over the stage's own link (a shaped link shows on its sender), if any.
     `reads_from`: the connection the stage's program receives the image on (None: it reads the file).
     """
@@ -299,7 +340,8 @@ class ServingPath:
         return next((pb.cpu for pb in self.published if pb.proxy == program), None)
 
     def problems(self, settings) -> list[str]:
-        """Settings keyed by this path's names (links, cpu) that name nothing in it; [] when all do."""
+        """Settings keyed by this path's names (links, cpu) that name nothing in it, and publishing that
+        leaves the client no way in; [] when all is well."""
         out = []
         for link in settings.links.names():
             if link not in self.shaped_links:
@@ -308,6 +350,10 @@ class ServingPath:
             if key not in self.cpu_keys:
                 out.append(f"cpu.{key}_cpus/_cpuset: nothing named {key!r} can be CPU-limited in this path; "
                            f"names: {', '.join(self.cpu_keys)}")
+        arrives = self.client_vantage.arrives
+        if arrives and publish_route(arrives, settings.publish) is None:
+            out.append(f"publish.ip: {settings.publish.ip}: Docker binds the published port there, so a compute "
+                       "node cannot reach it (use 0.0.0.0 or eth0)")
         return out
 
     @property
@@ -321,7 +367,53 @@ class ServingPath:
         return self.stages[-1]
 
     def carrying(self, settings) -> list[Stage]:
-        return [s for s in self.stages if s.carries(settings)]
+        """The stages that carry the image under `settings`, each with the programs that do its work then."""
+        return [replace(s, programs=self.stage_programs(s, settings)) for s in self.stages if s.carries(settings)]
+
+    def stage_programs(self, stage: Stage, settings) -> tuple[str, ...]:
+        """A stage's programs under `settings`: PROXY only where docker-proxy carries its vantage's pulls."""
+        if PROXY not in stage.programs:
+            return stage.programs
+        arrives = self.vantage(stage.vantage).arrives
+        if arrives and publish_route(arrives, settings.publish) == PROXY:
+            return stage.programs
+        return tuple(p for p in stage.programs if p != PROXY)
+
+    def programs_at(self, vantage: str, settings) -> tuple[str, ...]:
+        """The programs a pull from `vantage` crosses under `settings`, from the file to the client
+        (PROXY where Docker's rules leave the published port to it)."""
+        v = self.vantage(vantage)
+        if v.arrives is None:         # dials a container: the stages up to its own
+            order = [s.name for s in self.stages]
+            own = [s for s in self.stages if s.vantage == v.name]
+            upto = order.index(own[0].name) + 1 if own else 0
+            stages = [s for s in self.stages[:upto] if s.carries(settings)]
+            return tuple(dict.fromkeys(p for s in stages for p in s.programs if p not in (PROXY, CLIENT)))
+        route = publish_route(v.arrives, settings.publish)
+        inner = [p for s in self.stages if s.carries(settings) for p in s.programs if p not in (PROXY, CLIENT)]
+        return tuple(dict.fromkeys(inner + ([PROXY] if route == PROXY else []) + [CLIENT]))
+
+    def flows(self, settings) -> dict[str, tuple[str, ...]]:
+        """Declared connections that are one TCP flow under `settings`, innermost first, by each of them.
+
+        Where Docker's DNAT carries the client's pull no program stands at the published port: the
+        connection made to it is the container's own (its sender is the container's socket), so
+        e.g. "link" and "docker0→nginx" are one flow, crossing both links. Without DNAT each stands alone.
+        """
+        out = {c.name: (c.name,) for c in self.connections}
+        if publish_route(self.client_vantage.arrives, settings.publish) != "dnat":
+            return out
+        for pb in self.published:
+            inner = [c.name for c in self.connections if (c.sender, c.port) == (pb.container, pb.container_port)]
+            outer = [c.name for c in self.connections if (c.sender, c.port) == (pb.node, pb.host_port)]
+            for name in inner + outer:
+                out[name] = tuple(inner + outer)
+        return out
+
+    def route_at(self, vantage: str, settings) -> str | None:
+        """"dnat", PROXY or None (unreachable) for a vantage that dials a published port; "direct" otherwise."""
+        v = self.vantage(vantage)
+        return publish_route(v.arrives, settings.publish) if v.arrives else "direct"
 
     def stage_at(self, vantage: str) -> Stage:
         """The stage that a pull at `vantage` ends with."""
@@ -343,7 +435,8 @@ class ServingPath:
     def vantages_for(self, settings) -> list[Vantage]:
         """The vantage points whose pulls cross only stages that carry the image under `settings`."""
         idle = {s.vantage for s in self.stages if not s.carries(settings)}
-        return [v for v in self.vantages if v.name not in idle]
+        return [v for v in self.vantages if v.name not in idle and not v.side
+                and (v.arrives is None or publish_route(v.arrives, settings.publish) is not None)]
 
     def to_dict(self) -> dict:
         """The path as JSON-ready data (a survey saves the path it was measured on)."""
@@ -448,16 +541,19 @@ def _registry(computes: tuple[str, ...], switched: bool) -> ServingPath:
                      Connection("uwsgi http", "uwsgi", "uwsgi_http", ("nginx", "a"))),
         vantages=(Vantage("uwsgi", "nginx", "uwsgi", "uwsgi_http", ("uwsgi http",)),
                   Vantage("nginx", vm, "nginx", nginx_port, ("docker0→nginx", "nginx→uwsgi")),
-                  Vantage("published port", vm, vm, "published", ("docker0→nginx", "nginx→uwsgi")),
-                  Vantage("full path", client, vm, "published", ("link", "docker0→nginx", "nginx→uwsgi"))),
+                  Vantage("published port", vm, vm, "published", ("docker0→nginx", "nginx→uwsgi"), "host"),
+                  Vantage("full path", client, vm, "published", ("link", "docker0→nginx", "nginx→uwsgi"),
+                          "outside"),
+                  Vantage("VM loopback", vm, vm, "published", ("docker0→nginx", "nginx→uwsgi"), "loopback",
+                          side=True)),
         stages=(Stage("uwsgi", "the registry app in uwsgi (how it reads and sends the file)", "uwsgi",
                       "nginx→uwsgi", ("nginx→uwsgi",), app_idle, ("uwsgi",), "nginx→uwsgi"),
                 Stage("nginx", "nginx in front of uwsgi (uwsgi_pass, buffering, temp files)", "nginx",
                       "vm→nginx", ("docker0→nginx", "nginx→uwsgi"), programs=("nginx",),
                       sends_on="docker0→nginx", reads_from="nginx→uwsgi"),
-                Stage("published port", "Docker's publish step (docker-proxy copying every byte, or DNAT)",
-                      "published port", "compute→published port→nginx", ("link", "docker0→nginx"),
-                      programs=("docker-proxy",), reads_from="docker0→nginx"),
+                Stage("published port", "Docker's publish step (DNAT and conntrack in the kernel; docker-proxy "
+                      "copying every byte with iptables off)", "published port", "compute→published port→nginx",
+                      ("link", "docker0→nginx"), programs=(PROXY,), reads_from="docker0→nginx"),
                 Stage("full path", "the link from the VM to the compute node", "full path",
                       "compute→vm", ("link",), programs=(CLIENT,), sends_on="link", reads_from="link")),
         compute=computes,
@@ -467,9 +563,9 @@ def _registry(computes: tuple[str, ...], switched: bool) -> ServingPath:
                                "vm", "bytes_written", "disk_write_MB",
                                {"nginx.uwsgi_buffering": (False,), "nginx.uwsgi_max_temp_file_size": ("0",),
                                 **app_idle}),
-                     DiskStage("client write", "the client writing the image to the compute node's disk",
-                               "compute", "bytes_written", "client_write_MB", {"client.write_to": ("discard",)},
-                               "full path")),
+                     DiskStage("client write", "the client writing the image to the compute node's local disk",
+                               "compute", "bytes_written", "client_write_MB",
+                               {"client.dest": ("memory", "shared-fs")}, "full path")),
         ports=(Port("uwsgi_http", 8000, 0), Port("uwsgi_socket", 3031, 31), Port(nginx_port, 80, 80),
                Port("published", None, 81), Port("iperf_published", 5202, 40), *iperf_ports(iperf_nodes)),
     )
@@ -541,10 +637,11 @@ class Plan:
 
     def endpoint(self, item: Hop | Vantage | Upstream) -> tuple[str | None, str, int]:
         """(namespace of the client, address, port) to dial for a hop or a vantage point
-        (for an upstream: no namespace, the address and port its service dials)."""
+        (for an upstream: no namespace, the address and port its service dials; a loopback vantage: 127.0.0.1)."""
         if isinstance(item, Upstream):
             return None, self.ip(item.node), self.port(item.port)
-        return self.ns(item.client), self.ip(item.server), self.port(item.port)
+        host = "127.0.0.1" if getattr(item, "arrives", None) == "loopback" else self.ip(item.server)
+        return self.ns(item.client), host, self.port(item.port)
 
     def compute_endpoints(self) -> list[tuple[str, str | None, str, int]]:
         """(compute node, its namespace, address, port) for a pull of the whole path from every compute node."""

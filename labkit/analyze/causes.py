@@ -74,6 +74,18 @@ def _sender_of(view: PathView, conn: str) -> StageView | None:
     return next((sv for sv in view.stages if sv.stage.sends_on == conn), None)
 
 
+def _link_sender(view: PathView, conn: str, rate: float) -> StageView | None:
+    """The stage whose own link holds a busy sender on `conn` to the path's rate. Where `conn` is one
+    TCP flow with others (Docker's DNAT: view.flows) it crosses each of their links, so the innermost
+    stage sending on one of them whose own pulls are already at that rate; else `conn`'s own sender."""
+    flow = view.flows.get(conn, (conn,))
+    for sv in view.stages:
+        if len(flow) > 1 and sv.stage.sends_on in flow and sv.pull and \
+                abs(sv.pull.median - rate) <= RATE_MATCH * rate:
+            return sv
+    return _sender_of(view, conn)
+
+
 def pipeline(view: PathView) -> Finding | None:
     """Where the real client's pull backs up, from its connections' tcp_info (None: no connection says)."""
     final = view.final
@@ -90,8 +102,9 @@ def pipeline(view: PathView) -> Finding | None:
             return Finding(sender.name, "window", f"the send buffer on {conn}", [line], "sndbuf")
         delivered = snd.get("delivery_MBps", 0)
         if (snd.get("net_pct", 0) >= NET and rate and abs(delivered - rate) <= RATE_MATCH * rate
-                and (sender := _sender_of(view, conn))):
-            return Finding(sender.name, "link", f"the {view.path.connection(conn).seen_on[0]} link", [line], "link")
+                and (sender := _link_sender(view, conn, rate))):
+            return Finding(sender.name, "link", f"the {view.path.connection(sender.stage.sends_on).seen_on[0]} link",
+                           [line], "link")
     inner = connection_order(view)[-1:] or []
     snd = tcp.get((inner[0], "sender")) if inner else None
     if snd and snd.get("app_pct", 0) >= 50:

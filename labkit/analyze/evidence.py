@@ -52,6 +52,7 @@ class PathView:
     down: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     table: pd.DataFrame | None = None
+    flows: dict[str, tuple[str, ...]] = field(default_factory=dict)   # connections that are one TCP flow (DNAT)
 
     @property
     def final(self) -> StageView:
@@ -144,7 +145,7 @@ def path_view(table: pd.DataFrame, path: ServingPath, detail: pd.DataFrame | Non
     higher = [n for n in counts if n > judged]
     carrying = path.carrying(settings) if settings is not None else list(path.stages)
     measured = set(pulls.point)
-    idle = [s for s in path.stages if s not in carrying]
+    idle = [s for s in path.stages if s.name not in {c.name for c in carrying}]
     hops = {h.name: r for h in path.hops if (r := Rate.of(_row(table, "iperf3", h.name))) is not None}
     detail = detail if detail is not None and len(detail) else pd.DataFrame(
         columns=["point", "parallel", "run", "source", "name", "side"])
@@ -172,7 +173,8 @@ def path_view(table: pd.DataFrame, path: ServingPath, detail: pd.DataFrame | Non
             views[-1].cpu.setdefault(CLIENT, _num(row["client_cpu"]) / 100)
             views[-1].cpu_text.setdefault(CLIENT, f"the client at {_num(row['client_cpu']):.0f}% of a core")
     notes = [f"{s.name} carries no image under these settings ({', '.join(s.idle_when)}): left out" for s in idle]
-    return PathView(path, views, idle, hops, judged, dict((meta or {}).get("down") or {}), notes, table)
+    return PathView(path, views, idle, hops, judged, dict((meta or {}).get("down") or {}), notes, table,
+                    path.flows(settings) if settings is not None else {})
 
 
 def disk_rates(row, stage: Stage, carrying: list[Stage], image_bytes: int | None, settings,

@@ -74,6 +74,26 @@ def render_uwsgi(s: LabSettings, p: UwsgiPaths) -> str:
     return templates().get_template("uwsgi.ini.j2").render(u=s.uwsgi, m=SERVE_MODES[s.app.serve_mode], p=p)
 
 
-def render_nat(host_ip: str, rules: list[dict]) -> str:
-    """nftables DNAT for published ports: rules of host_port, container_ip, container_port."""
-    return templates().get_template("nat.nft.j2").render(host_ip=host_ip, rules=rules)
+@dataclass(frozen=True)
+class PublishedRule:
+    """One published port as Docker's rules see it (host_ip None: every local address, Docker's 0.0.0.0)."""
+    host_port: int
+    container_ip: str
+    container_port: int
+    host_ip: str | None = None
+
+
+@dataclass(frozen=True)
+class LabAccept:
+    """A forward the lab needs that Docker would drop (a measuring hop, not a pull): said in the rule's comment."""
+    ip: str
+    port: int
+    why: str
+
+
+def render_nat(table: str, bridge: str, subnet: str, rules: list[PublishedRule], hairpin: bool = False,
+               lab_accepts: list[LabAccept] = ()) -> str:
+    """Docker's rules for published ports with `"iptables": true` as one nftables table (nat.nft.j2
+    says which libnetwork rule each line is). `hairpin`: Docker's hairpin mode, `userland-proxy: false`."""
+    return templates().get_template("nat.nft.j2").render(table=table, bridge=bridge, subnet=subnet, rules=rules,
+                                                         hairpin=hairpin, lab_accepts=list(lab_accepts))

@@ -7,6 +7,7 @@ anything is applied to a running lab.
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Annotated, Literal
 
 from ..errors import SettingsError
@@ -164,9 +165,73 @@ class KernelSettings(_Model):
         return self
 
 
+def renamed(data, group: str, old: str, table: dict[str, dict], replaced_by: str, why: dict[str, str] = {}):
+    """A settings group's raw data with a retired field `old` read as the fields `table[value]` names,
+    with a FutureWarning saying so; a value the table lacks is refused naming the replacement."""
+    if not isinstance(data, dict) or old not in data:
+        return data
+    data = dict(data)
+    value = data.pop(old)
+    if value not in table:
+        raise ValueError(f"{old}: {value!r}: {group}.{old} is replaced by {replaced_by} "
+                         f"(old values: {', '.join(map(repr, table))})")
+    mapped = table[value]
+    warnings.warn(f"{group}.{old} = {value!r} is replaced by {replaced_by}: read as "
+                  + ", ".join(f"{group}.{k} = {str(v).lower() if isinstance(v, bool) else repr(v)}"
+                              for k, v in mapped.items()) + why.get(value, ""), FutureWarning, stacklevel=3)
+    return {**data, **mapped}
+
+
+PUBLISH_SOURCES = "docker/libnetwork 02d0f9d684d320c80105be781d6932481f30a543"
+LEGACY_PUBLISH_MODE = {"userland-proxy": {"iptables": True, "userland_proxy": True},
+                       "dnat": {"iptables": True, "userland_proxy": False}}
+
+
 class PublishSettings(_Model):
-    mode: Literal["userland-proxy", "dnat"] = "userland-proxy"
+    """How Docker publishes nginx's port on the VM: daemon.json's `iptables`, `userland-proxy` and `ip`.
+
+    What Docker does with them (PUBLISH_SOURCES; labkit.path.publish_route decides per vantage point):
+    - `iptables: true` (the default): the port is DNATed by the kernel whatever `userland-proxy`
+      says (portmapper/mapper.go MapRange installs the forward rule either way). A client on
+      another host (a compute node) is DNATed in PREROUTING (`-m addrtype --dst-type LOCAL -j
+      DOCKER`, `-A DOCKER ! -i docker0 -p tcp --dport 80 -j DNAT`, iptables/iptables.go
+      ProgramChain and Forward), forwarded through conntrack and the bridge: docker-proxy never
+      sees its bytes.
+    - `userland-proxy: true` (the default) also starts docker-proxy, which then carries what the
+      rules leave to it: the VM's own 127.0.0.1 (the OUTPUT jump has `! -d 127.0.0.0/8`) and a
+      container dialling the VM's address (hairpin: `-A DOCKER -i docker0 -j RETURN`,
+      drivers/bridge/setup_ip_tables.go). `false`: no docker-proxy, and those are DNATed too
+      (hairpin mode: route_localnet on docker0, local sources masqueraded).
+    - `iptables: false`: no rules at all (MapRange's forward is a no-op without a chain), so
+      docker-proxy carries every byte, from every client; without the proxy too, nothing does.
+    - `ip`: the address published ports bind ("0.0.0.0", Docker's default; "127.0.0.1"; or
+      "eth0", standing for the VM's own address, whatever it is).
+    Old settings' `mode` is read as these keys ("userland-proxy": Docker's defaults; "dnat":
+    userland_proxy false), with a warning.
+    """
+    iptables: bool = True
+    userland_proxy: bool = True
+    ip: Literal["0.0.0.0", "127.0.0.1", "eth0"] = "0.0.0.0"
     host_port: int = Field(80, ge=1, le=65535)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_mode(cls, data):
+        return renamed(data, "publish", "mode", LEGACY_PUBLISH_MODE, "daemon.json's keys", {
+            "userland-proxy": " (Docker's defaults: a compute node's pull is DNATed, docker-proxy carries only the "
+                              "VM's own 127.0.0.1; for docker-proxy on every pull set publish.iptables = false)"})
+
+    @model_validator(mode="after")
+    def _reachable(self) -> "PublishSettings":
+        if not self.iptables and not self.userland_proxy:
+            raise ValueError("iptables false with userland_proxy false publishes nothing: Docker then only holds "
+                             "the port (a dummy proxy, portmapper/mapper.go newDummyProxy); set one of them true")
+        return self
+
+    @property
+    def outside_path(self) -> str:
+        """What carries a compute node's pull: "dnat" (the kernel) or "docker-proxy"."""
+        return "dnat" if self.iptables else "docker-proxy"
 
 
 MBps = Annotated[float, Field(gt=0, le=100_000)]
@@ -260,6 +325,16 @@ class CpuSettings(_Keyed):
         return list(dict.fromkeys(k.rpartition("_")[0] for k in self.model_extra or {}))
 
 
+def dirty_bound(write_bps: float | None, dirty_mib: int | None = None) -> int:
+    """Bytes of dirty pages a lab disk may hold before a buffered writer waits for it: `dirty_mib` if
+    given, else two seconds at the write ceiling, 8..256 MiB (16 MiB without a byte ceiling)."""
+    if dirty_mib is not None:
+        return dirty_mib * 1024**2
+    if write_bps:
+        return int(max(8 * 1024**2, min(256 * 1024**2, 2 * write_bps)))
+    return 16 * 1024**2
+
+
 class StorageSettings(_Model):
     """The VM's disk: where the images and nginx's temp files live, as sregistry's bind mount and container layer.
 
@@ -274,10 +349,12 @@ class StorageSettings(_Model):
     read_iops: int | None = Field(None, ge=1, le=10_000_000)
     write_iops: int | None = Field(None, ge=1, le=10_000_000)
     latency_ms: float = Field(0.0, ge=0, le=1000)
+    dirty_mib: int | None = Field(None, ge=1, le=4096, description="dirty pages the VM disk may hold (with write limits)")
 
     @model_validator(mode="after")
     def _needs_loop(self) -> "StorageSettings":
-        limits = [n for n in ("read_mbps", "write_mbps", "read_iops", "write_iops") if getattr(self, n) is not None]
+        limits = [n for n in ("read_mbps", "write_mbps", "read_iops", "write_iops", "dirty_mib")
+                  if getattr(self, n) is not None]
         if self.disk == "host" and (limits or self.latency_ms):
             raise ValueError(f"{', '.join(limits + (['latency_ms'] if self.latency_ms else []))} "
                              "need storage.disk = 'loop' (the host's own disk is not the lab's to limit)")
@@ -303,12 +380,39 @@ def command_fields(template: str) -> set[str]:
         raise ValueError(f"{template!r}: {e} (write {{{{ and }}}} for literal braces)") from None
 
 
+CLIENT_KINDS = ("labkit", "curl", "sregistry-cli", "singularity-2.6", "command")
+LEGACY_WRITE_TO = {"discard": "memory", "disk": "local-disk"}
+
+
 class ClientSettings(_Model):
-    """The last hop: the program that pulls on the compute node, and what it writes to."""
-    kind: Literal["labkit", "curl", "sregistry-cli", "command"] = "labkit"
+    """The last hop: the program that pulls on the compute node, and where it writes the image.
+
+    `dest`, as HPC has it:
+    - `memory`: nowhere that can be slow (labkit's client discards; the others write to /dev/shm).
+    - `local-disk`: the compute node's own disk (an ext4 loop device), its device write ceiling
+      `write_mbps`. Writes go through the page cache: the ceiling binds only once the disk's dirty
+      pages reach `dirty_mib` (None: two seconds at the ceiling, 8..256 MiB), so an image must be
+      larger than that for the disk to show in the pull.
+    - `shared-fs`: a network file system as a compute node sees it (NFS, GPFS): each write request
+      of `fs_request_kib` waits `fs_delay_ms` (requests from several writers overlap) and each
+      compute node's requests share its own `fs_node_mbps`: one stream is slow, streams and nodes
+      add up. Mounted without a writeback cache, every write() waits for its requests, so it binds
+      from the first MiB at any image size (labkit.lab.sharedfs).
+    Old settings' `write_to` is read as `dest` ("discard": memory, "disk": local-disk), with a warning.
+    """
+    kind: Literal["labkit", "curl", "sregistry-cli", "singularity-2.6", "command"] = "labkit"
     command: str | None = Field(None, description="for kind 'command': e.g. 'singularity pull {dest} shub://{host}/{uri}'")
-    write_to: Literal["discard", "disk"] = "discard"
+    dest: Literal["memory", "local-disk", "shared-fs"] = "memory"
     write_mbps: MBps | None = None
+    dirty_mib: int | None = Field(None, ge=1, le=4096, description="local-disk: dirty pages the disk may hold")
+    fs_delay_ms: float = Field(4.0, gt=0, le=1000, description="shared-fs: delay per write request")
+    fs_request_kib: int = Field(128, ge=4, le=1024, description="shared-fs: bytes per write request (FUSE max_write)")
+    fs_node_mbps: MBps = Field(200.0, description="shared-fs: each compute node's bandwidth to it")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_write_to(cls, data):
+        return renamed(data, "client", "write_to", {k: {"dest": v} for k, v in LEGACY_WRITE_TO.items()}, "client.dest")
 
     @model_validator(mode="after")
     def _command(self) -> "ClientSettings":
@@ -323,9 +427,17 @@ class ClientSettings(_Model):
             if bad:
                 raise ValueError(f"command: {self.command!r} uses {', '.join('{' + b + '}' for b in bad)}; "
                                  f"a template may use {', '.join('{' + f + '}' for f in COMMAND_FIELDS)}")
-        if self.write_mbps is not None and self.write_to != "disk":
-            raise ValueError("write_mbps: limits the client's disk, so it needs write_to = 'disk'")
+        for name in ("write_mbps", "dirty_mib"):
+            if getattr(self, name) is not None and self.dest != "local-disk":
+                raise ValueError(f"{name}: belongs to the compute node's disk, so it needs dest = 'local-disk'")
+        if self.fs_request_kib % 4:
+            raise ValueError(f"fs_request_kib: {self.fs_request_kib} must be a multiple of 4 (pages)")
         return self
+
+    @property
+    def writes(self) -> bool:
+        """Whether the client writes the image somewhere that can be slow (a disk of the lab)."""
+        return self.dest != "memory"
 
 
 class LabSettings(_Model):

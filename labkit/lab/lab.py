@@ -22,11 +22,12 @@ from ..config.settings import LabSettings, SettingsError
 from ..errors import ConfigRejected, LabError, ToolMissing
 from ..path import Plan, ServingPath, plan, registry_path
 from . import netns, network, ownership
-from .changes import HostFeatures, plan_changes
+from .changes import HostFeatures, plan_changes, publish_problems
 from ..registry.catalog import Image, ensure_image
 from .layers import LAYER_STEPS, Layers
 from .supervision import Supervision
-from .programs import PROGRAMS, PUBLISHERS, Iperf3Server, Site, program_problems
+from .programs import PROGRAMS, PUBLISHERS, Iperf3Server, Site, program_problems, publishing
+from .publish import notes as publish_notes
 from .tools import tool
 
 DATA = Path(os.environ.get("SERVELAB_DATA", Path(__file__).resolve().parents[2] / "data"))
@@ -88,7 +89,7 @@ class Lab(Supervision, Layers):
 
     # --- lifecycle -------------------------------------------------------
     def up(self) -> "Lab":
-        if problems := self.layer_problems(self.settings):
+        if problems := self.layer_problems(self.settings) + publish_problems(self.settings, self.features()):
             raise SettingsError("; ".join(problems))
         self._clean_before_start()
         ownership.write(self.name, **ownership.owner_stamp(), keep=self.keep, namespaced=self.plan.namespaced,
@@ -105,7 +106,7 @@ class Lab(Supervision, Layers):
                 self._kernel_defaults = network.build(self.plan, self.settings)
                 ownership.write(self.name, kernel_defaults=self._kernel_defaults)
             else:
-                self.notes += self.plan.caveats()
+                self.notes += self.plan.caveats() + publish_notes(self.settings.publish, False)
                 for c in self.plan.caveats():
                     self.say("loopback mode: " + c)
             self._layers_up()
@@ -148,8 +149,8 @@ class Lab(Supervision, Layers):
         return services + self._publishers()
 
     def _publishers(self) -> list:
-        """The published ports as the publish mode publishes them (docker-proxy per port, or DNAT)."""
-        return PUBLISHERS[self.settings.publish.mode].publishing(self.site, self.plan.path.published, self.settings)
+        """What Docker runs for the published ports under the settings (labkit.lab.publish)."""
+        return publishing(self.site, self.plan.path.published, self.settings)
 
     def instances(self, program: str) -> list:
         """Every running service of `program` (a path may declare several nginx, say)."""
@@ -234,7 +235,8 @@ class Lab(Supervision, Layers):
                     self.services.pop(svc.name).stop()
                 for svc in self._publishers():
                     self._start(svc)
-                done.append(f"publish: {s.publish.mode}")
+                done.append(f"publish: iptables {s.publish.iptables}, userland-proxy {s.publish.userland_proxy}, "
+                            f"ip {s.publish.ip}")
             elif step in PROGRAMS:
                 done += [svc.change(s) for svc in self.instances(step)]
         return done

@@ -4,13 +4,15 @@
     Uwsgi          uwsgi with the registry app (restarted to change settings)
     Nginx          nginx in front of its upstream (reloaded gracefully with SIGHUP)
     DockerProxy    Docker's docker-proxy for one published port (reports start-up on fd 3)
-    DnatPublisher  nftables DNAT instead (`userland-proxy: false`): rules, not a process
+    DockerNat      Docker's published-port rules (`"iptables": true`) as one nftables table: rules, not a process
 
 Every class is built the same way, `Class(site, spec, settings)`: `site` says where the lab keeps
 its files and how the path is placed, `spec` is the path's declaration of it (a ServiceSpec; a
 publisher's, the published ports it carries), `settings` the lab's settings. A service of the
-path names its class in PROGRAMS (`ServiceSpec.program`); the publish mode names the publisher
-in PUBLISHERS. A new program is a class here and a line in one of the two tables.
+path names its class in PROGRAMS (`ServiceSpec.program`); the publishers are in PUBLISHERS, keyed
+by the daemon.json key that turns each on (`iptables`: DockerNat, `userland-proxy`: DockerProxy;
+labkit.lab.publish says what Docker does with them). A new program is a class here and a line in
+one of the two tables.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import psutil
 
-from ..config.render import UwsgiPaths, lab_nginx_paths, render_nat, render_nginx, render_uwsgi
+from ..config.render import PublishedRule, UwsgiPaths, lab_nginx_paths, render_nat, render_nginx, render_uwsgi
 from ..config.settings import LabSettings
 from ..errors import ServiceError, UnknownName
 from ..path import Plan, Published, ServiceSpec
@@ -33,6 +35,7 @@ from ..registry import uwsgi_app_options
 from ..registry.catalog import CATALOG
 from . import netns
 from .checks import nginx_t
+from .publish import binding_ip, bridge_of, lab_accepts
 from .process import Process
 from .tools import tool
 
@@ -168,21 +171,32 @@ class Nginx(Service):
 
 
 class DockerProxy(Process):
-    """Docker's docker-proxy for one published port, stand-alone: it reports start-up on fd 3 ('0' ok, '1<error>')."""
+    """Docker's docker-proxy for one published port, stand-alone: it reports start-up on fd 3 ('0' ok, '1<error>').
+
+    It listens where dockerd binds it (daemon.json's `ip`; Docker's default 0.0.0.0, every address
+    of the host); with Docker's rules in place it only gets what they leave to it
+    (labkit.path.publish_route: the host's own 127.0.0.1, hairpin).
+    """
 
     def __init__(self, site: Site, spec: Published, settings: LabSettings):
         p, name = site.plan, f"{spec.proxy}@{spec.name}"
-        super().__init__(name, spec.node, p.ns(spec.node), site.log(name), (p.ip(spec.node), p.port(spec.host_port)))
+        self.host_ip = binding_ip(p, spec.node, settings.publish.ip) if p.namespaced else p.ip(spec.node)
+        # ready when it answers: on 0.0.0.0 ask at 127.0.0.1, which Docker's rules leave to it
+        ready = "127.0.0.1" if self.host_ip == "0.0.0.0" else self.host_ip
+        super().__init__(name, spec.node, p.ns(spec.node), site.log(name), (ready, p.port(spec.host_port)))
         self.target = (p.ip(spec.container), p.port(spec.container_port))
         self.cpu_member = spec.cpu
 
     @classmethod
     def publishing(cls, site: Site, published: tuple[Published, ...], settings: LabSettings) -> list:
-        """One docker-proxy per published port, as dockerd starts them."""
+        """One docker-proxy per published port, as dockerd starts them with `userland-proxy` on (and,
+        without namespaces, where the lab cannot build Docker's rules)."""
+        if not (settings.publish.userland_proxy or not site.plan.namespaced):
+            return []
         return [cls(site, pb, settings) for pb in published]
 
     def argv(self) -> list[str]:
-        return [tool("docker-proxy"), "-proto", "tcp", "-host-ip", self.ready_at[0],
+        return [tool("docker-proxy"), "-proto", "tcp", "-host-ip", self.host_ip,
                 "-host-port", str(self.ready_at[1]),
                 "-container-ip", self.target[0], "-container-port", str(self.target[1])]
 
@@ -206,28 +220,49 @@ class DockerProxy(Process):
                 os.close(self._fd3)
 
 
-class DnatPublisher:
-    """Published ports as nftables DNAT in their host's namespace: the kernel forwards, no process copies.
-    `spec`: the published ports of one host node (one table holds them all)."""
-    TABLE = "servelab_publish"
+class DockerNat:
+    """Docker's rules for published ports (`"iptables": true`) as one nftables table in the host node's
+    namespace (config/templates/nat.nft.j2): DNAT in prerouting and output, the forward filter with
+    policy drop, masquerade; conntrack tracks every flow. The kernel forwards: no process copies.
+    Docker's hairpin mode (`userland-proxy: false`) also DNATs 127.0.0.1 and hairpin, with
+    route_localnet on the bridge as drivers/bridge/setup_ipv4.go setupLoopbackAddressesRouting sets it.
+    `spec`: the published ports of one host node (one table holds them all).
+    """
+    TABLE = "servelab_docker"
 
     def __init__(self, site: Site, spec: tuple[Published, ...], settings: LabSettings):
         p = site.plan
-        self.name, self.node, self.site = "dnat", spec[0].node, site
-        self.rules = [{"host_port": p.port(pb.host_port), "container_ip": p.ip(pb.container),
-                       "container_port": p.port(pb.container_port)} for pb in spec]
+        self.name, self.node, self.site = "docker-nat", spec[0].node, site
+        self.bridge = bridge_of(p.path, spec[0].container)
+        host_ip = binding_ip(p, self.node, settings.publish.ip)
+        self.rules = [PublishedRule(p.port(pb.host_port), p.ip(pb.container), p.port(pb.container_port),
+                                    None if host_ip == "0.0.0.0" else host_ip) for pb in spec]
+        self.hairpin = not settings.publish.userland_proxy
+        self.lab_accepts = lab_accepts(p, self.bridge)
         self.ns = p.ns(self.node)
-        self.file = site.run_dir / "publish.nft"
+        self.file = site.run_dir / "docker-nat.nft"
         self.pid = None
 
     @classmethod
     def publishing(cls, site: Site, published: tuple[Published, ...], settings: LabSettings) -> list:
-        """One table per host node that publishes ports."""
+        """One table per host node that publishes ports, with `iptables` on (in namespaces only)."""
+        if not (settings.publish.iptables and site.plan.namespaced):
+            return []
         nodes = sorted({pb.node for pb in published})
         return [cls(site, tuple(pb for pb in published if pb.node == n), settings) for n in nodes]
 
+    def render(self) -> str:
+        return render_nat(self.TABLE, self.bridge.name, self.bridge.subnet, self.rules, self.hairpin, self.lab_accepts)
+
+    def counters(self) -> dict[str, int]:
+        """Packets through the table's DNAT rules and forward accepts so far ("dnat", "forward")."""
+        res = subprocess.run([*netns.exec_prefix(self.ns), tool("nft"), "list", "table", "ip", self.TABLE],
+                             capture_output=True, text=True)
+        return nat_counters(res.stdout)
+
     def start(self) -> None:
-        self.file.write_text(render_nat(self.site.plan.ip(self.node), self.rules))
+        self.file.write_text(self.render())
+        netns.sysctl(self.ns, f"net.ipv4.conf.{self.bridge.name}.route_localnet", "1" if self.hairpin else "0")
         netns.sh(tool("nft"), "-f", str(self.file), ns=self.ns)
 
     def wait_ready(self, timeout: float = 0) -> None:
@@ -236,6 +271,7 @@ class DnatPublisher:
 
     def stop(self) -> None:
         netns.sh(tool("nft"), "delete", "table", "ip", self.TABLE, ns=self.ns, check=False)
+        netns.sh("sysctl", "-q", "-w", f"net.ipv4.conf.{self.bridge.name}.route_localnet=0", ns=self.ns, check=False)
 
     def restart(self) -> None:
         self.stop()
@@ -259,10 +295,26 @@ class DnatPublisher:
         return []
 
 
-# The program classes by the name a ServiceSpec gives (`ServiceSpec.program`), and the publishers by
-# settings.publish.mode: the lab builds every service and published port from these two tables.
+# The program classes by the name a ServiceSpec gives (`ServiceSpec.program`), and the publishers by the
+# daemon.json key that turns each on, in the order they start: the lab builds every service and
+# published port from these two tables.
 PROGRAMS: dict[str, type[Service]] = {"iperf3": Iperf3Server, "uwsgi": Uwsgi, "nginx": Nginx}
-PUBLISHERS: dict[str, type] = {"userland-proxy": DockerProxy, "dnat": DnatPublisher}
+PUBLISHERS: dict[str, type] = {"iptables": DockerNat, "userland-proxy": DockerProxy}
+
+
+def publishing(site: Site, published: tuple[Published, ...], settings: LabSettings) -> list:
+    """Everything Docker runs for `published` under settings.publish, in start order."""
+    return [x for cls in PUBLISHERS.values() for x in cls.publishing(site, published, settings)]
+
+
+def nat_counters(listing: str) -> dict[str, int]:
+    """Packets counted by `nft list table` output's DNAT rules and forward accepts of published ports."""
+    out = {"dnat": 0, "forward": 0}
+    for line in listing.splitlines():
+        m = re.search(r"counter packets (\d+) bytes \d+ (dnat|accept)", line)
+        if m and (m.group(2) == "dnat" or "dport" in line):
+            out["dnat" if m.group(2) == "dnat" else "forward"] += int(m.group(1))
+    return out
 
 
 def program_problems(path) -> list[str]:

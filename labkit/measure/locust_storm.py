@@ -95,8 +95,8 @@ def refusals(settings) -> list[str]:
     c = settings.client
     return ([f"client.kind {c.kind!r}: a storm's users pull with labkit's client (set client.kind=labkit)"]
             if c.kind != "labkit" else []) + (
-           ["client.write_to 'disk': a storm's users discard what they pull (set client.write_to=discard)"]
-            if c.write_to != "discard" else [])
+           [f"client.dest {c.dest!r}: a storm's users discard what they pull (set client.dest=memory)"]
+            if c.dest != "memory" else [])
 
 
 class LocustProcess(Process):

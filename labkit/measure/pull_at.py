@@ -125,7 +125,7 @@ def pull_at(lab, vantage: str | None = None, parallel: int = 1, verify: Verify =
     ns, host, port = lab.plan.endpoint(v)
     img = lab.image
     client = lab.settings.client
-    external = v == path.client_vantage and (client.kind != "labkit" or client.write_to == "disk")
+    external = v == path.client_vantage and (client.kind != "labkit" or client.writes)
     lab.before_pull()
     disk0 = lab.disk_counters()
     soft0 = softirq_seconds()

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..in_netns import inside
+from ..path import publish_route
 from .tcpinfo import parse_tcp_info
 
 _NETLINK_SOCK_DIAG, _SOCK_DIAG_BY_FAMILY = 4, 20
@@ -55,11 +56,13 @@ class Endpoint:
 def endpoints(plan, settings) -> list[Endpoint]:
     """Both sides of every connection of the declared path, as `plan` places it and `settings` publish it.
 
-    With Docker's DNAT publishing there is no docker-proxy: the sender of a connection made to a
-    published port is the container's own socket (the address the client dials stays the host's).
+    Where Docker's DNAT carries a compute node's pull (`"iptables": true`, the default) no process
+    stands between: the sender of a connection made to a published port is the container's own
+    socket (the address the client dials stays the host's).
     """
     path, out = plan.path, []
-    dnat = settings is not None and settings.publish.mode == "dnat"
+    dnat = settings is not None and plan.namespaced and \
+        publish_route(path.client_vantage.arrives, settings.publish) == "dnat"
     for c in path.connections:
         node, port = c.sender, c.port
         for pub in path.published:

@@ -29,7 +29,7 @@ MiB = 2**20
 LAYERED = SREGISTRY_SHIPPED.changed(storage={"disk": "loop", "cache": "cold", "latency_ms": 1, "read_mbps": 500,
                                              "write_mbps": 500},
                                     cpu={"uwsgi_cpus": 1.5, "nginx_cpuset": "0"},
-                                    client={"kind": "curl", "write_to": "disk", "write_mbps": 500})
+                                    client={"kind": "curl", "dest": "local-disk", "write_mbps": 500})
 LABS = ("itest", "boom", "badstart", "orphan", "next", "loop")    # the labs of this module
 
 

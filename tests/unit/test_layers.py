@@ -109,7 +109,7 @@ def test_disk_stages_are_declared_with_columns_and_idle_modes():
     assert [d.name for d in PATH.disk_stages if d.carries(s)] == ["image read", "temp spooling"]
     assert not PATH.disk_stage("temp spooling").carries(s.changed(app={"serve_mode": "accel"}))
     assert not PATH.disk_stage("temp spooling").carries(s.changed(nginx={"uwsgi_buffering": False}))
-    assert PATH.disk_stage("client write").carries(s.changed(client={"write_to": "disk"}))
+    assert PATH.disk_stage("client write").carries(s.changed(client={"dest": "local-disk"}))
 
 
 def test_a_pull_row_carries_the_disk_stages_columns():

@@ -45,7 +45,7 @@ def test_the_client_pulls_through_every_stage():
 def test_accel_leaves_the_app_stage_without_the_image():
     assert [s.name for s in PATH.carrying(SREGISTRY_SHIPPED)] == [s.name for s in PATH.stages]
     accel = SREGISTRY_SHIPPED.changed(app={"serve_mode": "accel"})
-    idle = [s.name for s in PATH.stages if s not in PATH.carrying(accel)]
+    idle = [s.name for s in PATH.stages if s.name not in [c.name for c in PATH.carrying(accel)]]
     assert idle == [PATH.stages[0].name]
     assert PATH.stages[0].vantage not in [v.name for v in PATH.vantages_for(accel)]
 
@@ -65,10 +65,10 @@ def test_capture_points_are_derived_from_links_and_ports():
     ({"app": {"serve_mode": "accel"}}, ("uwsgi", "nginx")),
     ({"links": {"wan": "1gbit"}}, ("links",)),
     ({"client": {"kind": "curl"}}, ()),
-    ({"client": {"write_to": "disk", "write_mbps": 50}}, ("client",)),
+    ({"client": {"dest": "local-disk", "write_mbps": 50}}, ("client",)),
     ({"storage": {"disk": "loop", "read_mbps": 40}, "cpu": {"uwsgi_cpus": 0.5}}, ("storage", "cpu")),
     ({"kernel": {"congestion_control": "reno"}}, ("kernel",)),
-    ({"publish": {"mode": "dnat"}, "nginx": {"sendfile": False}, "kernel": {"tcp_wmem": (4096, 16384, 4194304)}},
+    ({"publish": {"userland_proxy": False}, "nginx": {"sendfile": False}, "kernel": {"tcp_wmem": (4096, 16384, 4194304)}},
      ("kernel", "publish", "nginx")),
 ])
 def test_a_change_plans_only_the_steps_it_needs_in_order(change, steps):
@@ -83,10 +83,11 @@ def test_nothing_changes_nothing():
 def test_problems_name_the_setting_and_why():
     loop = HostFeatures(namespaced=False, congestion_controls=("cubic",), nft=False)
     new = SREGISTRY_SHIPPED.changed(links={"wan": "1gbit"}, kernel={"congestion_control": "bbr"},
-                                    publish={"mode": "dnat", "host_port": 8080})
+                                    publish={"userland_proxy": False, "host_port": 8080})
     text = "; ".join(plan_changes(SREGISTRY_SHIPPED, new, loop).problems)
-    for needle in ("links: link rates (tc) need network namespaces", "publish.mode: dnat needs network namespaces",
-                   "'bbr' is not available in this kernel (available: cubic)", "dnat needs nftables",
+    for needle in ("links: link rates (tc) need network namespaces",
+                   "publish.userland_proxy: false needs network namespaces",
+                   "'bbr' is not available in this kernel (available: cubic)",
                    "publish.host_port is set when the lab starts"):
         assert needle in text
 

@@ -242,7 +242,7 @@ def test_run_times_are_read_as_locust_writes_them():
     (["storm", "--name", "st-none", "--run-time", "later"], "--run-time"),
     (["survey", "--name", "st-none", "--compute-nodes", "0"], "'--compute-nodes': 0 is not in the range 1<=x<=64"),
     (["storm", "--name", "st-none", "--pulls", "4", "--set", "client.kind=curl"], "client.kind 'curl'"),
-    (["storm", "--name", "st-none", "--pulls", "4", "--set", "client.write_to=disk"], "client.write_to 'disk'"),
+    (["storm", "--name", "st-none", "--pulls", "4", "--set", "client.dest=local-disk"], "client.dest 'local-disk'"),
 ])
 def test_bad_storm_arguments_are_refused_before_anything_starts(argv, message, capsys):
     assert main(argv) == 2

@@ -123,7 +123,7 @@ def test_a_process_starved_of_cpu_counts_its_run_queue_wait():
 
 
 def test_a_cpu_quota_is_the_allowance():
-    s = apply_overrides(S2018, ["cpu.proxy_cpus=0.1"])
+    s = apply_overrides(S2018, ["cpu.proxy_cpus=0.1", "publish.iptables=false"])
     t, d = survey({"uwsgi": r(1500), "nginx": r(400), "published port": r(90), "full path": r(88)},
                   cpu={"published port": {"docker-proxy@registry": (9.6, 0), "docker-proxy@iperf3": (0, 0),
                                           "nginx": (20, 0)}})
@@ -323,7 +323,7 @@ SLOW_CLIENT = {   # (link sender, link receiver, client_write_MB, client MB/s, w
 @pytest.mark.parametrize("case", SLOW_CLIENT)
 def test_a_client_writing_to_a_slow_disk_is_the_client(case):
     snd, rcv, written, mbps, cited = SLOW_CLIENT[case]
-    s = apply_overrides(S2018, ["client.write_to=disk", "client.write_mbps=20"])
+    s = apply_overrides(S2018, ["client.dest=local-disk", "client.write_mbps=20"])
     t, d = survey({"uwsgi": r(1900), "nginx": r(418), "published port": r(338), "full path": r(mbps)},
                   tcp={"full path": {("link", "sender"): snd, ("link", "receiver"): rcv}},
                   rows={"full path": {"client_write_MB": written}})
@@ -339,6 +339,18 @@ def test_a_small_but_full_receive_buffer_is_a_slow_reader_not_a_window():
                    "full path": (167, 165, 259)}, cpu={"nginx": {"nginx": (33, 46)}}, tcp={"full path": tcp, "nginx": tcp})
     v = verdict(t, path=PATH, settings=S2018, detail=d)
     assert (v.hop, v.cause) == ("nginx", "cpu")
+
+
+def test_under_dnat_one_flow_crosses_two_links_and_the_first_at_the_rate_binds():
+    """Docker's DNAT (the default): "link" and "docker0→nginx" are one TCP flow, its sender nginx's socket."""
+    nginx_shaped = {("link", "sender"): NET(95.4), ("docker0→nginx", "sender"): NET(95.4)}
+    t, d = survey({"uwsgi": r(1240), "nginx": r(96, .01), "published port": r(96, .01), "full path": r(97, .01)},
+                  hops={"vm→nginx": r(96.6, .01)}, tcp={"nginx": nginx_shaped, "full path": nginx_shaped})
+    assert verdict(t, path=PATH, settings=S2018, detail=d).hop == "nginx"
+    wan_shaped = {("link", "sender"): NET(95.4), ("docker0→nginx", "sender"): NET(95.4)}
+    t, d = survey({"uwsgi": r(1240), "nginx": r(1100), "published port": r(1050), "full path": r(96, .01)},
+                  hops={"compute→vm": r(96.6, .01)}, tcp={"full path": wan_shaped})
+    assert verdict(t, path=PATH, settings=S2018, detail=d).hop == "full path"
 
 
 # --- the path is an argument ---------------------------------------------------------------------
