@@ -581,7 +581,11 @@ def _load_balanced(p: ServingPath, lb: str = "lb", address: str = "192.0.2.30") 
     vm, bridge = pub.node, p.link("wan").bridge
     client_port = next(lk.name for lk in p.links if lk.bridge == bridge and client in (lk.a, lk.b))
     iperf = [s for s in p.services if s.program == "iperf3"]
-    last = p.stages[-1]
+    last, outer = p.stages[-1], p.client_vantage
+    # the client now dials the load balancer (a container of its own, no published port); the load
+    # balancer's own vantage sees what the client saw before: the VM's published port from outside
+    lb_vantage = Vantage("load balancer", lb, lb, lb, outer.crosses)
+    client_vantage = replace(outer, server=lb, port=lb, crosses=("edge", *outer.crosses), arrives=None)
     return replace(
         p, nodes=(*p.nodes, Node(lb, "load balancer (nginx in front of the VM)", address)),
         links=(*p.links, Link(lb, p.link("wan").b, lb, lb, "eth0", bridge=bridge, bridge_end="a")),
@@ -591,8 +595,7 @@ def _load_balanced(p: ServingPath, lb: str = "lb", address: str = "192.0.2.30") 
         hops=(*p.hops, Hop(f"compute→{lb}", client, lb, f"iperf@{lb}"), Hop(f"{lb}→vm", lb, vm, f"iperf@{vm}")),
         connections=(*(replace(c, seen_on=(lb, "b")) if c.name == "link" else c for c in p.connections),
                      Connection("edge", lb, lb, (client_port, "b"))),
-        vantages=(*p.vantages[:-1], Vantage("load balancer", lb, lb, lb, p.client_vantage.crosses),
-                  replace(p.client_vantage, server=lb, port=lb, crosses=("edge", *p.client_vantage.crosses))),
+        vantages=tuple(x for v in p.vantages for x in ((lb_vantage, client_vantage) if v == outer else (v,))),
         stages=(*p.stages[:-1],
                 Stage("load balancer", "the load balancer in front of the VM (nginx proxying to the published "
                       "port) and the WAN to it", "load balancer", f"{lb}→vm", ("edge", "link"), programs=(lb,),

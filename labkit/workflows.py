@@ -103,7 +103,8 @@ def hypothesis_sizes(image_mib: int, hypotheses=None) -> dict[int, list]:
 
 
 def run_hypotheses(parallels: list[int], image_mib: int = 32, lab_name: str = "hyp", hypotheses=None,
-                   link: str | None = None, progress: bool = True, deadline: float = 900) -> tuple[pd.DataFrame, float]:
+                   link: str | None = None, progress: bool = True, deadline: float = 900,
+                   compute_nodes: int = 1) -> tuple[pd.DataFrame, float]:
     """Each hypothesis made real in the lab (on the seed's link), measured at 1 and N pulls, judged.
 
     Each runs with an image of `image_mib`, or of its own `min_image_mib` if that is larger (a lab
@@ -120,7 +121,7 @@ def run_hypotheses(parallels: list[int], image_mib: int = 32, lab_name: str = "h
     groups = hypothesis_sizes(image_mib, hypotheses)
     with tqdm(total=sum(map(len, groups.values())), desc="hypotheses", disable=not progress, leave=False) as bar:
         for size, hs in groups.items():
-            with Lab(lab_name, image_size=size * 2**20, quiet=True) as lab:
+            with Lab(lab_name, image_size=size * 2**20, quiet=True, compute_nodes=compute_nodes) as lab:
                 path = lab.plan.path
                 hop = path.hop(path.client_stage.hop)        # the client's hop: from the compute node to the VM
                 # the shaped links on its way (one link, or a switch's uplink with several compute nodes)

@@ -9,9 +9,12 @@ from labkit.measure.capture import capture_points
 from labkit.path import MAX_COMPUTE_NODES, NODE_NAMES, PATH, compute_names, plan, registry_path
 
 
-@pytest.mark.parametrize("n", [1, 8])
-def test_every_reference_resolves(n):
-    p = registry_path(n)
+@pytest.mark.parametrize("n,lb", [(1, False), (8, False), (1, True), (3, True)])
+def test_every_reference_resolves(n, lb):
+    p = registry_path(n, load_balancer=lb)
+    for items in (p.nodes, p.links, p.services, p.hops, p.connections, p.vantages, p.stages, p.ports):
+        names = [getattr(x, "name", None) or x.key for x in items]
+        assert len(names) == len(set(names)), names
     nodes = {x.name for x in p.nodes}
     bridges = {b.name: b for b in p.bridges}
     conns = {c.name for c in p.connections}
@@ -37,9 +40,9 @@ def test_every_reference_resolves(n):
     assert set(capture_points(plan("x", True, path=p))) == conns
 
 
-@pytest.mark.parametrize("n", [1, 8, MAX_COMPUTE_NODES])
-def test_addresses_names_and_devices_are_unique(n):
-    p = registry_path(n)
+@pytest.mark.parametrize("n,lb", [(1, False), (8, False), (MAX_COMPUTE_NODES, False), (1, True), (8, True)])
+def test_addresses_names_and_devices_are_unique(n, lb):
+    p = registry_path(n, load_balancer=lb)
     addrs = [x.address for x in p.nodes if x.address] + [b.gateway for b in p.bridges if b.gateway]
     assert len(addrs) == len(set(addrs))
     assert len({x.name for x in p.nodes}) == len(p.nodes) and len({lk.name for lk in p.links}) == len(p.links)
@@ -92,3 +95,11 @@ def test_a_labs_namespaces_are_found_whatever_its_node_count(monkeypatch):
     assert ownership.lab_namespaces("st-a") == ["sl-st-a-compute", "sl-st-a-vm"]
     assert ownership.orphan_labs() == {"st-a", "st-b", "st-a-b"}
     assert {"compute", "compute64", "switch", "vm"} <= NODE_NAMES
+
+
+def test_a_load_balancer_sits_between_the_compute_nodes_and_the_vm():
+    p = registry_path(1, load_balancer=True)
+    assert p.client_vantage.server == "lb" and p.service("lb").upstream.node == "vm"
+    assert [s.name for s in p.stages][-2:] == ["load balancer", "full path"]
+    assert p.stage_of_link("wan").name == "load balancer" and p.cpu_key("lb") == "lb"
+    assert "lb" in NODE_NAMES
