@@ -582,10 +582,10 @@ def _load_balanced(p: ServingPath, lb: str = "lb", address: str = "192.0.2.30") 
     client_port = next(lk.name for lk in p.links if lk.bridge == bridge and client in (lk.a, lk.b))
     iperf = [s for s in p.services if s.program == "iperf3"]
     last, outer = p.stages[-1], p.client_vantage
-    # the client now dials the load balancer (a container of its own, no published port); the load
-    # balancer's own vantage sees what the client saw before: the VM's published port from outside
-    lb_vantage = Vantage("load balancer", lb, lb, lb, outer.crosses)
-    client_vantage = replace(outer, server=lb, port=lb, crosses=("edge", *outer.crosses), arrives=None)
+    # the client now dials the load balancer, which meets the VM's published port from outside as the
+    # client did (so a pull from either still arrives there that way: what carries it, DNAT or docker-proxy)
+    lb_vantage = Vantage("load balancer", lb, lb, lb, outer.crosses, outer.arrives)
+    client_vantage = replace(outer, server=lb, port=lb, crosses=("edge", *outer.crosses))
     return replace(
         p, nodes=(*p.nodes, Node(lb, "load balancer (nginx in front of the VM)", address)),
         links=(*p.links, Link(lb, p.link("wan").b, lb, lb, "eth0", bridge=bridge, bridge_end="a")),
