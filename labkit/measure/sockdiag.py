@@ -107,6 +107,20 @@ def skmem(text: str) -> dict:
     return {"rmem_alloc": mem[0], "rcvbuf": mem[1], "sndbuf": mem[3], "wmem_queued": mem[5]}
 
 
+def parse_reply(marshal: MarshalDiag, data: bytes) -> tuple[list[dict], bool]:
+    """The sockets in one buffer of a dump's reply, and whether the dump is complete."""
+    rows = []
+    for msg in marshal.parse(data):
+        kind = msg["header"]["type"]
+        if kind == NLMSG_DONE:
+            return rows, True
+        if kind == NLMSG_ERROR:     # MarshalDiag keys messages by family: an error arrives undecoded
+            code = struct.unpack_from("=i", msg.data, msg.offset + 16)[0]
+            raise OSError(-code, f"sock_diag: {os.strerror(-code)}")
+        rows.append(_row(msg))
+    return rows, False
+
+
 def _request() -> bytes:
     """The dump request: every IPv4 TCP socket in _STATES, with its tcp_info and socket memory."""
     req = inet_diag_req()
@@ -136,17 +150,17 @@ class DiagSocket:
         self.sock.send(self._req)
         rows = []
         while True:
-            for msg in self.marshal.parse(self.sock.recv(1 << 16)):
-                kind = msg["header"]["type"]
-                if kind == NLMSG_DONE:
-                    return rows
-                if kind == NLMSG_ERROR:
-                    code = struct.unpack_from("=i", msg.data, msg.offset + 16)[0]
-                    raise OSError(-code, f"sock_diag: {os.strerror(-code)}")
-                rows.append(_row(msg))
+            more, done = parse_reply(self.marshal, self.sock.recv(1 << 16))
+            rows += more
+            if done:
+                return rows
 
     def close(self) -> None:
         self.sock.close()
+
+
+_TIMELINE = ("busy_us", "rwnd_limited_us", "sndbuf_limited_us", "app_limited", "cwnd", "delivery_rate",
+             "snd_wnd", "bytes_acked", "total_retrans")
 
 
 @dataclass
@@ -159,6 +173,7 @@ class _Track:
     last: dict = field(default_factory=dict)
     series: dict = field(default_factory=dict)
     samples: int = 0
+    timeline: list = field(default_factory=list)     # the sender's limits sample by sample (see sender_samples)
 
     def add(self, t: float, row: dict) -> None:
         self.last_t, self.last = t, row
@@ -166,6 +181,8 @@ class _Track:
         for key in ("delivery_rate", "cwnd", "snd_wnd", "rqueue", "rmem_alloc", "rcvbuf", "app_limited"):
             if key in row and len(self.series.setdefault(key, [])) < 5000:
                 self.series[key].append(row[key])
+        if self.side == "sender" and len(self.timeline) < 5000:
+            self.timeline.append({"t": round(t, 3), **{k: row[k] for k in _TIMELINE if k in row}})
 
 
 class TcpInfoSampler:
@@ -225,6 +242,23 @@ class TcpInfoSampler:
     def summary(self) -> list[dict]:
         """One row per declared connection and side seen: see `summarize`."""
         return summarize(self.tracks(), self.interval)
+
+    def sender_samples(self, connection: str) -> list[dict]:
+        """The sender's side of `connection` sample by sample (its sockets that carried an image), in
+        time order: the kernel's counters and, as `ss -ti` shows them, the receive-window- and
+        send-buffer-limited shares of the busy time so far (rwnd_limited_pct, sndbuf_limited_pct)."""
+        out = []
+        for tr in self.tracks():
+            if tr.connection == connection and tr.side == "sender" and tr.last.get("bytes_acked", 0) >= MIN_BYTES:
+                out += [{**x, **limited_pct(x)} for x in tr.timeline]
+        return sorted(out, key=lambda x: x["t"])
+
+
+def limited_pct(x: dict) -> dict:
+    """A sample's rwnd- and sndbuf-limited time as shares of its busy time, in % (tcp_chrono counters)."""
+    busy = x.get("busy_us") or 0
+    return {k.replace("_us", "_pct"): round(100 * x.get(k, 0) / busy, 1) if busy else 0.0
+            for k in ("rwnd_limited_us", "sndbuf_limited_us")}
 
 
 def match(e: Endpoint, row: dict) -> bool:
