@@ -27,6 +27,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_clients.py
 	$(BIN)/python benchmarks/bench_verdict.py
 	$(BIN)/python benchmarks/bench_storm.py
+	$(BIN)/python benchmarks/bench_publish.py
 
 # CI's run of the same benchmarks, sized for its 15 minutes on 2 cores: fewer repetitions, and the
 # verdict matrix's CI subset (tests/test_verdict_integration.py) instead of all of it.

@@ -17,7 +17,7 @@ from labkit.lab.lab import Lab
 from labkit.measure.pulls import pull_at
 
 MiB = 2**20
-KINDS = {"labkit": {}, "curl": {}, "sregistry-cli": {},
+KINDS = {"labkit": {}, "curl": {}, "sregistry-cli": {}, "singularity-2.6": {},
          "command": {"command": "sh -c 'exec curl -sS -f -o \"$0\" \"$1\"' {dest} {url}"}}
 
 
@@ -29,20 +29,20 @@ def main() -> None:
     base = SREGISTRY_SHIPPED.changed(storage={"disk": "loop"})
     runs: dict[tuple[str, str], list[float]] = {}
     with Lab("ly-bench", base, image_size=a.image_mib * MiB, quiet=True) as lab:
-        for write_to in ("disk", "discard"):
+        for dest in ("local-disk", "memory"):
             for _ in range(a.reps):
                 for kind, extra in KINDS.items():
-                    lab.apply(base.changed(client={"kind": kind, "write_to": write_to, **extra}))
+                    lab.apply(base.changed(client={"kind": kind, "dest": dest, **extra}))
                     run = pull_at(lab)
                     if not run.ok:
-                        raise SystemExit(f"{kind} -> {write_to}: {run.errors}")
-                    runs.setdefault((kind, write_to), []).append(run.mbps)
+                        raise SystemExit(f"{kind} -> {dest}: {run.errors}")
+                    runs.setdefault((kind, dest), []).append(run.mbps)
     print(f"one pull of {a.image_mib} MiB through the whole path, {a.reps} alternating runs each (MB/s)")
     print(f"{'client':<15}{'writes to':<11}{'median':>8}{'min':>8}{'max':>8}{'vs labkit':>11}")
-    for (kind, write_to), mbps in runs.items():
+    for (kind, dest), mbps in runs.items():
         med = statistics.median(mbps)
-        ref = statistics.median(runs[("labkit", write_to)])
-        print(f"{kind:<15}{write_to:<11}{med:8.0f}{min(mbps):8.0f}{max(mbps):8.0f}{med / ref:10.2f}x")
+        ref = statistics.median(runs[("labkit", dest)])
+        print(f"{kind:<15}{dest:<11}{med:8.0f}{min(mbps):8.0f}{max(mbps):8.0f}{med / ref:10.2f}x")
 
 
 if __name__ == "__main__":

@@ -175,10 +175,11 @@ def cmd_sweep(a) -> int:
             apply_overrides(base, [f"{path}={v}"])
     typed = {path: [knob_value(base, path, v) for v in values] for path, values in knobs.items()}
     with _make_lab(a, keep=False) as lab:
-        table = one_at_a_time(lab, base, typed, parallel=a.parallel, verify="length")
+        table = one_at_a_time(lab, base, typed, parallel=a.parallel, verify="length", repeats=a.repeats)
     cols = [c for c in table.columns if c != "settings"]
     print(table[cols].to_string(index=False))
-    best = winner(table)
+    last = table[table.step == table.step.iloc[-1]]
+    best = last[last.kept].iloc[0] if "kept" in last and last.kept.any() else winner(table)
     print(f"\nwinner rule: {WINNER_RULE}")
     if best is None:
         print("no trial pulled without failure: no winner")
@@ -191,6 +192,21 @@ def cmd_sweep(a) -> int:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         table.drop(columns=["settings"]).to_csv(a.out, index=False)
         print(f"saved {a.out}")
+    return 0
+
+
+def cmd_hypotheses(a) -> int:
+    """The hypotheses table at the seed's sizes, recorded with its wall time (one command for the full run)."""
+    import json
+    from .workflows import record_hypotheses
+    csv = record_hypotheses(a.image_mib, tuple(a.parallel), Path(a.out), a.name)
+    meta = json.loads(csv.with_suffix(".json").read_text())
+    import pandas as pd
+    t = pd.read_csv(csv)
+    cols = [c for c in t.columns if c not in ("explains", "fix")]
+    print(t[cols].to_string(index=False))
+    print(f"\nlink capacity {meta['link_capacity_MBps']} MB/s; wall {meta['wall_s']} s; fits every observation: "
+          f"{', '.join(meta['fits_all']) or 'none'}\nsaved {csv} and {csv.with_suffix('.json')}")
     return 0
 
 
@@ -273,7 +289,7 @@ def cmd_import(a) -> int:
 
 def cmd_probe(a) -> int:
     """The survey's measurements against a real registry, from here: table, verdict, saved results."""
-    from .measure.probe import run_probe
+    from .workflows import run_probe
     from .present.report import probe_section, write_report
     p = run_probe(a.url, a.image, parallel=a.parallel, iperf3=a.iperf3, capture=a.capture, ns=a.ns,
                   deadline=a.deadline, iperf_seconds=a.iperf_seconds, capture_dir=DATA / "captures")
@@ -331,7 +347,8 @@ def _print_storm(storm, label: str, out: Path = DATA / "results") -> None:
 
 def cmd_storm(a) -> int:
     """A Locust pull storm: in a lab (default), or as the master or a worker on a real cluster."""
-    from .measure.storm import run_master, run_storm, run_worker
+    from .measure.storm import run_worker
+    from .workflows import run_master, run_storm
     if a.worker and a.master:
         raise SettingsError("storm: --master or --worker, not both")
     if a.worker:
@@ -470,9 +487,24 @@ def probe(**o) -> int:
 @click.option("--knob", type=Override(), multiple=True, required=True, metavar="GROUP.FIELD=V1,V2",
               help="a setting and the values to try, e.g. --knob app.serve_mode=fileresponse,accel (repeatable)")
 @click.option("--parallel", type=PARALLEL, default=5, show_default=True, help="parallel pulls per trial")
+@click.option("--repeats", type=click.IntRange(1, 20), default=1, show_default=True,
+              help="repeats per trial (3 or more: a knob keeps its first value unless another beats it beyond the spread)")
 @click.option("--out", help="CSV file for the trials")
 def sweep(**o) -> int:
     return _call("cmd_sweep", **o)
+
+
+@cli.command(help="each explanation of the seed made real, at 1 and N pulls, judged, and recorded with its wall time "
+                  "in data/recorded (the seed's sizes by default)")
+@click.option("--name", default="hyp", show_default=True, help="lab name")
+@click.option("--image-mib", type=IMAGE_MIB, default=1536, show_default=True,
+              help="image size; a hypothesis that needs more gets its own minimum")
+@click.option("--parallel", type=PARALLEL, multiple=True, default=(1, 5, 40), show_default=True,
+              help="pull counts (repeatable; the seed's 1, 5, 40)")
+@click.option("--out", default=str(DATA / "recorded"), show_default=True,
+              help="directory for hypotheses-<size>MiB.csv and .json")
+def hypotheses(**o) -> int:
+    return _call("cmd_hypotheses", **o)
 
 
 @cli.command(help="a Locust pull storm from many compute nodes (in a lab, or --master/--worker)")

@@ -1,4 +1,6 @@
-"""The diagnosis as steps: survey, look inside the windows where the verdict points, compare settings, export."""
+"""The diagnosis as steps: survey, look inside the windows where the verdict points, compare settings, export;
+and the measurements that come with their judgement (a probe, a storm): measured by labkit.measure, read by
+labkit.analyze, put together here (neither of those imports the other)."""
 from __future__ import annotations
 
 import time
@@ -13,17 +15,21 @@ from .present.report import (Section, bundle_section, flows_section, survey_sect
                              trials_headline, trials_section, write_report)
 from .config.presets import PRESETS
 from .config.settings import LabSettings
-from .path import PATH
-from .measure.survey import Survey, run_survey
+from .measure.survey import run_survey
+from .records import Probe, Survey
 from .measure.sweep import run_presets
 from .analyze.tcpflow import FlowDirection, analyze
 from .analyze.windows import FlowVerdict, flow_verdict
 from .analyze.verdict import verdict
+from .analyze.probe_verdict import judge_probe
+from .analyze.storm import Storm, storm_of
+from .measure import probe as _probe, storm as _storm
 
 def capture_points_for(survey: Survey) -> list[str]:
-    """The connections around the stage that loses throughput (every one a client's pull crosses if none does)."""
-    hop = verdict(survey).hop
-    return list(PATH.stage(hop).capture if hop else PATH.client_vantage.crosses)
+    """The connections around the stage that loses throughput (every one a client's pull crosses if none does),
+    on the path the survey was measured on."""
+    hop, path = verdict(survey).hop, survey.path
+    return list(path.stage(hop).capture if hop else path.client_vantage.crosses)
 
 
 def look_inside(lab: Lab, points: list[str] | None = None, **kw) -> list[tuple[str, FlowDirection, FlowVerdict]]:
@@ -87,35 +93,111 @@ def seed_case_report(before: Survey, after: Survey, trials: pd.DataFrame, bundle
     return write_report(out or DATA / "reports" / "seed-case.html", sections, lead=lead)
 
 
-def run_hypotheses(lab: Lab, parallels: list[int], hypotheses=None, link: str | None = None,
-                    progress: bool = True) -> tuple[pd.DataFrame, float]:
+def hypothesis_sizes(image_mib: int, hypotheses=None) -> dict[int, list]:
+    """The hypotheses grouped by the image each runs at: `image_mib`, or its own minimum if larger."""
+    from .analyze.hypotheses import HYPOTHESES
+    out: dict[int, list] = {}
+    for h in hypotheses or HYPOTHESES:
+        out.setdefault(max(image_mib, h.min_image_mib), []).append(h)
+    return dict(sorted(out.items()))
+
+
+def run_hypotheses(parallels: list[int], image_mib: int = 32, lab_name: str = "hyp", hypotheses=None,
+                   link: str | None = None, progress: bool = True, deadline: float = 900) -> tuple[pd.DataFrame, float]:
     """Each hypothesis made real in the lab (on the seed's link), measured at 1 and N pulls, judged.
 
-    Returns the judged table (analyze.hypotheses.judge) and the link's iperf3 capacity it is judged against.
+    Each runs with an image of `image_mib`, or of its own `min_image_mib` if that is larger (a lab
+    per image size, one after another). A parallel count whose files would not fit where the
+    client writes them is left out of that row, its note says so. Returns the judged table
+    (analyze.hypotheses.judge) and the link's iperf3 capacity it is judged against (the first lab's).
     """
     from tqdm.auto import tqdm
 
-    from .analyze.hypotheses import HYPOTHESES, SEED_LINK, judge
-    from .config.overrides import apply_overrides
-    from .config.presets import preset
+    from .analyze.hypotheses import SEED_LINK, judge
     from .measure import iperf
-    from .measure.pulls import pull_at
     link = link or SEED_LINK
-    hop = PATH.hop(PATH.stages[-1].hop)          # the link between the VM and the compute node
-    lab.apply(apply_overrides(lab.settings, [f"links.{PATH.link_for(hop).name}={link}"]))
-    capacity = iperf.run(*lab.plan.endpoint(hop), 2).MBps
-    rows = []
-    for h in tqdm(hypotheses or HYPOTHESES, desc="hypotheses", disable=not progress, leave=False):
-        lab.apply(apply_overrides(preset(h.base), [*h.overrides, f"links.{PATH.link_for(hop).name}={link}"]))
-        runs = [pull_at(lab, parallel=n, verify="length") for n in sorted(set([1, *parallels]))]
-        one, top = runs[0], runs[-1]
-        disk = [r.row().get("disk_read_MB") for r in runs]
-        rows.append({"hypothesis": h.name, "explains": h.explains, "single_MBps": round(one.mbps, 1),
-                     "single_cpu": one.busiest_cpu, "busiest": one.busiest,
-                     **{f"x{r.parallel}_MBps": round(r.mbps, 1) for r in runs[1:]},
-                     "top_MBps": round(top.mbps, 1),
-                     "failures": sum(r.failures for r in runs),
-                     "disk_read_MB": float("nan") if any(d is None for d in disk) else round(sum(disk), 1),
-                     "served_MB": round(sum(sum(x.bytes for x in r.results) for r in runs) / 1e6, 1),
-                     "fix": h.fix})
+    rows, capacity = [], None
+    groups = hypothesis_sizes(image_mib, hypotheses)
+    with tqdm(total=sum(map(len, groups.values())), desc="hypotheses", disable=not progress, leave=False) as bar:
+        for size, hs in groups.items():
+            with Lab(lab_name, image_size=size * 2**20, quiet=True) as lab:
+                path = lab.plan.path
+                hop = path.hop(path.client_stage.hop)        # the client's hop: from the compute node to the VM
+                # the shaped links on its way (one link, or a switch's uplink with several compute nodes)
+                seed_link = [f"links.{lk.name}={link}" for lk in path.links_between(hop.server, hop.client)
+                             if lk.shaped]
+                if capacity is None:
+                    lab.apply(hs[0].settings(*seed_link))
+                    capacity = iperf.run(*lab.plan.endpoint(hop), 2).MBps
+                for h in hs:
+                    bar.set_postfix_str(f"{h.name} ({size} MiB)")
+                    rows.append(_hypothesis_row(lab, h, seed_link, parallels, deadline))
+                    bar.update()
     return judge(pd.DataFrame(rows), capacity), capacity
+
+
+def _hypothesis_row(lab: Lab, h, seed_link: list[str], parallels: list[int], deadline: float) -> dict:
+    from .measure.clients import check_room
+    from .measure.pulls import pull_at
+    from .errors import LabError
+    lab.apply(h.settings(*seed_link))
+    runs, left_out = [], []
+    for n in sorted(set([1, *parallels])):
+        if lab.settings.client.dest != "memory" or lab.settings.client.kind != "labkit":
+            try:
+                check_room(lab.client_storage.dest_root, n, lab.image.size)
+            except LabError as exc:
+                left_out.append(f"{n} pulls left out: {exc}")
+                continue
+        runs.append(pull_at(lab, parallel=n, verify="length", deadline=deadline))
+    one, top = runs[0], runs[-1]
+    disk = [r.row().get("disk_read_MB") for r in runs]
+    return {"hypothesis": h.name, "explains": h.explains, "image_mib": lab.image.size // 2**20,
+            "min_image_mib": h.min_image_mib, "single_MBps": round(one.mbps, 1),
+            "single_cpu": one.busiest_cpu, "busiest": one.busiest,
+            **{f"x{r.parallel}_MBps": round(r.mbps, 1) for r in runs[1:]},
+            "top_MBps": round(top.mbps, 1), "top_parallel": top.parallel,
+            "failures": sum(r.failures for r in runs),
+            "disk_read_MB": float("nan") if any(d is None for d in disk) else round(sum(disk), 1),
+            "client_write_MB": round(sum(r.row().get("client_write_MB") or 0 for r in runs), 1),
+            "served_MB": round(sum(sum(x.bytes for x in r.results) for r in runs) / 1e6, 1),
+            "note": "; ".join(left_out), "fix": h.fix}
+
+
+def record_hypotheses(image_mib: int = 1536, parallels: tuple[int, ...] = (1, 5, 40), out_dir: Path | None = None,
+                      lab_name: str = "hyp", progress: bool = True, **kw) -> Path:
+    """The hypotheses at `image_mib` (the seed's 1.5 GiB by default) with `parallels` pulls, judged and
+    recorded: `<out_dir>/hypotheses-<image_mib>MiB.csv` and a `.json` beside it with the link's
+    capacity, the parallel counts, the wall time and the machine. Returns the CSV's path."""
+    import json
+    import platform
+    out_dir = Path(out_dir or DATA / "recorded")
+    t0 = time.perf_counter()
+    judged, capacity = run_hypotheses(list(parallels), image_mib, lab_name, progress=progress, **kw)
+    wall = time.perf_counter() - t0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv = out_dir / f"hypotheses-{image_mib}MiB.csv"
+    judged.to_csv(csv, index=False)
+    csv.with_suffix(".json").write_text(json.dumps({
+        "image_mib": image_mib, "parallels": list(parallels), "link_capacity_MBps": round(capacity, 1),
+        "wall_s": round(wall, 1), "host": platform.node(), "kernel": platform.release(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S"), "fits_all": judged.loc[judged.fits_all, "hypothesis"].tolist()},
+        indent=1) + "\n")
+    return csv
+
+
+def run_probe(url: str, uri: str, **kw) -> Probe:
+    """A real registry measured from here (labkit.measure.probe.measure_probe's arguments) and judged
+    from the client's side: `p.table`, `p.verdict` (client-, network- or server application-limited)."""
+    return judge_probe(_probe.measure_probe(url, uri, **kw))
+
+
+def run_storm(lab: Lab, spec) -> Storm:
+    """A Locust pull storm on the lab (labkit.measure.storm), as its tables: `s.row()`, `s.nodes()`, `s.failures()`."""
+    return storm_of(_storm.measure_storm(lab, spec))
+
+
+def run_master(url: str, image: str, spec, workers: int, out_dir: Path, bind: str = "*",
+               port: int = _storm.MASTER_PORT) -> Storm:
+    """The master of a storm on a real cluster (`run_worker` on each compute node), as its tables."""
+    return storm_of(_storm.measure_master(url, image, spec, workers, out_dir, bind, port))

@@ -11,7 +11,7 @@ from labkit.bundle.export import changes, export_bundle, import_bundle
 from labkit.config.presets import PRESETS, SREGISTRY_SHIPPED
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="nginx -t of the bundle runs in a mount namespace (root)")
-WINNER = SREGISTRY_SHIPPED.changed(app={"serve_mode": "accel"}, publish={"mode": "dnat"},
+WINNER = SREGISTRY_SHIPPED.changed(app={"serve_mode": "accel"}, publish={"userland_proxy": False},
                                    uwsgi={"processes": 8, "harakiri": 20},
                                    kernel={"tcp_wmem": (4096, 65536, 8388608)})
 
@@ -24,7 +24,7 @@ def test_bundle_round_trip(tmp_path, name, s):
     files = {str(p.relative_to(d)) for p in d.rglob("*") if p.is_file()}
     assert {"nginx.conf", "nginx/nginx.conf", "uwsgi.ini", "sysctl.d/60-servelab-tcp.conf",
             "docker-compose.override.yml", "servelab-settings.json", "README.md"} <= files
-    assert ("daemon.json" in files) == (s.publish.mode == "dnat")
+    assert ("daemon.json" in files) == (s.publish != SREGISTRY_SHIPPED.publish)
     assert import_bundle(d) == s and import_bundle(tar) == s
     readme = (d / "README.md").read_text()
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in readme.splitlines() if line.startswith("| ")]

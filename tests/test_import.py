@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from labkit.bundle.export import DEPLOY_NGINX, DEPLOY_UWSGI, kernel_sysctls
+from labkit.bundle.export import DEPLOY_NGINX, DEPLOY_UWSGI, daemon_json, kernel_sysctls
 from labkit.cli import main
 from labkit.config.importer import ImportRejected, SregistryFiles, import_files
 from labkit.config.import_nginx import match_location, nginx_seconds
@@ -194,8 +194,8 @@ def test_each_preset_exported_as_a_bundle_imports_back_to_itself(tmp_path, name)
     files = {"nginx.conf": render_nginx_server(s, DEPLOY_NGINX), "nginx/nginx.conf": render_nginx(s, DEPLOY_NGINX),
              "uwsgi.ini": render_uwsgi(s, DEPLOY_UWSGI), "uwsgi_params.par": placed(UWSGI_PARAMS),
              "docker-compose.yml": override}
-    if s.publish.mode == "dnat":
-        files["daemon.json"] = '{"userland-proxy": false}\n'
+    if daemon := daemon_json(s):
+        files["daemon.json"] = json.dumps(daemon)
     assert import_files(write(tmp_path, files)).settings == s
 
 
@@ -212,10 +212,10 @@ def test_compose_cpu_limits_ports_sysctls_and_daemon_json(tmp_path):
     r = import_files(write(tmp_path, files))
     c = r.settings
     assert (c.cpu.nginx_cpus, c.cpu.nginx_cpuset, c.cpu.uwsgi_cpus) == (1.5, "0-1", 0.5)
-    assert c.publish.host_port == 8080 and c.publish.mode == "dnat"
+    assert c.publish.host_port == 8080 and (c.publish.iptables, c.publish.userland_proxy) == (True, False)
     assert c.kernel.tcp_wmem == (4096, 65536, 8388608)
     at = {(e.file, e.line): e for e in r.entries}
-    assert at["daemon.json", 3].setting == "publish.mode" and at["daemon.json", 2].status == "ignored"
+    assert at["daemon.json", 3].setting == "publish.userland_proxy" and at["daemon.json", 2].status == "ignored"
     assert at["docker-compose.yml", 8].status == "ignored"        # 443: not the port pulls arrive on
 
 

@@ -29,7 +29,7 @@ MiB = 2**20
 LAYERED = SREGISTRY_SHIPPED.changed(storage={"disk": "loop", "cache": "cold", "latency_ms": 1, "read_mbps": 500,
                                              "write_mbps": 500},
                                     cpu={"uwsgi_cpus": 1.5, "nginx_cpuset": "0"},
-                                    client={"kind": "curl", "write_to": "disk", "write_mbps": 500})
+                                    client={"kind": "curl", "dest": "local-disk", "write_mbps": 500})
 LABS = ("itest", "boom", "badstart", "orphan", "next", "loop")    # the labs of this module
 
 
@@ -99,7 +99,7 @@ def test_survey_measures_every_hop_with_verified_pulls(lab):
     assert set(pulls.point) == {"uwsgi", "nginx", "published port", "full path"} and set(pulls.parallel) == {1, 3}
     assert (pulls.MBps > 0).all() and pulls.sha256_ok.all() and (pulls.failures == 0).all()
     assert pulls.busiest.isin(["uwsgi", "nginx", "docker-proxy@registry", "docker-proxy@iperf3"]).all()
-    assert verdict(t).evidence
+    assert verdict(t, path=lab.plan.path).evidence and s.path == lab.plan.path
 
 
 def test_an_exception_inside_the_lab_leaves_nothing_behind():

@@ -119,7 +119,7 @@ def test_latency_makes_one_pull_slow_while_parallel_pulls_add_up(lab, setting):
     {"kind": "labkit"},
 ])
 def test_each_client_pulls_through_the_whole_path_and_writes_a_verified_file(lab, setting, client):
-    setting(client={**client, "write_to": "disk"})
+    setting(client={**client, "dest": "local-disk"})
     runs = [pull_at(lab), pull_at(lab, parallel=2)]
     say(f"client {client['kind']} writing to the compute node's disk: one pull {runs[0].mbps:.0f} MB/s, "
         f"2 parallel {runs[1].mbps:.0f} MB/s; {runs[1].row()['client_write_MB']} MB reached its disk")
@@ -131,7 +131,7 @@ def test_each_client_pulls_through_the_whole_path_and_writes_a_verified_file(lab
 
 def test_a_client_that_writes_the_wrong_bytes_is_a_failure(lab, setting):
     setting(client={"kind": "command", "command": "curl -sS -o {dest} http://{host}:{port}/api/container/{uri}",
-                    "write_to": "disk"})
+                    "dest": "local-disk"})
     run = pull_at(lab)
     assert not run.ok and "short file" in run.errors
 

@@ -1,7 +1,8 @@
 import pytest
 
 from labkit.measure import iperf
-from labkit.measure.pull import PullResult, aggregate_mbps
+from labkit.measure.pull import aggregate_mbps
+from labkit.records import PullResult
 from labkit.path import plan
 
 
@@ -26,7 +27,7 @@ def test_aggregate_is_bytes_over_the_whole_span():
 def test_plan_names_namespaces_and_refuses_bad_names():
     p = plan("main", namespaced=True)
     assert p.namespaces == ["sl-main-compute", "sl-main-vm", "sl-main-nginx", "sl-main-uwsgi"]
-    assert [v.name for v in p.path.vantages] == ["uwsgi", "nginx", "published port", "full path"]
+    assert [v.name for v in p.path.vantages] == ["uwsgi", "nginx", "published port", "full path", "VM loopback"]
     assert p.caveats() == []
     lo = plan("main", namespaced=False)
     assert lo.ip("vm") == "127.0.0.1" and len({lo.port("nginx"), lo.port("published"), lo.port("uwsgi_http")}) == 3

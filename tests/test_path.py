@@ -2,10 +2,10 @@
 import pytest
 
 from labkit.config.presets import PRESETS, RECOMMENDED, SREGISTRY_SHIPPED
-from labkit.config.settings import LabSettings, LinkSettings
+from labkit.config.settings import LabSettings
 from labkit.lab.changes import Features, plan_changes
 from labkit.measure.capture import capture_points
-from labkit.path import PATH, plan
+from labkit.path import PATH, plan, registry_path
 
 FEATS = Features(namespaced=True, congestion_controls=("reno", "cubic"), nft=True)
 
@@ -26,8 +26,15 @@ def test_every_reference_in_the_path_names_something_declared():
         assert set(st.capture) <= conns
 
 
-def test_each_link_is_a_setting_and_each_setting_a_link():
-    assert set(LinkSettings.model_fields) == {lk.name for lk in PATH.links}
+def test_links_and_cpu_are_keyed_by_the_paths_names_and_checked_against_it():
+    assert PATH.shaped_links == tuple(lk.name for lk in PATH.links)
+    good = SREGISTRY_SHIPPED.changed(links={"wan": "1gbit"}, cpu={"nginx_cpus": 0.5, "proxy_cpuset": "0"})
+    assert PATH.problems(good) == []
+    bad = SREGISTRY_SHIPPED.changed(links={"lan": "1gbit"}, cpu={"lb_cpus": 0.5})
+    assert PATH.problems(bad) == [
+        "links.lan: no link 'lan' to shape in this path; links: wan, nginx, uwsgi",
+        "cpu.lb_cpus/_cpuset: nothing named 'lb' can be CPU-limited in this path; names: uwsgi, nginx, proxy"]
+    assert registry_path(3).problems(SREGISTRY_SHIPPED.changed(links={"port2": "1gbit"}))[0].startswith("links.port2")
 
 
 def test_the_client_pulls_through_every_stage():
@@ -38,7 +45,7 @@ def test_the_client_pulls_through_every_stage():
 def test_accel_leaves_the_app_stage_without_the_image():
     assert [s.name for s in PATH.carrying(SREGISTRY_SHIPPED)] == [s.name for s in PATH.stages]
     accel = SREGISTRY_SHIPPED.changed(app={"serve_mode": "accel"})
-    idle = [s.name for s in PATH.stages if s not in PATH.carrying(accel)]
+    idle = [s.name for s in PATH.stages if s.name not in [c.name for c in PATH.carrying(accel)]]
     assert idle == [PATH.stages[0].name]
     assert PATH.stages[0].vantage not in [v.name for v in PATH.vantages_for(accel)]
 
@@ -58,10 +65,10 @@ def test_capture_points_are_derived_from_links_and_ports():
     ({"app": {"serve_mode": "accel"}}, ("uwsgi", "nginx")),
     ({"links": {"wan": "1gbit"}}, ("links",)),
     ({"client": {"kind": "curl"}}, ()),
-    ({"client": {"write_to": "disk", "write_mbps": 50}}, ("client",)),
+    ({"client": {"dest": "local-disk", "write_mbps": 50}}, ("client",)),
     ({"storage": {"disk": "loop", "read_mbps": 40}, "cpu": {"uwsgi_cpus": 0.5}}, ("storage", "cpu")),
     ({"kernel": {"congestion_control": "reno"}}, ("kernel",)),
-    ({"publish": {"mode": "dnat"}, "nginx": {"sendfile": False}, "kernel": {"tcp_wmem": (4096, 16384, 4194304)}},
+    ({"publish": {"userland_proxy": False}, "nginx": {"sendfile": False}, "kernel": {"tcp_wmem": (4096, 16384, 4194304)}},
      ("kernel", "publish", "nginx")),
 ])
 def test_a_change_plans_only_the_steps_it_needs_in_order(change, steps):
@@ -76,10 +83,11 @@ def test_nothing_changes_nothing():
 def test_problems_name_the_setting_and_why():
     loop = Features(namespaced=False, congestion_controls=("cubic",), nft=False)
     new = SREGISTRY_SHIPPED.changed(links={"wan": "1gbit"}, kernel={"congestion_control": "bbr"},
-                                    publish={"mode": "dnat", "host_port": 8080})
+                                    publish={"userland_proxy": False, "host_port": 8080})
     text = "; ".join(plan_changes(SREGISTRY_SHIPPED, new, loop).problems)
-    for needle in ("links: link rates (tc) need network namespaces", "publish.mode: dnat needs network namespaces",
-                   "'bbr' is not available in this kernel (available: cubic)", "dnat needs nftables",
+    for needle in ("links: link rates (tc) need network namespaces",
+                   "publish.userland_proxy: false needs network namespaces",
+                   "'bbr' is not available in this kernel (available: cubic)",
                    "publish.host_port is set when the lab starts"):
         assert needle in text
 

@@ -34,6 +34,8 @@ BAD = [
     ({"kernel": {"tcp_rmem": [4096, 1024, 8192]}}, "tcp_rmem"),
     ({"kernel": {"congestion_control": "BBR; rm"}}, "kernel.congestion_control"),
     ({"publish": {"mode": "carrier-pigeon"}}, "publish.mode"),
+    ({"publish": {"iptables": False, "userland_proxy": False}}, "publishes nothing"),
+    ({"publish": {"ip": "10.0.0.1"}}, "publish.ip"),
     ({"publish": {"host_port": 70000}}, "publish.host_port"),
     ({"links": {"wan": "5 gigs"}}, "links.wan"),
     ({"links": {"wan": "500bit"}}, "links.wan"),

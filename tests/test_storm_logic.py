@@ -17,8 +17,9 @@ from labkit.analyze.storm import (FAIL_COLUMNS, NODE_COLUMNS, PULL_COLUMNS, STOR
 from labkit.cli import main, seconds
 from labkit.errors import SettingsError
 from labkit.measure.budget import Budget
-from labkit.measure.failures import KINDS, HttpStatusError, classify, outcome
-from labkit.measure.pull import PullResult, pull
+from labkit.measure.failures import HttpStatusError, classify, outcome
+from labkit.measure.pull import pull
+from labkit.records import KINDS, PullResult
 from labkit.measure.storm import StormSpec
 
 
@@ -242,7 +243,7 @@ def test_run_times_are_read_as_locust_writes_them():
     (["storm", "--name", "st-none", "--run-time", "later"], "--run-time"),
     (["survey", "--name", "st-none", "--compute-nodes", "0"], "'--compute-nodes': 0 is not in the range 1<=x<=64"),
     (["storm", "--name", "st-none", "--pulls", "4", "--set", "client.kind=curl"], "client.kind 'curl'"),
-    (["storm", "--name", "st-none", "--pulls", "4", "--set", "client.write_to=disk"], "client.write_to 'disk'"),
+    (["storm", "--name", "st-none", "--pulls", "4", "--set", "client.dest=local-disk"], "client.dest 'local-disk'"),
 ])
 def test_bad_storm_arguments_are_refused_before_anything_starts(argv, message, capsys):
     assert main(argv) == 2

@@ -4,6 +4,7 @@ import pytest
 from labkit.config.presets import SREGISTRY_SHIPPED
 from labkit.config.settings import SettingsError
 from labkit.measure.sweep import WINNER_RULE, knob, winner, with_knobs
+from labkit.path import plan
 from labkit.present.widgets import TuningPanel
 
 
@@ -29,6 +30,7 @@ def test_winner_needs_zero_failures_and_both_single_and_parallel():
 
 class _StubLab:
     settings = SREGISTRY_SHIPPED
+    plan = plan("stub", False)
 
 
 def test_panel_reads_its_controls_and_names_bad_ones():
@@ -44,3 +46,13 @@ def test_panel_reads_its_controls_and_names_bad_ones():
         p.settings()
     p.preset.value = "seed-poster"
     assert p.settings().uwsgi.processes == 128 and p.settings().nginx.sendfile is False
+
+
+def test_a_knob_keeps_its_first_value_unless_beaten_beyond_the_spread():
+    from labkit.measure.sweep import kept
+    row = lambda v, s, lo, hi: {"publish.userland_proxy": v, "single_MBps": s, "parallel_MBps": s,  # noqa: E731
+                                "single_lo": lo, "single_hi": hi, "parallel_lo": lo, "parallel_hi": hi, "failures": 0}
+    within = pd.DataFrame([row("True", 700, 650, 760), row("False", 720, 690, 750)])
+    assert kept(within, "publish.userland_proxy", "True")["publish.userland_proxy"] == "True"
+    beyond = pd.DataFrame([row("True", 700, 650, 760), row("False", 900, 800, 950)])
+    assert kept(beyond, "publish.userland_proxy", "True")["publish.userland_proxy"] == "False"

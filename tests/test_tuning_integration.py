@@ -36,19 +36,19 @@ def test_x_accel_redirect_beats_python_streaming(lab):
 
 
 def test_sendfile_off_is_slower_than_on(lab):
-    lab.apply(S.changed(app={"serve_mode": "accel"}, publish={"mode": "dnat"}))
+    lab.apply(S.changed(app={"serve_mode": "accel"}))
     on = median_of(lab)       # sendfile off varies most run to run (0.9-1.7 GB/s here, more on a loaded
                               # machine, where on/off medians came 1.2-2.2x apart): medians of 5
-    lab.apply(S.changed(app={"serve_mode": "accel"}, publish={"mode": "dnat"}, nginx={"sendfile": False}))
+    lab.apply(S.changed(app={"serve_mode": "accel"}, nginx={"sendfile": False}))
     off = median_of(lab)
     assert on > 1.1 * off, (on, off)
 
 
-def test_dnat_publish_replaces_docker_proxy(lab):
-    lab.apply(S.changed(publish={"mode": "dnat"}))
+def test_userland_proxy_off_leaves_no_docker_proxy(lab):
+    lab.apply(S.changed(publish={"userland_proxy": False}))
     assert not any(n.startswith("docker-proxy") for n in lab.services) and all(v == "ok" for v in lab.health().values())
     lab.apply(S)
-    assert lab.services["docker-proxy@registry"].alive()
+    assert lab.services["docker-proxy@registry"].alive() and lab.services["docker-nat"].alive()
 
 
 def test_a_link_rate_caps_the_pull(lab):
@@ -86,7 +86,7 @@ def test_trial_and_sweeps_keep_a_tidy_table(lab):
              progress=False)
     assert len(g) == 4 and set(g["app.serve_mode"]) == {"fileresponse-iter", "accel"} and (g.failures == 0).all()
     assert winner(g)["app.serve_mode"] == "accel"
-    o = one_at_a_time(lab, S, {"app.serve_mode": ["fileresponse-iter", "accel"], "publish.mode": ["userland-proxy", "dnat"]},
+    o = one_at_a_time(lab, S, {"app.serve_mode": ["fileresponse-iter", "accel"], "publish.iptables": [False, True]},
                       parallel=3, progress=False)
-    assert len(o) == 4 and list(o.step) == ["app.serve_mode"] * 2 + ["publish.mode"] * 2
-    assert (o[o.step == "publish.mode"]["app.serve_mode"] == "accel").all()   # kept the best so far
+    assert len(o) == 4 and list(o.step) == ["app.serve_mode"] * 2 + ["publish.iptables"] * 2
+    assert (o[o.step == "publish.iptables"]["app.serve_mode"] == "accel").all()   # kept the best so far

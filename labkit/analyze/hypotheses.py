@@ -9,12 +9,19 @@ Pure: rows in, a judged table out.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 SEED_LINK = "6gbit"        # the seed's hypervisor uplink
+
+
+MiB = 2**20
+MIN_IMAGE_MIB = 16     # below this a pull's fixed costs (connections, the manifest, a client's start-up) weigh
+BOUND_SHARE = 4        # an image 4x a dirty bound: at least 3/4 of it written at the destination's own pace
+MIN_SECONDS = 1.0      # a destination that binds at once: at least this long at its ceiling
 
 
 @dataclass(frozen=True)
@@ -25,10 +32,46 @@ class Hypothesis:
     fix: str
     base: str = "sregistry-2018-10"
 
+    def settings(self, *extra: str):
+        """The lab's settings that make it real: its base preset, its overrides, then `extra` (the seed's link)."""
+        from ..config.overrides import apply_overrides
+        from ..config.presets import preset
+        return apply_overrides(preset(self.base), [*self.overrides, *extra])
 
+    @property
+    def min_image_mib(self) -> int:
+        """The smallest image that can show it, derived from its own settings: a write ceiling shows
+        only past the dirty pages its disk may hold (BOUND_SHARE x that bound); a shared file system
+        binds from the first request, so MIN_SECONDS at its ceiling; else MIN_IMAGE_MIB."""
+        return min_image_mib(self.settings())
+
+
+def min_image_mib(s) -> int:
+    """The smallest image (MiB) a pull under settings `s` needs for its slow destination or disk to show."""
+    from ..config.settings import dirty_bound
+    need = float(MIN_IMAGE_MIB)
+    c, st = s.client, s.storage
+    if c.dest == "local-disk" and c.write_mbps:
+        need = max(need, BOUND_SHARE * dirty_bound(c.write_mbps * 1e6, c.dirty_mib) / MiB)
+    spools = s.nginx.uwsgi_buffering and s.app.serve_mode not in ("accel", "nginx-alias")
+    if st.disk == "loop" and st.write_mbps and spools:
+        need = max(need, BOUND_SHARE * dirty_bound(st.write_mbps * 1e6, st.dirty_mib) / MiB)
+    if c.dest == "shared-fs":
+        req = c.fs_request_kib * 1024
+        one = req / (c.fs_delay_ms / 1000 + req / (c.fs_node_mbps * 1e6))
+        need = max(need, MIN_SECONDS * one / MiB)
+    return int(math.ceil(need))
+
+
+# the seed's client writing to a shared file system; the VM's disk a loop device so its reads are counted
+SHARED_FS = ("client.kind=singularity-2.6", "client.dest=shared-fs", "storage.disk=loop")
 HYPOTHESES = (
-    Hypothesis("docker-proxy copying", "every byte crosses docker-proxy, a user-space copy (2018-10 as is)",
-               (), "publish with DNAT (`userland-proxy: false` in daemon.json)"),
+    Hypothesis("docker-proxy on the path (iptables off)",
+               "every byte crosses docker-proxy, a user-space copy. Docker does this only with "
+               "`\"iptables\": false`: with its default rules a compute node's pull is DNATed by the kernel "
+               "whatever userland-proxy says (docker/libnetwork 02d0f9d6 portmapper/mapper.go MapRange, "
+               "iptables/iptables.go ProgramChain)", ("publish.iptables=false",),
+               "Docker's default `\"iptables\": true` (the kernel forwards the published port)"),
     Hypothesis("too few uwsgi workers", "uwsgi 1 process x 1 thread (before d037140): pulls queue behind one worker",
                (), "more processes/threads, or X-Accel-Redirect so a worker is free after the headers",
                base="sregistry-2018-early"),
@@ -38,10 +81,24 @@ HYPOTHESES = (
                "every read request waits", ("storage.disk=loop", "storage.cache=cold", "storage.latency_ms=2"),
                "a warm page cache (RAM for the images), a faster disk, or larger read-ahead"),
     Hypothesis("nginx spools to a slow layer", "nginx buffers every pull into temp files on the container's "
-               "own (slow) layer", ("storage.disk=loop", "storage.write_mbps=40"),
+               "own (slow) layer, past the 8 MiB of dirty pages it may hold",
+               ("storage.disk=loop", "storage.write_mbps=40", "storage.dirty_mib=8"),
                "uwsgi_buffering off, or X-Accel-Redirect (no temp files)"),
-    Hypothesis("slow client disk", "the compute node writes the image to a slow disk",
-               ("client.write_to=disk", "client.write_mbps=40"), "a faster destination (local SSD, tmpfs)"),
+    Hypothesis("slow client disk", "the compute node writes the image to a slow local disk, past the 8 MiB of "
+               "dirty pages it may hold (a node whose page cache is full)",
+               ("client.dest=local-disk", "client.write_mbps=40", "client.dirty_mib=8"),
+               "a faster destination (local SSD, tmpfs)"),
+    Hypothesis("Singularity 2.6 writes to a shared file system",
+               "singularity pull writes 1 MiB at a time into its pull folder on NFS/GPFS: each 128 KiB write "
+               "request waits 2 ms for the server, one stream at a time; pulls on a node overlap",
+               (*SHARED_FS, "client.fs_delay_ms=2", "client.fs_request_kib=128", "client.fs_node_mbps=1000"),
+               "pull to local disk or tmpfs (SINGULARITY_CACHEDIR / SINGULARITY_PULLFOLDER) and copy once, "
+               "or larger write requests (wsize)"),
+    Hypothesis("Singularity 2.6 on a node's narrow share of the file system",
+               "the same, where each compute node's link to the file system carries 40 MB/s: one pull is "
+               "slow and pulls on one node share it (only pulls from many nodes add up)",
+               (*SHARED_FS, "client.fs_delay_ms=0.5", "client.fs_request_kib=1024", "client.fs_node_mbps=40"),
+               "a faster link from the compute nodes to the file system, or a local destination"),
 )
 
 CHECKS = {

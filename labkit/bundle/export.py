@@ -5,7 +5,7 @@
     uwsgi.ini                      replaces sregistry's /code/uwsgi.ini
     sysctl.d/60-servelab-tcp.conf  the VM's TCP settings
     docker-compose.override.yml    mounts the files above; ulimits; the containers' TCP sysctls; cpus/cpuset
-    daemon.json                    only for DNAT publishing: {"userland-proxy": false}
+    daemon.json                    only where publishing differs from Docker's defaults (iptables, userland-proxy, ip)
     servelab-settings.json         the settings, read back by import_bundle()
     README.md                      what changed, why, and the measurements
 """
@@ -25,7 +25,8 @@ from ..config.render import NginxPaths, UwsgiPaths, templates, render_nginx, ren
 from ..config.presets import PROVENANCE, SREGISTRY_SHIPPED
 
 BASE_PRESET = "sregistry-2018-10"
-from ..config.settings import SYSCTLS, LabSettings, as_text
+from ..config.modes import SERVE_MODES
+from ..config.settings import SYSCTLS, LabSettings, PublishSettings, as_text, field_names, setting
 
 SETTINGS_FILE = "servelab-settings.json"
 DEPLOY_NGINX = NginxPaths(listen="*:80", uwsgi_upstream="uwsgi:3031", images_dir="/var/www/images",
@@ -39,8 +40,11 @@ WHY = {
                       "(X-Accel-Redirect) and frees the uwsgi worker after the headers; `fileresponse` has "
                       "uwsgi sendfile() it and holds a worker for the whole pull",
     "app.chunk_size": "FileResponse's block size when Django iterates the file (no wsgi.file_wrapper)",
-    "publish.mode": "docker-proxy copies every byte through a user-space process; DNAT (`userland-proxy: "
-                    "false`) lets the kernel forward the packets",
+    "publish.iptables": "with Docker's rules (the default) the kernel DNATs a compute node's pull; without them "
+                        "docker-proxy copies every byte in user space (docker/libnetwork portmapper/mapper.go)",
+    "publish.userland_proxy": "docker-proxy carries only the VM's own 127.0.0.1 and hairpin while iptables is on: "
+                              "a compute node's pull is DNATed either way (iptables/iptables.go ProgramChain)",
+    "publish.ip": "the address published ports are bound to (the NAT rule's `-d` and docker-proxy's socket)",
     "uwsgi.processes": "each streamed pull holds a worker for its whole duration: with one worker, parallel "
                        "pulls (and the manifest requests) queue behind it",
     "uwsgi.threads": "more requests per worker process",
@@ -81,13 +85,23 @@ WHY = {
 def changes(s: LabSettings, base: LabSettings = SREGISTRY_SHIPPED) -> list[dict]:
     out = []
     for group in ("app", "publish", "uwsgi", "nginx", "kernel", "cpu"):
-        old, new = getattr(base, group), getattr(s, group)
-        for field in type(new).model_fields:
-            a, b = getattr(old, field), getattr(new, field)
+        for field in field_names(base, group, s):
+            a, b = setting(base, group, field), setting(s, group, field)
             if a != b:
                 path = f"{group}.{field}"
                 out.append({"path": path, "old": as_text(a) or "(default)", "new": as_text(b) or "(default)",
                             "why": WHY.get(path, "")})
+    return out
+
+
+def daemon_json(s: LabSettings) -> dict:
+    """daemon.json's publishing keys where `s` differs from Docker's defaults (empty: nothing to merge)."""
+    default, out = PublishSettings(), {}
+    for key, field in (("iptables", "iptables"), ("userland-proxy", "userland_proxy"), ("ip", "ip")):
+        if getattr(s.publish, field) != getattr(default, field):
+            out[key] = getattr(s.publish, field)
+    if out.get("ip") == "eth0":
+        out["ip"] = "<the VM's address>"
     return out
 
 
@@ -112,13 +126,13 @@ def export_bundle(s: LabSettings, out_dir: Path, label: str = "winner", measurem
             nofile=max(65536, 4 * s.nginx.worker_connections), sysctls=sysctls, cpu=s.cpu),
         SETTINGS_FILE: json.dumps(s.model_dump(mode="json"), indent=1) + "\n",
     }
-    if s.publish.mode == "dnat":
-        files["daemon.json"] = json.dumps({"userland-proxy": False}, indent=1) + "\n"
+    if daemon := daemon_json(s):
+        files["daemon.json"] = json.dumps(daemon, indent=1) + "\n"
     table = measurements.to_markdown(index=False) if measurements is not None and len(measurements) else ""
     files["README.md"] = env.get_template("bundle-README.md.j2").render(
         label=label, when=time.strftime("%Y-%m-%d %H:%M"), s=s, changes=changes(s),
         daemon_json="daemon.json" in files, measurements=table, image_mib=image_mib, notes=notes or [],
-        base=BASE_PRESET, provenance=PROVENANCE)
+        base=BASE_PRESET, provenance=PROVENANCE, mode=SERVE_MODES[s.app.serve_mode])
     with tempfile.TemporaryDirectory(prefix="servelab-bundle-", dir=out_dir) as tmp:
         stage = Path(tmp) / label
         for name, text in files.items():

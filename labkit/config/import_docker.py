@@ -6,12 +6,16 @@ volumes (which config file nginx reads where; where the images are), TCP sysctls
 Both compose file formats: sregistry's v1 (services at the top, as at 0d1274df) and v2/v3
 (`services:`). A key compose does not know is refused, as compose refuses it.
 
-daemon.json: `userland-proxy` -> publish.mode (false: DNAT, the kernel forwards the published
-port; true, Docker's default: docker-proxy copies every byte). A key dockerd does not know is
-refused, as dockerd refuses to start with it.
+daemon.json: `iptables` -> publish.iptables, `userland-proxy` -> publish.userland_proxy, `ip` ->
+publish.ip (labkit.config.settings.PublishSettings says what Docker does with each, citing
+docker/libnetwork 02d0f9d6: with iptables on, Docker's default, a compute node's pull is DNATed
+by the kernel and docker-proxy carries only the VM's own 127.0.0.1 and hairpin, whatever
+userland-proxy says; with iptables off docker-proxy carries every byte). A key dockerd does not
+know is refused, as dockerd refuses to start with it.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import posixpath
 import re
@@ -69,7 +73,7 @@ SERVICE_REASONS = {
     "entrypoint": "options on the command line are not read: put them in uwsgi.ini / nginx.conf to import them",
     "mem_limit": "a memory limit: not modelled (it would also limit the container's page cache)",
     "ulimits": "file-descriptor and other limits: the lab's come from its own; the bundle sets nofile",
-    "network_mode": "the lab publishes through docker-proxy or DNAT, as Docker's bridge network does",
+    "network_mode": "the lab publishes nginx's port as Docker's bridge network does (DNAT, docker-proxy)",
     "cpu_shares": "a relative CPU weight, not a limit: not modelled",
     "expose": "documents a container port; publishes nothing",
     "logging": "where the container's output goes: not on the pull's path",
@@ -292,8 +296,39 @@ def _volume(o: Origin, c: Compose, role: str, item: Any, led: Ledger, config_fil
         led.ignore(o, "a volume no pull reads from")
 
 
+# daemon.json's publishing keys -> (setting, what Docker then does, for false and true); docker/libnetwork
+# 02d0f9d6 portmapper/mapper.go MapRange, iptables/iptables.go, drivers/bridge/setup_ip_tables.go
+DAEMON_PUBLISH = {
+    "iptables": ("publish.iptables", {
+        True: "Docker's rules DNAT the published port in the kernel (conntrack, the bridge): a compute node's "
+              "pull crosses no docker-proxy",
+        False: "no NAT rules: docker-proxy carries every pull, from every client"}),
+    "userland-proxy": ("publish.userland_proxy", {
+        True: "docker-proxy runs, and with iptables on carries only the VM's own 127.0.0.1 and hairpin "
+              "(a compute node's pull is DNATed either way)",
+        False: "no docker-proxy: 127.0.0.1 and hairpin are DNATed too (hairpin mode)"}),
+}
+
+
+def _binding_ip(o: Origin, value: Any, led: Ledger) -> None:
+    """daemon.json `ip` (the default binding address of published ports) -> publish.ip."""
+    try:
+        addr = ipaddress.ip_address(str(value))
+    except ValueError:
+        led.problem(o, f"{value!r}: not an IP address")
+        return
+    if addr.is_unspecified:
+        led.set(o, "publish.ip", "0.0.0.0", "publish.ip = 0.0.0.0: published ports on every address (Docker's default)")
+    elif addr.is_loopback:
+        led.set(o, "publish.ip", "127.0.0.1", f"publish.ip = 127.0.0.1: published ports on {addr} only: "
+                                               "no compute node reaches them")
+    else:
+        led.set(o, "publish.ip", "eth0", f"publish.ip = eth0: published ports on {addr} only, taken as the VM's "
+                                          "own address (the lab's VM has its own)")
+
+
 def read_daemon(text: str, file: str, led: Ledger) -> None:
-    """daemon.json: userland-proxy -> publish.mode; dockerd's other keys ignored with why; unknown keys refused."""
+    """daemon.json: iptables, userland-proxy, ip -> publish.*; dockerd's other keys ignored with why; unknown refused."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -308,13 +343,14 @@ def read_daemon(text: str, file: str, led: Ledger) -> None:
         if key not in DAEMON_KEYS:
             led.problem(o, "not a dockerd option (dockerd refuses to start: \"the following directives "
                            "don't match any configuration option\")")
-        elif key == "userland-proxy":
+        elif key in DAEMON_PUBLISH:
+            setting, says = DAEMON_PUBLISH[key]
             if not isinstance(value, bool):
                 led.problem(o, f"{value!r}: must be true or false")
             else:
-                mode = "userland-proxy" if value else "dnat"
-                led.set(o, "publish.mode", mode, f"publish.mode = {mode}" + (
-                    "" if value else " (the kernel forwards the published port; no docker-proxy)"))
+                led.set(o, setting, value, f"{setting} = {str(value).lower()}: {says[value]}")
+        elif key == "ip":
+            _binding_ip(o, value, led)
         elif key == "userland-proxy-path":
             led.ignore(o, "which docker-proxy binary: the lab runs Debian's docker-proxy")
         elif key == "mtu":

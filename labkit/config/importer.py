@@ -27,7 +27,7 @@ import pandas as pd
 
 from ..errors import SettingsError
 from .directives import Entry, Ledger
-from .import_docker import parse_compose, read_compose, read_daemon
+from .import_docker import DAEMON_PUBLISH, parse_compose, read_compose, read_daemon
 from .import_nginx import read_nginx
 from .import_uwsgi import read_uwsgi
 from .nginx_tree import Tree, assemble
@@ -231,10 +231,10 @@ def _assume(led: Ledger, path: dict[str, str], nginx_read: bool) -> list[str]:
     if "uwsgi_ini" in path and "app.serve_mode" not in led.origins:
         out.append("app.serve_mode = fileresponse: sregistry's download view returns a FileResponse and this "
                    "uwsgi.ini leaves wsgi.file_wrapper on (uwsgi sendfile()s the file)")
-    if "publish.mode" not in led.origins:
-        out.append("publish.mode = userland-proxy: " + ("daemon.json does not set userland-proxy"
-                                                        if "daemon_json" in path else "no daemon.json given")
-                   + ", Docker's default (true) runs docker-proxy")
+    for key, (setting, says) in DAEMON_PUBLISH.items():
+        if setting not in led.origins:
+            out.append(f"{setting} = true: " + (f"daemon.json does not set {key}" if "daemon_json" in path
+                                                else "no daemon.json given") + f", Docker's default: {says[True]}")
     if "publish.host_port" not in led.origins:
         out.append("publish.host_port = 80: " + ("no port mapping to nginx's port in docker-compose.yml"
                                                  if "compose" in path else "no docker-compose.yml given (sregistry's: 80:80)"))

@@ -70,16 +70,23 @@ SEED_POSTER = SREGISTRY_2018_10.changed(
     uwsgi={"processes": 128, "threads": 1},
 )
 
-# What the lab's own one-knob-at-a-time sweep from sregistry-2018-10 keeps (256 MiB, 5 parallel, full path,
-# MB/s one pull / 5 together; data/recorded/sweep-from-2018-10-256MiB.csv, re-derived by
-#   labkit sweep --preset sregistry-2018-10 --image-mib 256 --knob app.serve_mode=fileresponse,fileresponse-iter,
-#     accel,nginx-alias --knob publish.mode=userland-proxy,dnat --knob nginx.sendfile=on,off --knob uwsgi.processes=4,16):
-#   serve mode  fileresponse 336/320, fileresponse-iter 256/329 -> nginx sends the file: accel 1567/2108,
-#               nginx-alias 1446/2382 (these two within noise of each other: accel is kept, since the view
-#               still checks the request before nginx sends, as sregistry's private collections need)
-#   publish     userland-proxy 1712/2328 -> dnat 2251/3459
-#   sendfile on 2402/3215 vs off 1139/1047 (keep it on); uwsgi processes 4 vs 16 within noise (kept at 4).
-RECOMMENDED = SREGISTRY_2018_10.changed(app={"serve_mode": "accel"}, publish={"mode": "dnat"})
+# What the lab's own one-knob-at-a-time sweep from sregistry-2018-10 keeps, on the faithful publish path
+# (Docker's defaults: iptables on, so a compute node's pull is DNATed; docker-proxy carries none of it).
+# 256 MiB, 5 parallel, full path, each trial 3 repeats; MB/s one pull / 5 together, median (slowest-fastest);
+# data/recorded/sweep-from-2018-10-256MiB.csv, made by
+#   labkit sweep --preset sregistry-2018-10 --image-mib 256 --parallel 5 --repeats 3
+#     --knob app.serve_mode=fileresponse,fileresponse-iter,accel,nginx-alias --knob publish.userland_proxy=true,false
+#     --knob publish.iptables=true,false --knob nginx.sendfile=on,off --knob uwsgi.processes=4,16
+# (63 s wall, on a machine shared with other work):
+#   serve mode  fileresponse 453 (427-473) / 295 (279-318), fileresponse-iter 203 / 359 -> nginx sends the file:
+#               accel 1838 (1653-1878) / 3183 (2466-3435), nginx-alias 2171 (1649-2542) / 3222 (2457-3455);
+#               these two overlap, so accel is kept: the view still checks the request before nginx sends
+#               (sregistry's private collections need that)
+#   userland-proxy  true 2046 (1970-2208) / 3209 (2945-3216), false 1787 (1774-2060) / 2795 (2308-3145):
+#               no gain for a compute node (its pull is DNATed either way), so the bundle does not offer it
+#   iptables    true 1802 / 2823, false (docker-proxy copies every byte) 1369 (1276-1633) / 2103: keep Docker's default
+#   sendfile on 2184 / 3322 vs off 1454 / 1613 (keep it on); uwsgi processes 4 vs 16 within the spread (kept at 4).
+RECOMMENDED = SREGISTRY_2018_10.changed(app={"serve_mode": "accel"})
 
 PRESETS: dict[str, LabSettings] = {
     "sregistry-2018-10": SREGISTRY_2018_10,
@@ -99,7 +106,8 @@ PROVENANCE: dict[str, Provenance] = {
     "seed-poster": Provenance(SREGISTRY, "0d1274df475696e1b6a65b9b1adc85558cffbd24", _FILES,
                               "2018-10 plus the changes listed in shared/seed/sregistry-serving-performance.txt"),
     "recommended": Provenance(SREGISTRY, "0d1274df475696e1b6a65b9b1adc85558cffbd24", _FILES,
-                              "2018-10 plus what the lab's sweep keeps: X-Accel-Redirect and DNAT publishing"),
+                              "2018-10 plus what the lab's sweep keeps: X-Accel-Redirect (published as Docker's "
+                              "defaults: the sweep measured no gain from userland-proxy false for compute nodes)"),
 }
 
 # Old names that still work, each pointing at a preset above.

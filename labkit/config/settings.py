@@ -7,11 +7,15 @@ anything is applied to a running lab.
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Annotated, Literal
 
 from ..errors import SettingsError
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError,
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
                       model_validator)
+from pydantic_core import PydanticCustomError
+
+from .modes import SERVE_MODES
 
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmg]?)\s*$", re.I)
@@ -132,13 +136,11 @@ class UwsgiSettings(_Model):
     disable_write_exception: bool = False
 
 
-ServeMode = Literal["fileresponse", "fileresponse-iter", "accel", "nginx-alias"]
-ACCEL_PREFIX = "/_protected/"     # accel: the app's X-Accel-Redirect names a file below nginx's internal location
-ALIAS_PREFIX = "/images/"         # nginx-alias: sregistry's `location /images { alias /var/www/images; }`
+ServeMode = Literal[tuple(SERVE_MODES)]
 
 
 class AppSettings(_Model):
-    """How the registry app hands out the image file (labkit.registry.SERVE_MODES says what each does)."""
+    """How the registry app hands out the image file (labkit.config.modes.SERVE_MODES says what each implies)."""
     serve_mode: ServeMode = "fileresponse"
     chunk_size: int = Field(4096, ge=512, le=16 * 1024**2,
                             description="FileResponse.block_size: bytes per read when Django iterates the file")
@@ -163,21 +165,174 @@ class KernelSettings(_Model):
         return self
 
 
+def renamed(data, group: str, old: str, table: dict[str, dict], replaced_by: str, why: dict[str, str] = {}):
+    """A settings group's raw data with a retired field `old` read as the fields `table[value]` names,
+    with a FutureWarning saying so; a value the table lacks is refused naming the replacement."""
+    if not isinstance(data, dict) or old not in data:
+        return data
+    data = dict(data)
+    value = data.pop(old)
+    if value not in table:
+        raise ValueError(f"{old}: {value!r}: {group}.{old} is replaced by {replaced_by} "
+                         f"(old values: {', '.join(map(repr, table))})")
+    mapped = table[value]
+    warnings.warn(f"{group}.{old} = {value!r} is replaced by {replaced_by}: read as "
+                  + ", ".join(f"{group}.{k} = {str(v).lower() if isinstance(v, bool) else repr(v)}"
+                              for k, v in mapped.items()) + why.get(value, ""), FutureWarning, stacklevel=3)
+    return {**data, **mapped}
+
+
+PUBLISH_SOURCES = "docker/libnetwork 02d0f9d684d320c80105be781d6932481f30a543"
+LEGACY_PUBLISH_MODE = {"userland-proxy": {"iptables": True, "userland_proxy": True},
+                       "dnat": {"iptables": True, "userland_proxy": False}}
+
+
 class PublishSettings(_Model):
-    mode: Literal["userland-proxy", "dnat"] = "userland-proxy"
+    """How Docker publishes nginx's port on the VM: daemon.json's `iptables`, `userland-proxy` and `ip`.
+
+    What Docker does with them (PUBLISH_SOURCES; labkit.path.publish_route decides per vantage point):
+    - `iptables: true` (the default): the port is DNATed by the kernel whatever `userland-proxy`
+      says (portmapper/mapper.go MapRange installs the forward rule either way). A client on
+      another host (a compute node) is DNATed in PREROUTING (`-m addrtype --dst-type LOCAL -j
+      DOCKER`, `-A DOCKER ! -i docker0 -p tcp --dport 80 -j DNAT`, iptables/iptables.go
+      ProgramChain and Forward), forwarded through conntrack and the bridge: docker-proxy never
+      sees its bytes.
+    - `userland-proxy: true` (the default) also starts docker-proxy, which then carries what the
+      rules leave to it: the VM's own 127.0.0.1 (the OUTPUT jump has `! -d 127.0.0.0/8`) and a
+      container dialling the VM's address (hairpin: `-A DOCKER -i docker0 -j RETURN`,
+      drivers/bridge/setup_ip_tables.go). `false`: no docker-proxy, and those are DNATed too
+      (hairpin mode: route_localnet on docker0, local sources masqueraded).
+    - `iptables: false`: no rules at all (MapRange's forward is a no-op without a chain), so
+      docker-proxy carries every byte, from every client; without the proxy too, nothing does.
+    - `ip`: the address published ports bind ("0.0.0.0", Docker's default; "127.0.0.1"; or
+      "eth0", standing for the VM's own address, whatever it is).
+    Old settings' `mode` is read as these keys ("userland-proxy": Docker's defaults; "dnat":
+    userland_proxy false), with a warning.
+    """
+    iptables: bool = True
+    userland_proxy: bool = True
+    ip: Literal["0.0.0.0", "127.0.0.1", "eth0"] = "0.0.0.0"
     host_port: int = Field(80, ge=1, le=65535)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_mode(cls, data):
+        return renamed(data, "publish", "mode", LEGACY_PUBLISH_MODE, "daemon.json's keys", {
+            "userland-proxy": " (Docker's defaults: a compute node's pull is DNATed, docker-proxy carries only the "
+                              "VM's own 127.0.0.1; for docker-proxy on every pull set publish.iptables = false)"})
 
-class LinkSettings(_Model):
-    """tc tbf rate per link; None = unshaped."""
-    wan: Rate = None
-    nginx: Rate = None
-    uwsgi: Rate = None
+    @model_validator(mode="after")
+    def _reachable(self) -> "PublishSettings":
+        if not self.iptables and not self.userland_proxy:
+            raise ValueError("iptables false with userland_proxy false publishes nothing: Docker then only holds "
+                             "the port (a dummy proxy, portmapper/mapper.go newDummyProxy); set one of them true")
+        return self
+
+    @property
+    def outside_path(self) -> str:
+        """What carries a compute node's pull: "dnat" (the kernel) or "docker-proxy"."""
+        return "dnat" if self.iptables else "docker-proxy"
 
 
 MBps = Annotated[float, Field(gt=0, le=100_000)]
 Cpus = Annotated[float, Field(ge=0.01, le=1024)]
 CpuList = Annotated[str, Field(pattern=r"^\d+(-\d+)?(,\d+(-\d+)?)*$")]
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9@_-]*$")
+
+
+def _keyed_problem(key: str, value, msg: str) -> PydanticCustomError:
+    """A problem with one entry of a group keyed by the path's names, named `group.<key>` by explain()."""
+    return PydanticCustomError("keyed_setting", "{msg}", {"setting": key, "input": value, "msg": msg})
+
+
+class _Keyed(BaseModel):
+    """A settings group keyed by the path's names (links, services): which names exist is the path's
+    to say (`ServingPath.problems`); here each value is checked. An entry set to None is left out:
+    absent and None mean the same (unshaped, unlimited)."""
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _entries(cls, data):
+        if isinstance(data, BaseModel):
+            return data
+        if not isinstance(data, dict):
+            raise ValueError(f"write a mapping of names to values, not {data!r}")
+        out = {}
+        for key, value in data.items():
+            if value is None:
+                continue
+            if not isinstance(key, str) or not _NAME.match(key):
+                raise _keyed_problem(str(key), value, "not a name (letters, digits, '-', '@', '_')")
+            out[key] = cls._value(key, value)
+        return out
+
+    @classmethod
+    def _value(cls, key: str, value):
+        raise NotImplementedError
+
+    @staticmethod
+    def _check(adapter: TypeAdapter, key: str, value):
+        try:
+            return adapter.validate_python(value)
+        except ValidationError as exc:
+            raise _keyed_problem(key, value, exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+
+    def get(self, key: str):
+        return (self.model_extra or {}).get(key)
+
+
+_RATE = TypeAdapter(Rate)
+_CPUS, _CPUSET = TypeAdapter(Cpus), TypeAdapter(CpuList)
+
+
+class LinkSettings(_Keyed):
+    """tc tbf rate per link of the path, keyed by the link's name (`links.wan=6gbit`); absent = unshaped."""
+
+    @classmethod
+    def _value(cls, key: str, value):
+        return cls._check(_RATE, key, value)
+
+    def rate(self, link: str) -> str | None:
+        return self.get(link)
+
+    def names(self) -> list[str]:
+        return list(self.model_extra or {})
+
+
+class CpuSettings(_Keyed):
+    """Per-container CPU as docker-compose's `cpus:` (CFS quota) and `cpuset:`, keyed by the path's
+    names: `<name>_cpus`, `<name>_cpuset` (nginx_cpus, uwsgi_cpuset, proxy_cpus); absent = unlimited."""
+
+    @classmethod
+    def _value(cls, key: str, value):
+        name, _, kind = key.rpartition("_")
+        if not name or kind not in ("cpus", "cpuset"):
+            raise _keyed_problem(key, value, "write <name>_cpus or <name>_cpuset, e.g. nginx_cpus")
+        if kind == "cpuset":
+            return cls._check(_CPUSET, key, str(value) if isinstance(value, int) and not isinstance(value, bool)
+                              else value)
+        return cls._check(_CPUS, key, value)
+
+    def cpus(self, name: str) -> float | None:
+        return self.get(f"{name}_cpus")
+
+    def cpuset(self, name: str) -> str | None:
+        return self.get(f"{name}_cpuset")
+
+    def keys(self) -> list[str]:
+        """The names that have a limit set."""
+        return list(dict.fromkeys(k.rpartition("_")[0] for k in self.model_extra or {}))
+
+
+def dirty_bound(write_bps: float | None, dirty_mib: int | None = None) -> int:
+    """Bytes of dirty pages a lab disk may hold before a buffered writer waits for it: `dirty_mib` if
+    given, else two seconds at the write ceiling, 8..256 MiB (16 MiB without a byte ceiling)."""
+    if dirty_mib is not None:
+        return dirty_mib * 1024**2
+    if write_bps:
+        return int(max(8 * 1024**2, min(256 * 1024**2, 2 * write_bps)))
+    return 16 * 1024**2
 
 
 class StorageSettings(_Model):
@@ -194,24 +349,16 @@ class StorageSettings(_Model):
     read_iops: int | None = Field(None, ge=1, le=10_000_000)
     write_iops: int | None = Field(None, ge=1, le=10_000_000)
     latency_ms: float = Field(0.0, ge=0, le=1000)
+    dirty_mib: int | None = Field(None, ge=1, le=4096, description="dirty pages the VM disk may hold (with write limits)")
 
     @model_validator(mode="after")
     def _needs_loop(self) -> "StorageSettings":
-        limits = [n for n in ("read_mbps", "write_mbps", "read_iops", "write_iops") if getattr(self, n) is not None]
+        limits = [n for n in ("read_mbps", "write_mbps", "read_iops", "write_iops", "dirty_mib")
+                  if getattr(self, n) is not None]
         if self.disk == "host" and (limits or self.latency_ms):
             raise ValueError(f"{', '.join(limits + (['latency_ms'] if self.latency_ms else []))} "
                              "need storage.disk = 'loop' (the host's own disk is not the lab's to limit)")
         return self
-
-
-class CpuSettings(_Model):
-    """Per-container CPU as docker-compose's `cpus:` (CFS quota) and `cpuset:`; None = unlimited."""
-    nginx_cpus: Cpus | None = None
-    uwsgi_cpus: Cpus | None = None
-    proxy_cpus: Cpus | None = None
-    nginx_cpuset: CpuList | None = None
-    uwsgi_cpuset: CpuList | None = None
-    proxy_cpuset: CpuList | None = None
 
 
 COMMAND_FIELDS = ("host", "port", "uri", "url", "dest")   # what a client.command template may use
@@ -233,12 +380,39 @@ def command_fields(template: str) -> set[str]:
         raise ValueError(f"{template!r}: {e} (write {{{{ and }}}} for literal braces)") from None
 
 
+CLIENT_KINDS = ("labkit", "curl", "sregistry-cli", "singularity-2.6", "command")
+LEGACY_WRITE_TO = {"discard": "memory", "disk": "local-disk"}
+
+
 class ClientSettings(_Model):
-    """The last hop: the program that pulls on the compute node, and what it writes to."""
-    kind: Literal["labkit", "curl", "sregistry-cli", "command"] = "labkit"
+    """The last hop: the program that pulls on the compute node, and where it writes the image.
+
+    `dest`, as HPC has it:
+    - `memory`: nowhere that can be slow (labkit's client discards; the others write to /dev/shm).
+    - `local-disk`: the compute node's own disk (an ext4 loop device), its device write ceiling
+      `write_mbps`. Writes go through the page cache: the ceiling binds only once the disk's dirty
+      pages reach `dirty_mib` (None: two seconds at the ceiling, 8..256 MiB), so an image must be
+      larger than that for the disk to show in the pull.
+    - `shared-fs`: a network file system as a compute node sees it (NFS, GPFS): each write request
+      of `fs_request_kib` waits `fs_delay_ms` (requests from several writers overlap) and each
+      compute node's requests share its own `fs_node_mbps`: one stream is slow, streams and nodes
+      add up. Mounted without a writeback cache, every write() waits for its requests, so it binds
+      from the first MiB at any image size (labkit.lab.sharedfs).
+    Old settings' `write_to` is read as `dest` ("discard": memory, "disk": local-disk), with a warning.
+    """
+    kind: Literal["labkit", "curl", "sregistry-cli", "singularity-2.6", "command"] = "labkit"
     command: str | None = Field(None, description="for kind 'command': e.g. 'singularity pull {dest} shub://{host}/{uri}'")
-    write_to: Literal["discard", "disk"] = "discard"
+    dest: Literal["memory", "local-disk", "shared-fs"] = "memory"
     write_mbps: MBps | None = None
+    dirty_mib: int | None = Field(None, ge=1, le=4096, description="local-disk: dirty pages the disk may hold")
+    fs_delay_ms: float = Field(4.0, gt=0, le=1000, description="shared-fs: delay per write request")
+    fs_request_kib: int = Field(128, ge=4, le=1024, description="shared-fs: bytes per write request (FUSE max_write)")
+    fs_node_mbps: MBps = Field(200.0, description="shared-fs: each compute node's bandwidth to it")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_write_to(cls, data):
+        return renamed(data, "client", "write_to", {k: {"dest": v} for k, v in LEGACY_WRITE_TO.items()}, "client.dest")
 
     @model_validator(mode="after")
     def _command(self) -> "ClientSettings":
@@ -253,9 +427,17 @@ class ClientSettings(_Model):
             if bad:
                 raise ValueError(f"command: {self.command!r} uses {', '.join('{' + b + '}' for b in bad)}; "
                                  f"a template may use {', '.join('{' + f + '}' for f in COMMAND_FIELDS)}")
-        if self.write_mbps is not None and self.write_to != "disk":
-            raise ValueError("write_mbps: limits the client's disk, so it needs write_to = 'disk'")
+        for name in ("write_mbps", "dirty_mib"):
+            if getattr(self, name) is not None and self.dest != "local-disk":
+                raise ValueError(f"{name}: belongs to the compute node's disk, so it needs dest = 'local-disk'")
+        if self.fs_request_kib % 4:
+            raise ValueError(f"fs_request_kib: {self.fs_request_kib} must be a multiple of 4 (pages)")
         return self
+
+    @property
+    def writes(self) -> bool:
+        """Whether the client writes the image somewhere that can be slow (a disk of the lab)."""
+        return self.dest != "memory"
 
 
 class LabSettings(_Model):
@@ -279,6 +461,26 @@ class LabSettings(_Model):
         return parse_settings(data)
 
 
+def is_keyed(group: str) -> bool:
+    """Whether a settings group is keyed by the path's names (links, cpu) rather than fixed fields."""
+    model = LabSettings.model_fields[group].annotation
+    return isinstance(model, type) and issubclass(model, _Keyed)
+
+
+def setting(s: LabSettings, group: str, field: str):
+    """One setting's value; None for an entry a keyed group does not have."""
+    part = getattr(s, group)
+    return part.get(field) if isinstance(part, _Keyed) else getattr(part, field)
+
+
+def field_names(s: LabSettings, group: str, *more: LabSettings) -> list[str]:
+    """A group's settings: its fields, or for a keyed group the entries any of `s`, `more` has."""
+    part = getattr(s, group)
+    if not isinstance(part, _Keyed):
+        return list(type(part).model_fields)
+    return list(dict.fromkeys(k for x in (s, *more) for k in getattr(x, group).model_extra or {}))
+
+
 def parse_settings(data: dict) -> LabSettings:
     try:
         return LabSettings.model_validate(data)
@@ -286,17 +488,26 @@ def parse_settings(data: dict) -> LabSettings:
         raise SettingsError(explain(exc)) from None
 
 
+def error_loc(err: dict) -> tuple[list[str], object]:
+    """A validation error's setting, as its dotted parts, and the value it refused."""
+    # pydantic names union branches ("constrained-int", "literal['auto']"): not settings
+    parts = [str(p) for p in err["loc"] if not re.search(r"[\[\]-]", str(p))]
+    ctx = err.get("ctx") or {}
+    if "setting" in ctx:                     # an entry of a group keyed by the path's names
+        return [*parts, ctx["setting"]], ctx.get("input")
+    return parts, err.get("input")
+
+
 def explain(exc: ValidationError) -> str:
     """One clause per bad setting, named by its dotted path (union branches merged)."""
     problems: dict[str, list[str]] = {}
     got: dict[str, object] = {}
     for err in exc.errors():
-        # pydantic names union branches ("constrained-int", "literal['auto']"): not settings
-        parts = [str(p) for p in err["loc"] if not re.search(r"[\[\]-]", str(p))]
+        parts, value = error_loc(err)
         where = ".".join(parts) or "settings"
         problems.setdefault(where, []).append(err["msg"].removeprefix("Value error, "))
-        if not isinstance(err.get("input"), dict):
-            got[where] = err.get("input")
+        if not isinstance(value, dict):
+            got[where] = value
     return "; ".join(f"{where}: {' or '.join(msgs)}" + (f" (got {got[where]!r})" if where in got else "")
                      for where, msgs in problems.items())
 

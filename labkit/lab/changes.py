@@ -40,17 +40,26 @@ def plan_changes(old: LabSettings, new: LabSettings, feats: Features) -> Changes
         for g, why in (("kernel", "per-namespace TCP settings"), ("links", "link rates (tc)")):
             if g in groups:
                 problems.append(f"{g}: {why} need network namespaces (root); this lab runs on loopback")
-        if new.publish.mode == "dnat":
-            problems.append("publish.mode: dnat needs network namespaces (root); this lab runs on loopback")
     cc = new.kernel.congestion_control
     if cc and cc not in feats.congestion_controls:
         problems.append(f"kernel.congestion_control: {cc!r} is not available in this kernel "
                         f"(available: {', '.join(feats.congestion_controls)})")
-    if new.publish.mode == "dnat" and not feats.nft:
-        problems.append("publish.mode: dnat needs nftables (`nft`): run `make setup`")
+    problems += publish_problems(new, feats)
     if new.publish.host_port != old.publish.host_port:
         problems.append("publish.host_port is set when the lab starts; bring it up again to change it")
     wanted = {step for g in groups for step in STEP_FOR_GROUP[g]}
-    if (old.client.write_to, old.client.write_mbps) == (new.client.write_to, new.client.write_mbps):
+    if old.client.model_dump(exclude={"kind", "command"}) == new.client.model_dump(exclude={"kind", "command"}):
         wanted.discard("client")        # another kind of client needs nothing of the running lab
     return Changes(groups, tuple(s for s in STEP_ORDER if s in wanted), tuple(problems))
+
+
+def publish_problems(s: LabSettings, feats: Features) -> list[str]:
+    """What this machine cannot do of `s.publish` (the path's own objections: ServingPath.problems)."""
+    out = []
+    if s.publish.iptables and feats.namespaced and not feats.nft:
+        out.append("publish.iptables: Docker's rules need nftables (`nft`): run `make setup`, "
+                   "or publish.iptables = false (docker-proxy carries every pull)")
+    if not feats.namespaced and not s.publish.userland_proxy:
+        out.append("publish.userland_proxy: false needs network namespaces (root) for Docker's DNAT; "
+                   "this lab runs on loopback")
+    return out

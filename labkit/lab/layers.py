@@ -26,8 +26,9 @@ class Layers:
     def _layers_init(self) -> None:
         self._feats: cgroups.Features | None = None
         self.storage = VmStorage(self.name, self.run_dir, self.images_dir, self.cgroup_features, self.notes)
-        self.cpu = CpuGroups(self.name, self.cgroup_features, self.notes)
-        self.client_storage = ClientStorage(self.name, self.run_dir, self.cgroup_features, self.notes)
+        self.cpu = CpuGroups(self.name, self.cgroup_features, self.notes, self.plan.path.cpu_keys)
+        self.client_storage = ClientStorage(self.name, self.run_dir, self.cgroup_features, self.notes,
+                                            self.plan.path.compute)
 
     @property
     def cgroup_features(self) -> cgroups.Features:
@@ -44,8 +45,8 @@ class Layers:
         if not self.plan.namespaced:
             if s.storage.disk == "loop":
                 out.append("storage.disk: 'loop' needs root (loop devices, mounts); this lab runs on loopback")
-            if s.client.write_to == "disk":
-                out.append("client.write_to: 'disk' needs root (the compute node's loop disk)")
+            if s.client.dest != "memory":
+                out.append(f"client.dest: {s.client.dest!r} needs root (the compute node's disk or mounts)")
         return out
 
     def _layers_up(self) -> None:
@@ -101,6 +102,9 @@ class Layers:
             if fuse is not None and fuse.pid:
                 with contextlib.suppress(psutil.NoSuchProcess):
                     out[f"delayfs@{part.disk.role}"] = [psutil.Process(fuse.pid)]
+        for node, pid in (self.client_storage.shared.processes() if self.client_storage.shared else {}).items():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                out[f"sharedfs@{node}"] = [psutil.Process(pid)]
         return out
 
     def before_pull(self) -> None:

@@ -22,6 +22,7 @@ from ..config.settings import ClientSettings, StorageSettings
 from . import ownership, writeback
 from .cgroups import Cgroup, CgroupError, Features, IoCounters, IoLimits, joiner, parse_io_stat, render_io_max
 from ..registry.catalog import Image, install_image
+from .sharedfs import SharedFs
 from .vmdisk import MIN_SIZE as MIN_DISK, DelayMount, VmDisk, VmDiskError, drop_cache, loops_backed_by
 
 MiB = 2**20
@@ -36,6 +37,11 @@ def io_limits(s: StorageSettings) -> IoLimits:
     """StorageSettings' ceilings (MB/s are 10^6 bytes/s, as every MB/s in labkit)."""
     mb = lambda v: None if v is None else int(v * 1e6)  # noqa: E731
     return IoLimits(mb(s.read_mbps), mb(s.write_mbps), s.read_iops, s.write_iops)
+
+
+def vm_limits(s: StorageSettings) -> tuple[IoLimits, int | None]:
+    """The VM disk's ceilings and its dirty bound (None: writeback's default)."""
+    return io_limits(s), None if s.dirty_mib is None else s.dirty_mib * MiB
 
 
 class DiskGroup:
@@ -86,6 +92,7 @@ class Disk:
         self.group: DiskGroup | None = None
         self.fuse: DelayMount | None = None
         self.limits = IoLimits()
+        self.dirty: int | None = None
         self._cap: dict | None = None        # the writeback record, to undo it
 
     def _key(self, kind: str) -> str:
@@ -117,9 +124,10 @@ class Disk:
     def device(self) -> str:
         return self.vmdisk.dev_id
 
-    def set_limits(self, limits: IoLimits) -> list[str]:
-        """The ceilings on this disk, now (live); a machine without them gets a note, not an error."""
-        if limits == self.limits:
+    def set_limits(self, limits: IoLimits, dirty: int | None = None) -> list[str]:
+        """The ceilings on this disk, now (live); a machine without them gets a note, not an error.
+        `dirty`: the bytes of dirty pages the disk may hold before writers wait (default: writeback.dirty_cap)."""
+        if (limits, dirty) == (self.limits, self.dirty):
             return []
         wanted = any(getattr(limits, f) for f in ("read_bps", "write_bps", "read_iops", "write_iops"))
         if wanted and (self.group is None or not self.feats.io_limit):
@@ -130,17 +138,17 @@ class Disk:
         self._uncap()
         if writeback.writes_limited(limits):
             try:
-                self._cap = writeback.cap(self.device, limits, self.feats)
+                self._cap = writeback.cap(self.device, limits, self.feats, dirty)
                 ownership.own(self.lab, self._key("writeback"), "writeback", self._cap)
                 note = (f"{self.role} disk: buffered writes held to the write ceiling: its dirty pages bounded to "
-                        f"{writeback.dirty_cap(limits) / 1e6:.0f} MB" + (", the flusher's writeback throttled in the "
+                        f"{(dirty or writeback.dirty_cap(limits)) / 1e6:.0f} MB" + (", the flusher's writeback throttled in the "
                                                                          "root blkio group (cgroup v1)" if self._cap["root"] else ""))
                 if note not in self.notes:
                     self.notes.append(note)
             except OSError as e:
                 self.notes.append(f"{self.role} disk: buffered writes not held to the write ceiling "
                                   f"({e.strerror}): only direct and synchronous writes are")
-        self.limits = limits
+        self.limits, self.dirty = limits, dirty
         return [f"{self.role} disk: limits {limits}"]
 
     def _uncap(self) -> list[str]:
@@ -241,7 +249,7 @@ class VmStorage:
             (self.disk.back / "nginx-temp").mkdir()
             install_image(image, self.cache_dir, self.disk.back / "images")
             drop_cache(self.disk.back / "images" / image.file)
-            done = self.disk.set_limits(io_limits(s)) + self.disk.set_latency(s.latency_ms)
+            done = self.disk.set_limits(*vm_limits(s)) + self.disk.set_latency(s.latency_ms)
         except BaseException:
             self.down()
             raise
@@ -264,7 +272,7 @@ class VmStorage:
     def change(self, s: StorageSettings) -> list[str]:
         """Apply `s` to storage whose users (nginx, uwsgi) are stopped; limits alone apply live."""
         if self.disk is not None and s.disk == "loop" == self.settings.disk:
-            done = self.disk.set_limits(io_limits(s)) + self.disk.set_latency(s.latency_ms)
+            done = self.disk.set_limits(*vm_limits(s)) + self.disk.set_latency(s.latency_ms)
             self.settings = s
             return done or [f"storage: cache {s.cache}"]
         self.down()
@@ -277,7 +285,7 @@ class VmStorage:
 
     def set_limits(self, s: StorageSettings) -> list[str]:
         self.settings = s
-        return self.disk.set_limits(io_limits(s)) if self.disk else []
+        return self.disk.set_limits(*vm_limits(s)) if self.disk else []
 
     def procs_files(self) -> list[Path]:
         return self.disk.procs_files() if self.disk else []
@@ -312,30 +320,47 @@ def client_disk_size(image_size: int) -> int:
 
 
 class ClientStorage:
-    """Where a client on the compute node writes the image: a Disk of its own (write_to=disk, its
-    write ceiling `write_mbps`), or memory (discard: /dev/shm, for clients that must write a file)."""
+    """Where a client on a compute node writes the image, as `client.dest` says: memory (/dev/shm,
+    for clients that must write a file), the node's local disk (a Disk of its own: write ceiling
+    `write_mbps`, dirty bound `dirty_mib`), or a shared file system (labkit.lab.sharedfs: one mount
+    per compute node)."""
 
-    def __init__(self, lab: str, run_dir: Path, feats: Features, notes: list[str]):
-        self.lab, self.run_dir, self.feats, self.notes = lab, run_dir, feats, notes
+    def __init__(self, lab: str, run_dir: Path, feats: Features, notes: list[str], nodes: tuple[str, ...] = ("compute",)):
+        self.lab, self.run_dir, self.feats, self.notes, self.nodes = lab, run_dir, feats, notes, nodes
         self.disk: Disk | None = None
+        self.shared: SharedFs | None = None
         self.settings = ClientSettings()
         self._shm = Path("/dev/shm") / f"servelab-{lab}-client"
 
     @property
     def dest_root(self) -> Path:
+        return self.dest_root_for(None)
+
+    def dest_root_for(self, node: str | None) -> Path:
+        """Where a client on `node` (None: the first compute node) writes its pulls."""
+        if self.shared:
+            return self.shared.dest_root(node)
         return self.disk.front / "pulls" if self.disk else self._shm
+
+    @staticmethod
+    def _limits(s: ClientSettings) -> tuple[IoLimits, int | None]:
+        return (IoLimits(write_bps=None if s.write_mbps is None else int(s.write_mbps * 1e6)),
+                None if s.dirty_mib is None else s.dirty_mib * MiB)
 
     def up(self, s: ClientSettings, image_size: int) -> list[str]:
         self.settings = s
-        if s.write_to == "discard":
+        if s.dest == "memory":
             ownership.own(self.lab, "client:dir", "dir", {"path": str(self._shm)})
             self._shm.mkdir(exist_ok=True)
             return []
+        if s.dest == "shared-fs":
+            self.shared = SharedFs(self.lab, self.run_dir, self.nodes)
+            return self.shared.up(s)
         self.disk = Disk(self.lab, "compute", self.run_dir, client_disk_size(image_size), self.feats, self.notes)
         try:
             self.disk.up()
             (self.disk.back / "pulls").mkdir()
-            done = self.disk.set_limits(IoLimits(write_bps=None if s.write_mbps is None else int(s.write_mbps * 1e6)))
+            done = self.disk.set_limits(*self._limits(s))
         except BaseException:
             self.down()
             raise
@@ -343,14 +368,13 @@ class ClientStorage:
 
     def adopt(self, s: ClientSettings) -> None:
         self.settings = s
-        if s.write_to == "disk":
+        if s.dest == "local-disk":
             self.disk = Disk(self.lab, "compute", self.run_dir, MIN_DISK, self.feats, self.notes).adopt()
 
     def change(self, s: ClientSettings, image_size: int) -> list[str]:
-        if self.disk is not None and s.write_to == "disk":
+        if self.disk is not None and s.dest == "local-disk":
             self.settings = s
-            limit = None if s.write_mbps is None else int(s.write_mbps * 1e6)
-            return self.disk.set_limits(IoLimits(write_bps=limit)) or [f"client: {s.kind}"]
+            return self.disk.set_limits(*self._limits(s)) or [f"client: {s.kind}"]
         self.down()
         return self.up(s, image_size) or [f"client: {s.kind}, writing to memory"]
 
@@ -363,6 +387,9 @@ class ClientStorage:
     def down(self) -> list[str]:
         done = self.disk.down() if self.disk else []
         self.disk = None
+        if self.shared is not None:
+            done += self.shared.down()
+            self.shared = None
         if self._shm.is_dir():
             shutil.rmtree(self._shm, ignore_errors=True)
             done.append(f"rm -r {self._shm}")

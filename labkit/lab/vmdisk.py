@@ -38,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import LabkitError
+from .bucket import LinkQueue
 from .cgroups import IoCounters
 
 SECTOR = 512                      # /sys/block/*/stat counts 512-byte sectors, whatever the device
@@ -274,10 +275,12 @@ class DelayPassthrough:
     """
     use_ns = True                      # times in ns, as os.stat gives them
 
-    def __init__(self, source: str | os.PathLike, delay_ms: float, max_read: int = 0):
+    def __init__(self, source: str | os.PathLike, delay_ms: float, max_read: int = 0, write_rate: float = 0,
+                 max_write: int = 0):
         self.source = str(Path(source).resolve())
         self.delay = delay_ms / 1000
-        self.max_read = max_read
+        self.max_read, self.max_write = max_read, max_write
+        self.link = LinkQueue(write_rate) if write_rate else None   # writes share one link (bytes/s)
 
     def init_with_config(self, conn, config) -> None:
         """libfuse 3 insists that init() asks for the same max_read as the mount option."""
@@ -285,6 +288,8 @@ class DelayPassthrough:
             with contextlib.suppress(AttributeError):
                 conn.max_read = self.max_read
             conn.max_readahead = self.max_read   # the kernel caps it at what it offered
+        if conn is not None and self.max_write:
+            conn.max_write = self.max_write      # bytes per write request (libfuse asks max_pages to match)
 
     def _p(self, path: str) -> str:
         return self.source + path
@@ -309,7 +314,7 @@ class DelayPassthrough:
         return os.pread(fh, size, offset)
 
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
-        time.sleep(self.delay)
+        time.sleep(self.delay + (self.link.reserve(len(data)) if self.link else 0.0))
         return os.pwrite(fh, data, offset)
 
     def truncate(self, path: str, length: int, fh: int | None = None) -> None:
@@ -359,7 +364,7 @@ class DelayPassthrough:
 
 
 def serve(source: str, mountpoint: str, delay_ms: float, max_read: int, threads: int,
-          keep_cache: bool = False) -> None:
+          keep_cache: bool = False, max_write: int = 0, write_rate: float = 0) -> None:
     """Mount and serve until unmounted (the FUSE process's whole life).
 
     `keep_cache`: the kernel keeps a file's pages over opens (libfuse's kernel_cache), as a VM's
@@ -374,7 +379,8 @@ def serve(source: str, mountpoint: str, delay_ms: float, max_read: int, threads:
         opts["kernel_cache"] = True
     if mfusepy.fuse_version_major >= 3:
         opts["max_threads"] = threads
-    mfusepy.FUSE(DelayPassthrough(source, delay_ms, max_read), mountpoint, foreground=True, **opts)
+    mfusepy.FUSE(DelayPassthrough(source, delay_ms, max_read, write_rate, max_write), mountpoint, foreground=True,
+                 **opts)
 
 
 class DelayMount:
@@ -389,7 +395,7 @@ class DelayMount:
 
     def __init__(self, source: str | os.PathLike, mountpoint: str | os.PathLike, delay_ms: float,
                  max_read: int = 2**20, threads: int = 32, keep_cache: bool = False,
-                 preexec: Callable[[], None] | None = None):
+                 preexec: Callable[[], None] | None = None, max_write: int = 0, write_rate: float = 0):
         if isinstance(delay_ms, bool) or not isinstance(delay_ms, (int, float)) or not 0 <= delay_ms <= 10_000:
             raise VmDiskError(f"delayfs.delay_ms: {delay_ms!r} is outside 0..10000")
         if not isinstance(max_read, int) or max_read < 4096 or max_read % 4096:
@@ -397,6 +403,7 @@ class DelayMount:
         self.source, self.mountpoint = Path(source).resolve(), Path(mountpoint).resolve()
         self.delay_ms, self.max_read, self.threads = delay_ms, max_read, threads
         self.keep_cache, self.preexec = keep_cache, preexec     # preexec: e.g. join a blkio group
+        self.max_write, self.write_rate = max_write, write_rate  # write request size; writes' link (bytes/s)
         self.proc: subprocess.Popen | None = None
         self._log: Path | None = None
         self._made_mountpoint = False
@@ -412,7 +419,9 @@ class DelayMount:
         self._log = Path(log)
         argv = [sys.executable, "-m", "labkit.lab.vmdisk", "fuse", str(self.source), str(self.mountpoint),
                 "--delay-ms", str(self.delay_ms), "--max-read", str(self.max_read), "--threads", str(self.threads),
-                *(["--keep-cache"] if self.keep_cache else [])]
+                *(["--keep-cache"] if self.keep_cache else []),
+                *(["--max-write", str(self.max_write)] if self.max_write else []),
+                *(["--write-rate", str(self.write_rate)] if self.write_rate else [])]
         env = dict(os.environ)   # the child imports this very labkit, wherever it was imported from
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
                                                           env.get("PYTHONPATH")]))
@@ -523,8 +532,10 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--max-read", type=int, default=2**20)
     f.add_argument("--threads", type=int, default=32)
     f.add_argument("--keep-cache", action="store_true")
+    f.add_argument("--max-write", type=int, default=0, help="bytes per write request (0: libfuse's default)")
+    f.add_argument("--write-rate", type=float, default=0, help="bytes/s all writes share (0: no limit)")
     a = p.parse_args(argv)
-    serve(a.source, a.mountpoint, a.delay_ms, a.max_read, a.threads, a.keep_cache)
+    serve(a.source, a.mountpoint, a.delay_ms, a.max_read, a.threads, a.keep_cache, a.max_write, a.write_rate)
     return 0
 
 

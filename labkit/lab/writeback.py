@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+from ..config.settings import dirty_bound
 from .cgroups import Features, IoLimits, parse_device
 
 MiB = 2**20
@@ -23,18 +24,18 @@ _ROOT_FILES = {"write_bps": "blkio.throttle.write_bps_device", "write_iops": "bl
 
 
 def dirty_cap(limits: IoLimits) -> int:
-    """Bytes of dirty pages the device may hold: two seconds at the write ceiling, 8..256 MiB."""
-    if limits.write_bps:
-        return max(8 * MiB, min(256 * MiB, 2 * limits.write_bps))
-    return 16 * MiB
+    """Bytes of dirty pages the device may hold: two seconds at the write ceiling, 8..256 MiB
+    (labkit.config.settings.dirty_bound, the rule hypotheses size their images by)."""
+    return dirty_bound(limits.write_bps)
 
 
 def writes_limited(limits: IoLimits) -> bool:
     return bool(limits.write_bps or limits.write_iops)
 
 
-def cap(device: str, limits: IoLimits, feats: Features) -> dict:
-    """Apply the root-group ceiling (v1) and the dirty bound on `device`; the record to undo it."""
+def cap(device: str, limits: IoLimits, feats: Features, dirty: int | None = None) -> dict:
+    """Apply the root-group ceiling (v1) and the dirty bound on `device` (`dirty` bytes, default
+    `dirty_cap(limits)`); the record to undo it."""
     dev = parse_device(device)
     rec: dict = {"device": dev, "root": None, "bdi": {}}
     bdi = BDI / dev
@@ -45,7 +46,7 @@ def cap(device: str, limits: IoLimits, feats: Features) -> dict:
         for key, f in _ROOT_FILES.items():
             (feats.roots["blkio"] / f).write_text(f"{dev} {getattr(limits, key) or 0}\n")
     (bdi / "strict_limit").write_text("1\n")
-    (bdi / "max_bytes").write_text(f"{dirty_cap(limits)}\n")
+    (bdi / "max_bytes").write_text(f"{dirty or dirty_cap(limits)}\n")
     return rec
 
 

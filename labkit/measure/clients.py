@@ -5,12 +5,16 @@
     sregistry-cli  sregistry pull {uri} with its `registry` client (PyPI sregistry 0.2.39): it asks
                    the manifest itself and downloads the manifest's `image` URL in 1 MiB chunks
                    into a temp file in SREGISTRY_TMPDIR, then moves it to ./<collection>-<name>:<tag>.sif
+    singularity-2.6  Singularity 2.6.1's shub:// pull (labkit.measure.singularity26): the manifest, then
+                   the image in 1 MiB reads into a temporary file renamed to <collection>-<name>-<tag>.simg
+                   in its pull folder; https verified against the lab's CA when the path has TLS ({cacert})
     command        the user's template, e.g. `singularity pull {dest} shub://{host}:{port}/{uri}`
 
 A program runs in the compute node's namespace, joined to the block-I/O group of the compute node's
-disk before it execs, in a directory of its own under the destination (the compute node's disk, or
-memory for write_to=discard). Every pull gives a PullResult: the bytes and sha256 of the file it
-wrote, seconds from its start to its exit, the time until its first byte was on disk, and an error
+disk before it execs, in a directory of its own under the destination (`client.dest`: memory, the
+compute node's local disk, or its mount of the shared file system). Every pull gives a PullResult:
+the bytes and sha256 of the file it wrote, seconds from its start to its exit, the time until its
+first byte was on disk, the CPU it used (user + system, its rusage when reaped), and an error
 for a non-zero exit, a missing, short or wrong file, or the deadline.
 """
 from __future__ import annotations
@@ -21,6 +25,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -69,6 +74,10 @@ def client_argv(kind: str, template: str | None, values: dict[str, str]) -> list
         return [tool("curl"), "-sS", "-f", "-o", values["dest"], values["url"]]
     if kind == "sregistry-cli":
         return [tool("sregistry"), "pull", values["uri"]]
+    if kind == "singularity-2.6":        # https verified against the lab's CA where the path has TLS ({cacert})
+        ca = values.get("cacert")
+        return [sys.executable, "-m", "labkit.measure.singularity26", f"{values['host']}:{values['port']}",
+                values["uri"], *(["--cafile", ca] if ca else ["--http"])]
     if kind == "command":
         return render_command(template or "", values)
     raise SettingsError(f"client.kind: {kind!r} runs in this process, not as a command")
@@ -77,6 +86,11 @@ def client_argv(kind: str, template: str | None, values: dict[str, str]) -> list
 def client_env(kind: str, values: dict[str, str], workdir: Path, secrets: Path) -> dict[str, str]:
     """The environment of one pull: sregistry-cli's registry client pointed at the lab, writing in `workdir`."""
     env = dict(os.environ, HOME=str(workdir))
+    if kind == "singularity-2.6":        # its pull folder is its own directory (pull.exec's order)
+        env.pop("SINGULARITY_CACHEDIR", None)
+        env.update(SINGULARITY_PULLFOLDER=str(workdir),
+                   PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
+                                                            env.get("PYTHONPATH")])))
     if kind == "sregistry-cli":
         env.update(SREGISTRY_CLIENT="registry", SREGISTRY_REGISTRY_BASE=f"http://{values['host']}:{values['port']}",
                    SREGISTRY_REGISTRY_NOHTTPS="1", SREGISTRY_CLIENT_SECRETS=str(secrets),
@@ -98,7 +112,7 @@ def check_room(dest_root: Path, parallel: int, size: int) -> None:
     need = parallel * size
     if need > (free // 2 if str(dest_root).startswith("/dev/shm") else free):
         raise LabError(f"{parallel} pulls of {size} bytes need {need} bytes at {dest_root}, which has {free} free: "
-                       "fewer parallel pulls, or client.write_to = 'disk'")
+                       "fewer parallel pulls, or another client.dest")
 
 
 @dataclass
@@ -110,6 +124,7 @@ class _Run:
     end: float = 0.0
     first: float = 0.0
     timed_out: bool = False
+    cpu_s: float = 0.0          # the program's user + system CPU (its rusage once reaped)
 
 
 def _bytes_in(d: Path) -> int:
@@ -119,13 +134,25 @@ def _bytes_in(d: Path) -> int:
         return 0
 
 
+def _reap(run: _Run, block: bool) -> bool:
+    """Reap the program if it ended (wait4: its exit status and the CPU it and its children used)."""
+    pid, status, usage = os.wait4(run.proc.pid, 0 if block else os.WNOHANG)
+    if pid == 0:
+        return False
+    run.proc.returncode = os.waitstatus_to_exitcode(status)
+    run.cpu_s = usage.ru_utime + usage.ru_stime
+    return True
+
+
 def _wait(run: _Run, deadline: float) -> None:
-    try:
-        run.proc.wait(timeout=deadline)
-    except subprocess.TimeoutExpired:
-        run.timed_out = True
-        os.killpg(run.proc.pid, signal.SIGKILL)     # its own process group (start_new_session)
-        run.proc.wait()
+    stop = time.perf_counter() + deadline
+    while not _reap(run, block=False):
+        if time.perf_counter() > stop:
+            run.timed_out = True
+            os.killpg(run.proc.pid, signal.SIGKILL)     # its own process group (start_new_session)
+            _reap(run, block=True)
+            break
+        time.sleep(_POLL)
     run.end = time.perf_counter()
 
 
@@ -145,7 +172,8 @@ def _result(run: _Run, kind: str, t: Target, verify: Verify) -> PullResult:
              else "sha256 mismatch" if sha_ok is False else "")
     return PullResult(ok=not error, bytes=n, seconds=run.end - run.start,
                       ttfb_ms=(run.first - run.start) * 1e3 if run.first else 0.0,
-                      sha256_ok=sha_ok if verify == "sha256" else None, error=error, start=run.start, end=run.end)
+                      sha256_ok=sha_ok if verify == "sha256" else None, error=error, start=run.start, end=run.end,
+                      cpu_s=run.cpu_s)
 
 
 def run_programs(kind: str, template: str | None, t: Target, dest_root: Path, parallel: int, verify: Verify,
@@ -153,7 +181,7 @@ def run_programs(kind: str, template: str | None, t: Target, dest_root: Path, pa
                  first_byte: threading.Event | None = None, timeout: float = 30) -> list[PullResult]:
     """`parallel` pulls by an external client at once, each in its own directory; results in order."""
     check_room(dest_root, parallel, t.size)
-    url = fetch_manifest(t.ns, t.host, t.port, t.uri, timeout)["image"] if kind != "sregistry-cli" else ""
+    url = fetch_manifest(t.ns, t.host, t.port, t.uri, timeout)["image"] if kind in ("curl", "command") else ""
     tag = f"{os.getpid()}-{time.monotonic_ns()}"
     runs = [_Run(dest_root / f"{tag}-{i}", dest_root / f"{tag}-{i}.log") for i in range(parallel)]
     try:
@@ -200,7 +228,7 @@ def pull_with(client: ClientSettings, t: Target, dest_root: Path | None, paralle
         return run_programs(client.kind, client.command, t, dest_root, parallel, verify, deadline, preexec,
                             first_byte, timeout)
     sinks = None
-    if client.write_to == "disk":
+    if client.writes:
         check_room(dest_root, parallel, t.size)
         tag = f"{os.getpid()}-{time.monotonic_ns()}"
         sinks = [dest_root / f"{tag}-{i}.sif" for i in range(parallel)]

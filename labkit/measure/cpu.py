@@ -1,6 +1,8 @@
-"""CPU per service process while something runs, sampled with psutil; and how long each waited for a CPU."""
+"""CPU per service process while something runs, sampled with psutil; how long each waited for a CPU;
+the CPU seconds each used (the scheduler's account) and the machine's softirq time."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -21,9 +23,31 @@ def schedstat(pid: int) -> dict[str, tuple[float, float]]:
     return out
 
 
+def ran_s(before: dict, after: dict) -> float:
+    """CPU seconds of all the process's threads between two schedstat reads (exact, unsampled)."""
+    return sum(run1 - before.get(tid, (0.0, 0.0))[0] for tid, (run1, _) in after.items())
+
+
 def ran(before: dict, after: dict, wall: float) -> float:
     """CPU time of all the process's threads between two schedstat reads, in % of `wall` (exact, unsampled)."""
-    return 100 * sum(run1 - before.get(tid, (0.0, 0.0))[0] for tid, (run1, _) in after.items()) / wall
+    return 100 * ran_s(before, after) / wall
+
+
+def parse_softirq(proc_stat: str, ticks_per_s: int) -> float:
+    """Seconds every CPU together spent in softirq, from /proc/stat's `cpu` line (seventh value)."""
+    for line in proc_stat.splitlines():
+        parts = line.split()
+        if parts and parts[0] == "cpu" and len(parts) > 7:
+            return int(parts[7]) / ticks_per_s
+    raise ValueError("/proc/stat: no aggregate `cpu` line with a softirq column")
+
+
+def softirq_seconds() -> float | None:
+    """The machine's softirq time so far (all CPUs, tick-sampled), or None where /proc/stat lacks it."""
+    try:
+        return parse_softirq(Path("/proc/stat").read_text(), os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError):
+        return None
 
 
 def waited(before: dict, after: dict, wall: float) -> float:
@@ -56,6 +80,7 @@ class CpuSampler:
         self._samples: dict[str, list[tuple[float, float, float]]] = {}   # (wall time, max, total)
         self._waits: dict[str, float] = {}
         self._ran: dict[str, float] = {}
+        self._secs: dict[str, float] = {}
         self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
 
     def _run(self) -> None:
@@ -76,7 +101,8 @@ class CpuSampler:
                 ends = {p.pid: schedstat(p.pid) for p in ps if p.pid in start}
                 waits = [waited(start[pid], end, wall) for pid, end in ends.items()]
                 self._waits[name] = round(max(waits, default=0.0), 1)
-                self._ran[name] = round(sum(ran(start[pid], end, wall) for pid, end in ends.items()), 1)
+                self._secs[name] = sum(ran_s(start[pid], end) for pid, end in ends.items())
+                self._ran[name] = round(100 * self._secs[name] / wall, 1)
 
     def _sample_loop(self, procs) -> None:
         while True:
@@ -101,6 +127,10 @@ class CpuSampler:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+
+    def seconds(self) -> dict[str, float]:
+        """CPU seconds per service over the sampler's span, all its processes' threads (the scheduler's account)."""
+        return {name: max(0.0, s) for name, s in self._secs.items()}
 
     def busiest(self, between: tuple[float, float] | None = None) -> tuple[str, float]:
         """The service whose busiest process used the most CPU, and that share ('' and 0 if none)."""

@@ -29,6 +29,7 @@ from pyroute2.netlink import NETLINK_SOCK_DIAG, NLM_F_DUMP, NLM_F_REQUEST, NLMSG
 from pyroute2.netlink.diag import SOCK_DIAG_BY_FAMILY, MarshalDiag, inet_diag_req
 
 from ..nsenter import inside
+from ..path import publish_route
 
 # every state a data-carrying connection can be in: ESTABLISHED, FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK, CLOSING
 _STATES = sum(1 << s for s in (1, 4, 5, 8, 9, 11))
@@ -51,11 +52,13 @@ class Endpoint:
 def endpoints(plan, settings) -> list[Endpoint]:
     """Both sides of every connection of the declared path, as `plan` places it and `settings` publish it.
 
-    With Docker's DNAT publishing there is no docker-proxy: the sender of a connection made to a
-    published port is the container's own socket (the address the client dials stays the host's).
+    Where Docker's DNAT carries a compute node's pull (`"iptables": true`, the default) no process
+    stands between: the sender of a connection made to a published port is the container's own
+    socket (the address the client dials stays the host's).
     """
     path, out = plan.path, []
-    dnat = settings is not None and settings.publish.mode == "dnat"
+    dnat = settings is not None and plan.namespaced and \
+        publish_route(path.client_vantage.arrives, settings.publish) == "dnat"
     for c in path.connections:
         node, port = c.sender, c.port
         for pub in path.published:
