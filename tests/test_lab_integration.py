@@ -187,4 +187,3 @@ def test_a_real_pull_captured_at_every_hop_gives_a_sane_analysis(lab, tmp_path, 
         assert v.kind in {"receiver-window limited", "sender-buffer limited", "application-limited",
                           "network/link limited"}
     assert all(cap.tcp_info.values()), "a sender's tcp_info was not sampled during the pull"
-    assert all(st.cpu_s > 0 for st in cap.stats)

@@ -137,8 +137,9 @@ def test_an_iperf3_server_killed_mid_run_is_reported_named_and_healed(lab):
 
 def labkit(*argv):
     """A `labkit` command run as its own process (as a user would, beside the lab's owner)."""
+    t0 = time.monotonic()
     res = subprocess.run([sys.executable, "-m", "labkit.cli", *argv], capture_output=True, text=True, timeout=120)
-    print(f"$ labkit {' '.join(argv)}  (exit {res.returncode})\n{res.stdout}{res.stderr}")
+    print(f"$ labkit {' '.join(argv)}  (exit {res.returncode}, {time.monotonic() - t0:.1f} s)\n{res.stdout}{res.stderr}")
     return res.returncode, res.stdout + res.stderr
 
 

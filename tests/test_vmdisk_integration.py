@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import psutil
 import pytest
@@ -155,8 +156,9 @@ def test_block_stat_counts_sectors_as_bytes_and_requests():
 
 
 def test_mount_at_finds_the_last_mount_on_a_path():
-    mounts = ("/dev/loop3 /var/tmp/a\\040b ext4 rw,relatime 0 0\n"
-              "servelab-delayfs /var/tmp/a\\040b fuse.servelab-delayfs rw 0 0\n")
+    mounts = [SimpleNamespace(device="/dev/loop3", mountpoint="/var/tmp/a b", fstype="ext4", opts="rw"),
+              SimpleNamespace(device="servelab-delayfs", mountpoint="/var/tmp/a b", fstype="fuse.servelab-delayfs",
+                              opts="rw")]                  # as psutil.disk_partitions(all=True) gives them
     assert mount_at(mounts, "/var/tmp/a b") == ("servelab-delayfs", "fuse.servelab-delayfs")
     assert mount_at(mounts, "/var/tmp/a") is None
 

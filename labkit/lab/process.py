@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -373,18 +374,48 @@ def stop_group(pgid: int, sig: int = signal.SIGTERM, grace: float = 5.0) -> None
     for pid in group_members(pgid):
         with contextlib.suppress(psutil.NoSuchProcess):
             members.append(psutil.Process(pid))
-    leader = next((p for p in members if p.pid == pgid), None)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        if leader is not None:
-            os.kill(pgid, sig)
+    leader = any(p.pid == pgid for p in members)
+    terminate(members, sig, grace, send=lambda: os.kill(pgid, sig) if leader else os.killpg(pgid, sig))
+    _reap([p.pid for p in members if p.pid != pgid])
+
+
+def terminate(procs: list[psutil.Process], sig: int = signal.SIGTERM, grace: float = 5.0,
+              send: Callable[[], None] | None = None) -> list[psutil.Process]:
+    """End processes by their own ids: `sig` to each (or `send()`, e.g. to a master or a process group),
+    SIGKILL to those still running after `grace` s. Returns those that outlived even that (none, normally)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError, psutil.NoSuchProcess):
+        if send is not None:
+            send()
         else:
-            os.killpg(pgid, sig)
-    _, alive = psutil.wait_procs(members, timeout=grace)
+            for p in procs:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    p.send_signal(sig)
+    alive = wait_ended(procs, grace)
     for p in alive:
         with contextlib.suppress(psutil.NoSuchProcess):
             p.kill()
-    psutil.wait_procs(alive, timeout=grace)
-    _reap([p.pid for p in members if p.pid != pgid])
+    return wait_ended(alive, grace)
+
+
+def wait_ended(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait up to `timeout` s until each process has ended (psutil.wait_procs, which collects this
+    process's own children); a zombie whose parent is another process counts as ended (it runs no
+    more; psutil would wait for it the whole timeout). Returns those still running."""
+    deadline = time.monotonic() + timeout
+    alive = list(procs)
+    while alive:
+        _, alive = psutil.wait_procs(alive, timeout=min(0.05, max(0.0, deadline - time.monotonic())))
+        alive = [p for p in alive if not _zombie(p)]
+        if time.monotonic() >= deadline:
+            break
+    return alive
+
+
+def _zombie(p: psutil.Process) -> bool:
+    try:
+        return p.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def _reap(pids: list[int]) -> None:

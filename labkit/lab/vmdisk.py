@@ -27,9 +27,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,14 +34,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
+
 from ..errors import LabkitError
 from .bucket import LinkQueue
 from .cgroups import IoCounters
+from .names import check_name
+from .process import same_process, terminate, wait_ended
+from .tools import tool
 
 SECTOR = 512                      # /sys/block/*/stat counts 512-byte sectors, whatever the device
 MIN_SIZE = 16 * 2**20             # ext4 with a journal needs a few MiB; below this mkfs fails
 FSNAME = "servelab-delayfs"       # how a DelayMount shows in /proc/mounts: source and fuse.<subtype>
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 class VmDiskError(LabkitError, RuntimeError):
@@ -63,15 +64,13 @@ def parse_block_stat(text: str) -> IoCounters:
                       ops_read=int(f[0]), ops_written=int(f[4]))
 
 
-def mount_at(mounts_text: str, mountpoint: str) -> tuple[str, str] | None:
-    """(source, fstype) of the last mount on `mountpoint` in /proc/mounts text, or None."""
+def mount_at(mounts, mountpoint: str) -> tuple[str, str] | None:
+    """(source, fstype) of the last mount on `mountpoint` in the mount table (psutil.disk_partitions(all=True):
+    device, mountpoint, fstype), or None."""
     found = None
-    for line in mounts_text.splitlines():
-        parts = line.split()
-        if len(parts) >= 3:
-            where = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), parts[1])
-            if where == mountpoint:
-                found = (parts[0], parts[2])
+    for m in mounts:
+        if m.mountpoint == mountpoint:
+            found = (m.device, m.fstype)
     return found
 
 
@@ -82,31 +81,17 @@ def check_size(size: int) -> int:
     return size
 
 
-def check_name(name: str, setting: str) -> str:
-    """A name that is safe as one path component."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise VmDiskError(f"{setting}: {name!r} is not a name of letters, digits, '.', '_' or '-'")
-    return name
-
-
 # ---------------------------------------------------------------- side effects
 
-def _tool(name: str) -> str:
-    found = shutil.which(name, path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]))
-    if not found:
-        raise VmDiskError(f"{name} not found: run `make setup` (scripts/setup.sh) to install it")
-    return found
-
-
 def _run(argv: list[str], setting: str) -> str:
-    r = subprocess.run([_tool(argv[0]), *argv[1:]], capture_output=True, text=True)
+    r = subprocess.run([tool(argv[0]), *argv[1:]], capture_output=True, text=True)
     if r.returncode:
         raise VmDiskError(f"{setting}: `{' '.join(argv)}` failed: {(r.stderr or r.stdout).strip()}")
     return r.stdout
 
 
 def _mounted(mountpoint: Path) -> tuple[str, str] | None:
-    return mount_at(Path("/proc/mounts").read_text(), str(mountpoint))
+    return mount_at(psutil.disk_partitions(all=True), str(mountpoint))
 
 
 def _unmount(argv: list[str], setting: str, tries: int = 20) -> None:
@@ -154,7 +139,7 @@ class VmDisk:
 
     def __init__(self, directory: str | os.PathLike, size: int, mountpoint: str | os.PathLike,
                  name: str = "servelab-vmdisk"):
-        self.backing = Path(directory).resolve() / f"{check_name(name, 'vmdisk.name')}.img"
+        self.backing = Path(directory).resolve() / f"{check_name(name, 'vmdisk.name', VmDiskError)}.img"
         self.size = check_size(size)
         self.mountpoint = Path(mountpoint).resolve()
         self.device: str | None = None
@@ -450,8 +435,11 @@ class DelayMount:
 
     def record(self) -> dict:
         """Its ids: the pid with its start time (so a reused pid is never touched) and mountpoint."""
-        stat = _proc_stat(self.proc.pid) if self.proc else None
-        return {"pid": self.pid, "started": stat[19] if stat else None, "mountpoint": str(self.mountpoint),
+        created = None
+        if self.proc:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                created = psutil.Process(self.proc.pid).create_time()
+        return {"pid": self.pid, "created": created, "mountpoint": str(self.mountpoint),
                 "made_mountpoint": self._made_mountpoint}
 
     def stop(self, timeout: float = 5.0) -> list[str]:
@@ -469,19 +457,16 @@ class DelayMount:
     @staticmethod
     def cleanup_recorded(rec: dict, timeout: float = 5.0) -> list[str]:
         """End a delay mount from its record; only a FUSE mount of ours and that very process."""
-        mountpoint, pid, started = Path(rec["mountpoint"]), rec.get("pid"), rec.get("started")
+        mountpoint = Path(rec["mountpoint"])
+        fuse = same_process(rec["pid"], rec.get("created")) if rec.get("pid") else None
         done: list[str] = []
         if _mounted(mountpoint) == (FSNAME, f"fuse.{FSNAME}"):
             _unmount(["fusermount3", "-u", str(mountpoint)], "delayfs.mountpoint")
             done.append(f"fusermount3 -u {mountpoint}")
         # Unmounted, the process ends by itself; otherwise (or if it hangs) TERM, then KILL it.
-        if pid and not _gone(pid, started, timeout if done else 0.0):
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
-                done.append(f"kill -{sig.name} {pid}")
-                if _gone(pid, started, 2.0):
-                    break
+        if fuse is not None and wait_ended([fuse], timeout if done else 0.0):
+            left = terminate([fuse], grace=2.0)
+            done.append(f"ended pid {fuse.pid}" + (f" (still running: {[p.pid for p in left]})" if left else ""))
         if _mounted(mountpoint) == (FSNAME, f"fuse.{FSNAME}"):   # its process died before unmounting
             _unmount(["fusermount3", "-u", "-z", str(mountpoint)], "delayfs.mountpoint")
             done.append(f"fusermount3 -u -z {mountpoint}")
@@ -496,29 +481,6 @@ class DelayMount:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    """Fields 3.. of /proc/<pid>/stat (state is [0], start time in ticks is [19]), or None if gone."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def _gone(pid: int, started: str | None, wait: float) -> bool:
-    """Whether process `pid` (the one that started at tick `started`) has ended, waiting up to `wait` s.
-
-    A zombie counts as ended; a pid now used by another process (other start tick) too.
-    """
-    deadline = time.monotonic() + wait
-    while True:
-        stat = _proc_stat(pid)
-        if stat is None or stat[0] == "Z" or (started is not None and stat[19] != started):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
 
 
 def main(argv: list[str] | None = None) -> int:
