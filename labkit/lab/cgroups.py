@@ -87,7 +87,7 @@ def render_cpu_list(cpus: str | Iterable[int], ncpus: int) -> str:
 def parse_device(device: str) -> str:
     """A block device as "MAJ:MIN" (what blkio and io files key on), checked."""
     if not isinstance(device, str) or not _DEVICE.fullmatch(device.strip()):
-        raise CgroupError(f"blkio.device: {device!r} is not MAJ:MIN (e.g. 7:0; see VmDisk.dev_id)")
+        raise CgroupError(f"blkio.device: {device!r} is not MAJ:MIN (e.g. 7:0; see LoopDisk.dev_id)")
     return device.strip()
 
 

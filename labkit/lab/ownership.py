@@ -97,19 +97,21 @@ def disown(name: str, key: str) -> None:
 
 def _enders() -> dict[str, Callable[[dict], list[str]]]:
     from . import cgroups, writeback
-    from .vmdisk import DelayMount, VmDisk
+    from .delayfs import DelayMount
+    from .loopdisk import LoopDisk
 
     def tree(rec: dict) -> list[str]:
         if Path(rec["path"]).is_dir() and not os.path.ismount(rec["path"]):
             shutil.rmtree(rec["path"], ignore_errors=True)
             return [f"rm -r {rec['path']}"]
         return []
-    return {"vmdisk": VmDisk.cleanup_recorded, "delaymount": DelayMount.cleanup_recorded,
+    return {"loopdisk": LoopDisk.cleanup_recorded, "vmdisk": LoopDisk.cleanup_recorded,   # (vmdisk: before the rename)
+            "delaymount": DelayMount.cleanup_recorded,
             "writeback": writeback.uncap, "dir": tree,
             "cgroups": lambda rec: [f"removed cgroup {p}" for p in cgroups.remove_lab(rec["lab"])]}
 
 
-ORDER = ("cgroups", "delaymount", "writeback", "vmdisk", "dir")   # processes left in groups first
+ORDER = ("cgroups", "delaymount", "writeback", "loopdisk", "vmdisk", "dir")   # processes left in groups first
 
 
 def end_owned(st: dict) -> list[str]:
