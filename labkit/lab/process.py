@@ -152,7 +152,7 @@ class Process:
             rc = zombie_exit_status(*self.recorded)
             return how_it_ended(rc) if rc is not None else \
                 "has ended (its exit status was collected by another process)"
-        return "is not started"
+        return "is not running (no process of it is known here: not started, or its last start failed)"
 
     def processes(self) -> list[psutil.Process]:
         """The program's process and its workers (nginx and uwsgi workers)."""
