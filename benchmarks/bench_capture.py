@@ -3,7 +3,8 @@
     python benchmarks/bench_capture.py [--image-mib 256] [--reps 9]
 
 1. Pull throughput with and without a capture (one hop, and every hop of the path),
-   alternating runs. Target: the capture does not throttle the pull noticeably.
+   alternating runs, with the capturers' own CPU time and kernel drops. Target: the capture does
+   not throttle the pull noticeably.
 2. Packets per second analysing the same pcap: labkit.analyze.tcpflow vs tshark computing the
    same TCP analysis fields. Target: labkit >= 5x tshark.
 """
@@ -47,18 +48,24 @@ def main() -> None:
     a = ap.parse_args()
     out = Path(tempfile.mkdtemp(prefix="servelab-bench-"))
     runs: dict[str, list[float]] = {"no capture": [], "capture at the link": [], "capture at every hop": []}
+    cpu: dict[str, list[float]] = {k: [] for k in runs}
+    drops: dict[str, list[int]] = {k: [] for k in runs}
     with Lab("bench", image_size=a.image_mib * MiB, quiet=True) as lab:
         for _ in range(a.reps):
             runs["no capture"].append(pull_at(lab).mbps)
-            runs["capture at the link"].append(capture_pull(lab, points=["link"], out_dir=out).pull["MBps"])
-            cap = capture_pull(lab, out_dir=out)
-            runs["capture at every hop"].append(cap.pull["MBps"])
+            for name, points in (("capture at the link", ["link"]), ("capture at every hop", None)):
+                cap = capture_pull(lab, points=points, out_dir=out)
+                runs[name].append(cap.pull["MBps"])
+                cpu[name].append(sum(s.cpu_s for s in cap.stats))
+                drops[name].append(sum(s.kernel_drops for s in cap.stats))
         biggest = max(cap.stats, key=lambda s: s.packets)
     base = statistics.median(runs["no capture"])
     print(f"pull throughput, full path, sregistry as shipped, {a.image_mib} MiB, median of {a.reps} alternating runs:")
     for k, vals in runs.items():
         m = statistics.median(vals)
-        print(f"  {k:22} {m:6.0f} MB/s  ratio {m / base:.2f}  (runs: {', '.join(f'{x:.0f}' for x in vals)})")
+        print(f"  {k:22} {m:6.0f} MB/s  ratio {m / base:.2f}  (runs: {', '.join(f'{x:.0f}' for x in vals)})"
+              + (f"; capturers' CPU {statistics.median(cpu[k]):.2f} s per pull, kernel drops max {max(drops[k])}"
+                 if cpu[k] else ""))
     pcap = Path(biggest.pcap)
     n = sum(1 for _ in packets(pcap))
     ours = n / statistics.median(seconds_labkit(pcap) for _ in range(3))

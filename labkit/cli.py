@@ -14,7 +14,7 @@ from .lab import ownership as state
 from .lab.lab import DATA, MiB, Lab
 from .config.overrides import apply_overrides, load_settings, parse_override
 from .config.presets import ALIASES, PRESETS, preset
-from .errors import LabError, LabkitError, SettingsError
+from .errors import LabError, LabkitError, ServiceError, SettingsError
 from .measure import iperf
 from .measure.survey import run_survey
 from .analyze.verdict import verdict
@@ -218,13 +218,19 @@ def knob_value(base, path: str, raw: str):
 
 
 def cmd_heal(a) -> int:
-    """Restart what died in a lab that is up (its own services, by their recorded ids)."""
+    """Restart what died in a lab that is up (its own services, by their recorded ids; their orphaned
+    workers ended by process group) and say "healed" only once it serves again; else what failed."""
     lab = Lab.attach(a.name)
-    done = lab.heal()
-    print("\n".join(done) if done else f"lab '{a.name}': every service is running; nothing to heal")
+    rc = 0
+    try:
+        done = lab.heal()
+        print("\n".join(done) if done else f"lab '{a.name}': every service is running; nothing to heal")
+    except ServiceError as exc:
+        print(exc)
+        rc = 1
     for k, v in lab.status().items():
-        print(f"{k:28} {v}")
-    return 0
+        print(f"  {k:26} {v}")
+    return rc
 
 
 def cmd_down(a) -> int:
@@ -236,14 +242,21 @@ def cmd_down(a) -> int:
 
 
 def cmd_status(a) -> int:
+    """Each lab on this machine, up or stale, and each of its services with one line of health."""
     names = sorted({*state.known(), *state.orphan_labs()})
     stale = set(state.stale())
     if not names:
         print("no labs")
     for name in names:
         st = state.read(name) or {}
-        print(f"{name}: {'stale' if name in stale else 'up'}; namespaces {state.lab_namespaces(name)}; "
-              f"services {sorted(st.get('pids', {}))}")
+        owner = f"owner pid {st['owner']}" if state.owner_alive(st) else "left up by its owner" if st else ""
+        print(f"{name}: {'stale: the next lab to start ends it' if name in stale else 'up'}"
+              f"{f' ({owner})' if owner else ''}; namespaces {state.lab_namespaces(name)}")
+        if "settings" not in st:
+            print("  (no state file: nothing known of its services)")
+            continue
+        for svc, health in Lab.attach(name).status().items():
+            print(f"  {svc:26} {health}")
     return 0
 
 

@@ -40,7 +40,7 @@ def look_inside(lab: Lab, points: list[str] | None = None, **kw) -> list[tuple[s
         flows = analyze(st.pcap)
         if flows:
             main = flows[0]
-            out.append((st.point, main, flow_verdict(main, cap.ss.get(st.point))))
+            out.append((st.point, main, flow_verdict(main, cap.tcp_info.get(st.point))))
     return out
 
 

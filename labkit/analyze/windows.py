@@ -32,8 +32,8 @@ def _last(samples: list[dict], key: str) -> float | None:
     return vals[-1] if vals else None
 
 
-def flow_verdict(f: FlowDirection, ss: list[dict] | None = None, link_MBps: float | None = None) -> FlowVerdict:
-    ss = ss or []
+def flow_verdict(f: FlowDirection, sender: list[dict] | None = None, link_MBps: float | None = None) -> FlowVerdict:
+    sender = sender or []
     ev = [f"{f.sender} → {f.receiver}: {f.bytes / 1e6:.1f} MB in {f.seconds:.2f} s ({f.MBps:.0f} MB/s)"]
     if not f.packets:
         return FlowVerdict("no data", "nothing was sent in this direction", ev)
@@ -50,10 +50,10 @@ def flow_verdict(f: FlowDirection, ss: list[dict] | None = None, link_MBps: floa
                   f"{f.median_in_flight or 0:,} B; at the window {100 * at_window:.0f}% of the time")
     if f.rtt_ms_median is not None:
         ev.append(f"RTT at the capture point: min {f.rtt_ms_min} ms, median {f.rtt_ms_median} ms")
-    rwnd_pct, sndbuf_pct = _last(ss, "rwnd_limited_pct"), _last(ss, "sndbuf_limited_pct")
-    app_share = sum(x.get("app_limited", False) for x in ss) / len(ss) if ss else None
-    if ss:
-        ev.append(f"sender kernel (ss -ti, {len(ss)} samples): rwnd_limited {rwnd_pct or 0:.0f}%, "
+    rwnd_pct, sndbuf_pct = _last(sender, "rwnd_limited_pct"), _last(sender, "sndbuf_limited_pct")
+    app_share = sum(x.get("app_limited", False) for x in sender) / len(sender) if sender else None
+    if sender:
+        ev.append(f"sender kernel (tcp_info, {len(sender)} samples): rwnd_limited {rwnd_pct or 0:.0f}%, "
                   f"sndbuf_limited {sndbuf_pct or 0:.0f}% of busy time, app_limited in "
                   f"{100 * (app_share or 0):.0f}% of samples")
     loss = f.retransmissions / f.packets

@@ -17,19 +17,21 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+import psutil
+
 from ..errors import LabkitError
+from .names import check_name
+from .process import terminate
 
 CFS_PERIOD_US = 100_000          # Docker's period: `cpus: 0.5` is 50 ms of CPU every 100 ms
 TOP = "servelab"                 # every group of every lab lives under this directory
 V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "blkio")
 V2_CONTROLLERS = ("cpu", "cpuset", "io")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _DEVICE = re.compile(r"(\d+):(\d+)")
 
 
@@ -85,7 +87,7 @@ def render_cpu_list(cpus: str | Iterable[int], ncpus: int) -> str:
 def parse_device(device: str) -> str:
     """A block device as "MAJ:MIN" (what blkio and io files key on), checked."""
     if not isinstance(device, str) or not _DEVICE.fullmatch(device.strip()):
-        raise CgroupError(f"blkio.device: {device!r} is not MAJ:MIN (e.g. 7:0; see VmDisk.dev_id)")
+        raise CgroupError(f"blkio.device: {device!r} is not MAJ:MIN (e.g. 7:0; see LoopDisk.dev_id)")
     return device.strip()
 
 
@@ -169,25 +171,18 @@ def parse_cpu_stat_usage_ns(text: str) -> int:
 
 # ---------------------------------------------------------------- pure: what the machine offers
 
-def _unescape(path: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), path)
-
-
-def parse_mounts(text: str) -> tuple[dict[str, Path], Path | None]:
-    """From /proc/mounts: v1 controller -> its hierarchy's mount, and the cgroup2 mount (or None)."""
+def parse_mounts(mounts: Iterable) -> tuple[dict[str, Path], Path | None]:
+    """From the mount table (psutil.disk_partitions(all=True): mountpoint, fstype, opts): v1 controller
+    -> its hierarchy's mount, and the cgroup2 mount (or None)."""
     v1: dict[str, Path] = {}
     v2: Path | None = None
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) < 4:
-            continue
-        where, fstype, opts = Path(_unescape(parts[1])), parts[2], parts[3].split(",")
-        if fstype == "cgroup":
-            for c in opts:
+    for m in mounts:
+        if m.fstype == "cgroup":
+            for c in m.opts.split(","):
                 if c in V1_CONTROLLERS:
-                    v1.setdefault(c, where)
-        elif fstype == "cgroup2" and v2 is None:
-            v2 = where
+                    v1.setdefault(c, Path(m.mountpoint))
+        elif m.fstype == "cgroup2" and v2 is None:
+            v2 = Path(m.mountpoint)
     return v1, v2
 
 
@@ -247,12 +242,12 @@ def _usable(path: Path) -> bool:
     return path.exists() and os.access(path, os.W_OK)
 
 
-def features(mounts: Path = Path("/proc/mounts")) -> Features:
+def features() -> Features:
     """What this machine offers, read now; never raises for a missing feature."""
     try:
-        v1, v2 = parse_mounts(mounts.read_text())
+        v1, v2 = parse_mounts(psutil.disk_partitions(all=True))
     except OSError as e:
-        return Features(None, missing=[f"cannot read {mounts} ({e.strerror}): no CPU or block I/O limits"])
+        return Features(None, missing=[f"cannot read the mount table ({e.strerror}): no CPU or block I/O limits"])
     try:
         ctrls = set((v2 / "cgroup.controllers").read_text().split()) if v2 else set()
     except OSError:
@@ -275,23 +270,21 @@ def _procs(group: Path) -> set[int]:
 
 
 def _empty_group(group: Path, grace: float, timeout: float) -> None:
-    """End the processes listed in this group's own cgroup.procs (TERM, then KILL), by pid."""
+    """End the processes listed in this group's own cgroup.procs (TERM, then KILL), by pid, until it
+    holds none (one may have forked meanwhile)."""
     if os.getpid() in _procs(group):
         raise CgroupError(f"{group} holds this very process; move it out before removing the group")
     deadline = time.monotonic() + timeout
-    sig = signal.SIGTERM
-    term_until = time.monotonic() + grace
     while pids := _procs(group):
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
         if time.monotonic() > deadline:
             raise CgroupError(f"{group}: processes {sorted(pids)} did not end within {timeout:.0f} s")
-        time.sleep(0.02)
-        if time.monotonic() > term_until:
-            sig = signal.SIGKILL
+        procs = []
+        for pid in pids:
+            try:
+                procs.append(psutil.Process(pid))
+            except psutil.NoSuchProcess:
+                pass
+        terminate(procs, grace=grace)
 
 
 def remove_tree(group: Path, grace: float = 1.0, timeout: float = 10.0) -> list[Path]:
@@ -315,7 +308,7 @@ def remove_tree(group: Path, grace: float = 1.0, timeout: float = 10.0) -> list[
 def remove_lab(lab: str, feats: Features | None = None) -> list[Path]:
     """Remove every group under `servelab/<lab>/` in every hierarchy (a stale lab, on next start)."""
     feats = feats or features()
-    _check_name(lab, "cgroup.lab")
+    check_name(lab, "cgroup.lab", CgroupError)
     removed: list[Path] = []
     for root in dict.fromkeys(feats.roots.values()):
         removed += remove_tree(root / TOP / lab)
@@ -340,12 +333,6 @@ def joiner(procs_files: Iterable[Path]) -> Callable[[], None] | None:
     return join
 
 
-def _check_name(name: str, setting: str) -> str:
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise CgroupError(f"{setting}: {name!r} is not a name of letters, digits, '.', '_' or '-'")
-    return name
-
-
 class Cgroup:
     """One group `servelab/<lab>/<member>` across the controllers that are usable here.
 
@@ -359,8 +346,8 @@ class Cgroup:
 
     def __init__(self, lab: str, member: str, feats: Features | None = None,
                  controllers: tuple[str, ...] | None = None):
-        self.lab = _check_name(lab, "cgroup.lab")
-        self.member = _check_name(member, "cgroup.member")
+        self.lab = check_name(lab, "cgroup.lab", CgroupError)
+        self.member = check_name(member, "cgroup.member", CgroupError)
         self.feats = feats or features()
         if self.feats.version is None:
             raise CgroupError("cgroup: " + "; ".join(self.feats.missing))

@@ -5,16 +5,18 @@ the namespaces removes them all; nothing is added to the host's own namespace.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
-import signal
 import subprocess
-import time
 import uuid
+
+import psutil
 
 from ..errors import NetnsError
 from ..in_netns import exec_prefix
+from .process import terminate
 
 
 def sh(*cmd: str, ns: str | None = None, check: bool = True, timeout: float = 20) -> str:
@@ -46,19 +48,13 @@ def ns_pids(name: str) -> list[int]:
 
 
 def delete_ns(name: str, grace: float = 3.0) -> list[int]:
-    """End every process in the namespace (TERM, then KILL), then delete it. Returns the pids ended."""
+    """End every process in the namespace (TERM, then KILL, by pid), then delete it. Returns the pids ended."""
     pids = ns_pids(name)
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and ns_pids(name):
-            time.sleep(0.05)
-        if not ns_pids(name):
-            break
+    procs = []
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            procs.append(psutil.Process(pid))
+    terminate(procs, grace=grace)
     sh("ip", "netns", "delete", name, check=False)
     return pids
 

@@ -20,7 +20,7 @@ import psutil
 
 from . import netns
 from ..path import NODE_NAMES, NS_PREFIX
-from .process import stop_group
+from .process import end_recorded, same_process
 
 STATE_DIR = Path("/run/servelab") if os.geteuid() == 0 else Path(tempfile.gettempdir()) / f"servelab-{os.getuid()}"
 
@@ -68,18 +68,16 @@ def orphan_labs() -> set[str]:
     return names - set(known())
 
 
-def _owner_alive(st: dict) -> bool:
-    try:
-        return psutil.Process(st["owner"]).create_time() == st["owner_created"]
-    except (psutil.NoSuchProcess, KeyError):
-        return False
+def owner_alive(st: dict) -> bool:
+    """Whether the process that brought the lab up still runs (the same process: its start time too)."""
+    return "owner" in st and same_process(st["owner"], st.get("owner_created")) is not None
 
 
 def stale() -> list[str]:
     out = set(orphan_labs())
     for name in known():
         st = read(name) or {}
-        if not st.get("keep") and not _owner_alive(st):
+        if not st.get("keep") and not owner_alive(st):
             out.add(name)
     return sorted(out)
 
@@ -99,19 +97,21 @@ def disown(name: str, key: str) -> None:
 
 def _enders() -> dict[str, Callable[[dict], list[str]]]:
     from . import cgroups, writeback
-    from .vmdisk import DelayMount, VmDisk
+    from .delayfs import DelayMount
+    from .loopdisk import LoopDisk
 
     def tree(rec: dict) -> list[str]:
         if Path(rec["path"]).is_dir() and not os.path.ismount(rec["path"]):
             shutil.rmtree(rec["path"], ignore_errors=True)
             return [f"rm -r {rec['path']}"]
         return []
-    return {"vmdisk": VmDisk.cleanup_recorded, "delaymount": DelayMount.cleanup_recorded,
+    return {"loopdisk": LoopDisk.cleanup_recorded, "vmdisk": LoopDisk.cleanup_recorded,   # (vmdisk: before the rename)
+            "delaymount": DelayMount.cleanup_recorded,
             "writeback": writeback.uncap, "dir": tree,
             "cgroups": lambda rec: [f"removed cgroup {p}" for p in cgroups.remove_lab(rec["lab"])]}
 
 
-ORDER = ("cgroups", "delaymount", "writeback", "vmdisk", "dir")   # processes left in groups first
+ORDER = ("cgroups", "delaymount", "writeback", "loopdisk", "vmdisk", "dir")   # processes left in groups first
 
 
 def end_owned(st: dict) -> list[str]:
@@ -133,14 +133,8 @@ def end(name: str) -> list[str]:
     done = []
     st = read(name) or {}
     for svc, (pid, created) in st.get("pids", {}).items():
-        if not isinstance(pid, int):
-            continue
-        try:
-            if psutil.Process(pid).create_time() == created:
-                stop_group(pid)
-                done.append(f"stopped {svc} (pid {pid})")
-        except psutil.NoSuchProcess:
-            pass
+        if isinstance(pid, int) and (what := end_recorded(pid, created)):
+            done.append(f"stopped {svc} ({what})")
     done += end_owned(st)
     for ns in lab_namespaces(name):
         pids = netns.delete_ns(ns)

@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -21,6 +22,7 @@ from ..in_netns import exec_prefix
 
 log = logging.getLogger("labkit.lab")
 _PR_SET_CHILD_SUBREAPER = 36
+START_MARK = "--- servelab start "      # written to each of a program's logs before it starts
 
 
 def become_subreaper() -> None:
@@ -47,6 +49,7 @@ class Process:
         self.ready_at = ready_at                       # (address, port) it must accept connections on
         self.proc: subprocess.Popen | None = None
         self.adopted: psutil.Process | None = None     # started by another process (`labkit heal`)
+        self.recorded: tuple[int, float] | None = None  # (pid, start time) another process recorded for it
         self._log_marks: dict[Path, int] = {}          # per log file, the bytes already read for incidents
         self.preexec = None                            # run in the child before it execs (join cgroups)
 
@@ -66,43 +69,57 @@ class Process:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         become_subreaper()
         argv = self.command()
+        for f in self.logs()[1:]:        # its own log files too: what follows is this run's
+            with open(f, "ab") as other:
+                other.write(f"{START_MARK}{time.strftime('%F %T')}: {self.name}\n".encode())
         with open(self.log, "ab") as out:
-            out.write(f"--- {time.strftime('%F %T')} start: {' '.join(argv)}\n".encode())
+            out.write(f"{START_MARK}{time.strftime('%F %T')}: {' '.join(argv)}\n".encode())
             out.flush()
+            self._log_marks = self._log_sizes()           # what it logs from here on is this run's
             self.proc = subprocess.Popen([*exec_prefix(self.ns), *argv], stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=pass_fds,
                                          preexec_fn=self.preexec)
-        self._log_marks = self._log_sizes()
+        with contextlib.suppress(psutil.NoSuchProcess):   # not collected yet: readable even if it ended
+            self.recorded = (self.proc.pid, psutil.Process(self.proc.pid).create_time())
 
     def wait_ready(self, timeout: float = 20.0) -> None:
-        """Until it listens on its port; a clear error with the log's tail if it dies or hangs."""
+        """Until its own process listens on its port (a socket of another process on that port, e.g. an
+        orphaned worker's, does not count); a clear error with what it logged since it started if it
+        dies or hangs."""
         deadline = time.monotonic() + timeout
         while True:
             if not self.alive():
-                raise ServiceError(f"{self.name} {self.exit_reason()}:\n{self.log_tail()}")
+                raise ServiceError(f"{self.name} {self.exit_reason()}:\n{self.log_since_start()}")
             if self.ready_at is None or listening(self.pid, self.ready_at[1]):
                 return
             if time.monotonic() > deadline:
+                held = holders(self.pid, self.ready_at[1])
                 raise ServiceError(f"{self.name} does not listen on {self.ready_at[0]}:{self.ready_at[1]} "
-                                   f"after {timeout:.0f}s:\n{self.log_tail()}")
+                                   f"after {timeout:.0f}s" + (f" (pids {held} hold that port)" if held else "")
+                                   + f":\n{self.log_since_start()}")
             time.sleep(0.05)
 
     def adopt(self, pid: int, created: float) -> None:
-        """Supervise a running instance another process started (checked by its start time, never by name)."""
-        with contextlib.suppress(psutil.NoSuchProcess):
-            p = psutil.Process(pid)
-            if p.create_time() == created:
-                self.adopted = p
+        """Supervise an instance another process started (`labkit heal`, `labkit status`): the process
+        with that pid and start time, never one found by name. Its process group stays known after it
+        has ended, so its orphaned workers can still be found and ended."""
+        if self.proc is not None:          # an instance this object started is replaced: collect it
+            self.proc.poll()
+            self.proc = None
+        self.recorded = (pid, created)
+        self.adopted = same_process(pid, created)
         self._log_marks = self._log_sizes()
 
     def stop(self, grace: float = 5.0) -> None:
-        if self.pid is None:
-            return
-        stop_group(self.pid, self.stop_signal, grace)
+        """End the program's process group: through its leader while it runs, else its orphans."""
+        if self.alive():
+            stop_group(self.pid, self.stop_signal, grace)
+        elif self.orphans():
+            stop_group(self.group_id, signal.SIGTERM, grace)
         if self.proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=grace)
-        self.proc = self.adopted = None
+        self.proc = self.adopted = self.recorded = None
 
     def restart(self) -> None:
         self.stop()
@@ -114,6 +131,11 @@ class Process:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else self.adopted.pid if self.adopted else None
 
+    @property
+    def group_id(self) -> int | None:
+        """Its process group: its own pid (started with start_new_session), also once it has ended."""
+        return self.pid or (self.recorded[0] if self.recorded else None)
+
     def alive(self) -> bool:
         if self.adopted is not None:
             with contextlib.suppress(psutil.NoSuchProcess):
@@ -122,16 +144,15 @@ class Process:
         return self.proc is not None and self.proc.poll() is None
 
     def exit_reason(self) -> str:
-        if self.adopted is not None:
-            return "is running" if self.alive() else "has ended (its exit status went to the process that started it)"
-        if self.proc is None:
-            return "is not started"
-        rc = self.proc.poll()
-        if rc is None:
+        if self.alive():
             return "is running"
-        if rc < 0:
-            return f"was killed by signal {-rc} ({signal.Signals(-rc).name})"
-        return f"exited with code {rc}"
+        if self.proc is not None:
+            return how_it_ended(self.proc.poll())
+        if self.recorded is not None:      # started by another process: a zombie still holds its exit status
+            rc = zombie_exit_status(*self.recorded)
+            return how_it_ended(rc) if rc is not None else \
+                "has ended (its exit status was collected by another process)"
+        return "is not running (no process of it is known here: not started, or its last start failed)"
 
     def processes(self) -> list[psutil.Process]:
         """The program's process and its workers (nginx and uwsgi workers)."""
@@ -144,19 +165,27 @@ class Process:
             return []
 
     def orphans(self) -> list[int]:
-        """Pids still in the program's process group after its leader ended."""
-        if self.pid is None or self.alive():
+        """Pids still in the program's process group after its leader ended (its workers, re-parented)."""
+        if self.recorded is None or self.alive():
             return []
-        return group_members(self.pid)
+        return orphans_of(*self.recorded)
 
     def status(self) -> str:
-        """'ok', or one line saying what is wrong: how it ended, its orphans, its last log line."""
+        """'ok', or one line saying what is wrong: how it ended, its orphans (and the port they hold),
+        its last log line; or that it runs but does not listen on its port."""
         if self.alive():
             dead = self.incidents(peek=True)
+            if self.ready_at is not None and not listening(self.pid, self.ready_at[1]):
+                held = holders(self.pid, self.ready_at[1])
+                return (f"running, but not listening on {self.ready_at[0]}:{self.ready_at[1]}"
+                        + (f" (held by pids {held})" if held else "") + f"; last log line: {self.last_line()}")
             return "ok" if not dead else f"running, but {len(dead)} worker(s) died and were respawned: {dead[-1]}"
         orphans = self.orphans()
-        return (f"{self.exit_reason()}" + (f"; {len(orphans)} orphaned worker(s) still running {orphans}"
-                                           if orphans else "") + f"; last log line: {self.last_line()}")
+        held = any(self.ready_at and listening(p, self.ready_at[1]) for p in orphans)
+        return (f"{self.exit_reason()}"
+                + (f"; orphaned worker(s) {orphans} still running" if orphans else "")
+                + (f", holding {self.ready_at[0]}:{self.ready_at[1]}" if held else "")
+                + f"; last log line: {self.last_line()}")
 
     def incidents(self, peek: bool = False) -> list[str]:
         """Log lines since the last look in which a worker died (`peek`: do not mark them seen)."""
@@ -170,6 +199,12 @@ class Process:
             self._log_marks = sizes
         return found
 
+    def log_since_start(self, lines: int = 15) -> str:
+        """The last lines the program wrote to any of its logs since it was started (or adopted)."""
+        text = [ln for f in self.logs() for ln in _read_from(f, self._log_marks.get(f, 0))[0].splitlines()
+                if ln.strip()]
+        return "\n".join(text[-lines:]) if text else self.log_tail(lines)
+
     def log_tail(self, lines: int = 15) -> str:
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -177,8 +212,9 @@ class Process:
             return "(no log)"
 
     def last_line(self) -> str:
-        lines = [ln for f in self.logs() for ln in _read(f).splitlines() if ln.strip()]
-        return lines[-1].strip() if lines else "(empty log)"
+        """The last line it logged since its latest start (the lab's logs outlive a lab of the same name)."""
+        lines = [ln for f in self.logs() for ln in _since_last_start(_read(f)).splitlines() if ln.strip()]
+        return lines[-1].strip() if lines else "(nothing logged since it started)"
 
     def _log_sizes(self) -> dict[Path, int]:
         return {f: f.stat().st_size if f.exists() else 0 for f in self.logs()}
@@ -196,6 +232,12 @@ def _read_from(path: Path, offset: int) -> tuple[str, int]:
     return data.decode(errors="replace"), offset + len(data)
 
 
+def _since_last_start(text: str) -> str:
+    """A log's text after its last START_MARK line (all of it if it has none)."""
+    head, mark, tail = text.rpartition(START_MARK)
+    return tail.partition("\n")[2] if mark else text
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text(errors="replace")
@@ -203,18 +245,116 @@ def _read(path: Path) -> str:
         return ""
 
 
-def listening(pid: int, port: int) -> bool:
-    """Whether a TCP socket listens on `port` in the network namespace of process `pid`."""
+def how_it_ended(rc: int | None) -> str:
+    """A return code as subprocess gives it (negative: the signal) in words."""
+    if rc is None:
+        return "is running"
+    if rc < 0:
+        return f"was killed by signal {-rc} ({signal.Signals(-rc).name})"
+    return f"exited with code {rc}"
+
+
+def same_process(pid: int, created: float) -> psutil.Process | None:
+    """The process `pid` if it is still the one that started at `created` (psutil's create_time)."""
+    try:
+        p = psutil.Process(pid)
+        return p if p.create_time() == created else None
+    except psutil.NoSuchProcess:
+        return None
+
+
+def orphans_of(pid: int, created: float) -> list[int]:
+    """What is left of the process group of `pid` (a program started with start_new_session, at
+    `created`) besides its leader. A group id is not given to a new process while the group has
+    members, so they are that program's; only if `pid` now names another process (the group ended
+    and the id was reused) are they none of its."""
+    if psutil.pid_exists(pid) and same_process(pid, created) is None:
+        return []
+    return [p for p in group_members(pid) if p != pid]
+
+
+def end_recorded(pid: int, created: float, grace: float = 5.0) -> str | None:
+    """End a program another process started, known by its recorded pid and start time: its process
+    group, through its leader while that runs, else its orphaned workers. What was done, or None."""
+    leader = same_process(pid, created)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        if leader is not None and leader.status() != psutil.STATUS_ZOMBIE:
+            stop_group(pid, signal.SIGTERM, grace)
+            return f"pid {pid}"
+    if orphans := orphans_of(pid, created):
+        stop_group(pid, signal.SIGTERM, grace)
+        return f"its orphaned workers {orphans} (process group {pid})"
+    return None
+
+
+def zombie_exit_status(pid: int, created: float) -> int | None:
+    """How process `pid` (started at `created`) ended, while it is a zombie nobody has collected: the
+    kernel keeps its wait status in /proc/<pid>/stat (field 52, exit_code; psutil does not read it).
+    As subprocess gives it: the exit code, or minus the signal. None if it is not such a zombie."""
+    p = same_process(pid, created)
+    try:
+        if p is None or p.status() != psutil.STATUS_ZOMBIE:
+            return None
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, psutil.Error):
+        return None
+    if len(fields) < 50:
+        return None
+    return os.waitstatus_to_exitcode(int(fields[49]))
+
+
+def _listening_inodes(pid: int, port: int) -> set[str]:
+    """The socket inodes listening on TCP `port` in the network namespace of process `pid`."""
+    found = set()
     for table in ("tcp", "tcp6"):
         try:
             rows = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
         except (FileNotFoundError, ProcessLookupError):
             continue
         for row in rows:
-            _, local, _, st, *_ = row.split()
+            _, local, _, st, *rest = row.split()
             if st == "0A" and local.endswith(f":{port:04X}"):
-                return True
-    return False
+                found.add(rest[5])
+    return found
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    """The inodes of the sockets process `pid` holds open (psutil's per-process connections read the
+    caller's namespace, not the process's, so the fds are read here)."""
+    out = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return out
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if link.startswith("socket:["):
+                out.add(link[8:-1])
+    return out
+
+
+def listening(pid: int, port: int) -> bool:
+    """Whether process `pid` itself holds a socket listening on TCP `port` (in its namespace)."""
+    wanted = _listening_inodes(pid, port)
+    return bool(wanted and wanted & _socket_inodes(pid))
+
+
+def holders(pid: int, port: int) -> list[int]:
+    """Other processes in the namespace of `pid` that hold a socket listening on `port`."""
+    wanted = _listening_inodes(pid, port)
+    if not wanted:
+        return []
+    try:
+        ns = os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return []
+    out = []
+    for p in psutil.pids():
+        with contextlib.suppress(OSError):
+            if p != pid and os.stat(f"/proc/{p}/ns/net").st_ino == ns and wanted & _socket_inodes(p):
+                out.append(p)
+    return out
 
 
 def group_members(pgid: int) -> list[int]:
@@ -234,18 +374,48 @@ def stop_group(pgid: int, sig: int = signal.SIGTERM, grace: float = 5.0) -> None
     for pid in group_members(pgid):
         with contextlib.suppress(psutil.NoSuchProcess):
             members.append(psutil.Process(pid))
-    leader = next((p for p in members if p.pid == pgid), None)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        if leader is not None:
-            os.kill(pgid, sig)
+    leader = any(p.pid == pgid for p in members)
+    terminate(members, sig, grace, send=lambda: os.kill(pgid, sig) if leader else os.killpg(pgid, sig))
+    _reap([p.pid for p in members if p.pid != pgid])
+
+
+def terminate(procs: list[psutil.Process], sig: int = signal.SIGTERM, grace: float = 5.0,
+              send: Callable[[], None] | None = None) -> list[psutil.Process]:
+    """End processes by their own ids: `sig` to each (or `send()`, e.g. to a master or a process group),
+    SIGKILL to those still running after `grace` s. Returns those that outlived even that (none, normally)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError, psutil.NoSuchProcess):
+        if send is not None:
+            send()
         else:
-            os.killpg(pgid, sig)
-    _, alive = psutil.wait_procs(members, timeout=grace)
+            for p in procs:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    p.send_signal(sig)
+    alive = wait_ended(procs, grace)
     for p in alive:
         with contextlib.suppress(psutil.NoSuchProcess):
             p.kill()
-    psutil.wait_procs(alive, timeout=grace)
-    _reap([p.pid for p in members if p.pid != pgid])
+    return wait_ended(alive, grace)
+
+
+def wait_ended(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait up to `timeout` s until each process has ended (psutil.wait_procs, which collects this
+    process's own children); a zombie whose parent is another process counts as ended (it runs no
+    more; psutil would wait for it the whole timeout). Returns those still running."""
+    deadline = time.monotonic() + timeout
+    alive = list(procs)
+    while alive:
+        _, alive = psutil.wait_procs(alive, timeout=min(0.05, max(0.0, deadline - time.monotonic())))
+        alive = [p for p in alive if not _zombie(p)]
+        if time.monotonic() >= deadline:
+            break
+    return alive
+
+
+def _zombie(p: psutil.Process) -> bool:
+    try:
+        return p.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def _reap(pids: list[int]) -> None:

@@ -1,7 +1,7 @@
 """A shared file system as compute nodes see it (NFS, GPFS): the destination `client.dest = shared-fs`.
 
     server   one directory in memory (/dev/shm/servelab-<lab>-sharedfs): every node sees the same tree
-    node     one FUSE mount per compute node (labkit.lab.vmdisk.DelayMount), its own process:
+    node     one FUSE mount per compute node (labkit.lab.delayfs.DelayMount), its own process:
              each write request of `fs_request_kib` waits `fs_delay_ms` (requests overlap, up to the
              threads libfuse serves at once) and the node's requests queue on its own link of
              `fs_node_mbps` (labkit.lab.bucket.LinkQueue). One stream is slow, streams on a node
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..config.settings import ClientSettings
 from . import ownership
-from .vmdisk import DelayMount
+from .delayfs import DelayMount
 
 MiB = 2**20
 SHM = Path("/dev/shm")

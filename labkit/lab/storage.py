@@ -1,6 +1,6 @@
 """The lab's disks as its programs see them: the VM's (images, nginx's temp files) and the compute node's.
 
-    Disk       ext4 on a direct-I/O loop device (VmDisk) mounted at `back`; the programs use `front`,
+    Disk       ext4 on a direct-I/O loop device (LoopDisk) mounted at `back`; the programs use `front`,
                a symlink to `back`, or a FUSE mount of it that delays each request (DelayMount).
                The processes that use it share one block-I/O group holding its limits; buffered
                writes feel the write ceiling too (labkit.lab.writeback).
@@ -23,7 +23,9 @@ from . import ownership, writeback
 from .cgroups import Cgroup, CgroupError, Features, IoCounters, IoLimits, joiner, parse_io_stat, render_io_max
 from ..registry.catalog import Image, install_image
 from .sharedfs import SharedFs
-from .vmdisk import MIN_SIZE as MIN_DISK, DelayMount, VmDisk, VmDiskError, drop_cache, loops_backed_by
+from .delayfs import DelayMount
+from .loopdisk import MIN_SIZE as MIN_DISK, LoopDisk, drop_cache, loops_backed_by
+from .mounts import MountError
 
 MiB = 2**20
 
@@ -88,7 +90,7 @@ class Disk:
     def __init__(self, lab: str, role: str, where: Path, size: int, feats: Features, notes: list[str]):
         self.lab, self.role, self.feats, self.notes = lab, role, feats, notes
         self.back, self.front = where / f"{role}-disk", where / role
-        self.vmdisk = VmDisk(where, size, self.back, name=f"servelab-{lab}-{role}")
+        self.loop = LoopDisk(where, size, self.back, name=f"servelab-{lab}-{role}")
         self.group: DiskGroup | None = None
         self.fuse: DelayMount | None = None
         self.limits = IoLimits()
@@ -100,9 +102,9 @@ class Disk:
 
     def up(self) -> Disk:
         """The file system and its (empty, unlimited) group; `front` a plain view of it."""
-        ownership.own(self.lab, self._key("vmdisk"), "vmdisk", self.vmdisk.record())
-        self.vmdisk.up()
-        ownership.own(self.lab, self._key("vmdisk"), "vmdisk", self.vmdisk.record())
+        ownership.own(self.lab, self._key("loopdisk"), "loopdisk", self.loop.record())
+        self.loop.up()
+        ownership.own(self.lab, self._key("loopdisk"), "loopdisk", self.loop.record())
         if self.feats.io_limit or self.feats.io_stats:
             ownership.own(self.lab, "cgroups", "cgroups", {"lab": self.lab})
             self.group = DiskGroup(self.lab, self.role, self.feats)
@@ -112,8 +114,8 @@ class Disk:
 
     def adopt(self) -> Disk:
         """This disk as another process of the lab made it (to count and find its group; never to end it)."""
-        devices = loops_backed_by(self.vmdisk.backing)
-        self.vmdisk.device = devices[0] if devices else None
+        devices = loops_backed_by(self.loop.backing)
+        self.loop.device = devices[0] if devices else None
         if self.feats.version is not None and (self.feats.io_limit or self.feats.io_stats):
             g = DiskGroup(self.lab, self.role, self.feats)
             if all(p.parent.is_dir() for p in g.procs_files()):
@@ -122,7 +124,7 @@ class Disk:
 
     @property
     def device(self) -> str:
-        return self.vmdisk.dev_id
+        return self.loop.dev_id
 
     def set_limits(self, limits: IoLimits, dirty: int | None = None) -> list[str]:
         """The ceilings on this disk, now (live); a machine without them gets a note, not an error.
@@ -192,7 +194,7 @@ class Disk:
                     self.group.add(pid)
 
     def stat(self) -> IoCounters:
-        return self.vmdisk.stat()
+        return self.loop.stat()
 
     def group_io(self) -> IoCounters | None:
         if self.group is None or not self.feats.io_stats:
@@ -211,8 +213,8 @@ class Disk:
         if self.group is not None:
             self.group.remove()
             self.group = None
-        done += self.vmdisk.down()
-        ownership.disown(self.lab, self._key("vmdisk"))
+        done += self.loop.down()
+        ownership.disown(self.lab, self._key("loopdisk"))
         return done
 
 
@@ -253,7 +255,7 @@ class VmStorage:
         except BaseException:
             self.down()
             raise
-        return [f"storage: loop disk {self.disk.vmdisk.device} ({self.disk.vmdisk.size // MiB} MiB ext4)", *done]
+        return [f"storage: loop disk {self.disk.loop.device} ({self.disk.loop.size // MiB} MiB ext4)", *done]
 
     def adopt(self, s: StorageSettings, image: Image) -> None:
         self.settings, self.image = s, image
@@ -309,7 +311,7 @@ class VmStorage:
     def down(self) -> list[str]:
         done = self.disk.down() if self.disk else []
         self.disk = None
-        with contextlib.suppress(VmDiskError, OSError):
+        with contextlib.suppress(MountError, OSError):
             self._clear_root()
         return done
 
@@ -364,7 +366,7 @@ class ClientStorage:
         except BaseException:
             self.down()
             raise
-        return [f"client: writes to {self.disk.vmdisk.device} ({self.disk.vmdisk.size // MiB} MiB ext4)", *done]
+        return [f"client: writes to {self.disk.loop.device} ({self.disk.loop.size // MiB} MiB ext4)", *done]
 
     def adopt(self, s: ClientSettings) -> None:
         self.settings = s

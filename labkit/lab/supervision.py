@@ -1,11 +1,15 @@
 """Supervision of a running lab: one line per service, manifests at every vantage point, heal.
 
 A mixin of Lab: it reads `services`, `plan`, `image` and `name`, and records new pids
-through `_record_pids` after a restart.
+through `_record_pids` after a restart (and puts a restarted program in its groups with `_place`).
+It works the same in the process that brought the lab up and in another one (`labkit status`,
+`labkit heal`: `Lab.attach`), where the programs are known by their recorded pids and start times.
 """
 from __future__ import annotations
 
-from ..errors import LabError, ServiceDown
+import time
+
+from ..errors import LabError, LabkitError, ServiceDown, ServiceError
 from ..registry.client import fetch_manifest
 
 
@@ -39,21 +43,62 @@ class Supervision:
             raise ServiceDown("not measuring: " + "; ".join(f"{n} {st}" for n, st in down.items())
                               + ". lab.heal() (or `labkit heal`) restarts it")
 
-    def heal(self) -> list[str]:
-        """Restart every service that died (ending its orphaned workers first); note respawned workers."""
-        done = []
+    def heal(self, timeout: float = 20.0) -> list[str]:
+        """Restart every service that died, its orphaned workers ended first (by its process group), and
+        say "healed" only once the path really serves again: each restarted program listening on its
+        port itself (not an orphan in its place) and still running after a manifest was answered at
+        every vantage point. Workers that died and were respawned by their master are noted.
+
+        Returns one line per service it acted on; raises ServiceError naming what failed (with the
+        program's own words from its log, e.g. nginx's bind() error), after trying every service."""
+        done, failed, restarted = [], [], []
         for name, svc in list(self.services.items()):
             seen = svc.incidents()
             if seen:
                 done.append(f"{name}: {len(seen)} worker death(s) seen, respawned by its master: {seen[-1]}")
-            if not svc.alive():
-                why, orphans = svc.status(), svc.orphans()
+            if svc.alive():
+                continue
+            orphans = svc.orphans()
+            why = (f"it {svc.exit_reason()}" if hasattr(svc, "exit_reason") else svc.status()) + \
+                (f"; ended its orphaned workers {orphans} (process group {svc.group_id})" if orphans else "")
+            try:
                 svc.restart()
-                done.append(f"{name}: restarted ({why})" + (f", ended orphans {orphans}" if orphans else ""))
+            except LabkitError as exc:
+                failed.append(f"{name}: NOT healed: restarted ({why}), but {exc}")
+                continue
+            self._place(svc)
+            restarted.append((name, why))
         self._record_pids()
-        for line in done:
+        if restarted:
+            problems = self._serving(timeout, [n for n, _ in restarted])
+            for name, why in restarted:
+                if problems:
+                    failed.append(f"{name}: NOT healed: restarted ({why}), but " + "; ".join(problems))
+                else:
+                    done.append(f"{name}: healed: restarted ({why}); {self._serves_line(name)}")
+        for line in done + failed:
             self.say("heal: " + line)
+        if failed:
+            raise ServiceError("\n".join(done + failed))
         return done
+
+    def _serving(self, timeout: float, names: list[str]) -> list[str]:
+        """What keeps the path from serving, waited on up to `timeout` s: a service not running or not
+        listening itself, a vantage point whose manifest request fails, or a restarted program that
+        ended after answering. [] when it serves."""
+        deadline = time.monotonic() + timeout
+        while True:
+            problems = [f"{k}: {v}" for k, v in self.health().items() if v != "ok"]
+            if not problems:      # still up after answering (a program that dies a moment later)
+                problems = [f"{n}: {st}" for n in names if (st := self.services[n].status()) != "ok"]
+            if not problems or time.monotonic() > deadline:
+                return problems
+            time.sleep(0.2)
+
+    def _serves_line(self, name: str) -> str:
+        svc = self.services[name]
+        where = f"pid {svc.pid} listening on {svc.ready_at[0]}:{svc.ready_at[1]}, " if getattr(svc, "ready_at", None) else ""
+        return where + "the manifest answered via " + ", ".join(v.name for v in self.plan.path.vantages)
 
     def describe(self) -> list[dict]:
         """The nodes with their role, namespace, address and the services in them."""

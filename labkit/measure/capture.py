@@ -1,55 +1,40 @@
-"""Capture a pull's packets at any hop (scapy, headers only) with the kernel's view (`ss -ti`) beside them.
+"""Capture a pull's packets at any hop (tcpdump, headers only) with the sender kernel's view (tcp_info) beside them.
 
-The capture socket is opened inside the hop's namespace; its BPF filter is compiled by
-libpcap (through scapy) and then truncates each packet to the headers in the kernel, so
-the copy to user space stays small. Every capture is bounded in packets and seconds, and
-reports what the kernel dropped from it (drops cost the capture packets, never the pull).
+At each capture point one tcpdump runs inside the hop's namespace: libpcap's TPACKET_V3 ring, the
+filter compiled and each packet cut to SNAPLEN bytes in the kernel, the headers written to a pcap
+in large buffered writes, at a lower CPU priority than the path it watches. Every capture is bounded
+in packets (per point) and seconds, and reports what the kernel dropped from it (drops cost the
+capture packets, never the pull) and the CPU it took.
 """
 from __future__ import annotations
 
-import ctypes
 import json
-import logging
-import mmap
-import os
 import re
-import select
 import signal
-import socket
-import struct
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from scapy.arch.common import compile_filter
-from scapy.arch.linux import L2ListenSocket
-from scapy.data import DLT_EN10MB
-from scapy.utils import RawPcapWriter
+import psutil
 
+from ..errors import ServiceError
 from ..in_netns import exec_prefix, inside
-from ..lab.process import stop_group
+from ..lab.process import Process, stop_group
+from ..lab.tools import tool
 from ..path import Plan
 from .pull_at import pull_at
+from .sockdiag import TcpInfoSampler
 
 SNAPLEN = 128                 # Ethernet + IPv4 + TCP with options fit
-_SO_ATTACH_FILTER = 26
-_SOL_PACKET, _PACKET_STATISTICS = 263, 6
-_BPF_RET_K = 0x06
-_PACKET_RX_RING, _PACKET_VERSION, _TPACKET_V3 = 5, 10, 2
-_TP_STATUS_KERNEL, _TP_STATUS_USER = 0, 1
-_REQ3 = struct.Struct("7I")                    # struct tpacket_req3
-_BLOCK_HDR = struct.Struct("III")              # tpacket_hdr_v1: block_status, num_pkts, offset_to_first_pkt
-_STATUS = struct.Struct("I")
-_PKT_HDR = struct.Struct("IIIIIIH")            # tpacket3_hdr: next, sec, nsec, snaplen, len, status, mac
-_REC = struct.Struct("IIII")                   # pcap record header (native order, as the file header)
+BUFFER_KIB = 32 * 1024        # each capture's kernel ring (libpcap's buffer): what a busy machine may leave unread
+NICE = 10                     # on a busy machine the capture waits (its ring fills: kernel drops), not the pull
+_COUNTS = re.compile(r"^(\d+) packets? (captured|received by filter|dropped by kernel)$", re.M)
 
 
 @dataclass(frozen=True)
 class CapturePoint:
-    """Where a hop's packets can be seen, and who sends the data there (for `ss`)."""
+    """Where a hop's packets can be seen, and who sends the data there."""
     name: str
     node: str
     iface: str
@@ -68,25 +53,6 @@ def capture_points(plan: Plan) -> dict[str, CapturePoint]:
     return out
 
 
-def headers_only_filter(expr: str, snaplen: int = SNAPLEN):
-    """libpcap's BPF program for `expr`, every accepting `ret` cut to `snaplen` bytes."""
-    prog = compile_filter(expr, linktype=DLT_EN10MB)
-    for i in range(prog.bf_len):
-        ins = prog.bf_insns[i]
-        if ins.code == _BPF_RET_K and ins.k:
-            ins.k = snaplen
-    return prog
-
-
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-
-def _attach(sock: socket.socket, prog) -> None:
-    fprog = _SockFprog(prog.bf_len, ctypes.addressof(prog.bf_insns.contents))
-    sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, bytes(memoryview(fprog)))
-
-
 @dataclass
 class CaptureStats:
     point: str
@@ -95,210 +61,109 @@ class CaptureStats:
     kernel_drops: int = 0
     seconds: float = 0.0
     stopped_by: str = ""
+    cpu_s: float = 0.0            # the capturer's own CPU time
 
 
-class _Tap:
-    """One headers-only capture point: scapy's AF_PACKET socket with a TPACKET_V3 ring, into a pcap.
+class Tcpdump(Process):
+    """tcpdump at one capture point, in the point's namespace, writing a headers-only pcap; its
+    messages and its closing counts go to its log beside the pcap."""
+    stop_signal = signal.SIGINT   # tcpdump writes out the pcap, prints its counts and exits
+    # libpcap's TPACKET_V3 ring hands a block of packets over when it is full or BLOCK_TOV_S old (tcpdump
+    # sets a read timeout of 1000 ms in tcpdump.c; libpcap's pcap-linux.c makes it the block's
+    # tp_retire_blk_tov), and tcpdump, stopped, drops a block it has not been handed: the pull's last
+    # packets. So a capture ends BLOCK_TOV_S after the pull, once tcpdump has read the last block.
+    # (--immediate-mode avoids the wait with TPACKET_V2, a wake-up per packet or two: measured here,
+    # 10x the CPU and pulls at 0.58 of their rate against 0.93 with TPACKET_V3.)
+    BLOCK_TOV_S = 1.0
 
-    The kernel fills 1 MiB blocks of the ring with (cut) packets and hands a block over when it
-    is full or 10 ms old; reading a block costs no syscall per packet, so the capture takes little
-    CPU from the path it watches.
-    """
+    def __init__(self, ns: str | None, point: CapturePoint, pcap: Path, max_packets: int):
+        pcap = Path(pcap)
+        super().__init__(f"tcpdump@{point.name}", point.node, ns, pcap.with_name(pcap.stem + ".tcpdump.log"))
+        self.point, self.pcap, self.max_packets = point, pcap, max_packets
 
-    BLOCK, BLOCKS = 1 << 20, 32
+    def argv(self) -> list[str]:
+        return [tool("tcpdump"), "-i", self.point.iface, "-p", "-n", "-s", str(SNAPLEN), "-B", str(BUFFER_KIB), "-c", str(self.max_packets), "-w", str(self.pcap),
+                "-Z", "root", self.point.bpf]
 
-    def __init__(self, ns: str | None, point: CapturePoint, pcap: str):
-        self.stats = CaptureStats(point.name, pcap)
-        prog = headers_only_filter(point.bpf)
-        logging.getLogger("scapy.runtime").setLevel(logging.ERROR)  # it cannot guess a netns veth's type
-        with inside(ns):  # the socket belongs to the namespace it is made in
-            self.sock = L2ListenSocket(iface=point.iface, promisc=False, nofilter=True)
-        s = self.sock.ins
-        _attach(s, prog)
-        s.setsockopt(_SOL_PACKET, _PACKET_VERSION, _TPACKET_V3)
-        s.setsockopt(_SOL_PACKET, _PACKET_RX_RING, _REQ3.pack(self.BLOCK, self.BLOCKS, 2048,
-                                                              self.BLOCK // 2048 * self.BLOCKS, 10, 0, 0))
-        self.ring = mmap.mmap(s.fileno(), self.BLOCK * self.BLOCKS, mmap.MAP_SHARED,
-                              mmap.PROT_READ | mmap.PROT_WRITE)
-        self.block = 0
-        self.writer = RawPcapWriter(pcap, linktype=DLT_EN10MB, snaplen=SNAPLEN, sync=False)
-        self.writer.write_header(None)  # an empty capture is still a pcap
-        self._out = bytearray()         # pcap records, written in batches
+    def command(self) -> list[str]:
+        return ["nice", "-n", str(NICE), *self.argv()]
 
-    def drain(self, budget: int) -> int:
-        """Turn the blocks the kernel has handed over (up to ~`budget` packets) into pcap records."""
-        n, ring, out = 0, self.ring, self._out
-        while n < budget:
-            base = self.block * self.BLOCK
-            status, count, first = _BLOCK_HDR.unpack_from(ring, base + 8)
-            if not status & _TP_STATUS_USER:
-                break
-            off = base + first
-            for _ in range(count):
-                nxt, sec, nsec, snap, wire, _, mac = _PKT_HDR.unpack_from(ring, off)
-                out += _REC.pack(sec, nsec // 1000, snap, wire)
-                out += ring[off + mac: off + mac + snap]
-                off += nxt
-            n += count
-            _STATUS.pack_into(ring, base + 8, _TP_STATUS_KERNEL)   # the block back to the kernel
-            self.block = (self.block + 1) % self.BLOCKS
-        if len(out) > 1 << 20:
-            self._flush()
-        self.stats.packets += n
-        return n
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        """Until tcpdump says it listens (its filter compiled, its ring attached)."""
+        deadline = time.monotonic() + timeout
+        while "listening on" not in self.log_since_start():
+            if not self.alive() or time.monotonic() > deadline:
+                raise ServiceError(f"the capture at {self.point.name} did not start ({self.exit_reason()}):\n"
+                                   f"{self.log_since_start()}")
+            time.sleep(0.02)
 
-    def _flush(self) -> None:
-        self.writer.f.write(self._out)
-        self._out.clear()
+    def _caught_up(self, timeout: float = 2.0) -> None:
+        """Until tcpdump has read what its ring holds (stopped, it drops what it has not read): it sleeps
+        in poll() when nothing is left, so its voluntary context switches stop growing."""
+        deadline, last, quiet = time.monotonic() + timeout, -1, 0
+        while self.pid is not None and quiet < 2 and time.monotonic() < deadline:
+            try:
+                now = psutil.Process(self.pid).num_ctx_switches().voluntary
+            except psutil.Error:
+                return
+            quiet, last = (quiet + 1 if now == last else 0), now
+            time.sleep(0.02)
 
-    def close(self, seconds: float, why: str) -> CaptureStats:
-        raw = self.sock.ins.getsockopt(_SOL_PACKET, _PACKET_STATISTICS, 12)   # tpacket_stats_v3
-        self.stats.kernel_drops = struct.unpack("III", raw)[1]
-        self.stats.seconds, self.stats.stopped_by = round(seconds, 3), why
-        self._flush()
-        self.writer.close()
-        self.ring.close()
-        self.sock.close()
-        return self.stats
-
-
-def _capture_main(spec: dict) -> None:
-    """The capture process: every tap in one select loop until SIGTERM or a bound is reached.
-
-    It runs at a lower CPU priority than the path it watches: on a busy machine the capture
-    waits (the socket buffer holds 32 MB; what overflows is counted as kernel drops), not the pull.
-    """
-    os.nice(spec.get("nice", 10))
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    taps = [_Tap(t["ns"], CapturePoint(**t["point"]), t["pcap"]) for t in spec["taps"]]
-    print("ready", flush=True)
-    t0, total, why = time.monotonic(), 0, "stopped"
-    socks = {t.sock.ins: t for t in taps}
-    while True:
-        if total >= spec["max_packets"]:
-            why = "max_packets"
-            break
-        if time.monotonic() - t0 > spec["max_seconds"]:
-            why = "max_seconds"
-            break
-        ready = select.select(list(socks), [], [], 0.05)[0]
-        if not ready and stop.is_set():
-            why = "pull finished"
-            break
-        for s in ready:
-            total += socks[s].drain(min(512, spec["max_packets"] - total))
-    print(json.dumps([asdict(t.close(time.monotonic() - t0, why)) for t in taps]), flush=True)
+    def finish(self, seconds: float, why: str) -> CaptureStats:
+        """Its CPU time (read before it is collected), then the end (unless its packet bound came first)
+        and its counts."""
+        stats = CaptureStats(self.point.name, str(self.pcap), seconds=round(seconds, 3), stopped_by=why)
+        self._caught_up()
+        try:
+            p = psutil.Process(self.pid)
+            t = p.cpu_times()
+            stats.cpu_s = round(t.user + t.system, 3)
+            if p.status() == psutil.STATUS_ZOMBIE:
+                stats.stopped_by = "max_packets"
+        except psutil.NoSuchProcess:
+            stats.stopped_by = "max_packets"
+        self.stop()
+        counts = {kind: int(n) for n, kind in _COUNTS.findall(self.log_since_start())}
+        stats.packets, stats.kernel_drops = counts.get("captured", 0), counts.get("dropped by kernel", 0)
+        return stats
 
 
 class CaptureProcess:
-    """Headers-only captures at several points, in a child process (apart from the pull's GIL)."""
+    """Headers-only captures at several points, one tcpdump each, bounded in packets (per point) and in
+    seconds (all of them stopped then)."""
 
     def __init__(self, taps: list[tuple[str | None, CapturePoint, Path]], max_packets: int = 200_000,
                  max_seconds: float = 60.0):
         if not 1 <= max_packets <= 5_000_000 or not 0 < max_seconds <= 600:
             raise ValueError("capture bounds: max_packets 1..5,000,000 and max_seconds up to 600")
-        spec = {"max_packets": max_packets, "max_seconds": max_seconds,
-                "taps": [{"ns": ns, "point": asdict(pt), "pcap": str(pcap)} for ns, pt, pcap in taps]}
-        self.proc = subprocess.Popen([sys.executable, "-m", __name__, json.dumps(spec)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        ready = select.select([self.proc.stdout], [], [], 20)[0]
-        line = self.proc.stdout.readline().strip() if ready else ""
-        if line != "ready":
-            self.proc.kill()
-            _, err = self.proc.communicate(timeout=5)
-            raise RuntimeError(f"capture did not start: {line} {err.strip()[-500:]}")
+        self.dumps = [Tcpdump(ns, pt, pcap, max_packets) for ns, pt, pcap in taps]
+        self._lock = threading.Lock()
+        self._stats: list[CaptureStats] | None = None
+        try:
+            for d in self.dumps:
+                d.start()
+            for d in self.dumps:
+                d.wait_ready()
+        except BaseException:
+            for d in self.dumps:
+                d.stop()
+            raise
+        self.t0 = time.monotonic()
+        self._bound = threading.Timer(max_seconds, self._finish, ("max_seconds",))
+        self._bound.daemon = True
+        self._bound.start()
+
+    def _finish(self, why: str) -> list[CaptureStats]:
+        with self._lock:
+            if self._stats is None:
+                seconds = time.monotonic() - self.t0
+                time.sleep(Tcpdump.BLOCK_TOV_S + 0.1)       # the kernel hands each tcpdump its last block
+                self._stats = [d.finish(seconds, why) for d in self.dumps]
+            return self._stats
 
     def stop(self) -> list[CaptureStats]:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            out, err = self.proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, err = self.proc.communicate()
-        try:
-            return [CaptureStats(**d) for d in json.loads(out.strip().splitlines()[-1])]
-        except (IndexError, json.JSONDecodeError):
-            raise RuntimeError(f"capture ended without its stats: {err.strip()[-500:]}") from None
-
-
-# --- the kernel's view: ss -ti ------------------------------------------------
-_SS_FIELDS = {
-    "cwnd": r"\bcwnd:(\d+)", "ssthresh": r"\bssthresh:(\d+)", "mss": r"\bmss:(\d+)",
-    "rtt_ms": r"\brtt:([\d.]+)/", "rttvar_ms": r"\brtt:[\d.]+/([\d.]+)",
-    "delivery_rate_bps": r"\bdelivery_rate (\d+)bps", "pacing_rate_bps": r"\bpacing_rate (\d+)bps",
-    "bytes_acked": r"\bbytes_acked:(\d+)", "unacked": r"\bunacked:(\d+)", "retrans_total": r"\bretrans:\d+/(\d+)",
-    "snd_wnd": r"\bsnd_wnd:(\d+)", "rcv_space": r"\brcv_space:(\d+)", "notsent": r"\bnotsent:(\d+)",
-    "busy_ms": r"\bbusy:(\d+)ms", "rwnd_limited_ms": r"\brwnd_limited:(\d+)ms",
-    "sndbuf_limited_ms": r"\bsndbuf_limited:(\d+)ms", "rwnd_limited_pct": r"\brwnd_limited:\d+ms\(([\d.]+)%\)",
-    "sndbuf_limited_pct": r"\bsndbuf_limited:\d+ms\(([\d.]+)%\)", "skmem_sndbuf": r"\bskmem:\([^)]*\btb(\d+)",
-    "skmem_wqueue": r"\bskmem:\([^)]*\bt(\d+),",
-}
-_SS_RE = {k: re.compile(v) for k, v in _SS_FIELDS.items()}
-
-
-def parse_ss(text: str) -> list[dict]:
-    """`ss -tinH` output: one dict per connection (address line + its info line)."""
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    conns = []
-    for head, info in zip(lines[0::2], lines[1::2]):
-        parts = head.split()
-        row = {"local": parts[-2], "peer": parts[-1], "app_limited": "app_limited" in info}
-        for key, rx in _SS_RE.items():
-            if m := rx.search(info):
-                row[key] = float(m.group(1))
-        conns.append(row)
-    return conns
-
-
-class SsSampler:
-    """`ss -ti` of the sender's connections from `port`, every `interval` s.
-
-    One shell loop runs inside the namespace for the whole pull (entering a namespace per
-    sample costs more CPU than the sample itself); a thread reads its output.
-    """
-
-    MARK = "@@sample"
-
-    def __init__(self, ns: str | None, port: int, interval: float = 0.1, max_samples: int = 3000):
-        if not 0.01 <= interval <= 10:
-            raise ValueError(f"ss interval {interval}s is outside 0.01..10 s")
-        self.max_samples = max_samples
-        self.samples: list[dict] = []
-        loop = (f"while :; do ss -tinH state established '( sport = :{port} )'; "
-                f"echo {self.MARK}; sleep {interval}; done")
-        self.proc = subprocess.Popen([*exec_prefix(ns), "sh", "-c", loop], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True, start_new_session=True)
-        self._t0 = time.monotonic()
-        self._first = threading.Event()
-        self._thread = threading.Thread(target=self._read, name=f"ss-{port}", daemon=True)
-
-    def _read(self) -> None:
-        block: list[str] = []
-        for line in self.proc.stdout:
-            if line.strip() != self.MARK:
-                block.append(line)
-                continue
-            t = round(time.monotonic() - self._t0, 3)
-            self.samples += [{"t": t, **c} for c in parse_ss("".join(block))]
-            self._first.set()
-            block = []
-            if len(self.samples) >= self.max_samples:
-                break
-
-    def start(self) -> "SsSampler":
-        """Start sampling; returns once the loop runs in its namespace (its first sample is in)."""
-        self._thread.start()
-        self._first.wait(5)
-        return self
-
-    def stop(self) -> list[dict]:
-        stop_group(self.proc.pid, grace=2)
-        self._thread.join(timeout=5)
-        self.proc.stdout.close()
-        return self.samples
+        self._bound.cancel()
+        return self._finish("pull finished")
 
 
 @dataclass
@@ -306,21 +171,22 @@ class Capture:
     vantage: str
     pull: dict
     stats: list[CaptureStats]
-    ss: dict[str, list[dict]] = field(default_factory=dict)
+    tcp_info: dict[str, list[dict]] = field(default_factory=dict)   # per point: its sender's samples
     cpu: dict = field(default_factory=dict)
 
     def save_meta(self, path: Path) -> Path:
         path.write_text(json.dumps({"vantage": self.vantage, "pull": self.pull, "cpu": self.cpu,
-                                    "stats": [asdict(s) for s in self.stats], "ss": self.ss}, indent=1))
+                                    "stats": [asdict(s) for s in self.stats], "tcp_info": self.tcp_info}, indent=1))
         return path
 
 
 def capture_pull(lab, vantage: str | None = None, points: list[str] | None = None,
                  max_packets: int = 200_000, max_seconds: float = 60.0, verify: str = "sha256",
-                 out_dir: Path | None = None, ss_interval: float | None = 0.1) -> Capture:
+                 out_dir: Path | None = None, tcp_interval: float | None = 0.02) -> Capture:
     """One pull from `vantage` (default: the client's), captured at every connection it crosses (or at `points`).
 
-    The sender's `ss -ti` is sampled every `ss_interval` s (None: not sampled).
+    The tcp_info of each point's sender is sampled every `tcp_interval` s (None: not sampled) by the
+    same sock_diag sampler as the survey's (labkit.measure.sockdiag).
     """
     v = lab.plan.path.vantage(vantage) if vantage else lab.plan.path.client_vantage
     all_points = capture_points(lab.plan)
@@ -334,20 +200,17 @@ def capture_pull(lab, vantage: str | None = None, points: list[str] | None = Non
     stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{int(time.time() * 1000) % 1000:03d}-{v.name.replace(' ', '-')}"
     taps = [(lab.plan.ns(all_points[n].node), all_points[n],
              out_dir / f"{stem}-{re.sub(r'[^A-Za-z0-9]+', '-', n)}.pcap") for n in names]
+    sampler = TcpInfoSampler(lab.plan, lab.settings, tcp_interval) if tcp_interval else None
     capture = CaptureProcess(taps, max_packets, max_seconds)
-    samplers = {}
     try:
-        for n in names if ss_interval else []:
-            pt = all_points[n]
-            samplers[n] = SsSampler(lab.plan.ns(pt.sender), pt.sender_port, ss_interval).start()
-        run = pull_at(lab, v.name, 1, verify=verify, deadline=max_seconds)
+        if sampler:
+            with sampler:
+                run = pull_at(lab, v.name, 1, verify=verify, deadline=max_seconds)
+        else:
+            run = pull_at(lab, v.name, 1, verify=verify, deadline=max_seconds)
     finally:
-        ss = {n: s.stop() for n, s in samplers.items()}   # first: nothing below may leave them running
         stats = capture.stop()
-    cap = Capture(v.name, run.results[0].row(), stats, ss, run.cpu)
+    tcp = {n: sampler.sender_samples(n) for n in names} if sampler else {}
+    cap = Capture(v.name, run.results[0].row(), stats, tcp, run.cpu)
     cap.save_meta(out_dir / f"{stem}.json")
     return cap
-
-
-if __name__ == "__main__":
-    _capture_main(json.loads(sys.argv[1]))

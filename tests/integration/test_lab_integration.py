@@ -169,7 +169,7 @@ def test_a_real_pull_captured_at_every_hop_gives_a_sane_analysis(lab, tmp_path, 
     from labkit.analyze.tcpflow import analyze
     from labkit.analyze.windows import flow_verdict
 
-    # a pull long enough for several ss samples (~100 ms apart)
+    # a pull long enough for several tcp_info samples of each sender
     monkeypatch.setattr(lab, "image", ensure_image(lab.images_dir, 192 * MiB))
 
     cap = capture_pull(lab, "full path", max_packets=400_000, max_seconds=30, out_dir=tmp_path)
@@ -183,7 +183,7 @@ def test_a_real_pull_captured_at_every_hop_gives_a_sane_analysis(lab, tmp_path, 
         assert main.handshake_seen and main.window_scale is not None and main.max_window > 0
         assert main.rtt_ms_median is not None and main.rtt_ms_median > 0
         assert main.series.in_flight.max() > 0
-        v = flow_verdict(main, cap.ss[st.point])
+        v = flow_verdict(main, cap.tcp_info[st.point])
         assert v.kind in {"receiver-window limited", "sender-buffer limited", "application-limited",
                           "network/link limited"}
-    assert any(cap.ss.values()), "ss -ti gave no sample of the sender during the pull"
+    assert all(cap.tcp_info.values()), "a sender's tcp_info was not sampled during the pull"

@@ -137,7 +137,7 @@ def test_a_client_that_writes_the_wrong_bytes_is_a_failure(lab, setting):
 
 
 def test_the_disk_kind_changes_while_the_lab_runs(lab, setting):
-    device = lab.storage.disk.vmdisk.device
+    device = lab.storage.disk.loop.device
     setting(storage={"disk": "host"})
     on_host = pull_at(lab)
     assert lab.storage.disk is None and f"{device} " not in open("/proc/mounts").read()

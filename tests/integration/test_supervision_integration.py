@@ -1,6 +1,8 @@
 """Supervision on the real lab: SIGKILL each program mid-pull; the pull says so, health names it, heal mends it."""
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -133,16 +135,65 @@ def test_an_iperf3_server_killed_mid_run_is_reported_named_and_healed(lab):
     assert iperf.run(*lab.plan.endpoint(hop), 1).ok
 
 
-def test_heal_from_another_process_attaches_by_recorded_ids(lab):
-    """`labkit heal` runs in a process of its own: it finds the services by the ids the lab recorded."""
-    from labkit.cli import main
-    os.kill(lab.services["docker-proxy@registry"].pid, signal.SIGKILL)
-    lab.services["docker-proxy@registry"].proc.wait(5)
-    assert main(["heal", "--name", lab.name]) == 0
-    other = Lab.attach(lab.name)
-    assert other.status()["docker-proxy@registry"] == "ok"
-    lab.services["docker-proxy@registry"].adopt(*_recorded(lab.name, "docker-proxy@registry"))
-    assert pull_at(lab).ok
+def labkit(*argv):
+    """A `labkit` command run as its own process (as a user would, beside the lab's owner)."""
+    t0 = time.monotonic()
+    res = subprocess.run([sys.executable, "-m", "labkit.cli", *argv], capture_output=True, text=True, timeout=120)
+    print(f"$ labkit {' '.join(argv)}  (exit {res.returncode}, {time.monotonic() - t0:.1f} s)\n{res.stdout}{res.stderr}")
+    return res.returncode, res.stdout + res.stderr
+
+
+def test_nginx_master_killed_from_another_process_is_named_by_status_and_healed_by_the_command(lab):
+    """Issue 15 item 3: kill -9 of nginx's master from a second process leaves its worker holding port
+    80; `labkit status` says so, `labkit heal` ends the orphan by its process group, restarts nginx and
+    says "healed" only once the new master itself listens and the manifest is answered; a pull verifies."""
+    nginx = lab.services["nginx"]
+    master, workers = nginx.pid, [c.pid for c in psutil.Process(nginx.pid).children()]
+    subprocess.run(["kill", "-9", str(master)], check=True)                  # from a second process
+    until(lambda: psutil.Process(master).status(), lambda st: st == psutil.STATUS_ZOMBIE)
+    rc, out = labkit("status")
+    line = next(ln for ln in out.splitlines() if ln.split()[:1] == ["nginx"])
+    assert rc == 0 and "was killed by signal 9 (SIGKILL)" in line, out
+    assert f"orphaned worker(s) {workers} still running, holding {nginx.ready_at[0]}:80" in line, out
+    rc, out = labkit("heal", "--name", lab.name)
+    assert rc == 0 and "nginx: healed: restarted (it was killed by signal 9 (SIGKILL); ended its orphaned " \
+        f"workers {workers} (process group {master}))" in out, out
+    new = _recorded(lab.name, "nginx")[0]
+    assert new != master and f"pid {new} listening on {nginx.ready_at[0]}:80" in out, out
+    assert not [p for p in workers if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    other = Lab.attach(lab.name)                                             # the lab as the command left it
+    assert set(other.status().values()) == {"ok"}, other.status()
+    run = pull_at(other)
+    assert run.ok and run.results[0].sha256_ok, run.results[0]
+    nginx.adopt(*_recorded(lab.name, "nginx"))                               # this process supervises it again
+
+
+def test_a_heal_that_cannot_serve_says_what_failed(lab):
+    """Another program holds nginx's port: the restarted master cannot bind; heal says so, in nginx's words."""
+    nginx = lab.services["nginx"]
+    subprocess.run(["kill", "-9", "--", f"-{nginx.pid}"], check=True)        # the whole group, from outside
+    until(lambda: nginx.orphans(), lambda o: not o)
+    addr, port = nginx.ready_at
+    squatter = subprocess.Popen(["ip", "netns", "exec", nginx.ns, sys.executable, "-m", "http.server", "--bind",
+                                 addr, str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert until(lambda: holders_of(nginx.ns, port), bool), "the squatter never listened"
+        rc, out = labkit("heal", "--name", lab.name)
+        assert rc == 1 and "nginx: NOT healed" in out and "nginx: healed" not in out, out
+        assert "bind() to " + f"{addr}:{port} failed (98: Address already in use)" in out, out
+    finally:
+        squatter.kill()
+        squatter.wait()
+    rc, out = labkit("heal", "--name", lab.name)
+    assert rc == 0 and "nginx: healed" in out, out
+    nginx.adopt(*_recorded(lab.name, "nginx"))
+    assert pull_at(lab).results[0].sha256_ok
+
+
+def holders_of(ns, port):
+    """Whether something listens on `port` in namespace `ns`."""
+    out = subprocess.run(["ip", "netns", "exec", ns, "ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True)
+    return out.stdout.strip()
 
 
 def established(pid, port):

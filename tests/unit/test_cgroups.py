@@ -1,5 +1,6 @@
 """cgroups: rendering, parsing, validation and feature judging; pure, no root and no /sys writes."""
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -105,16 +106,21 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
 UNIFIED = "cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid,nodev,noexec,relatime 0 0\n"
 
 
+def mounts(text: str) -> list:
+    """/proc/mounts lines as psutil.disk_partitions(all=True) gives them (device, mountpoint, fstype, opts)."""
+    return [SimpleNamespace(device=f[0], mountpoint=f[1], fstype=f[2], opts=f[3])
+            for f in (line.split() for line in text.splitlines()) if len(f) >= 4]
+
+
 def test_mounts_parse_v1_comounts_and_the_v2_mount():
-    v1, v2 = cg.parse_mounts(HYBRID)
+    v1, v2 = cg.parse_mounts(mounts(HYBRID))
     assert v1 == {"cpu": Path("/sys/fs/cgroup/cpu,cpuacct"), "cpuacct": Path("/sys/fs/cgroup/cpu,cpuacct"),
                   "cpuset": Path("/sys/fs/cgroup/cpuset"), "blkio": Path("/sys/fs/cgroup/blkio")}
     assert v2 == Path("/sys/fs/cgroup/unified")
-    assert cg.parse_mounts(r"cgroup /a\040b cgroup rw,blkio 0 0")[0] == {"blkio": Path("/a b")}
 
 
 def test_hybrid_machine_uses_v1_and_names_what_is_missing():
-    v1, v2 = cg.parse_mounts(HYBRID)
+    v1, v2 = cg.parse_mounts(mounts(HYBRID))
     f = cg.assess(v1, v2, {"hugetlb"}, usable=lambda p: p.name != "blkio.throttle.read_bps_device")
     assert f.version == 1
     assert (f.cpu_quota, f.cpu_usage, f.cpuset, f.io_limit, f.io_stats) == (True, True, True, False, True)
@@ -124,7 +130,7 @@ def test_hybrid_machine_uses_v1_and_names_what_is_missing():
 
 
 def test_v1_without_a_controller_says_it_is_not_mounted():
-    v1, _ = cg.parse_mounts("cgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n")
+    v1, _ = cg.parse_mounts(mounts("cgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n"))
     f = cg.assess(v1, None, set(), usable=lambda p: True)
     assert f.cpu_quota and not f.io_limit and not f.cpuset
     assert "cgroup v1: the blkio controller is not mounted: no block I/O limits" in f.missing
@@ -132,7 +138,7 @@ def test_v1_without_a_controller_says_it_is_not_mounted():
 
 
 def test_unified_v2_uses_the_offered_controllers():
-    v1, v2 = cg.parse_mounts(UNIFIED)
+    v1, v2 = cg.parse_mounts(mounts(UNIFIED))
     f = cg.assess(v1, v2, {"cpu", "memory", "pids"}, usable=lambda p: True)
     assert f.version == 2 and f.cpu_quota and f.cpu_usage and not f.io_limit and not f.cpuset
     assert set(f.roots.values()) == {Path("/sys/fs/cgroup")}
@@ -141,10 +147,13 @@ def test_unified_v2_uses_the_offered_controllers():
     assert not ro.cpu_quota and ro.missing == ["cgroup v2 at /sys/fs/cgroup is not writable: no CPU or block I/O limits"]
 
 
-def test_no_cgroups_at_all_is_a_sentence_not_an_exception(tmp_path):
+def test_no_cgroups_at_all_is_a_sentence_not_an_exception(monkeypatch):
     f = cg.assess({}, None, set(), usable=lambda p: True)
     assert f.version is None and f.missing
-    assert cg.features(tmp_path / "no-such-mounts").missing[0].startswith("cannot read")
+    def unreadable(all):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(cg.psutil, "disk_partitions", unreadable)
+    assert cg.features().missing[0].startswith("cannot read the mount table (Permission denied)")
     with pytest.raises(CgroupError, match="no cgroup file system is mounted"):
         cg.Cgroup("lab", "m", feats=f)
 
@@ -152,13 +161,13 @@ def test_no_cgroups_at_all_is_a_sentence_not_an_exception(tmp_path):
 @pytest.mark.parametrize("lab,member,setting", [("", "m", "cgroup.lab"), ("a/b", "m", "cgroup.lab"),
                                                 ("lab", "..", "cgroup.member"), ("lab", "x y", "cgroup.member")])
 def test_group_names_cannot_escape_servelab(lab, member, setting):
-    f = cg.assess(*cg.parse_mounts(UNIFIED), {"cpu", "io", "cpuset"}, usable=lambda p: True)
+    f = cg.assess(*cg.parse_mounts(mounts(UNIFIED)), {"cpu", "io", "cpuset"}, usable=lambda p: True)
     with pytest.raises(CgroupError, match=f"^{setting}: "):
         cg.Cgroup(lab, member, feats=f)
 
 
 def test_group_paths_and_refusals_for_missing_features():
-    v1, v2 = cg.parse_mounts(HYBRID)
+    v1, v2 = cg.parse_mounts(mounts(HYBRID))
     f = cg.assess(v1, v2, set(), usable=lambda p: not p.name.startswith("blkio."))
     g = cg.Cgroup("wtstorage-unit", "nginx", feats=f)
     assert g.path("cpuset") == Path("/sys/fs/cgroup/cpuset/servelab/wtstorage-unit/nginx")

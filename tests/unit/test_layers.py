@@ -126,13 +126,13 @@ def test_what_a_lab_owns_is_recorded_and_ended_in_order(tmp_path, monkeypatch):
     monkeypatch.setattr(ownership, "_enders", lambda: {k: (lambda rec, k=k: ended.append((k, rec["n"])) or [f"{k}"])
                                                       for k in ownership.ORDER})
     ownership.write("ly-own", pids={})
-    for n, kind in enumerate(["vmdisk", "cgroups", "writeback", "delaymount", "vmdisk"]):
+    for n, kind in enumerate(["loopdisk", "cgroups", "writeback", "delaymount", "loopdisk"]):
         ownership.own("ly-own", f"k{n}", kind, {"n": n})
-    ownership.own("ly-own", "k0", "vmdisk", {"n": 10})      # the same key again: replaced, not added
+    ownership.own("ly-own", "k0", "loopdisk", {"n": 10})      # the same key again: replaced, not added
     ownership.disown("ly-own", "k4")
     done = ownership.end_owned(ownership.read("ly-own"))
-    assert ended == [("cgroups", 1), ("delaymount", 3), ("writeback", 2), ("vmdisk", 10)]
-    assert done == ["cgroups", "delaymount", "writeback", "vmdisk"]
+    assert ended == [("cgroups", 1), ("delaymount", 3), ("writeback", 2), ("loopdisk", 10)]
+    assert done == ["cgroups", "delaymount", "writeback", "loopdisk"]
 
 
 def test_a_resource_that_cannot_be_ended_does_not_keep_the_others(tmp_path, monkeypatch):
@@ -140,12 +140,12 @@ def test_a_resource_that_cannot_be_ended_does_not_keep_the_others(tmp_path, monk
 
     def stuck(rec):
         raise OSError("device busy")
-    monkeypatch.setattr(ownership, "_enders", lambda: {"vmdisk": stuck, "dir": lambda rec: ["rm"],
+    monkeypatch.setattr(ownership, "_enders", lambda: {"loopdisk": stuck, "dir": lambda rec: ["rm"],
                                                       **{k: stuck for k in ("cgroups", "delaymount", "writeback")}})
-    ownership.own("ly-own2", "a", "vmdisk", {})
+    ownership.own("ly-own2", "a", "loopdisk", {})
     ownership.own("ly-own2", "b", "dir", {})
     done = ownership.end_owned(ownership.read("ly-own2"))
-    assert done == ["FAILED to end vmdisk a: device busy", "rm"]
+    assert done == ["FAILED to end loopdisk a: device busy", "rm"]
 
 
 def test_the_verdict_cites_the_disk_stages_counted_at_the_client():

@@ -5,7 +5,6 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import wrpcap
 
-from labkit.measure.capture import parse_ss
 from labkit.analyze.tcpflow import analyze
 from labkit.analyze.windows import flow_verdict
 
@@ -124,17 +123,3 @@ def test_duplicate_acks_and_reset(tmp_path):
                           pkt(0.030, "S", "R", 7001, 0, 0)]
     f = run(tmp_path, pkts)
     assert (f.duplicate_acks, f.resets) == (2, 1)
-
-
-def test_parse_ss_reads_the_kernels_tcp_info():
-    text = ("0      0      192.0.2.20:80 192.0.2.10:56144\n"
-            "\t cubic wscale:7,7 rto:204 rtt:8.145/9.719 ato:40 mss:1448 pmtu:1500 rcvmss:536 advmss:1448 "
-            "cwnd:2388 ssthresh:168 bytes_sent:40000000 bytes_acked:37948187 segs_out:30000 "
-            "send 3.39Gbps pacing_rate 4926375656bps delivery_rate 4351252080bps delivered:26000 app_limited "
-            "busy:288ms rwnd_limited:84ms(29.2%) sndbuf_limited:10ms(3.5%) unacked:911 retrans:0/2 "
-            "rcv_space:14480 notsent:2845848 minrtt:0.012 snd_wnd:1318912\n")
-    [c] = parse_ss(text)
-    assert (c["local"], c["peer"]) == ("192.0.2.20:80", "192.0.2.10:56144")
-    assert (c["cwnd"], c["rtt_ms"], c["rttvar_ms"], c["mss"]) == (2388, 8.145, 9.719, 1448)
-    assert (c["delivery_rate_bps"], c["busy_ms"], c["rwnd_limited_ms"], c["rwnd_limited_pct"]) == (4351252080, 288, 84, 29.2)
-    assert (c["sndbuf_limited_pct"], c["retrans_total"], c["snd_wnd"], c["app_limited"]) == (3.5, 2, 1318912, True)

@@ -1,4 +1,4 @@
-"""The VM's disk, its cgroup limits and the FUSE delay, measured on real devices (needs root;
+"""The loop disk (the VM's, a compute node's), its cgroup limits and the FUSE delay, measured on real devices (needs root;
 the pure parts first need nothing).
 
 Every number asserted here is measured: device and cgroup counters, wall time of real reads,
@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import psutil
 import pytest
@@ -26,7 +27,9 @@ import pytest
 import labkit
 from labkit.lab import cgroups
 from labkit.lab.cgroups import Cgroup, IoLimits
-from labkit.lab.vmdisk import DelayMount, VmDisk, VmDiskError, drop_cache, mount_at, parse_block_stat
+from labkit.lab.delayfs import DelayMount
+from labkit.lab.loopdisk import LoopDisk, drop_cache, parse_block_stat
+from labkit.lab.mounts import MountError, mount_at
 
 MiB = 2**20
 LAB = "wtstorage-it"                                # cgroups: servelab/wtstorage-it/<member>
@@ -99,7 +102,7 @@ def base():
     """BASE, with whatever a killed earlier run left there ended first (by its recorded ids)."""
     BASE.mkdir(parents=True, exist_ok=True)
     for name in ("servelab-wtstorage-disk", "servelab-wtstorage-t1", "servelab-wtstorage-t2"):
-        VmDisk.cleanup_recorded({"backing": str(BASE / f"{name}.img"), "mountpoint": str(BASE / name)})
+        LoopDisk.cleanup_recorded({"backing": str(BASE / f"{name}.img"), "mountpoint": str(BASE / name)})
     DelayMount.cleanup_recorded({"mountpoint": str(BASE / "fuse")})
     cgroups.remove_lab(LAB)
     yield BASE
@@ -112,7 +115,7 @@ def base():
 
 @pytest.fixture(scope="module")
 def disk(base):
-    with VmDisk(base, 512 * MiB, base / "servelab-wtstorage-disk", name="servelab-wtstorage-disk") as d:
+    with LoopDisk(base, 512 * MiB, base / "servelab-wtstorage-disk", name="servelab-wtstorage-disk") as d:
         yield d
 
 
@@ -150,32 +153,33 @@ def test_block_stat_counts_sectors_as_bytes_and_requests():
     line = "     258        0   264436      120      132      40   330552      510        0      300      630\n"
     c = parse_block_stat(line)
     assert (c.bytes_read, c.ops_read, c.bytes_written, c.ops_written) == (264436 * 512, 258, 330552 * 512, 132)
-    with pytest.raises(VmDiskError, match="vmdisk.stat: 'x' is not a block device stat line"):
+    with pytest.raises(MountError, match="loopdisk.stat: 'x' is not a block device stat line"):
         parse_block_stat("x")
 
 
 def test_mount_at_finds_the_last_mount_on_a_path():
-    mounts = ("/dev/loop3 /var/tmp/a\\040b ext4 rw,relatime 0 0\n"
-              "servelab-delayfs /var/tmp/a\\040b fuse.servelab-delayfs rw 0 0\n")
+    mounts = [SimpleNamespace(device="/dev/loop3", mountpoint="/var/tmp/a b", fstype="ext4", opts="rw"),
+              SimpleNamespace(device="servelab-delayfs", mountpoint="/var/tmp/a b", fstype="fuse.servelab-delayfs",
+                              opts="rw")]                  # as psutil.disk_partitions(all=True) gives them
     assert mount_at(mounts, "/var/tmp/a b") == ("servelab-delayfs", "fuse.servelab-delayfs")
     assert mount_at(mounts, "/var/tmp/a") is None
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"size": 10 * MiB}, r"vmdisk\.size: 10485760 must be a multiple of 4096 bytes, at least 16777216"),
-    ({"size": 64 * MiB + 1}, r"vmdisk\.size: 67108865 must be"),
-    ({"name": "../etc"}, r"vmdisk\.name: '\.\./etc' is not a name"),
+    ({"size": 10 * MiB}, r"loopdisk\.size: 10485760 must be a multiple of 4096 bytes, at least 16777216"),
+    ({"size": 64 * MiB + 1}, r"loopdisk\.size: 67108865 must be"),
+    ({"name": "../etc"}, r"loopdisk\.name: '\.\./etc' is not a name"),
 ])
 def test_disk_settings_are_checked_before_anything_is_made(tmp_path, kwargs, message):
-    with pytest.raises(VmDiskError, match=message):
-        VmDisk(tmp_path, **{"size": 64 * MiB, "mountpoint": tmp_path / "m", **kwargs})
+    with pytest.raises(MountError, match=message):
+        LoopDisk(tmp_path, **{"size": 64 * MiB, "mountpoint": tmp_path / "m", **kwargs})
     assert list(tmp_path.iterdir()) == []
 
 
 def test_delay_settings_are_checked(tmp_path):
-    with pytest.raises(VmDiskError, match=r"delayfs\.delay_ms: -1 is outside 0\.\.10000"):
+    with pytest.raises(MountError, match=r"delayfs\.delay_ms: -1 is outside 0\.\.10000"):
         DelayMount(tmp_path, tmp_path / "m", delay_ms=-1)
-    with pytest.raises(VmDiskError, match=r"delayfs\.max_read: 1000 must be a multiple of 4096"):
+    with pytest.raises(MountError, match=r"delayfs\.max_read: 1000 must be a multiple of 4096"):
         DelayMount(tmp_path, tmp_path / "m", delay_ms=2, max_read=1000)
 
 
@@ -190,7 +194,7 @@ def test_drop_cache_leaves_the_file_as_it_was(tmp_path):
 
 @needs_root
 def test_disk_comes_up_and_goes_leaving_nothing(base):
-    d = VmDisk(base, 64 * MiB, base / "servelab-wtstorage-t1", name="servelab-wtstorage-t1")
+    d = LoopDisk(base, 64 * MiB, base / "servelab-wtstorage-t1", name="servelab-wtstorage-t1")
     with d:
         rec = d.record()
         seen = loops_and_mounts()
@@ -200,7 +204,7 @@ def test_disk_comes_up_and_goes_leaving_nothing(base):
     assert_gone(rec)
 
     with pytest.raises(RuntimeError, match="inside the with block"):
-        with VmDisk(base, 64 * MiB, base / "servelab-wtstorage-t1", name="servelab-wtstorage-t1") as d:
+        with LoopDisk(base, 64 * MiB, base / "servelab-wtstorage-t1", name="servelab-wtstorage-t1") as d:
             rec = d.record()
             (d.mountpoint / "x").write_bytes(b"x")
             raise RuntimeError("inside the with block")
@@ -209,8 +213,8 @@ def test_disk_comes_up_and_goes_leaving_nothing(base):
 
 @needs_root
 def test_a_disk_left_by_a_killed_owner_is_ended_from_its_record(base, procs):
-    code = ("import json, sys, time\nfrom labkit.lab.vmdisk import VmDisk\n"
-            "d = VmDisk(sys.argv[1], 64 << 20, sys.argv[2], name='servelab-wtstorage-t2').up()\n"
+    code = ("import json, sys, time\nfrom labkit.lab.loopdisk import LoopDisk\n"
+            "d = LoopDisk(sys.argv[1], 64 << 20, sys.argv[2], name='servelab-wtstorage-t2').up()\n"
             "print(json.dumps(d.record()), flush=True)\ntime.sleep(60)\n")
     env = dict(os.environ, PYTHONPATH=str(REPO))
     p = subprocess.Popen([sys.executable, "-c", code, str(base), str(base / "servelab-wtstorage-t2")],
@@ -222,7 +226,7 @@ def test_a_disk_left_by_a_killed_owner_is_ended_from_its_record(base, procs):
     try:
         assert rec["backing"] in loops_and_mounts()        # its owner is dead, the disk is not
     finally:
-        done = VmDisk.cleanup_recorded(rec)
+        done = LoopDisk.cleanup_recorded(rec)
     assert done[:2] == [f"umount {rec['mountpoint']}", f"losetup -d {rec['device']}"]
     assert_gone(rec)
 
@@ -312,7 +316,7 @@ def test_cpu_limit_of_half_a_cpu_caps_a_busy_loop_pinned_to_one_cpu(group, procs
 
 # ---------------------------------------------------------------- 5. FUSE delay per request
 
-def _files(disk: VmDisk, n: int, size: int, prefix: str = "f") -> tuple[Path, list[str]]:
+def _files(disk: LoopDisk, n: int, size: int, prefix: str = "f") -> tuple[Path, list[str]]:
     src = disk.mountpoint / "fuse-src"
     src.mkdir(exist_ok=True)
     names = [f"{prefix}{i}.bin" for i in range(n)]
