@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from .errors import SettingsError, UnknownName
 
 NS_PREFIX = "sl-"
+FRONT = "nginx_front"  # the port key of nginx's client-facing port: "nginx_tls" with TLS on, else "nginx"
 CLIENT = "client"      # the program that pulls at a vantage point (its CPU is measured per pull)
 MAX_COMPUTE_NODES = 64
 
@@ -276,7 +277,9 @@ def registry_path(compute_nodes: int = 1) -> Path:
     computes = compute_names(compute_nodes)
     client, vm, vm_ip = computes[0], "vm", "192.0.2.20"
     edge_nodes, edge_links, edge_bridges, client_link = _edge(computes, vm)
-    nginx_port, uwsgi_port = "nginx", "uwsgi_socket"
+    # nginx answers plain http on "nginx" and, with TLS on, https on "nginx_tls"; "nginx_front" is the one
+    # Docker publishes to the compute nodes (the TLS port when TLS is on: sregistry's https compose)
+    nginx_port, front, uwsgi_port = "nginx", FRONT, "uwsgi_socket"
     accel_like = {"app.serve_mode": ("accel", "nginx-alias")}
     return Path(
         nodes=(*edge_nodes,
@@ -294,7 +297,7 @@ def registry_path(compute_nodes: int = 1) -> Path:
         services=(*(ServiceSpec(f"iperf3@{n}", "iperf3", n, f"iperf@{n}") for n in (client, vm, "nginx", "uwsgi")),
                   ServiceSpec("uwsgi", "uwsgi", "uwsgi", "uwsgi_http"),
                   ServiceSpec("nginx", "nginx", "nginx", nginx_port)),
-        published=(Published("registry", vm, "published", "nginx", nginx_port),
+        published=(Published("registry", vm, "published", "nginx", front),
                    Published("iperf3", vm, "iperf_published", "nginx", "iperf@nginx")),
         hops=(Hop("compute→vm", client, vm, "iperf@vm"),
               Hop("vm→nginx", vm, "nginx", "iperf@nginx"),
@@ -302,17 +305,21 @@ def registry_path(compute_nodes: int = 1) -> Path:
               Hop("compute→published port→nginx", client, vm, "iperf_published"),
               Hop("compute→uwsgi (routed)", client, "uwsgi", "iperf@uwsgi")),
         connections=(Connection("link", vm, "published", client_link),
-                     Connection("docker0→nginx", "nginx", nginx_port, ("nginx", "b")),
+                     Connection("docker0→nginx", "nginx", front, ("nginx", "b")),
                      Connection("nginx→uwsgi", "uwsgi", uwsgi_port, ("uwsgi", "b")),
                      Connection("uwsgi http", "uwsgi", "uwsgi_http", ("nginx", "a"))),
         vantages=(Vantage("uwsgi", "nginx", "uwsgi", "uwsgi_http", ("uwsgi http",)),
                   Vantage("nginx", vm, "nginx", nginx_port, ("docker0→nginx", "nginx→uwsgi")),
+                  Vantage("nginx (tls)", vm, "nginx", "nginx_tls", ("docker0→nginx", "nginx→uwsgi")),
                   Vantage("published port", vm, vm, "published", ("docker0→nginx", "nginx→uwsgi")),
                   Vantage("full path", client, vm, "published", ("link", "docker0→nginx", "nginx→uwsgi"))),
         stages=(Stage("uwsgi", "the registry app in uwsgi (how it reads and sends the file)", "uwsgi",
                       "nginx→uwsgi", ("nginx→uwsgi",), accel_like, ("uwsgi",), "nginx→uwsgi"),
                 Stage("nginx", "nginx in front of uwsgi (uwsgi_pass, buffering, temp files)", "nginx",
                       "vm→nginx", ("docker0→nginx", "nginx→uwsgi"), programs=("nginx",),
+                      sends_on="docker0→nginx", reads_from="nginx→uwsgi"),
+                Stage("tls", "TLS at nginx (every byte encrypted by the one worker that holds the connection)",
+                      "nginx (tls)", "vm→nginx", ("docker0→nginx",), {"tls.enabled": (False,)}, ("nginx",),
                       sends_on="docker0→nginx", reads_from="nginx→uwsgi"),
                 Stage("published port", "Docker's publish step (docker-proxy copying every byte, or DNAT)",
                       "published port", "compute→published port→nginx", ("link", "docker0→nginx"),
@@ -344,6 +351,7 @@ class Plan:
     namespaced: bool
     ports: dict[str, int]
     path: Path = PATH
+    tls: bool = False                     # FRONT (what Docker publishes) is nginx's TLS port
 
     def ns(self, node: str) -> str | None:
         return f"{NS_PREFIX}{self.lab}-{node}" if self.namespaced else None
@@ -352,6 +360,8 @@ class Plan:
         return self.path.node(node).address if self.namespaced else "127.0.0.1"
 
     def port(self, key: str) -> int:
+        if key == FRONT:
+            key = "nginx_tls" if self.tls else "nginx"
         return self.ports[key]
 
     def dev(self, link: str, end: str) -> str:
@@ -364,6 +374,17 @@ class Plan:
     @property
     def namespaces(self) -> list[str]:
         return [self.ns(n.name) for n in self.path.nodes] if self.namespaced else []
+
+    def serves(self, item: Hop | Vantage) -> bool:
+        """Whether anything answers where `item` dials (nginx's TLS port only with TLS on)."""
+        return item.port != "nginx_tls" or self.tls
+
+    def tls_at(self, item: Hop | Vantage) -> bool:
+        """Whether dialling `item` reaches nginx's TLS port (directly, or through a port Docker publishes to it)."""
+        if item.port == "nginx_tls":
+            return True
+        published = {pb.host_port: pb.container_port for pb in self.path.published}
+        return self.tls and FRONT in (item.port, published.get(item.port))
 
     def endpoint(self, item: Hop | Vantage) -> tuple[str | None, str, int]:
         """(namespace of the client, address, port) to dial for a hop or a vantage point."""
@@ -388,15 +409,17 @@ class Plan:
                 if len(p.compute) > 1 else [])
 
 
-def plan(lab: str, namespaced: bool, host_port: int = 80, path: Path = PATH) -> Plan:
+def plan(lab: str, namespaced: bool, host_port: int = 80, path: Path = PATH, tls_port: int | None = None) -> Plan:
+    """`tls_port`: TLS is on, nginx's https port (published on the VM as the same port, compose's "443:443")."""
     if not lab.replace("-", "").isalnum() or len(lab) > 20:
         raise SettingsError(f"lab name {lab!r}: use up to 20 letters, digits or '-'")
     nodes = [s.node for s in path.services if s.program == "iperf3"]
     if namespaced:
-        ports = {"uwsgi_socket": 3031, "uwsgi_http": 8000, "nginx": 80, "published": host_port,
-                 "iperf_published": 5202, **{f"iperf@{n}": 5201 for n in nodes}}
+        ports = {"uwsgi_socket": 3031, "uwsgi_http": 8000, "nginx": 80, "nginx_tls": tls_port or 443,
+                 "published": tls_port or host_port, "iperf_published": 5202, **{f"iperf@{n}": 5201 for n in nodes}}
     else:
         base = 18000 + 100 * (sum(map(ord, lab)) % 200)
-        ports = {"uwsgi_socket": base + 31, "uwsgi_http": base, "nginx": base + 80, "published": base + 81,
-                 "iperf_published": base + 40, **{f"iperf@{n}": base + 41 + i for i, n in enumerate(nodes)}}
-    return Plan(lab, namespaced, ports, path)
+        ports = {"uwsgi_socket": base + 31, "uwsgi_http": base, "nginx": base + 80, "nginx_tls": base + 83,
+                 "published": base + 81, "iperf_published": base + 40,
+                 **{f"iperf@{n}": base + 41 + i for i, n in enumerate(nodes)}}
+    return Plan(lab, namespaced, ports, path, tls=tls_port is not None)

@@ -10,6 +10,7 @@ from labkit.analyze.noise import Rate, above, reaches, within_noise
 from labkit.analyze.verdict import verdict
 from labkit.config.overrides import apply_overrides
 from labkit.config.presets import preset
+from labkit.config.settings import LabSettings
 from labkit.path import CLIENT, PATH
 
 S2018 = preset("sregistry-2018-10")
@@ -252,7 +253,7 @@ def test_verdict_takes_the_table_alone_and_the_survey():
     t, d = survey({"uwsgi": r(1690), "nginx": r(423), "published port": r(340), "full path": r(430)})
     v = verdict(t)
     assert v.hop == "nginx" and v.evidence and isinstance(v.stages, pd.DataFrame)
-    assert list(v.stages.stage) == [s.name for s in PATH.stages] and v.stages.binds.sum() == 1
+    assert list(v.stages.stage) == [s.name for s in PATH.carrying(LabSettings())] and v.stages.binds.sum() == 1
     old = t[["kind", "point", "parallel", "MBps", "failures", "error"]]            # a table saved before issue 9
     assert verdict(old).hop == "nginx"
 

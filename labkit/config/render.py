@@ -7,7 +7,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from .settings import ACCEL_PREFIX, LabSettings
+from .settings import ACCEL_PREFIX, LabSettings, conf_commands
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,13 @@ class NginxPaths:
     host_header: str | None = None       # lab only: HTTP_HOST for the app (Debian's uwsgi_params drops the port)
     static_dir: str | None = None        # sregistry's /static alias (the bundle; the lab has no static files)
     accel_prefix: str = ACCEL_PREFIX
+    # the TLS server block (written when tls.enabled): where it listens, its certificate files.
+    # The bundle keeps sregistry's own paths (https/docker-compose.yml mounts the host's /etc/ssl):
+    # placeholders for the operator's files; no key is ever written into a bundle.
+    listen_tls: str = "443"
+    tls_certificate: str = "/etc/ssl/certs/chained.pem"
+    tls_certificate_key: str = "/etc/ssl/private/domain.key"
+    tls_dhparam: str = "/etc/ssl/certs/dhparam.pem"
 
 
 @dataclass(frozen=True)
@@ -37,11 +44,16 @@ class UwsgiPaths:
     app_options: tuple[tuple[str, str], ...] = ()   # lab only: the ini lines that load the registry app
 
 
-def lab_nginx_paths(run: Path, listen: str, upstream: str, images: Path, temp: Path | None = None) -> NginxPaths:
+def lab_nginx_paths(run: Path, listen: str, upstream: str, images: Path, temp: Path | None = None,
+                    listen_tls: str = "443", tls_dir: Path | None = None) -> NginxPaths:
+    """The lab's paths; `tls_dir` holds the lab's certificate files (labkit.lab.tls: server.pem, server.key, dhparam.pem)."""
+    tls = tls_dir or run / "tls"
     return NginxPaths(listen=listen, uwsgi_upstream=upstream, images_dir=str(images),
                       pid=str(run / "nginx.pid"), error_log=str(run / "nginx-error.log"),
                       access_log=str(run / "nginx-access.log"), user="root",
-                      temp_dir=str(temp or run / "nginx-temp"), host_header="$http_host")
+                      temp_dir=str(temp or run / "nginx-temp"), host_header="$http_host", listen_tls=listen_tls,
+                      tls_certificate=str(tls / "server.pem"), tls_certificate_key=str(tls / "server.key"),
+                      tls_dhparam=str(tls / "dhparam.pem"))
 
 
 @cache
@@ -54,12 +66,16 @@ def templates() -> Environment:
     return env
 
 
+def _tls(s: LabSettings) -> dict:
+    return {**s.tls.model_dump(), "commands": conf_commands(s.tls.conf_command)}
+
+
 def render_nginx(s: LabSettings, p: NginxPaths) -> str:
-    return templates().get_template("nginx.conf.j2").render(n=s.nginx, a=s.app, p=p)
+    return templates().get_template("nginx.conf.j2").render(n=s.nginx, a=s.app, t=_tls(s), p=p)
 
 
 def render_nginx_server(s: LabSettings, p: NginxPaths) -> str:
-    return templates().get_template("nginx-server.conf.j2").render(n=s.nginx, a=s.app, p=p)
+    return templates().get_template("nginx-server.conf.j2").render(n=s.nginx, a=s.app, t=_tls(s), p=p)
 
 
 def render_uwsgi(s: LabSettings, p: UwsgiPaths) -> str:

@@ -15,7 +15,7 @@ from ..config.settings import LabSettings
 # what each settings group's change takes (nginx's server block follows the serve mode: X-Accel's location)
 STEP_FOR_GROUP = {"kernel": ("kernel",), "links": ("links",), "publish": ("publish",), "uwsgi": ("uwsgi",),
                   "app": ("uwsgi", "nginx"), "nginx": ("nginx",), "storage": ("storage",), "cpu": ("cpu",),
-                  "client": ("client",)}
+                  "client": ("client",), "tls": ("nginx",)}
 STEP_ORDER = ("storage", "kernel", "links", "publish", "uwsgi", "nginx", "cpu", "client")
 
 
@@ -50,6 +50,10 @@ def plan_changes(old: LabSettings, new: LabSettings, feats: Features) -> Changes
         problems.append("publish.mode: dnat needs nftables (`nft`): run `make setup`")
     if new.publish.host_port != old.publish.host_port:
         problems.append("publish.host_port is set when the lab starts; bring it up again to change it")
+    for f in ("enabled", "port"):
+        if getattr(new.tls, f) != getattr(old.tls, f):
+            problems.append(f"tls.{f} is set when the lab starts (it decides the published port); "
+                            "bring it up again to change it")
     wanted = {step for g in groups for step in STEP_FOR_GROUP[g]}
     if (old.client.write_to, old.client.write_mbps) == (new.client.write_to, new.client.write_mbps):
         wanted.discard("client")        # another kind of client needs nothing of the running lab

@@ -44,7 +44,8 @@ class Lab(Supervision, Layers):
             raise LabError("network namespaces need root; run as root or use namespaced=False")
         self.name = name
         self.settings = settings
-        self.plan: Plan = plan(name, use_ns, settings.publish.host_port, registry_path(compute_nodes))
+        self.plan: Plan = plan(name, use_ns, settings.publish.host_port, registry_path(compute_nodes),
+                               tls_port=settings.tls.port if settings.tls.enabled else None)
         self.compute_nodes = compute_nodes
         self.image_size = image_size
         self.run_dir, self.images_dir = Path(data_dir) / "run" / name, Path(data_dir) / "images"
@@ -240,6 +241,8 @@ class Lab(Supervision, Layers):
             elif step == "uwsgi":
                 done.append(self._uwsgi().change(s))
             elif step == "nginx":
+                if s.tls.dhparam:
+                    self.tls.ensure_dhparam()
                 done.append(self._nginx().change(s))
         return done
 

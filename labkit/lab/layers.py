@@ -1,5 +1,7 @@
 """The layers under the path's programs: the VM's storage, the compute node's storage, CPU per service.
 
+The lab's TLS files (a CA and the VM's certificate, labkit.lab.tls) are made here too, first.
+
 A mixin of Lab (like Supervision): it reads `name`, `settings`, `services`, `image`, `notes`,
 `run_dir`, `images_dir` and `plan`, and is what the Lab calls at start, before each program starts
 (`_joins`), after (`_place`), before each pull (`before_pull`), for the disks' counters
@@ -17,6 +19,8 @@ from . import cgroups
 from .cgroups import IoCounters, joiner
 from .cpulimits import CpuGroups
 from .storage import ClientStorage, VmStorage
+from .tls import LabTls
+from ..path import FRONT
 
 
 LAYER_STEPS = ("storage", "cpu", "client")
@@ -28,6 +32,7 @@ class Layers:
         self.storage = VmStorage(self.name, self.run_dir, self.images_dir, self.cgroup_features, self.notes)
         self.cpu = CpuGroups(self.name, self.cgroup_features, self.notes)
         self.client_storage = ClientStorage(self.name, self.run_dir, self.cgroup_features, self.notes)
+        self.tls = LabTls(self.name, self.run_dir)
 
     @property
     def cgroup_features(self) -> cgroups.Features:
@@ -49,6 +54,7 @@ class Layers:
         return out
 
     def _layers_up(self) -> None:
+        self.say_all(self.tls.up(self.settings.tls.enabled, self.settings.tls.dhparam, self._tls_addresses()))
         self.say_all(self.storage.up(self.settings.storage, self.image))
         self.say_all(self.cpu.set(self.settings.cpu))
         self.say_all(self.client_storage.up(self.settings.client, self.image.size))
@@ -62,15 +68,22 @@ class Layers:
         self.storage.adopt(self.settings.storage, self.image)
         self.cpu.adopt()
         self.client_storage.adopt(self.settings.client)
+        self.tls.adopt(self.settings.tls.enabled)
 
     def _layers_down(self) -> list[str]:
         done = []
-        for part in (self.client_storage.down, self.cpu.remove, self.storage.down):
+        for part in (self.client_storage.down, self.cpu.remove, self.storage.down, self.tls.down):
             try:
                 done += part()
             except Exception as exc:  # noqa: BLE001 - the rest must still be ended; ownership retries
                 done.append(f"FAILED: {exc}")
         return done
+
+    def _tls_addresses(self) -> list[str]:
+        """Where an https pull dials: the nodes Docker publishes nginx's port on, and nginx's own."""
+        p = self.plan
+        return [p.ip(pb.node) for pb in p.path.published if pb.container_port == FRONT] + \
+               [p.ip(s.node) for s in p.path.services if s.program == "nginx"]
 
     def say_all(self, lines: list[str]) -> None:
         for line in lines:

@@ -111,7 +111,7 @@ class Nginx(Process):
         listen = f"{self.ready_at[0]}:{self.ready_at[1]}"
         up = f"{p.ip(self.upstream)}:{p.port('uwsgi_socket')}"
         return render_nginx(s, lab_nginx_paths(self.site.run_dir, listen, up, self.site.images_dir.resolve(),
-                                               self.site.temp_dir))
+                                               self.site.temp_dir, f"{self.ready_at[0]}:{p.port('nginx_tls')}"))
 
     def check(self, s: LabSettings) -> None:
         """`nginx -t` on the config `s` gives, in nginx's namespace (its listen address is there)."""

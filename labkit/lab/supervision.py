@@ -17,12 +17,13 @@ class Supervision:
     def manifest(self, vantage: str | None = None, timeout: float = 10) -> dict:
         """The image's manifest (`GET /api/container/<collection>/<name>:<tag>`) asked at a vantage point."""
         v = self.plan.path.vantage(vantage) if vantage else self.plan.path.client_vantage
-        return fetch_manifest(*self.plan.endpoint(v), self.image.uri, timeout=timeout)
+        return fetch_manifest(*self.plan.endpoint(v), self.image.uri, timeout=timeout,
+                              trust=self.tls.client() if self.plan.tls_at(v) else None)
 
     def health(self) -> dict[str, str]:
         """Each service's status, and a real manifest request at every vantage point."""
         out = self.status()
-        for v in self.plan.path.vantages:
+        for v in [v for v in self.plan.path.vantages if self.plan.serves(v)]:
             try:
                 self.manifest(v.name, timeout=5)
                 out[f"manifest via {v.name}"] = "ok"

@@ -1,7 +1,7 @@
 """The last hop: the program on the compute node that pulls the image and writes it, measured alike.
 
     labkit         labkit.measure.pull: manifest, then the image; bytes discarded or written to a file
-    curl           curl -sS -f -o {dest} {url}
+    curl           curl -sS -f [--cacert {cacert}] -o {dest} {url}
     sregistry-cli  sregistry pull {uri} with its `registry` client (PyPI sregistry 0.2.39): it asks
                    the manifest itself and downloads the manifest's `image` URL in 1 MiB chunks
                    into a temp file in SREGISTRY_TMPDIR, then moves it to ./<collection>-<name>:<tag>.sif
@@ -32,7 +32,7 @@ from ..config.settings import COMMAND_FIELDS, ClientSettings, command_fields
 from ..errors import LabError, SettingsError
 from ..nsenter import exec_prefix
 from ..lab.tools import tool
-from ..registry.client import fetch_manifest
+from ..registry.client import Trust, fetch_manifest
 from .pull import PullResult, Verify, pull, pull_parallel
 
 FIELDS = COMMAND_FIELDS                           # what a command template may use
@@ -49,6 +49,7 @@ class Target:
     uri: str
     sha256: str
     size: int
+    trust: Trust | None = None      # https, verified against this (the lab's CA) when given
 
 
 def render_command(template: str, values: dict[str, str]) -> list[str]:
@@ -67,7 +68,8 @@ def render_command(template: str, values: dict[str, str]) -> list[str]:
 def client_argv(kind: str, template: str | None, values: dict[str, str]) -> list[str]:
     """The command line of one pull by `kind` (pure, but for finding the program)."""
     if kind == "curl":
-        return [tool("curl"), "-sS", "-f", "-o", values["dest"], values["url"]]
+        ca = ["--cacert", values["cacert"]] if values.get("cacert") else []
+        return [tool("curl"), "-sS", "-f", *ca, "-o", values["dest"], values["url"]]
     if kind == "sregistry-cli":
         return [tool("sregistry"), "pull", values["uri"]]
     if kind == "command":
@@ -79,9 +81,14 @@ def client_env(kind: str, values: dict[str, str], workdir: Path, secrets: Path) 
     """The environment of one pull: sregistry-cli's registry client pointed at the lab, writing in `workdir`."""
     env = dict(os.environ, HOME=str(workdir))
     if kind == "sregistry-cli":
-        env.update(SREGISTRY_CLIENT="registry", SREGISTRY_REGISTRY_BASE=f"http://{values['host']}:{values['port']}",
-                   SREGISTRY_REGISTRY_NOHTTPS="1", SREGISTRY_CLIENT_SECRETS=str(secrets),
-                   SREGISTRY_TMPDIR=str(workdir), SREGISTRY_DISABLE="1")
+        tls = bool(values.get("cacert"))
+        env.update(SREGISTRY_CLIENT="registry",
+                   SREGISTRY_REGISTRY_BASE=f"{'https' if tls else 'http'}://{values['host']}:{values['port']}",
+                   SREGISTRY_CLIENT_SECRETS=str(secrets), SREGISTRY_TMPDIR=str(workdir), SREGISTRY_DISABLE="1")
+        if tls:      # sregistry-cli's requests verifies against REQUESTS_CA_BUNDLE
+            env["REQUESTS_CA_BUNDLE"] = values["cacert"]
+        else:
+            env["SREGISTRY_REGISTRY_NOHTTPS"] = "1"
     return env
 
 
@@ -168,14 +175,15 @@ def run_programs(kind: str, template: str | None, t: Target, dest_root: Path, pa
                  first_byte: threading.Event | None = None, timeout: float = 30) -> list[PullResult]:
     """`parallel` pulls by an external client at once, each in its own directory; results in order."""
     check_room(dest_root, parallel, t.size)
-    url = fetch_manifest(t.ns, t.host, t.port, t.uri, timeout)["image"] if kind != "sregistry-cli" else ""
+    url = fetch_manifest(t.ns, t.host, t.port, t.uri, timeout, t.trust)["image"] if kind != "sregistry-cli" else ""
     tag = f"{os.getpid()}-{time.monotonic_ns()}"
     runs = [_Run(dest_root / f"{tag}-{i}", dest_root / f"{tag}-{i}.log") for i in range(parallel)]
     try:
         cmds = []
         for r in runs:
             r.workdir.mkdir(parents=True)
-            values = {"host": t.host, "port": str(t.port), "uri": t.uri, "url": url, "dest": str(r.workdir / DEST)}
+            values = {"host": t.host, "port": str(t.port), "uri": t.uri, "url": url, "dest": str(r.workdir / DEST),
+                      "cacert": t.trust.cafile if t.trust and t.trust.cafile else ""}
             cmds.append((client_argv(kind, template, values),
                          client_env(kind, values, r.workdir, r.log.with_suffix(".json"))))
         waiters = []
@@ -222,9 +230,9 @@ def pull_with(client: ClientSettings, t: Target, dest_root: Path | None, paralle
     try:
         if parallel == 1:
             return [pull(t.ns, t.host, t.port, t.uri, t.sha256, timeout=timeout, deadline=deadline, verify=verify,
-                         first_byte=first_byte, sink=sinks[0] if sinks else None)]
+                         first_byte=first_byte, sink=sinks[0] if sinks else None, trust=t.trust)]
         return pull_parallel(t.ns, t.host, t.port, t.uri, parallel, t.sha256, timeout=timeout, deadline=deadline,
-                             verify=verify, sinks=sinks)
+                             verify=verify, sinks=sinks, trust=t.trust)
     finally:
         for s in sinks or []:
             s.unlink(missing_ok=True)
