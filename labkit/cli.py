@@ -73,7 +73,7 @@ def cmd_survey(a) -> int:
         print(json.dumps(survey_json(s, path), indent=1))
         return 0
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(s.table.drop(columns=["through"]).fillna("").to_string(index=False))
+        print(s.table.drop(columns=["through"]).astype(object).fillna("").to_string(index=False))
     for n in s.notes:
         print(f"note: {n}")
     print()

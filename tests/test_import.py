@@ -109,6 +109,34 @@ FILES_2018_10 = {"uwsgi.ini": UWSGI_2018_10, "nginx.conf": SERVER_2018_10, "ngin
                  "docker-compose.yml": COMPOSE_2018_10, "uwsgi_params.par": UWSGI_PARAMS}
 
 
+# https/nginx.conf.https at 0d1274df (the https setup its docs recommend): the plain block, then a server on
+# 443 with `ssl on`, sregistry's certificate paths, its ssl_* values and the same locations (no add_header)
+_TLS_BLOCK = [
+    "server {", "    listen 443;", "    server_name localhost;", "    root html;",
+    "    client_max_body_size 8000M;", "    client_body_buffer_size 8000M;", "    ssl on;",
+    "    ssl_certificate /etc/ssl/certs/chained.pem;", "    ssl_certificate_key /etc/ssl/private/domain.key;",
+    "    ssl_session_timeout 5m;", "    ssl_protocols TLSv1 TLSv1.1 TLSv1.2;",
+    "    ssl_ciphers " + PRESETS["sregistry-2018-10-https"].tls.ciphers + ";",
+    "    ssl_session_cache shared:SSL:50m;", "    ssl_dhparam /etc/ssl/certs/dhparam.pem;",
+    "    ssl_prefer_server_ciphers on;",
+    "    location /images {", "        alias /var/www/images;", "    }",
+    "    location /static {", "        alias /var/www/static;", "    }",
+    "    location / {", "        include /etc/nginx/uwsgi_params.par;", "        uwsgi_pass uwsgi:3031;",
+    "        uwsgi_max_temp_file_size 10024m;", "    }", "}"]
+
+
+def https(files: dict[str, dict]) -> dict[str, dict]:
+    """sregistry's https setup on these files: nginx.conf.https as nginx.conf, https/docker-compose.yml's
+    "443:443" and the host's /etc/ssl mounted."""
+    out = {k: dict(v) for k, v in files.items()}
+    last = max(out["nginx.conf"])
+    out["nginx.conf"] |= {last + 2 + i: line for i, line in enumerate(_TLS_BLOCK)}
+    out["docker-compose.yml"] |= {19: '    - "80:80"\n    - "443:443"',
+                                  22: "    - ./uwsgi_params.par:/etc/nginx/uwsgi_params.par:ro\n"
+                                      "    - /etc/ssl/certs:/etc/ssl/certs:ro\n    - /etc/ssl/private:/etc/ssl/private:ro"}
+    return out
+
+
 def write(tmp_path, files: dict[str, dict | str]):
     for name, content in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -118,7 +146,9 @@ def write(tmp_path, files: dict[str, dict | str]):
 
 # --- the two operators' files give exactly their presets ------------------------------
 @pytest.mark.parametrize("files,preset", [(FILES_2018_10, "sregistry-2018-10"),
-                                          (seed_poster(FILES_2018_10), "seed-poster")])
+                                          (seed_poster(FILES_2018_10), "seed-poster"),
+                                          (https(FILES_2018_10), "sregistry-2018-10-https"),
+                                          (https(seed_poster(FILES_2018_10)), "seed-poster-https")])
 def test_sregistrys_and_the_seed_posters_files_give_their_presets(tmp_path, files, preset):
     r = import_files(write(tmp_path, files))
     want = PRESETS[preset]
@@ -325,3 +355,13 @@ def test_settings_in_server_and_location_override_http_and_other_servers_do_not_
     at = {(e.file, e.line): e for e in r.entries}
     assert at["nginx/nginx.conf", 23].note == "overridden by nginx.conf:4 (sendfile)"
     assert "another server block" in at["nginx.conf", 64].note
+
+
+def test_https_certificate_paths_are_recorded_and_no_key_is_read(tmp_path):
+    r = import_files(write(tmp_path, https(FILES_2018_10)))      # /etc/ssl/private/domain.key is not here
+    notes = {(e.directive, e.value): e for e in r.modelled}
+    key = notes["ssl_certificate_key", "/etc/ssl/private/domain.key"]
+    assert "recorded, not read" in key.note and not (tmp_path / "etc").exists()
+    assert notes["listen", "443"].setting in ("tls.enabled", "tls.port")
+    assert any(e.directive == "nginx.ports" and "https port 443" in e.note for e in r.modelled)
+    assert any("https server block" in e.note for e in r.ignored if e.directive == "root")

@@ -7,6 +7,7 @@ import pytest
 from labkit.registry import uwsgi_app_options
 from labkit.config.render import UwsgiPaths, lab_nginx_paths, render_nginx, render_uwsgi
 from labkit.config.presets import PRESETS, SREGISTRY_SHIPPED
+from labkit.lab.tls import write_server_files
 
 
 def _paths(tmp: Path):
@@ -39,6 +40,8 @@ def test_uwsgi_renders_lab_and_deploy():
 @pytest.mark.skipif(not shutil.which("nginx", path="/usr/sbin:/usr/bin"), reason="nginx not installed")
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_passes_nginx_t(name, tmp_path):
+    if PRESETS[name].tls.enabled:      # the lab's TLS files, where lab_nginx_paths puts them
+        write_server_files(tmp_path / "tls", ["127.0.0.1"], dhparam=PRESETS[name].tls.dhparam)
     conf = tmp_path / "nginx.conf"
     conf.write_text(render_nginx(PRESETS[name], _paths(tmp_path)))
     res = subprocess.run(["nginx", "-t", "-c", str(conf), "-e", str(tmp_path / "err.log")],
