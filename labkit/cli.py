@@ -210,7 +210,8 @@ def cmd_probe(a) -> int:
     from .measure.probe import run_probe
     from .present.report import probe_section, write_report
     p = run_probe(a.url, a.image, parallel=a.parallel, iperf3=a.iperf3, capture=a.capture, ns=a.ns,
-                  deadline=a.deadline, iperf_seconds=a.iperf_seconds, capture_dir=DATA / "captures")
+                  deadline=a.deadline, iperf_seconds=a.iperf_seconds, capture_dir=DATA / "captures",
+                  cacert=a.cacert)
     with pd.option_context("display.width", 220, "display.max_columns", 30):
         print(p.table.dropna(axis=1, how="all").astype(object).fillna("").to_string(index=False))
     for n in p.notes:
@@ -279,7 +280,7 @@ def cmd_storm(a) -> int:
         if not (a.url and a.image and a.workers):
             raise SettingsError("storm --master needs --url http://registry:port, --image collection/name:tag "
                                 "and --workers N")
-        storm = run_master(a.url, a.image, spec, a.workers, Path(a.out), a.bind_host, a.master_port)
+        storm = run_master(a.url, a.image, spec, a.workers, Path(a.out), a.bind_host, a.master_port, a.cacert)
     else:
         from .measure.storm import refusals
         lab = Lab.attach(a.on) if a.on else None
@@ -316,6 +317,7 @@ def _storm_args(p: argparse.ArgumentParser) -> None:
     c.add_argument("--master", action="store_true", help="run the Locust master here, against --url")
     c.add_argument("--worker", action="store_true", help="run a Locust worker here (on a compute node)")
     c.add_argument("--url", help="master: the registry, http://host:port")
+    c.add_argument("--cacert", metavar="FILE", help="master: an https registry's CA file (the same path on every worker)")
     c.add_argument("--image", help="master: collection/name:tag to pull")
     c.add_argument("--workers", type=int, help="master: how many workers to wait for")
     c.add_argument("--bind-host", default="*", help="master: address to listen on for workers")
@@ -377,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("--iperf-seconds", type=int, default=3)
     pr.add_argument("--capture", action="store_true", help="headers-only capture of the single pull (root)")
     pr.add_argument("--ns", help="run inside this network namespace (e.g. a lab's compute node)")
+    pr.add_argument("--cacert", metavar="FILE", help="an https registry's CA certificate (default: the system's CAs)")
     pr.add_argument("--deadline", type=float, default=300, help="seconds each pull may take")
     pr.add_argument("--report", metavar="FILE", help="also write an HTML report section")
     pr.set_defaults(fn=cmd_probe)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import secrets
 import shutil
 import subprocess
 from pathlib import Path
@@ -96,7 +97,7 @@ def _write(path: Path, data: bytes, mode: int) -> None:
 def write_server_files(d: Path, addresses: list[str], dhparam: bool) -> None:
     """CA, server certificate (chained, as nginx's ssl_certificate wants: server then CA), key, DH parameters."""
     d.mkdir(mode=0o700, parents=True, exist_ok=True)
-    ca_key, ca_cert = make_ca()
+    ca_key, ca_cert = make_ca(f"servelab lab CA {secrets.token_hex(4)}")    # a name of its own: another CA never matches it
     key, cert = make_server_cert(ca_key, ca_cert, [VM_NAME], addresses)
     _write(d / "ca.pem", pem_cert(ca_cert), 0o644)
     _write(d / "server.pem", pem_cert(cert) + pem_cert(ca_cert), 0o644)

@@ -119,6 +119,7 @@ class _Run:
     first: float = 0.0
     timed_out: bool = False
     cpu_s: float = 0.0          # the program's user + system CPU (its rusage once reaped)
+    program: str = ""           # its name, as it names itself in its messages
 
 
 def _bytes_in(d: Path) -> int:
@@ -158,7 +159,7 @@ def _result(run: _Run, kind: str, t: Target, verify: Verify) -> PullResult:
         with open(f, "rb") as fh:
             sha_ok = hashlib.file_digest(fh, "sha256").hexdigest() == t.sha256
     rc = run.proc.returncode
-    tail = run.log.read_text(errors="replace").strip().splitlines()[-1:] if run.log.exists() else []
+    tail = _said(run.log.read_text(errors="replace"), run.program) if run.log.exists() else []
     error = ("still running after the deadline: killed" if run.timed_out
              else f"{kind} exited with {rc}: {tail[0] if tail else '(no output)'}" if rc
              else "no file written" if f is None
@@ -168,6 +169,14 @@ def _result(run: _Run, kind: str, t: Target, verify: Verify) -> PullResult:
                       ttfb_ms=(run.first - run.start) * 1e3 if run.first else 0.0,
                       sha256_ok=sha_ok if verify == "sha256" else None, error=error, start=run.start, end=run.end,
                       cpu_s=run.cpu_s)
+
+
+def _said(log: str, program: str) -> list[str]:
+    """The line of a client's output that says what went wrong: its first line naming itself (`curl: (60) ...`)
+    or an error, else its last line."""
+    lines = [ln.strip() for ln in log.strip().splitlines() if ln.strip()]
+    said = [ln for ln in lines if (program and ln.startswith(f"{program}:")) or "error" in ln.lower()]
+    return said[:1] or lines[-1:]
 
 
 def run_programs(kind: str, template: str | None, t: Target, dest_root: Path, parallel: int, verify: Verify,
@@ -188,6 +197,7 @@ def run_programs(kind: str, template: str | None, t: Target, dest_root: Path, pa
                          client_env(kind, values, r.workdir, r.log.with_suffix(".json"))))
         waiters = []
         for r, (argv, env) in zip(runs, cmds):
+            r.program = os.path.basename(argv[0])
             with open(r.log, "wb") as out:
                 r.start = time.perf_counter()
                 r.proc = subprocess.Popen([*exec_prefix(t.ns), *argv], cwd=r.workdir, env=env, stdout=out,

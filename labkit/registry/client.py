@@ -76,7 +76,7 @@ def open_get(ns, url: str, timeout: float, trust: Trust | None = None
         return conn, conn.getresponse()
     except ssl.SSLCertVerificationError as exc:
         conn.close()
-        raise TlsVerifyError(f"{u.hostname}:{port} refused: {exc.verify_message or exc.reason}"
+        raise TlsVerifyError(f"{u.hostname}:{port} refused: certificate verify failed: {exc.verify_message or exc.reason}"
                              f"{' (CA ' + trust.cafile + ')' if trust and trust.cafile else ''}") from None
     except BaseException:
         conn.close()
