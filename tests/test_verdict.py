@@ -338,3 +338,16 @@ def test_a_small_but_full_receive_buffer_is_a_slow_reader_not_a_window():
                    "full path": (167, 165, 259)}, cpu={"nginx": {"nginx": (33, 46)}}, tcp={"full path": tcp, "nginx": tcp})
     v = verdict(t, settings=S2018, detail=d)
     assert (v.hop, v.cause) == ("nginx", "cpu")
+
+
+def test_tls_at_nginx_on_a_slow_core_is_the_tls_stage():
+    """sregistry-2018-10-https: nginx plain is fast, nginx over TLS pegs its one worker; the bytes stop
+    falling after the TLS stage and its program's CPU binds."""
+    https = preset("sregistry-2018-10-https")
+    t, d = survey({"uwsgi": r(1700), "nginx": r(1200), "nginx (tls)": r(33), "published port": r(33),
+                   "full path": r(32)},
+                  cpu={"nginx": {"nginx": (60, 0)}, "nginx (tls)": {"nginx": (99, 0)},
+                       "full path": {"nginx": (98, 0)}})
+    v = verdict(t, settings=https, detail=d)
+    assert (v.hop, v.cause) == ("tls", "cpu") and "nginx" in v.summary
+    assert "tls" not in list(verdict(t.query("point != 'nginx (tls)'"), settings=S2018, detail=d).stages.stage)

@@ -57,9 +57,13 @@ class Supervision:
         return done
 
     def describe(self) -> list[dict]:
-        """The nodes with their role, namespace, address and the services in them."""
+        """The nodes with their role, namespace, address, the services in them and the stages those carry
+        under the lab's settings (the path's; e.g. nginx's node: "nginx, tls" with TLS on)."""
+        node_of = {s.program: s.node for s in self.plan.path.services}
         return [{"node": n.name, "role": n.role, "namespace": self.plan.ns(n.name) or "(host)",
                  "address": self.plan.ip(n.name),
                  "services": ", ".join(f"{k} (pid {s.pid})" if s.pid else k
-                                       for k, s in self.services.items() if s.node == n.name)}
+                                       for k, s in self.services.items() if s.node == n.name),
+                 "stages": ", ".join(st.name for st in self.plan.path.carrying(self.settings)
+                                     if any(node_of.get(p) == n.name for p in st.programs))}
                 for n in self.plan.path.nodes]
