@@ -266,6 +266,26 @@ def _print_storm(storm, label: str, out: Path = DATA / "results") -> None:
     print(f"\npulls: {storm.save(out, label)}")
 
 
+def cmd_cpu_model(a) -> int:
+    """A CPU model's published speed per OpenSSL code path beside this machine's, masked as the lab masks it."""
+    from .config.cpu_models import model
+    from .lab.cpumodel import compare, host_name, openssl_version
+    rows, mask = compare(a.model, DATA / "run" / "cpu-speed.json", a.remeasure)
+    m = model(a.model)
+    print(f"{a.model}: {m.clock_ghz} GHz ({m.clock_source}); features: {m.features_source}")
+    print(f"this machine: {host_name()}, {openssl_version()}; OPENSSL_ia32cap={mask.env}")
+    print(f"  hidden from OpenSSL: {', '.join(mask.masked) or 'nothing'}")
+    print(f"  the model has, this machine lacks: {', '.join(mask.lacking) or 'nothing'}")
+    table = pd.DataFrame(rows)
+    with pd.option_context("display.width", 250, "display.max_colwidth", 400):
+        print(table.drop(columns=["source"]).to_string(index=False))
+    for r in rows:
+        print(f"  {r['code path']}: {r['source']}")
+    print("openssl speed -evp <path> -bytes 16384, best of 3 two-second runs (cached; --remeasure to redo). "
+          "The lab slows each process by the ratio of the code path its TLS settings negotiate.")
+    return 0
+
+
 def cmd_storm(a) -> int:
     """A Locust pull storm: in a lab (default), or as the master or a worker on a real cluster."""
     from .measure.storm import run_master, run_storm, run_worker
@@ -396,6 +416,10 @@ def main(argv: list[str] | None = None) -> int:
     sm = sub.add_parser("storm", help="a Locust pull storm from many compute nodes (in a lab, or --master/--worker)")
     _storm_args(sm)
     sm.set_defaults(fn=cmd_storm)
+    cm = sub.add_parser("cpu-model", help="a CPU model's published speed per OpenSSL code path beside this machine's (masked)")
+    cm.add_argument("--model", default="opteron-6174", help="the model (labkit.config.cpu_models)")
+    cm.add_argument("--remeasure", action="store_true", help="measure this machine again (not the cached figures)")
+    cm.set_defaults(fn=cmd_cpu_model)
     st = sub.add_parser("status", help="the labs on this machine")
     st.set_defaults(fn=cmd_status)
     a = ap.parse_args(argv)

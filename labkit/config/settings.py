@@ -204,8 +204,50 @@ class StorageSettings(_Model):
         return self
 
 
+CODE_PATHS = ("aes-256-gcm", "aes-128-gcm", "chacha20-poly1305")   # OpenSSL code paths a CPU model prices
+
+
+class DescribedCpu(_Model):
+    """A server CPU given by hand: its instruction-set features (/proc/cpuinfo names), its clock, and the
+    cycles per byte OpenSSL's code takes on it per code path, each figure with where it is published."""
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,40}$")
+    features: tuple[str, ...]
+    clock_ghz: float = Field(gt=0.1, le=10)
+    clock_source: str = Field(min_length=3)
+    features_source: str = Field(min_length=3)
+    cycles_per_byte: dict[str, float]
+    sources: dict[str, str]
+
+    @model_validator(mode="after")
+    def _paths(self) -> "DescribedCpu":
+        bad = sorted(set(self.cycles_per_byte) - set(CODE_PATHS))
+        if bad or not self.cycles_per_byte:
+            raise ValueError(f"cycles_per_byte: give one or more of {', '.join(CODE_PATHS)} (got {bad or 'none'})")
+        if missing := sorted(set(self.cycles_per_byte) - set(self.sources)):
+            raise ValueError(f"sources: every figure needs where it is published; missing for {', '.join(missing)}")
+        if any(v <= 0 for v in self.cycles_per_byte.values()):
+            raise ValueError("cycles_per_byte: figures must be positive")
+        return self
+
+
+def _cpu_model(v):
+    if isinstance(v, str):
+        from .cpu_models import MODELS
+        if v != "host" and v not in MODELS:
+            raise ValueError(f"{v!r}: host (this machine), {', '.join(MODELS)}, or a described CPU "
+                             "(name, features, clock_ghz, cycles_per_byte, sources)")
+    return v
+
+
 class CpuSettings(_Model):
-    """Per-container CPU as docker-compose's `cpus:` (CFS quota) and `cpuset:`; None = unlimited."""
+    """Per-container CPU as docker-compose's `cpus:` (CFS quota) and `cpuset:`; None = unlimited.
+
+    `model`: the server's CPU (labkit.config.cpu_models): `host` is this machine; a model hides from
+    OpenSSL the features it lacks (OPENSSL_ia32cap in nginx's and uwsgi's environment) and, with
+    `model_speed` emulate, holds each process of nginx, uwsgi and docker-proxy to that CPU's per-core speed
+    (a CFS quota per process). `native` keeps this machine's speed (instruction set only)."""
+    model: Annotated[str | DescribedCpu, AfterValidator(_cpu_model)] = "host"
+    model_speed: Literal["emulate", "native"] = "emulate"
     nginx_cpus: Cpus | None = None
     uwsgi_cpus: Cpus | None = None
     proxy_cpus: Cpus | None = None

@@ -244,6 +244,7 @@ class Lab(Supervision, Layers):
                 if s.tls.dhparam:
                     self.tls.ensure_dhparam()
                 done.append(self._nginx().change(s))
+                done += self._nginx_changed(s)
         return done
 
     def _nginx(self) -> Nginx:

@@ -18,6 +18,7 @@ from ..errors import SettingsError
 from . import cgroups
 from .cgroups import IoCounters, joiner
 from .cpulimits import CpuGroups
+from .cpumodel import CoreModel
 from .storage import ClientStorage, VmStorage
 from .tls import LabTls
 from ..path import FRONT
@@ -33,6 +34,7 @@ class Layers:
         self.cpu = CpuGroups(self.name, self.cgroup_features, self.notes)
         self.client_storage = ClientStorage(self.name, self.run_dir, self.cgroup_features, self.notes)
         self.tls = LabTls(self.name, self.run_dir)
+        self.core = CoreModel(self.name, self.cgroup_features, self.notes, self.run_dir.parent / "cpu-speed.json")
 
     @property
     def cgroup_features(self) -> cgroups.Features:
@@ -57,6 +59,7 @@ class Layers:
         self.say_all(self.tls.up(self.settings.tls.enabled, self.settings.tls.dhparam, self._tls_addresses()))
         self.say_all(self.storage.up(self.settings.storage, self.image))
         self.say_all(self.cpu.set(self.settings.cpu))
+        self.say_all(self.core.set(self.settings))
         self.say_all(self.client_storage.up(self.settings.client, self.image.size))
         if self.cgroup_features.missing and (self.storage.disk or self.cpu.groups or self.client_storage.disk):
             for m in self.cgroup_features.missing:
@@ -69,10 +72,11 @@ class Layers:
         self.cpu.adopt()
         self.client_storage.adopt(self.settings.client)
         self.tls.adopt(self.settings.tls.enabled)
+        self.core.set(self.settings)
 
     def _layers_down(self) -> list[str]:
         done = []
-        for part in (self.client_storage.down, self.cpu.remove, self.storage.down, self.tls.down):
+        for part in (self.client_storage.down, self.core.remove, self.cpu.remove, self.storage.down, self.tls.down):
             try:
                 done += part()
             except Exception as exc:  # noqa: BLE001 - the rest must still be ended; ownership retries
@@ -96,6 +100,8 @@ class Layers:
         if getattr(svc, "uses_vm_disk", False):
             files = self.storage.procs_files() + files   # v2: the CPU group (last) wins, under the lab
         svc.preexec = joiner(files)
+        if hasattr(svc, "env"):
+            svc.env = self.core.env(getattr(svc, "cpu_member", None))
 
     def _place(self, svc) -> None:
         """After a (re)start or a new limit: every process of `svc` in its groups (those forked
@@ -104,6 +110,7 @@ class Layers:
         if getattr(svc, "uses_vm_disk", False):
             self.storage.add(pids)
         self.cpu.add(getattr(svc, "cpu_member", None), pids)
+        self.core.place(getattr(svc, "cpu_member", None), pids)
 
     # --- measuring -------------------------------------------------------------------
     def layer_processes(self) -> dict[str, list[psutil.Process]]:
@@ -117,8 +124,21 @@ class Layers:
         return out
 
     def before_pull(self) -> None:
-        """What every pull needs first: with storage.cache = cold, the image dropped from the page cache."""
+        """What every pull needs first: with storage.cache = cold, the image dropped from the page cache;
+        with a CPU model, every process (a respawned worker too) in its core's group."""
         self.storage.before_pull()
+        if self.core.slowing:
+            self.core.prune()
+            for svc in self.services.values():
+                if getattr(svc, "cpu_member", None):
+                    self.core.place(svc.cpu_member, [p.pid for p in svc.processes()])
+
+    def _nginx_changed(self, s: LabSettings) -> list[str]:
+        """After nginx reloaded with `s`: a new TLS suite may mean another code path (the quotas follow), and
+        its new workers go to their groups."""
+        lines = self.core.retune(s) if self.core.emu else []
+        self.before_pull()
+        return lines
 
     def disk_counters(self) -> dict[str, IoCounters]:
         """Device counters of the lab's own disks, by role ("vm", "compute"); absent when not a loop disk."""
@@ -134,7 +154,7 @@ class Layers:
         """One of LAYER_STEPS of a live change (labkit.lab.changes plans them)."""
         if step == "storage":
             return self._change_storage(s, restart)
-        return self._change_cpu(s) if step == "cpu" else self._change_client(s)
+        return self._change_cpu(s, restart) if step == "cpu" else self._change_client(s)
 
     def _change_storage(self, s: LabSettings, restart) -> list[str]:
         """Limits and cache apply live; another disk kind or latency stops nginx and uwsgi, rebuilds, starts them."""
@@ -148,13 +168,28 @@ class Layers:
             restart(svc)
         return done + [f"storage: restarted {', '.join(v.name for v in users)}"]
 
-    def _change_cpu(self, s: LabSettings) -> list[str]:
+    def _change_cpu(self, s: LabSettings, restart=None) -> list[str]:
+        old = self.core.emu
+        if (old.model if old else "host") != (s.cpu.model if isinstance(s.cpu.model, str) else s.cpu.model.name) or \
+                (old is not None and old.emulate != (s.cpu.model_speed == "emulate")):
+            return self._change_model(s, restart)
         done = self.cpu.set(s.cpu)
         for svc in self.services.values():
             if getattr(svc, "cpu_member", None):
                 self._joins(svc)
                 self._place(svc)
         return done
+
+    def _change_model(self, s: LabSettings, restart) -> list[str]:
+        """Another CPU model: OpenSSL reads its capability vector at start, so the programs start again."""
+        users = [v for v in self.services.values() if getattr(v, "cpu_member", None)]
+        for svc in users:
+            svc.stop()
+        done = self.core.remove() + self.cpu.set(s.cpu) + self.core.set(s)
+        for svc in users:
+            restart(svc)
+        return done + [f"cpu: model {s.cpu.model if isinstance(s.cpu.model, str) else s.cpu.model.name}: "
+                       f"restarted {', '.join(v.name for v in users)}"]
 
     def _change_client(self, s: LabSettings) -> list[str]:
         if self.image is None:

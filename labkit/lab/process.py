@@ -49,6 +49,7 @@ class Process:
         self.adopted: psutil.Process | None = None     # started by another process (`labkit heal`)
         self._log_marks: dict[Path, int] = {}          # per log file, the bytes already read for incidents
         self.preexec = None                            # run in the child before it execs (join cgroups)
+        self.env: dict[str, str] = {}                  # added to its environment (e.g. OPENSSL_ia32cap)
 
     def argv(self) -> list[str]:
         raise NotImplementedError
@@ -71,7 +72,7 @@ class Process:
             out.flush()
             self.proc = subprocess.Popen([*exec_prefix(self.ns), *argv], stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=pass_fds,
-                                         preexec_fn=self.preexec)
+                                         preexec_fn=self.preexec, env={**os.environ, **self.env} if self.env else None)
         self._log_marks = self._log_sizes()
 
     def wait_ready(self, timeout: float = 20.0) -> None:
