@@ -1,4 +1,6 @@
-"""The diagnosis as steps: survey, look inside the windows where the verdict points, compare settings, export."""
+"""The diagnosis as steps: survey, look inside the windows where the verdict points, compare settings, export;
+and the measurements that come with their judgement (a probe, a storm): measured by labkit.measure, read by
+labkit.analyze, put together here (neither of those imports the other)."""
 from __future__ import annotations
 
 import time
@@ -13,17 +15,21 @@ from .present.report import (Section, bundle_section, flows_section, survey_sect
                              trials_headline, trials_section, write_report)
 from .config.presets import PRESETS
 from .config.settings import LabSettings
-from .path import PATH
-from .measure.survey import Survey, run_survey
+from .measure.survey import run_survey
+from .records import Probe, Survey
 from .measure.sweep import run_presets
 from .analyze.tcpflow import FlowDirection, analyze
 from .analyze.windows import FlowVerdict, flow_verdict
 from .analyze.verdict import verdict
+from .analyze.probe_verdict import judge_probe
+from .analyze.storm import Storm, storm_of
+from .measure import probe as _probe, storm as _storm
 
 def capture_points_for(survey: Survey) -> list[str]:
-    """The connections around the stage that loses throughput (every one a client's pull crosses if none does)."""
-    hop = verdict(survey).hop
-    return list(PATH.stage(hop).capture if hop else PATH.client_vantage.crosses)
+    """The connections around the stage that loses throughput (every one a client's pull crosses if none does),
+    on the path the survey was measured on."""
+    hop, path = verdict(survey).hop, survey.path
+    return list(path.stage(hop).capture if hop else path.client_vantage.crosses)
 
 
 def look_inside(lab: Lab, points: list[str] | None = None, **kw) -> list[tuple[str, FlowDirection, FlowVerdict]]:
@@ -101,12 +107,15 @@ def run_hypotheses(lab: Lab, parallels: list[int], hypotheses=None, link: str | 
     from .measure import iperf
     from .measure.pulls import pull_at
     link = link or SEED_LINK
-    hop = PATH.hop(PATH.stages[-1].hop)          # the link between the VM and the compute node
-    lab.apply(apply_overrides(lab.settings, [f"links.{PATH.link_for(hop).name}={link}"]))
+    path = lab.plan.path
+    hop = path.hop(path.client_stage.hop)        # the client's hop: from the compute node to the VM
+    # the shaped links on its way (one link, or a switch's uplink with several compute nodes)
+    seed_link = [f"links.{lk.name}={link}" for lk in path.links_between(hop.server, hop.client) if lk.shaped]
+    lab.apply(apply_overrides(lab.settings, seed_link))
     capacity = iperf.run(*lab.plan.endpoint(hop), 2).MBps
     rows = []
     for h in tqdm(hypotheses or HYPOTHESES, desc="hypotheses", disable=not progress, leave=False):
-        lab.apply(apply_overrides(preset(h.base), [*h.overrides, f"links.{PATH.link_for(hop).name}={link}"]))
+        lab.apply(apply_overrides(preset(h.base), [*h.overrides, *seed_link]))
         runs = [pull_at(lab, parallel=n, verify="length") for n in sorted(set([1, *parallels]))]
         one, top = runs[0], runs[-1]
         disk = [r.row().get("disk_read_MB") for r in runs]
@@ -119,3 +128,21 @@ def run_hypotheses(lab: Lab, parallels: list[int], hypotheses=None, link: str | 
                      "served_MB": round(sum(sum(x.bytes for x in r.results) for r in runs) / 1e6, 1),
                      "fix": h.fix})
     return judge(pd.DataFrame(rows), capacity), capacity
+
+
+def run_probe(url: str, uri: str, **kw) -> Probe:
+    """A real registry measured from here (labkit.measure.probe.measure_probe's arguments) and judged
+    from the client's side: `p.table`, `p.verdict` (client-, network- or server application-limited)."""
+    return judge_probe(_probe.measure_probe(url, uri, **kw))
+
+
+def run_storm(lab: Lab, spec) -> Storm:
+    """A Locust pull storm on the lab (labkit.measure.storm), as its tables: `s.row()`, `s.nodes()`, `s.failures()`."""
+    return storm_of(_storm.measure_storm(lab, spec))
+
+
+def run_master(url: str, image: str, spec, workers: int, out_dir: Path, bind: str = "*",
+               port: int = _storm.MASTER_PORT, cacert: str | None = None) -> Storm:
+    """The master of a storm on a real cluster (`run_worker` on each compute node), as its tables;
+    `cacert`: an https registry's CA file (the same path on every worker)."""
+    return storm_of(_storm.measure_master(url, image, spec, workers, out_dir, bind, port, cacert))

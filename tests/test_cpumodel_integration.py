@@ -42,7 +42,7 @@ def test_the_masked_openssl_is_measurably_slower_in_the_labs_own_nginx(lab):
     lab.apply(HTTPS.changed(cpu={"model": "opteron-6174", "model_speed": "native"}))
     try:
         masked = _tls_pull(lab)
-        environ = Path(f"/proc/{lab._uwsgi().pid}/environ").read_bytes().split(b"\0")
+        environ = Path(f"/proc/{lab.instances('uwsgi')[0].pid}/environ").read_bytes().split(b"\0")
         info = lab.core.info()
     finally:
         lab.apply(HTTPS)
@@ -59,7 +59,7 @@ def test_each_process_has_the_models_core_and_new_workers_get_theirs(lab):
         ratio = lab.core.emu.ratio
         if ratio <= 1:
             pytest.skip("this machine is no faster than the model on its path: nothing to slow")
-        workers = [p.pid for p in lab._nginx().processes()]
+        workers = [p.pid for p in lab.instances("nginx")[0].processes()]
         for pid in workers:
             cg = next(line for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines() if ":cpu:" in line
                       or ":cpu," in line)
@@ -68,7 +68,7 @@ def test_each_process_has_the_models_core_and_new_workers_get_theirs(lab):
         assert quota == round(100_000 / ratio, -1) or abs(quota - 100_000 / ratio) <= 100
         lab.apply(HTTPS.changed(cpu={"model": "opteron-6174"}, nginx={"worker_processes": 3}))     # a reload
         lab.before_pull()
-        new = [p.pid for p in lab._nginx().processes() if p.pid not in workers]
+        new = [p.pid for p in lab.instances("nginx")[0].processes() if p.pid not in workers]
         assert new and all(pid in lab.core.groups for pid in new)
         say(f"ratio {ratio:.2f}: every nginx process in its own group at {quota / 1000:.1f} ms per 100 ms; "
             f"{len(new)} new after a reload, placed")

@@ -11,10 +11,10 @@ import pytest
 from labkit.config.presets import preset
 from labkit.lab.lab import Lab
 from labkit.lab.tls import write_server_files
-from labkit.measure.probe import run_probe
+from labkit.workflows import run_probe, run_storm
 from labkit.measure.pull import pull
 from labkit.measure.pulls import pull_at
-from labkit.measure.storm import StormSpec, run_storm
+from labkit.measure.storm import StormSpec
 from labkit.measure.survey import run_survey
 from labkit.nsenter import inside
 from labkit.registry.client import Trust, fetch_manifest

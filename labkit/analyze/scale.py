@@ -6,7 +6,7 @@
     s.table                       # per program: cost here and there, and the ceilings it allows
     machine_cpu(costs, MBps, cores)   # the share of all cores busy at that rate (dstat's whole-machine view)
 
-A program's cost (CPU-seconds per GB moved, labkit.analyze.cost) was measured on this machine's cores. On
+A program's cost (CPU-seconds per GB moved, labkit.records.cost) was measured on this machine's cores. On
 the model's cores it is that times the ratio the lab emulated the model with (the survey's meta: the code
 path its TLS suite runs, this machine's speed on it against the model's published one). Then:
 - one pull is one connection: one nginx worker, one uwsgi thread, one docker-proxy goroutine: each
@@ -16,7 +16,7 @@ path its TLS suite runs, this machine's speed on it against the model's publishe
   at most min over programs of (its share of cores / its cost), and cores / (sum of the costs).
 The client runs on the compute nodes, not on this machine: its ceiling is reported apart (at this
 machine's speed) and counted in the machine's sum only with `with_client` (the lab itself, where the
-client shares the cores). Softirq time overlaps the programs' own (labkit.analyze.cost) and is left out.
+client shares the cores). Softirq time overlaps the programs' own (labkit.records.cost) and is left out.
 Pure: a survey (or its parts) in, numbers and words out.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..path import CLIENT, PATH
-from . import cost
+from ..records import cost
 
 
 @dataclass
@@ -121,7 +121,7 @@ def scale(survey, cores: int = 8, model: str = "opteron-6174", pulls: int | None
             for p, c in there(costs_one).items()]
     notes = [f"CPU per byte measured here x {ratio:.2f} "
              f"({'the ratio the lab emulated ' + model + ' with' if model != 'host' else 'this machine'})",
-             "softirq time is left out: on this kernel it overlaps the programs' own (labkit.analyze.cost)"]
+             "softirq time is left out: on this kernel it overlaps the programs' own (labkit.records.cost)"]
     client = costs_one.get(CLIENT)
     if client and not with_client:
         notes.append(f"the client (on the compute nodes) costs {client:.2f} s/GB on this machine's cores "

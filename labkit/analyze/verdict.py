@@ -1,6 +1,7 @@
 """The path verdict: the constraint that binds, read off a survey (pure: tables in, words out).
 
-    v = verdict(survey)                 # or verdict(survey.table): the table alone, fewer clues
+    v = verdict(survey)                 # judged on the path the survey carries
+    v = verdict(survey.table, path=lab.plan.path)    # a table alone: give its path (fewer clues)
     v.hop, v.cause, v.at_capacity, v.next, v.to_dict()
 
 Only stages that carry the image under the survey's settings count (with X-Accel-Redirect the
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ..path import PATH
+from ..path import ServingPath
 from .causes import CAUSES, Finding, cpu_lines, own_link_busy, pipeline, stage_cause
 from .evidence import PathView, StageView, disk_evidence, path_view
 from .noise import Rate, above, reaches, within_noise
@@ -64,18 +65,22 @@ class Verdict:
                 "next": self.next.to_dict() if self.next else None, "notes": self.notes}
 
 
-def _inputs(data, settings, detail, meta):
-    """A Survey, or its table with whatever else the caller has."""
+def _inputs(data, settings, detail, meta, path):
+    """A Survey (with the path it was measured on), or its table with whatever else the caller has."""
     if isinstance(data, pd.DataFrame):
         table = data
     else:
         table, detail = data.table, detail if detail is not None else data.detail
         settings = settings if settings is not None else data.settings
         meta = meta if meta is not None else data.meta
+        path = path if path is not None else data.path
+    if path is None:
+        raise TypeError("verdict: a survey's table needs the path it was measured on: "
+                        "verdict(table, path=lab.plan.path), or verdict(survey)")
     if isinstance(settings, dict):
         from ..config.settings import parse_settings
         settings = parse_settings(settings)
-    return table, detail, settings, meta
+    return table, detail, settings, meta, path
 
 
 def binding(stages: list[StageView], pipe: Finding | None = None) -> StageView:
@@ -113,16 +118,17 @@ def at_capacity(view: PathView, b: StageView) -> tuple[StageView, str]:
     if not reaches(final, slowest.hop):
         return b, ""
     tied = [sv for sv in hops if within_noise(sv.hop, slowest.hop) and reaches(final, sv.hop)]
-    busy = [sv for sv in tied if own_link_busy(sv)]
+    busy = [sv for sv in tied if own_link_busy(sv, view)]
     pick = busy[0] if busy else b if b in tied else tied[0]
     return pick, pick.stage.hop
 
 
 def verdict(data, settings=None, detail: pd.DataFrame | None = None, meta: dict | None = None,
-            flows: list | None = None, judge: int | None = None) -> Verdict:
-    """The binding constraint of a survey (a Survey, or its table). `flows`: look_inside() results to cite."""
-    table, detail, settings, meta = _inputs(data, settings, detail, meta)
-    view = path_view(table, detail, settings, meta, judge)
+            flows: list | None = None, judge: int | None = None, path: ServingPath | None = None) -> Verdict:
+    """The binding constraint of a survey (a Survey, or its table and `path`, the path it was measured
+    on). `flows`: look_inside() results to cite."""
+    table, detail, settings, meta, path = _inputs(data, settings, detail, meta, path)
+    view = path_view(table, path, detail, settings, meta, judge)
     if not view.stages:
         return Verdict("", "no pulls in this survey: nothing to judge", [], pd.DataFrame(), notes=view.notes)
     if failed := _failure(view):
@@ -164,7 +170,7 @@ def _next(view: PathView, b: StageView, f: Finding) -> Next | None:
     if idx > 0 and above(view.stages[idx - 1].pull, b.pull):
         prefix = view.stages[:idx]
         b2 = binding(prefix)
-        f2 = stage_cause(b2, PathView(prefix, view.idle, view.hops, view.judged), None)
+        f2 = stage_cause(b2, PathView(view.path, prefix, view.idle, view.hops, view.judged), None)
         cands.append(Next(b2.name, f2.cause, prefix[-1].pull.median,
                           [f"without {b.name}, pulls at {prefix[-1].stage.vantage} reach {prefix[-1].pull}: "
                            f"{f2.what}"] + f2.evidence[:1]))
@@ -186,7 +192,7 @@ def _done(view: PathView, f: Finding, nxt: Next | None, at_cap: bool, hop: str) 
     rates = ", ".join(f"{sv.stage.vantage} {sv.pull}" for sv in view.stages)
     ev = [f"pulls ({view.judged} at a time), in byte order: {rates}"]
     if f.cause == "down":
-        where = f"ulls fail at {PATH.stage(f.stage).vantage}"
+        where = f"ulls fail at {view.path.stage(f.stage).vantage}"
         summary = f"{f.what}: p{where}." if view.down else f"P{where}."
     elif at_cap:
         cap = next(sv.hop for sv in view.stages if sv.stage.hop == hop)
@@ -203,7 +209,7 @@ def _done(view: PathView, f: Finding, nxt: Next | None, at_cap: bool, hop: str) 
         elif b.hop:
             ev.append(f"pulls at {b.stage.vantage} already get {b.pull} against the {b.stage.hop} hop's iperf3 {b.hop}")
     ev += f.evidence
-    ev += [e for e in disk_evidence(view.table) if e not in ev] if view.table is not None else []
+    ev += [e for e in disk_evidence(view.table, view.path) if e not in ev] if view.table is not None else []
     last = view.final
     if last.parallel and last.pull and last.pull.median > 0:
         ratio = last.parallel.median / last.pull.median

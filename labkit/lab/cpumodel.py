@@ -155,7 +155,7 @@ class CoreModel:
         if self.emu.emulate and self.emu.ratio > 1 and not self.feats.cpu_quota:
             lines.append(f"cpu.model {self.emu.model}: no CPU quota here ({'; '.join(self.feats.missing)}): "
                          "the instruction set is the model's, the speed this machine's")
-        if s.cpu.model_speed == "emulate" and any(getattr(s.cpu, f"{m}_cpus") is not None for m in self.threads):
+        if s.cpu.model_speed == "emulate" and any(s.cpu.cpus(m) is not None for m in self.threads):
             lines.append("cpu.model with cpu.<program>_cpus: each process gets the model's per-core quota in a "
                          "group of its own; the program's own `cpus:` group no longer holds its CPU time")
         for line in lines:

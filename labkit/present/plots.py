@@ -121,12 +121,12 @@ def _joins(path) -> list[str]:
     return out
 
 
-def path_figure(nodes: list[dict], path=None, width: int = 900):
-    """The serving path as boxes (node, namespace, address, services) joined by what joins them."""
+def path_figure(nodes: list[dict], path, width: int = 900):
+    """The serving path (the lab's `lab.plan.path`) as boxes (node, namespace, address, services, from
+    `lab.describe()`) joined by what joins them."""
     from bokeh.models import Arrow, LabelSet, NormalHead
 
-    from ..path import PATH
-    links = _joins(path or PATH)
+    links = _joins(path)
     n = len(nodes)
     xs = [i * 3.0 for i in range(n)]
     p = figure(width=width, height=230, x_range=(-1.6, xs[-1] + 1.6), y_range=(-1.6, 1.6), tools="save",

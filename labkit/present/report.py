@@ -13,7 +13,7 @@ from markupsafe import Markup
 
 from .plots import compare_bars, flow_figures, receive_figure, storm_figure, survey_bars
 from ..config.render import templates
-from ..measure.survey import Survey
+from ..records import Survey
 from ..analyze.tcpflow import FlowDirection
 from ..analyze.windows import FlowVerdict
 from ..analyze.verdict import verdict
@@ -68,7 +68,7 @@ def surveys_headline(before: Survey, after: Survey, names: tuple[str, str] = ("b
 
 
 def probe_section(p) -> Section:
-    """A probe of a registry from the client's side (labkit.measure.probe.Probe): table, verdict, the socket."""
+    """A probe of a registry from the client's side (labkit.records.Probe): table, verdict, the socket."""
     text = f"{p.uri} from {p.target}" + (f" (inside namespace {p.ns})" if p.ns else "") + ". " + " ".join(p.notes)
     if p.capture.get("windows_verdict"):
         text += f" Headers-only capture of the single pull: {p.capture['windows_verdict']}."
