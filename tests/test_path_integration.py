@@ -35,10 +35,10 @@ def test_a_three_node_lab_is_surveyed_and_judged_on_its_own_path(lab, tmp_path):
                        parallel_at=[path.client_vantage.name], parallel_rounds=1)
     assert s.path == path
     pulls = s.table[s.table.kind == "pull"]
-    assert set(pulls.point) == {v.name for v in path.vantages} and (pulls.failures == 0).all()
+    assert set(pulls.point) == {v.name for v in path.vantages_for(lab.settings)} and (pulls.failures == 0).all()
     v = verdict(s)
     assert (v.hop, v.cause, v.at_capacity) == ("st-full path", "link", True), str(v)
-    assert v.capacity_hop.startswith("hop-") and list(v.stages.stage) == [st.name for st in path.stages]
+    assert v.capacity_hop.startswith("hop-") and list(v.stages.stage) == [st.name for st in path.carrying(lab.settings)]
     again = Survey.load(s.save(tmp_path))                  # the path is saved with the survey
     assert again.path == path and verdict(again).hop == v.hop
 
@@ -63,7 +63,7 @@ def test_a_load_balancing_nginx_in_front_of_the_vm_serves_verified_pulls():
         assert pull_at(lab).ok
         lab.check(apply_overrides(lab.settings, ["cpu.lb_cpus=0.5"]))     # a setting keyed by its own name
         s = run_survey(lab, parallel=1, iperf_seconds=1, repeats=1, verify="length", progress=False)
-        assert set(s.table[s.table.kind == "pull"].point) == {v.name for v in path.vantages}
+        assert set(s.table[s.table.kind == "pull"].point) == {v.name for v in path.vantages_for(lab.settings)}
         assert verdict(s).hop in {st.name for st in path.stages}
     with pytest.raises(SettingsError, match="cpu.lb_cpus"):     # a name the default path does not have
         Lab("pt-nolb", apply_overrides(preset("sregistry-2018-10"), ["cpu.lb_cpus=0.5"]))
