@@ -177,7 +177,7 @@ class Stage:
     vantage: str
     hop: str
     capture: tuple[str, ...]
-    idle_when: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    idle_when: dict[str, tuple] = field(default_factory=dict)
     programs: tuple[str, ...] = ()
     sends_on: str | None = None
     reads_from: str | None = None
