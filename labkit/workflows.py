@@ -102,6 +102,7 @@ def run_hypotheses(lab: Lab, parallels: list[int], hypotheses=None, link: str | 
     from tqdm.auto import tqdm
 
     from .analyze.hypotheses import HYPOTHESES, SEED_LINK, judge
+    from .analyze.scale import machine_view
     from .config.overrides import apply_overrides
     from .config.presets import preset
     from .measure import iperf
@@ -121,6 +122,9 @@ def run_hypotheses(lab: Lab, parallels: list[int], hypotheses=None, link: str | 
         disk = [r.row().get("disk_read_MB") for r in runs]
         rows.append({"hypothesis": h.name, "explains": h.explains, "single_MBps": round(one.mbps, 1),
                      "single_cpu": one.busiest_cpu, "busiest": one.busiest,
+                     # dstat's whole-machine view on the seed's 8 vCPUs (labkit.analyze.scale.machine_view)
+                     "single_machine_pct": machine_view(one.row(), lab.core.emu.ratio if lab.core.emu else 1.0,
+                                                        8, path)["machine_pct"],
                      **{f"x{r.parallel}_MBps": round(r.mbps, 1) for r in runs[1:]},
                      "top_MBps": round(top.mbps, 1),
                      "failures": sum(r.failures for r in runs),

@@ -101,3 +101,14 @@ def test_the_probe_and_a_locust_storm_pull_over_https_with_the_lab_ca(lab):
     row = storm.row()
     print(f"\nmeasured: locust over https, {row['ok']} of {row['pulls']} pulls, {row['MBps']} MB/s", flush=True)
     assert row["harness_failures"] == 0 and row["ok"] == row["pulls"] == 4
+
+
+def test_tls_turned_off_and_on_while_the_lab_runs(lab):
+    lab.apply(HTTPS.changed(tls={"enabled": False}))       # the cluster network on plain http
+    try:
+        assert not lab.plan.tls and lab.plan.port("published") == 80 and not lab.tls.cafile.exists()
+        run = pull_at(lab)
+        assert run.ok and not lab.plan.tls_at(lab.plan.path.client_vantage)
+    finally:
+        lab.apply(HTTPS)
+    assert lab.plan.port("published") == 443 and lab.tls.cafile.exists() and pull_at(lab).ok

@@ -24,6 +24,7 @@ class Hypothesis:
     overrides: tuple[str, ...]
     fix: str
     base: str = "sregistry-2018-10"
+    min_mib: int = 1               # the smallest image (MiB) at which its effect shows
 
 
 HYPOTHESES = (
@@ -42,6 +43,15 @@ HYPOTHESES = (
                "uwsgi_buffering off, or X-Accel-Redirect (no temp files)"),
     Hypothesis("slow client disk", "the compute node writes the image to a slow disk",
                ("client.write_to=disk", "client.write_mbps=40"), "a faster destination (local SSD, tmpfs)"),
+    # sregistry's https setup (its docs recommend it) on the seed's Opteron 6174: OpenSSL without AES-NI,
+    # PCLMULQDQ, SSSE3 runs AES-256-GCM in its table code at a published ~54 cycles per byte (40.8 MB/s
+    # per 2.2 GHz core, labkit.config.cpu_models); one connection is one nginx worker on one core. From
+    # 32 MiB: a pull at ~35 MB/s spans ten CFS periods (100 ms) of the emulated core.
+    Hypothesis("TLS in software on the Opteron", "nginx encrypts every byte with AES-256-GCM in OpenSSL's "
+               "table code (no AES-NI on an Opteron 6174): one pull = one worker = one slow core",
+               ("cpu.model=opteron-6174",), "AES-128-GCM first in ssl_ciphers, or plain http on the cluster "
+               "network; worker_processes auto for many pulls (benchmarks/bench_tls.py measures each)",
+               base="sregistry-2018-10-https", min_mib=32),
 )
 
 CHECKS = {

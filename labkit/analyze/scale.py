@@ -59,6 +59,16 @@ def machine_cpu(costs: dict[str, float], MBps: float, cores: int) -> float:
     return round(100 * sum(costs.values()) * MBps / 1e3 / cores, 1)
 
 
+def machine_view(row, ratio: float = 1.0, vcpus: int = 8, path=PATH) -> dict[str, float]:
+    """What dstat on the operator's machine shows while pulls go at a pull row's MB/s: the share of all its
+    `vcpus` busy (the seed's "CPU almost nothing" is this), and each server program's % of one core, from
+    the row's CPU-seconds per GB times `ratio` (the lab's emulation of that machine's core, lab.core.emu)."""
+    costs = {p: c * ratio for p, c in cost.servers(cost.from_row(row, path)).items()}
+    MBps = float(row["MBps"])
+    return {"machine_pct": machine_cpu(costs, MBps, vcpus),
+            **{f"{p}_pct_of_a_core": round(100 * c * MBps / 1e3, 1) for p, c in costs.items()}}
+
+
 def parallelism(program: str, settings: dict, pulls: int, cores: int) -> float:
     """How many cores `program` can spend on `pulls` pulls at once (settings: the survey's, as a dict)."""
     if program == "nginx":

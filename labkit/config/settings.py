@@ -389,7 +389,7 @@ class TlsSettings(_Model):
     """TLS at nginx, as sregistry's https/nginx.conf.https adds it: a second server block on `port`
     (published as compose's "443:443") beside the plain one. Off unless `enabled`; each directive is
     written only when it differs from nginx 1.22's default (http://nginx.org/en/docs/http/ngx_http_ssl_module.html).
-    `enabled` and `port` are set when the lab starts; the rest applies live (nginx reloads)."""
+    Everything applies live: nginx reloads; turning TLS on or off (or moving its port) also re-publishes."""
     enabled: bool = False
     port: int = Field(443, ge=1, le=65535)
     protocols: Annotated[str, AfterValidator(_protocols)] = "TLSv1 TLSv1.1 TLSv1.2 TLSv1.3"

@@ -50,11 +50,9 @@ def plan_changes(old: LabSettings, new: LabSettings, feats: Features) -> Changes
         problems.append("publish.mode: dnat needs nftables (`nft`): run `make setup`")
     if new.publish.host_port != old.publish.host_port:
         problems.append("publish.host_port is set when the lab starts; bring it up again to change it")
-    for f in ("enabled", "port"):
-        if getattr(new.tls, f) != getattr(old.tls, f):
-            problems.append(f"tls.{f} is set when the lab starts (it decides the published port); "
-                            "bring it up again to change it")
     wanted = {step for g in groups for step in STEP_FOR_GROUP[g]}
+    if (old.tls.enabled, old.tls.port) != (new.tls.enabled, new.tls.port):
+        wanted.add("publish")           # Docker publishes nginx's https port instead of its http one, or back
     if (old.client.write_to, old.client.write_mbps) == (new.client.write_to, new.client.write_mbps):
         wanted.discard("client")        # another kind of client needs nothing of the running lab
     return Changes(groups, tuple(s for s in STEP_ORDER if s in wanted), tuple(problems))
