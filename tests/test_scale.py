@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from labkit.analyze.scale import machine_cpu, scale
+from labkit.analyze.scale import machine_cpu, machine_view, scale
 from labkit.config.presets import PRESETS
 
 
@@ -45,3 +45,11 @@ def test_a_survey_of_another_cpu_is_refused_and_the_machine_view_is_exact():
     with pytest.raises(ValueError, match="cpu.model=opteron-6174"):
         scale(survey(model="host", ratio=1.0), model="opteron-6174")
     assert machine_cpu({"nginx": 31.25, "uwsgi": 1.0}, 32.0, 8) == pytest.approx(12.9, abs=0.05)
+
+
+def test_the_machine_view_is_what_dstat_would_show_on_the_operators_vcpus():
+    row = {"MBps": 32.0, "cpu_s_per_GB_nginx": 12.0, "cpu_s_per_GB_uwsgi": 0.2, "cpu_s_per_GB_docker_proxy": 0.0,
+           "cpu_s_per_GB_client": 1.0, "cpu_s_per_GB_softirq": 3.0}
+    v = machine_view(row, ratio=2.5, vcpus=8)
+    assert v["nginx_pct_of_a_core"] == pytest.approx(96.0) and v["uwsgi_pct_of_a_core"] == pytest.approx(1.6)
+    assert v["machine_pct"] == pytest.approx((96.0 + 1.6) / 8, abs=0.1)           # 12%: "almost nothing"

@@ -104,3 +104,19 @@ def test_every_external_client_is_told_the_ca(tmp_path):
     assert plain["SREGISTRY_REGISTRY_BASE"].startswith("http://") and plain["SREGISTRY_REGISTRY_NOHTTPS"] == "1"
     assert client_argv("command", "fetch --ca {cacert} {url}", values) == ["fetch", "--ca", "/run/ca.pem", values["url"]]
     assert issubclass(TlsVerifyError, ConnectionError)
+
+
+def test_the_fixes_change_what_they_say_and_name_their_clients():
+    from labkit.config.tls_fixes import FIXES
+    from labkit.lab.changes import Features, plan_changes
+    base = PRESETS["sregistry-2018-10-https"]
+    by = {f.name: f.apply(base) for f in FIXES}
+    assert by["AES-128-GCM first"].tls.ciphers.split(":")[:2] == ["ECDHE-RSA-AES128-GCM-SHA256",
+                                                                  "ECDHE-RSA-AES256-GCM-SHA384"]
+    assert by["AES-128-GCM first"].tls.ciphers.count("AES128-GCM") == 1
+    assert by["ChaCha20-Poly1305 preferred"].tls.ciphers.startswith("ECDHE-RSA-CHACHA20-POLY1305:")
+    assert not by["plain http on the cluster network"].tls.enabled
+    assert by["more nginx workers"].nginx.worker_processes == "auto"
+    assert "1.0.2k" in next(f for f in FIXES if "ChaCha" in f.name).clients
+    steps = plan_changes(base, by["plain http on the cluster network"], Features(True, ("cubic",), True)).steps
+    assert steps == ("publish", "nginx")       # Docker publishes port 80 again; nginx drops the TLS block
