@@ -69,7 +69,11 @@ def main() -> None:
                     lab.apply(s)
                     runs.setdefault(label, []).append(measure(lab, a.parallel))
                     if s.cpu.model != "host" and lab.core.emu:
-                        notes.append(f"{label}: {lab.core.emu.note()}")
+                        e = lab.core.emu
+                        notes.append(f"{label}: {e.path}: published {e.model_mbps:.1f} MB/s per core, this machine "
+                                     f"masked {e.host_mbps:.1f} MB/s: ratio {e.ratio:.2f}, each process held to "
+                                     f"{1 / e.ratio:.3f} of a core per thread")
+                        notes.append(f"OPENSSL_ia32cap={e.mask} (labkit cpu-model shows the sources)")
     base = statistics.median(r["one"] for r in runs["TLS (opteron-6174)"])
     base_n = statistics.median(r["many"] for r in runs["TLS (opteron-6174)"])
     print(f"TLS on the seed's CPU and its fixes: {a.image_mib} MiB image, full path, unshaped, one pull and "

@@ -97,13 +97,16 @@ def ceiling(costs: dict[str, float], settings: dict, pulls: int, cores: int,
 
 
 def scale(survey, cores: int = 8, model: str = "opteron-6174", pulls: int | None = None,
-          with_client: bool = False, link_MBps: float | None = None, path=PATH) -> Scale:
+          with_client: bool = False, link_MBps: float | None = None, path=PATH, settings=None) -> Scale:
     """One pull's and `pulls` pulls' ceilings on `cores` cores of `model`, from a survey's costs per byte.
 
     The survey must have run with cpu.model = `model` (its OpenSSL code path and the lab's ratio are the
-    model's), or both be `host`. `pulls` defaults to the survey's parallel count.
+    model's), or both be `host`. `pulls` defaults to the survey's parallel count. `settings` (LabSettings):
+    the processes each program has there, if not the survey's (costs measured with 1 nginx worker, say,
+    carried to the seed poster's 32).
     """
-    table, settings, meta = survey.table, survey.settings, survey.meta
+    table, meta = survey.table, survey.meta
+    settings = survey.settings if settings is None else settings.model_dump(mode="json")
     ran_as, ratio, _ = _model_of(meta)
     if model != ran_as:
         raise ValueError(f"scale to {model}: the survey ran with cpu.model {ran_as}; its OpenSSL code path and CPU "
@@ -132,6 +135,10 @@ def scale(survey, cores: int = 8, model: str = "opteron-6174", pulls: int | None
     notes = [f"CPU per byte measured here x {ratio:.2f} "
              f"({'the ratio the lab emulated ' + model + ' with' if model != 'host' else 'this machine'})",
              "softirq time is left out: on this kernel it overlaps the programs' own (labkit.records.cost)"]
+    if pulls > 1:
+        notes.append("N pulls: a ceiling that assumes nginx spreads the connections over its workers; nginx "
+                     "places each connection on the worker whose accept wins (measured in this lab: 2 pulls "
+                     "started together both on one of 2 workers, 5 as 3 + 2)")
     client = costs_one.get(CLIENT)
     if client and not with_client:
         notes.append(f"the client (on the compute nodes) costs {client:.2f} s/GB on this machine's cores "
