@@ -33,6 +33,8 @@ bench: setup
 	$(BIN)/python benchmarks/bench_verdict.py
 	$(BIN)/python benchmarks/bench_storm.py
 	$(BIN)/python benchmarks/bench_publish.py
+	$(BIN)/python benchmarks/bench_tls.py
+	$(BIN)/python benchmarks/bench_scale.py
 
 # CI's run of the same benchmarks, sized for its 15 minutes on 2 cores: fewer repetitions, and the
 # verdict matrix's CI subset (tests/integration/test_verdict_integration.py) instead of all of it.
@@ -42,6 +44,7 @@ bench-ci: setup
 	$(BIN)/python benchmarks/bench_tuning.py
 	$(BIN)/python benchmarks/bench_clients.py --image-mib 64
 	$(BIN)/python benchmarks/bench_storm.py --trials 3
+	$(BIN)/python benchmarks/bench_tls.py --image-mib 16 --reps 1
 
 report: setup
 	$(BIN)/labkit report --image-mib $(IMAGE_MIB)

@@ -14,7 +14,7 @@ starts fast); the subpackages hold the parts:
     labkit.config    typed settings, presets, Jinja2 templates, an operator's files imported
     labkit.lab       namespaces, one class per program, apply, supervision, teardown
     labkit.measure   pulls (one primitive), iperf3, CPU, captures, the survey, sweeps, the probe, Locust storms
-    labkit.analyze   TCP windows, the path verdict
+    labkit.analyze   TCP windows, the path verdict, CPU cost per byte and its scale to another machine
     labkit.present   figures, the HTML report, the tuning panel
     labkit.bundle    the deployable config bundle
 """
@@ -45,7 +45,8 @@ _PUBLIC = {
     "flow_verdict": "analyze.windows",
     "look_inside": "workflows", "capture_points_for": "workflows", "seed_case": "workflows",
     "full_report": "workflows", "before_after": "workflows", "seed_case_report": "workflows",
-    "run_hypotheses": "workflows", "HYPOTHESES": "analyze.hypotheses", "observations": "analyze.hypotheses",
+    "run_hypotheses": "workflows", "scale": "analyze.scale", "machine_cpu": "analyze.scale",
+    "machine_view": "analyze.scale", "FIXES": "config.tls_fixes", "CPU_MODELS": ("config.cpu_models", "MODELS"), "HYPOTHESES": "analyze.hypotheses", "observations": "analyze.hypotheses",
     "export_bundle": "bundle.export", "import_bundle": "bundle.export", "diff_against": "bundle.export",
     "TuningPanel": "present.widgets", "plots": ("present.plots", None), "report": ("present.report", None),
 }

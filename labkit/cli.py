@@ -14,6 +14,7 @@ from .lab import ownership as state
 from .lab.lab import DATA, MiB, Lab
 from .config.overrides import apply_overrides, load_settings, parse_override
 from .config.presets import ALIASES, PRESETS, preset
+from .config.cpu_models import MODELS as CPU_MODELS
 from .errors import LabError, LabkitError, ServiceError, SettingsError
 from .measure import iperf
 from .measure.survey import run_survey
@@ -128,7 +129,7 @@ def cmd_survey(a) -> int:
         print(json.dumps(survey_json(s, path), indent=1))
         return 0
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(s.table.drop(columns=["through"]).fillna("").to_string(index=False))
+        print(s.table.drop(columns=["through"]).astype(object).fillna("").to_string(index=False))
     for n in s.notes:
         print(f"note: {n}")
     print()
@@ -292,7 +293,8 @@ def cmd_probe(a) -> int:
     from .workflows import run_probe
     from .present.report import probe_section, write_report
     p = run_probe(a.url, a.image, parallel=a.parallel, iperf3=a.iperf3, capture=a.capture, ns=a.ns,
-                  deadline=a.deadline, iperf_seconds=a.iperf_seconds, capture_dir=DATA / "captures")
+                  deadline=a.deadline, iperf_seconds=a.iperf_seconds, capture_dir=DATA / "captures",
+                  cacert=a.cacert)
     with pd.option_context("display.width", 220, "display.max_columns", 30):
         print(p.table.dropna(axis=1, how="all").astype(object).fillna("").to_string(index=False))
     for n in p.notes:
@@ -345,6 +347,26 @@ def _print_storm(storm, label: str, out: Path = DATA / "results") -> None:
     print(f"\npulls: {storm.save(out, label)}")
 
 
+def cmd_cpu_model(a) -> int:
+    """A CPU model's published speed per OpenSSL code path beside this machine's, masked as the lab masks it."""
+    from .config.cpu_models import model
+    from .lab.cpumodel import compare, host_name, openssl_version
+    rows, mask = compare(a.model, DATA / "run" / "cpu-speed.json", a.remeasure)
+    m = model(a.model)
+    print(f"{a.model}: {m.clock_ghz} GHz ({m.clock_source}); features: {m.features_source}")
+    print(f"this machine: {host_name()}, {openssl_version()}; OPENSSL_ia32cap={mask.env}")
+    print(f"  hidden from OpenSSL: {', '.join(mask.masked) or 'nothing'}")
+    print(f"  the model has, this machine lacks: {', '.join(mask.lacking) or 'nothing'}")
+    table = pd.DataFrame(rows)
+    with pd.option_context("display.width", 250, "display.max_colwidth", 400):
+        print(table.drop(columns=["source"]).to_string(index=False))
+    for r in rows:
+        print(f"  {r['code path']}: {r['source']}")
+    print("openssl speed -evp <path> -bytes 16384, best of 3 two-second runs (cached; --remeasure to redo). "
+          "The lab slows each process by the ratio of the code path its TLS settings negotiate.")
+    return 0
+
+
 def cmd_storm(a) -> int:
     """A Locust pull storm: in a lab (default), or as the master or a worker on a real cluster."""
     from .measure.locust_storm import run_worker
@@ -360,7 +382,7 @@ def cmd_storm(a) -> int:
         if not (a.url and a.image and a.workers):
             raise SettingsError("storm --master needs --url http://registry:port, --image collection/name:tag "
                                 "and --workers N")
-        storm = run_master(a.url, a.image, spec, a.workers, Path(a.out), a.bind_host, a.master_port)
+        storm = run_master(a.url, a.image, spec, a.workers, Path(a.out), a.bind_host, a.master_port, a.cacert)
     else:
         from .measure.locust_storm import refusals
         lab = Lab.attach(a.on) if a.on else None
@@ -475,6 +497,8 @@ def report(**o) -> int:
 @click.option("--iperf-seconds", type=IPERF_SECONDS, default=3, show_default=True)
 @click.option("--capture", is_flag=True, help="headers-only capture of the single pull (root)")
 @click.option("--ns", help="run inside this network namespace (e.g. a lab's compute node)")
+@click.option("--cacert", type=click.Path(exists=True, dir_okay=False),
+              help="an https registry's CA certificate (default: the system's CAs)")
 @click.option("--deadline", type=click.FloatRange(1, MAX_PROBE_DEADLINE), default=300, show_default=True,
               help="seconds each pull may take")
 @click.option("--report", metavar="FILE", help="also write an HTML report section")
@@ -525,6 +549,8 @@ def hypotheses(**o) -> int:
 @click.option("--master", is_flag=True, help="on a real cluster: run the Locust master here, against --url")
 @click.option("--worker", is_flag=True, help="on a real cluster: run a Locust worker here (on a compute node)")
 @click.option("--url", help="master: the registry, http://host:port")
+@click.option("--cacert", type=click.Path(exists=True, dir_okay=False),
+              help="master: an https registry's CA file (the same path on every worker)")
 @click.option("--image", help="master: collection/name:tag to pull")
 @click.option("--workers", type=click.IntRange(min=1), help="master: how many workers to wait for")
 @click.option("--bind-host", default="*", show_default=True, help="master: address to listen on for workers")
@@ -534,6 +560,14 @@ def hypotheses(**o) -> int:
 @click.option("--out", default=str(DATA / "results"), show_default=True, help="master: where the pull records go")
 def storm(**o) -> int:
     return _call("cmd_storm", **o)
+
+
+@cli.command("cpu-model", help="a CPU model's published speed per OpenSSL code path beside this machine's (masked)")
+@click.option("--model", type=click.Choice(sorted(CPU_MODELS)), default="opteron-6174", show_default=True,
+              help="the model (labkit.config.cpu_models)")
+@click.option("--remeasure", is_flag=True, help="measure this machine again (not the cached figures)")
+def cpu_model(**o) -> int:
+    return _call("cmd_cpu_model", **o)
 
 
 def main(argv: list[str] | None = None) -> int:

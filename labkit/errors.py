@@ -47,3 +47,11 @@ class HttpStatusError(LabkitError, RuntimeError):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
+
+
+class TlsSetupError(LabkitError, ValueError):
+    """A client's TLS trust could not be set up (a missing or unreadable CA file); nothing was sent."""
+
+
+class TlsVerifyError(LabkitError, ConnectionError):
+    """An https server's certificate did not verify against the client's CA and name: the pull is refused."""

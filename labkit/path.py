@@ -31,6 +31,7 @@ from .config.modes import modes_where
 from .errors import SettingsError, UnknownName
 
 NS_PREFIX = "sl-"
+FRONT = "nginx_front"  # the port key of nginx's client-facing port: "nginx_tls" with TLS on, else "nginx"
 CLIENT = "client"      # the program that pulls at a vantage point (its CPU is measured per pull)
 MAX_COMPUTE_NODES = 64
 
@@ -104,7 +105,8 @@ class ServiceSpec:
     when ready. `socket`: a second port it serves on (uwsgi's uwsgi-protocol socket). `upstream`:
     where it forwards (nginx: uwsgi's socket). `cpu`: its key in settings.cpu (`<cpu>_cpus`,
     `<cpu>_cpuset`; None: never limited). `disk`: the lab disk whose files it reads or writes
-    ("vm": the VM's storage, whose block-I/O group it joins).
+    ("vm": the VM's storage, whose block-I/O group it joins). `tls`: the port it answers https on when
+    settings.tls is on (sregistry's https setup: nginx).
     """
     name: str
     program: str
@@ -114,6 +116,7 @@ class ServiceSpec:
     upstream: Upstream | None = None
     cpu: str | None = None
     disk: str | None = None
+    tls: str | None = None         # the port it terminates TLS on (nginx, with settings.tls on)
 
 
 @dataclass(frozen=True)
@@ -215,7 +218,7 @@ class Stage:
     vantage: str
     hop: str
     capture: tuple[str, ...]
-    idle_when: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    idle_when: dict[str, tuple] = field(default_factory=dict)
     programs: tuple[str, ...] = ()
     sends_on: str | None = None
     reads_from: str | None = None
@@ -508,7 +511,9 @@ def registry_path(compute_nodes: int = 1, load_balancer: bool = False) -> Servin
 def _registry(computes: tuple[str, ...], switched: bool) -> ServingPath:
     client, vm, vm_ip = computes[0], "vm", "192.0.2.20"
     edge_nodes, edge_links, edge_bridges, client_link = _edge(computes, vm, switched)
-    nginx_port, uwsgi_port = "nginx", "uwsgi_socket"
+    # nginx answers plain http on "nginx" and, with TLS on, https on "nginx_tls"; FRONT is the one Docker
+    # publishes to the compute nodes (the TLS port when TLS is on: sregistry's https compose)
+    nginx_port, front, uwsgi_port = "nginx", FRONT, "uwsgi_socket"
     app_idle = {"app.serve_mode": modes_where(lambda m: not m.app_sends_image)}
     iperf_nodes = (client, vm, "nginx", "uwsgi")
     return ServingPath(
@@ -527,8 +532,8 @@ def _registry(computes: tuple[str, ...], switched: bool) -> ServingPath:
         services=(*(ServiceSpec(f"iperf3@{n}", "iperf3", n, f"iperf@{n}") for n in iperf_nodes),
                   ServiceSpec("uwsgi", "uwsgi", "uwsgi", "uwsgi_http", socket=uwsgi_port, cpu="uwsgi", disk="vm"),
                   ServiceSpec("nginx", "nginx", "nginx", nginx_port, upstream=Upstream("uwsgi", uwsgi_port, "uwsgi"),
-                              cpu="nginx", disk="vm")),
-        published=(Published("registry", vm, "published", "nginx", nginx_port),
+                              cpu="nginx", disk="vm", tls="nginx_tls")),
+        published=(Published("registry", vm, "published", "nginx", front),
                    Published("iperf3", vm, "iperf_published", "nginx", "iperf@nginx")),
         hops=(Hop("compute→vm", client, vm, "iperf@vm"),
               Hop("vm→nginx", vm, "nginx", "iperf@nginx"),
@@ -536,11 +541,12 @@ def _registry(computes: tuple[str, ...], switched: bool) -> ServingPath:
               Hop("compute→published port→nginx", client, vm, "iperf_published"),
               Hop("compute→uwsgi (routed)", client, "uwsgi", "iperf@uwsgi")),
         connections=(Connection("link", vm, "published", client_link),
-                     Connection("docker0→nginx", "nginx", nginx_port, ("nginx", "b")),
+                     Connection("docker0→nginx", "nginx", front, ("nginx", "b")),
                      Connection("nginx→uwsgi", "uwsgi", uwsgi_port, ("uwsgi", "b")),
                      Connection("uwsgi http", "uwsgi", "uwsgi_http", ("nginx", "a"))),
         vantages=(Vantage("uwsgi", "nginx", "uwsgi", "uwsgi_http", ("uwsgi http",)),
                   Vantage("nginx", vm, "nginx", nginx_port, ("docker0→nginx", "nginx→uwsgi")),
+                  Vantage("nginx (tls)", vm, "nginx", "nginx_tls", ("docker0→nginx", "nginx→uwsgi")),
                   Vantage("published port", vm, vm, "published", ("docker0→nginx", "nginx→uwsgi"), "host"),
                   Vantage("full path", client, vm, "published", ("link", "docker0→nginx", "nginx→uwsgi"),
                           "outside"),
@@ -550,6 +556,9 @@ def _registry(computes: tuple[str, ...], switched: bool) -> ServingPath:
                       "nginx→uwsgi", ("nginx→uwsgi",), app_idle, ("uwsgi",), "nginx→uwsgi"),
                 Stage("nginx", "nginx in front of uwsgi (uwsgi_pass, buffering, temp files)", "nginx",
                       "vm→nginx", ("docker0→nginx", "nginx→uwsgi"), programs=("nginx",),
+                      sends_on="docker0→nginx", reads_from="nginx→uwsgi"),
+                Stage("tls", "TLS at nginx (every byte encrypted by the one worker that holds the connection)",
+                      "nginx (tls)", "vm→nginx", ("docker0→nginx",), {"tls.enabled": (False,)}, ("nginx",),
                       sends_on="docker0→nginx", reads_from="nginx→uwsgi"),
                 Stage("published port", "Docker's publish step (DNAT and conntrack in the kernel; docker-proxy "
                       "copying every byte with iptables off)", "published port", "compute→published port→nginx",
@@ -567,7 +576,7 @@ def _registry(computes: tuple[str, ...], switched: bool) -> ServingPath:
                                "compute", "bytes_written", "client_write_MB",
                                {"client.dest": ("memory", "shared-fs")}, "full path")),
         ports=(Port("uwsgi_http", 8000, 0), Port("uwsgi_socket", 3031, 31), Port(nginx_port, 80, 80),
-               Port("published", None, 81), Port("iperf_published", 5202, 40), *iperf_ports(iperf_nodes)),
+               Port("nginx_tls", 443, 83), Port("published", None, 81), Port("iperf_published", 5202, 40), *iperf_ports(iperf_nodes)),
     )
 
 
@@ -617,6 +626,7 @@ class Plan:
     namespaced: bool
     ports: dict[str, int]
     path: ServingPath = PATH
+    tls: bool = False                     # FRONT (what Docker publishes) is nginx's TLS port
 
     def ns(self, node: str) -> str | None:
         return f"{NS_PREFIX}{self.lab}-{node}" if self.namespaced else None
@@ -625,6 +635,8 @@ class Plan:
         return self.path.node(node).address if self.namespaced else "127.0.0.1"
 
     def port(self, key: str) -> int:
+        if key == FRONT:
+            key = "nginx_tls" if self.tls else "nginx"
         return self.ports[key]
 
     def dev(self, link: str, end: str) -> str:
@@ -637,6 +649,17 @@ class Plan:
     @property
     def namespaces(self) -> list[str]:
         return [self.ns(n.name) for n in self.path.nodes] if self.namespaced else []
+
+    def serves(self, item: Hop | Vantage) -> bool:
+        """Whether anything answers where `item` dials (nginx's TLS port only with TLS on)."""
+        return item.port != "nginx_tls" or self.tls
+
+    def tls_at(self, item: Hop | Vantage) -> bool:
+        """Whether dialling `item` reaches nginx's TLS port (directly, or through a port Docker publishes to it)."""
+        if item.port == "nginx_tls":
+            return True
+        published = {pb.host_port: pb.container_port for pb in self.path.published}
+        return self.tls and FRONT in (item.port, published.get(item.port))
 
     def endpoint(self, item: Hop | Vantage | Upstream) -> tuple[str | None, str, int]:
         """(namespace of the client, address, port) to dial for a hop or a vantage point
@@ -665,14 +688,18 @@ class Plan:
                 if len(p.compute) > 1 else [])
 
 
-def plan(lab: str, namespaced: bool, host_port: int = 80, path: ServingPath = PATH) -> Plan:
+def plan(lab: str, namespaced: bool, host_port: int = 80, path: ServingPath = PATH,
+         tls_port: int | None = None) -> Plan:
     """The path placed for lab `lab`: its ports' numbers (a port declared without one is `host_port`,
-    the published port settings.publish.host_port sets), or on loopback the lab's base port plus each offset."""
+    the published port settings.publish.host_port sets), or on loopback the lab's base port plus each offset.
+    `tls_port`: TLS is on, nginx's https port, published on the VM as the same port (compose's "443:443")."""
     if not lab.replace("-", "").isalnum() or len(lab) > 20:
         raise SettingsError(f"lab name {lab!r}: use up to 20 letters, digits or '-'")
     if namespaced:
-        ports = {p.key: host_port if p.number is None else p.number for p in path.ports}
+        ports = {p.key: (tls_port or host_port) if p.number is None else p.number for p in path.ports}
+        if tls_port and "nginx_tls" in ports:
+            ports["nginx_tls"] = tls_port
     else:
         base = 18000 + 100 * (sum(map(ord, lab)) % 200)
         ports = {p.key: base + p.loopback for p in path.ports}
-    return Plan(lab, namespaced, ports, path)
+    return Plan(lab, namespaced, ports, path, tls=tls_port is not None)

@@ -138,9 +138,10 @@ def run_hypotheses(parallels: list[int], image_mib: int = 32, lab_name: str = "h
 
 
 def _hypothesis_row(lab: Lab, h, seed_link: list[str], parallels: list[int], deadline: float) -> dict:
+    from .analyze.scale import machine_view
+    from .errors import LabError
     from .measure.clients import check_room
     from .measure.pull_at import pull_at
-    from .errors import LabError
     lab.apply(h.settings(*seed_link))
     runs, left_out = [], []
     for n in sorted(set([1, *parallels])):
@@ -156,6 +157,9 @@ def _hypothesis_row(lab: Lab, h, seed_link: list[str], parallels: list[int], dea
     return {"hypothesis": h.name, "explains": h.explains, "image_mib": lab.image.size // 2**20,
             "min_image_mib": h.min_image_mib, "single_MBps": round(one.mbps, 1),
             "single_cpu": one.busiest_cpu, "busiest": one.busiest,
+            # dstat's whole-machine view on the seed's 8 vCPUs (labkit.analyze.scale.machine_view)
+            "single_machine_pct": machine_view(one.row(), lab.plan.path,
+                                               lab.core.emu.ratio if lab.core.emu else 1.0, 8)["machine_pct"],
             **{f"x{r.parallel}_MBps": round(r.mbps, 1) for r in runs[1:]},
             "top_MBps": round(top.mbps, 1), "top_parallel": top.parallel,
             "failures": sum(r.failures for r in runs),
@@ -199,6 +203,7 @@ def run_storm(lab: Lab, spec) -> Storm:
 
 
 def run_master(url: str, image: str, spec, workers: int, out_dir: Path, bind: str = "*",
-               port: int = _storm.MASTER_PORT) -> Storm:
-    """The master of a storm on a real cluster (`run_worker` on each compute node), as its tables."""
-    return storm_of(_storm.measure_master(url, image, spec, workers, out_dir, bind, port))
+               port: int = _storm.MASTER_PORT, cacert: str | None = None) -> Storm:
+    """The master of a storm on a real cluster (`run_worker` on each compute node), as its tables;
+    `cacert`: an https registry's CA file (the same path on every worker)."""
+    return storm_of(_storm.measure_master(url, image, spec, workers, out_dir, bind, port, cacert))

@@ -2,6 +2,7 @@
 changes on them, and a writer that lays them out as sregistry's checkout: shared by the unit and
 integration tests of `labkit import`."""
 from labkit.config.importer import SregistryFiles
+from labkit.config.presets import PRESETS
 
 
 def placed(lines: dict[int, str]) -> str:
@@ -89,6 +90,34 @@ def seed_poster(files: dict[str, dict]) -> dict[str, dict]:
 
 FILES_2018_10 = {"uwsgi.ini": UWSGI_2018_10, "nginx.conf": SERVER_2018_10, "nginx/nginx.conf": MAIN_2018_10,
                  "docker-compose.yml": COMPOSE_2018_10, "uwsgi_params.par": UWSGI_PARAMS}
+
+
+# https/nginx.conf.https at 0d1274df (the https setup its docs recommend): the plain block, then a server on
+# 443 with `ssl on`, sregistry's certificate paths, its ssl_* values and the same locations (no add_header)
+_TLS_BLOCK = [
+    "server {", "    listen 443;", "    server_name localhost;", "    root html;",
+    "    client_max_body_size 8000M;", "    client_body_buffer_size 8000M;", "    ssl on;",
+    "    ssl_certificate /etc/ssl/certs/chained.pem;", "    ssl_certificate_key /etc/ssl/private/domain.key;",
+    "    ssl_session_timeout 5m;", "    ssl_protocols TLSv1 TLSv1.1 TLSv1.2;",
+    "    ssl_ciphers " + PRESETS["sregistry-2018-10-https"].tls.ciphers + ";",
+    "    ssl_session_cache shared:SSL:50m;", "    ssl_dhparam /etc/ssl/certs/dhparam.pem;",
+    "    ssl_prefer_server_ciphers on;",
+    "    location /images {", "        alias /var/www/images;", "    }",
+    "    location /static {", "        alias /var/www/static;", "    }",
+    "    location / {", "        include /etc/nginx/uwsgi_params.par;", "        uwsgi_pass uwsgi:3031;",
+    "        uwsgi_max_temp_file_size 10024m;", "    }", "}"]
+
+
+def https(files: dict[str, dict]) -> dict[str, dict]:
+    """sregistry's https setup on these files: nginx.conf.https as nginx.conf, https/docker-compose.yml's
+    "443:443" and the host's /etc/ssl mounted."""
+    out = {k: dict(v) for k, v in files.items()}
+    last = max(out["nginx.conf"])
+    out["nginx.conf"] |= {last + 2 + i: line for i, line in enumerate(_TLS_BLOCK)}
+    out["docker-compose.yml"] |= {19: '    - "80:80"\n    - "443:443"',
+                                  22: "    - ./uwsgi_params.par:/etc/nginx/uwsgi_params.par:ro\n"
+                                      "    - /etc/ssl/certs:/etc/ssl/certs:ro\n    - /etc/ssl/private:/etc/ssl/private:ro"}
+    return out
 
 
 def write(tmp_path, files: dict[str, dict | str]):

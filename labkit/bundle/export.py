@@ -77,6 +77,17 @@ WHY = {
     "kernel.tcp_rmem": "TCP receive buffer (min default max): caps the receive window",
     "kernel.tcp_wmem": "TCP send buffer (min default max): caps what a sender keeps in flight",
     "kernel.congestion_control": "TCP congestion control algorithm",
+    "tls.enabled": "https at nginx (sregistry's https/nginx.conf.https): every byte is encrypted by the nginx "
+                   "worker holding the connection, one core per connection",
+    "tls.ciphers": "the suites the server offers; with prefer_server_ciphers on, the first one the client also "
+                   "has wins (AES-256-GCM costs 14 AES rounds a block, AES-128-GCM 10; ChaCha20-Poly1305 is "
+                   "fastest on a CPU without AES-NI, for clients that have it: not CentOS 7's OpenSSL 1.0.2k)",
+    "tls.prefer_server_ciphers": "the server's order of suites wins over the client's",
+    "tls.protocols": "the TLS versions nginx accepts",
+    "tls.buffer_size": "bytes per TLS record nginx writes (ssl_buffer_size)",
+    "tls.conf_command": "OpenSSL settings nginx passes through (ssl_conf_command)",
+    "tls.session_cache": "TLS sessions resumed without a full handshake",
+    "tls.dhparam": "DH parameters for DHE suites",
     **{f"cpu.{m}_cpus": f"CPU time {m} may use (docker-compose `cpus:`, a CFS quota)" for m in ("nginx", "uwsgi", "proxy")},
     **{f"cpu.{m}_cpuset": f"the CPUs {m} may run on (docker-compose `cpuset:`)" for m in ("nginx", "uwsgi", "proxy")},
 }
@@ -84,7 +95,7 @@ WHY = {
 
 def changes(s: LabSettings, base: LabSettings = SREGISTRY_SHIPPED) -> list[dict]:
     out = []
-    for group in ("app", "publish", "uwsgi", "nginx", "kernel", "cpu"):
+    for group in ("app", "publish", "uwsgi", "nginx", "tls", "kernel", "cpu"):
         for field in field_names(base, group, s):
             a, b = setting(base, group, field), setting(s, group, field)
             if a != b:
@@ -123,7 +134,7 @@ def export_bundle(s: LabSettings, out_dir: Path, label: str = "winner", measurem
         "uwsgi.ini": render_uwsgi(s, DEPLOY_UWSGI),
         "sysctl.d/60-servelab-tcp.conf": env.get_template("sysctl.conf.j2").render(sysctls=sysctls),
         "docker-compose.override.yml": env.get_template("compose-override.yml.j2").render(
-            nofile=max(65536, 4 * s.nginx.worker_connections), sysctls=sysctls, cpu=s.cpu),
+            nofile=max(65536, 4 * s.nginx.worker_connections), sysctls=sysctls, cpu=s.cpu, tls=s.tls),
         SETTINGS_FILE: json.dumps(s.model_dump(mode="json"), indent=1) + "\n",
     }
     if daemon := daemon_json(s):
@@ -132,13 +143,14 @@ def export_bundle(s: LabSettings, out_dir: Path, label: str = "winner", measurem
     files["README.md"] = env.get_template("bundle-README.md.j2").render(
         label=label, when=time.strftime("%Y-%m-%d %H:%M"), s=s, changes=changes(s),
         daemon_json="daemon.json" in files, measurements=table, image_mib=image_mib, notes=notes or [],
-        base=BASE_PRESET, provenance=PROVENANCE, mode=SERVE_MODES[s.app.serve_mode])
+        base=BASE_PRESET, provenance=PROVENANCE, mode=SERVE_MODES[s.app.serve_mode], tls_paths=DEPLOY_NGINX)
     with tempfile.TemporaryDirectory(prefix="servelab-bundle-", dir=out_dir) as tmp:
         stage = Path(tmp) / label
         for name, text in files.items():
             (stage / name).parent.mkdir(parents=True, exist_ok=True)
             (stage / name).write_text(text)
-        nginx_t_deployed(stage / "nginx/nginx.conf", stage / "nginx.conf")
+        nginx_t_deployed(stage / "nginx/nginx.conf", stage / "nginx.conf",
+                         tls=DEPLOY_NGINX if s.tls.enabled else None)
         uwsgi_check(stage / "uwsgi.ini", expect_processes=s.uwsgi.processes)
         final = out_dir / label
         if final.exists():

@@ -170,7 +170,7 @@ def _node_lines(node, path: tuple, out: dict) -> None:
 
 
 def read_compose(c: Compose, led: Ledger, uwsgi_host: str | None, listen_port: int | None,
-                 config_files: dict[str, dict[str, str]]) -> None:
+                 config_files: dict[str, dict[str, str]], tls_port: int | None = None) -> None:
     """Every key of the nginx and uwsgi services into `led`; the other services are off the pull's path.
 
     `config_files`: per role (nginx, uwsgi), the files read (path -> the name printed), to say which
@@ -187,11 +187,11 @@ def read_compose(c: Compose, led: Ledger, uwsgi_host: str | None, listen_port: i
             led.ignore(c.origin((name,), name), "a service off the pull's path (the database, redis, workers)")
             continue
         for key, value in (svc or {}).items():
-            _service_key(c, name, role, key, value, led, listen_port, config_files.get(role, {}))
+            _service_key(c, name, role, key, value, led, listen_port, config_files.get(role, {}), tls_port)
 
 
 def _service_key(c: Compose, name: str, role: str, key: str, value: Any, led: Ledger,
-                 listen_port: int | None, config_files: dict[str, str]) -> None:
+                 listen_port: int | None, config_files: dict[str, str], tls_port: int | None = None) -> None:
     o = c.origin((name, key), f"{name}.{key}", value)
     if key in ("cpus", "cpuset"):
         led.set(o, f"cpu.{role}_{key}", _cpus(value) if key == "cpus" else str(value))
@@ -205,7 +205,7 @@ def _service_key(c: Compose, name: str, role: str, key: str, value: Any, led: Le
         _deploy(c, name, role, value, led)
     elif key == "ports":
         for i, item in enumerate(value or []):
-            _port(c.origin((name, key, i), f"{name}.ports", item), role, item, led, listen_port)
+            _port(c.origin((name, key, i), f"{name}.ports", item), role, item, led, listen_port, tls_port)
     elif key == "volumes":
         for i, item in enumerate(value or []):
             _volume(c.origin((name, key, i), f"{name}.volumes", item), c, role, item, led, config_files)
@@ -259,7 +259,7 @@ def port_mapping(text: str) -> tuple[int | None, int, bool, str] | None:
     return host, int(parts[-1].split("-")[0]), ranged, proto or "tcp"
 
 
-def _port(o: Origin, role: str, item: Any, led: Ledger, listen_port: int | None) -> None:
+def _port(o: Origin, role: str, item: Any, led: Ledger, listen_port: int | None, tls_port: int | None = None) -> None:
     if isinstance(item, dict):
         host, target = item.get("published"), item.get("target")
         parsed = (int(host) if str(host or "").isdigit() else None, int(target), False,
@@ -270,7 +270,10 @@ def _port(o: Origin, role: str, item: Any, led: Ledger, listen_port: int | None)
         led.problem(o, f"{item!r} is not a port mapping ([HOST_IP:][HOST:]CONTAINER[/PROTOCOL])")
         return
     host, target, ranged, proto = parsed
-    if role != "nginx" or proto != "tcp" or (listen_port is not None and target != listen_port):
+    if role == "nginx" and proto == "tcp" and tls_port is not None and target == tls_port:
+        led.modelled(o, f"Docker publishes nginx's https port {target} (tls.port) on host port {host}"
+                        + ("" if host == target else f": the lab publishes it as {target}"))
+    elif role != "nginx" or proto != "tcp" or (listen_port is not None and target != listen_port):
         led.ignore(o, f"publishes {role}'s port {target}/{proto}: not the port pulls arrive on"
                       + (f" (nginx listens on {listen_port})" if role == "nginx" else ""))
     elif ranged or host is None:

@@ -9,7 +9,7 @@ in one block is an error, as `nginx -t` says. Everything else is listed as ignor
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .directives import Ledger
 from .nginx_tree import THIRD_PARTY, Item, Tree
@@ -60,12 +60,23 @@ REASONS = {
 }
 GENERIC = "a directive labkit's settings do not model: the lab runs nginx's default for it"
 
+# TLS (sregistry's https/nginx.conf.https): the ssl_* directives of the https server block that pulls
+# reach, at that server or in http (nginx's inheritance), as tls.* settings
+SSL = {"ssl_protocols": "tls.protocols", "ssl_ciphers": "tls.ciphers", "ssl_prefer_server_ciphers":
+       "tls.prefer_server_ciphers", "ssl_session_cache": "tls.session_cache", "ssl_session_timeout":
+       "tls.session_timeout", "ssl_buffer_size": "tls.buffer_size", "ssl_conf_command": "tls.conf_command",
+       "ssl_dhparam": "tls.dhparam"}
+CERT_FILES = {"ssl_certificate", "ssl_certificate_key", "ssl_trusted_certificate", "ssl_client_certificate"}
+
 
 @dataclass
 class NginxFacts:
     """What the rest of the import needs from nginx: which host uwsgi_pass names, which port pulls arrive on."""
     uwsgi_host: str | None = None
     listen_port: int | None = None
+    tls_port: int | None = None                       # the https server's port (tls.enabled), if any
+    tls_server: int | None = None                     # and its server block
+    cert_files: dict[str, str] = field(default_factory=dict)   # ssl_certificate(_key) -> the path written (never read)
 
 
 def read_nginx(tree: Tree, led: Ledger) -> NginxFacts:
@@ -76,17 +87,18 @@ def read_nginx(tree: Tree, led: Ledger) -> NginxFacts:
         facts.uwsgi_host = _uwsgi_host(tree, pull_loc)
         facts.listen_port = _listen_port(tree, pull_server)
     _duplicates(tree, led)
+    tls_items = _tls(tree, pull_server, led, facts)
     chain: list[Item] = []
     for it in tree.items:
         where = _where(it, pull_server, pull_loc)
-        if it.directive == "include":
-            continue                        # recorded where it was followed (nginx_tree)
+        if it.directive == "include" or any(it is t for t in tls_items):
+            continue                        # recorded where it was followed (nginx_tree), or by _tls
         if where in LEVELS and it.directive in CHAIN:
             chain.append(it)
         elif where != "off path":
             _structural(it, where, pull_server, pull_loc, led)
         else:
-            _off_path(it, pull_server, pull_loc, led)
+            _off_path(it, pull_server, pull_loc, led, facts.tls_server)
     for it in sorted(chain, key=lambda i: LEVELS.index(_where(i, pull_server, pull_loc))):
         _chain(it, _where(it, pull_server, pull_loc), led)
     _cors(tree, pull_server, led)
@@ -217,7 +229,7 @@ def _location(it: Item, loc: Item | None, led: Ledger) -> None:
         led.modelled(it.o, "a location block (its directives are listed one by one)")
 
 
-def _off_path(it: Item, server: int | None, loc: Item | None, led: Ledger) -> None:
+def _off_path(it: Item, server: int | None, loc: Item | None, led: Ledger, tls_server: int | None = None) -> None:
     d = it.directive
     if d in THIRD_PARTY:
         led.ignore(it.o, THIRD_PARTY[d])
@@ -231,6 +243,9 @@ def _off_path(it: Item, server: int | None, loc: Item | None, led: Ledger) -> No
         led.ignore(it.o, f"inside `{it.nested}` within a location: not modelled")
     elif it.level == "other" and it.location is None and it.ctx:
         led.ignore(it.o, f"an entry of a {it.ctx[-1]} block: not modelled")
+    elif it.server is not None and it.server == tls_server:
+        led.ignore(it.o, "in the https server block: the lab's TLS block takes the plain block's settings "
+                         "(only listen and ssl_* are read from here)")
     elif it.server is not None and it.server != server:
         led.ignore(it.o, "in another server block: not the one pulls reach")
     elif it.location is not None:
@@ -280,6 +295,58 @@ def _cors(tree: Tree, server: int | None, led: Ledger) -> None:
     for i in headers:
         led.ignore(i.o, "a response header other than sregistry's CORS set: not modelled "
                         "(headers do not change how the image is sent)")
+
+
+def _is_tls(tree: Tree, s: int) -> bool:
+    own = [i for i in tree.items if i.server == s and i.level == "server"]
+    return any(i.directive == "listen" and "ssl" in i.args for i in own) or \
+        any(i.directive == "ssl" and i.args[:1] == ["on"] for i in own)
+
+
+def _tls(tree: Tree, pull_server: int | None, led: Ledger, facts: NginxFacts) -> list[Item]:
+    """The https server block that passes pulls to uwsgi, if any: TLS on, its port, its ssl_* (server over
+    http) as tls.*; certificate paths are recorded, no key is read. Returns the items it accounted for."""
+    tls = next((s for s in range(tree.servers) if _is_tls(tree, s) and _passes_pulls(tree, s)), None)
+    if tls is None:
+        return []
+    facts.tls_server = tls
+    done = []
+    for i in tree.items:
+        if i.server == tls and i.level == "server" and i.directive == "listen":
+            m = re.search(r"(?:^|:)(\d+)$", i.args[0])
+            facts.tls_port = facts.tls_port or (int(m.group(1)) if m else 443)
+            led.set(i.o, "tls.enabled", True, "tls.enabled = True: pulls over https reach this server block "
+                    "(sregistry's download URLs follow DOMAIN_NAME, https in its https setup)", together=True)
+            led.set(i.o, "tls.port", facts.tls_port, f"tls.port = {facts.tls_port}", together=True)
+            done.append(i)
+        elif i.server == tls and i.level == "server" and i.directive == "ssl":
+            led.modelled(i.o, "TLS on this server block (`ssl on`: nginx 1.22 writes `listen ... ssl`)")
+            done.append(i)
+        elif i.server == tls and i.level == "server" and i.directive in CERT_FILES:
+            facts.cert_files[i.directive] = i.args[0]
+            led.modelled(i.o, f"{i.args[0]} recorded, not read: the lab makes its own CA and certificate; "
+                              "the bundle writes sregistry's path (/etc/ssl/...) for your file")
+            done.append(i)
+    levels = {"http": 0, "server": 1}
+    ssl = [i for i in tree.items if i.directive in SSL and (i.level == "http" or (i.server == tls and i.level == "server"))]
+    for i in sorted(ssl, key=lambda i: levels[i.level]):
+        setting = SSL[i.directive]
+        value = (i.args[0].lower() == "on" if i.directive == "ssl_prefer_server_ciphers"
+                 else True if i.directive == "ssl_dhparam" else " ".join(i.args))
+        if i.directive == "ssl_conf_command":
+            earlier = led.values.get("tls", {}).get("conf_command", "")
+            value = f"{earlier}; {value}" if earlier and led.origins.get(setting, i.o).line != i.o.line else value
+        note = f"{setting} = {value}" + (f" ({i.args[0]} recorded, not read: the lab makes RFC 7919 ffdhe4096)"
+                                         if i.directive == "ssl_dhparam" else "")
+        led.set(i.o, setting, value, note, together=i.directive == "ssl_conf_command")
+        done.append(i)
+    return done
+
+
+def _passes_pulls(tree: Tree, s: int) -> bool:
+    loc = match_location([i for i in tree.items if i.server == s and i.directive == "location"
+                          and i.location is None and i.level == "server"], DOWNLOAD_URI)
+    return loc is not None and _has(tree, loc, "uwsgi_pass")
 
 
 def _int(it: Item, led: Ledger) -> int | None:

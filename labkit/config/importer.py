@@ -168,7 +168,7 @@ def import_files(files: SregistryFiles) -> ImportResult:
     if compose is not None:
         read_files = {"nginx": {f: src.show(f) for f in tree.files},
                       "uwsgi": {path["uwsgi_ini"]: src.show(path["uwsgi_ini"])} if "uwsgi_ini" in path else {}}
-        read_compose(compose, led, facts.uwsgi_host, facts.listen_port, read_files)
+        read_compose(compose, led, facts.uwsgi_host, facts.listen_port, read_files, facts.tls_port)
     if "daemon_json" in path and (text := _read(src, path["daemon_json"], led)) is not None:
         read_daemon(text, src.show(path["daemon_json"]), led)
     assumed = _assume(led, path, bool(tree.items))

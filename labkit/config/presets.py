@@ -31,6 +31,7 @@ class Provenance:
 
 
 _FILES = ("uwsgi.ini", "nginx.conf", "nginx/nginx.conf")
+_HTTPS_FILES = ("uwsgi.ini", "https/nginx.conf.https", "nginx/nginx.conf", "https/docker-compose.yml")
 
 # 0d1274df (2018-10-25), the version current when the seed was written. uwsgi.ini as changed in
 # d037140 ("updating uwsgi to handle downloads"); nginx.conf and nginx/nginx.conf as in 7d14e170.
@@ -88,12 +89,30 @@ SEED_POSTER = SREGISTRY_2018_10.changed(
 #   sendfile on 2184 / 3322 vs off 1454 / 1613 (keep it on); uwsgi processes 4 vs 16 within the spread (kept at 4).
 RECOMMENDED = SREGISTRY_2018_10.changed(app={"serve_mode": "accel"})
 
+# 0d1274df's HTTPS setup, which its docs recommend (docs/pages/install/server.md "SSL": use the
+# docker-compose.yml and nginx.conf in https/): https/nginx.conf.https keeps the plain server block on 80
+# and adds one on 443 with `ssl on`, the certificate files from the host's /etc/ssl (https/docker-compose.yml
+# mounts /etc/ssl/certs and /etc/ssl/private, publishes "443:443"), ssl_session_timeout 5m, ssl_protocols
+# TLSv1 TLSv1.1 TLSv1.2, the cipher list below (AES-256-GCM first), ssl_session_cache shared:SSL:50m,
+# ssl_dhparam /etc/ssl/certs/dhparam.pem, ssl_prefer_server_ciphers on. nginx/nginx.conf is unchanged.
+SREGISTRY_2018_10_CIPHERS = ("ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:"
+                             "ECDHE-RSA-AES256-SHA384:ECDHE-RSA-AES128-SHA256:ECDHE-RSA-AES256-SHA:"
+                             "ECDHE-RSA-AES128-SHA:DHE-RSA-AES256-SHA:DHE-RSA-AES128-SHA")
+_TLS_2018 = {"enabled": True, "port": 443, "protocols": "TLSv1 TLSv1.1 TLSv1.2", "ciphers": SREGISTRY_2018_10_CIPHERS,
+             "prefer_server_ciphers": True, "session_cache": "shared:SSL:50m", "session_timeout": "5m",
+             "dhparam": True}
+SREGISTRY_2018_10_HTTPS = SREGISTRY_2018_10.changed(tls=_TLS_2018)
+# The seed poster's changes on the HTTPS setup (the setting in force for his 40-pull observation).
+SEED_POSTER_HTTPS = SEED_POSTER.changed(tls=_TLS_2018)
+
 PRESETS: dict[str, LabSettings] = {
     "sregistry-2018-10": SREGISTRY_2018_10,
     "sregistry-2018-early": SREGISTRY_2018_EARLY,
     "sregistry-current": SREGISTRY_CURRENT,
     "seed-poster": SEED_POSTER,
     "recommended": RECOMMENDED,
+    "sregistry-2018-10-https": SREGISTRY_2018_10_HTTPS,
+    "seed-poster-https": SEED_POSTER_HTTPS,
 }
 
 PROVENANCE: dict[str, Provenance] = {
@@ -108,6 +127,11 @@ PROVENANCE: dict[str, Provenance] = {
     "recommended": Provenance(SREGISTRY, "0d1274df475696e1b6a65b9b1adc85558cffbd24", _FILES,
                               "2018-10 plus what the lab's sweep keeps: X-Accel-Redirect (published as Docker's "
                               "defaults: the sweep measured no gain from userland-proxy false for compute nodes)"),
+    "sregistry-2018-10-https": Provenance(SREGISTRY, "0d1274df475696e1b6a65b9b1adc85558cffbd24", _HTTPS_FILES,
+                                          "the HTTPS setup its docs recommend: the plain block plus TLS on 443 "
+                                          "(AES-256-GCM first, server's order)"),
+    "seed-poster-https": Provenance(SREGISTRY, "0d1274df475696e1b6a65b9b1adc85558cffbd24", _HTTPS_FILES,
+                                    "the HTTPS setup plus the changes listed in shared/seed/sregistry-serving-performance.txt"),
 }
 
 # Old names that still work, each pointing at a preset above.

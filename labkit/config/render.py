@@ -8,7 +8,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from .modes import ACCEL_PREFIX, SERVE_MODES
-from .settings import LabSettings
+from .settings import LabSettings, conf_commands
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,13 @@ class NginxPaths:
     static_dir: str | None = None        # sregistry's /static alias (the bundle; the lab has no static files)
     proxy_pass: str | None = None        # an nginx in front of another (a load balancer): every request to this URL
     accel_prefix: str = ACCEL_PREFIX
+    # the TLS server block (written when tls.enabled and it has listen_tls: an nginx that terminates TLS):
+    # where it listens, its certificate files. The bundle keeps sregistry's own paths (https/docker-compose.yml
+    # mounts the host's /etc/ssl): placeholders for the operator's files; no key is ever written into a bundle.
+    listen_tls: str | None = "443"
+    tls_certificate: str = "/etc/ssl/certs/chained.pem"
+    tls_certificate_key: str = "/etc/ssl/private/domain.key"
+    tls_dhparam: str = "/etc/ssl/certs/dhparam.pem"
 
 
 @dataclass(frozen=True)
@@ -40,15 +47,21 @@ class UwsgiPaths:
 
 
 def lab_nginx_paths(run: Path, listen: str, upstream: str, images: Path, temp: Path | None = None,
-                    name: str = "nginx", protocol: str = "uwsgi") -> NginxPaths:
+                    name: str = "nginx", protocol: str = "uwsgi", listen_tls: str | None = None,
+                    tls_dir: Path | None = None) -> NginxPaths:
     """An nginx of the lab: its files in the run directory, named after its service; its upstream
-    spoken to with uwsgi_pass, or (`protocol` "http") proxied to over HTTP."""
+    spoken to with uwsgi_pass, or (`protocol` "http") proxied to over HTTP. `listen_tls`: it terminates
+    TLS there too, with the lab's certificate files in `tls_dir` (labkit.lab.tls: server.pem, server.key,
+    dhparam.pem)."""
     http = protocol == "http"
+    tls = tls_dir or run / "tls"
     return NginxPaths(listen=listen, uwsgi_upstream="" if http else upstream, images_dir=str(images),
                       proxy_pass=f"http://{upstream}" if http else None,
                       pid=str(run / f"{name}.pid"), error_log=str(run / f"{name}-error.log"),
                       access_log=str(run / f"{name}-access.log"), user="root",
-                      temp_dir=str(temp or run / f"{name}-temp"), host_header="$http_host")
+                      temp_dir=str(temp or run / f"{name}-temp"), host_header="$http_host", listen_tls=listen_tls,
+                      tls_certificate=str(tls / "server.pem"), tls_certificate_key=str(tls / "server.key"),
+                      tls_dhparam=str(tls / "dhparam.pem"))
 
 
 @cache
@@ -61,12 +74,18 @@ def templates() -> Environment:
     return env
 
 
+def _tls(s: LabSettings) -> dict:
+    return {**s.tls.model_dump(), "commands": conf_commands(s.tls.conf_command)}
+
+
 def render_nginx(s: LabSettings, p: NginxPaths) -> str:
-    return templates().get_template("nginx.conf.j2").render(n=s.nginx, m=SERVE_MODES[s.app.serve_mode], p=p)
+    return templates().get_template("nginx.conf.j2").render(n=s.nginx, m=SERVE_MODES[s.app.serve_mode],
+                                                            t=_tls(s), p=p)
 
 
 def render_nginx_server(s: LabSettings, p: NginxPaths) -> str:
-    return templates().get_template("nginx-server.conf.j2").render(n=s.nginx, m=SERVE_MODES[s.app.serve_mode], p=p)
+    return templates().get_template("nginx-server.conf.j2").render(n=s.nginx, m=SERVE_MODES[s.app.serve_mode],
+                                                                   t=_tls(s), p=p)
 
 
 def render_uwsgi(s: LabSettings, p: UwsgiPaths) -> str:

@@ -260,6 +260,9 @@ class _Keyed(BaseModel):
             raise ValueError(f"write a mapping of names to values, not {data!r}")
         out = {}
         for key, value in data.items():
+            if key in cls.model_fields:           # a declared field (cpu.model): validated as fields are
+                out[key] = value
+                continue
             if value is None:
                 continue
             if not isinstance(key, str) or not _NAME.match(key):
@@ -300,9 +303,51 @@ class LinkSettings(_Keyed):
         return list(self.model_extra or {})
 
 
+CODE_PATHS = ("aes-256-gcm", "aes-128-gcm", "chacha20-poly1305")   # OpenSSL code paths a CPU model prices
+
+
+class DescribedCpu(_Model):
+    """A server CPU given by hand: its instruction-set features (/proc/cpuinfo names), its clock, and the
+    cycles per byte OpenSSL's code takes on it per code path, each figure with where it is published."""
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,40}$")
+    features: tuple[str, ...]
+    clock_ghz: float = Field(gt=0.1, le=10)
+    clock_source: str = Field(min_length=3)
+    features_source: str = Field(min_length=3)
+    cycles_per_byte: dict[str, float]
+    sources: dict[str, str]
+
+    @model_validator(mode="after")
+    def _paths(self) -> "DescribedCpu":
+        bad = sorted(set(self.cycles_per_byte) - set(CODE_PATHS))
+        if bad or not self.cycles_per_byte:
+            raise ValueError(f"cycles_per_byte: give one or more of {', '.join(CODE_PATHS)} (got {bad or 'none'})")
+        if missing := sorted(set(self.cycles_per_byte) - set(self.sources)):
+            raise ValueError(f"sources: every figure needs where it is published; missing for {', '.join(missing)}")
+        if any(v <= 0 for v in self.cycles_per_byte.values()):
+            raise ValueError("cycles_per_byte: figures must be positive")
+        return self
+
+
+def _cpu_model(v):
+    if isinstance(v, str):
+        from .cpu_models import MODELS
+        if v != "host" and v not in MODELS:
+            raise ValueError(f"{v!r}: host (this machine), {', '.join(MODELS)}, or a described CPU "
+                             "(name, features, clock_ghz, cycles_per_byte, sources)")
+    return v
+
+
 class CpuSettings(_Keyed):
     """Per-container CPU as docker-compose's `cpus:` (CFS quota) and `cpuset:`, keyed by the path's
-    names: `<name>_cpus`, `<name>_cpuset` (nginx_cpus, uwsgi_cpuset, proxy_cpus); absent = unlimited."""
+    names: `<name>_cpus`, `<name>_cpuset` (nginx_cpus, uwsgi_cpuset, proxy_cpus); absent = unlimited.
+
+    `model`: the server's CPU (labkit.config.cpu_models): `host` is this machine; a model hides from
+    OpenSSL the features it lacks (OPENSSL_ia32cap in nginx's and uwsgi's environment) and, with
+    `model_speed` emulate, holds each process of nginx, uwsgi and docker-proxy to that CPU's per-core speed
+    (a CFS quota per process). `native` keeps this machine's speed (instruction set only)."""
+    model: Annotated[str | DescribedCpu, AfterValidator(_cpu_model)] = "host"
+    model_speed: Literal["emulate", "native"] = "emulate"
 
     @classmethod
     def _value(cls, key: str, value):
@@ -361,7 +406,86 @@ class StorageSettings(_Model):
         return self
 
 
-COMMAND_FIELDS = ("host", "port", "uri", "url", "dest")   # what a client.command template may use
+TLS_PROTOCOLS = ("SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")   # nginx's ssl_protocols words
+# SSL_CONF_cmd's configuration-file names nginx's ssl_conf_command passes to OpenSSL
+# (openssl/openssl openssl-3.0.13 85cf92f5, doc/man3/SSL_CONF_cmd.pod); files and keys stay out
+CONF_COMMANDS = ("CipherString", "Ciphersuites", "Options", "Groups", "Curves", "MinProtocol", "MaxProtocol",
+                 "SignatureAlgorithms", "RecordPadding", "Protocol")
+_TIME_RE = re.compile(r"^\d+[smhd]?$")
+_CACHE_RE = re.compile(r"^(off|none|builtin(:\d+)?|shared:[A-Za-z0-9_]+:\d+[km]?)$")
+
+
+def _session_cache(v: str) -> str:
+    if not _CACHE_RE.match(v.strip()):
+        raise ValueError(f"{v!r}: use off, none, builtin[:size] or shared:name:size (e.g. shared:SSL:50m)")
+    return v.strip()
+
+
+def _time(v: str) -> str:
+    if not _TIME_RE.match(v.strip()):
+        raise ValueError(f"{v!r} is not an nginx time: a whole number with s, m, h or d (e.g. 5m)")
+    return v.strip()
+
+
+def _protocols(v: str) -> str:
+    words = v.split()
+    bad = [w for w in words if w not in TLS_PROTOCOLS]
+    if not words or bad or len(set(words)) != len(words):
+        raise ValueError(f"{v!r}: give one or more of {', '.join(TLS_PROTOCOLS)}, each once")
+    return " ".join(words)
+
+
+def _ciphers(v: str) -> str:
+    """A cipher list OpenSSL accepts (checked with this machine's library, as nginx will load it)."""
+    import ssl
+    v = v.strip()
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).set_ciphers(v)
+    except ssl.SSLError:
+        raise ValueError(f"{v!r}: OpenSSL ({ssl.OPENSSL_VERSION}) finds no cipher in this list") from None
+    return v
+
+
+def conf_commands(v: str) -> list[tuple[str, str]]:
+    """'Options PrioritizeChaCha; Groups X25519' -> [(name, value), ...]; ValueError naming a bad one."""
+    out = []
+    for part in filter(None, (p.strip() for p in v.split(";"))):
+        name, _, value = part.partition(" ")
+        if name not in CONF_COMMANDS or not value.strip() or any(c in value for c in "{}\"'"):
+            raise ValueError(f"{part!r}: write 'Name value' with Name one of {', '.join(CONF_COMMANDS)}, "
+                             "commands separated by ';'")
+        out.append((name, value.strip()))
+    return out
+
+
+def _conf_command(v: str) -> str:
+    return "; ".join(f"{n} {val}" for n, val in conf_commands(v))
+
+
+class TlsSettings(_Model):
+    """TLS at nginx, as sregistry's https/nginx.conf.https adds it: a second server block on `port`
+    (published as compose's "443:443") beside the plain one. Off unless `enabled`; each directive is
+    written only when it differs from nginx 1.22's default (http://nginx.org/en/docs/http/ngx_http_ssl_module.html).
+    Everything applies live: nginx reloads; turning TLS on or off (or moving its port) also re-publishes."""
+    enabled: bool = False
+    port: int = Field(443, ge=1, le=65535)
+    protocols: Annotated[str, AfterValidator(_protocols)] = "TLSv1 TLSv1.1 TLSv1.2 TLSv1.3"
+    ciphers: Annotated[str, AfterValidator(_ciphers)] = "HIGH:!aNULL:!MD5"
+    prefer_server_ciphers: bool = False
+    session_cache: Annotated[str, AfterValidator(_session_cache)] = "none"
+    session_timeout: Annotated[str, AfterValidator(_time)] = "5m"
+    buffer_size: Size = "16k"
+    conf_command: Annotated[str, AfterValidator(_conf_command)] = ""
+    dhparam: bool = False            # an ssl_dhparam file (DHE suites); the lab makes RFC 7919 ffdhe4096
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "TlsSettings":
+        if not 512 <= size_bytes(self.buffer_size) <= 16384:
+            raise ValueError(f"buffer_size: {self.buffer_size} is outside 512..16k (a TLS record holds at most 16 KiB)")
+        return self
+
+
+COMMAND_FIELDS = ("host", "port", "uri", "url", "dest", "cacert")   # what a client.command template may use ({cacert}: the CA file with TLS on, else empty)
 
 
 def command_fields(template: str) -> set[str]:
@@ -442,6 +566,7 @@ class ClientSettings(_Model):
 
 class LabSettings(_Model):
     nginx: NginxSettings = NginxSettings()
+    tls: TlsSettings = TlsSettings()
     uwsgi: UwsgiSettings = UwsgiSettings()
     app: AppSettings = AppSettings()
     kernel: KernelSettings = KernelSettings()
@@ -470,7 +595,8 @@ def is_keyed(group: str) -> bool:
 def setting(s: LabSettings, group: str, field: str):
     """One setting's value; None for an entry a keyed group does not have."""
     part = getattr(s, group)
-    return part.get(field) if isinstance(part, _Keyed) else getattr(part, field)
+    return part.get(field) if isinstance(part, _Keyed) and field not in type(part).model_fields \
+        else getattr(part, field)
 
 
 def field_names(s: LabSettings, group: str, *more: LabSettings) -> list[str]:

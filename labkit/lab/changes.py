@@ -15,7 +15,7 @@ from ..config.settings import LabSettings
 # what each settings group's change takes (nginx's server block follows the serve mode: X-Accel's location)
 STEP_FOR_GROUP = {"kernel": ("kernel",), "links": ("links",), "publish": ("publish",), "uwsgi": ("uwsgi",),
                   "app": ("uwsgi", "nginx"), "nginx": ("nginx",), "storage": ("storage",), "cpu": ("cpu",),
-                  "client": ("client",)}
+                  "client": ("client",), "tls": ("nginx",)}
 STEP_ORDER = ("storage", "kernel", "links", "publish", "uwsgi", "nginx", "cpu", "client")
 
 
@@ -49,6 +49,8 @@ def plan_changes(old: LabSettings, new: LabSettings, feats: HostFeatures) -> Cha
     if new.publish.host_port != old.publish.host_port:
         problems.append("publish.host_port is set when the lab starts; bring it up again to change it")
     wanted = {step for g in groups for step in STEP_FOR_GROUP[g]}
+    if (old.tls.enabled, old.tls.port) != (new.tls.enabled, new.tls.port):
+        wanted.add("publish")           # Docker publishes nginx's https port instead of its http one, or back
     if old.client.model_dump(exclude={"kind", "command"}) == new.client.model_dump(exclude={"kind", "command"}):
         wanted.discard("client")        # another kind of client needs nothing of the running lab
     return Changes(groups, tuple(s for s in STEP_ORDER if s in wanted), tuple(problems))

@@ -20,13 +20,14 @@ def nginx_t(conf: Path, ns: str | None = None) -> None:
 
 
 def nginx_t_deployed(main_conf: Path, server_conf: Path, uwsgi_params: str = "/etc/nginx/uwsgi_params.par",
-                     user: str = "nginx", upstream_host: str = "uwsgi") -> None:
+                     user: str = "nginx", upstream_host: str = "uwsgi", tls=None) -> None:
     """`nginx -t` on the exported files as they will sit in sregistry's nginx container.
 
     A private mount namespace gives nginx what the container has: /etc/nginx with the main
     config and the server block in conf.d, sregistry's uwsgi_params.par, the `nginx` user
-    and the `uwsgi` host name (nginx resolves upstreams while testing). Nothing of the
-    host is changed.
+    and the `uwsgi` host name (nginx resolves upstreams while testing). With `tls` (the paths
+    the config names), a throwaway CA-signed certificate, key and DH parameters sit where the
+    operator's will (their directories mounted over). Nothing of the host is changed.
     """
     with tempfile.TemporaryDirectory(prefix="servelab-nginx-t-") as tmp:
         t = Path(tmp)
@@ -46,11 +47,32 @@ def nginx_t_deployed(main_conf: Path, server_conf: Path, uwsgi_params: str = "/e
             (t / name).write_text(text)
         script = (f"mount --bind {etc} /etc/nginx && mount --bind {t}/passwd /etc/passwd && "
                   f"mount --bind {t}/group /etc/group && mount --bind {t}/hosts /etc/hosts && "
-                  f"exec {tool('nginx')} -t -c /etc/nginx/nginx.conf")
+                  + "".join(f"mount --bind {src} {dst} && " for src, dst in _throwaway_tls(t, tls))
+                  + f"exec {tool('nginx')} -t -c /etc/nginx/nginx.conf")
         res = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
                              capture_output=True, text=True, timeout=30)
     if res.returncode:
         raise ConfigRejected(f"nginx -t rejected the exported nginx config: {res.stderr.strip()}")
+
+
+def _throwaway_tls(t: Path, tls) -> list[tuple[Path, str]]:
+    """A CA-signed certificate, its key and DH parameters at the paths `tls` names (temp directories to
+    mount over theirs): what nginx -t needs to load the TLS server block. Never the operator's files."""
+    if tls is None:
+        return []
+    from .tls import make_ca, make_server_cert, pem_cert, pem_key, write_dhparam
+    ca_key, ca = make_ca("servelab nginx -t throwaway CA")
+    key, cert = make_server_cert(ca_key, ca, ["localhost"], ["127.0.0.1"])
+    mounts: dict[str, Path] = {}
+    for path, make in ((tls.tls_certificate, lambda p: p.write_bytes(pem_cert(cert) + pem_cert(ca))),
+                       (tls.tls_certificate_key, lambda p: p.write_bytes(pem_key(key))),
+                       (tls.tls_dhparam, write_dhparam)):
+        d = str(Path(path).parent)
+        if d not in mounts:
+            mounts[d] = t / f"tls{len(mounts)}"
+            mounts[d].mkdir()
+        make(mounts[d] / Path(path).name)
+    return [(src, dst) for dst, src in mounts.items()]
 
 
 def uwsgi_check(ini: Path, expect_processes: int | None = None) -> None:

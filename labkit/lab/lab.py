@@ -11,6 +11,7 @@ is started with the class its `program` names in `labkit.lab.programs.PROGRAMS`.
 from __future__ import annotations
 
 import atexit
+from dataclasses import replace
 import logging
 import os
 from pathlib import Path
@@ -50,7 +51,8 @@ class Lab(Supervision, Layers):
             raise SettingsError("; ".join(problems))
         self.name = name
         self.settings = settings
-        self.plan: Plan = plan(name, use_ns, settings.publish.host_port, path)
+        self.plan: Plan = plan(name, use_ns, settings.publish.host_port, path,
+                               tls_port=settings.tls.port if settings.tls.enabled else None)
         self.compute_nodes = len(path.compute)
         self.image_size = image_size
         self.run_dir, self.images_dir = Path(data_dir) / "run" / name, Path(data_dir) / "images"
@@ -219,7 +221,7 @@ class Lab(Supervision, Layers):
         return done
 
     def _do(self, s: LabSettings, steps: tuple[str, ...]) -> list[str]:
-        done = []
+        done = self._replan(s)
         self.settings = s
         for step in steps:
             if step in LAYER_STEPS:
@@ -238,8 +240,27 @@ class Lab(Supervision, Layers):
                 done.append(f"publish: iptables {s.publish.iptables}, userland-proxy {s.publish.userland_proxy}, "
                             f"ip {s.publish.ip}")
             elif step in PROGRAMS:
+                if step == "nginx" and s.tls.dhparam:
+                    self.tls.ensure_dhparam()
                 done += [svc.change(s) for svc in self.instances(step)]
+                if step == "nginx":
+                    done += self._nginx_changed(s)
         return done
+
+    def _replan(self, s: LabSettings) -> list[str]:
+        """TLS turned on or off (or its port moved): the plan's published port follows, every program sees the
+        new plan, the lab's CA and certificate are made or removed (the "publish" and "nginx" steps follow)."""
+        tls_port = s.tls.port if s.tls.enabled else None
+        if (self.plan.tls, self.plan.port("nginx_tls") if self.plan.tls else None) == (tls_port is not None, tls_port):
+            return []
+        self.plan = plan(self.name, self.plan.namespaced, s.publish.host_port, self.plan.path, tls_port=tls_port)
+        self.site = replace(self.site, plan=self.plan)
+        for svc in self.services.values():
+            if hasattr(svc, "site"):
+                svc.site = self.site
+        done = self.tls.down() + self.tls.up(s.tls.enabled, s.tls.dhparam, self._tls_addresses())
+        ownership.write(self.name, settings=s.model_dump(mode="json"))
+        return done + [f"tls: {'on, published on ' + str(tls_port) if tls_port else 'off'}"]
 
     @staticmethod
     def congestion_controls() -> list[str]:

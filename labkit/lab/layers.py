@@ -1,5 +1,7 @@
 """The layers under the path's programs: the VM's storage, the compute node's storage, CPU per service.
 
+The lab's TLS files (a CA and the VM's certificate, labkit.lab.tls) are made here too, first.
+
 A mixin of Lab (like Supervision): it reads `name`, `settings`, `services`, `image`, `notes`,
 `run_dir`, `images_dir` and `plan`, and is what the Lab calls at start, before each program starts
 (`_joins`), after (`_place`), before each pull (`before_pull`), for the disks' counters
@@ -16,7 +18,10 @@ from ..errors import SettingsError
 from . import cgroups
 from .cgroups import IoCounters, joiner
 from .cpulimits import CpuGroups
+from .cpumodel import CoreModel
 from .storage import ClientStorage, VmStorage
+from .tls import LabTls
+from ..path import FRONT
 
 
 LAYER_STEPS = ("storage", "cpu", "client")
@@ -29,6 +34,8 @@ class Layers:
         self.cpu = CpuGroups(self.name, self.cgroup_features, self.notes, self.plan.path.cpu_keys)
         self.client_storage = ClientStorage(self.name, self.run_dir, self.cgroup_features, self.notes,
                                             self.plan.path.compute)
+        self.tls = LabTls(self.name, self.run_dir)
+        self.core = CoreModel(self.name, self.cgroup_features, self.notes, self.run_dir.parent / "cpu-speed.json")
 
     @property
     def cgroup_features(self) -> cgroups.Features:
@@ -50,8 +57,10 @@ class Layers:
         return out
 
     def _layers_up(self) -> None:
+        self.say_all(self.tls.up(self.settings.tls.enabled, self.settings.tls.dhparam, self._tls_addresses()))
         self.say_all(self.storage.up(self.settings.storage, self.image))
         self.say_all(self.cpu.set(self.settings.cpu))
+        self.say_all(self.core.set(self.settings))
         self.say_all(self.client_storage.up(self.settings.client, self.image.size))
         if self.cgroup_features.missing and (self.storage.disk or self.cpu.groups or self.client_storage.disk):
             for m in self.cgroup_features.missing:
@@ -63,15 +72,23 @@ class Layers:
         self.storage.adopt(self.settings.storage, self.image)
         self.cpu.adopt()
         self.client_storage.adopt(self.settings.client)
+        self.tls.adopt(self.settings.tls.enabled)
+        self.core.set(self.settings)
 
     def _layers_down(self) -> list[str]:
         done = []
-        for part in (self.client_storage.down, self.cpu.remove, self.storage.down):
+        for part in (self.client_storage.down, self.core.remove, self.cpu.remove, self.storage.down, self.tls.down):
             try:
                 done += part()
             except Exception as exc:  # noqa: BLE001 - the rest must still be ended; ownership retries
                 done.append(f"FAILED: {exc}")
         return done
+
+    def _tls_addresses(self) -> list[str]:
+        """Where an https pull dials: the nodes Docker publishes nginx's port on, and nginx's own."""
+        p = self.plan
+        return [p.ip(pb.node) for pb in p.path.published if pb.container_port == FRONT] + \
+               [p.ip(s.node) for s in p.path.services if s.program == "nginx"]
 
     def say_all(self, lines: list[str]) -> None:
         for line in lines:
@@ -84,6 +101,8 @@ class Layers:
         if getattr(svc, "uses_vm_disk", False):
             files = self.storage.procs_files() + files   # v2: the CPU group (last) wins, under the lab
         svc.preexec = joiner(files)
+        if hasattr(svc, "env"):
+            svc.env = self.core.env(getattr(svc, "cpu_member", None))
 
     def _place(self, svc) -> None:
         """After a (re)start or a new limit: every process of `svc` in its groups (those forked
@@ -92,6 +111,7 @@ class Layers:
         if getattr(svc, "uses_vm_disk", False):
             self.storage.add(pids)
         self.cpu.add(getattr(svc, "cpu_member", None), pids)
+        self.core.place(getattr(svc, "cpu_member", None), pids)
 
     # --- measuring -------------------------------------------------------------------
     def layer_processes(self) -> dict[str, list[psutil.Process]]:
@@ -108,8 +128,21 @@ class Layers:
         return out
 
     def before_pull(self) -> None:
-        """What every pull needs first: with storage.cache = cold, the image dropped from the page cache."""
+        """What every pull needs first: with storage.cache = cold, the image dropped from the page cache;
+        with a CPU model, every process (a respawned worker too) in its core's group."""
         self.storage.before_pull()
+        if self.core.slowing:
+            self.core.prune()
+            for svc in self.services.values():
+                if getattr(svc, "cpu_member", None):
+                    self.core.place(svc.cpu_member, [p.pid for p in svc.processes()])
+
+    def _nginx_changed(self, s: LabSettings) -> list[str]:
+        """After nginx reloaded with `s`: a new TLS suite may mean another code path (the quotas follow), and
+        its new workers go to their groups."""
+        lines = self.core.retune(s) if self.core.emu else []
+        self.before_pull()
+        return lines
 
     def disk_counters(self) -> dict[str, IoCounters]:
         """Device counters of the lab's own disks, by role ("vm", "compute"); absent when not a loop disk."""
@@ -125,7 +158,7 @@ class Layers:
         """One of LAYER_STEPS of a live change (labkit.lab.changes plans them)."""
         if step == "storage":
             return self._change_storage(s, restart)
-        return self._change_cpu(s) if step == "cpu" else self._change_client(s)
+        return self._change_cpu(s, restart) if step == "cpu" else self._change_client(s)
 
     def _change_storage(self, s: LabSettings, restart) -> list[str]:
         """Limits and cache apply live; another disk kind or latency stops nginx and uwsgi, rebuilds, starts them."""
@@ -139,13 +172,28 @@ class Layers:
             restart(svc)
         return done + [f"storage: restarted {', '.join(v.name for v in users)}"]
 
-    def _change_cpu(self, s: LabSettings) -> list[str]:
+    def _change_cpu(self, s: LabSettings, restart=None) -> list[str]:
+        old = self.core.emu
+        if (old.model if old else "host") != (s.cpu.model if isinstance(s.cpu.model, str) else s.cpu.model.name) or \
+                (old is not None and old.emulate != (s.cpu.model_speed == "emulate")):
+            return self._change_model(s, restart)
         done = self.cpu.set(s.cpu)
         for svc in self.services.values():
             if getattr(svc, "cpu_member", None):
                 self._joins(svc)
                 self._place(svc)
         return done
+
+    def _change_model(self, s: LabSettings, restart) -> list[str]:
+        """Another CPU model: OpenSSL reads its capability vector at start, so the programs start again."""
+        users = [v for v in self.services.values() if getattr(v, "cpu_member", None)]
+        for svc in users:
+            svc.stop()
+        done = self.core.remove() + self.cpu.set(s.cpu) + self.core.set(s)
+        for svc in users:
+            restart(svc)
+        return done + [f"cpu: model {s.cpu.model if isinstance(s.cpu.model, str) else s.cpu.model.name}: "
+                       f"restarted {', '.join(v.name for v in users)}"]
 
     def _change_client(self, s: LabSettings) -> list[str]:
         if self.image is None:

@@ -52,6 +52,7 @@ class Process:
         self.recorded: tuple[int, float] | None = None  # (pid, start time) another process recorded for it
         self._log_marks: dict[Path, int] = {}          # per log file, the bytes already read for incidents
         self.preexec = None                            # run in the child before it execs (join cgroups)
+        self.env: dict[str, str] = {}                  # added to its environment (e.g. OPENSSL_ia32cap)
 
     def argv(self) -> list[str]:
         raise NotImplementedError
@@ -78,9 +79,10 @@ class Process:
             self._log_marks = self._log_sizes()           # what it logs from here on is this run's
             self.proc = subprocess.Popen([*exec_prefix(self.ns), *argv], stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=pass_fds,
-                                         preexec_fn=self.preexec)
+                                         preexec_fn=self.preexec, env={**os.environ, **self.env} if self.env else None)
         with contextlib.suppress(psutil.NoSuchProcess):   # not collected yet: readable even if it ended
             self.recorded = (self.proc.pid, psutil.Process(self.proc.pid).create_time())
+        self._log_marks = self._log_sizes()
 
     def wait_ready(self, timeout: float = 20.0) -> None:
         """Until its own process listens on its port (a socket of another process on that port, e.g. an

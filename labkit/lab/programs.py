@@ -21,6 +21,7 @@ import re
 import select
 import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ from ..registry.catalog import CATALOG
 from . import netns
 from .checks import nginx_t
 from .publish import binding_ip, bridge_of, lab_accepts
+from .tls import write_server_files
 from .process import Process
 from .tools import tool
 
@@ -123,21 +125,29 @@ class Nginx(Service):
         # its temp files: on the VM's storage when it uses the VM's disk, else in the run directory
         self.temp_dir = site.temp_dir if self.uses_vm_disk else self.file("-temp")
 
-    def render(self, s: LabSettings) -> str:
+    def render(self, s: LabSettings, tls_dir: Path | None = None) -> str:
         _, host, port = self.site.plan.endpoint(self.spec.upstream)
         listen = f"{self.ready_at[0]}:{self.ready_at[1]}"
+        tls = f"{self.ready_at[0]}:{self.site.plan.port(self.spec.tls)}" if self.spec.tls else None
         return render_nginx(s, lab_nginx_paths(self.site.run_dir, listen, f"{host}:{port}",
                                                self.site.images_dir.resolve(), self.temp_dir, self.name,
-                                               self.spec.upstream.protocol))
+                                               self.spec.upstream.protocol, tls, tls_dir))
 
     def check(self, s: LabSettings) -> None:
-        """`nginx -t` on the config `s` gives, in nginx's namespace (its listen address is there)."""
+        """`nginx -t` on the config `s` gives, in nginx's namespace (its listen address is there); with TLS
+        turned on by `s` (its files not made yet), against a throwaway certificate."""
         trial = self.file("-check.conf")
-        trial.write_text(self.render(s))
-        try:
-            nginx_t(trial, self.ns)
-        finally:
-            trial.unlink(missing_ok=True)
+        needed = ("server.pem", "server.key", *(("dhparam.pem",) if s.tls.dhparam else ()))
+        with tempfile.TemporaryDirectory(prefix="servelab-tls-check-") as tmp:
+            tls_dir = None
+            if s.tls.enabled and not all((self.site.run_dir / "tls" / f).is_file() for f in needed):
+                write_server_files(Path(tmp), ["127.0.0.1"], s.tls.dhparam)
+                tls_dir = Path(tmp)
+            trial.write_text(self.render(s, tls_dir))
+            try:
+                nginx_t(trial, self.ns)
+            finally:
+                trial.unlink(missing_ok=True)
 
     def logs(self) -> list[Path]:
         return [self.log, self.error_log]

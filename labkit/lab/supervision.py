@@ -21,12 +21,13 @@ class Supervision:
     def manifest(self, vantage: str | None = None, timeout: float = 10) -> dict:
         """The image's manifest (`GET /api/container/<collection>/<name>:<tag>`) asked at a vantage point."""
         v = self.plan.path.vantage(vantage) if vantage else self.plan.path.client_vantage
-        return fetch_manifest(*self.plan.endpoint(v), self.image.uri, timeout=timeout)
+        return fetch_manifest(*self.plan.endpoint(v), self.image.uri, timeout=timeout,
+                              trust=self.tls.client() if self.plan.tls_at(v) else None)
 
     def health(self) -> dict[str, str]:
         """Each service's status, and a real manifest request at every vantage point."""
         out = self.status()
-        for v in self.plan.path.vantages:
+        for v in [v for v in self.plan.path.vantages if self.plan.serves(v)]:
             try:
                 self.manifest(v.name, timeout=5)
                 out[f"manifest via {v.name}"] = "ok"
@@ -101,9 +102,13 @@ class Supervision:
         return where + "the manifest answered via " + ", ".join(v.name for v in self.plan.path.vantages)
 
     def describe(self) -> list[dict]:
-        """The nodes with their role, namespace, address and the services in them."""
+        """The nodes with their role, namespace, address, the services in them and the stages those carry
+        under the lab's settings (the path's; e.g. nginx's node: "nginx, tls" with TLS on)."""
+        node_of = {s.program: s.node for s in self.plan.path.services}
         return [{"node": n.name, "role": n.role, "namespace": self.plan.ns(n.name) or "(host)",
                  "address": self.plan.ip(n.name),
                  "services": ", ".join(f"{k} (pid {s.pid})" if s.pid else k
-                                       for k, s in self.services.items() if s.node == n.name)}
+                                       for k, s in self.services.items() if s.node == n.name),
+                 "stages": ", ".join(st.name for st in self.plan.path.carrying(self.settings)
+                                     if any(node_of.get(p) == n.name for p in st.programs))}
                 for n in self.plan.path.nodes]

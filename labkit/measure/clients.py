@@ -1,7 +1,7 @@
 """The last hop: the program on the compute node that pulls the image and writes it, measured alike.
 
     labkit         labkit.measure.puller: manifest, then the image; bytes discarded or written to a file
-    curl           curl -sS -f -o {dest} {url}
+    curl           curl -sS -f [--cacert {cacert}] -o {dest} {url}
     sregistry-cli  sregistry pull {uri} with its `registry` client (PyPI sregistry 0.2.39): it asks
                    the manifest itself and downloads the manifest's `image` URL in 1 MiB chunks
                    into a temp file in SREGISTRY_TMPDIR, then moves it to ./<collection>-<name>:<tag>.sif
@@ -36,7 +36,7 @@ from ..config.settings import COMMAND_FIELDS, ClientSettings, command_fields
 from ..errors import LabError, SettingsError
 from ..in_netns import exec_prefix
 from ..lab.tools import tool
-from ..registry.client import fetch_manifest
+from ..registry.client import Trust, fetch_manifest
 from .puller import PullResult, Verify, pull, pull_parallel
 
 FIELDS = COMMAND_FIELDS                           # what a command template may use
@@ -53,6 +53,7 @@ class Target:
     uri: str
     sha256: str
     size: int
+    trust: Trust | None = None      # https, verified against this (the lab's CA) when given
 
 
 def render_command(template: str, values: dict[str, str]) -> list[str]:
@@ -71,7 +72,8 @@ def render_command(template: str, values: dict[str, str]) -> list[str]:
 def client_argv(kind: str, template: str | None, values: dict[str, str]) -> list[str]:
     """The command line of one pull by `kind` (pure, but for finding the program)."""
     if kind == "curl":
-        return [tool("curl"), "-sS", "-f", "-o", values["dest"], values["url"]]
+        ca = ["--cacert", values["cacert"]] if values.get("cacert") else []
+        return [tool("curl"), "-sS", "-f", *ca, "-o", values["dest"], values["url"]]
     if kind == "sregistry-cli":
         return [tool("sregistry"), "pull", values["uri"]]
     if kind == "singularity-2.6":        # https verified against the lab's CA where the path has TLS ({cacert})
@@ -92,9 +94,14 @@ def client_env(kind: str, values: dict[str, str], workdir: Path, secrets: Path) 
                    PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
                                                             env.get("PYTHONPATH")])))
     if kind == "sregistry-cli":
-        env.update(SREGISTRY_CLIENT="registry", SREGISTRY_REGISTRY_BASE=f"http://{values['host']}:{values['port']}",
-                   SREGISTRY_REGISTRY_NOHTTPS="1", SREGISTRY_CLIENT_SECRETS=str(secrets),
-                   SREGISTRY_TMPDIR=str(workdir), SREGISTRY_DISABLE="1")
+        tls = bool(values.get("cacert"))
+        env.update(SREGISTRY_CLIENT="registry",
+                   SREGISTRY_REGISTRY_BASE=f"{'https' if tls else 'http'}://{values['host']}:{values['port']}",
+                   SREGISTRY_CLIENT_SECRETS=str(secrets), SREGISTRY_TMPDIR=str(workdir), SREGISTRY_DISABLE="1")
+        if tls:      # sregistry-cli's requests verifies against REQUESTS_CA_BUNDLE
+            env["REQUESTS_CA_BUNDLE"] = values["cacert"]
+        else:
+            env["SREGISTRY_REGISTRY_NOHTTPS"] = "1"
     return env
 
 
@@ -125,6 +132,7 @@ class _Run:
     first: float = 0.0
     timed_out: bool = False
     cpu_s: float = 0.0          # the program's user + system CPU (its rusage once reaped)
+    program: str = ""           # its name, as it names itself in its messages
 
 
 def _bytes_in(d: Path) -> int:
@@ -164,7 +172,7 @@ def _result(run: _Run, kind: str, t: Target, verify: Verify) -> PullResult:
         with open(f, "rb") as fh:
             sha_ok = hashlib.file_digest(fh, "sha256").hexdigest() == t.sha256
     rc = run.proc.returncode
-    tail = run.log.read_text(errors="replace").strip().splitlines()[-1:] if run.log.exists() else []
+    tail = _said(run.log.read_text(errors="replace"), run.program) if run.log.exists() else []
     error = ("still running after the deadline: killed" if run.timed_out
              else f"{kind} exited with {rc}: {tail[0] if tail else '(no output)'}" if rc
              else "no file written" if f is None
@@ -176,23 +184,33 @@ def _result(run: _Run, kind: str, t: Target, verify: Verify) -> PullResult:
                       cpu_s=run.cpu_s)
 
 
+def _said(log: str, program: str) -> list[str]:
+    """The line of a client's output that says what went wrong: its first line naming itself (`curl: (60) ...`)
+    or an error, else its last line."""
+    lines = [ln.strip() for ln in log.strip().splitlines() if ln.strip()]
+    said = [ln for ln in lines if (program and ln.startswith(f"{program}:")) or "error" in ln.lower()]
+    return said[:1] or lines[-1:]
+
+
 def run_programs(kind: str, template: str | None, t: Target, dest_root: Path, parallel: int, verify: Verify,
                  deadline: float, preexec: Callable[[], None] | None = None,
                  first_byte: threading.Event | None = None, timeout: float = 30) -> list[PullResult]:
     """`parallel` pulls by an external client at once, each in its own directory; results in order."""
     check_room(dest_root, parallel, t.size)
-    url = fetch_manifest(t.ns, t.host, t.port, t.uri, timeout)["image"] if kind in ("curl", "command") else ""
+    url = fetch_manifest(t.ns, t.host, t.port, t.uri, timeout, t.trust)["image"] if kind in ("curl", "command") else ""
     tag = f"{os.getpid()}-{time.monotonic_ns()}"
     runs = [_Run(dest_root / f"{tag}-{i}", dest_root / f"{tag}-{i}.log") for i in range(parallel)]
     try:
         cmds = []
         for r in runs:
             r.workdir.mkdir(parents=True)
-            values = {"host": t.host, "port": str(t.port), "uri": t.uri, "url": url, "dest": str(r.workdir / DEST)}
+            values = {"host": t.host, "port": str(t.port), "uri": t.uri, "url": url, "dest": str(r.workdir / DEST),
+                      "cacert": t.trust.cafile if t.trust and t.trust.cafile else ""}
             cmds.append((client_argv(kind, template, values),
                          client_env(kind, values, r.workdir, r.log.with_suffix(".json"))))
         waiters = []
         for r, (argv, env) in zip(runs, cmds):
+            r.program = os.path.basename(argv[0])
             with open(r.log, "wb") as out:
                 r.start = time.perf_counter()
                 r.proc = subprocess.Popen([*exec_prefix(t.ns), *argv], cwd=r.workdir, env=env, stdout=out,
@@ -235,9 +253,9 @@ def pull_with(client: ClientSettings, t: Target, dest_root: Path | None, paralle
     try:
         if parallel == 1:
             return [pull(t.ns, t.host, t.port, t.uri, t.sha256, timeout=timeout, deadline=deadline, verify=verify,
-                         first_byte=first_byte, sink=sinks[0] if sinks else None)]
+                         first_byte=first_byte, sink=sinks[0] if sinks else None, trust=t.trust)]
         return pull_parallel(t.ns, t.host, t.port, t.uri, parallel, t.sha256, timeout=timeout, deadline=deadline,
-                             verify=verify, sinks=sinks)
+                             verify=verify, sinks=sinks, trust=t.trust)
     finally:
         for s in sinks or []:
             s.unlink(missing_ok=True)

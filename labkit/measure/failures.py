@@ -1,6 +1,6 @@
 """What went wrong in a pull, by kind: the words failures are counted by in every table.
 
-    connect     no connection: refused, no route, name not resolved
+    connect     no connection: refused, no route, name not resolved, the server's certificate not verified
     reset       the connection was reset or closed under the client (also before any answer)
     http        the server answered with a status other than 200 (manifest or image)
     short body  the connection ended before Content-Length bytes arrived
@@ -16,7 +16,7 @@ import errno
 import http.client
 import socket
 
-from ..errors import HttpStatusError
+from ..errors import HttpStatusError, TlsVerifyError
 from ..records import HARNESS_KINDS, KINDS
 
 __all__ = ["KINDS", "HARNESS_KINDS", "HttpStatusError", "classify", "outcome"]
@@ -36,7 +36,7 @@ def classify(exc: BaseException) -> str:
     if isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
                         ConnectionAbortedError)):
         return "reset"
-    if isinstance(exc, (ConnectionRefusedError, socket.gaierror)):
+    if isinstance(exc, (ConnectionRefusedError, socket.gaierror, TlsVerifyError)):
         return "connect"
     if isinstance(exc, OSError) and exc.errno in _CONNECT_ERRNOS:
         return "connect"

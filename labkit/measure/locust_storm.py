@@ -25,6 +25,7 @@ from pathlib import Path
 from ..errors import LabError, SettingsError
 from ..lab.process import Process
 from ..records import StormRun, Verify
+from ..registry.client import base_url
 from .cpu import CpuSampler
 from .pull_at import disk_mb
 
@@ -76,8 +77,9 @@ class StormSpec:
         limit = min(self.run_s or math.inf, rounds * self.deadline or math.inf)
         return limit + self.deadline + STARTUP_S
 
-    def locust_args(self, host_url: str, image: str) -> list[str]:
-        """The master's options for this storm (workers get them from the master)."""
+    def locust_args(self, host_url: str, image: str, cacert: str | None = None) -> list[str]:
+        """The master's options for this storm (workers get them from the master); `cacert`: an https
+        registry's CA file (the same path on every worker)."""
         rate = self.spawn_rate or self.users
         run_s = self.run_s if self.run_s is not None else self.bound_s() - STARTUP_S
         args = ["--headless", "--only-summary", "-u", str(self.users), "-r", f"{rate:g}", "-t", f"{math.ceil(run_s)}s",
@@ -85,6 +87,8 @@ class StormSpec:
                 "--verify", self.verify, "--pull-timeout", f"{self.timeout:g}", "--pull-deadline", f"{self.deadline:g}"]
         if self.sha256:
             args += ["--sha256", self.sha256]
+        if cacert:
+            args += ["--cacert", cacert]
         if not self.start_together:
             args.append("--no-start-line")
         return args
@@ -181,6 +185,7 @@ def measure_storm(lab, spec: StormSpec) -> StormRun:
     if not ends:
         raise LabError("storm: the lab's path declares no compute node")
     master_node, master_ns, host, port = ends[0]
+    trust = lab.tls.client() if p.tls_at(p.path.client_vantage) else None     # https, the lab's CA
     bind = p.ip(master_node)
     mport = MASTER_PORT if p.namespaced else _free_port()
     run = lab.run_dir / "storm" / time.strftime("%Y%m%d-%H%M%S")
@@ -189,7 +194,8 @@ def measure_storm(lab, spec: StormSpec) -> StormRun:
     master = LocustProcess("locust-master", master_node, master_ns, run / "master.log",
                            ["--master", "--master-bind-host", bind, "--master-bind-port", str(mport),
                             "--expect-workers", str(len(ends)), "--expect-workers-max-wait", f"{STARTUP_S:g}",
-                            "--records", str(records), *spec.locust_args(f"http://{host}:{port}", lab.image.uri)],
+                            "--records", str(records), *spec.locust_args(
+                                base_url(host, port, trust), lab.image.uri, trust.cafile if trust else None)],
                            ready_at=(bind, mport))
     workers = [LocustProcess(f"locust-worker@{node}", node, ns, run / f"worker-{node}.log",
                              ["--worker", "--master-host", bind, "--master-port", str(mport)])
@@ -204,7 +210,7 @@ def measure_storm(lab, spec: StormSpec) -> StormRun:
 
 
 def measure_master(url: str, image: str, spec: StormSpec, workers: int, out_dir: Path,
-                   bind: str = "*", port: int = MASTER_PORT) -> StormRun:
+                   bind: str = "*", port: int = MASTER_PORT, cacert: str | None = None) -> StormRun:
     """The master of a storm on a real cluster: waits for `workers` workers (`run_worker` on each compute node)."""
     spec.check()
     if not 1 <= workers <= 10_000:
@@ -215,7 +221,7 @@ def measure_master(url: str, image: str, spec: StormSpec, workers: int, out_dir:
     master = LocustProcess("locust-master", socket.gethostname(), None, out_dir / "locust-master.log",
                            ["--master", "--master-bind-host", bind, "--master-bind-port", str(port),
                             "--expect-workers", str(workers), "--expect-workers-max-wait", f"{STARTUP_S:g}",
-                            "--records", str(records), *spec.locust_args(url, image)],
+                            "--records", str(records), *spec.locust_args(url, image, cacert)],
                            ready_at=("*", port))
     meta, sampler = _run(master, [], spec, records)
     meta.update(url=url, image=image, expected_workers=workers)

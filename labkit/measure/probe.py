@@ -30,7 +30,7 @@ from ..in_netns import exec_prefix, inside
 from ..records import ProbeRun, PullResult
 from . import iperf
 from .capture import CapturePoint, CaptureProcess
-from ..registry.client import get
+from ..registry.client import Trust, get
 from .puller import READ_SIZE, aggregate_mbps, pull_image, together
 from .tcpinfo import SocketWatch
 
@@ -64,16 +64,21 @@ class Target:
 
 def measure_probe(url: str, uri: str, parallel: int = 5, iperf3: str | None = None, capture: bool = False,
                   ns: str | None = None, deadline: float = 300, timeout: float = 30, iperf_seconds: int = 3,
-                  capture_dir: Path | None = None, max_packets: int = 500_000) -> ProbeRun:
-    """Manifest, one pull (captured if asked), `parallel` pulls at once, iperf3 to `iperf3` [host[:port]]."""
+                  capture_dir: Path | None = None, max_packets: int = 500_000, cacert: str | None = None) -> ProbeRun:
+    """Manifest, one pull (captured if asked), `parallel` pulls at once, iperf3 to `iperf3` [host[:port]].
+    An https URL's certificate is checked against `cacert` (default: the system's CAs); one that does not
+    verify is refused (TlsVerifyError) before any pull."""
     t = Target.parse(url, uri)
+    if cacert and not Path(cacert).is_file():
+        raise SettingsError(f"--cacert {cacert}: no such file")
+    trust = Trust(cacert) if cacert else None
     if not 1 <= parallel <= MAX_PARALLEL:
         raise SettingsError(f"--parallel {parallel} is outside 1..{MAX_PARALLEL}")
     if not 1 <= deadline <= MAX_DEADLINE_S:
         raise SettingsError(f"deadline {deadline}s is outside 1..{MAX_DEADLINE_S} s")
     notes: list[str] = []
     t0 = time.perf_counter()
-    man, manifest_row = _manifest(t, ns, timeout)
+    man, manifest_row = _manifest(t, ns, timeout, trust)
     image_url = _same_host(man.get("image", ""), t, notes)
     version = str(man.get("version") or "")
     verify = "sha256" if SHA256.match(version) else "length"
@@ -83,7 +88,7 @@ def measure_probe(url: str, uri: str, parallel: int = 5, iperf3: str | None = No
 
     def one(barrier=None) -> tuple[PullResult, SocketWatch]:
         watch = SocketWatch(READ_SIZE)
-        return pull_image(ns, image_url, expect, timeout, deadline, barrier, verify, watch=watch), watch
+        return pull_image(ns, image_url, expect, timeout, deadline, barrier, verify, watch=watch, trust=trust), watch
 
     cap = _Capture(t, ns, capture_dir, max_packets, deadline) if capture else None
     try:
@@ -110,9 +115,9 @@ def measure_probe(url: str, uri: str, parallel: int = 5, iperf3: str | None = No
                      "when": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": socket.gethostname(), "ns": ns})
 
 
-def _manifest(t: Target, ns: str | None, timeout: float) -> tuple[dict, dict]:
+def _manifest(t: Target, ns: str | None, timeout: float, trust: Trust | None = None) -> tuple[dict, dict]:
     t0 = time.perf_counter()
-    status, body = get(ns, f"{t.base}/api/container/{t.uri}", timeout)
+    status, body = get(ns, f"{t.base}/api/container/{t.uri}", timeout, trust)
     ms = round((time.perf_counter() - t0) * 1e3, 1)
     row = {"kind": "manifest", "point": f"{t.base}/api/container/{t.uri}", "parallel": 1, "ttfb_ms": ms,
            "failures": int(status != 200), "error": "" if status == 200 else f"HTTP {status}"}

@@ -123,6 +123,7 @@ def pull_at(lab, vantage: str | None = None, parallel: int = 1, verify: Verify =
     if not (allow_down and lab.image is not None):
         lab.require_running()
     ns, host, port = lab.plan.endpoint(v)
+    trust = lab.tls.client() if lab.plan.tls_at(v) else None       # https, verified against the lab's CA
     img = lab.image
     client = lab.settings.client
     external = v == path.client_vantage and (client.kind != "labkit" or client.writes)
@@ -133,15 +134,15 @@ def pull_at(lab, vantage: str | None = None, parallel: int = 1, verify: Verify =
                    else contextlib.nullcontext())
     with CpuSampler(lab.processes, interval=cpu_interval) as sampler, tcp_sampler:
         if external:
-            results = pull_with(client, Target(ns, host, port, img.uri, img.sha256, img.size),
+            results = pull_with(client, Target(ns, host, port, img.uri, img.sha256, img.size, trust),
                                 lab.client_storage.dest_root, parallel, verify, timeout, deadline,
                                 joiner(lab.client_storage.procs_files()), first_byte)
         elif parallel == 1:
             results = [pull(ns, host, port, img.uri, img.sha256, timeout=timeout, deadline=deadline,
-                            verify=verify, first_byte=first_byte)]
+                            verify=verify, first_byte=first_byte, trust=trust)]
         else:
             results = pull_parallel(ns, host, port, img.uri, parallel, img.sha256, timeout=timeout,
-                                    deadline=deadline, verify=verify)
+                                    deadline=deadline, verify=verify, trust=trust)
     soft1 = softirq_seconds()
     disk1 = lab.disk_counters()
     busiest, busiest_cpu = sampler.busiest()

@@ -134,7 +134,7 @@ def path_figure(nodes: list[dict], path, width: int = 900):
     p.axis.visible = p.grid.visible = False
     p.rect(xs, [0] * n, width=2.4, height=2.4, fill_color="#eef4fb", line_color="#4a78a8")
     text = [f"{r.get('role', r['node'])}\n{r['namespace']}\n{r['address']}" for r in nodes]
-    svc = [r["services"].replace(", ", "\n") for r in nodes]
+    svc = [r["services"].replace(", ", "\n") + (f"\nstages: {r['stages']}" if r.get("stages") else "") for r in nodes]
     src = ColumnDataSource({"x": xs, "y": [0.55] * n, "t": text, "s": svc, "y2": [-0.35] * n})
     p.add_layout(LabelSet(x="x", y="y", text="t", source=src, text_align="center", text_baseline="middle",
                           text_font_size="10pt", text_font_style="bold"))

@@ -8,7 +8,8 @@ from click.testing import CliRunner
 from labkit import cli
 from labkit.path import MAX_COMPUTE_NODES
 
-COMMANDS = ["survey", "up", "down", "status", "heal", "export", "import", "report", "probe", "sweep", "storm", "hypotheses"]
+COMMANDS = ["survey", "up", "down", "status", "heal", "export", "import", "report", "probe", "sweep", "storm", "hypotheses",
+            "cpu-model"]
 
 
 @pytest.fixture

@@ -22,12 +22,14 @@ from labkit.config.render import render_nginx, render_nginx_server, render_uwsgi
 from labkit.config.settings import LabSettings
 
 from ..sregistry_files import (FILES_2018_10, MAIN_2018_10, SERVER_2018_10,
-                               UWSGI_2018_10, UWSGI_PARAMS, placed, seed_poster, write)
+                               UWSGI_2018_10, UWSGI_PARAMS, https, placed, seed_poster, write)
 
 
 # --- the two operators' files give exactly their presets ------------------------------
 @pytest.mark.parametrize("files,preset", [(FILES_2018_10, "sregistry-2018-10"),
-                                          (seed_poster(FILES_2018_10), "seed-poster")])
+                                          (seed_poster(FILES_2018_10), "seed-poster"),
+                                          (https(FILES_2018_10), "sregistry-2018-10-https"),
+                                          (https(seed_poster(FILES_2018_10)), "seed-poster-https")])
 def test_sregistrys_and_the_seed_posters_files_give_their_presets(tmp_path, files, preset):
     r = import_files(write(tmp_path, files))
     want = PRESETS[preset]
@@ -219,3 +221,13 @@ def test_settings_in_server_and_location_override_http_and_other_servers_do_not_
     at = {(e.file, e.line): e for e in r.entries}
     assert at["nginx/nginx.conf", 23].note == "overridden by nginx.conf:4 (sendfile)"
     assert "another server block" in at["nginx.conf", 64].note
+
+
+def test_https_certificate_paths_are_recorded_and_no_key_is_read(tmp_path):
+    r = import_files(write(tmp_path, https(FILES_2018_10)))      # /etc/ssl/private/domain.key is not here
+    notes = {(e.directive, e.value): e for e in r.modelled}
+    key = notes["ssl_certificate_key", "/etc/ssl/private/domain.key"]
+    assert "recorded, not read" in key.note and not (tmp_path / "etc").exists()
+    assert notes["listen", "443"].setting in ("tls.enabled", "tls.port")
+    assert any(e.directive == "nginx.ports" and "https port 443" in e.note for e in r.modelled)
+    assert any("https server block" in e.note for e in r.ignored if e.directive == "root")

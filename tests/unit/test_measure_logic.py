@@ -27,7 +27,8 @@ def test_aggregate_is_bytes_over_the_whole_span():
 def test_plan_names_namespaces_and_refuses_bad_names():
     p = plan("main", namespaced=True)
     assert p.namespaces == ["sl-main-compute", "sl-main-vm", "sl-main-nginx", "sl-main-uwsgi"]
-    assert [v.name for v in p.path.vantages] == ["uwsgi", "nginx", "published port", "full path", "VM loopback"]
+    assert [v.name for v in p.path.vantages] == ["uwsgi", "nginx", "nginx (tls)", "published port", "full path",
+                                                 "VM loopback"]
     assert p.caveats() == []
     lo = plan("main", namespaced=False)
     assert lo.ip("vm") == "127.0.0.1" and len({lo.port("nginx"), lo.port("published"), lo.port("uwsgi_http")}) == 3
@@ -35,7 +36,7 @@ def test_plan_names_namespaces_and_refuses_bad_names():
     with pytest.raises(ValueError, match="lab name"):
         plan("../etc", namespaced=True)
     assert p.path.vantage("full path").client == "compute"
-    with pytest.raises(ValueError, match="vantage point 'moon': one of uwsgi, nginx, published port, full path"):
+    with pytest.raises(ValueError, match=r"vantage point .moon.: one of uwsgi, nginx, nginx \(tls\), published port, full path"):
         p.path.vantage("moon")
 
 

@@ -43,11 +43,30 @@ def test_the_client_pulls_through_every_stage():
 
 
 def test_accel_leaves_the_app_stage_without_the_image():
-    assert [s.name for s in PATH.carrying(SREGISTRY_SHIPPED)] == [s.name for s in PATH.stages]
+    assert [s.name for s in PATH.carrying(SREGISTRY_SHIPPED)] == [s.name for s in PATH.stages if s.name != "tls"]
     accel = SREGISTRY_SHIPPED.changed(app={"serve_mode": "accel"})
     idle = [s.name for s in PATH.stages if s.name not in [c.name for c in PATH.carrying(accel)]]
-    assert idle == [PATH.stages[0].name]
+    assert idle == [PATH.stages[0].name, "tls"]
     assert PATH.stages[0].vantage not in [v.name for v in PATH.vantages_for(accel)]
+
+
+def test_tls_is_a_stage_at_nginx_idle_when_tls_is_off():
+    tls = PATH.stage("tls")
+    assert tls.programs == ("nginx",) and PATH.stages[PATH.stages.index(tls) - 1].name == "nginx"
+    assert tls not in PATH.carrying(SREGISTRY_SHIPPED)
+    on = SREGISTRY_SHIPPED.changed(tls={"enabled": True})
+    assert tls in PATH.carrying(on) and "nginx (tls)" in [v.name for v in PATH.vantages_for(on)]
+    assert "nginx (tls)" not in [v.name for v in PATH.vantages_for(SREGISTRY_SHIPPED)]
+
+
+def test_docker_publishes_nginx_tls_port_when_tls_is_on():
+    from labkit.path import FRONT, plan
+    off, on = plan("t", True), plan("t", True, tls_port=443)
+    assert [pb.container_port for pb in PATH.published if pb.name == "registry"] == [FRONT]
+    assert (off.port(FRONT), off.port("published")) == (80, 80)
+    assert (on.port(FRONT), on.port("published"), on.port("nginx")) == (443, 443, 80)
+    lo = plan("t", False, tls_port=443)
+    assert lo.port(FRONT) == lo.port("nginx_tls") != lo.port("nginx")
 
 
 def test_capture_points_are_derived_from_links_and_ports():
@@ -96,6 +115,8 @@ def test_presets_plan_cleanly_from_each_other():
     for a in PRESETS.values():
         for b in PRESETS.values():
             assert plan_changes(a, b, FEATS).problems == ()
+            if a.tls.enabled != b.tls.enabled:       # Docker publishes another port
+                assert "publish" in plan_changes(a, b, FEATS).steps
 
 
 def test_settings_group_names_are_the_step_inputs():

@@ -59,16 +59,51 @@ def _server(body_size: str):
 SERVER_2018 = _server("8000M")
 SERVER_CURRENT = _server("10024M")
 
+# https/nginx.conf.https at 0d1274df (blob of that commit): the plain block above, then a server on 443
+# (no add_header, no client_body_timeout there), as listed in the file
+_TLS_CIPHERS = ("ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:"
+                "ECDHE-RSA-AES256-SHA384:ECDHE-RSA-AES128-SHA256:ECDHE-RSA-AES256-SHA:ECDHE-RSA-AES128-SHA:"
+                "DHE-RSA-AES256-SHA:DHE-RSA-AES128-SHA")
+SERVER_2018_HTTPS = [*SERVER_2018,
+                     (("server",), "listen", ("443",)), (("server",), "server_name", ("localhost",)),
+                     (("server",), "root", ("html",)),
+                     (("server",), "client_max_body_size", ("8000M",)), (("server",), "client_body_buffer_size", ("8000M",)),
+                     (("server",), "ssl", ("on",)),
+                     (("server",), "ssl_certificate", ("/etc/ssl/certs/chained.pem",)),
+                     (("server",), "ssl_certificate_key", ("/etc/ssl/private/domain.key",)),
+                     (("server",), "ssl_session_timeout", ("5m",)),
+                     (("server",), "ssl_protocols", ("TLSv1", "TLSv1.1", "TLSv1.2")),
+                     (("server",), "ssl_ciphers", (_TLS_CIPHERS,)),
+                     (("server",), "ssl_session_cache", ("shared:SSL:50m",)),
+                     (("server",), "ssl_dhparam", ("/etc/ssl/certs/dhparam.pem",)),
+                     (("server",), "ssl_prefer_server_ciphers", ("on",)),
+                     *_LOCATIONS]
+
 UPSTREAM = {  # preset: (uwsgi.ini, nginx/nginx.conf, nginx.conf)
     "sregistry-2018-10": (UWSGI_2018_10, MAIN_2018, SERVER_2018),
     "sregistry-2018-early": (UWSGI_2018_EARLY, MAIN_2018, SERVER_2018),
     "sregistry-current": (UWSGI_2018_10, MAIN_CURRENT, SERVER_CURRENT),
+    "sregistry-2018-10-https": (UWSGI_2018_10, MAIN_2018, SERVER_2018_HTTPS),
 }
 # Upstream directives the rendered files leave out, and why.
 NOT_MODELLED = {
     "location /upload": "needs nginx-upload-module (compiled into sregistry's image, not in Debian's nginx); uploads only",
     "location ~* \\.(php|aspx|myadmin|asp)$": "master's deny-all for probing URLs; no pull goes there",
+    "root html": "the 443 block's document root: nothing under it is served (every location names its own)",
 }
+# Upstream spellings nginx 1.22 writes differently: `ssl on` (gone in nginx 1.25.1) is `listen ... ssl`.
+SPELLED = {((("server",), "listen", ("443",)), (("server",), "ssl", ("on",))): (("server",), "listen", ("443", "ssl"))}
+
+
+def _modelled(directives: list) -> Counter:
+    """Upstream's directives as the renderer spells them, without what NOT_MODELLED lists by name."""
+    c = Counter(d for d in directives if f"{d[1]} {' '.join(d[2])}" not in NOT_MODELLED)
+    for olds, new in SPELLED.items():
+        if all(c[o] for o in olds):
+            for o in olds:
+                c[o] -= 1
+            c[new] += 1
+    return +c
 
 
 def uwsgi_directives(text: str) -> Counter:
@@ -113,7 +148,7 @@ def test_rendered_nginx_configs_have_upstreams_directives_and_values(name, tmp_p
     s = PRESETS[name]
     main = _norm(nginx_directives(render_nginx(s, DEPLOY_NGINX), tmp_path, "nginx/nginx.conf"))
     server = _norm(nginx_directives(render_nginx_server(s, DEPLOY_NGINX), tmp_path, "nginx.conf"))
-    want_main, want_server = _norm(Counter(UPSTREAM[name][1])), _norm(Counter(UPSTREAM[name][2]))
+    want_main, want_server = _norm(Counter(UPSTREAM[name][1])), _norm(_modelled(UPSTREAM[name][2]))
     assert main == want_main, (name, "extra", main - want_main, "missing", want_main - main)
     assert server == want_server, (name, "extra", server - want_server, "missing", want_server - server)
 
@@ -122,7 +157,7 @@ def test_every_preset_says_where_it_comes_from():
     assert set(PROVENANCE) == set(PRESETS)
     for name, p in PROVENANCE.items():
         assert p.repo == "singularityhub/sregistry" and len(p.commit) == 40 and p.files, name
-    assert set(UPSTREAM) | {"seed-poster", "recommended"} == set(PRESETS)
+    assert set(UPSTREAM) | {"seed-poster", "recommended", "seed-poster-https"} == set(PRESETS)
 
 
 def test_the_old_name_is_an_alias_that_says_what_it_points_to():
@@ -144,3 +179,10 @@ def test_the_seed_posters_changes_are_exactly_the_ones_he_lists():
     for line in ("http-timeout = 3600000", "socket-timeout = 120", "ignore-sigpipe = true",
                  "ignore-write-errors = true", "disable-write-exception = true"):
         assert line in ini
+
+
+def test_the_https_seed_poster_is_the_seed_poster_on_the_https_setup():
+    https, seed = PRESETS["sregistry-2018-10-https"], PRESETS["seed-poster-https"]
+    assert seed.tls == https.tls and seed.nginx == PRESETS["seed-poster"].nginx
+    assert seed.uwsgi == PRESETS["seed-poster"].uwsgi and https.changed(tls={"enabled": False}).tls.enabled is False
+    assert https.model_dump(exclude={"tls"}) == PRESETS["sregistry-2018-10"].model_dump(exclude={"tls"})

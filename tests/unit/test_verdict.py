@@ -10,6 +10,7 @@ from labkit.analyze.noise import Rate, above, reaches, within_noise
 from labkit.analyze.verdict import verdict
 from labkit.config.overrides import apply_overrides
 from labkit.config.presets import preset
+from labkit.config.settings import LabSettings
 from labkit.path import CLIENT, PATH
 
 S2018 = preset("sregistry-2018-10")
@@ -252,7 +253,7 @@ def test_verdict_takes_the_table_alone_and_the_survey():
     t, d = survey({"uwsgi": r(1690), "nginx": r(423), "published port": r(340), "full path": r(430)})
     v = verdict(t, path=PATH)
     assert v.hop == "nginx" and v.evidence and isinstance(v.stages, pd.DataFrame)
-    assert list(v.stages.stage) == [s.name for s in PATH.stages] and v.stages.binds.sum() == 1
+    assert list(v.stages.stage) == [s.name for s in PATH.carrying(LabSettings())] and v.stages.binds.sum() == 1
     old = t[["kind", "point", "parallel", "MBps", "failures", "error"]]            # a table saved before issue 9
     assert verdict(old, path=PATH).hop == "nginx"
 
@@ -353,6 +354,19 @@ def test_under_dnat_one_flow_crosses_two_links_and_the_first_at_the_rate_binds()
     assert verdict(t, path=PATH, settings=S2018, detail=d).hop == "full path"
 
 
+def test_tls_at_nginx_on_a_slow_core_is_the_tls_stage():
+    """sregistry-2018-10-https: nginx plain is fast, nginx over TLS pegs its one worker; the bytes stop
+    falling after the TLS stage and its program's CPU binds."""
+    https = preset("sregistry-2018-10-https")
+    t, d = survey({"uwsgi": r(1700), "nginx": r(1200), "nginx (tls)": r(33), "published port": r(33),
+                   "full path": r(32)},
+                  cpu={"nginx": {"nginx": (60, 0)}, "nginx (tls)": {"nginx": (99, 0)},
+                       "full path": {"nginx": (98, 0)}})
+    v = verdict(t, path=PATH, settings=https, detail=d)
+    assert (v.hop, v.cause) == ("tls", "cpu") and "nginx" in v.summary
+    assert "tls" not in list(verdict(t.query("point != 'nginx (tls)'"), path=PATH, settings=S2018, detail=d).stages.stage)
+
+
 # --- the path is an argument ---------------------------------------------------------------------
 def test_the_verdict_reads_the_path_it_is_given(renamed):
     other = renamed(PATH)
@@ -369,6 +383,6 @@ def test_the_verdict_reads_the_path_it_is_given(renamed):
     t = t[~t.point.isin(global_hops)]           # only the renamed hops were measured
     v = verdict(t, path=other, settings=S2018, detail=d)
     assert (v.hop, v.cause, v.at_capacity, v.capacity_hop) == ("st-nginx", "link", True, "hop-vm→nginx")
-    assert list(v.stages.stage) == [s.name for s in other.stages] and "at-nginx" in v.evidence[0]
+    assert list(v.stages.stage) == [s.name for s in other.carrying(S2018)] and "at-nginx" in v.evidence[0]
     # the same table judged against the default path finds none of its pulls
     assert verdict(t, path=PATH, settings=S2018, detail=d).summary.startswith("no pulls")

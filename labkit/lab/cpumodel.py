@@ -1,0 +1,241 @@
+"""The server's CPU as the seed's hardware: OpenSSL told that CPU's features, each process held to its core's speed.
+
+With `cpu.model` a model (labkit.config.cpu_models), the lab
+- sets OPENSSL_ia32cap in nginx's and uwsgi's environment (OpenSSL reads it once, at start) so that
+  OpenSSL runs the code paths that CPU runs (no AES-NI, PCLMULQDQ, SSSE3, AVX ... on an Opteron 6174);
+- measures this machine on that same masked code path (`openssl speed -evp <path> -bytes 16384`, the
+  best of three two-second runs, cached per CPU, OpenSSL version and mask) and takes the ratio to the
+  model's published rate (its cycles per byte at its clock) for the code path the lab's TLS settings
+  negotiate (the model's reference path when TLS is off);
+- with `model_speed` emulate, puts every process of nginx, uwsgi and docker-proxy in a CPU group of its
+  own whose CFS quota is its threads' worth (an nginx worker 1, a uwsgi worker its threads, docker-proxy
+  every core; capped at this machine's cores) of 1/ratio of a core: one emulated core per thread, so
+  one TLS connection (one nginx worker) gets one slow core however many workers there are, and N
+  connections spread over the workers add up, as on the seed's VM (up to this machine's cores).
+If this machine is already as slow as the model on that path, the ratio is 1 and nothing is slowed.
+Features the model has and this machine lacks, and missing cgroups, are said in `lab.notes`.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+from ..config import cpu_models
+from ..config.settings import LabSettings
+from . import ownership
+from .cgroups import Cgroup, CgroupError, Features
+from .tools import tool
+
+SPEED_BYTES = 16384            # a full TLS record: what nginx encrypts per SSL_write of a large response
+SPEED_RUNS = 3
+OPENSSL_MEMBERS = ("nginx", "uwsgi")       # the programs OpenSSL is told the model's features in
+
+
+def host_flags(cpuinfo: str | None = None) -> set[str]:
+    """This machine's instruction-set features (/proc/cpuinfo's first `flags` line)."""
+    text = cpuinfo if cpuinfo is not None else Path("/proc/cpuinfo").read_text()
+    m = re.search(r"^flags\s*:\s*(.*)$", text, re.M)
+    return set(m.group(1).split()) if m else set()
+
+
+def host_name(cpuinfo: str | None = None) -> str:
+    text = cpuinfo if cpuinfo is not None else Path("/proc/cpuinfo").read_text()
+    m = re.search(r"^model name\s*:\s*(.*)$", text, re.M)
+    return m.group(1).strip() if m else "unknown CPU"
+
+
+def parse_speed(out: str, block: int = SPEED_BYTES) -> float:
+    """MB/s from `openssl speed -evp X -bytes N`'s last line (`AES-256-GCM  108822.53k`: 1000s of bytes/s)."""
+    m = re.search(r"([\d.]+)k\s*$", out.strip().splitlines()[-1]) if out.strip() else None
+    if not m:
+        raise ValueError(f"openssl speed: no rate in {out.strip()[-200:]!r}")
+    return float(m.group(1)) * 1000 / 1e6
+
+
+def openssl_speed(path: str, mask: str | None, seconds: int = 2, runs: int = SPEED_RUNS) -> float:
+    """This machine's MB/s on OpenSSL's `path` with OPENSSL_ia32cap=`mask` (None: as it is): the best run."""
+    env = dict(os.environ)
+    env.pop("OPENSSL_ia32cap", None)
+    if mask:
+        env["OPENSSL_ia32cap"] = mask
+    best = 0.0
+    for _ in range(runs):
+        res = subprocess.run([tool("openssl"), "speed", "-evp", path, "-seconds", str(seconds), "-bytes",
+                              str(SPEED_BYTES)], capture_output=True, text=True, env=env, timeout=60)
+        best = max(best, parse_speed(res.stdout))
+    return best
+
+
+def openssl_version() -> str:
+    return subprocess.run([tool("openssl"), "version"], capture_output=True, text=True).stdout.strip()
+
+
+def measured(path: str, mask: str | None, cache: Path, remeasure: bool = False) -> float:
+    """`openssl_speed`, remembered in `cache` per CPU, OpenSSL version, mask and path."""
+    key = f"{host_name()} | {openssl_version()} | {mask or 'unmasked'} | {path}"
+    data = {}
+    with contextlib.suppress(OSError, ValueError):
+        data = json.loads(cache.read_text())
+    if remeasure or key not in data:
+        data[key] = round(openssl_speed(path, mask), 1)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(data, indent=1))
+    return data[key]
+
+
+@dataclass(frozen=True)
+class Emulation:
+    """What the lab does for `cpu.model`: the mask, the code path and the ratio, each with its numbers."""
+    model: str
+    mask: str
+    masked: tuple[str, ...]
+    lacking: tuple[str, ...]
+    path: str
+    suite: str
+    why: str
+    model_mbps: float
+    host_mbps: float
+    ratio: float
+    emulate: bool
+
+    def note(self) -> str:
+        m = cpu_models.resolve(self.model) if isinstance(self.model, str) else None
+        src = f" ({m.paths[self.path].source}; clock: {m.clock_source})" if m else ""
+        slow = (f"each process of nginx, uwsgi and docker-proxy held to 1/{self.ratio:.2f} = {1 / self.ratio:.3f} "
+                f"of a core per thread (CFS quota)" if self.emulate and self.ratio > 1 else
+                "no slowdown: this machine is no faster on that path" if self.emulate else
+                "model_speed native: this machine's speed")
+        return (f"cpu.model {self.model}: OPENSSL_ia32cap={self.mask} for nginx and uwsgi; {self.why}; "
+                f"published {self.model_mbps:.1f} MB/s per core{src} vs this machine on the same masked path "
+                f"{self.host_mbps:.1f} MB/s (openssl speed) -> ratio {self.ratio:.2f}; {slow}")
+
+
+def emulation(s: LabSettings, cache: Path, remeasure: bool = False) -> Emulation | None:
+    """The emulation `s.cpu.model` asks for on this machine (None: host)."""
+    m = cpu_models.resolve(s.cpu.model)
+    if m is None:
+        return None
+    mask = cpu_models.ia32cap(m, host_flags())
+    path, suite, why = cpu_models.code_path(s.tls, m)
+    host = measured(path, mask.env, cache, remeasure)
+    name = s.cpu.model if isinstance(s.cpu.model, str) else s.cpu.model.name
+    return Emulation(name, mask.env, mask.masked, mask.lacking, path, suite, why, round(m.mbps(path), 1), host,
+                     round(cpu_models.ratio(host, m.mbps(path)), 3), s.cpu.model_speed == "emulate")
+
+
+class CoreModel:
+    """The lab's CPU-model layer: the environment nginx and uwsgi start with, and a CPU group per process."""
+
+    def __init__(self, lab: str, feats: Features, notes: list[str], cache: Path):
+        self.lab, self.feats, self.notes, self.cache = lab, feats, notes, cache
+        self.emu: Emulation | None = None
+        self.groups: dict[int, tuple[str, Cgroup]] = {}      # pid -> (member, its group)
+        self.threads: dict[str, int] = {}
+
+    def set(self, s: LabSettings) -> list[str]:
+        """Work out the emulation for `s` (measuring this machine once); notes for what cannot be done."""
+        self.emu = emulation(s, self.cache)
+        self.notes[:] = [n for n in self.notes if not n.startswith("cpu.model")]
+        ncpu = os.cpu_count() or 1
+        self.threads = {"nginx": 1, "uwsgi": min(s.uwsgi.threads, ncpu), "proxy": ncpu}
+        if self.emu is None:
+            return []
+        lines = [self.emu.note()]
+        if self.emu.lacking:
+            lines.append(f"cpu.model {self.emu.model}: this machine lacks {', '.join(self.emu.lacking)}, which the "
+                         f"model has: OpenSSL cannot be given them (it reads "
+                         f"{', '.join(f for f in self.emu.lacking if f in cpu_models.OPENSSL_READS) or 'none of them'})")
+        if self.emu.emulate and self.emu.ratio > 1 and not self.feats.cpu_quota:
+            lines.append(f"cpu.model {self.emu.model}: no CPU quota here ({'; '.join(self.feats.missing)}): "
+                         "the instruction set is the model's, the speed this machine's")
+        if s.cpu.model_speed == "emulate" and any(s.cpu.cpus(m) is not None for m in self.threads):
+            lines.append("cpu.model with cpu.<program>_cpus: each process gets the model's per-core quota in a "
+                         "group of its own; the program's own `cpus:` group no longer holds its CPU time")
+        for line in lines:
+            if line not in self.notes:
+                self.notes.append(line)
+        return lines
+
+    @property
+    def slowing(self) -> bool:
+        return bool(self.emu and self.emu.emulate and self.emu.ratio > 1 and self.feats.cpu_quota)
+
+    def env(self, member: str | None) -> dict[str, str]:
+        """The environment a program of `member` starts with (OpenSSL's capability vector)."""
+        return {"OPENSSL_ia32cap": self.emu.mask} if self.emu and member in OPENSSL_MEMBERS else {}
+
+    def place(self, member: str | None, pids: list[int]) -> None:
+        """Each process of `member` in a CPU group of its own at its threads' worth of the model's core."""
+        if not self.slowing or member not in self.threads:
+            return
+        cpus = self._cpus(member)
+        for pid in pids:
+            if pid in self.groups:
+                continue
+            ownership.own(self.lab, "cgroups", "cgroups", {"lab": self.lab})
+            g = Cgroup(self.lab, f"core-{member}-{pid}", self.feats, controllers=("cpu", "cpuacct"))
+            try:
+                g.create()
+                g.set_cpus(round(max(0.01, cpus), 3))
+                g.add(pid)
+            except (CgroupError, OSError):       # a worker that just ended
+                with contextlib.suppress(CgroupError, OSError):
+                    g.remove()
+                continue
+            self.groups[pid] = (member, g)
+
+    def _cpus(self, member: str) -> float:
+        return round(max(0.01, min(self.threads[member], os.cpu_count() or 1) / self.emu.ratio), 3)
+
+    def retune(self, s: LabSettings) -> list[str]:
+        """New settings of the same model (another TLS suite: another code path, another ratio): the quotas
+        follow. Another model is the "cpu" step's (the programs start again)."""
+        name = s.cpu.model if isinstance(s.cpu.model, str) else s.cpu.model.name
+        if self.emu is None or name != self.emu.model:
+            return []
+        lines = self.set(s)
+        if self.slowing:
+            for member, g in self.groups.values():
+                with contextlib.suppress(CgroupError, OSError):
+                    g.set_cpus(self._cpus(member))
+        return lines
+
+    def prune(self) -> None:
+        """Remove the groups of processes that ended (a reloaded nginx's old workers)."""
+        for pid in [p for p in self.groups if not psutil.pid_exists(p)]:
+            with contextlib.suppress(CgroupError, OSError):
+                self.groups.pop(pid)[1].remove()
+
+    def info(self) -> dict:
+        return asdict(self.emu) if self.emu else {"model": "host"}
+
+    def remove(self) -> list[str]:
+        done = []
+        for _, g in self.groups.values():
+            with contextlib.suppress(CgroupError, OSError):
+                done += [f"removed cgroup {p}" for p in g.remove()]
+        self.groups.clear()
+        return done
+
+
+def compare(name: str, cache: Path, remeasure: bool = False) -> tuple[list[dict], cpu_models.Mask]:
+    """Per code path of model `name`: its published cycles per byte and rate per core, this machine's
+    rate as it is and with the model's features masked (openssl speed), and the ratio the lab would use."""
+    m = cpu_models.model(name)
+    mask = cpu_models.ia32cap(m, host_flags())
+    rows = []
+    for path, cp in m.paths.items():
+        masked = measured(path, mask.env, cache, remeasure)
+        rows.append({"code path": path, "published c/B": round(cp.cycles_per_byte, 2),
+                     f"{name} MB/s per core": round(m.mbps(path), 1),
+                     "this machine MB/s": measured(path, None, cache, remeasure),
+                     "this machine masked MB/s": masked,
+                     "ratio": round(cpu_models.ratio(masked, m.mbps(path)), 2), "source": cp.source})
+    return rows, mask
