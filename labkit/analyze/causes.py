@@ -28,7 +28,7 @@ STUCK = 90.0        # % full: a receiver whose buffer stays this full does not r
 UNREAD = 1 << 20    # bytes waiting unread in a receiver's socket (a whole 1 MiB read's worth, at least)
 
 CAUSES = {"link": "link capacity", "cpu": "CPU", "disk": "the disk", "window": "TCP windows",
-          "client": "the client", "down": "a service is down", "app": "the application (waiting, not CPU-bound)"}
+          "client": "the client", "down": "a service is down", "app": "the application, waiting rather than CPU-bound"}
 
 
 @dataclass
@@ -122,7 +122,7 @@ def _receiver_cause(sv: StageView, conn: str, what: str) -> tuple[str, str, list
     buf, fill = rcv.get("rcvbuf"), rcv.get("fill_pct", 0)
     ev = [tcp_text(conn, "receiver", rcv)] if rcv else []
     if buf and buf <= SMALL_RCVBUF and fill < STUCK:
-        return "window", f"the receive window on {conn} (a {buf / 1024:.0f} KiB receive buffer)", ev
+        return "window", f"the receive window on {conn}, a {buf / 1024:.0f} KiB receive buffer", ev
     if CLIENT in sv.stage.programs:
         return "client", "the client, not reading as fast as the data comes", ev
     return "", what, ev
@@ -167,7 +167,7 @@ def stage_cause(sv: StageView, view: PathView, pipe: Finding | None, at_hop: boo
             cause, what, more = _receiver_cause(sv, sv.stage.reads_from, pipe.what)
             if not cause:
                 cause = "cpu" if share >= BUSY else "app"
-                what = f"{prog}'s CPU" if cause == "cpu" else f"{prog or sv.name} (reads slowly, not CPU-bound)"
+                what = f"{prog}'s CPU" if cause == "cpu" else f"{prog or sv.name}, reading slowly without being CPU-bound"
             return Finding(sv.name, cause, what, pipe.evidence + more + cpu_lines(sv))
         if pipe.kind == "source":
             cause = "cpu" if share >= BUSY else "app"
@@ -175,7 +175,7 @@ def stage_cause(sv: StageView, view: PathView, pipe: Finding | None, at_hop: boo
                            pipe.evidence + cpu_lines(sv))
         return Finding(sv.name, pipe.cause, pipe.what, pipe.evidence)
     cause = "cpu" if share >= BUSY else "app"
-    return Finding(sv.name, cause, f"{prog}'s CPU" if cause == "cpu" else f"{sv.name} ({sv.stage.adds})",
+    return Finding(sv.name, cause, f"{prog}'s CPU" if cause == "cpu" else f"{sv.name}, {sv.stage.adds}",
                    cpu_lines(sv) + ([tcp_text(conn, "sender", snd)] if snd else []))
 
 

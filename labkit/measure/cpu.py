@@ -1,12 +1,31 @@
 """CPU per service process while something runs, sampled with psutil; and how long each waited for a CPU."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import psutil
+
+
+def machine_times() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, all CPUs together (/proc/stat's first line)."""
+    t = psutil.cpu_times()
+    total = sum(t)
+    return total - t.idle - getattr(t, "iowait", 0.0), total
+
+
+def machine_busy(before: tuple[float, float], after: tuple[float, float], cpus: int) -> float:
+    """The machine's busy time between two machine_times() reads, in % of one core (100 x cpus = all busy)."""
+    total = after[1] - before[1]
+    return round(100 * cpus * (after[0] - before[0]) / total, 1) if total > 0 else 0.0
+
+
+def machine_cpus() -> int:
+    """The machine's CPUs (what /proc/stat counts)."""
+    return os.cpu_count() or 1
 
 
 def schedstat(pid: int) -> dict[str, tuple[float, float]]:
@@ -46,7 +65,9 @@ class CpuSampler:
     waiting for one (the scheduler's run-queue time, in % of the sampler's wall time): a process
     that wants a core on a busy machine runs less than 100 and waits. `cpu_sched` is all its threads'
     CPU from the scheduler's own account over the sampler's span (exact where sampling is coarse,
-    e.g. under a CFS quota that lets a group run a few ms per 100 ms).
+    e.g. under a CFS quota that lets a group run a few ms per 100 ms), and `cpu_s` the same in
+    CPU-seconds (what the service spent on the work, whatever the span). `machine()`: the whole
+    machine's busy time over the same span, with its CPU count, whoever ran (other work included).
     """
 
     def __init__(self, processes: Callable[[], dict[str, list[psutil.Process]]], interval: float = 0.2):
@@ -56,11 +77,13 @@ class CpuSampler:
         self._samples: dict[str, list[tuple[float, float, float]]] = {}   # (wall time, max, total)
         self._waits: dict[str, float] = {}
         self._ran: dict[str, float] = {}
+        self._machine: dict[str, float] = {}
+        self._secs: dict[str, float] = {}
         self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
 
     def _run(self) -> None:
         procs = self._processes()
-        t0 = time.monotonic()
+        t0, m0 = time.monotonic(), machine_times()
         start = {p.pid: schedstat(p.pid) for ps in procs.values() for p in ps}
         for ps in procs.values():
             for p in ps:
@@ -72,11 +95,14 @@ class CpuSampler:
             self._sample_loop(procs)
         finally:
             wall = max(time.monotonic() - t0, 1e-3)
+            cpus = machine_cpus()
+            self._machine = {"cpus": cpus, "busy": machine_busy(m0, machine_times(), cpus)}
             for name, ps in procs.items():
                 ends = {p.pid: schedstat(p.pid) for p in ps if p.pid in start}
                 waits = [waited(start[pid], end, wall) for pid, end in ends.items()]
                 self._waits[name] = round(max(waits, default=0.0), 1)
                 self._ran[name] = round(sum(ran(start[pid], end, wall) for pid, end in ends.items()), 1)
+                self._secs[name] = round(self._ran[name] * wall / 100, 4)
 
     def _sample_loop(self, procs) -> None:
         while True:
@@ -102,6 +128,10 @@ class CpuSampler:
         self._stop.set()
         self._thread.join()
 
+    def machine(self) -> dict[str, float]:
+        """{"cpus": N, "busy": % of one core the whole machine was busy} over the sampler's span."""
+        return dict(self._machine)
+
     def busiest(self, between: tuple[float, float] | None = None) -> tuple[str, float]:
         """The service whose busiest process used the most CPU, and that share ('' and 0 if none)."""
         cpu = self.summary(between)
@@ -119,5 +149,6 @@ class CpuSampler:
                 out[name] = {"cpu_max_proc": round(sum(s[1] for s in samples) / len(samples), 1),
                              "cpu_total": round(sum(s[2] for s in samples) / len(samples), 1),
                              "wait_max_proc": max(0.0, self._waits.get(name, 0.0)),
-                             "cpu_sched": max(0.0, self._ran.get(name, 0.0))}
+                             "cpu_sched": max(0.0, self._ran.get(name, 0.0)),
+                             "cpu_s": max(0.0, self._secs.get(name, 0.0))}
         return out

@@ -38,6 +38,7 @@ class PullRun:
     client: str = "labkit"
     disk: dict[str, IoCounters] = field(default_factory=dict)   # per lab disk: what the pulls read/wrote
     tcp: list[dict] = field(default_factory=list)
+    machine: dict = field(default_factory=dict)                  # {"cpus": N, "busy": %}: the whole machine
 
     @property
     def client_cpu(self) -> float:
@@ -133,4 +134,4 @@ def pull_at(lab, vantage: str | None = None, parallel: int = 1, verify: Verify =
     busiest, busiest_cpu = sampler.busiest()
     return PullRun(v.name, parallel, results, verify, sampler.summary(), busiest, busiest_cpu,
                    client.kind if external else "labkit", {k: disk1[k] - disk0[k] for k in disk1 if k in disk0},
-                   tcp_sampler.summary() if tcp else [])
+                   tcp_sampler.summary() if tcp else [], sampler.machine())

@@ -1,0 +1,159 @@
+"""What to change for a named constraint (pure): a table from what binds to candidate setting changes.
+
+    candidates("nginx", "cpu", settings)      # the remedies that address nginx's CPU and change something here
+
+Each remedy is a set of `--set` overrides with why it addresses the constraint, and the settings
+under which it applies (a remedy that would change nothing is left out). The table is keyed by
+the program whose stage binds (or the client) and the kind of cause; stage names come from the
+declared path. `labkit.fix` tries each candidate on the lab and keeps the one that measurably wins.
+
+TLS cipher order joins this table when the lab models TLS (its settings do not exist yet).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..path import CLIENT, PATH
+from .noise import FLOOR, Rate, above
+
+
+@dataclass(frozen=True)
+class Remedy:
+    name: str
+    set: tuple[str, ...]                     # overrides, as `labkit survey --set` takes them
+    why: str
+    when: dict[str, tuple] = field(default_factory=dict)   # group.field -> values under which it applies
+
+    def applies(self, settings) -> bool:
+        if settings is None:
+            return True
+        for dotted, values in self.when.items():
+            group, _, name = dotted.partition(".")
+            if getattr(getattr(settings, group), name) not in values:
+                return False
+        return True
+
+
+SPOOLING = {"app.serve_mode": ("fileresponse", "fileresponse-iter")}
+ACCEL = Remedy("X-Accel-Redirect", ("app.serve_mode=accel",),
+               "nginx sends the image itself with sendfile: nothing is spooled through its buffers and temp files, "
+               "and the uwsgi worker is free once the headers are sent", SPOOLING)
+NO_BUFFERING = Remedy("uwsgi_buffering off", ("nginx.uwsgi_buffering=off",),
+                      "nginx passes uwsgi's bytes on as they come instead of spooling every pull to temp files",
+                      {**SPOOLING, "nginx.uwsgi_buffering": (True,)})
+DNAT = Remedy("DNAT publishing", ("publish.mode=dnat",),
+              "the kernel forwards the packets: no user-space copy by docker-proxy, as with `userland-proxy: false`",
+              {"publish.mode": ("userland-proxy",)})
+FILE_WRAPPER = Remedy("uwsgi's file wrapper", ("app.serve_mode=fileresponse",),
+                      "uwsgi sendfile()s the file instead of Django iterating it in 4 KiB blocks in Python",
+                      {"app.serve_mode": ("fileresponse-iter",)})
+WARM_CACHE = Remedy("a warm page cache", ("storage.cache=warm",),
+                    "images read from RAM: enough memory for the images the nodes pull", {"storage.cache": ("cold",)})
+RMEM = Remedy("a larger receive buffer", ("kernel.tcp_rmem=4096 131072 33554432",),
+              "tcp_rmem's maximum bounds the receive window: 32 MiB covers this path's bandwidth times its round trip")
+DISCARD = Remedy("a destination that keeps up", ("client.write_to=discard",),
+                 "the client writes to a destination as fast as the path, e.g. local SSD or tmpfs, instead of the slow "
+                 "one: the lab stands for it by not writing", {"client.write_to": ("disk",)})
+
+
+class _AnySet(tuple):
+    """`when` values meaning 'set to anything but None'."""
+    def __contains__(self, value) -> bool:
+        return value is not None
+
+
+_ANY_SET = _AnySet()
+
+
+def _lift(program: str, quota: str) -> Remedy:
+    return Remedy(f"no CPU quota on {program}", (f"cpu.{quota}=none",),
+                  f"{program} gets the CPU it needs instead of its CFS quota", {f"cpu.{quota}": _ANY_SET})
+
+
+def _stage(program: str) -> str:
+    return next(s.name for s in PATH.stages if program in s.programs)
+
+
+REMEDIES: dict[tuple[str, str], tuple[Remedy, ...]] = {
+    (_stage("nginx"), "cpu"): (ACCEL, NO_BUFFERING, _lift("nginx", "nginx_cpus")),
+    (_stage("nginx"), "app"): (ACCEL, NO_BUFFERING),
+    (_stage("docker-proxy"), "cpu"): (DNAT, _lift("docker-proxy", "proxy_cpus")),
+    (_stage("uwsgi"), "cpu"): (FILE_WRAPPER, ACCEL, _lift("uwsgi", "uwsgi_cpus")),
+    (_stage("uwsgi"), "app"): (FILE_WRAPPER, ACCEL),
+    (_stage("uwsgi"), "disk"): (WARM_CACHE,),
+    (_stage(CLIENT), "window"): (RMEM,),
+    (_stage(CLIENT), "client"): (DISCARD,),
+}
+NOTHING = {"link": "no server setting raises a link's capacity, a faster link does",
+           "down": "a service is down: `labkit heal` restarts it",
+           "client": "the lab's own client binds: nothing on the server to change"}
+
+
+def candidates(stage: str, cause: str, settings=None) -> list[Remedy]:
+    """The remedies for `cause` at `stage` that would change something under `settings`."""
+    return [r for r in REMEDIES.get((stage, cause), ()) if r.applies(settings)]
+
+
+def nothing_to_change(stage: str, cause: str, settings=None) -> str:
+    """Why no remedy is offered ('' when there are candidates)."""
+    if candidates(stage, cause, settings):
+        return ""
+    return NOTHING.get(cause, f"no setting the lab models addresses {cause} at {stage}")
+
+
+@dataclass
+class Trial:
+    """One remedy tried on the lab: one pull and N at once, each repeated (median and range)."""
+    name: str
+    set: tuple[str, ...]
+    one: Rate
+    many: Rate
+    parallel: int
+    failures: int = 0
+
+    def to_dict(self) -> dict:
+        return {"remedy": self.name, "set": list(self.set), "one_MBps": round(self.one.median, 1),
+                "one_lo": round(self.one.lo, 1), "one_hi": round(self.one.hi, 1),
+                "parallel": self.parallel, "many_MBps": round(self.many.median, 1),
+                "many_lo": round(self.many.lo, 1), "many_hi": round(self.many.hi, 1), "runs": self.one.runs,
+                "failures": self.failures}
+
+
+WIN_RULE = ("no failed pull; above the settings as they were by more than the noise in one pull or in N at once, "
+            f"and not below them beyond the noise in the other (noise: {FLOOR:.0%} or the runs' spread); "
+            "among those, the highest geometric mean of the two medians")
+
+
+def winner(before: Trial, trials: list[Trial]) -> Trial | None:
+    """The remedy that measurably beats `before` (WIN_RULE), or None when none does."""
+    def beats(t: Trial) -> bool:
+        if t.failures:
+            return False
+        up = above(t.one, before.one) or above(t.many, before.many)
+        down = above(before.one, t.one) or above(before.many, t.many)
+        return up and not down
+    good = [t for t in trials if beats(t)]
+    return max(good, key=lambda t: (t.one.median * t.many.median) ** 0.5, default=None)
+
+
+@dataclass
+class Fix:
+    """Remedies tried for a verdict: the settings as they were, each remedy, the winner and its bundle."""
+    hop: str
+    cause: str
+    before: Trial
+    trials: list[Trial]
+    best: Trial | None
+    changes: list[dict] = field(default_factory=list)     # {path, old, new, why} of the winner
+    bundle: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        b, w = self.before, self.best
+        return {"hop": self.hop, "cause": self.cause, "remedy": w.name if w else None,
+                "settings": self.changes, "before_MBps": round(b.one.median, 1),
+                "after_MBps": round(w.one.median, 1) if w else None, "parallel": b.parallel,
+                "before_parallel_MBps": round(b.many.median, 1),
+                "after_parallel_MBps": round(w.many.median, 1) if w else None,
+                "trials": [t.to_dict() for t in [b, *self.trials]], "rule": WIN_RULE, "bundle": self.bundle,
+                "notes": self.notes}
