@@ -1,38 +1,99 @@
 """`labkit`: bring the lab up or down, look at it, run the per-hop survey."""
 from __future__ import annotations
 
-import argparse
 import json
 import signal
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
+import click
 import pandas as pd
 
 from .lab import ownership as state
 from .lab.lab import DATA, MiB, Lab
-from .config.overrides import apply_overrides, load_settings
+from .config.overrides import apply_overrides, load_settings, parse_override
 from .config.presets import ALIASES, PRESETS, preset
 from .errors import LabError, LabkitError, SettingsError
+from .measure import iperf
 from .measure.survey import run_survey
 from .analyze.verdict import verdict
+from .measure.probe import MAX_DEADLINE_S as MAX_PROBE_DEADLINE, MAX_PARALLEL as MAX_PROBE_PARALLEL
+from .measure.storm import MAX_PULLS, MAX_SPAWN_RATE, MAX_USERS
+from .path import MAX_COMPUTE_NODES
+
+# --- option types: a value out of range is refused by click, naming the option and its range --------
+IMAGE_MIB = click.IntRange(1, 16384)
+PARALLEL = click.IntRange(1, 256)
+IPERF_SECONDS = click.IntRange(1, iperf.MAX_SECONDS)
+PRESET_NAMES = click.Choice(sorted([*PRESETS, *ALIASES]))
+VERIFY = click.Choice(["sha256", "length"])
 
 
-def _lab_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--name", default="main", help="lab name (namespaces are sl-<name>-<node>)")
-    p.add_argument("--preset", default="sregistry-2018-10", choices=sorted([*PRESETS, *ALIASES]),
-                   help="settings to start from (sregistry-shipped is an alias of sregistry-2018-10)")
-    _settings_args(p)
-    p.add_argument("--image-mib", type=int, default=64, help="test image size in MiB (1536 for the seed case)")
-    p.add_argument("--loopback", action="store_true", help="no namespaces: services on 127.0.0.1 ports")
-    p.add_argument("--compute-nodes", type=int, default=1, metavar="N",
-                   help="compute nodes behind one switch and one uplink to the VM (links.wan shapes it)")
+class Override(click.ParamType):
+    """`group.field=value`, its setting's name checked (its value is typed and checked against the
+    settings it changes, before anything starts)."""
+    name = "GROUP.FIELD=VALUE"
+
+    def convert(self, value, param, ctx):
+        try:
+            parse_override(value)
+        except SettingsError as exc:
+            self.fail(f"{value!r}: " + str(exc).removeprefix(f"--set {value!r}: "), param, ctx)
+        return value
 
 
-def _settings_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--settings", metavar="FILE", help="settings JSON (from `labkit import` or a bundle) instead of --preset")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="GROUP.FIELD=VALUE",
-                   help="change one setting, e.g. --set links.nginx=800mbit (repeatable)")
+class SettingsFile(click.ParamType):
+    """A settings JSON file (from `labkit import` or a bundle), read and checked when it is given."""
+    name = "FILE"
+
+    def convert(self, value, param, ctx):
+        try:
+            load_settings(Path(value))
+        except SettingsError as exc:
+            self.fail(str(exc), param, ctx)
+        return str(value)
+
+
+class Duration(click.ParamType):
+    """A run time as Locust writes it (90, 90s, 5m, 1h30m), in seconds."""
+    name = "DURATION"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)):
+            return float(value)
+        try:
+            return seconds(value)
+        except SettingsError as exc:
+            self.fail(str(exc).removeprefix("--run-time "), param, ctx)
+
+
+def settings_options(fn):
+    """--settings FILE and --set GROUP.FIELD=VALUE (repeatable)."""
+    fn = click.option("--set", "overrides", type=Override(), multiple=True,
+                      help="change one setting, e.g. --set links.nginx=800mbit (repeatable)")(fn)
+    return click.option("--settings", type=SettingsFile(),
+                        help="settings JSON (from `labkit import` or a bundle) instead of --preset")(fn)
+
+
+def lab_options(name: str = "main", compute_nodes: int = 1):
+    """The options every command that builds a lab takes."""
+    def deco(fn):
+        for opt in reversed([
+            click.option("--name", default=name, show_default=True, help="lab name (namespaces are sl-<name>-<node>)"),
+            click.option("--preset", type=PRESET_NAMES, default="sregistry-2018-10", show_default=True,
+                         help="settings to start from (sregistry-shipped is an alias of sregistry-2018-10)"),
+            settings_options,
+            click.option("--image-mib", type=IMAGE_MIB, default=64, show_default=True,
+                         help="test image size in MiB (1536 for the seed case)"),
+            click.option("--loopback", is_flag=True, help="no namespaces: services on 127.0.0.1 ports"),
+            click.option("--compute-nodes", type=click.IntRange(1, MAX_COMPUTE_NODES), default=compute_nodes,
+                         show_default=True, metavar="N",
+                         help="compute nodes behind one switch and one uplink to the VM (links.wan shapes it)"),
+        ]):
+            fn = opt(fn)
+        return fn
+    return deco
 
 
 def _settings(a):
@@ -46,17 +107,11 @@ def _label(a) -> str:
 
 
 def _make_lab(a, keep: bool) -> Lab:
-    if not 1 <= a.image_mib <= 16384:
-        raise SettingsError(f"--image-mib {a.image_mib} is outside 1..16384")
     return Lab(a.name, _settings(a), image_size=a.image_mib * MiB,
                namespaced=False if a.loopback else None, keep=keep, compute_nodes=a.compute_nodes)
 
 
 def cmd_survey(a) -> int:
-    if not 1 <= a.parallel <= 256:
-        raise SettingsError(f"--parallel {a.parallel} is outside 1..256")
-    if not 1 <= a.repeats <= 20:
-        raise SettingsError(f"--repeats {a.repeats} is outside 1..20")
     lab = _make_lab(a, keep=a.keep)
     lab.up()
     try:
@@ -188,8 +243,6 @@ def cmd_import(a) -> int:
     """An operator's sregistry files -> a settings file; every directive modelled or ignored, with why."""
     from .config.importer import SregistryFiles, import_files
     root = Path(a.dir)
-    if not root.is_dir():
-        raise SettingsError(f"{root}: not a directory (give the sregistry checkout holding the files)")
     given = {k: Path(v) for k in ("nginx_main", "nginx_server", "uwsgi_ini", "compose", "daemon_json")
              if (v := getattr(a, k))}
     files = SregistryFiles.in_dir(root, **given)
@@ -228,8 +281,6 @@ def cmd_probe(a) -> int:
 
 def cmd_report(a) -> int:
     from .workflows import full_report
-    if not 1 <= a.image_mib <= 16384:
-        raise SettingsError(f"--image-mib {a.image_mib} is outside 1..16384")
     path = full_report(a.image_mib, tuple(a.parallel), a.name, settings=_settings(a), label=_label(a))
     print(f"report: {path}")
     return 0
@@ -247,7 +298,7 @@ def seconds(text: str) -> float:
 
 def _storm_spec(a):
     from .measure.storm import StormSpec
-    return StormSpec(users=a.users, pulls=a.pulls, run_s=seconds(a.run_time) if a.run_time else None,
+    return StormSpec(users=a.users, pulls=a.pulls, run_s=a.run_time,
                      spawn_rate=a.spawn_rate, verify=a.verify, sha256=a.sha256,
                      start_together=not a.no_start_line).check()
 
@@ -298,116 +349,166 @@ def cmd_storm(a) -> int:
     return 0 if storm.row()["harness_failures"] == 0 else 1
 
 
-def _storm_args(p: argparse.ArgumentParser) -> None:
-    _lab_args(p)
-    p.set_defaults(name="storm", compute_nodes=4)
-    g = p.add_argument_group("the storm (Locust: headless, bounded by --pulls or --run-time)")
-    g.add_argument("--users", type=int, default=40, help="simulated Singularity clients in all")
-    g.add_argument("--spawn-rate", type=float, help="users started per second (default: all at once)")
-    g.add_argument("--pulls", type=int, default=0, help="stop after this many pulls in all")
-    g.add_argument("--run-time", help="stop after this long (90s, 5m); with --pulls, whichever comes first")
-    g.add_argument("--verify", choices=["sha256", "length"], default="sha256")
-    g.add_argument("--sha256", default="", help="the image's sha256 (default: the manifest's version)")
-    g.add_argument("--no-start-line", action="store_true", help="first pulls start as users spawn, not together")
-    g.add_argument("--on", metavar="NAME", help="storm a lab that is already up (`labkit up --compute-nodes N`)")
-    g.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
-    g.add_argument("--report", metavar="FILE.html", help="also write the storm as an HTML report")
-    c = p.add_argument_group("on a real cluster (the same locustfile)")
-    c.add_argument("--master", action="store_true", help="run the Locust master here, against --url")
-    c.add_argument("--worker", action="store_true", help="run a Locust worker here (on a compute node)")
-    c.add_argument("--url", help="master: the registry, http://host:port")
-    c.add_argument("--image", help="master: collection/name:tag to pull")
-    c.add_argument("--workers", type=int, help="master: how many workers to wait for")
-    c.add_argument("--bind-host", default="*", help="master: address to listen on for workers")
-    c.add_argument("--master-host", help="worker: the master's host")
-    c.add_argument("--master-port", type=int, default=5557)
-    c.add_argument("--node", help="worker: this compute node's name in the tables (default: hostname)")
-    c.add_argument("--out", default=str(DATA / "results"), help="master: where the pull records go")
+# --- the commands: options parsed and checked by click, then handed to the cmd_* above ----------------
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+def cli() -> None:
+    """labkit: bring the lab up or down, look at it, run the per-hop survey."""
+
+
+def _call(fn_name: str, **options) -> int:
+    """Run cmd_<name> (looked up when called) with the parsed options as attributes."""
+    return globals()[fn_name](SimpleNamespace(**options))
+
+
+@cli.command(help="bring the lab up, measure every hop, print the table and the verdict")
+@lab_options()
+@click.option("--parallel", type=PARALLEL, default=5, show_default=True, help="parallel pulls per vantage point")
+@click.option("--iperf-seconds", type=IPERF_SECONDS, default=2, show_default=True, help="per hop, whole seconds")
+@click.option("--verify", type=VERIFY, default="sha256", show_default=True,
+              help="how pulls are checked; sha256 costs client CPU on paths above ~1 GB/s")
+@click.option("--repeats", type=click.IntRange(1, 20), default=3, show_default=True,
+              help="pulls per vantage point (median and spread; 3 or more)")
+@click.option("--json", is_flag=True, help="print the table and the verdict as JSON (nothing else on stdout)")
+@click.option("--keep", is_flag=True, help="leave the lab up afterwards (for the notebooks)")
+def survey(**o) -> int:
+    return _call("cmd_survey", **o)
+
+
+@cli.command(help="bring the lab up and leave it up")
+@lab_options()
+def up(**o) -> int:
+    return _call("cmd_up", **o)
+
+
+@cli.command(help="end a lab: its processes and namespaces")
+@click.option("--name", default="main", show_default=True)
+@click.option("--all", "all", is_flag=True, help="every servelab lab on this machine")
+def down(**o) -> int:
+    return _call("cmd_down", **o)
+
+
+@cli.command(help="the labs on this machine")
+def status(**o) -> int:
+    return _call("cmd_status", **o)
+
+
+@cli.command(help="restart the services of a running lab that died (orphaned workers ended)")
+@click.option("--name", default="main", show_default=True)
+def heal(**o) -> int:
+    return _call("cmd_heal", **o)
+
+
+@cli.command(help="write a preset (or a re-imported bundle) as a deployable sregistry bundle")
+@click.option("--preset", type=PRESET_NAMES, default="recommended", show_default=True)
+@settings_options
+@click.option("--from", "settings_from", type=click.Path(exists=True),
+              help="an exported bundle (dir or .tar.gz) to write again")
+@click.option("--label", help="bundle name (default: the preset)")
+@click.option("--out", default=str(DATA / "bundles"), show_default=True)
+def export(**o) -> int:
+    return _call("cmd_export", **o)
+
+
+@cli.command("import", help="an operator's sregistry files (nginx, uwsgi, compose, daemon.json) into a settings file")
+@click.argument("dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--nginx-main", type=click.Path(exists=True, dir_okay=False),
+              help="the main nginx config (default: DIR/nginx/nginx.conf)")
+@click.option("--nginx-server", type=click.Path(exists=True, dir_okay=False),
+              help="the server block (default: DIR/nginx.conf, mounted at conf.d/default.conf)")
+@click.option("--uwsgi-ini", type=click.Path(exists=True, dir_okay=False), help="default: DIR/uwsgi.ini")
+@click.option("--compose", type=click.Path(exists=True, dir_okay=False), help="default: DIR/docker-compose.yml")
+@click.option("--daemon-json", type=click.Path(exists=True, dir_okay=False),
+              help="Docker's daemon.json (default: DIR/daemon.json if there)")
+@click.option("--out", help="the settings file to write (default: data/settings/<DIR's name>.json)")
+def import_(**o) -> int:
+    return _call("cmd_import", **o)
+
+
+@cli.command(help="survey, TCP windows, presets compared and the bundle, as one HTML file")
+@click.option("--name", default="report", show_default=True)
+@click.option("--image-mib", type=IMAGE_MIB, default=64, show_default=True)
+@click.option("--parallel", type=PARALLEL, multiple=True, default=(1, 5), show_default=True,
+              help="a parallel pull count to compare (repeatable: --parallel 1 --parallel 5)")
+@click.option("--preset", type=PRESET_NAMES, default="sregistry-2018-10", show_default=True,
+              help="settings the survey runs under")
+@settings_options
+def report(**o) -> int:
+    return _call("cmd_report", **o)
+
+
+@cli.command(help="measure a real registry from here: manifest, pulls 1 and N, tcp_info, verdict")
+@click.argument("url")
+@click.argument("image")
+@click.option("--parallel", type=click.IntRange(1, MAX_PROBE_PARALLEL), default=5, show_default=True,
+              help="pulls at once after the single one")
+@click.option("--iperf3", metavar="HOST[:PORT]", help="an iperf3 server on the registry's host (iperf3 -s there)")
+@click.option("--iperf-seconds", type=IPERF_SECONDS, default=3, show_default=True)
+@click.option("--capture", is_flag=True, help="headers-only capture of the single pull (root)")
+@click.option("--ns", help="run inside this network namespace (e.g. a lab's compute node)")
+@click.option("--deadline", type=click.FloatRange(1, MAX_PROBE_DEADLINE), default=300, show_default=True,
+              help="seconds each pull may take")
+@click.option("--report", metavar="FILE", help="also write an HTML report section")
+def probe(**o) -> int:
+    return _call("cmd_probe", **o)
+
+
+@cli.command(help="one knob at a time from a preset; prints the trials and the winner")
+@lab_options()
+@click.option("--knob", type=Override(), multiple=True, required=True, metavar="GROUP.FIELD=V1,V2",
+              help="a setting and the values to try, e.g. --knob app.serve_mode=fileresponse,accel (repeatable)")
+@click.option("--parallel", type=PARALLEL, default=5, show_default=True, help="parallel pulls per trial")
+@click.option("--out", help="CSV file for the trials")
+def sweep(**o) -> int:
+    return _call("cmd_sweep", **o)
+
+
+@cli.command(help="a Locust pull storm from many compute nodes (in a lab, or --master/--worker)")
+@lab_options(name="storm", compute_nodes=4)
+@click.option("--users", type=click.IntRange(1, MAX_USERS), default=40, show_default=True,
+              help="simulated Singularity clients in all")
+@click.option("--spawn-rate", type=click.FloatRange(0, MAX_SPAWN_RATE, min_open=True),
+              help="users started per second (default: all at once)")
+@click.option("--pulls", type=click.IntRange(0, MAX_PULLS), default=0, show_default=True,
+              help="stop after this many pulls in all")
+@click.option("--run-time", type=Duration(), help="stop after this long (90s, 5m); with --pulls, whichever comes first")
+@click.option("--verify", type=VERIFY, default="sha256", show_default=True)
+@click.option("--sha256", default="", help="the image's sha256 (default: the manifest's version)")
+@click.option("--no-start-line", is_flag=True, help="first pulls start as users spawn, not together")
+@click.option("--on", metavar="NAME", help="storm a lab that is already up (`labkit up --compute-nodes N`)")
+@click.option("--keep", is_flag=True, help="leave the lab up afterwards")
+@click.option("--report", metavar="FILE.html", help="also write the storm as an HTML report")
+@click.option("--master", is_flag=True, help="on a real cluster: run the Locust master here, against --url")
+@click.option("--worker", is_flag=True, help="on a real cluster: run a Locust worker here (on a compute node)")
+@click.option("--url", help="master: the registry, http://host:port")
+@click.option("--image", help="master: collection/name:tag to pull")
+@click.option("--workers", type=click.IntRange(min=1), help="master: how many workers to wait for")
+@click.option("--bind-host", default="*", show_default=True, help="master: address to listen on for workers")
+@click.option("--master-host", help="worker: the master's host")
+@click.option("--master-port", type=click.IntRange(1, 65535), default=5557, show_default=True)
+@click.option("--node", help="worker: this compute node's name in the tables (default: hostname)")
+@click.option("--out", default=str(DATA / "results"), show_default=True, help="master: where the pull records go")
+def storm(**o) -> int:
+    return _call("cmd_storm", **o)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="labkit", description=__doc__)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("survey", help="bring the lab up, measure every hop, print the table and the verdict")
-    _lab_args(s)
-    s.add_argument("--parallel", type=int, default=5, help="parallel pulls per vantage point")
-    s.add_argument("--iperf-seconds", type=int, default=2, help="per hop, whole seconds")
-    s.add_argument("--verify", choices=["sha256", "length"], default="sha256",
-                   help="how pulls are checked; sha256 costs client CPU on paths above ~1 GB/s")
-    s.add_argument("--repeats", type=int, default=3, help="pulls per vantage point (median and spread; 3 or more)")
-    s.add_argument("--json", action="store_true", help="print the table and the verdict as JSON (nothing else on stdout)")
-    s.add_argument("--keep", action="store_true", help="leave the lab up afterwards (for the notebooks)")
-    s.set_defaults(fn=cmd_survey)
-    u = sub.add_parser("up", help="bring the lab up and leave it up")
-    _lab_args(u)
-    u.set_defaults(fn=cmd_up)
-    d = sub.add_parser("down", help="end a lab: its processes and namespaces")
-    d.add_argument("--name", default="main")
-    d.add_argument("--all", action="store_true", help="every servelab lab on this machine")
-    d.set_defaults(fn=cmd_down)
-    e = sub.add_parser("export", help="write a preset (or a re-imported bundle) as a deployable sregistry bundle")
-    e.add_argument("--preset", default="recommended", choices=sorted([*PRESETS, *ALIASES]))
-    _settings_args(e)
-    e.add_argument("--from", dest="settings_from", help="an exported bundle (dir or .tar.gz) to write again")
-    e.add_argument("--label", help="bundle name (default: the preset)")
-    e.add_argument("--out", default=str(DATA / "bundles"))
-    e.set_defaults(fn=cmd_export)
-    i = sub.add_parser("import", help="an operator's sregistry files (nginx, uwsgi, compose, daemon.json) into a settings file")
-    i.add_argument("dir", help="the directory holding them, laid out as sregistry's checkout")
-    i.add_argument("--nginx-main", help="the main nginx config (default: DIR/nginx/nginx.conf)")
-    i.add_argument("--nginx-server", help="the server block (default: DIR/nginx.conf, mounted at conf.d/default.conf)")
-    i.add_argument("--uwsgi-ini", help="default: DIR/uwsgi.ini")
-    i.add_argument("--compose", help="default: DIR/docker-compose.yml")
-    i.add_argument("--daemon-json", help="Docker's daemon.json (default: DIR/daemon.json if there)")
-    i.add_argument("--out", help="the settings file to write (default: data/settings/<DIR's name>.json)")
-    i.set_defaults(fn=cmd_import)
-    r = sub.add_parser("report", help="survey, TCP windows, presets compared and the bundle, as one HTML file")
-    r.add_argument("--name", default="report")
-    r.add_argument("--image-mib", type=int, default=64)
-    r.add_argument("--parallel", type=int, nargs="+", default=[1, 5], help="parallel pull counts to compare")
-    r.add_argument("--preset", default="sregistry-2018-10", choices=sorted([*PRESETS, *ALIASES]),
-                   help="settings the survey runs under")
-    _settings_args(r)
-    r.set_defaults(fn=cmd_report)
-    pr = sub.add_parser("probe", help="measure a real registry from here: manifest, pulls 1 and N, tcp_info, verdict")
-    pr.add_argument("url", help="the registry's base URL, e.g. http://registry.example.org")
-    pr.add_argument("image", help="collection/name:tag")
-    pr.add_argument("--parallel", type=int, default=5, help="pulls at once after the single one (1..64)")
-    pr.add_argument("--iperf3", metavar="HOST[:PORT]", help="an iperf3 server on the registry's host (iperf3 -s there)")
-    pr.add_argument("--iperf-seconds", type=int, default=3)
-    pr.add_argument("--capture", action="store_true", help="headers-only capture of the single pull (root)")
-    pr.add_argument("--ns", help="run inside this network namespace (e.g. a lab's compute node)")
-    pr.add_argument("--deadline", type=float, default=300, help="seconds each pull may take")
-    pr.add_argument("--report", metavar="FILE", help="also write an HTML report section")
-    pr.set_defaults(fn=cmd_probe)
-    sw = sub.add_parser("sweep", help="one knob at a time from a preset; prints the trials and the winner")
-    _lab_args(sw)
-    sw.add_argument("--knob", action="append", required=True, metavar="GROUP.FIELD=V1,V2",
-                    help="a setting and the values to try, e.g. --knob app.serve_mode=fileresponse,accel (repeatable)")
-    sw.add_argument("--parallel", type=int, default=5, help="parallel pulls per trial")
-    sw.add_argument("--out", help="CSV file for the trials")
-    sw.set_defaults(fn=cmd_sweep)
-    h = sub.add_parser("heal", help="restart the services of a running lab that died (orphaned workers ended)")
-    h.add_argument("--name", default="main")
-    h.set_defaults(fn=cmd_heal)
-    sm = sub.add_parser("storm", help="a Locust pull storm from many compute nodes (in a lab, or --master/--worker)")
-    _storm_args(sm)
-    sm.set_defaults(fn=cmd_storm)
-    st = sub.add_parser("status", help="the labs on this machine")
-    st.set_defaults(fn=cmd_status)
-    a = ap.parse_args(argv)
+    """The `labkit` command: its exit status (2: refused arguments or settings, 1: a failure, 130: Ctrl-C)."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # unwinds like Ctrl-C: the lab is ended
     try:
-        return a.fn(a)
+        rc = cli.main(args=argv, prog_name="labkit", standalone_mode=False)
+    except click.ClickException as exc:         # a bad option or value: named, with its range
+        exc.show()
+        return exc.exit_code
+    except (KeyboardInterrupt, click.Abort):     # (click turns Ctrl-C into Abort, a RuntimeError)
+        print("labkit: interrupted; the lab was ended", file=sys.stderr)
+        return 130
     except (SettingsError, ValueError) as exc:
         print(f"labkit: {exc}", file=sys.stderr)
         return 2
     except (LabkitError, RuntimeError) as exc:   # a service that would not start, a missing tool, ...
         print(f"labkit: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("labkit: interrupted; the lab was ended", file=sys.stderr)
-        return 130
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":

@@ -238,9 +238,9 @@ def test_run_times_are_read_as_locust_writes_them():
     (["storm", "--master", "--pulls", "10"], "needs --url"),
     (["storm", "--master", "--worker"], "not both"),
     (["storm", "--name", "st-none"], "a pull count or a run time"),
-    (["storm", "--name", "st-none", "--pulls", "10", "--users", "0"], "users 0"),
+    (["storm", "--name", "st-none", "--pulls", "10", "--users", "0"], "'--users': 0 is not in the range 1<=x<=1024"),
     (["storm", "--name", "st-none", "--run-time", "later"], "--run-time"),
-    (["survey", "--name", "st-none", "--compute-nodes", "0"], "compute_nodes 0"),
+    (["survey", "--name", "st-none", "--compute-nodes", "0"], "'--compute-nodes': 0 is not in the range 1<=x<=64"),
     (["storm", "--name", "st-none", "--pulls", "4", "--set", "client.kind=curl"], "client.kind 'curl'"),
     (["storm", "--name", "st-none", "--pulls", "4", "--set", "client.write_to=disk"], "client.write_to 'disk'"),
 ])

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from ..nsenter import exec_prefix
 
+MAX_SECONDS = 60                  # a run's length, whole seconds (bounded: a load test ends)
+
 
 @dataclass
 class IperfResult:
@@ -35,8 +37,8 @@ def parse(report: dict) -> IperfResult:
 def run(ns: str | None, host: str, port: int, seconds: int = 2, streams: int = 1,
         interval: float = 0.25) -> IperfResult:
     """One iperf3 run; its per-interval rates (every `interval` s) give the run's spread."""
-    if not isinstance(seconds, int) or not 1 <= seconds <= 60:
-        raise ValueError(f"iperf3 duration {seconds!r}: iperf3 takes whole seconds, 1..60")
+    if not isinstance(seconds, int) or not 1 <= seconds <= MAX_SECONDS:
+        raise ValueError(f"iperf3 duration {seconds!r}: iperf3 takes whole seconds, 1..{MAX_SECONDS}")
     if not 0.1 <= interval <= seconds:
         raise ValueError(f"iperf3 interval {interval}s: 0.1 s up to the run's {seconds} s")
     argv = [*exec_prefix(ns), "iperf3", "-c", host, "-p", str(port), "-R", "-t", str(seconds),

@@ -40,6 +40,7 @@ from .tcpinfo import SocketWatch
 URI = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*/[A-Za-z0-9_][A-Za-z0-9_.-]*:[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_PARALLEL = 64
+MAX_DEADLINE_S = 3600
 COLUMNS = ["kind", "point", "parallel", "MBps", "per_pull_min", "per_pull_max", "ttfb_ms", "failures", "verified",
            "retransmits", "client_cpu_pct", "backlogged_reads", "ooo_packets", "rcv_rtt_ms", "unread_max", "error"]
 
@@ -93,8 +94,8 @@ def run_probe(url: str, uri: str, parallel: int = 5, iperf3: str | None = None, 
     t = Target.parse(url, uri)
     if not 1 <= parallel <= MAX_PARALLEL:
         raise SettingsError(f"--parallel {parallel} is outside 1..{MAX_PARALLEL}")
-    if not 1 <= deadline <= 3600:
-        raise SettingsError(f"deadline {deadline}s is outside 1..3600 s")
+    if not 1 <= deadline <= MAX_DEADLINE_S:
+        raise SettingsError(f"deadline {deadline}s is outside 1..{MAX_DEADLINE_S} s")
     notes: list[str] = []
     t0 = time.perf_counter()
     man, manifest_row = _manifest(t, ns, timeout)

@@ -37,6 +37,9 @@ STARTUP_S = 60.0            # workers to start and connect, on a busy 2-core mac
 log = logging.getLogger("labkit.storm")
 
 
+MAX_USERS, MAX_PULLS, MAX_SPAWN_RATE = 1024, 100_000, 10_000
+
+
 @dataclass(frozen=True)
 class StormSpec:
     """What a storm does: users, spawn rate (default: all at once), and a pull count or a run time, or both."""
@@ -52,16 +55,16 @@ class StormSpec:
 
     def check(self) -> "StormSpec":
         problems = []
-        if not 1 <= self.users <= 1024:
-            problems.append(f"users {self.users} is outside 1..1024")
-        if not 0 <= self.pulls <= 100_000:
-            problems.append(f"pulls {self.pulls} is outside 0..100000")
+        if not 1 <= self.users <= MAX_USERS:
+            problems.append(f"users {self.users} is outside 1..{MAX_USERS}")
+        if not 0 <= self.pulls <= MAX_PULLS:
+            problems.append(f"pulls {self.pulls} is outside 0..{MAX_PULLS}")
         if self.run_s is not None and not 1 <= self.run_s <= 86_400:
             problems.append(f"run time {self.run_s} s is outside 1..86400")
         if not self.pulls and self.run_s is None:
             problems.append("give a pull count or a run time (a storm is bounded)")
-        if self.spawn_rate is not None and not 0 < self.spawn_rate <= 10_000:
-            problems.append(f"spawn rate {self.spawn_rate} is outside (0, 10000]")
+        if self.spawn_rate is not None and not 0 < self.spawn_rate <= MAX_SPAWN_RATE:
+            problems.append(f"spawn rate {self.spawn_rate} is outside (0, {MAX_SPAWN_RATE}]")
         if self.verify not in ("sha256", "length"):
             problems.append(f"verify {self.verify!r}: use sha256 or length")
         if not (0 < self.timeout <= 3600 and 0 < self.deadline <= 86_400):
