@@ -14,7 +14,7 @@ starts fast); the subpackages hold the parts:
     labkit.config    typed settings, presets, Jinja2 templates, an operator's files imported
     labkit.lab       namespaces, one class per program, apply, supervision, teardown
     labkit.measure   pulls (one primitive), iperf3, CPU, captures, the survey, sweeps, the probe, Locust storms
-    labkit.analyze   TCP windows, the path verdict
+    labkit.analyze   TCP windows, the path verdict, shared CPU and cost per byte, remedies, the words
     labkit.present   figures, the HTML report, the tuning panel
     labkit.bundle    the deployable config bundle
 """
@@ -41,7 +41,8 @@ _PUBLIC = {
     "trial": "measure.sweep", "grid": "measure.sweep", "one_at_a_time": "measure.sweep",
     "winner": "measure.sweep", "run_presets": "measure.sweep", "WINNER_RULE": "measure.sweep",
     "with_knobs": "measure.sweep", "knob": "measure.sweep", "settings_of": "measure.sweep",
-    "verdict": "analyze.verdict", "inject": "lab.faults", "run_matrix": "matrix", "CASES": "matrix", "analyze_pcap": ("analyze.tcpflow", "analyze"),
+    "verdict": "analyze.verdict", "headline": "analyze.words", "verdict_text": "analyze.words",
+    "fix": "fixing", "REMEDIES": "analyze.remedies", "candidates": "analyze.remedies", "inject": "lab.faults", "run_matrix": "matrix", "CASES": "matrix", "analyze_pcap": ("analyze.tcpflow", "analyze"),
     "flow_verdict": "analyze.windows",
     "look_inside": "workflows", "capture_points_for": "workflows", "seed_case": "workflows",
     "full_report": "workflows", "before_after": "workflows", "seed_case_report": "workflows",

@@ -122,7 +122,7 @@ def _receiver_cause(sv: StageView, conn: str, what: str) -> tuple[str, str, list
     buf, fill = rcv.get("rcvbuf"), rcv.get("fill_pct", 0)
     ev = [tcp_text(conn, "receiver", rcv)] if rcv else []
     if buf and buf <= SMALL_RCVBUF and fill < STUCK:
-        return "window", f"the receive window on {conn}, a {buf / 1024:.0f} KiB receive buffer", ev
+        return "window", f"the receive window on {conn}, its receive buffer {buf / 1024:.0f} KiB", ev
     if CLIENT in sv.stage.programs:
         return "client", "the client, not reading as fast as the data comes", ev
     return "", what, ev
@@ -177,6 +177,31 @@ def stage_cause(sv: StageView, view: PathView, pipe: Finding | None, at_hop: boo
     cause = "cpu" if share >= BUSY else "app"
     return Finding(sv.name, cause, f"{prog}'s CPU" if cause == "cpu" else f"{sv.name}, {sv.stage.adds}",
                    cpu_lines(sv) + ([tcp_text(conn, "sender", snd)] if snd else []))
+
+
+def small_windows(view: PathView) -> Finding | None:
+    """A receive buffer too small for the path, read off the client's pulls: from the client inward, the
+    first connection whose sender waits on the receiver's window much of the time while the receiver's
+    buffer stays small and is not kept full (a full one is a slow reader). Tiny windows also make every
+    program spend more CPU per byte, so on a full machine this comes before the CPU."""
+    tcp = view.final.tcp
+    small = []
+    for conn in connection_order(view):
+        snd, rcv = tcp.get((conn, "sender")), tcp.get((conn, "receiver"))
+        if not (snd and rcv and rcv.get("rcvbuf")):
+            continue
+        if (snd.get("rwnd_pct", 0) >= SHARE and rcv["rcvbuf"] <= SMALL_RCVBUF
+                and rcv.get("fill_pct", 0) < STUCK and (reader := _reader_of(view, conn))):
+            small.append((conn, reader, snd, rcv))
+    if not small:
+        return None
+    conn, reader, snd, rcv = small[0]
+    ev = [tcp_text(conn, "sender", snd), tcp_text(conn, "receiver", rcv)]
+    if len(small) > 1:
+        ev.append("the receivers on " + ", ".join(c for c, *_ in small[1:]) + " hold buffers as small: "
+                  + ", ".join(f"{r['rcvbuf'] / 1024:.0f} KiB" for *_, r in small[1:]))
+    return Finding(reader.name, "window", f"the receive window on {conn}, its receive buffer "
+                   f"{rcv['rcvbuf'] / 1024:.0f} KiB", ev, "window")
 
 
 def _saturated_upstream(sv: StageView, view: PathView) -> Finding | None:

@@ -51,7 +51,7 @@ WARM_CACHE = Remedy("a warm page cache", ("storage.cache=warm",),
                     "images read from RAM: enough memory for the images the nodes pull", {"storage.cache": ("cold",)})
 RMEM = Remedy("a larger receive buffer", ("kernel.tcp_rmem=4096 131072 33554432",),
               "tcp_rmem's maximum bounds the receive window: 32 MiB covers this path's bandwidth times its round trip")
-DISCARD = Remedy("a destination that keeps up", ("client.write_to=discard",),
+DISCARD = Remedy("a destination that keeps up", ("client.write_to=discard", "client.write_mbps=none"),
                  "the client writes to a destination as fast as the path, e.g. local SSD or tmpfs, instead of the slow "
                  "one: the lab stands for it by not writing", {"client.write_to": ("disk",)})
 
@@ -81,7 +81,7 @@ REMEDIES: dict[tuple[str, str], tuple[Remedy, ...]] = {
     (_stage("uwsgi"), "cpu"): (FILE_WRAPPER, ACCEL, _lift("uwsgi", "uwsgi_cpus")),
     (_stage("uwsgi"), "app"): (FILE_WRAPPER, ACCEL),
     (_stage("uwsgi"), "disk"): (WARM_CACHE,),
-    (_stage(CLIENT), "window"): (RMEM,),
+    **{(st.name, "window"): (RMEM,) for st in PATH.stages},
     (_stage(CLIENT), "client"): (DISCARD,),
 }
 NOTHING = {"link": "no server setting raises a link's capacity, a faster link does",
@@ -141,7 +141,7 @@ class Fix:
     """Remedies tried for a verdict: the settings as they were, each remedy, the winner and its bundle."""
     hop: str
     cause: str
-    before: Trial
+    before: Trial | None            # None: there was nothing to try
     trials: list[Trial]
     best: Trial | None
     changes: list[dict] = field(default_factory=list)     # {path, old, new, why} of the winner
@@ -150,10 +150,10 @@ class Fix:
 
     def to_dict(self) -> dict:
         b, w = self.before, self.best
+        num = lambda t, attr: round(getattr(t, attr).median, 1) if t else None   # noqa: E731
         return {"hop": self.hop, "cause": self.cause, "remedy": w.name if w else None,
-                "settings": self.changes, "before_MBps": round(b.one.median, 1),
-                "after_MBps": round(w.one.median, 1) if w else None, "parallel": b.parallel,
-                "before_parallel_MBps": round(b.many.median, 1),
-                "after_parallel_MBps": round(w.many.median, 1) if w else None,
-                "trials": [t.to_dict() for t in [b, *self.trials]], "rule": WIN_RULE, "bundle": self.bundle,
-                "notes": self.notes}
+                "settings": self.changes, "before_MBps": num(b, "one"), "after_MBps": num(w, "one"),
+                "parallel": b.parallel if b else None, "before_parallel_MBps": num(b, "many"),
+                "after_parallel_MBps": num(w, "many"),
+                "trials": [t.to_dict() for t in ([b] if b else []) + self.trials], "rule": WIN_RULE,
+                "bundle": self.bundle, "notes": self.notes}

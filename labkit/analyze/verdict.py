@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..path import CLIENT, PATH
-from .causes import CAUSES, PEGGED, Finding, cpu_lines, own_link_busy, pipeline, stage_cause
+from .causes import CAUSES, PEGGED, Finding, cpu_lines, own_link_busy, pipeline, small_windows, stage_cause
 from .evidence import PathView, StageView, allowance, disk_evidence, path_view
 from .machine import SharedCpu, cost_text, ratio_text, shared_cpu
 from .noise import Rate, above, reaches, within_noise
@@ -183,6 +183,8 @@ def verdict(data, settings=None, detail: pd.DataFrame | None = None, meta: dict 
     if f.kind == "upstream":           # the stage where throughput fell adds CPU work: it comes next
         nxt = Next(b.name, "cpu", b.pull.median, [f"pulls fall to {b.pull} at {b.stage.vantage}: {cpu_lines(b)[0]}"])
     shared = _shared(view, settings, meta)
+    if f.cause in SHARED_READINGS and (w := small_windows(view)):       # windows too small: they cost CPU too
+        return _done(view, w, None, False, "", shared, settings=settings)
     if (shared and shared.saturated and f.cause in SHARED_READINGS
             and not any(s >= PEGGED for sv in view.stages for s in sv.limited.values())):
         f, nxt, alt = _machine_finding(view, shared, f)
@@ -341,10 +343,14 @@ def _done(view: PathView, f: Finding, nxt: Next | None, at_cap: bool, hop: str,
 NOTHING_LAB = "the lab's own client binds: nothing on the server to change; a lighter client, e.g. --verify length, shows the server's ceiling"
 
 
+SAID = {"link": "link", "cpu": "cpu", "window": "window", "client": "client", "disk": "disk", "down": "down",
+        "app": "application"}     # a word that, in what binds, already says the kind of cause
+
+
 def _what(f: Finding) -> str:
     """What binds, with the kind of cause unless the words already say it."""
     kind = CAUSES.get(f.cause, "")
-    return f.what if not kind or kind.lower() in f.what.lower() else f"{f.what}, {kind}"
+    return f.what if not kind or SAID.get(f.cause, kind).lower() in f.what.lower() else f"{f.what}, {kind}"
 
 
 def _stage_table(view: PathView, named: str) -> pd.DataFrame:

@@ -40,7 +40,7 @@ def bottleneck(v) -> str:
 
 def change(v, fix: Fix | None = None) -> str:
     """What to change: measured when `fix` was run, else the candidates to try, else why there are none."""
-    if fix is not None:
+    if fix is not None and fix.before is not None:
         b, w = fix.before, fix.best
         if w is None:
             tried = _or([t.name for t in fix.trials]) if fix.trials else "no remedy"
@@ -54,7 +54,8 @@ def change(v, fix: Fix | None = None) -> str:
 
 def headline(v, fix: Fix | None = None) -> str:
     """One sentence: the bottleneck, the number, what to change and, after a fix, what it gained."""
-    rate = f"the client gets {v.rate:.0f} MB/s" if v.rate else ""
+    measured = fix is not None and fix.before is not None       # the fix's own before/after are the numbers then
+    rate = f"the client gets {v.rate:.0f} MB/s" if v.rate and not measured else ""
     parts = [bottleneck(v), rate, change(v, fix)]
     return "; ".join(p for p in parts if p) + "."
 
@@ -67,13 +68,14 @@ def verdict_text(v, fix: Fix | None = None) -> str:
     if v.alternative:
         a = v.alternative
         lines.append(f"  or: {a.hop}, {CAUSES.get(a.cause, a.cause)}: {a.why}; to tell them apart: {a.separate}")
-    if fix is not None:
+    if fix is not None and fix.before is not None:
         lines.append(f"  tried, {fix.before.one.runs} runs each, one pull and {fix.before.parallel} at once:")
         for t in [fix.before, *fix.trials]:
             lines.append(f"    {t.name}: one pull {t.one}; {t.parallel} at once {t.many}"
                          + (f"; {t.failures} failed" if t.failures else ""))
         if fix.bundle:
             lines.append(f"  bundle with the winner: {fix.bundle}")
+    if fix is not None:
         lines += [f"  note: {n}" for n in fix.notes]
     elif v.remedies:
         lines += [f"  to try: {r.name}, {' '.join('--set ' + x for x in r.set)}: {r.why}" for r in v.remedies]
