@@ -26,6 +26,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_tuning.py
 	$(BIN)/python benchmarks/bench_clients.py
 	$(BIN)/python benchmarks/bench_verdict.py
+	$(BIN)/python benchmarks/bench_verdict.py --stability 10
 	$(BIN)/python benchmarks/bench_storm.py
 
 # CI's run of the same benchmarks, sized for its 15 minutes on 2 cores: fewer repetitions, and the

@@ -55,9 +55,9 @@ def cost_text(c: Rate) -> str:
     return f"{c.median:.1f} CPU-s per GB{spread}"
 
 
-def ratio_text(r: Rate) -> str:
-    """'1.8 times, 1.6–2.1 run by run over 6 runs'."""
-    return f"{r.median:.1f} times, {r.lo:.1f}–{r.hi:.1f} run by run over {r.runs} runs"
+def ratio_text(r: Rate, what: str) -> str:
+    """'1.8 times docker-proxy's, 1.6–2.1 run by run over 6 runs'."""
+    return f"{r.median:.1f} times {what}, {r.lo:.1f}–{r.hi:.1f} run by run over {r.runs} runs"
 
 
 @dataclass
@@ -133,8 +133,8 @@ class SharedCpu:
         return bool(r and not self.client_limit and r.median > 1 / (1 + FLOOR))
 
     def demand_text(self) -> str:
-        other = (f"; the whole machine was {self.machine_busy:.0f}% busy, other work included"
-                 if self.machine_busy is not None else "")
+        other = (f"; the whole machine was {self.machine_busy:.0f}% busy, so other work took about "
+                 f"{max(0.0, self.machine_busy - self.ran):.0f}%" if self.machine_busy is not None else "")
         spread = f", {self.demand.lo:.0f}–{self.demand.hi:.0f}% over {self.demand.runs} runs" if self.demand.runs > 1 else ""
         return (f"at {self.point} the path's programs ran {self.ran:.0f}% of a core and waited for a CPU "
                 f"{max(0.0, self.demand.median - self.ran):.0f}% more: together they wanted {self.demand.median:.0f}%"

@@ -205,6 +205,10 @@ def _shared(view: PathView, settings, meta: dict | None) -> SharedCpu | None:
 SHARED_LEAD = "The machine's CPUs are full"
 
 
+def possessive(name: str) -> str:
+    return name + "'s"
+
+
 def _stage_of(view: PathView, program: str) -> str:
     return next(sv.name for sv in view.stages if program in sv.stage.programs)
 
@@ -217,7 +221,8 @@ def _machine_finding(view: PathView, sh: SharedCpu, stage_reading: Finding) -> t
     alt, nxt = None, None
     cr = sh.client_ratio
     if client and cr:
-        ev.append(f"the client needs the server's programs' CPU per byte, together, {ratio_text(cr)}"
+        together = "the CPU per byte of the server's programs together"
+        ev.append(f"the client needs {ratio_text(cr, together)}"
                   + (": the lab's own limit, since a real client runs on its own node" if sh.client_limit else ""))
     lead = f"the path's programs wanted {sh.demand.median:.0f}% of the {sh.cpus} CPUs' {100 * sh.cpus}%"
     if sh.client_limit or top is None:
@@ -232,13 +237,13 @@ def _machine_finding(view: PathView, sh: SharedCpu, stage_reading: Finding) -> t
         r = sh.ratio(top.name, rival.name)
         first, second = sorted((top, rival), key=lambda p: [sv.name for sv in view.stages].index(_stage_of(view, p.name)))
         named = first                 # the one the other waits on when both cost about the same: upstream in byte order
-        ev.append(f"{top.name} and {rival.name} cost about the same per byte: {top.name} {rival.name}'s cost "
-                  f"{ratio_text(r)}" if r else f"{rival.name}'s cost per byte is within the runs' spread of {top.name}'s")
+        ev.append(f"{top.name} and {rival.name} cost about the same per byte: {top.name} "
+                  f"{ratio_text(r, possessive(rival.name))}" if r else f"{rival.name}'s cost per byte is within the runs' spread of {top.name}'s")
         alt = Alternative(_stage_of(view, second.name), "cpu", f"{second.name}: {cost_text(second.cost)}", SEPARATE)
     else:
         r = sh.ratio(top.name, sh.server[1].name) if len(sh.server) > 1 else None
         if r:
-            ev.append(f"{top.name} costs the most per byte: {sh.server[1].name}'s cost {ratio_text(r)}")
+            ev.append(f"{top.name} costs the most per byte: {ratio_text(r, possessive(sh.server[1].name))}")
     if sh.client_close:
         alt = alt or Alternative(_stage_of(view, CLIENT), "client", "the client needs about as much CPU per byte as "
                                  "the server's programs together: the lab's own limit", SEPARATE +
@@ -340,7 +345,7 @@ def _done(view: PathView, f: Finding, nxt: Next | None, at_cap: bool, hop: str,
                    final.median if final else None, nxt, view.notes, shared, alt, machine, _what(f), remedies, none)
 
 
-NOTHING_LAB = "the lab's own client binds: nothing on the server to change; a lighter client, e.g. --verify length, shows the server's ceiling"
+NOTHING_LAB = "nothing on the server to change: a lighter client, e.g. --verify length, shows the server's own ceiling"
 
 
 SAID = {"link": "link", "cpu": "cpu", "window": "window", "client": "client", "disk": "disk", "down": "down",
