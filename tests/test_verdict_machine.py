@@ -57,10 +57,10 @@ def crafted(runs: dict[str, list[dict[str, tuple[float, float]]]], rates: dict[s
 
 
 # --- cost per byte -----------------------------------------------------------------------------------
-def test_cost_per_gb_is_cpu_seconds_over_gigabytes():
-    assert cpu_seconds_per_gb(1.0, 1e9) == 1.0
-    assert round(cpu_seconds_per_gb(0.085, MB), 2) == 1.27          # 85 ms for a 64 MiB pull
-    assert cpu_seconds_per_gb(1.0, 0) != cpu_seconds_per_gb(1.0, 0)  # nan: nothing moved
+def test_cost_per_gb_is_cpu_seconds_over_gigabytes_as_the_cost_module_computes_it():
+    assert cpu_seconds_per_gb("nginx", 1.0, 1e9) == 1.0
+    assert round(cpu_seconds_per_gb("docker-proxy", 0.085, MB), 2) == 1.27     # 85 ms for a 64 MiB pull
+    assert cpu_seconds_per_gb("nginx", 1.0, 0) != cpu_seconds_per_gb("nginx", 1.0, 0)   # nan: nothing moved
 
 
 # --- a saturated machine -----------------------------------------------------------------------------

@@ -23,25 +23,28 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ..path import CLIENT
+from ..path import CLIENT, PATH
+from . import cost
 from .evidence import allowance
 from .noise import FLOOR, Rate
 
 SATURATED = 0.9      # the programs' CPU time plus their run-queue waits, as a share of all cores, that fills the machine
 
 
-def cpu_seconds_per_gb(cpu_seconds: float, nbytes: float) -> float:
-    """CPU-seconds a program spends per GB (10^9 bytes) it moves: the one place the lab turns CPU into a cost per byte."""
-    return cpu_seconds / (nbytes / 1e9) if nbytes > 0 else float("nan")
+def cpu_seconds_per_gb(program: str, cpu_seconds: float, nbytes: float) -> float:
+    """CPU-seconds `program` spends per GB it moves, as labkit.analyze.cost computes it for pull rows."""
+    c = cost.per_gb({program: cpu_seconds}, nbytes, PATH).get(cost.column(program))
+    return float("nan") if c is None else c
 
 
 def run_cost(row) -> float:
-    """One program's cost per GB in one run of pulls: its exact CPU-seconds over the bytes pulled; in
-    surveys recorded before those were kept, its CPU share over the pull's MB/s."""
+    """One program's cost per GB in one run of pulls (a detail row with its `program`): its exact
+    CPU-seconds over the bytes pulled; in surveys recorded before those were kept, its CPU share over
+    the pull's MB/s."""
     secs, nbytes, mbps = _num(row, "cpu_s"), _num(row, "pulled_bytes"), _num(row, "MBps")
     if secs is not None and nbytes:
-        return cpu_seconds_per_gb(secs, nbytes)
-    return cpu_seconds_per_gb(row["ran"] / 100, mbps * 1e6) if mbps else float("nan")
+        return cpu_seconds_per_gb(row["program"], secs, nbytes)
+    return cpu_seconds_per_gb(row["program"], row["ran"] / 100, mbps * 1e6) if mbps else float("nan")
 
 
 def _num(row, key: str) -> float | None:

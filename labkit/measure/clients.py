@@ -10,7 +10,8 @@
 A program runs in the compute node's namespace, joined to the block-I/O group of the compute node's
 disk before it execs, in a directory of its own under the destination (the compute node's disk, or
 memory for write_to=discard). Every pull gives a PullResult: the bytes and sha256 of the file it
-wrote, seconds from its start to its exit, the time until its first byte was on disk, and an error
+wrote, seconds from its start to its exit, the time until its first byte was on disk, the CPU it
+used (user + system, its rusage when reaped), and an error
 for a non-zero exit, a missing, short or wrong file, or the deadline.
 """
 from __future__ import annotations
@@ -110,6 +111,7 @@ class _Run:
     end: float = 0.0
     first: float = 0.0
     timed_out: bool = False
+    cpu_s: float = 0.0          # the program's user + system CPU (its rusage once reaped)
 
 
 def _bytes_in(d: Path) -> int:
@@ -119,13 +121,25 @@ def _bytes_in(d: Path) -> int:
         return 0
 
 
+def _reap(run: _Run, block: bool) -> bool:
+    """Reap the program if it ended (wait4: its exit status and the CPU it and its children used)."""
+    pid, status, usage = os.wait4(run.proc.pid, 0 if block else os.WNOHANG)
+    if pid == 0:
+        return False
+    run.proc.returncode = os.waitstatus_to_exitcode(status)
+    run.cpu_s = usage.ru_utime + usage.ru_stime
+    return True
+
+
 def _wait(run: _Run, deadline: float) -> None:
-    try:
-        run.proc.wait(timeout=deadline)
-    except subprocess.TimeoutExpired:
-        run.timed_out = True
-        os.killpg(run.proc.pid, signal.SIGKILL)     # its own process group (start_new_session)
-        run.proc.wait()
+    stop = time.perf_counter() + deadline
+    while not _reap(run, block=False):
+        if time.perf_counter() > stop:
+            run.timed_out = True
+            os.killpg(run.proc.pid, signal.SIGKILL)     # its own process group (start_new_session)
+            _reap(run, block=True)
+            break
+        time.sleep(_POLL)
     run.end = time.perf_counter()
 
 
@@ -145,7 +159,8 @@ def _result(run: _Run, kind: str, t: Target, verify: Verify) -> PullResult:
              else "sha256 mismatch" if sha_ok is False else "")
     return PullResult(ok=not error, bytes=n, seconds=run.end - run.start,
                       ttfb_ms=(run.first - run.start) * 1e3 if run.first else 0.0,
-                      sha256_ok=sha_ok if verify == "sha256" else None, error=error, start=run.start, end=run.end)
+                      sha256_ok=sha_ok if verify == "sha256" else None, error=error, start=run.start, end=run.end,
+                      cpu_s=run.cpu_s)
 
 
 def run_programs(kind: str, template: str | None, t: Target, dest_root: Path, parallel: int, verify: Verify,

@@ -1,4 +1,5 @@
-"""CPU per service process while something runs, sampled with psutil; and how long each waited for a CPU."""
+"""CPU per service process while something runs, sampled with psutil; how long each waited for a CPU;
+the CPU seconds each used (the scheduler's account) and the machine's softirq time."""
 from __future__ import annotations
 
 import os
@@ -40,9 +41,31 @@ def schedstat(pid: int) -> dict[str, tuple[float, float]]:
     return out
 
 
+def ran_s(before: dict, after: dict) -> float:
+    """CPU seconds of all the process's threads between two schedstat reads (exact, unsampled)."""
+    return sum(run1 - before.get(tid, (0.0, 0.0))[0] for tid, (run1, _) in after.items())
+
+
 def ran(before: dict, after: dict, wall: float) -> float:
     """CPU time of all the process's threads between two schedstat reads, in % of `wall` (exact, unsampled)."""
-    return 100 * sum(run1 - before.get(tid, (0.0, 0.0))[0] for tid, (run1, _) in after.items()) / wall
+    return 100 * ran_s(before, after) / wall
+
+
+def parse_softirq(proc_stat: str, ticks_per_s: int) -> float:
+    """Seconds every CPU together spent in softirq, from /proc/stat's `cpu` line (seventh value)."""
+    for line in proc_stat.splitlines():
+        parts = line.split()
+        if parts and parts[0] == "cpu" and len(parts) > 7:
+            return int(parts[7]) / ticks_per_s
+    raise ValueError("/proc/stat: no aggregate `cpu` line with a softirq column")
+
+
+def softirq_seconds() -> float | None:
+    """The machine's softirq time so far (all CPUs, tick-sampled), or None where /proc/stat lacks it."""
+    try:
+        return parse_softirq(Path("/proc/stat").read_text(), os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError):
+        return None
 
 
 def waited(before: dict, after: dict, wall: float) -> float:
@@ -65,8 +88,7 @@ class CpuSampler:
     waiting for one (the scheduler's run-queue time, in % of the sampler's wall time): a process
     that wants a core on a busy machine runs less than 100 and waits. `cpu_sched` is all its threads'
     CPU from the scheduler's own account over the sampler's span (exact where sampling is coarse,
-    e.g. under a CFS quota that lets a group run a few ms per 100 ms), and `cpu_s` the same in
-    CPU-seconds (what the service spent on the work, whatever the span). `machine()`: the whole
+    e.g. under a CFS quota that lets a group run a few ms per 100 ms). `machine()`: the whole
     machine's busy time over the same span, with its CPU count, whoever ran (other work included).
     """
 
@@ -101,8 +123,8 @@ class CpuSampler:
                 ends = {p.pid: schedstat(p.pid) for p in ps if p.pid in start}
                 waits = [waited(start[pid], end, wall) for pid, end in ends.items()]
                 self._waits[name] = round(max(waits, default=0.0), 1)
-                self._ran[name] = round(sum(ran(start[pid], end, wall) for pid, end in ends.items()), 1)
-                self._secs[name] = round(self._ran[name] * wall / 100, 4)
+                self._secs[name] = sum(ran_s(start[pid], end) for pid, end in ends.items())
+                self._ran[name] = round(100 * self._secs[name] / wall, 1)
 
     def _sample_loop(self, procs) -> None:
         while True:
@@ -132,6 +154,10 @@ class CpuSampler:
         """{"cpus": N, "busy": % of one core the whole machine was busy} over the sampler's span."""
         return dict(self._machine)
 
+    def seconds(self) -> dict[str, float]:
+        """CPU seconds per service over the sampler's span, all its processes' threads (the scheduler's account)."""
+        return {name: max(0.0, s) for name, s in self._secs.items()}
+
     def busiest(self, between: tuple[float, float] | None = None) -> tuple[str, float]:
         """The service whose busiest process used the most CPU, and that share ('' and 0 if none)."""
         cpu = self.summary(between)
@@ -149,6 +175,5 @@ class CpuSampler:
                 out[name] = {"cpu_max_proc": round(sum(s[1] for s in samples) / len(samples), 1),
                              "cpu_total": round(sum(s[2] for s in samples) / len(samples), 1),
                              "wait_max_proc": max(0.0, self._waits.get(name, 0.0)),
-                             "cpu_sched": max(0.0, self._ran.get(name, 0.0)),
-                             "cpu_s": max(0.0, self._secs.get(name, 0.0))}
+                             "cpu_sched": max(0.0, self._ran.get(name, 0.0))}
         return out

@@ -34,7 +34,7 @@ class PullResult:
     start: float = 0.0
     end: float = 0.0
     kind: str = ""                  # "" for a good pull, else one of labkit.measure.failures.KINDS
-    cpu_s: float = 0.0              # CPU time of the pulling thread (reading, and hashing if verified)
+    cpu_s: float = 0.0              # CPU time of the pulling thread (reading, and hashing if verified), or of the client program
     wait_s: float = 0.0             # time it was runnable but waited for a CPU (the run queue)
 
     @property

@@ -1,7 +1,8 @@
 """The one measurement primitive: pull once, or N at once, from a vantage point under a CPU sampler.
 
     run = pull_at(lab, "nginx", parallel=5)     # vantage None: where the real client pulls from
-    run.row()                                    # one tidy row: MB/s, per-pull spread, TTFB, failures, CPU, disk MB
+    run.row()                                    # one tidy row: MB/s, per-pull spread, TTFB, failures, CPU, disk MB,
+                                                 # each program's CPU-seconds per GB moved (cpu_s_per_GB_<program>)
     pull_at(lab, tcp=True).tcp                   # and each connection's tcp_info, both sides, during it
 
 The survey, sweeps, captures, benchmarks, tests and notebooks all measure through it, and it
@@ -18,10 +19,11 @@ import statistics
 import threading
 from dataclasses import dataclass, field
 
+from ..analyze import cost
 from ..lab.cgroups import IoCounters, joiner
-from ..path import PATH
+from ..path import CLIENT, PATH
 from .clients import Target, pull_with
-from .cpu import CpuSampler
+from .cpu import CpuSampler, softirq_seconds
 from .sockdiag import TcpInfoSampler
 from .pull import PullResult, Verify, aggregate_mbps, check_parallel, pull, pull_parallel
 
@@ -38,6 +40,8 @@ class PullRun:
     client: str = "labkit"
     disk: dict[str, IoCounters] = field(default_factory=dict)   # per lab disk: what the pulls read/wrote
     tcp: list[dict] = field(default_factory=list)
+    cpu_s: dict[str, float] = field(default_factory=dict)      # CPU seconds per service over the pulls
+    softirq_s: float | None = None                              # the machine's softirq seconds meanwhile
     machine: dict = field(default_factory=dict)                  # {"cpus": N, "busy": %}: the whole machine
 
     @property
@@ -78,6 +82,11 @@ class PullRun:
     def disk_mb(self) -> dict[str, float | None]:
         return disk_mb(self.disk)
 
+    def cost(self) -> dict[str, float | None]:
+        """Each program's CPU-seconds per GB moved (labkit.analyze.cost), as row columns."""
+        return cost.per_gb({**self.cpu_s, CLIENT: sum(r.cpu_s for r in self.results),
+                            cost.SOFTIRQ: self.softirq_s}, sum(r.bytes for r in self.results), PATH)
+
     def row(self) -> dict:
         good = self.good
         return {"point": self.vantage, "parallel": self.parallel, "MBps": round(self.mbps, 1),
@@ -87,7 +96,7 @@ class PullRun:
                 "failures": self.failures,
                 "sha256_ok": all(r.sha256_ok for r in self.results) if self.verify == "sha256" else None,
                 "busiest": self.busiest, "busiest_cpu": self.busiest_cpu, "client": self.client,
-                "client_cpu": self.client_cpu, **self.disk_mb(), "error": self.errors}
+                "client_cpu": self.client_cpu, **self.disk_mb(), **self.cost(), "error": self.errors}
 
 
 def disk_mb(delta: dict) -> dict[str, float | None]:
@@ -117,6 +126,7 @@ def pull_at(lab, vantage: str | None = None, parallel: int = 1, verify: Verify =
     external = v == path.client_vantage and (client.kind != "labkit" or client.write_to == "disk")
     lab.before_pull()
     disk0 = lab.disk_counters()
+    soft0 = softirq_seconds()
     tcp_sampler = (TcpInfoSampler(lab.plan, lab.settings, 0.02 if tcp is True else float(tcp)) if tcp
                    else contextlib.nullcontext())
     with CpuSampler(lab.processes, interval=cpu_interval) as sampler, tcp_sampler:
@@ -130,8 +140,10 @@ def pull_at(lab, vantage: str | None = None, parallel: int = 1, verify: Verify =
         else:
             results = pull_parallel(ns, host, port, img.uri, parallel, img.sha256, timeout=timeout,
                                     deadline=deadline, verify=verify)
+    soft1 = softirq_seconds()
     disk1 = lab.disk_counters()
     busiest, busiest_cpu = sampler.busiest()
     return PullRun(v.name, parallel, results, verify, sampler.summary(), busiest, busiest_cpu,
                    client.kind if external else "labkit", {k: disk1[k] - disk0[k] for k in disk1 if k in disk0},
-                   tcp_sampler.summary() if tcp else [], sampler.machine())
+                   tcp_sampler.summary() if tcp else [], sampler.seconds(),
+                   None if soft0 is None or soft1 is None else soft1 - soft0, sampler.machine())

@@ -12,6 +12,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import iperf
+from ..analyze import cost
 from .cpu import machine_cpus
 from ..errors import ServiceDown
 from ..lab.lab import Lab
@@ -20,7 +21,7 @@ from .pulls import PullRun, pull_at
 
 COLUMNS = ["kind", "point", "through", "parallel", "MBps", "MBps_lo", "MBps_hi", "runs", "spread_pct",
            "per_pull_min", "per_pull_max", "ttfb_ms", "failures", "sha256_ok", "retransmits", "busiest",
-           "busiest_cpu", "client", "client_cpu", *[d.column for d in PATH.disk_stages], "error"]
+           "busiest_cpu", "client", "client_cpu", *[d.column for d in PATH.disk_stages], *cost.columns(PATH), "error"]
 
 
 @dataclass
@@ -152,18 +153,26 @@ def summarize_runs(runs: list[PullRun]) -> tuple[dict, dict]:
            "sha256_ok": all(x.sha256_ok for x in every) if runs[0].verify == "sha256" else None,
            "busiest": busiest, "busiest_cpu": cpu[busiest]["cpu_max_proc"] if busiest else 0.0,
            "client": runs[0].client, "client_cpu": round(statistics.median(r.client_cpu for r in runs), 1),
-           **_median_disk(runs),
+           **_median_disk(runs), **_median_cost(runs),
            "error": "; ".join(sorted({r.errors for r in runs if r.errors}))}
     return row, cpu
 
 
 def _median_disk(runs: list[PullRun]) -> dict:
     """Each disk stage's MB per pull, the median over the runs (None where the disk is not the lab's)."""
-    per_run = [r.disk_mb() for r in runs]
+    return _medians([r.disk_mb() for r in runs], 1)
+
+
+def _median_cost(runs: list[PullRun]) -> dict:
+    """Each program's CPU-seconds per GB moved, the median over the runs (None where never measured)."""
+    return _medians([r.cost() for r in runs], 4)
+
+
+def _medians(per_run: list[dict], digits: int) -> dict:
     out = {}
     for col in per_run[0]:
         vals = [d[col] for d in per_run if d[col] is not None]
-        out[col] = round(statistics.median(vals), 1) if vals else None
+        out[col] = round(statistics.median(vals), digits) if vals else None
     return out
 
 
@@ -171,7 +180,8 @@ def _details(run: PullRun, i: int) -> list[dict]:
     """The run's evidence as long rows: each service's CPU, the client's, each connection's tcp_info."""
     key = {"point": run.vantage, "parallel": run.parallel, "run": i, "MBps": round(run.mbps, 1),
            "pulled_bytes": sum(r.bytes for r in run.results)}
-    out = [{**key, "source": "cpu", "name": svc, "side": "", **v} for svc, v in run.cpu.items()]
+    out = [{**key, "source": "cpu", "name": svc, "side": "", **v,
+            **({"cpu_s": round(run.cpu_s[svc], 4)} if svc in run.cpu_s else {})} for svc, v in run.cpu.items()]
     out.append({**key, "source": "cpu", "name": CLIENT, "side": "", "cpu_max_proc": run.client_cpu,
                 "cpu_total": run.client_cpu, "wait_max_proc": run.client_wait,
                 "cpu_s": round(sum(r.cpu_s for r in run.results), 4)})
