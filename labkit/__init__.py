@@ -45,7 +45,7 @@ _PUBLIC = {
     "fix": "fixing", "REMEDIES": "analyze.remedies", "candidates": "analyze.remedies", "inject": "lab.faults", "run_matrix": "matrix", "CASES": "matrix", "analyze_pcap": ("analyze.tcpflow", "analyze"),
     "flow_verdict": "analyze.windows",
     "look_inside": "workflows", "capture_points_for": "workflows", "seed_case": "workflows",
-    "full_report": "workflows", "before_after": "workflows", "seed_case_report": "workflows",
+    "full_report": "workflows", "survey_report": "workflows", "before_after": "workflows", "seed_case_report": "workflows",
     "run_hypotheses": "workflows", "HYPOTHESES": "analyze.hypotheses", "observations": "analyze.hypotheses",
     "export_bundle": "bundle.export", "import_bundle": "bundle.export", "diff_against": "bundle.export",
     "TuningPanel": "present.widgets", "plots": ("present.plots", None), "report": ("present.report", None),

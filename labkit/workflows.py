@@ -9,7 +9,7 @@ import pandas as pd
 from .measure.capture import capture_pull
 from .bundle.export import export_bundle
 from .lab.lab import DATA, Lab
-from .present.report import (Section, bundle_section, flows_section, survey_section, surveys_headline,
+from .present.report import (Section, bundle_section, flows_section, opening, survey_section, surveys_headline,
                              trials_headline, trials_section, write_report)
 from .config.presets import PRESETS
 from .config.settings import LabSettings
@@ -60,10 +60,22 @@ def full_report(image_mib: int = 64, parallels: tuple[int, ...] = (1, 5), lab_na
     table.columns = ["preset", *[f"{c} parallel (MB/s)" for c in table.columns[1:]]]
     bundle, _ = export_bundle(PRESETS["recommended"], DATA / "bundles", "recommended", measurements=table,
                               image_mib=image_mib)
-    sections: list[Section] = [survey_section(survey), flows_section(flows), trials_section(trials),
+    v = verdict(survey, flows=flows)
+    top, line = opening(survey, v)
+    sections: list[Section] = [survey_section(survey, v=v), flows_section(flows), trials_section(trials),
                                bundle_section(bundle)]
-    lead = [f"Verdict (sregistry-2018-10 as shipped):\n{verdict(survey, flows=flows)}", trials_headline(trials)]
-    return write_report(out or DATA / "reports" / f"{stamp}-report.html", sections, lead=lead)
+    return write_report(out or DATA / "reports" / f"{stamp}-report.html", sections, lead=[trials_headline(trials)],
+                        top=top, headline_text=line)
+
+
+def survey_report(survey: Survey, out: Path | None = None, fix=None, title: str = "servelab: why pulls are slow") -> Path:
+    """One survey as an HTML report (no lab needed): the path with the binding stage marked, the headline,
+    the table and the verdict in the CLI's words, and the remedies tried when `fix` is given."""
+    v = verdict(survey)
+    top, line = opening(survey, v, fix)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return write_report(out or DATA / "reports" / f"{stamp}-survey.html", [survey_section(survey, v=v, fix=fix)],
+                        title=title, top=top, headline_text=line)
 
 
 def before_after(lab: Lab, before: str, after: str, parallel: int = 5, **kw) -> tuple[Survey, Survey, pd.DataFrame]:
@@ -83,8 +95,9 @@ def seed_case_report(before: Survey, after: Survey, trials: pd.DataFrame, bundle
     """The seed case as one HTML file: both surveys, the presets compared, the bundle."""
     sections = [survey_section(before, "Before"), survey_section(after, "After"), trials_section(trials),
                 bundle_section(bundle)]
-    lead = [f"Verdict (before):\n{verdict(before)}", surveys_headline(before, after), trials_headline(trials)]
-    return write_report(out or DATA / "reports" / "seed-case.html", sections, lead=lead)
+    top, line = opening(before)
+    lead = [surveys_headline(before, after), trials_headline(trials)]
+    return write_report(out or DATA / "reports" / "seed-case.html", sections, lead=lead, top=top, headline_text=line)
 
 
 def run_hypotheses(lab: Lab, parallels: list[int], hypotheses=None, link: str | None = None,
