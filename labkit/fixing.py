@@ -13,7 +13,6 @@ settings back at the end, even after an error.
 """
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 
 from .analyze.noise import Rate
@@ -28,7 +27,7 @@ AS_IT_WAS = "settings as they were"
 
 
 def _rate(values: list[float]) -> Rate:
-    return Rate(statistics.median(values), min(values), max(values), len(values))
+    return Rate.of_runs(values)
 
 
 def fix(lab: Lab, v, parallel: int = 5, repeats: int = 3, verify: str = "sha256",

@@ -205,3 +205,24 @@ def test_no_sentence_nests_parentheses_and_the_headline_is_one_sentence(name):
         assert nested_parentheses(text) == [], text
     h = headline(v)
     assert h.count(". ") == 0 and h.endswith(".") and "\n" not in h
+
+
+# --- a disturbed run, and the same client everywhere -------------------------------------------------------
+def test_a_run_far_from_the_median_is_set_aside_from_the_spread_but_shown():
+    r = Rate.of({"MBps": 1686.3, "MBps_lo": 267.5, "MBps_hi": 1947.6, "runs": 3})
+    assert (r.median, r.lo, r.hi, r.set_aside) == (1686.3, 1686.3, 1947.6, (267.5,))
+    assert str(r) == "1686 MB/s (1686–1948, 3 runs; set aside as a disturbance: 268)"
+    assert Rate.of({"MBps": 100, "MBps_lo": 60, "MBps_hi": 140, "runs": 3}).set_aside == ()   # a spread, not a disturbance
+    assert Rate.of({"MBps": 100, "MBps_lo": 10, "MBps_hi": 140, "runs": 2}).lo == 10          # two runs: nothing to tell
+    assert Rate.of_runs([300, 310, 290]) == Rate(300, 290, 310, 3)
+
+
+def test_the_same_client_getting_the_same_rate_everywhere_is_the_labs_own_limit():
+    s = crafted({"nginx": [{"nginx": (22, 20), CLIENT: (46, 40)}] * 3,
+                 "full path": [{"nginx": (42, 12), CLIENT: (52, 20)}] * 3},
+                {"nginx": [1686, 268, 1948], "published port": [1656, 1450, 1678], "full path": [1600, 1573, 1656]},
+                settings=REC)
+    v = verdict(s)
+    assert (v.hop, v.cause, v.at_capacity, v.machine_bound) == ("full path", "client", False, False)
+    assert "the lab's own client" in v.summary and v.remedies == [] and v.no_remedy.startswith("nothing on the server")
+    assert not any(e.startswith("throughput falls") for e in v.evidence)          # nothing fell along the path

@@ -28,7 +28,8 @@ from . import cost
 from .evidence import allowance
 from .noise import FLOOR, Rate
 
-SATURATED = 0.9      # the programs' CPU time plus their run-queue waits, as a share of all cores, that fills the machine
+SATURATED = 0.85     # the programs' CPU time plus their run-queue waits, as a share of all cores, that fills the machine:
+                     # on 2 cores the scheduler already makes them wait on each other there
 
 
 def cpu_seconds_per_gb(program: str, cpu_seconds: float, nbytes: float) -> float:
@@ -125,15 +126,16 @@ class SharedCpu:
 
     @property
     def client_limit(self) -> bool:
-        """The client needs more CPU per byte than the server's programs together: the lab's own limit."""
+        """The client needs as much CPU per byte as the server's programs together, or more: the lab's own limit
+        (when the two are within the noise of each other, the server's costliest is the second answer)."""
         r = self.client_ratio
-        return bool(r and r.median >= 1 + FLOOR)
+        return bool(r and r.median > 1 / (1 + FLOOR))
 
     @property
     def client_close(self) -> bool:
         """The client's cost and the server's together are within the noise of each other: both readings stand."""
         r = self.client_ratio
-        return bool(r and not self.client_limit and r.median > 1 / (1 + FLOOR))
+        return bool(r and 1 / (1 + FLOOR) < r.median < 1 + FLOOR)
 
     def demand_text(self) -> str:
         other = (f"; the whole machine was {self.machine_busy:.0f}% busy, so other work took about "
@@ -165,8 +167,9 @@ def _run_rows(detail: pd.DataFrame, parallel: int, settings) -> pd.DataFrame:
     rows["program"] = rows.name.map(_program)
     nums = rows[[c for c in ("cpu_sched", "cpu_total") if c in rows]].apply(pd.to_numeric, errors="coerce")
     rows["ran"] = nums.bfill(axis=1).iloc[:, 0].fillna(0.0)       # the scheduler's exact account where there is one
-    rows["wait"] = pd.to_numeric(rows["wait_max_proc"], errors="coerce").fillna(0.0) if "wait_max_proc" in rows else 0.0
-    agg = {"ran": ("ran", "sum"), "wait": ("wait", "max"), "MBps": ("MBps", "first")}
+    waits = rows[[c for c in ("wait_total", "wait_max_proc") if c in rows]].apply(pd.to_numeric, errors="coerce")
+    rows["wait"] = waits.bfill(axis=1).iloc[:, 0].fillna(0.0) if len(waits.columns) else 0.0   # every thread's, where kept
+    agg = {"ran": ("ran", "sum"), "wait": ("wait", "sum"), "MBps": ("MBps", "first")}
     agg |= {c: (c, "sum" if c == "cpu_s" else "first") for c in ("cpu_s", "pulled_bytes") if c in rows}
     out = rows.groupby(["point", "run", "program"], sort=False).agg(**agg).reset_index()
     out["cost"] = [run_cost(r) for _, r in out.iterrows()]
@@ -176,8 +179,7 @@ def _run_rows(detail: pd.DataFrame, parallel: int, settings) -> pd.DataFrame:
 
 
 def _rate(values) -> Rate | None:
-    v = [x for x in values if not pd.isna(x)]
-    return Rate(statistics.median(v), min(v), max(v), len(v)) if v else None
+    return Rate.of_runs([x for x in values if not pd.isna(x)])
 
 
 def shared_cpu(detail: pd.DataFrame | None, point: str, parallel: int, crossing: dict[str, list[str]],

@@ -179,6 +179,8 @@ def verdict(data, settings=None, detail: pd.DataFrame | None = None, meta: dict 
         f.evidence.append(f"tcp_info of the client's pull {'agrees' if pipe.stage == b.name else 'points at ' + pipe.stage}"
                           f": it backs up at {pipe.what}")
     f.evidence += _flows(b, flows)
+    if f.cause == "app" and (same := _same_client_everywhere(view, b)):
+        f = same
     nxt = _next(view, b, f)
     if f.kind == "upstream":           # the stage where throughput fell adds CPU work: it comes next
         nxt = Next(b.name, "cpu", b.pull.median, [f"pulls fall to {b.pull} at {b.stage.vantage}: {cpu_lines(b)[0]}"])
@@ -190,6 +192,23 @@ def verdict(data, settings=None, detail: pd.DataFrame | None = None, meta: dict 
         f, nxt, alt = _machine_finding(view, shared, f)
         return _done(view, f, nxt, False, "", shared, alt, settings)
     return _done(view, f, nxt, bool(hop), hop, shared, settings=settings)
+
+
+def _same_client_everywhere(view: PathView, b: StageView) -> Finding | None:
+    """Nothing falls along the path (the first stage already gets what the client gets), nothing there is
+    CPU-bound, and the pulling client is the busiest program at that first vantage point: the same client
+    gets the same rate everywhere, so the client's own connection is what binds, the lab's own limit."""
+    if b is not view.stages[0] or not b.client[1]:
+        return None
+    prog, share = b.busiest
+    if b.client[0] < share:
+        return None
+    where = _stage_of(view, CLIENT)
+    return Finding(where, "client", "the lab's own client: the same client gets about the same rate at every vantage "
+                   "point and is the busiest program there", [
+                       f"at {b.stage.vantage}: {b.client[1]}, more than {b.cpu_text.get(prog, 'any program of the stage')}",
+                       f"pulls at {b.stage.vantage} already get {b.pull}, within noise of the client's {view.final.pull}"],
+                   "lab")
 
 
 def _shared(view: PathView, settings, meta: dict | None) -> SharedCpu | None:
@@ -226,12 +245,17 @@ def _machine_finding(view: PathView, sh: SharedCpu, stage_reading: Finding) -> t
                   + (": the lab's own limit, since a real client runs on its own node" if sh.client_limit else ""))
     lead = f"the path's programs wanted {sh.demand.median:.0f}% of the {sh.cpus} CPUs' {100 * sh.cpus}%"
     if sh.client_limit or top is None:
-        f = Finding(_stage_of(view, CLIENT), "client", f"{lead}; the client needs more CPU per byte than the "
-                    "server's programs together: the lab's own limit", ev, "machine")
-        if top:
+        how = "about as much CPU per byte as" if sh.client_close else "more CPU per byte than"
+        f = Finding(_stage_of(view, CLIENT), "client", f"{lead}; the client needs {how} the server's programs "
+                    "together: the lab's own limit", ev, "machine")
+        if top and sh.client_close:
+            alt = Alternative(_stage_of(view, top.name), "cpu", f"on the server, {top.name} costs the most per byte: "
+                              f"{cost_text(top.cost)}", SEPARATE + "; a lighter client, e.g. --verify length, "
+                              "shows the server's own ceiling")
+        elif top:
             nxt = Next(_stage_of(view, top.name), "cpu", 1000 / top.cost.median,
                        [f"on the server, {top.name} costs the most per byte: {cost_text(top.cost)}"])
-        return f, nxt, None
+        return f, nxt, alt
     named = top
     if rival:
         r = sh.ratio(top.name, rival.name)
@@ -244,10 +268,6 @@ def _machine_finding(view: PathView, sh: SharedCpu, stage_reading: Finding) -> t
         r = sh.ratio(top.name, sh.server[1].name) if len(sh.server) > 1 else None
         if r:
             ev.append(f"{top.name} costs the most per byte: {ratio_text(r, possessive(sh.server[1].name))}")
-    if sh.client_close:
-        alt = alt or Alternative(_stage_of(view, CLIENT), "client", "the client needs about as much CPU per byte as "
-                                 "the server's programs together: the lab's own limit", SEPARATE +
-                                 "; a lighter client, e.g. --verify length, shows the server's own ceiling")
     if text := sh.ceilings_text():
         ev.append(text)
     if stage_reading.stage != _stage_of(view, named.name) or stage_reading.cause != "cpu":
@@ -256,7 +276,7 @@ def _machine_finding(view: PathView, sh: SharedCpu, stage_reading: Finding) -> t
     also = f", about as much as {alt.hop}" if alt and alt.cause == "cpu" else ""
     f = Finding(_stage_of(view, named.name), "cpu", f"{lead}; {named.name} costs the most per byte, "
                 f"{cost_text(named.cost)}{also}, so {_stage_of(view, named.name)} binds on a machine like this", ev, "machine")
-    others = [p for p in sh.server if p is not named and p is not (rival if rival else None)]
+    others = [p for p in sh.server if p is not top and p is not rival]
     if others and others[0].cost.median > 0:
         o = others[0]
         nxt = Next(_stage_of(view, o.name), "cpu", 1000 / o.cost.median, [f"then {o.text()}"])
@@ -321,10 +341,10 @@ def _done(view: PathView, f: Finding, nxt: Next | None, at_cap: bool, hop: str,
         summary = f"{f.stage} binds: {_what(f)}; the client gets {final}."
         b = next(sv for sv in view.stages if sv.name == f.stage)
         i = view.stages.index(b)
-        if i:
+        if i and above(view.stages[i - 1].pull, b.pull):
             prev = view.stages[i - 1]
             ev.append(f"throughput falls from {prev.pull} at {prev.stage.vantage} to {b.pull} at "
-                      f"{b.stage.vantage} and stops falling there (what follows is within noise of it)")
+                      f"{b.stage.vantage} and stops falling there: what follows is within noise of it")
         elif b.hop:
             ev.append(f"pulls at {b.stage.vantage} already get {b.pull} against the {b.stage.hop} hop's iperf3 {b.hop}")
     ev += f.evidence
@@ -337,7 +357,7 @@ def _done(view: PathView, f: Finding, nxt: Next | None, at_cap: bool, hop: str,
         ev.append(f"{last.parallel_n} pulls at once at {last.stage.vantage} together get {last.parallel}, "
                   f"{ratio:.1f}x one pull" + (": each connection is limited, not the path" if ratio > 1.5 else ""))
     machine = f.kind == "machine"
-    lab_limit = machine and f.cause == "client"
+    lab_limit = (machine and f.cause == "client") or f.kind == "lab"
     remedies = [] if lab_limit else candidates(f.stage, f.cause, settings)
     none = NOTHING_LAB if lab_limit else nothing_to_change(f.stage, "link" if at_cap and f.cause == "link" else f.cause,
                                                            settings)

@@ -23,8 +23,9 @@ def bottleneck(v) -> str:
     sh = v.shared
     if v.machine_bound and sh:
         if v.cause == "client":
+            how = "about as much CPU per byte as" if sh.client_close else "more CPU per byte than"
             return (f"The lab's own client binds: on this machine's {sh.cpus} CPUs, which the path's programs fill, "
-                    "it needs more CPU per byte than the server's programs together")
+                    f"it needs {how} the server's programs together")
         top = next((p for p in sh.server if p.name in PATH.stage(v.hop).programs), sh.costliest)
         two = f", about as much as {v.alternative.hop}" if v.alternative and v.alternative.cause == "cpu" else ""
         return (f"The path's programs fill this machine's {sh.cpus} CPUs and {top.name} costs the most per byte, "

@@ -78,6 +78,11 @@ def waited(before: dict, after: dict, wall: float) -> float:
     return 100 * wait / wall
 
 
+def waited_all(before: dict, after: dict, wall: float) -> float:
+    """The run-queue wait of all the process's threads together, in % of `wall` (what it wanted beyond what it ran)."""
+    return 100 * sum(wait1 - before.get(tid, (0.0, 0.0))[1] for tid, (_, wait1) in after.items()) / wall
+
+
 class CpuSampler:
     """`with CpuSampler(lambda: {"nginx": [procs...]}) as s: ...` then `s.summary()`.
 
@@ -86,7 +91,8 @@ class CpuSampler:
     taken within `between`, a (start, end) on the wall clock, e.g. the span of a storm's pulls);
     `wait_max_proc` is how long the thread that wanted a CPU most (ran + waited) spent runnable but
     waiting for one (the scheduler's run-queue time, in % of the sampler's wall time): a process
-    that wants a core on a busy machine runs less than 100 and waits. `cpu_sched` is all its threads'
+    that wants a core on a busy machine runs less than 100 and waits; `wait_total` the same for all its
+    threads and processes together. `cpu_sched` is all its threads'
     CPU from the scheduler's own account over the sampler's span (exact where sampling is coarse,
     e.g. under a CFS quota that lets a group run a few ms per 100 ms). `machine()`: the whole
     machine's busy time over the same span, with its CPU count, whoever ran (other work included).
@@ -98,6 +104,7 @@ class CpuSampler:
         self._stop = threading.Event()
         self._samples: dict[str, list[tuple[float, float, float]]] = {}   # (wall time, max, total)
         self._waits: dict[str, float] = {}
+        self._waits_all: dict[str, float] = {}
         self._ran: dict[str, float] = {}
         self._machine: dict[str, float] = {}
         self._secs: dict[str, float] = {}
@@ -123,6 +130,7 @@ class CpuSampler:
                 ends = {p.pid: schedstat(p.pid) for p in ps if p.pid in start}
                 waits = [waited(start[pid], end, wall) for pid, end in ends.items()]
                 self._waits[name] = round(max(waits, default=0.0), 1)
+                self._waits_all[name] = round(sum(waited_all(start[pid], end, wall) for pid, end in ends.items()), 1)
                 self._secs[name] = sum(ran_s(start[pid], end) for pid, end in ends.items())
                 self._ran[name] = round(100 * self._secs[name] / wall, 1)
 
@@ -175,5 +183,6 @@ class CpuSampler:
                 out[name] = {"cpu_max_proc": round(sum(s[1] for s in samples) / len(samples), 1),
                              "cpu_total": round(sum(s[2] for s in samples) / len(samples), 1),
                              "wait_max_proc": max(0.0, self._waits.get(name, 0.0)),
+                             "wait_total": max(0.0, self._waits_all.get(name, 0.0)),
                              "cpu_sched": max(0.0, self._ran.get(name, 0.0))}
         return out
