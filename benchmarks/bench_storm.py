@@ -22,7 +22,8 @@ from labkit.analyze.storm import pulls_table, records_of, storm_row
 from labkit.config.presets import PRESETS
 from labkit.lab.lab import Lab
 from labkit.measure.pulls import pull_at
-from labkit.measure.storm import StormSpec, run_storm
+from labkit.measure.storm import StormSpec
+from labkit.workflows import run_storm
 
 SHOW = ["engine", "nodes", "users", "pulls", "ok", "failures", "harness_failures", "MBps", "per_pull_min",
         "per_pull_median", "per_pull_max", "jain", "ttfb_ms", "ttfb_p95_ms", "sha256_ok", "span_s", "busiest",

@@ -122,7 +122,7 @@ def cmd_survey(a) -> int:
                        repeats=a.repeats, progress=not a.json)
         found = None
         if a.fix:                       # the remedies for what binds, tried on this lab before it ends
-            from .fixing import fix
+            from .workflows import fix
             found = fix(lab, verdict(s), parallel=a.parallel, repeats=a.repeats, verify=a.verify,
                         label=f"fix-{_label(a)}", progress=not a.json)
     finally:
@@ -273,7 +273,7 @@ def cmd_import(a) -> int:
 
 def cmd_probe(a) -> int:
     """The survey's measurements against a real registry, from here: table, verdict, saved results."""
-    from .measure.probe import run_probe
+    from .workflows import run_probe
     from .present.report import probe_section, write_report
     p = run_probe(a.url, a.image, parallel=a.parallel, iperf3=a.iperf3, capture=a.capture, ns=a.ns,
                   deadline=a.deadline, iperf_seconds=a.iperf_seconds, capture_dir=DATA / "captures")
@@ -331,7 +331,8 @@ def _print_storm(storm, label: str, out: Path = DATA / "results") -> None:
 
 def cmd_storm(a) -> int:
     """A Locust pull storm: in a lab (default), or as the master or a worker on a real cluster."""
-    from .measure.storm import run_master, run_storm, run_worker
+    from .measure.storm import run_worker
+    from .workflows import run_master, run_storm
     if a.worker and a.master:
         raise SettingsError("storm: --master or --worker, not both")
     if a.worker:

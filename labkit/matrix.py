@@ -5,11 +5,13 @@
 Each case starts from a preset, injects one fault (or two, or none) with `labkit.lab.faults.inject`,
 surveys the path and compares the verdict with the case's ground truth: the stage that must be
 named, what must bind there, and for two bottlenecks the one that must come next. Stage names
-are derived from the declared path (the stage whose link was shaped, whose program was capped).
+are derived from the lab's own path (the stage whose link was shaped, whose program was capped):
+`cases_for(path)`; CASES are those of the default path.
 Cases that need a settings group the Lab does not apply yet are reported as waiting, not run.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -21,16 +23,7 @@ from .errors import SettingsError
 from .lab.faults import Injection, inject
 from .measure.pulls import pull_at
 from .measure.survey import run_survey
-from .path import CLIENT, PATH
-
-
-def stage_of_link(link: str) -> str:
-    """The stage whose own link is `link` (the connection it sends on crosses it)."""
-    return next(s.name for s in PATH.stages if s.sends_on and PATH.connection(s.sends_on).seen_on[0] == link)
-
-
-def stage_of_program(program: str) -> str:
-    return next(s.name for s in PATH.stages if program in s.programs)
+from .path import CLIENT, ServingPath, registry_path
 
 
 @dataclass(frozen=True)
@@ -45,17 +38,18 @@ class Case:
     at_capacity: bool | None = None
     survey: tuple[tuple[str, object], ...] = ()   # survey arguments of this case (e.g. no parallel pulls)
     also: tuple[str, ...] = ()    # other causes that state the same truth (at capacity: the TCP rate, or the client)
+    client_stage: str = ""        # the stage of the pulling client on the case's path
 
     @property
     def expected(self) -> str:
-        where = (f"at capacity or {stage_of_program(CLIENT)}" if self.stage is None
+        where = (f"at capacity or {self.client_stage}" if self.stage is None
                  else self.stage + (" (at capacity)" if self.at_capacity else ""))
         return f"{where}: {' or '.join((self.cause, *self.also))}" + (f"; next {self.next}" if self.next else "")
 
     def judge(self, v: Verdict) -> bool:
         causes = (self.cause, *self.also)
         if self.stage is None:     # nothing in the server binds: at capacity, or the last hop (link or client)
-            return v.cause in causes and (v.at_capacity or v.hop == stage_of_program(CLIENT))
+            return v.cause in causes and (v.at_capacity or v.hop == self.client_stage)
         ok = v.hop == self.stage and v.cause in causes
         if self.at_capacity is not None:
             ok = ok and v.at_capacity == self.at_capacity
@@ -67,24 +61,31 @@ class Case:
 BASE = "sregistry-2018-10"
 # Each injected limit sits well below what the unshaped path does on a busy 2-core machine (nginx,
 # buffering every response to a temp file, gets 150-450 MB/s depending on the other load).
-RATES = {"wan": "800mbit", "nginx": "800mbit", "uwsgi": "800mbit"}     # 100 MB/s each
-CPU_CAPS = {"nginx": ("cpu.nginx_cpus", 0.15), "uwsgi": ("cpu.uwsgi_cpus", 0.02), "docker-proxy": ("cpu.proxy_cpus", 0.03)}
+RATE = "800mbit"                # 100 MB/s on each shaped link
+CPU_CAPS = {"nginx": 0.15, "uwsgi": 0.02, "docker-proxy": 0.03}     # CPUs, for the program's key in settings.cpu
 SINGLE = (("parallel", 1),)     # slow cases: one pull at a time only, to stay within 30 s
-CLIENT_NODE = PATH.client_vantage.client
 
 
-def _cases() -> list[Case]:
-    out = [Case(f"link {lk.name} at {RATES[lk.name]}", BASE, Injection(set=(f"links.{lk.name}={RATES[lk.name]}",)),
-                stage_of_link(lk.name), "link", f"tc tbf shapes the {lk.name} link below what the path does unshaped",
-                at_capacity=True) for lk in PATH.links]
-    out += [Case(f"{prog} CPU capped", BASE, Injection(set=(f"{field}={cap}",)), stage_of_program(prog), "cpu",
-                 f"a CFS quota of {cap} CPU on {prog}, below what it uses unshaped") for prog, (field, cap) in CPU_CAPS.items()]
+def cases_for(path: ServingPath) -> list[Case]:
+    """The matrix on `path`: each shaped link, each capped program, the other faults, every preset."""
+    def stage_of_link(link: str) -> str:
+        return path.stage_of_link(link).name
+
+    def stage_of_program(program: str) -> str:
+        return path.stage_of_program(program).name
+    client_node = path.client_vantage.client
+    out = [Case(f"link {lk} at {RATE}", BASE, Injection(set=(f"links.{lk}={RATE}",)),
+                stage_of_link(lk), "link", f"tc tbf shapes the {lk} link below what the path does unshaped",
+                at_capacity=True) for lk in path.shaped_links]
+    out += [Case(f"{prog} CPU capped", BASE, Injection(set=(f"cpu.{path.cpu_key(prog)}_cpus={cap}",)),
+                 stage_of_program(prog), "cpu", f"a CFS quota of {cap} CPU on {prog}, below what it uses unshaped")
+            for prog, cap in CPU_CAPS.items()]
     out += [
         Case("slow cold disk", BASE, Injection(set=("storage.disk=loop", "storage.cache=cold", "storage.read_mbps=50")),
              stage_of_program("uwsgi"), "disk", "the image is read from a 50 MB/s device with a cold cache",
              survey=SINGLE),
         Case("small receive buffer at the client", BASE,
-             Injection(sysctl=((CLIENT_NODE, "net.ipv4.tcp_rmem", "4096 8192 8192"),)),
+             Injection(sysctl=((client_node, "net.ipv4.tcp_rmem", "4096 8192 8192"),)),
              stage_of_program(CLIENT), "window", "tcp_rmem of 8 KiB in the compute node's namespace only"),
         Case("slow client", BASE, Injection(set=("client.write_to=disk", "client.write_mbps=20")),
              stage_of_program(CLIENT), "client", "the client writes the image to a 20 MB/s disk whose dirty pages "
@@ -103,10 +104,11 @@ def _cases() -> list[Case]:
                                                    "nginx buffers every response from uwsgi to a temp file and sends "
                                                    "it again: one worker on one core (DESIGN: nginx at 97% CPU)", ()))
         out.append(Case(f"unshaped, {name}", name, Injection(), stage, cause, why, also=also))
-    return out
+    client = path.client_stage.name
+    return [dataclasses.replace(c, client_stage=client) for c in out]
 
 
-CASES = _cases()
+CASES = cases_for(registry_path())      # on the default path (run_matrix takes the lab's own)
 CI_CASES = [c for c in CASES if c.name.startswith(("link ", "docker-proxy killed", "two links", "nginx CPU"))]
 
 
@@ -127,15 +129,17 @@ def _settings(case: Case):
 
 
 def run_case(lab, case: Case, save_dir=None, **survey_kw) -> dict:
-    """Inject the case's fault, survey, judge: one row (case, expected, named, evidence, seconds, ok)."""
+    """Inject the case's fault, survey, judge: one row (case, expected, named, evidence, seconds, ok).
+    Parallel pulls are made at the client's vantage point only, unless `parallel_at` says otherwise."""
     row = {"case": case.name, "expected": case.expected}
     if why := waiting(lab, case):
         return {**row, "named": "", "evidence": why, "seconds": None, "ok": None}
     t0 = time.perf_counter()
     lab.apply(preset(case.preset))
-    hops = list(dict.fromkeys(s.hop for s in PATH.carrying(lab.settings)))
+    hops = list(dict.fromkeys(s.hop for s in lab.plan.path.carrying(lab.settings)))
     with inject(lab, injection=case.injection):
-        survey = run_survey(lab, progress=False, hops=hops, **{**survey_kw, **dict(case.survey)})
+        survey = run_survey(lab, progress=False, hops=hops, **{"parallel_at": [lab.plan.path.client_vantage.name],
+                                                                   **survey_kw, **dict(case.survey)})
     v = verdict(survey)
     seconds = time.perf_counter() - t0
     if save_dir:
@@ -149,15 +153,16 @@ def run_case(lab, case: Case, save_dir=None, **survey_kw) -> dict:
 
 
 SURVEY_DEFAULTS = {"parallel": 4, "iperf_seconds": 1, "repeats": 3, "verify": "length", "pull_deadline": 60,
-                   "parallel_at": [PATH.client_vantage.name], "parallel_rounds": 1}
+                   "parallel_rounds": 1}
 
 
 def run_matrix(lab, cases: list[Case] | None = None, on_row=None, save_dir=None, **survey_kw) -> pd.DataFrame:
-    """Every case on the running `lab` (on_row(row) as each finishes; each survey saved in `save_dir`)."""
+    """Every case (default: all of the lab's path) on the running `lab` (on_row(row) as each finishes;
+    each survey saved in `save_dir`)."""
     kw = {**SURVEY_DEFAULTS, **survey_kw}
     pull_at(lab, verify="length")          # the image into the page cache: no case pays for a cold start
     rows = []
-    for case in cases or CASES:
+    for case in cases or cases_for(lab.plan.path):
         row = run_case(lab, case, save_dir, **kw)
         rows.append(row)
         if on_row:

@@ -6,7 +6,7 @@
     compute2 ─┼─ switch (bridge sw0) ──wan (one uplink)── vm(eth0) ── ...      registry_path(compute_nodes=N)
     computeN ─┘
 
-`PATH` says which nodes there are, how they are linked (and which end of each link is
+A `ServingPath` says which nodes there are, how they are linked (and which end of each link is
 shaped), the bridge, where each service listens, which hops iperf3 measures, where pulls
 are made from, which TCP connections a download crosses (where they can be captured and who
 sends on them) and the stages a byte crosses, in order, with the serve and publish modes in
@@ -24,8 +24,9 @@ hops, vantage points and captures of the single client are.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from .config.modes import modes_where
 from .errors import SettingsError, UnknownName
 
 NS_PREFIX = "sl-"
@@ -42,7 +43,8 @@ class Node:
 
 @dataclass(frozen=True)
 class Link:
-    """A veth pair. `a` sends the download's data: its egress is what `settings.links.<rate>` shapes.
+    """A veth pair. `a` sends the download's data: with `shaped`, its egress is what
+    `settings.links.<name>` shapes.
 
     With `bridge`, the device at `bridge_end` is a port of that bridge (on that end's node) and
     the other end holds its node's address in the bridge's subnet; without, a point-to-point /24.
@@ -54,7 +56,7 @@ class Link:
     dev_b: str
     bridge: str | None = None
     bridge_end: str = "b"
-    rate: str | None = None        # the field of settings.links that shapes it (None: never shaped)
+    shaped: bool = False           # settings.links.<name> sets its rate (else it is never shaped)
 
     def end(self, which: str) -> tuple[str, str]:
         """(node, device) at end "a" or "b"."""
@@ -77,22 +79,56 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Port:
+    """A port the path's programs use: its number in the namespaces, and its offset from the lab's base
+    port on loopback (without namespaces every service is 127.0.0.1 and they differ by port only)."""
+    key: str
+    number: int | None             # None: the published port settings.publish.host_port sets
+    loopback: int
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """Where a service forwards requests: the node and port it dials, and how it speaks there."""
+    node: str
+    port: str
+    protocol: str                  # "uwsgi" (uwsgi_pass) or "http" (proxy_pass)
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
-    """A long-running program: the kind (one class each in labkit.lab.programs), its node and port."""
+    """A long-running program of the path.
+
+    `program`: its class, by name in `labkit.lab.programs.PROGRAMS`. `port`: where it answers
+    when ready. `socket`: a second port it serves on (uwsgi's uwsgi-protocol socket). `upstream`:
+    where it forwards (nginx: uwsgi's socket). `cpu`: its key in settings.cpu (`<cpu>_cpus`,
+    `<cpu>_cpuset`; None: never limited). `disk`: the lab disk whose files it reads or writes
+    ("vm": the VM's storage, whose block-I/O group it joins).
+    """
     name: str
     program: str
     node: str
-    port: str                      # a key of the plan's ports: where it answers when ready
+    port: str
+    socket: str | None = None
+    upstream: Upstream | None = None
+    cpu: str | None = None
+    disk: str | None = None
 
 
 @dataclass(frozen=True)
 class Published:
-    """A port Docker publishes on a host node, forwarded to a container's port."""
+    """A port Docker publishes on a host node, forwarded to a container's port.
+
+    `proxy`: the program that copies its bytes when Docker publishes with its userland proxy;
+    `cpu`: that program's key in settings.cpu.
+    """
     name: str
     node: str
     host_port: str
     container: str
     container_port: str
+    proxy: str = "docker-proxy"
+    cpu: str = "proxy"
 
 
 @dataclass(frozen=True)
@@ -177,7 +213,7 @@ class DiskStage:
 
 
 @dataclass(frozen=True)
-class Path:
+class ServingPath:
     nodes: tuple[Node, ...]
     links: tuple[Link, ...]
     bridges: tuple[Bridge, ...]
@@ -191,12 +227,16 @@ class Path:
     stages: tuple[Stage, ...]      # in the order a byte crosses them, from the file to the client
     compute: tuple[str, ...] = ()  # the compute nodes (clients pull from them; a storm runs a worker on each)
     disk_stages: tuple[DiskStage, ...] = ()   # where the image is read from or written to a disk, in byte order
+    ports: tuple[Port, ...] = ()   # every port key the services, hops and vantages name
 
     def node(self, name: str) -> Node:
         return _one(self.nodes, name, "node")
 
     def link(self, name: str) -> Link:
         return _one(self.links, name, "link")
+
+    def service(self, name: str) -> ServiceSpec:
+        return _one(self.services, name, "service")
 
     def hop(self, name: str) -> Hop:
         return _one(self.hops, name, "iperf3 hop")
@@ -220,10 +260,65 @@ class Path:
                 return lk
         raise UnknownName(f"no link joins {hop.client} and {hop.server} directly")
 
+    def links_between(self, a: str, b: str) -> list[Link]:
+        """The links a packet crosses from node `a` to node `b`, in order (a bridge's ports are links too)."""
+        seen, todo = {a: []}, [a]
+        while todo:
+            here = todo.pop(0)
+            if here == b:
+                return seen[here]
+            for lk in self.links:
+                if here in (lk.a, lk.b):
+                    there = lk.b if here == lk.a else lk.a
+                    if there not in seen:
+                        seen[there] = [*seen[here], lk]
+                        todo.append(there)
+        raise UnknownName(f"no route from {a} to {b} in this path")
+
+    @property
+    def shaped_links(self) -> tuple[str, ...]:
+        """The links settings.links can shape, by name."""
+        return tuple(lk.name for lk in self.links if lk.shaped)
+
+    @property
+    def cpu_keys(self) -> tuple[str, ...]:
+        """The names settings.cpu is keyed by (`<key>_cpus`, `<key>_cpuset`): a service's, or the publish proxy's."""
+        return tuple(dict.fromkeys([*(s.cpu for s in self.services if s.cpu), *(pb.cpu for pb in self.published)]))
+
+    @property
+    def keyed_settings(self) -> dict[str, tuple[str, ...]]:
+        """The settings groups keyed by this path's names, and the entries each can have."""
+        return {"links": self.shaped_links,
+                "cpu": tuple(f"{k}_{kind}" for kind in ("cpus", "cpuset") for k in self.cpu_keys)}
+
+    def cpu_key(self, program: str) -> str | None:
+        """The settings.cpu key that limits a stage's program (a service's name, or the publish proxy)."""
+        svc = next((s for s in self.services if s.name == program), None)
+        if svc is not None:
+            return svc.cpu
+        return next((pb.cpu for pb in self.published if pb.proxy == program), None)
+
+    def problems(self, settings) -> list[str]:
+        """Settings keyed by this path's names (links, cpu) that name nothing in it; [] when all do."""
+        out = []
+        for link in settings.links.names():
+            if link not in self.shaped_links:
+                out.append(f"links.{link}: no link {link!r} to shape in this path; links: {', '.join(self.shaped_links)}")
+        for key in settings.cpu.keys():
+            if key not in self.cpu_keys:
+                out.append(f"cpu.{key}_cpus/_cpuset: nothing named {key!r} can be CPU-limited in this path; "
+                           f"names: {', '.join(self.cpu_keys)}")
+        return out
+
     @property
     def client_vantage(self) -> Vantage:
         """Where the real client pulls from: the vantage of the last stage (the whole path)."""
         return self.vantage(self.stages[-1].vantage)
+
+    @property
+    def client_stage(self) -> Stage:
+        """The stage of the pulling client (the last one: the whole path)."""
+        return self.stages[-1]
 
     def carrying(self, settings) -> list[Stage]:
         return [s for s in self.stages if s.carries(settings)]
@@ -232,10 +327,42 @@ class Path:
         """The stage that a pull at `vantage` ends with."""
         return next(s for s in self.stages if s.vantage == vantage)
 
+    def stage_of_program(self, program: str) -> Stage:
+        """The stage whose work `program` does."""
+        return next(s for s in self.stages if program in s.programs)
+
+    def stage_of_link(self, link: str) -> Stage:
+        """The stage whose own link is `link` (the connection it sends on crosses it)."""
+        return next(s for s in self.stages if s.sends_on and link in self.crossed_by(s.sends_on))
+
+    def crossed_by(self, connection: str) -> list[str]:
+        """The links a connection's data crosses, from its sender to where it is seen (a switch's uplink too)."""
+        c = self.connection(connection)
+        return [lk.name for lk in self.links_between(c.sender, self.link(c.seen_on[0]).end(c.seen_on[1])[0])]
+
     def vantages_for(self, settings) -> list[Vantage]:
         """The vantage points whose pulls cross only stages that carry the image under `settings`."""
         idle = {s.vantage for s in self.stages if not s.carries(settings)}
         return [v for v in self.vantages if v.name not in idle]
+
+    def to_dict(self) -> dict:
+        """The path as JSON-ready data (a survey saves the path it was measured on)."""
+        return _adapter().dump_python(self, mode="json")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ServingPath":
+        return _adapter().validate_python(data)
+
+
+def _adapter():
+    from pydantic import TypeAdapter
+    global _ADAPTER
+    if _ADAPTER is None:
+        _ADAPTER = TypeAdapter(ServingPath)
+    return _ADAPTER
+
+
+_ADAPTER = None
 
 
 def _one(items, name: str, what: str):
@@ -252,48 +379,62 @@ def compute_names(n: int) -> tuple[str, ...]:
     return ("compute",) if n == 1 else tuple(f"compute{i}" for i in range(1, n + 1))
 
 
-def _edge(computes: tuple[str, ...], vm: str) -> tuple[tuple[Node, ...], tuple[Link, ...], tuple[Bridge, ...], tuple[str, str]]:
+def _edge(computes: tuple[str, ...], vm: str, switched: bool) -> tuple[tuple[Node, ...], tuple[Link, ...], tuple[Bridge, ...], tuple[str, str]]:
     """The compute side: nodes, links, bridges, and where the first client's connection is captured.
 
-    One compute node: a point-to-point link from the VM. Several: each on its own port of a
-    switch, which has one uplink to the VM (the link `links.wan` shapes at the VM's end).
+    One compute node: a point-to-point link from the VM. Several (or `switched`): each on its own
+    port of a switch, which has one uplink to the VM (the link `links.wan` shapes at the VM's end).
     """
-    if len(computes) == 1:
+    if not switched:
         return ((Node(computes[0], "compute node", "192.0.2.10"),),  # RFC 5737 documentation ranges:
-                (Link("wan", vm, "eth0", computes[0], "eth0", rate="wan"),),  # they exist only inside the lab
+                (Link("wan", vm, "eth0", computes[0], "eth0", shaped=True),),  # they exist only inside the lab
                 (), ("wan", "b"))
     switch, bridge = "switch", "sw0"
     nodes = (*(Node(c, f"compute node {i}", f"192.0.2.{100 + i}") for i, c in enumerate(computes, 1)),
              Node(switch, "switch (the compute nodes' bridge, one uplink to the VM)", None))
-    links = (Link("wan", vm, "eth0", switch, "uplink", bridge=bridge, rate="wan"),
+    links = (Link("wan", vm, "eth0", switch, "uplink", bridge=bridge, shaped=True),
              *(Link(f"port{i}", switch, f"port{i}", c, "eth0", bridge=bridge, bridge_end="a")
                for i, c in enumerate(computes, 1)))
     return nodes, links, (Bridge(bridge, switch, "192.0.2.0/24", None),), ("port1", "b")
 
 
-def registry_path(compute_nodes: int = 1) -> Path:
-    """sregistry's docker-compose deployment on a VM, with `compute_nodes` compute nodes pulling from it."""
+def iperf_ports(nodes) -> tuple[Port, ...]:
+    """An iperf3 server's port on each of `nodes` (the same number in every namespace)."""
+    return tuple(Port(f"iperf@{n}", 5201, 41 + i) for i, n in enumerate(nodes))
+
+
+def registry_path(compute_nodes: int = 1, load_balancer: bool = False) -> ServingPath:
+    """sregistry's docker-compose deployment on a VM, with `compute_nodes` compute nodes pulling from it
+    (through a load-balancing nginx in front of the VM with `load_balancer`: the compute nodes then sit
+    on a switch, whatever their number)."""
     computes = compute_names(compute_nodes)
+    path = _registry(computes, switched=len(computes) > 1 or load_balancer)
+    return _load_balanced(path) if load_balancer else path
+
+
+def _registry(computes: tuple[str, ...], switched: bool) -> ServingPath:
     client, vm, vm_ip = computes[0], "vm", "192.0.2.20"
-    edge_nodes, edge_links, edge_bridges, client_link = _edge(computes, vm)
+    edge_nodes, edge_links, edge_bridges, client_link = _edge(computes, vm, switched)
     nginx_port, uwsgi_port = "nginx", "uwsgi_socket"
-    accel_like = {"app.serve_mode": ("accel", "nginx-alias")}
-    return Path(
+    app_idle = {"app.serve_mode": modes_where(lambda m: not m.app_sends_image)}
+    iperf_nodes = (client, vm, "nginx", "uwsgi")
+    return ServingPath(
         nodes=(*edge_nodes,
                Node(vm, "VM (docker host)", vm_ip),
                Node("nginx", "nginx container", "198.51.100.2"),
                Node("uwsgi", "uwsgi container", "198.51.100.3")),
         links=(*edge_links,
-               Link("nginx", "nginx", "eth0", vm, "veth-nginx", bridge="docker0", rate="nginx"),
-               Link("uwsgi", "uwsgi", "eth0", vm, "veth-uwsgi", bridge="docker0", rate="uwsgi")),
+               Link("nginx", "nginx", "eth0", vm, "veth-nginx", bridge="docker0", shaped=True),
+               Link("uwsgi", "uwsgi", "eth0", vm, "veth-uwsgi", bridge="docker0", shaped=True)),
         bridges=(*edge_bridges, Bridge("docker0", vm, "198.51.100.0/24", "198.51.100.1")),
         routes=(*(Route(c, "198.51.100.0/24", vm_ip) for c in computes),
                 Route("nginx", "default", "198.51.100.1"),
                 Route("uwsgi", "default", "198.51.100.1")),
         forwarders=(vm,),
-        services=(*(ServiceSpec(f"iperf3@{n}", "iperf3", n, f"iperf@{n}") for n in (client, vm, "nginx", "uwsgi")),
-                  ServiceSpec("uwsgi", "uwsgi", "uwsgi", "uwsgi_http"),
-                  ServiceSpec("nginx", "nginx", "nginx", nginx_port)),
+        services=(*(ServiceSpec(f"iperf3@{n}", "iperf3", n, f"iperf@{n}") for n in iperf_nodes),
+                  ServiceSpec("uwsgi", "uwsgi", "uwsgi", "uwsgi_http", socket=uwsgi_port, cpu="uwsgi", disk="vm"),
+                  ServiceSpec("nginx", "nginx", "nginx", nginx_port, upstream=Upstream("uwsgi", uwsgi_port, "uwsgi"),
+                              cpu="nginx", disk="vm")),
         published=(Published("registry", vm, "published", "nginx", nginx_port),
                    Published("iperf3", vm, "iperf_published", "nginx", "iperf@nginx")),
         hops=(Hop("compute→vm", client, vm, "iperf@vm"),
@@ -310,7 +451,7 @@ def registry_path(compute_nodes: int = 1) -> Path:
                   Vantage("published port", vm, vm, "published", ("docker0→nginx", "nginx→uwsgi")),
                   Vantage("full path", client, vm, "published", ("link", "docker0→nginx", "nginx→uwsgi"))),
         stages=(Stage("uwsgi", "the registry app in uwsgi: how it reads and sends the file", "uwsgi",
-                      "nginx→uwsgi", ("nginx→uwsgi",), accel_like, ("uwsgi",), "nginx→uwsgi"),
+                      "nginx→uwsgi", ("nginx→uwsgi",), app_idle, ("uwsgi",), "nginx→uwsgi"),
                 Stage("nginx", "nginx in front of uwsgi: uwsgi_pass, buffering, temp files", "nginx",
                       "vm→nginx", ("docker0→nginx", "nginx→uwsgi"), programs=("nginx",),
                       sends_on="docker0→nginx", reads_from="nginx→uwsgi"),
@@ -325,16 +466,49 @@ def registry_path(compute_nodes: int = 1) -> Path:
                      DiskStage("temp spooling", "nginx spooling the response to temp files on its container layer",
                                "vm", "bytes_written", "disk_write_MB",
                                {"nginx.uwsgi_buffering": (False,), "nginx.uwsgi_max_temp_file_size": ("0",),
-                                **accel_like}),
+                                **app_idle}),
                      DiskStage("client write", "the client writing the image to the compute node's disk",
                                "compute", "bytes_written", "client_write_MB", {"client.write_to": ("discard",)},
                                "full path")),
+        ports=(Port("uwsgi_http", 8000, 0), Port("uwsgi_socket", 3031, 31), Port(nginx_port, 80, 80),
+               Port("published", None, 81), Port("iperf_published", 5202, 40), *iperf_ports(iperf_nodes)),
     )
 
 
-PATH = registry_path()
+def _load_balanced(p: ServingPath, lb: str = "lb", address: str = "192.0.2.30") -> ServingPath:
+    """`p` (its compute nodes on a switch) with a load-balancing nginx in front of the VM, on the same
+    switch: the compute nodes pull from it, it proxies every request to the VM's published port.
+
+        compute ──port1── switch ──lb── lb (nginx, proxy_pass) ──(switch)──wan── vm ── publish ── nginx ── uwsgi
+    """
+    client, pub = p.compute[0], p.published[0]
+    vm, bridge = pub.node, p.link("wan").bridge
+    client_port = next(lk.name for lk in p.links if lk.bridge == bridge and client in (lk.a, lk.b))
+    iperf = [s for s in p.services if s.program == "iperf3"]
+    last = p.stages[-1]
+    return replace(
+        p, nodes=(*p.nodes, Node(lb, "load balancer (nginx in front of the VM)", address)),
+        links=(*p.links, Link(lb, p.link("wan").b, lb, lb, "eth0", bridge=bridge, bridge_end="a")),
+        services=(*p.services, ServiceSpec(f"iperf3@{lb}", "iperf3", lb, f"iperf@{lb}"),
+                  ServiceSpec(lb, "nginx", lb, lb, upstream=Upstream(vm, pub.host_port, "http"), cpu=lb)),
+        ports=(*p.ports, Port(lb, 80, 82), Port(f"iperf@{lb}", 5201, 41 + len(iperf))),
+        hops=(*p.hops, Hop(f"compute→{lb}", client, lb, f"iperf@{lb}"), Hop(f"{lb}→vm", lb, vm, f"iperf@{vm}")),
+        connections=(*(replace(c, seen_on=(lb, "b")) if c.name == "link" else c for c in p.connections),
+                     Connection("edge", lb, lb, (client_port, "b"))),
+        vantages=(*p.vantages[:-1], Vantage("load balancer", lb, lb, lb, p.client_vantage.crosses),
+                  replace(p.client_vantage, server=lb, port=lb, crosses=("edge", *p.client_vantage.crosses))),
+        stages=(*p.stages[:-1],
+                Stage("load balancer", "the load balancer in front of the VM (nginx proxying to the published "
+                      "port) and the WAN to it", "load balancer", f"{lb}→vm", ("edge", "link"), programs=(lb,),
+                      sends_on="link", reads_from="link"),
+                replace(last, adds="the link from the load balancer to the compute node", hop=f"compute→{lb}",
+                        capture=("edge",), sends_on="edge", reads_from="edge")))
+
+
+PATH = registry_path()     # the default a lab is built on; everything after the lab reads the lab's own path
 # every node name any registry_path(n) can have: to find a lab's namespaces without knowing its n
-NODE_NAMES = frozenset(n.name for k in (1, MAX_COMPUTE_NODES) for n in registry_path(k).nodes)
+NODE_NAMES = frozenset(n.name for k in (1, MAX_COMPUTE_NODES) for lb in (False, True)
+                       for n in registry_path(k, lb).nodes)
 
 
 @dataclass(frozen=True)
@@ -343,7 +517,7 @@ class Plan:
     lab: str
     namespaced: bool
     ports: dict[str, int]
-    path: Path = PATH
+    path: ServingPath = PATH
 
     def ns(self, node: str) -> str | None:
         return f"{NS_PREFIX}{self.lab}-{node}" if self.namespaced else None
@@ -365,8 +539,11 @@ class Plan:
     def namespaces(self) -> list[str]:
         return [self.ns(n.name) for n in self.path.nodes] if self.namespaced else []
 
-    def endpoint(self, item: Hop | Vantage) -> tuple[str | None, str, int]:
-        """(namespace of the client, address, port) to dial for a hop or a vantage point."""
+    def endpoint(self, item: Hop | Vantage | Upstream) -> tuple[str | None, str, int]:
+        """(namespace of the client, address, port) to dial for a hop or a vantage point
+        (for an upstream: no namespace, the address and port its service dials)."""
+        if isinstance(item, Upstream):
+            return None, self.ip(item.node), self.port(item.port)
         return self.ns(item.client), self.ip(item.server), self.port(item.port)
 
     def compute_endpoints(self) -> list[tuple[str, str | None, str, int]]:
@@ -381,22 +558,21 @@ class Plan:
         p = self.path
         return ["no network namespaces (not root): every node is 127.0.0.1, so the iperf3 hops "
                 f"{', '.join(h.name for h in p.hops if h.port.startswith('iperf@'))} all measure the same loopback",
-                f"pulls from {' and '.join(repr(v.name) for v in p.vantages if v.port == 'published')} "
+                f"pulls from {' and '.join(repr(v.name) for v in p.vantages if v.port == p.client_vantage.port)} "
                 "are the same (no link between compute node and VM)",
                 "link rates (tc tbf) and per-namespace kernel settings cannot be applied"] + (
                 [f"the {len(p.compute)} compute nodes are all this host: they share no uplink"]
                 if len(p.compute) > 1 else [])
 
 
-def plan(lab: str, namespaced: bool, host_port: int = 80, path: Path = PATH) -> Plan:
+def plan(lab: str, namespaced: bool, host_port: int = 80, path: ServingPath = PATH) -> Plan:
+    """The path placed for lab `lab`: its ports' numbers (a port declared without one is `host_port`,
+    the published port settings.publish.host_port sets), or on loopback the lab's base port plus each offset."""
     if not lab.replace("-", "").isalnum() or len(lab) > 20:
         raise SettingsError(f"lab name {lab!r}: use up to 20 letters, digits or '-'")
-    nodes = [s.node for s in path.services if s.program == "iperf3"]
     if namespaced:
-        ports = {"uwsgi_socket": 3031, "uwsgi_http": 8000, "nginx": 80, "published": host_port,
-                 "iperf_published": 5202, **{f"iperf@{n}": 5201 for n in nodes}}
+        ports = {p.key: host_port if p.number is None else p.number for p in path.ports}
     else:
         base = 18000 + 100 * (sum(map(ord, lab)) % 200)
-        ports = {"uwsgi_socket": base + 31, "uwsgi_http": base, "nginx": base + 80, "published": base + 81,
-                 "iperf_published": base + 40, **{f"iperf@{n}": base + 41 + i for i, n in enumerate(nodes)}}
+        ports = {p.key: base + p.loopback for p in path.ports}
     return Plan(lab, namespaced, ports, path)

@@ -1,4 +1,6 @@
-"""The diagnosis as steps: survey, look inside the windows where the verdict points, compare settings, export."""
+"""The diagnosis as steps: survey, look inside the windows where the verdict points, compare settings, export;
+and the measurements that come with their judgement (a probe, a storm): measured by labkit.measure, read by
+labkit.analyze, put together here (neither of those imports the other)."""
 from __future__ import annotations
 
 import time
@@ -7,23 +9,32 @@ from pathlib import Path
 import pandas as pd
 
 from .measure.capture import capture_pull
-from .bundle.export import export_bundle
+from .bundle.export import changes, export_bundle
 from .lab.lab import DATA, Lab
 from .present.report import (Section, bundle_section, flows_section, opening, survey_section, surveys_headline,
                              trials_headline, trials_section, write_report)
 from .config.presets import PRESETS
 from .config.settings import LabSettings
-from .path import PATH
-from .measure.survey import Survey, run_survey
+from .measure.survey import run_survey
+from .records import Probe, Survey
 from .measure.sweep import run_presets
 from .analyze.tcpflow import FlowDirection, analyze
 from .analyze.windows import FlowVerdict, flow_verdict
+from .analyze.noise import Rate
+from .analyze.remedies import Fix, Remedy, Trial, winner
 from .analyze.verdict import verdict
+from .config.overrides import apply_overrides
+from .errors import SettingsError
+from .measure.pulls import pull_at
+from .analyze.probe_verdict import judge_probe
+from .analyze.storm import Storm, storm_of
+from .measure import probe as _probe, storm as _storm
 
 def capture_points_for(survey: Survey) -> list[str]:
-    """The connections around the stage that loses throughput (every one a client's pull crosses if none does)."""
-    hop = verdict(survey).hop
-    return list(PATH.stage(hop).capture if hop else PATH.client_vantage.crosses)
+    """The connections around the stage that loses throughput (every one a client's pull crosses if none does),
+    on the path the survey was measured on."""
+    hop, path = verdict(survey).hop, survey.path
+    return list(path.stage(hop).capture if hop else path.client_vantage.crosses)
 
 
 def look_inside(lab: Lab, points: list[str] | None = None, **kw) -> list[tuple[str, FlowDirection, FlowVerdict]]:
@@ -114,12 +125,15 @@ def run_hypotheses(lab: Lab, parallels: list[int], hypotheses=None, link: str | 
     from .measure import iperf
     from .measure.pulls import pull_at
     link = link or SEED_LINK
-    hop = PATH.hop(PATH.stages[-1].hop)          # the link between the VM and the compute node
-    lab.apply(apply_overrides(lab.settings, [f"links.{PATH.link_for(hop).name}={link}"]))
+    path = lab.plan.path
+    hop = path.hop(path.client_stage.hop)        # the client's hop: from the compute node to the VM
+    # the shaped links on its way (one link, or a switch's uplink with several compute nodes)
+    seed_link = [f"links.{lk.name}={link}" for lk in path.links_between(hop.server, hop.client) if lk.shaped]
+    lab.apply(apply_overrides(lab.settings, seed_link))
     capacity = iperf.run(*lab.plan.endpoint(hop), 2).MBps
     rows = []
     for h in tqdm(hypotheses or HYPOTHESES, desc="hypotheses", disable=not progress, leave=False):
-        lab.apply(apply_overrides(preset(h.base), [*h.overrides, f"links.{PATH.link_for(hop).name}={link}"]))
+        lab.apply(apply_overrides(preset(h.base), [*h.overrides, *seed_link]))
         runs = [pull_at(lab, parallel=n, verify="length") for n in sorted(set([1, *parallels]))]
         one, top = runs[0], runs[-1]
         disk = [r.row().get("disk_read_MB") for r in runs]
@@ -132,3 +146,96 @@ def run_hypotheses(lab: Lab, parallels: list[int], hypotheses=None, link: str | 
                      "served_MB": round(sum(sum(x.bytes for x in r.results) for r in runs) / 1e6, 1),
                      "fix": h.fix})
     return judge(pd.DataFrame(rows), capacity), capacity
+
+
+def run_probe(url: str, uri: str, **kw) -> Probe:
+    """A real registry measured from here (labkit.measure.probe.measure_probe's arguments) and judged
+    from the client's side: `p.table`, `p.verdict` (client-, network- or server application-limited)."""
+    return judge_probe(_probe.measure_probe(url, uri, **kw))
+
+
+def run_storm(lab: Lab, spec) -> Storm:
+    """A Locust pull storm on the lab (labkit.measure.storm), as its tables: `s.row()`, `s.nodes()`, `s.failures()`."""
+    return storm_of(_storm.measure_storm(lab, spec))
+
+
+def run_master(url: str, image: str, spec, workers: int, out_dir: Path, bind: str = "*",
+               port: int = _storm.MASTER_PORT) -> Storm:
+    """The master of a storm on a real cluster (`run_worker` on each compute node), as its tables."""
+    return storm_of(_storm.measure_master(url, image, spec, workers, out_dir, bind, port))
+
+
+# --- what to change, measured ---------------------------------------------------------------------------------
+# The remedies for a verdict's constraint (labkit.analyze.remedies: pure data) tried on the running lab, each
+# round by round beside the settings as they were, so a slow moment of the machine falls on every candidate
+# alike; the winner by labkit.analyze.remedies.WIN_RULE (beyond the runs' spread, not just the median), written
+# as a checked bundle. The lab gets its settings back at the end, even after an error.
+
+AS_IT_WAS = "settings as they were"
+
+
+def _rate(values: list[float]) -> Rate:
+    return Rate.of_runs(values)
+
+
+def fix(lab: Lab, v, parallel: int = 5, repeats: int = 3, verify: str = "sha256",
+        out_dir: Path | None = None, label: str | None = None, remedies: list[Remedy] | None = None,
+        deadline: float = 120, progress: bool = False) -> Fix:
+    """Try every remedy for verdict `v` on `lab`; return the trials, the winner and its bundle."""
+    from tqdm.auto import tqdm
+    if not 1 <= repeats <= 20:
+        raise SettingsError(f"repeats {repeats}: 1..20 (3 or more give a spread)")
+    base = lab.settings
+    cands, notes, options = [], [], {}
+    for r in v.remedies if remedies is None else remedies:
+        try:
+            s = apply_overrides(base, list(r.set))
+            lab.check(s)
+        except SettingsError as exc:
+            notes.append(f"{r.name} not tried: {exc}")
+            continue
+        cands.append(r)
+        options[r.name] = s
+    if not cands:
+        notes.append(v.no_remedy or "no remedy to try for this verdict")
+    runs: dict[str, dict[int, list[float]]] = {}
+    fails: dict[str, int] = {}
+    trial_order = [(AS_IT_WAS, base), *((r.name, options[r.name]) for r in cands)]
+    try:
+        with tqdm(total=repeats * len(trial_order), desc="fix", unit="trial", disable=not progress, leave=False) as bar:
+            for _ in range(repeats if cands else 0):
+                for name, s in trial_order:
+                    lab.apply(s)
+                    for n in (1, parallel):
+                        run = pull_at(lab, parallel=n, verify=verify, deadline=deadline)
+                        runs.setdefault(name, {}).setdefault(n, []).append(run.mbps)
+                        fails[name] = fails.get(name, 0) + run.failures
+                    bar.update()
+    finally:
+        if lab.settings != base:
+            lab.apply(base)
+    if not cands:
+        return Fix(v.hop, v.cause, None, [], None, notes=notes)
+    trials = {name: Trial(name, () if name == AS_IT_WAS else next(r.set for r in cands if r.name == name),
+                          _rate(by[1]), _rate(by[parallel]), parallel, fails.get(name, 0))
+              for name, by in runs.items()}
+    before = trials.pop(AS_IT_WAS)
+    tried = list(trials.values())
+    best = winner(before, tried)
+    f = Fix(v.hop, v.cause, before, tried, best, notes=notes)
+    if best is not None:
+        new = options[best.name]
+        f.changes = changes(new, base)
+        bundle, _ = export_bundle(new, out_dir or DATA / "bundles", f"{label or 'fix'}-{_slug(best.name)}",
+                                  measurements=_table(f), notes=[f"{best.name}: {r.why}" for r in cands
+                                                                  if r.name == best.name])
+        f.bundle = str(bundle)
+    return f
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in text.lower()).strip("-")
+
+
+def _table(f: Fix):
+    return pd.DataFrame([t.to_dict() for t in [f.before, *f.trials]]).drop(columns=["set"])

@@ -22,3 +22,22 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if why and "integration" in item.keywords:
             item.add_marker(pytest.mark.skip(reason=why))
+
+
+def _renamed(path):
+    """`path` with every stage, vantage point and iperf3 hop renamed: what the analysis names must come from it."""
+    import dataclasses
+    st = {s.name: f"st-{s.name}" for s in path.stages}
+    vt = {v.name: f"at-{v.name}" for v in path.vantages}
+    hp = {h.name: f"hop-{h.name}" for h in path.hops}
+    return dataclasses.replace(
+        path, hops=tuple(dataclasses.replace(h, name=hp[h.name]) for h in path.hops),
+        vantages=tuple(dataclasses.replace(v, name=vt[v.name]) for v in path.vantages),
+        stages=tuple(dataclasses.replace(s, name=st[s.name], vantage=vt[s.vantage], hop=hp[s.hop]) for s in path.stages),
+        disk_stages=tuple(dataclasses.replace(d, stage=st.get(d.stage)) for d in path.disk_stages))
+
+
+@pytest.fixture(scope="session")
+def renamed():
+    """A function: a declared path with its stages, vantage points and hops renamed (st-, at-, hop-)."""
+    return _renamed

@@ -3,7 +3,6 @@ import ipaddress
 
 import pytest
 
-from labkit.config.settings import LinkSettings
 from labkit.errors import SettingsError
 from labkit.lab import ownership
 from labkit.measure.capture import capture_points
@@ -23,7 +22,6 @@ def test_every_reference_resolves(n):
             assert bridges[lk.bridge].node == lk.end(lk.bridge_end)[0]   # the port is on the bridge's node
             host = lk.end("b" if lk.bridge_end == "a" else "a")[0]
             assert ipaddress.ip_address(p.node(host).address) in ipaddress.ip_network(bridges[lk.bridge].subnet)
-        assert lk.rate is None or lk.rate in LinkSettings.model_fields
     assert {b.node for b in p.bridges} <= nodes
     assert {r.node for r in p.routes} | set(p.forwarders) | {s.node for s in p.services} <= nodes
     assert {s.port for s in p.services} | {h.port for h in p.hops} | {v.port for v in p.vantages} <= ports
@@ -60,14 +58,13 @@ def test_one_compute_node_is_todays_path():
     assert registry_path(1) == PATH and compute_names(1) == ("compute",)
     assert [lk.name for lk in PATH.links] == ["wan", "nginx", "uwsgi"] and PATH.bridges[0].name == "docker0"
     assert plan("main", True).namespaces == ["sl-main-compute", "sl-main-vm", "sl-main-nginx", "sl-main-uwsgi"]
-    assert {lk.rate for lk in PATH.links} == set(LinkSettings.model_fields)
+    assert PATH.shaped_links == ("wan", "nginx", "uwsgi")
 
 
 def test_eight_compute_nodes_share_one_shaped_uplink_behind_a_switch():
     p = registry_path(8)
     assert p.compute == tuple(f"compute{i}" for i in range(1, 9))
-    shaped = [lk for lk in p.links if lk.rate]
-    assert [lk.rate for lk in shaped] == ["wan", "nginx", "uwsgi"]
+    assert p.shaped_links == ("wan", "nginx", "uwsgi")
     wan = p.link("wan")
     assert (wan.a, wan.b, wan.bridge) == ("vm", "switch", "sw0")           # shaped at the VM's sending end
     access = [lk for lk in p.links if lk.bridge == "sw0" and lk.name != "wan"]

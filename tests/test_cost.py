@@ -4,20 +4,20 @@ import sys
 
 import pytest
 
-from labkit.analyze import cost
+from labkit.records import cost
 from labkit.measure import clients
 from labkit.measure.cpu import parse_softirq, ran_s
-from labkit.measure.pull import PullResult
 from labkit.measure.pulls import PullRun
-from labkit.measure.survey import COLUMNS, _medians
+from labkit.measure.survey import _medians
 from labkit.path import CLIENT, PATH
+from labkit.records import PullResult, survey_columns
 
 
 def test_programs_come_from_the_path_in_byte_order_then_softirq():
     assert cost.programs(PATH) == ("uwsgi", "nginx", "docker-proxy", CLIENT, cost.SOFTIRQ)
     assert cost.columns(PATH) == ["cpu_s_per_GB_uwsgi", "cpu_s_per_GB_nginx", "cpu_s_per_GB_docker_proxy",
                                   "cpu_s_per_GB_client", "cpu_s_per_GB_softirq"]
-    assert set(cost.columns(PATH)) <= set(COLUMNS)
+    assert set(cost.columns(PATH)) <= set(survey_columns(PATH))
 
 
 def test_per_gb_sums_services_of_one_program_and_leaves_the_unmeasured_empty():
@@ -58,7 +58,7 @@ def _result(nbytes, cpu):
 
 def test_a_pull_row_carries_each_programs_cost_per_gb():
     run = PullRun("full path", 2, [_result(10**9, 0.2), _result(10**9, 0.3)], "sha256",
-                  cpu_s={"nginx": 1.2, "uwsgi": 0.02, "docker-proxy@registry": 0.4}, softirq_s=0.1)
+                  cpu_s={"nginx": 1.2, "uwsgi": 0.02, "docker-proxy@registry": 0.4}, softirq_s=0.1, path=PATH)
     row = run.row()
     assert row["cpu_s_per_GB_nginx"] == 0.6
     assert row["cpu_s_per_GB_uwsgi"] == 0.01

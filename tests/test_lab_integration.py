@@ -99,7 +99,7 @@ def test_survey_measures_every_hop_with_verified_pulls(lab):
     assert set(pulls.point) == {"uwsgi", "nginx", "published port", "full path"} and set(pulls.parallel) == {1, 3}
     assert (pulls.MBps > 0).all() and pulls.sha256_ok.all() and (pulls.failures == 0).all()
     assert pulls.busiest.isin(["uwsgi", "nginx", "docker-proxy@registry", "docker-proxy@iperf3"]).all()
-    assert verdict(t).evidence
+    assert verdict(t, path=lab.plan.path).evidence and s.path == lab.plan.path
 
 
 def test_an_exception_inside_the_lab_leaves_nothing_behind():

@@ -11,7 +11,7 @@ from labkit.errors import SettingsError
 from labkit.lab import cpulimits, ownership, storage, writeback
 from labkit.lab.cgroups import Features, IoCounters, IoLimits
 from labkit.measure import clients
-from labkit.measure.pull import PullResult
+from labkit.records import PullResult
 from labkit.measure.pulls import PullRun
 from labkit.path import PATH
 
@@ -79,13 +79,15 @@ def test_compose_override_carries_cpus_and_cpuset_per_service():
 
 def test_cpu_limits_from_settings_and_what_a_machine_without_them_says():
     s = SREGISTRY_SHIPPED.changed(cpu={"uwsgi_cpus": 0.25, "nginx_cpuset": "0"}).cpu
-    lims = cpulimits.limits(s)
+    members = PATH.cpu_keys                     # keyed by the path's names
+    assert members == ("uwsgi", "nginx", "proxy")
+    lims = cpulimits.limits(s, members)
     assert lims["uwsgi"] == cpulimits.CpuLimit(0.25, None) and lims["nginx"].limited and not lims["proxy"].limited
     none = Features(None, missing=["no cgroup file system is mounted: no CPU or block I/O limits"])
-    assert cpulimits.missing_features(s, none) == [
-        "cpu.nginx_cpuset not applied: no cgroup file system is mounted: no CPU or block I/O limits",
-        "cpu.uwsgi_cpus not applied: no cgroup file system is mounted: no CPU or block I/O limits"]
-    assert cpulimits.missing_features(s, Features(1, cpu_quota=True, cpuset=True)) == []
+    assert cpulimits.missing_features(s, none, members) == [
+        "cpu.uwsgi_cpus not applied: no cgroup file system is mounted: no CPU or block I/O limits",
+        "cpu.nginx_cpuset not applied: no cgroup file system is mounted: no CPU or block I/O limits"]
+    assert cpulimits.missing_features(s, Features(1, cpu_quota=True, cpuset=True), members) == []
 
 
 def test_storage_sizes_and_limits_from_settings():
@@ -113,7 +115,7 @@ def test_disk_stages_are_declared_with_columns_and_idle_modes():
 def test_a_pull_row_carries_the_disk_stages_columns():
     r = PullResult(True, 100, 1.0, 1.0, True, start=0, end=1)
     run = PullRun("full path", 1, [r], "sha256", client="curl",
-                  disk={"vm": IoCounters(bytes_read=67_108_864, bytes_written=2_000_000)})
+                  disk={"vm": IoCounters(bytes_read=67_108_864, bytes_written=2_000_000)}, path=PATH)
     row = run.row()
     assert (row["client"], row["disk_read_MB"], row["disk_write_MB"], row["client_write_MB"]) == ("curl", 67.1, 2.0, None)
 
@@ -155,8 +157,8 @@ def test_the_verdict_cites_the_disk_stages_counted_at_the_client():
              "busiest_cpu": 5.0, "disk_read_MB": 67.1, "disk_write_MB": 0.0, "client_write_MB": None},
             {"kind": "pull", "point": point, "parallel": 5, "MBps": 41.0, "failures": 0, "busiest": "uwsgi",
              "busiest_cpu": 5.0, "disk_read_MB": 335.5, "disk_write_MB": 0.0, "client_write_MB": None}]
-    ev = disk_evidence(pd.DataFrame(rows))
+    ev = disk_evidence(pd.DataFrame(rows), PATH)
     assert ev[0].startswith("image read, reading the image from the VM's disk") and "67 MB with 1 pull(s), 336 MB with 5" in ev[0]
     assert len(ev) == 2 and ev[1].startswith("temp spooling")
-    assert ev[0] in verdict(pd.DataFrame(rows)).evidence
-    assert disk_evidence(pd.DataFrame(rows).drop(columns=["disk_read_MB", "disk_write_MB", "client_write_MB"])) == []
+    assert ev[0] in verdict(pd.DataFrame(rows), path=PATH).evidence
+    assert disk_evidence(pd.DataFrame(rows).drop(columns=["disk_read_MB", "disk_write_MB", "client_write_MB"]), PATH) == []

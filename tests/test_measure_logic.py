@@ -1,7 +1,8 @@
 import pytest
 
 from labkit.measure import iperf
-from labkit.measure.pull import PullResult, aggregate_mbps
+from labkit.measure.pull import aggregate_mbps
+from labkit.records import PullResult
 from labkit.path import plan
 
 

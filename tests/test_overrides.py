@@ -14,8 +14,8 @@ def test_overrides_take_values_as_an_operator_types_them():
     s = apply_overrides(BASE, ["links.nginx=800mbit", "nginx.sendfile=off", "kernel.tcp_rmem=4096 8192 65536",
                                "uwsgi.processes=8", "cpu.uwsgi_cpus=0.5", "nginx.uwsgi_buffers=16 8k",
                                "app.serve_mode=accel", "links.wan=none"])
-    assert (s.links.nginx, s.nginx.sendfile, s.kernel.tcp_rmem, s.uwsgi.processes) == ("800mbit", False, (4096, 8192, 65536), 8)
-    assert (s.cpu.uwsgi_cpus, str(s.nginx.uwsgi_buffers), s.app.serve_mode, s.links.wan) == (0.5, "16 8k", "accel", None)
+    assert (s.links.rate("nginx"), s.nginx.sendfile, s.kernel.tcp_rmem, s.uwsgi.processes) == ("800mbit", False, (4096, 8192, 65536), 8)
+    assert (s.cpu.cpus("uwsgi"), str(s.nginx.uwsgi_buffers), s.app.serve_mode, s.links.rate("wan")) == (0.5, "16 8k", "accel", None)
     assert apply_overrides(BASE, []) == BASE
 
 

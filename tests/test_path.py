@@ -2,10 +2,10 @@
 import pytest
 
 from labkit.config.presets import PRESETS, RECOMMENDED, SREGISTRY_SHIPPED
-from labkit.config.settings import LabSettings, LinkSettings
+from labkit.config.settings import LabSettings
 from labkit.lab.changes import Features, plan_changes
 from labkit.measure.capture import capture_points
-from labkit.path import PATH, plan
+from labkit.path import PATH, plan, registry_path
 
 FEATS = Features(namespaced=True, congestion_controls=("reno", "cubic"), nft=True)
 
@@ -26,8 +26,15 @@ def test_every_reference_in_the_path_names_something_declared():
         assert set(st.capture) <= conns
 
 
-def test_each_link_is_a_setting_and_each_setting_a_link():
-    assert set(LinkSettings.model_fields) == {lk.name for lk in PATH.links}
+def test_links_and_cpu_are_keyed_by_the_paths_names_and_checked_against_it():
+    assert PATH.shaped_links == tuple(lk.name for lk in PATH.links)
+    good = SREGISTRY_SHIPPED.changed(links={"wan": "1gbit"}, cpu={"nginx_cpus": 0.5, "proxy_cpuset": "0"})
+    assert PATH.problems(good) == []
+    bad = SREGISTRY_SHIPPED.changed(links={"lan": "1gbit"}, cpu={"lb_cpus": 0.5})
+    assert PATH.problems(bad) == [
+        "links.lan: no link 'lan' to shape in this path; links: wan, nginx, uwsgi",
+        "cpu.lb_cpus/_cpuset: nothing named 'lb' can be CPU-limited in this path; names: uwsgi, nginx, proxy"]
+    assert registry_path(3).problems(SREGISTRY_SHIPPED.changed(links={"port2": "1gbit"}))[0].startswith("links.port2")
 
 
 def test_the_client_pulls_through_every_stage():

@@ -12,7 +12,7 @@ from labkit.analyze.verdict import verdict
 from labkit.cli import main
 from labkit.config.presets import PRESETS
 from labkit.lab.lab import Lab
-from labkit.measure.probe import run_probe
+from labkit.workflows import run_probe
 from labkit.measure.survey import run_survey
 from labkit.present.report import probe_section, write_report
 
@@ -44,8 +44,8 @@ def test_the_probes_verdict_from_the_client_agrees_with_the_surveys(lab, case, t
     settings, truth = CASES[case]
     lab.apply(settings)
     survey = run_survey(lab, parallel=3, iperf_seconds=1, progress=False)
-    sv = verdict(survey.table)
-    said, why = survey_class(survey.table)
+    sv = verdict(survey.table, path=survey.path)
+    said, why = survey_class(survey)
     probe = _probe(lab, parallel=3, capture=True, capture_dir=tmp_path)
     report = f"{case}\nsurvey: {sv}\n  read as: {said}: {why}\nprobe:\n{probe.table.to_string()}\n{probe.verdict}"
     print(report)

@@ -86,25 +86,25 @@ def _survey(**pulls) -> pd.DataFrame:
     """A survey table: iperf3 per hop at 2000 MB/s but the link's, and one pull per stage (MB/s by stage)."""
     link = pulls.pop("link", 2000.0)
     rows = [{"kind": "iperf3", "point": h.name, "parallel": 1, "MBps": link if h.name in
-             {PATH.stage(s).hop for s in network_stages()} else 2000.0, "failures": 0} for h in PATH.hops]
+             {PATH.stage(s).hop for s in network_stages(PATH)} else 2000.0, "failures": 0} for h in PATH.hops]
     rows += [{"kind": "pull", "point": PATH.stage(st).vantage, "parallel": 1, "MBps": mbps, "failures": 0,
               "busiest": "nginx", "busiest_cpu": 50.0, "error": ""} for st, mbps in pulls.items()]
     return pd.DataFrame(rows)
 
 
 def test_the_surveys_verdict_in_the_probes_words():
-    assert network_stages() == [s.name for s in PATH.stages if PATH.vantage(s.vantage).client == "compute"]
+    assert network_stages(PATH) == [s.name for s in PATH.stages if PATH.vantage(s.vantage).client == "compute"]
     names = [s.name for s in PATH.stages]
     first, second, third, last = names[0], names[1], names[2], names[-1]
     # nginx loses the most and the link has room: the server
-    assert survey_class(_survey(**{first: 1500.0, second: 300.0, third: 290.0, last: 285.0}))[0] == SERVER
+    assert survey_class(_survey(**{first: 1500.0, second: 300.0, third: 290.0, last: 285.0}), PATH)[0] == SERVER
     # a 400mbit link: the end runs at the link's iperf3, whatever drop an earlier stage shows
     at_cap = _survey(link=48.0, **{first: 700.0, second: 300.0, third: 150.0, last: 48.0})
-    assert survey_class(at_cap)[0] == NETWORK and "at capacity" in survey_class(at_cap)[1]
+    assert survey_class(at_cap, PATH)[0] == NETWORK and "at capacity" in survey_class(at_cap, PATH)[1]
     # nothing loses more than the noise: the path's capacity is reached
-    assert survey_class(_survey(**{first: 1900.0, second: 1850.0, third: 1800.0, last: 1790.0}))[0] == NETWORK
+    assert survey_class(_survey(**{first: 1900.0, second: 1850.0, third: 1800.0, last: 1790.0}), PATH)[0] == NETWORK
     broken = _survey(**{first: 1500.0, second: 300.0, third: 290.0, last: 0.0})
-    assert survey_class(broken)[0] == FAILED
+    assert survey_class(broken, PATH)[0] == FAILED
 
 
 def test_target_parsing_and_the_one_host_rule():

@@ -14,7 +14,8 @@ from labkit.analyze.storm import STORM_COLUMNS, jain
 from labkit.errors import LabError
 from labkit.lab.lab import Lab
 from labkit.measure import storm as storm_mod
-from labkit.measure.storm import StormSpec, run_storm
+from labkit.measure.storm import StormSpec
+from labkit.workflows import run_storm
 
 pytestmark = pytest.mark.integration
 MiB = 2**20

@@ -17,8 +17,9 @@ from labkit.analyze.storm import (FAIL_COLUMNS, NODE_COLUMNS, PULL_COLUMNS, STOR
 from labkit.cli import main, seconds
 from labkit.errors import SettingsError
 from labkit.measure.budget import Budget
-from labkit.measure.failures import KINDS, HttpStatusError, classify, outcome
-from labkit.measure.pull import PullResult, pull
+from labkit.measure.failures import HttpStatusError, classify, outcome
+from labkit.measure.pull import pull
+from labkit.records import KINDS, PullResult
 from labkit.measure.storm import StormSpec
 
 

@@ -4,6 +4,7 @@ import pytest
 from labkit.config.presets import SREGISTRY_SHIPPED
 from labkit.config.settings import SettingsError
 from labkit.measure.sweep import WINNER_RULE, knob, winner, with_knobs
+from labkit.path import plan
 from labkit.present.widgets import TuningPanel
 
 
@@ -29,6 +30,7 @@ def test_winner_needs_zero_failures_and_both_single_and_parallel():
 
 class _StubLab:
     settings = SREGISTRY_SHIPPED
+    plan = plan("stub", False)
 
 
 def test_panel_reads_its_controls_and_names_bad_ones():

@@ -65,7 +65,7 @@ def test_issue_vm_nginx_link_at_800mbit_is_the_link_not_uwsgi():
                   cpu={"nginx": {"nginx": (13, 2)}},
                   tcp={"nginx": {("docker0→nginx", "sender"): NET(95.4), ("nginx→uwsgi", "sender"): APP},
                        "full path": {("link", "sender"): APP, ("docker0→nginx", "sender"): NET(95.3)}})
-    v = verdict(t, settings=S2018, detail=d)
+    v = verdict(t, path=PATH, settings=S2018, detail=d)
     assert (v.hop, v.cause, v.at_capacity, v.capacity_hop) == ("nginx", "link", True, "vm→nginx")
     assert "At capacity" in v.summary and "96 MB/s" in v.summary and "uwsgi" not in v.summary
     assert any("docker0→nginx sender: busy 98%" in e and "delivery rate 95 MB/s" in e for e in v.evidence)
@@ -76,7 +76,7 @@ def test_issue_wan_at_1600mbit_is_the_wan_at_capacity():
                   hops={"compute→vm": r(192.4, .01), "compute→published port→nginx": r(192.3, .01)},
                   cpu={"nginx": {"nginx": (98, 0)}},
                   tcp={"full path": {("link", "sender"): NET(191), ("docker0→nginx", "sender"): RWND}})
-    v = verdict(t, settings=S2018, detail=d)
+    v = verdict(t, path=PATH, settings=S2018, detail=d)
     assert (v.hop, v.cause, v.at_capacity, v.capacity_hop) == ("full path", "link", True, "compute→vm")
     assert "uwsgi" not in v.summary
 
@@ -87,7 +87,7 @@ def test_issue_accel_with_the_uwsgi_link_shaped_ignores_the_idle_hop():
                   hops={"nginx→uwsgi": r(96.7, .01), "compute→uwsgi (routed)": r(96.7, .01),
                         "compute→published port→nginx": r(1454, .05)},
                   cpu={"nginx": {"nginx": (5, 1)}})
-    v = verdict(t, settings=s, detail=d)
+    v = verdict(t, path=PATH, settings=s, detail=d)
     assert v.hop != "uwsgi" and "nginx→uwsgi" not in v.summary and v.capacity_hop != "nginx→uwsgi"
     assert not (v.hop == "nginx" and v.cause == "cpu")                # nginx at 5% is not CPU-bound
     assert "%" not in v.summary.split("within noise")[0] or "lost" not in v.summary
@@ -99,7 +99,7 @@ def test_issue_recommended_unshaped_within_noise_is_no_finding_at_nginx():
     t, d = survey({"nginx": (1415, 900, 1900), "published port": (1322, 800, 1800), "full path": (2112, 1300, 2300)},
                   hops={"compute→vm": r(2500), "vm→nginx": r(2157), "compute→published port→nginx": r(1454)},
                   cpu={"nginx": {"nginx": (15, 3)}})
-    v = verdict(t, settings=REC, detail=d)
+    v = verdict(t, path=PATH, settings=REC, detail=d)
     assert v.at_capacity and "lost" not in v.summary and v.cause != "cpu"
     assert not v.summary.startswith("nginx binds")
 
@@ -108,7 +108,7 @@ def test_issue_recommended_unshaped_within_noise_is_no_finding_at_nginx():
 def test_the_stage_where_throughput_stops_falling_binds_cpu_pegged():
     t, d = survey({"uwsgi": r(1690), "nginx": r(423), "published port": r(340), "full path": r(430)},
                   cpu={"nginx": {"nginx": (96, 2), "uwsgi": (5, 0)}})
-    v = verdict(t, settings=S2018, detail=d)
+    v = verdict(t, path=PATH, settings=S2018, detail=d)
     assert (v.hop, v.cause, v.at_capacity) == ("nginx", "cpu", False)
     assert "nginx ran 96% of a core: no CPU to spare" in v.evidence
     assert any("falls from 1690 MB/s" in e and "423 MB/s" in e for e in v.evidence)
@@ -117,7 +117,7 @@ def test_the_stage_where_throughput_stops_falling_binds_cpu_pegged():
 def test_a_process_starved_of_cpu_counts_its_run_queue_wait():
     t, d = survey({"uwsgi": r(1400), "nginx": r(290), "published port": r(280), "full path": r(270)},
                   cpu={"nginx": {"nginx": (40, 55)}})
-    v = verdict(t, settings=S2018, detail=d)
+    v = verdict(t, path=PATH, settings=S2018, detail=d)
     assert (v.hop, v.cause) == ("nginx", "cpu")
     assert "nginx ran 40% of a core and waited for a CPU 55% more: no CPU to spare" in v.evidence
 
@@ -127,7 +127,7 @@ def test_a_cpu_quota_is_the_allowance():
     t, d = survey({"uwsgi": r(1500), "nginx": r(400), "published port": r(90), "full path": r(88)},
                   cpu={"published port": {"docker-proxy@registry": (9.6, 0), "docker-proxy@iperf3": (0, 0),
                                           "nginx": (20, 0)}})
-    v = verdict(t, settings=s, detail=d)
+    v = verdict(t, path=PATH, settings=s, detail=d)
     assert (v.hop, v.cause) == ("published port", "cpu")
     assert "96% of its 0.1 CPU (cpu.proxy_cpus=0.1)" in str(v)
 
@@ -137,11 +137,11 @@ def test_the_pipeline_rule_finds_the_slow_reader():
            ("nginx→uwsgi", "sender"): RWND, ("nginx→uwsgi", "receiver"): {"rcvbuf": 1.2e6, "fill_pct": 99}}
     t, d = survey({"uwsgi": r(1400), "nginx": r(330), "published port": r(300), "full path": r(290)},
                   cpu={"nginx": {"nginx": (60, 10)}}, tcp={"full path": tcp, "nginx": tcp})
-    view = path_view(t, d, S2018)
+    view = path_view(t, PATH, d, S2018)
     assert connection_order(view) == ["link", "docker0→nginx", "nginx→uwsgi"]
     p = pipeline(view)
     assert (p.stage, p.kind) == ("nginx", "reader")
-    v = verdict(t, settings=S2018, detail=d)
+    v = verdict(t, path=PATH, settings=S2018, detail=d)
     assert (v.hop, v.cause) == ("nginx", "cpu")
     assert any("rwnd-limited 80%" in e for e in v.evidence) and any("99% full" in e for e in v.evidence)
     assert any("tcp_info of the client's pull agrees" in e for e in v.evidence)
@@ -151,7 +151,7 @@ def test_a_reader_that_is_not_busy_waits_on_something_else():
     tcp = {("link", "sender"): APP, ("nginx→uwsgi", "sender"): RWND}
     t, d = survey({"uwsgi": r(1400), "nginx": r(200), "published port": r(190), "full path": r(195)},
                   cpu={"nginx": {"nginx": (20, 3)}}, tcp={"full path": tcp, "nginx": tcp})
-    v = verdict(t, settings=S2018, detail=d)
+    v = verdict(t, path=PATH, settings=S2018, detail=d)
     assert (v.hop, v.cause) == ("nginx", "app")
 
 
@@ -161,7 +161,7 @@ def test_tcp_info_breaks_a_tie_the_pulls_cannot():
                    "full path": (186, 178, 191)},
                   hops={"compute→vm": r(192, .01), "compute→published port→nginx": r(192, .01)},
                   tcp={"full path": {("link", "sender"): NET(190), ("docker0→nginx", "sender"): RWND}})
-    v = verdict(t, settings=S2018, detail=d)
+    v = verdict(t, path=PATH, settings=S2018, detail=d)
     assert (v.hop, v.cause, v.capacity_hop) == ("full path", "link", "compute→vm")
 
 
@@ -170,7 +170,7 @@ def test_a_small_receive_buffer_at_the_client_is_a_window():
     t, d = survey({"uwsgi": r(1200), "nginx": r(330), "published port": r(290), "full path": r(48)},
                   hops={"compute→vm": r(71), "compute→published port→nginx": r(64)},
                   tcp={"full path": link}, parallel={"full path": (4, r(98))})
-    v = verdict(t, settings=S2018, detail=d)
+    v = verdict(t, path=PATH, settings=S2018, detail=d)
     assert (v.hop, v.cause) == ("full path", "window")
     assert "8 KiB" in v.summary and any("4 pulls at once" in e for e in v.evidence)
     assert v.next is None or v.next.hop != "published port"      # its hop crosses the same client
@@ -180,7 +180,7 @@ def test_a_slow_client_is_the_client():
     link = {("link", "sender"): RWND, ("link", "receiver"): {"rcvbuf": 6e6, "fill_pct": 97}}
     t, d = survey({"uwsgi": r(1200), "nginx": r(330), "published port": r(300), "full path": r(50)},
                   tcp={"full path": link}, cpu={"full path": {CLIENT: (30, 0)}})
-    v = verdict(t, settings=S2018, detail=d)
+    v = verdict(t, path=PATH, settings=S2018, detail=d)
     assert (v.hop, v.cause) == ("full path", "client")
     assert any("97% full" in e for e in v.evidence)
 
@@ -189,45 +189,45 @@ def test_a_pegged_pulling_client_is_named_even_at_an_inner_vantage():
     t, d = survey({"nginx": r(900), "published port": r(880), "full path": r(870)},
                   hops={"compute→vm": r(2500), "vm→nginx": r(2400), "compute→published port→nginx": r(2300)},
                   cpu={v: {CLIENT: (75, 20), "nginx": (20, 0)} for v in ("nginx", "published port", "full path")})
-    v = verdict(t, settings=REC, detail=d)
+    v = verdict(t, path=PATH, settings=REC, detail=d)
     assert (v.hop, v.cause) == ("full path", "client")
 
 
 def test_a_slow_disk_binds_where_storage_is_modelled():
     t, d = survey({"uwsgi": r(50), "nginx": r(49), "published port": r(50), "full path": r(49)},
                   cpu={"uwsgi": {"uwsgi": (3, 0)}}, rows={"uwsgi": {"disk_read_MB": 67.1}})
-    v = verdict(t, settings=S2018, detail=d, meta={"image_bytes": 64 * 2**20})
+    v = verdict(t, path=PATH, settings=S2018, detail=d, meta={"image_bytes": 64 * 2**20})
     assert (v.hop, v.cause) == ("uwsgi", "disk")
     assert "image read: 67 MB on the disk's device counters per pull of 67 MB (50 MB/s)" in str(v)
     t, d = survey({"uwsgi": r(50), "nginx": r(49), "published port": r(50), "full path": r(49)},
                   cpu={"uwsgi": {"uwsgi": (3, 0)}}, rows={"uwsgi": {"disk_read_MB": 0.0}})   # a warm cache
-    assert verdict(t, settings=S2018, detail=d, meta={"image_bytes": 64 * 2**20}).cause != "disk"
+    assert verdict(t, path=PATH, settings=S2018, detail=d, meta={"image_bytes": 64 * 2**20}).cause != "disk"
 
 
 def test_a_full_send_buffer_is_a_window():
     tcp = {("link", "sender"): {**APP, "sndbuf_pct": 60, "app_pct": 10}}
     t, d = survey({"uwsgi": r(1400), "nginx": r(400), "published port": r(380), "full path": r(120)},
                   tcp={"full path": tcp})
-    v = verdict(t, settings=S2018, detail=d)
+    v = verdict(t, path=PATH, settings=S2018, detail=d)
     assert (v.hop, v.cause) == ("full path", "window")
 
 
 def test_a_killed_service_is_named_where_pulls_fail():
     t, d = survey({"uwsgi": r(2000), "nginx": r(440), "published port": (0, 0, 0), "full path": (0, 0, 0)})
     t.loc[t.point.isin(["published port", "full path"]), ["failures", "error"]] = [3, "ConnectionRefusedError: refused"]
-    v = verdict(t, settings=S2018, detail=d, meta={"down": {"docker-proxy@registry": "was killed by signal 9"}})
+    v = verdict(t, path=PATH, settings=S2018, detail=d, meta={"down": {"docker-proxy@registry": "was killed by signal 9"}})
     assert (v.hop, v.cause) == ("published port", "down")
     assert v.summary == "docker-proxy@registry down: pulls fail at published port."
     assert "docker-proxy@registry: was killed by signal 9" in v.evidence and "refused" in str(v)
     t2, _ = survey({"uwsgi": r(600), "nginx": (0, 0, 0), "published port": (0, 0, 0), "full path": (0, 0, 0)})
-    assert verdict(t2).summary == "Pulls fail at nginx."
+    assert verdict(t2, path=PATH).summary == "Pulls fail at nginx."
 
 
 def test_two_bottlenecks_name_the_tighter_and_the_next():
     t, d = survey({"uwsgi": r(1400), "nginx": r(96, .01), "published port": r(95, .01), "full path": r(96, .01)},
                   hops={"vm→nginx": r(97, .01), "compute→published port→nginx": r(96, .01), "compute→vm": r(145, .01)},
                   tcp={"nginx": {("docker0→nginx", "sender"): NET(95)}})
-    v = verdict(t, settings=S2018, detail=d)
+    v = verdict(t, path=PATH, settings=S2018, detail=d)
     assert (v.hop, v.cause, v.capacity_hop) == ("nginx", "link", "vm→nginx")
     assert (v.next.hop, v.next.cause, round(v.next.ceiling)) == ("full path", "link", 145)
     assert "next: full path, link capacity: the compute→vm hop's iperf3 is 145 MB/s" in str(v)
@@ -237,41 +237,43 @@ def test_an_upstream_constraint_is_next_when_close():
     t, d = survey({"uwsgi": r(150, .02), "nginx": r(96, .01), "published port": r(95, .01), "full path": r(96, .01)},
                   hops={"vm→nginx": r(97, .01), "compute→published port→nginx": r(96, .01)},
                   cpu={"uwsgi": {"uwsgi": (97, 0)}})
-    v = verdict(t, settings=S2018, detail=d)
+    v = verdict(t, path=PATH, settings=S2018, detail=d)
     assert v.hop == "nginx" and (v.next.hop, v.next.cause) == ("uwsgi", "cpu")
 
 
 def test_a_far_constraint_is_not_next():
     t, d = survey({"uwsgi": r(1700), "nginx": r(96, .01), "published port": r(96, .01), "full path": r(96, .01)},
                   hops={"vm→nginx": r(97, .01), "compute→published port→nginx": r(96, .01)})
-    assert verdict(t, settings=S2018, detail=d).next is None
+    assert verdict(t, path=PATH, settings=S2018, detail=d).next is None
 
 
 # --- the API around it ------------------------------------------------------------------------------
 def test_verdict_takes_the_table_alone_and_the_survey():
     t, d = survey({"uwsgi": r(1690), "nginx": r(423), "published port": r(340), "full path": r(430)})
-    v = verdict(t)
+    v = verdict(t, path=PATH)
     assert v.hop == "nginx" and v.evidence and isinstance(v.stages, pd.DataFrame)
     assert list(v.stages.stage) == [s.name for s in PATH.stages] and v.stages.binds.sum() == 1
     old = t[["kind", "point", "parallel", "MBps", "failures", "error"]]            # a table saved before issue 9
-    assert verdict(old).hop == "nginx"
+    assert verdict(old, path=PATH).hop == "nginx"
 
     class FakeSurvey:
-        table, detail, settings, meta = t, d, S2018.model_dump(mode="json"), {}
+        table, detail, settings, meta, path = t, d, S2018.model_dump(mode="json"), {}, PATH
     assert verdict(FakeSurvey()).hop == "nginx"
+    with pytest.raises(TypeError, match="needs the path it was measured on"):
+        verdict(t)
 
 
 def test_verdict_as_json():
     t, d = survey({"uwsgi": r(1400), "nginx": r(96, .01), "published port": r(95, .01), "full path": r(96, .01)},
                   hops={"vm→nginx": r(97, .01), "compute→published port→nginx": r(96, .01), "compute→vm": r(145, .01)})
-    out = json.loads(json.dumps(verdict(t, settings=S2018, detail=d).to_dict()))
+    out = json.loads(json.dumps(verdict(t, path=PATH, settings=S2018, detail=d).to_dict()))
     assert set(out) >= {"hop", "cause", "evidence", "next", "at_capacity", "capacity_hop", "summary"}
     assert out["next"]["hop"] == "full path" and out["hop"] == "nginx"
 
 
 def test_no_pulls_no_verdict():
     t, _ = survey({})
-    assert verdict(t).summary.startswith("no pulls")
+    assert verdict(t, path=PATH).summary.startswith("no pulls")
 
 
 @pytest.mark.parametrize("case", __import__("labkit.matrix", fromlist=["CASES"]).CASES, ids=lambda c: c.name)
@@ -291,8 +293,8 @@ def test_a_bursty_sender_waiting_on_its_app_is_not_held_by_its_reader():
     t, d = survey({"uwsgi": (105, 86, 120), "nginx": (131, 105, 168), "published port": (145, 124, 151),
                    "full path": (141, 115, 147)}, cpu={"uwsgi": {"uwsgi": (2, 0)}, "nginx": {"nginx": (26, 5)}},
                   tcp={"full path": tcp})
-    assert pipeline(path_view(t, d, s)).kind == "source"
-    v = verdict(t, settings=s, detail=d)
+    assert pipeline(path_view(t, PATH, d, s)).kind == "source"
+    v = verdict(t, path=PATH, settings=s, detail=d)
     assert (v.hop, v.cause) == ("uwsgi", "cpu") and "of its 0.02 CPU (cpu.uwsgi_cpus=0.02)" in str(v)
 
 
@@ -303,7 +305,7 @@ def test_a_saturated_upstream_program_binds_where_the_next_stage_only_adds_cpu_w
            "full path": {"nginx": (81, 14), "docker-proxy@registry": (47, 28)}}
     t, d = survey({"uwsgi": r(1423), "nginx": (373, 311, 382), "published port": (252, 204, 282),
                    "full path": (267, 258, 350)}, cpu=cpu)
-    v = verdict(t, settings=preset("seed-poster"), detail=d)
+    v = verdict(t, path=PATH, settings=preset("seed-poster"), detail=d)
     assert (v.hop, v.cause) == ("nginx", "cpu") and (v.next.hop, v.next.cause) == ("published port", "cpu")
     assert "during the pulls at published port: nginx ran 72% of a core and waited for a CPU 32% more" in str(v)
 
@@ -325,7 +327,7 @@ def test_a_client_writing_to_a_slow_disk_is_the_client(case):
     t, d = survey({"uwsgi": r(1900), "nginx": r(418), "published port": r(338), "full path": r(mbps)},
                   tcp={"full path": {("link", "sender"): snd, ("link", "receiver"): rcv}},
                   rows={"full path": {"client_write_MB": written}})
-    v = verdict(t, settings=s, detail=d, meta={"image_bytes": 64 * 2**20})
+    v = verdict(t, path=PATH, settings=s, detail=d, meta={"image_bytes": 64 * 2**20})
     assert (v.hop, v.cause) == ("full path", "client") and cited in str(v)
 
 
@@ -335,5 +337,26 @@ def test_a_small_but_full_receive_buffer_is_a_slow_reader_not_a_window():
            ("nginx→uwsgi", "receiver"): {"rcvbuf": 232 * 1024, "fill_pct": 96, "rqueue_max": 220e3}}
     t, d = survey({"uwsgi": (511, 224, 754), "nginx": (239, 120, 297), "published port": (182, 122, 297),
                    "full path": (167, 165, 259)}, cpu={"nginx": {"nginx": (33, 46)}}, tcp={"full path": tcp, "nginx": tcp})
-    v = verdict(t, settings=S2018, detail=d)
+    v = verdict(t, path=PATH, settings=S2018, detail=d)
     assert (v.hop, v.cause) == ("nginx", "cpu")
+
+
+# --- the path is an argument ---------------------------------------------------------------------
+def test_the_verdict_reads_the_path_it_is_given(renamed):
+    other = renamed(PATH)
+    at = {s.name: other.stages[i].vantage for i, s in enumerate(PATH.stages)}
+    hop = {h.name: other.hops[i].name for i, h in enumerate(PATH.hops)}
+    global_hops = {h.name: r(FAST) for h in PATH.hops}
+    t, d = survey({at["uwsgi"]: r(245), at["nginx"]: r(96, .01), at["published port"]: r(96, .01),
+                   at["full path"]: r(96, .01)},
+                  hops={hop["vm→nginx"]: r(96.6, .01), hop["compute→published port→nginx"]: r(96.6, .01),
+                        **{hop[h]: v for h, v in global_hops.items() if h not in ("vm→nginx", "compute→published port→nginx")}},
+                  cpu={at["nginx"]: {"nginx": (13, 2)}},
+                  tcp={at["nginx"]: {("docker0→nginx", "sender"): NET(95.4), ("nginx→uwsgi", "sender"): APP},
+                       at["full path"]: {("link", "sender"): APP, ("docker0→nginx", "sender"): NET(95.3)}})
+    t = t[~t.point.isin(global_hops)]           # only the renamed hops were measured
+    v = verdict(t, path=other, settings=S2018, detail=d)
+    assert (v.hop, v.cause, v.at_capacity, v.capacity_hop) == ("st-nginx", "link", True, "hop-vm→nginx")
+    assert list(v.stages.stage) == [s.name for s in other.stages] and "at-nginx" in v.evidence[0]
+    # the same table judged against the default path finds none of its pulls
+    assert verdict(t, path=PATH, settings=S2018, detail=d).summary.startswith("no pulls")

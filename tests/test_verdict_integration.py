@@ -14,7 +14,6 @@ from labkit.lab.faults import inject
 from labkit.lab.lab import Lab
 from labkit.matrix import BASE, CI_CASES, SURVEY_DEFAULTS, run_case, waiting
 from labkit.measure.pulls import pull_at
-from labkit.path import PATH
 
 pytestmark = pytest.mark.integration
 MiB = 2**20
@@ -37,7 +36,7 @@ def test_the_verdict_names_the_injected_bottleneck(lab, case):
 
 
 def test_inject_puts_everything_back(lab):
-    node = PATH.client_vantage.client
+    node = lab.plan.path.client_vantage.client
     key = "net.ipv4.tcp_rmem"
     before, settings = netns.read_sysctl(lab.plan.ns(node), key), lab.settings
     with inject(lab, set=["links.wan=900mbit"], sysctl=[(node, key, "4096 8192 8192")], kill=["docker-proxy"]):

@@ -12,12 +12,12 @@ import pytest
 
 from labkit.analyze.machine import cpu_seconds_per_gb, shared_cpu
 from labkit.analyze.noise import Rate
-from labkit.analyze.remedies import ACCEL, DNAT, NO_BUFFERING, REMEDIES, RMEM, Fix, Trial, candidates, winner
+from labkit.analyze.remedies import ACCEL, ANY, DNAT, NO_BUFFERING, REMEDIES, RMEM, Fix, Trial, candidates, winner
 from labkit.analyze.verdict import verdict
 from labkit.analyze.words import headline, nested_parentheses, verdict_text
 from labkit.config.overrides import apply_overrides
 from labkit.config.presets import preset
-from labkit.measure.survey import Survey
+from labkit.records import Survey
 from labkit.path import CLIENT, PATH
 
 FIXTURES = Path(__file__).parent / "fixtures" / "surveys"
@@ -53,14 +53,15 @@ def crafted(runs: dict[str, list[dict[str, tuple[float, float]]]], rates: dict[s
                                "name": prog, "side": "", "cpu_max_proc": ran, "cpu_total": ran, "wait_max_proc": waited,
                                "cpu_sched": None if prog == CLIENT else ran, "cpu_s": ran / 100 * secs})
     meta = {"image_bytes": MB, "cpus": cpus, "parallel": 1, "repeats": 3}
-    return Survey(pd.DataFrame(table), settings.model_dump(mode="json"), [], meta, {}, pd.DataFrame(detail))
+    return Survey(pd.DataFrame(table), settings.model_dump(mode="json"), PATH, [], meta, {}, pd.DataFrame(detail))
 
 
 # --- cost per byte -----------------------------------------------------------------------------------
 def test_cost_per_gb_is_cpu_seconds_over_gigabytes_as_the_cost_module_computes_it():
-    assert cpu_seconds_per_gb("nginx", 1.0, 1e9) == 1.0
-    assert round(cpu_seconds_per_gb("docker-proxy", 0.085, MB), 2) == 1.27     # 85 ms for a 64 MiB pull
-    assert cpu_seconds_per_gb("nginx", 1.0, 0) != cpu_seconds_per_gb("nginx", 1.0, 0)   # nan: nothing moved
+    assert cpu_seconds_per_gb("nginx", 1.0, 1e9, PATH) == 1.0
+    assert round(cpu_seconds_per_gb("docker-proxy", 0.085, MB, PATH), 2) == 1.27     # 85 ms for a 64 MiB pull
+    nothing = cpu_seconds_per_gb("nginx", 1.0, 0, PATH)
+    assert nothing != nothing                                                       # nan: nothing moved
 
 
 # --- a saturated machine -----------------------------------------------------------------------------
@@ -145,23 +146,28 @@ def test_two_programs_whose_costs_the_runs_cannot_separate_are_both_named():
 def test_a_program_clearly_costlier_run_by_run_has_no_rival():
     sh = shared_cpu(crafted({"full path": [{"nginx": (60, 30), "docker-proxy": (25, 30), CLIENT: (30, 30)}] * 3},
                             {"full path": [300, 310, 320]}).detail, "full path", 1,
-                    {"nginx": ["full path"], "docker-proxy": ["full path"], CLIENT: ["full path"]}, S2018, 2)
+                    {"nginx": ["full path"], "docker-proxy": ["full path"], CLIENT: ["full path"]}, PATH, S2018, 2)
     assert sh.saturated and sh.costliest.name == "nginx" and sh.rival is None
     assert round(sh.ratio("nginx", "docker-proxy").median, 1) == 2.4
 
 
 # --- remedies -----------------------------------------------------------------------------------------
 def test_remedies_are_data_keyed_by_stage_and_cause_and_skip_what_changes_nothing():
-    assert candidates("nginx", "cpu", S2018) == [ACCEL, NO_BUFFERING]
-    assert candidates("nginx", "cpu", REC) == []                           # already X-Accel-Redirect
-    assert candidates("published port", "cpu", S2018) == [DNAT]
+    assert candidates("nginx", "cpu", S2018, PATH) == [ACCEL, NO_BUFFERING]
+    assert candidates("nginx", "cpu", REC, PATH) == []                     # already X-Accel-Redirect
+    assert candidates("published port", "cpu", S2018, PATH) == [DNAT]
     capped = apply_overrides(S2018, ["cpu.proxy_cpus=0.03"])
-    assert [r.name for r in candidates("published port", "cpu", capped)] == ["DNAT publishing", "no CPU quota on docker-proxy"]
+    lifts = candidates("published port", "cpu", capped, PATH)
+    assert [r.name for r in lifts] == ["DNAT publishing", "no CPU quota on docker-proxy"]
+    assert lifts[1].set == ("cpu.proxy_cpus=none",)                        # docker-proxy's key on this path
     slow = apply_overrides(S2018, ["client.write_to=disk", "client.write_mbps=20"])
-    assert [r.name for r in candidates("full path", "client", slow)] == ["a destination that keeps up"]
-    for (stage, _), rems in REMEDIES.items():
-        PATH.stage(stage)                                                  # every key is a declared stage
+    assert [r.name for r in candidates("full path", "client", slow, PATH)] == ["a destination that keeps up"]
+    assert candidates("nginx", "window", S2018, PATH) == [RMEM]             # a window, wherever it binds
+    programs = {p for st in PATH.stages for p in st.programs} | {ANY}
+    for (prog, _), rems in REMEDIES.items():
+        assert prog in programs                                            # every key is a program of the path
         for rem in rems:
+            rem = rem.on(PATH.cpu_key(prog) or "nginx")
             apply_overrides(S2018, list(rem.set))                          # every override is a valid setting
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..path import CLIENT, PATH
+from ..path import CLIENT
 from .evidence import PathView, StageView, tcp_text
 from .noise import FLOOR, reaches
 
@@ -37,7 +37,8 @@ class Finding:
     cause: str                   # a key of CAUSES
     what: str                    # what binds, for the summary
     evidence: list[str] = field(default_factory=list)
-    kind: str = ""               # the pipeline's reading: reader, link, sndbuf, source
+    kind: str = ""               # the pipeline's reading: reader, link, sndbuf, source; or machine, lab, window
+    program: str = ""            # the program named, where one is (a full machine's costliest per byte)
 
 
 def connection_order(view: PathView) -> list[str]:
@@ -91,7 +92,7 @@ def pipeline(view: PathView) -> Finding | None:
         delivered = snd.get("delivery_MBps", 0)
         if (snd.get("net_pct", 0) >= NET and rate and abs(delivered - rate) <= RATE_MATCH * rate
                 and (sender := _sender_of(view, conn))):
-            return Finding(sender.name, "link", f"the {PATH.connection(conn).seen_on[0]} link", [line], "link")
+            return Finding(sender.name, "link", f"the {view.path.connection(conn).seen_on[0]} link", [line], "link")
     inner = connection_order(view)[-1:] or []
     snd = tcp.get((inner[0], "sender")) if inner else None
     if snd and snd.get("app_pct", 0) >= 50:
@@ -100,19 +101,19 @@ def pipeline(view: PathView) -> Finding | None:
     return None
 
 
-def _conn_at(sv: StageView, conn: str | None) -> tuple[str | None, dict | None]:
+def _conn_at(sv: StageView, conn: str | None, view: PathView) -> tuple[str | None, dict | None]:
     """The stage's connection as seen in its own vantage's pulls (uwsgi's link is crossed by another there)."""
     if conn is None:
         return None, None
     if (conn, "sender") in sv.tcp:
         return conn, sv.tcp[(conn, "sender")]
-    alt = PATH.vantage(sv.stage.vantage).crosses[0]
+    alt = view.path.vantage(sv.stage.vantage).crosses[0]
     return alt, sv.tcp.get((alt, "sender"))
 
 
-def own_link_busy(sv: StageView) -> bool:
+def own_link_busy(sv: StageView, view: PathView) -> bool:
     """The sender on the stage's own link is busy without window or buffer limits (cwnd or queue)."""
-    _, snd = _conn_at(sv, sv.stage.sends_on)
+    _, snd = _conn_at(sv, sv.stage.sends_on, view)
     return bool(snd) and snd.get("net_pct", 0) >= NET
 
 
@@ -142,10 +143,10 @@ def stage_cause(sv: StageView, view: PathView, pipe: Finding | None, at_hop: boo
     if share < PEGGED and (hog := _saturated_upstream(sv, view)):
         return hog
     if sv.client[0] >= PEGGED and share < BUSY:
-        where = next(s.name for s in PATH.stages if CLIENT in s.programs)
+        where = view.path.stage_of_program(CLIENT).name
         return Finding(where, "client", "the pulling client's CPU",
                        [f"at {sv.stage.vantage}: {sv.client[1]}: no CPU to spare, while {cpu_lines(sv)[0]}"])
-    conn, snd = _conn_at(sv, sv.stage.sends_on)
+    conn, snd = _conn_at(sv, sv.stage.sends_on, view)
     if at_hop or (sv.pull and sv.hop and reaches(sv.pull, sv.hop)):
         ev.append(f"pull at {sv.stage.vantage} {sv.pull} reaches the {sv.stage.hop} hop's iperf3 {sv.hop}")
         if snd and receiver_limits(snd, sv.tcp.get((conn, "receiver"))):

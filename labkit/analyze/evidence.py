@@ -13,12 +13,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ..path import CLIENT, PATH, Stage
+from ..path import CLIENT, ServingPath, Stage
 from .noise import Rate
-
-# settings.cpu fields that limit a program (quota in cores, cpuset): docker-compose's cpus: / cpuset:
-CPU_LIMITS = {"nginx": ("nginx_cpus", "nginx_cpuset"), "uwsgi": ("uwsgi_cpus", "uwsgi_cpuset"),
-              "docker-proxy": ("proxy_cpus", "proxy_cpuset")}
 
 
 @dataclass
@@ -49,6 +45,7 @@ class StageView:
 
 @dataclass
 class PathView:
+    path: ServingPath                       # the path the survey was measured on
     stages: list[StageView]                 # carrying and measured, in byte order
     idle: list[Stage]                       # stages that carry no image under these settings
     hops: dict[str, Rate]
@@ -81,17 +78,18 @@ def _num(v) -> float | None:
     return None if math.isnan(f) else f
 
 
-def allowance(settings, program: str) -> tuple[float | None, str]:
-    """Cores `program` may use under `settings` (None: no limit) and how that was read."""
-    if settings is None or program not in CPU_LIMITS:
+def allowance(settings, program: str, path: ServingPath) -> tuple[float | None, str]:
+    """Cores `program` may use under `settings` (None: no limit) and how that was read: the
+    settings.cpu entries of its key in `path` (docker-compose's cpus: and cpuset:)."""
+    key = path.cpu_key(program)
+    if settings is None or key is None:
         return None, ""
-    quota_f, set_f = CPU_LIMITS[program]
-    quota, cpuset = getattr(settings.cpu, quota_f), getattr(settings.cpu, set_f)
+    quota, cpuset = settings.cpu.cpus(key), settings.cpu.cpuset(key)
     limits = []
     if quota:
-        limits.append((float(quota), f"cpu.{quota_f}={quota}"))
+        limits.append((float(quota), f"cpu.{key}_cpus={quota}"))
     if cpuset:
-        limits.append((float(_cpus_in(cpuset)), f"cpu.{set_f}={cpuset}"))
+        limits.append((float(_cpus_in(cpuset)), f"cpu.{key}_cpuset={cpuset}"))
     return min(limits) if limits else (None, "")
 
 
@@ -104,7 +102,7 @@ def _cpus_in(cpuset: str) -> int:
     return n
 
 
-def cpu_shares(cpu_rows: pd.DataFrame, programs: tuple[str, ...], settings) -> tuple[dict, dict]:
+def cpu_shares(cpu_rows: pd.DataFrame, programs: tuple[str, ...], settings, path: ServingPath) -> tuple[dict, dict]:
     """Each program's CPU as a share of what it may use: the busiest process of one core, or all of
     them of the program's quota; with a note of the numbers behind it."""
     shares, texts = {}, {}
@@ -118,7 +116,7 @@ def cpu_shares(cpu_rows: pd.DataFrame, programs: tuple[str, ...], settings) -> t
         if "cpu_sched" in med and not pd.isna(med.cpu_sched.max()):
             total = max(total, float(med.cpu_sched.max()))       # the scheduler's exact account
         wait = float(med.wait_max_proc.max()) if "wait_max_proc" in med and not pd.isna(med.wait_max_proc.max()) else 0.0
-        cores, how = allowance(settings, prog)
+        cores, how = allowance(settings, prog, path)
         share = (one + wait) / 100          # what it ran plus what it waited for a CPU: what it wanted
         text = f"{prog} ran {one:.0f}% of a core" + (f" and waited for a CPU {wait:.0f}% more" if wait >= 5 else "")
         if cores:
@@ -138,17 +136,18 @@ def tcp_state(tcp_rows: pd.DataFrame) -> dict[tuple[str, str], dict]:
     return out
 
 
-def path_view(table: pd.DataFrame, detail: pd.DataFrame | None = None, settings=None,
+def path_view(table: pd.DataFrame, path: ServingPath, detail: pd.DataFrame | None = None, settings=None,
               meta: dict | None = None, judge: int | None = None) -> PathView:
-    """The survey's numbers per carrying stage. `judge`: the parallel count to compare (default 1)."""
+    """The survey's numbers per carrying stage of `path` (the path it was measured on).
+    `judge`: the parallel count to compare (default 1)."""
     pulls = table[table.kind == "pull"] if "kind" in table else table.iloc[0:0]
     counts = sorted(int(n) for n in pulls.parallel.unique()) if len(pulls) else [1]
     judged = judge or (1 if 1 in counts else counts[0])
     higher = [n for n in counts if n > judged]
-    carrying = PATH.carrying(settings) if settings is not None else list(PATH.stages)
+    carrying = path.carrying(settings) if settings is not None else list(path.stages)
     measured = set(pulls.point)
-    idle = [s for s in PATH.stages if s not in carrying]
-    hops = {h.name: r for h in PATH.hops if (r := Rate.of(_row(table, "iperf3", h.name))) is not None}
+    idle = [s for s in path.stages if s not in carrying]
+    hops = {h.name: r for h in path.hops if (r := Rate.of(_row(table, "iperf3", h.name))) is not None}
     detail = detail if detail is not None and len(detail) else pd.DataFrame(
         columns=["point", "parallel", "run", "source", "name", "side"])
     views = []
@@ -159,27 +158,28 @@ def path_view(table: pd.DataFrame, detail: pd.DataFrame | None = None, settings=
         if row is None:
             continue
         here = detail[(detail.point == st.vantage) & (detail.parallel == judged)]
-        cpu, text = cpu_shares(here[here.source == "cpu"], st.programs, settings)
-        client = cpu_shares(here[here.source == "cpu"], (CLIENT,), settings)
+        cpu, text = cpu_shares(here[here.source == "cpu"], st.programs, settings, path)
+        client = cpu_shares(here[here.source == "cpu"], (CLIENT,), settings, path)
         progs = tuple(p for s in carrying if s is not st for p in s.programs if p != CLIENT)
-        oth, oth_text = cpu_shares(here[here.source == "cpu"], progs, settings)
+        oth, oth_text = cpu_shares(here[here.source == "cpu"], progs, settings, path)
         par = _row(pulls, "pull", st.vantage, higher[-1]) if higher else None
-        disk = disk_rates(row, st, carrying, (meta or {}).get("image_bytes"), settings)
+        disk = disk_rates(row, st, carrying, (meta or {}).get("image_bytes"), settings, path)
         views.append(StageView(st, Rate.of(row), hops.get(st.hop), int(_num(row.get("failures")) or 0),
                                str(row.get("error") or "") if _num(row.get("failures")) else "",
                                cpu, text, tcp_state(here[here.source == "tcp"]),
                                Rate.of(par), higher[-1] if par is not None else 0, disk,
                                (client[0].get(CLIENT, 0.0), client[1].get(CLIENT, "")),
                                {p: (oth[p], oth_text[p]) for p in oth}))
-        views[-1].limited = {p: share for p, share in cpu.items() if allowance(settings, p)[0]}
+        views[-1].limited = {p: share for p, share in cpu.items() if allowance(settings, p, path)[0]}
         if CLIENT in st.programs and "client_cpu" in row and _num(row["client_cpu"]) is not None:
             views[-1].cpu.setdefault(CLIENT, _num(row["client_cpu"]) / 100)
             views[-1].cpu_text.setdefault(CLIENT, f"the client at {_num(row['client_cpu']):.0f}% of a core")
     notes = [f"{s.name} carries no image under these settings ({', '.join(s.idle_when)}): left out" for s in idle]
-    return PathView(views, idle, hops, judged, dict((meta or {}).get("down") or {}), notes, table, detail)
+    return PathView(path, views, idle, hops, judged, dict((meta or {}).get("down") or {}), notes, table, detail)
 
 
-def disk_rates(row, stage: Stage, carrying: list[Stage], image_bytes: int | None, settings) -> dict:
+def disk_rates(row, stage: Stage, carrying: list[Stage], image_bytes: int | None, settings,
+               path: ServingPath) -> dict:
     """The disk stages of `stage` and the MB/s each moved during its pulls (the device's counters).
 
     A disk stage names its stage; the image read belongs to whichever carrying stage reads the
@@ -187,7 +187,7 @@ def disk_rates(row, stage: Stage, carrying: list[Stage], image_bytes: int | None
     the pull's time, so a disk that moved the whole image runs at the pull's own rate.
     """
     rate, out = _num(row.get("MBps")), {}
-    for d in PATH.disk_stages:
+    for d in path.disk_stages:
         owner = d.stage or carrying[0].name
         mb = _num(row.get(d.column))
         if owner != stage.name or mb is None or not rate or (settings is not None and not d.carries(settings)):
@@ -199,12 +199,12 @@ def disk_rates(row, stage: Stage, carrying: list[Stage], image_bytes: int | None
     return out
 
 
-def disk_evidence(df: pd.DataFrame) -> list[str]:
+def disk_evidence(df: pd.DataFrame, path: ServingPath) -> list[str]:
     """One line per disk stage the survey counted: the MB its disk moved during the client's pulls."""
-    point = PATH.client_vantage.name
+    point = path.client_vantage.name
     pulls = df[(df.kind == "pull") & (df.point == point)] if "kind" in df else df.iloc[0:0]
     out = []
-    for d in PATH.disk_stages:
+    for d in path.disk_stages:
         if d.column not in pulls or pulls[d.column].isna().all():
             continue
         per = ", ".join(f"{r[d.column]:.0f} MB with {int(r.parallel)} pull(s)" for _, r in pulls.iterrows()

@@ -13,7 +13,7 @@ moment of the machine falls on both): one is costlier when the median of its per
 the other is at least 1 + FLOOR. Otherwise the runs allow both answers, and both are named.
 
     shared = shared_cpu(detail, "full path", 1, {"nginx": ["nginx", "full path"], "client": ["full path"]},
-                        settings, cpus=2)
+                        survey.path, settings, cpus=2)
     shared.saturated, shared.costliest, shared.rival, shared.client_limit, shared.client_close
 """
 from __future__ import annotations
@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ..path import CLIENT, PATH
-from . import cost
+from ..path import CLIENT, ServingPath
+from ..records import cost
 from .evidence import allowance
 from .noise import FLOOR, Rate
 
@@ -32,20 +32,20 @@ SATURATED = 0.85     # the programs' CPU time plus their run-queue waits, as a s
                      # on 2 cores the scheduler already makes them wait on each other there
 
 
-def cpu_seconds_per_gb(program: str, cpu_seconds: float, nbytes: float) -> float:
-    """CPU-seconds `program` spends per GB it moves, as labkit.analyze.cost computes it for pull rows."""
-    c = cost.per_gb({program: cpu_seconds}, nbytes, PATH).get(cost.column(program))
+def cpu_seconds_per_gb(program: str, cpu_seconds: float, nbytes: float, path: ServingPath) -> float:
+    """CPU-seconds `program` spends per GB it moves, as labkit.records.cost computes it for pull rows."""
+    c = cost.per_gb({program: cpu_seconds}, nbytes, path).get(cost.column(program))
     return float("nan") if c is None else c
 
 
-def run_cost(row) -> float:
+def run_cost(row, path: ServingPath) -> float:
     """One program's cost per GB in one run of pulls (a detail row with its `program`): its exact
     CPU-seconds over the bytes pulled; in surveys recorded before those were kept, its CPU share over
     the pull's MB/s."""
     secs, nbytes, mbps = _num(row, "cpu_s"), _num(row, "pulled_bytes"), _num(row, "MBps")
     if secs is not None and nbytes:
-        return cpu_seconds_per_gb(row["program"], secs, nbytes)
-    return cpu_seconds_per_gb(row["program"], row["ran"] / 100, mbps * 1e6) if mbps else float("nan")
+        return cpu_seconds_per_gb(row["program"], secs, nbytes, path)
+    return cpu_seconds_per_gb(row["program"], row["ran"] / 100, mbps * 1e6, path) if mbps else float("nan")
 
 
 def _num(row, key: str) -> float | None:
@@ -159,7 +159,7 @@ def _program(name: str) -> str:
     return str(name).split("@")[0]
 
 
-def _run_rows(detail: pd.DataFrame, parallel: int, settings) -> pd.DataFrame:
+def _run_rows(detail: pd.DataFrame, parallel: int, settings, path: ServingPath) -> pd.DataFrame:
     """One row per (point, run, program): CPU ran and waited (% of a core) and its cost per GB."""
     rows = detail[(detail.source == "cpu") & (detail.parallel == parallel)].copy()
     if rows.empty:
@@ -172,8 +172,8 @@ def _run_rows(detail: pd.DataFrame, parallel: int, settings) -> pd.DataFrame:
     agg = {"ran": ("ran", "sum"), "wait": ("wait", "sum"), "MBps": ("MBps", "first")}
     agg |= {c: (c, "sum" if c == "cpu_s" else "first") for c in ("cpu_s", "pulled_bytes") if c in rows}
     out = rows.groupby(["point", "run", "program"], sort=False).agg(**agg).reset_index()
-    out["cost"] = [run_cost(r) for _, r in out.iterrows()]
-    quota = {p: bool(allowance(settings, p)[0]) for p in out.program.unique()}
+    out["cost"] = [run_cost(r, path) for _, r in out.iterrows()]
+    quota = {p: bool(allowance(settings, p, path)[0]) for p in out.program.unique()}
     out.loc[out.program.map(quota), "wait"] = 0.0     # a throttled group waits for its quota, not for the machine
     return out
 
@@ -183,18 +183,19 @@ def _rate(values) -> Rate | None:
 
 
 def shared_cpu(detail: pd.DataFrame | None, point: str, parallel: int, crossing: dict[str, list[str]],
-               settings=None, cpus: int | None = None) -> SharedCpu | None:
+               path: ServingPath, settings=None, cpus: int | None = None) -> SharedCpu | None:
     """The path's programs' CPU during `parallel` pulls, against the machine's `cpus`.
 
     `detail`: a survey's detail rows (per run: each program's CPU and run-queue wait, the pull's
     MB/s and, where recorded, CPU-seconds and bytes). `point`: where the demand is read (the
     client's vantage). `crossing`: each program of the carrying stages (CLIENT included) and the
-    vantage points whose pulls cross it (its cost per byte is pooled over their runs). None when
+    vantage points whose pulls cross it (its cost per byte is pooled over their runs). `path`: the path
+    the survey was measured on (its CPU limits, its programs' cost columns). None when
     there are no CPU rows or the machine's CPU count is unknown.
     """
     if detail is None or not len(detail) or not cpus or "source" not in detail:
         return None
-    runs = _run_rows(detail, parallel, settings)
+    runs = _run_rows(detail, parallel, settings, path)
     if runs.empty:
         return None
     runs = runs[[p in crossing and pt in crossing[p] for p, pt in zip(runs.program, runs.point)]]
@@ -210,7 +211,7 @@ def shared_cpu(detail: pd.DataFrame | None, point: str, parallel: int, crossing:
         at = here[here.program == prog]
         progs.append(ProgramCpu(prog, float(at.ran.median()) if len(at) else 0.0,
                                 float(at.wait.median()) if len(at) else 0.0, cost,
-                                allowance(settings, prog)[1] if settings is not None else ""))
+                                allowance(settings, prog, path)[1] if settings is not None else ""))
     if not progs:
         return None
     progs.sort(key=lambda p: -p.cost.median)

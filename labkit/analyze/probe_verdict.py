@@ -23,10 +23,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import pandas as pd
-
-from ..path import PATH
+from ..path import ServingPath
+from ..records import Probe, ProbeRun
+from .tcpflow import analyze
 from .verdict import verdict
+from .windows import flow_verdict
 
 CLIENT, NETWORK, SERVER, FAILED = ("client-limited", "network-limited", "server application-limited",
                                    "pulls fail")
@@ -127,24 +128,57 @@ def probe_verdict(f: ProbeFacts) -> ProbeVerdict:
     return ProbeVerdict(SERVER, f"the server sends slower than the client and the network could take: {why}", ev)
 
 
-def network_stages() -> list[str]:
+def network_stages(path: ServingPath) -> list[str]:
     """The stages a client's pull crosses beyond the server's host: those measured from the client's own node."""
-    client = PATH.client_vantage.client
-    return [s.name for s in PATH.stages if PATH.vantage(s.vantage).client == client]
+    client = path.client_vantage.client
+    return [s.name for s in path.stages if path.vantage(s.vantage).client == client]
 
 
-def survey_class(table: pd.DataFrame) -> tuple[str, str]:
-    """The in-lab survey in the probe's words, and why: (class, the survey's verdict).
+def survey_class(survey, path: ServingPath | None = None) -> tuple[str, str]:
+    """The in-lab survey (a Survey, or its table and `path`) in the probe's words, and why: (class, the survey's verdict).
 
     The verdict says when the path is at capacity (the client gets, within noise, the slowest hop
     that carries the image): then nothing in the server binds, whatever drop an earlier stage shows.
     Otherwise the binding stage says it: the network when it is one measured from the client's node.
     """
-    v = verdict(table)
+    path = path if path is not None else getattr(survey, "path", None)
+    v = verdict(survey.table if hasattr(survey, "table") else survey, path=path)
     if v.cause == "down":
         return FAILED, v.summary
     if v.at_capacity:
         return NETWORK, f"{v.summary} (the path is at capacity on the {v.capacity_hop} hop)"
-    if not v.hop or v.hop in network_stages():
+    if not v.hop or v.hop in network_stages(path):
         return NETWORK, v.summary
     return SERVER, v.summary
+
+
+def read_capture(capture: dict) -> dict:
+    """The capture of the probe's single pull (its pcap, the server's address:port), read: the flow the
+    server sent the image on, its windows, and what they say about the client (empty: no such flow)."""
+    flows = [f for f in analyze(capture["pcap"]) if f.sender == capture["sender"]]
+    if not flows:
+        return {}
+    f = flows[0]
+    v = flow_verdict(f)
+    # Seen at the receiver, data in flight looks small (its ACKs leave at once), so an open window says
+    # only that the client's window did not bind; zero windows, full windows and resent data still count.
+    reading = {"receiver-window limited": "the client's receive window bound the sender",
+               "network/link limited": "data was resent: packets were lost on the way"}.get(
+        v.kind, "the client's window stayed open: it did not bind the sender")
+    return {"flow": f.flow, "MBps": f.MBps, "zero_windows": f.zero_windows, "window_full": f.window_full,
+            "retransmissions": f.retransmissions, "retrans_share": f.retransmissions / f.packets if f.packets else 0.0,
+            "median_window": f.median_window, "window_limited": v.kind == "receiver-window limited",
+            "windows_verdict": reading, "windows_evidence": v.evidence}
+
+
+def judge_probe(run: ProbeRun) -> Probe:
+    """A probe's measurements (labkit.measure.probe.measure_probe) with the client-side verdict."""
+    captured = {k: v for k, v in run.capture.items() if k != "sender"}
+    if run.capture:
+        captured.update(read_capture(run.capture))
+    m = dict(run.facts)
+    facts = ProbeFacts.of(m.pop("single_MBps"), m.pop("socket"), **m,
+                          zero_windows=captured.get("zero_windows"), capture_retrans_share=captured.get("retrans_share"),
+                          window_limited=bool(captured.get("window_limited")))
+    return Probe(run.target, run.uri, run.ns, run.table, probe_verdict(facts), facts, run.pulls, run.samples,
+                 run.notes, captured, run.meta)

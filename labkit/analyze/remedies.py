@@ -1,20 +1,25 @@
 """What to change for a named constraint (pure): a table from what binds to candidate setting changes.
 
-    candidates("nginx", "cpu", settings)      # the remedies that address nginx's CPU and change something here
+    candidates("nginx", "cpu", settings, path)    # the remedies for nginx's CPU that change something here
 
 Each remedy is a set of `--set` overrides with why it addresses the constraint, and the settings
 under which it applies (a remedy that would change nothing is left out). The table is keyed by
-the program whose stage binds (or the client) and the kind of cause; stage names come from the
-declared path. `labkit.fix` tries each candidate on the lab and keeps the one that measurably wins.
+the program whose stage binds (CLIENT for the pulling client, ANY for every stage) and the kind
+of cause, so it holds for any path that has those programs; `{cpu}` in a remedy stands for the
+program's key in settings.cpu on the path in hand (docker-proxy's is `proxy`).
+`labkit.workflows.fix` tries each candidate on the lab and keeps the one that measurably wins.
 
 TLS cipher order joins this table when the lab models TLS (its settings do not exist yet).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from ..path import CLIENT, PATH
+from ..config.modes import modes_where
+from ..path import CLIENT
 from .noise import FLOOR, Rate, above
+
+ANY = "*"        # a table key for a cause whatever program's stage it binds in
 
 
 @dataclass(frozen=True)
@@ -29,12 +34,28 @@ class Remedy:
             return True
         for dotted, values in self.when.items():
             group, _, name = dotted.partition(".")
-            if getattr(getattr(settings, group), name) not in values:
+            if getattr(getattr(settings, group), name, None) not in values:
                 return False
         return True
 
+    def on(self, cpu_key: str | None) -> "Remedy | None":
+        """This remedy with `{cpu}` filled in for a program's settings.cpu key (None: it has none)."""
+        if not any("{cpu}" in x for x in (*self.set, *self.when)):
+            return self
+        if cpu_key is None:
+            return None
+        return replace(self, name=self.name, set=tuple(x.format(cpu=cpu_key) for x in self.set),
+                       when={k.format(cpu=cpu_key): v for k, v in self.when.items()})
 
-SPOOLING = {"app.serve_mode": ("fileresponse", "fileresponse-iter")}
+
+class _AnySet(tuple):
+    """`when` values meaning 'set to anything but None'."""
+    def __contains__(self, value) -> bool:
+        return value is not None
+
+
+_ANY_SET = _AnySet()
+SPOOLING = {"app.serve_mode": modes_where(lambda m: m.app_sends_image)}    # the app's response carries the image
 ACCEL = Remedy("X-Accel-Redirect", ("app.serve_mode=accel",),
                "nginx sends the image itself with sendfile: nothing is spooled through its buffers and temp files, "
                "and the uwsgi worker is free once the headers are sent", SPOOLING)
@@ -46,7 +67,7 @@ DNAT = Remedy("DNAT publishing", ("publish.mode=dnat",),
               {"publish.mode": ("userland-proxy",)})
 FILE_WRAPPER = Remedy("uwsgi's file wrapper", ("app.serve_mode=fileresponse",),
                       "uwsgi sendfile()s the file instead of Django iterating it in 4 KiB blocks in Python",
-                      {"app.serve_mode": ("fileresponse-iter",)})
+                      {"app.serve_mode": modes_where(lambda m: m.app_sends_image and not m.file_wrapper)})
 WARM_CACHE = Remedy("a warm page cache", ("storage.cache=warm",),
                     "images read from RAM: enough memory for the images the nodes pull", {"storage.cache": ("cold",)})
 RMEM = Remedy("a larger receive buffer", ("kernel.tcp_rmem=4096 131072 33554432",),
@@ -56,47 +77,39 @@ DISCARD = Remedy("a destination that keeps up", ("client.write_to=discard", "cli
                  "one: the lab stands for it by not writing", {"client.write_to": ("disk",)})
 
 
-class _AnySet(tuple):
-    """`when` values meaning 'set to anything but None'."""
-    def __contains__(self, value) -> bool:
-        return value is not None
-
-
-_ANY_SET = _AnySet()
-
-
-def _lift(program: str, quota: str) -> Remedy:
-    return Remedy(f"no CPU quota on {program}", (f"cpu.{quota}=none",),
-                  f"{program} gets the CPU it needs instead of its CFS quota", {f"cpu.{quota}": _ANY_SET})
-
-
-def _stage(program: str) -> str:
-    return next(s.name for s in PATH.stages if program in s.programs)
+LIFT = Remedy("no CPU quota", ("cpu.{cpu}_cpus=none",), "the program gets the CPU it needs instead of its CFS quota",
+              {"cpu.{cpu}_cpus": _ANY_SET})
 
 
 REMEDIES: dict[tuple[str, str], tuple[Remedy, ...]] = {
-    (_stage("nginx"), "cpu"): (ACCEL, NO_BUFFERING, _lift("nginx", "nginx_cpus")),
-    (_stage("nginx"), "app"): (ACCEL, NO_BUFFERING),
-    (_stage("docker-proxy"), "cpu"): (DNAT, _lift("docker-proxy", "proxy_cpus")),
-    (_stage("uwsgi"), "cpu"): (FILE_WRAPPER, ACCEL, _lift("uwsgi", "uwsgi_cpus")),
-    (_stage("uwsgi"), "app"): (FILE_WRAPPER, ACCEL),
-    (_stage("uwsgi"), "disk"): (WARM_CACHE,),
-    **{(st.name, "window"): (RMEM,) for st in PATH.stages},
-    (_stage(CLIENT), "client"): (DISCARD,),
+    ("nginx", "cpu"): (ACCEL, NO_BUFFERING, LIFT),
+    ("nginx", "app"): (ACCEL, NO_BUFFERING),
+    ("docker-proxy", "cpu"): (DNAT, LIFT),
+    ("uwsgi", "cpu"): (FILE_WRAPPER, ACCEL, LIFT),
+    ("uwsgi", "app"): (FILE_WRAPPER, ACCEL),
+    ("uwsgi", "disk"): (WARM_CACHE,),
+    (ANY, "window"): (RMEM,),
+    (CLIENT, "client"): (DISCARD,),
 }
 NOTHING = {"link": "no server setting raises a link's capacity, a faster link does",
            "down": "a service is down: `labkit heal` restarts it",
            "client": "the lab's own client binds: nothing on the server to change"}
 
 
-def candidates(stage: str, cause: str, settings=None) -> list[Remedy]:
-    """The remedies for `cause` at `stage` that would change something under `settings`."""
-    return [r for r in REMEDIES.get((stage, cause), ()) if r.applies(settings)]
+def candidates(stage: str, cause: str, settings, path) -> list[Remedy]:
+    """The remedies for `cause` at `stage` of `path` that would change something under `settings`."""
+    out = []
+    for prog in (*path.stage(stage).programs, ANY):
+        for r in REMEDIES.get((prog, cause), ()):
+            r = r.on(path.cpu_key(prog)) if prog != ANY else r
+            if r is not None and r.applies(settings) and r not in out:
+                out.append(replace(r, name=f"{r.name} on {prog}") if r.name == LIFT.name else r)
+    return out
 
 
-def nothing_to_change(stage: str, cause: str, settings=None) -> str:
+def nothing_to_change(stage: str, cause: str, settings, path) -> str:
     """Why no remedy is offered ('' when there are candidates)."""
-    if candidates(stage, cause, settings):
+    if candidates(stage, cause, settings, path):
         return ""
     return NOTHING.get(cause, f"no setting the lab models addresses {cause} at {stage}")
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import pandas as pd
 
-from ..measure.failures import HARNESS_KINDS, KINDS
-from ..measure.pull import PullResult
+from ..records import HARNESS_KINDS, KINDS, PullResult, StormRun, save_results
 
 PULL_COLUMNS = ["node", "worker", "user", "ticket", "ok", "kind", "MBps", "ttfb_ms", "bytes", "seconds",
                 "sha256_ok", "start", "end", "error"]
@@ -117,3 +117,42 @@ def failures_table(df: pd.DataFrame) -> pd.DataFrame:
              "example": part.error.iloc[0], "harness": k in HARNESS_KINDS}
             for k, part in bad.groupby("kind", sort=False)]
     return pd.DataFrame(rows, columns=["kind", "count", "nodes", "example", "harness"])
+
+
+@dataclass
+class Storm:
+    """A storm's pulls (one row each) and how it ran; the tables are computed from the pulls."""
+    pulls: pd.DataFrame
+    spec: object                     # labkit.measure.storm.StormSpec
+    point: str
+    missing: int = 0                 # tickets granted but never reported (a worker lost): harness failures
+    meta: dict = field(default_factory=dict)
+    cpu: dict = field(default_factory=dict)
+
+    def row(self) -> dict:
+        return {**storm_row(self.pulls, self.point, "locust", self.spec.users, self.missing),
+                "busiest": self.meta.get("busiest", ""), "busiest_cpu": self.meta.get("busiest_cpu", 0.0),
+                **self.meta.get("disk_MB", {})}
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame([self.row()])
+
+    def nodes(self) -> pd.DataFrame:
+        return nodes_table(self.pulls)
+
+    def failures(self) -> pd.DataFrame:
+        return failures_table(self.pulls)
+
+    @property
+    def ok(self) -> bool:
+        return self.row()["failures"] == 0
+
+    def save(self, results_dir: Path, label: str = "storm") -> Path:
+        """The pulls as CSV, with a JSON beside it holding the spec, the storm row and how it ran."""
+        return save_results(results_dir, label, self.pulls,
+                            {"spec": asdict(self.spec), "row": self.row(), "meta": self.meta, "cpu": self.cpu})
+
+
+def storm_of(run: StormRun) -> Storm:
+    """A storm's records (labkit.measure.storm.measure_storm) as its tables."""
+    return Storm(pulls_table(run.records), run.spec, run.point, run.missing, run.meta, run.cpu)

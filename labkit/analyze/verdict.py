@@ -1,6 +1,7 @@
 """The path verdict: the constraint that binds, read off a survey (pure: tables in, words out).
 
-    v = verdict(survey)                 # or verdict(survey.table): the table alone, fewer clues
+    v = verdict(survey)                 # judged on the path the survey carries
+    v = verdict(survey.table, path=lab.plan.path)    # a table alone: give its path (fewer clues)
     v.hop, v.cause, v.at_capacity, v.next, v.to_dict()
 
 Only stages that carry the image under the survey's settings count (with X-Accel-Redirect the
@@ -24,9 +25,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ..path import CLIENT, PATH
+from ..path import CLIENT, ServingPath
 from .causes import CAUSES, PEGGED, Finding, cpu_lines, own_link_busy, pipeline, small_windows, stage_cause
-from .evidence import PathView, StageView, allowance, disk_evidence, path_view
+from .evidence import PathView, StageView, disk_evidence, path_view
 from .machine import SharedCpu, cost_text, ratio_text, shared_cpu
 from .noise import Rate, above, reaches, within_noise
 from .remedies import Remedy, candidates, nothing_to_change
@@ -80,6 +81,7 @@ class Verdict:
     what: str = ""                             # what binds, in words
     remedies: list[Remedy] = field(default_factory=list)   # what to try (labkit.analyze.remedies), untried
     no_remedy: str = ""                        # why there is nothing to try, when there is not
+    program: str = ""                          # on a full machine: the program named for its cost per byte
 
     def __str__(self) -> str:
         from .words import verdict_text
@@ -106,18 +108,22 @@ class Verdict:
                 "notes": self.notes}
 
 
-def _inputs(data, settings, detail, meta):
-    """A Survey, or its table with whatever else the caller has."""
+def _inputs(data, settings, detail, meta, path):
+    """A Survey (with the path it was measured on), or its table with whatever else the caller has."""
     if isinstance(data, pd.DataFrame):
         table = data
     else:
         table, detail = data.table, detail if detail is not None else data.detail
         settings = settings if settings is not None else data.settings
         meta = meta if meta is not None else data.meta
+        path = path if path is not None else data.path
+    if path is None:
+        raise TypeError("verdict: a survey's table needs the path it was measured on: "
+                        "verdict(table, path=lab.plan.path), or verdict(survey)")
     if isinstance(settings, dict):
         from ..config.settings import parse_settings
         settings = parse_settings(settings)
-    return table, detail, settings, meta
+    return table, detail, settings, meta, path
 
 
 def binding(stages: list[StageView], pipe: Finding | None = None) -> StageView:
@@ -157,16 +163,17 @@ def at_capacity(view: PathView, b: StageView) -> tuple[StageView, str]:
     if not reaches(final, slowest.hop):
         return b, ""
     tied = [sv for sv in hops if within_noise(sv.hop, slowest.hop) and reaches(final, sv.hop)]
-    busy = [sv for sv in tied if own_link_busy(sv)]
+    busy = [sv for sv in tied if own_link_busy(sv, view)]
     pick = busy[0] if busy else b if b in tied else tied[0]
     return pick, pick.stage.hop
 
 
 def verdict(data, settings=None, detail: pd.DataFrame | None = None, meta: dict | None = None,
-            flows: list | None = None, judge: int | None = None) -> Verdict:
-    """The binding constraint of a survey (a Survey, or its table). `flows`: look_inside() results to cite."""
-    table, detail, settings, meta = _inputs(data, settings, detail, meta)
-    view = path_view(table, detail, settings, meta, judge)
+            flows: list | None = None, judge: int | None = None, path: ServingPath | None = None) -> Verdict:
+    """The binding constraint of a survey (a Survey, or its table and `path`, the path it was measured
+    on). `flows`: look_inside() results to cite."""
+    table, detail, settings, meta, path = _inputs(data, settings, detail, meta, path)
+    view = path_view(table, path, detail, settings, meta, judge)
     if not view.stages:
         return Verdict("", "no pulls in this survey: nothing to judge", [], pd.DataFrame(), notes=view.notes)
     if failed := _failure(view):
@@ -218,7 +225,7 @@ def _shared(view: PathView, settings, meta: dict | None) -> SharedCpu | None:
         for prog in sv.stage.programs:
             crossing[prog] = [view.final.stage.vantage] if prog == CLIENT else [s.stage.vantage for s in view.stages[i:]]
     cpus = (meta or {}).get("cpus")
-    return shared_cpu(view.detail, view.final.stage.vantage, view.judged, crossing, settings, cpus)
+    return shared_cpu(view.detail, view.final.stage.vantage, view.judged, crossing, view.path, settings, cpus)
 
 
 SHARED_LEAD = "The machine's CPUs are full"
@@ -275,7 +282,8 @@ def _machine_finding(view: PathView, sh: SharedCpu, stage_reading: Finding) -> t
                   "on a full machine that pick follows the noise")
     also = f", about as much as {alt.hop}" if alt and alt.cause == "cpu" else ""
     f = Finding(_stage_of(view, named.name), "cpu", f"{lead}; {named.name} costs the most per byte, "
-                f"{cost_text(named.cost)}{also}, so {_stage_of(view, named.name)} binds on a machine like this", ev, "machine")
+                f"{cost_text(named.cost)}{also}, so {_stage_of(view, named.name)} binds on a machine like this", ev, "machine",
+                named.name)
     others = [p for p in sh.server if p is not top and p is not rival]
     if others and others[0].cost.median > 0:
         o = others[0]
@@ -306,7 +314,7 @@ def _next(view: PathView, b: StageView, f: Finding) -> Next | None:
     if idx > 0 and above(view.stages[idx - 1].pull, b.pull):
         prefix = view.stages[:idx]
         b2 = binding(prefix)
-        f2 = stage_cause(b2, PathView(prefix, view.idle, view.hops, view.judged), None)
+        f2 = stage_cause(b2, PathView(view.path, prefix, view.idle, view.hops, view.judged), None)
         cands.append(Next(b2.name, f2.cause, prefix[-1].pull.median,
                           [f"without {b.name}, pulls at {prefix[-1].stage.vantage} reach {prefix[-1].pull}: "
                            f"{f2.what}"] + f2.evidence[:1]))
@@ -331,7 +339,7 @@ def _done(view: PathView, f: Finding, nxt: Next | None, at_cap: bool, hop: str,
     if f.kind == "machine":
         summary = f"{SHARED_LEAD}: {f.what}; the client gets {final}."
     elif f.cause == "down":
-        where = f"ulls fail at {PATH.stage(f.stage).vantage}"
+        where = f"ulls fail at {view.path.stage(f.stage).vantage}"
         summary = f"{f.what}: p{where}." if view.down else f"P{where}."
     elif at_cap:
         cap = next(sv.hop for sv in view.stages if sv.stage.hop == hop)
@@ -350,7 +358,7 @@ def _done(view: PathView, f: Finding, nxt: Next | None, at_cap: bool, hop: str,
     ev += f.evidence
     if shared and shared.saturated and f.kind != "machine":
         ev.append(f"the machine's CPUs were full too: {shared.demand_text()}")
-    ev += [e for e in disk_evidence(view.table) if e not in ev] if view.table is not None else []
+    ev += [e for e in disk_evidence(view.table, view.path) if e not in ev] if view.table is not None else []
     last = view.final
     if last.parallel and last.pull and last.pull.median > 0:
         ratio = last.parallel.median / last.pull.median
@@ -358,11 +366,11 @@ def _done(view: PathView, f: Finding, nxt: Next | None, at_cap: bool, hop: str,
                   f"{ratio:.1f}x one pull" + (": each connection is limited, not the path" if ratio > 1.5 else ""))
     machine = f.kind == "machine"
     lab_limit = (machine and f.cause == "client") or f.kind == "lab"
-    remedies = [] if lab_limit else candidates(f.stage, f.cause, settings)
-    none = NOTHING_LAB if lab_limit else nothing_to_change(f.stage, "link" if at_cap and f.cause == "link" else f.cause,
-                                                           settings)
+    remedies = [] if lab_limit else candidates(f.stage, f.cause, settings, view.path)
+    none = NOTHING_LAB if lab_limit else nothing_to_change(f.stage, f.cause, settings, view.path)
     return Verdict(f.stage, summary, ev, _stage_table(view, f.stage), f.cause, at_cap, hop,
-                   final.median if final else None, nxt, view.notes, shared, alt, machine, _what(f), remedies, none)
+                   final.median if final else None, nxt, view.notes, shared, alt, machine, _what(f), remedies, none,
+                   f.program)
 
 
 NOTHING_LAB = "nothing on the server to change: a lighter client, e.g. --verify length, shows the server's own ceiling"

@@ -8,7 +8,6 @@ everywhere. No sentence nests parentheses (`nested_parentheses` finds any that d
 """
 from __future__ import annotations
 
-from ..path import PATH
 from .causes import CAUSES
 from .machine import cost_text
 from .remedies import Fix
@@ -26,7 +25,7 @@ def bottleneck(v) -> str:
             how = "about as much CPU per byte as" if sh.client_close else "more CPU per byte than"
             return (f"The lab's own client binds: on this machine's {sh.cpus} CPUs, which the path's programs fill, "
                     f"it needs {how} the server's programs together")
-        top = next((p for p in sh.server if p.name in PATH.stage(v.hop).programs), sh.costliest)
+        top = next((p for p in sh.server if p.name == v.program), sh.costliest)
         two = f", about as much as {v.alternative.hop}" if v.alternative and v.alternative.cause == "cpu" else ""
         return (f"The path's programs fill this machine's {sh.cpus} CPUs and {top.name} costs the most per byte, "
                 f"{cost_text(top.cost).split(',')[0]}{two}, so {v.hop} binds")

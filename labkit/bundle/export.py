@@ -25,7 +25,8 @@ from ..config.render import NginxPaths, UwsgiPaths, templates, render_nginx, ren
 from ..config.presets import PROVENANCE, SREGISTRY_SHIPPED
 
 BASE_PRESET = "sregistry-2018-10"
-from ..config.settings import SYSCTLS, LabSettings, as_text
+from ..config.modes import SERVE_MODES
+from ..config.settings import SYSCTLS, LabSettings, as_text, field_names, setting
 
 SETTINGS_FILE = "servelab-settings.json"
 DEPLOY_NGINX = NginxPaths(listen="*:80", uwsgi_upstream="uwsgi:3031", images_dir="/var/www/images",
@@ -81,9 +82,8 @@ WHY = {
 def changes(s: LabSettings, base: LabSettings = SREGISTRY_SHIPPED) -> list[dict]:
     out = []
     for group in ("app", "publish", "uwsgi", "nginx", "kernel", "cpu"):
-        old, new = getattr(base, group), getattr(s, group)
-        for field in type(new).model_fields:
-            a, b = getattr(old, field), getattr(new, field)
+        for field in field_names(base, group, s):
+            a, b = setting(base, group, field), setting(s, group, field)
             if a != b:
                 path = f"{group}.{field}"
                 out.append({"path": path, "old": as_text(a) or "(default)", "new": as_text(b) or "(default)",
@@ -118,7 +118,7 @@ def export_bundle(s: LabSettings, out_dir: Path, label: str = "winner", measurem
     files["README.md"] = env.get_template("bundle-README.md.j2").render(
         label=label, when=time.strftime("%Y-%m-%d %H:%M"), s=s, changes=changes(s),
         daemon_json="daemon.json" in files, measurements=table, image_mib=image_mib, notes=notes or [],
-        base=BASE_PRESET, provenance=PROVENANCE)
+        base=BASE_PRESET, provenance=PROVENANCE, mode=SERVE_MODES[s.app.serve_mode])
     with tempfile.TemporaryDirectory(prefix="servelab-bundle-", dir=out_dir) as tmp:
         stage = Path(tmp) / label
         for name, text in files.items():

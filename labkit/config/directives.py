@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from .settings import LabSettings
+from .settings import LabSettings, error_loc
 
 Status = Literal["modelled", "ignored"]
 
@@ -95,8 +95,9 @@ class Ledger:
             for err in exc.errors():      # a union (e.g. a number or "auto") fails once per branch
                 where, setting, msg = self._where(err)
                 found.setdefault((where, setting), []).append(msg)
-                if err.get("input") is not None and not isinstance(err.get("input"), dict):
-                    got[where, setting] = err["input"]
+                value = error_loc(err)[1]
+                if value is not None and not isinstance(value, dict):
+                    got[where, setting] = value
             for key, msgs in found.items():
                 tail = f" (got {got[key]!r})" if key in got else ""
                 self.problems.append(f"{key[0]}: {key[1]}: {' or '.join(dict.fromkeys(msgs))}{tail}")
@@ -104,7 +105,7 @@ class Ledger:
 
     def _where(self, err: dict) -> tuple[str, str, str]:
         """(directive, setting, message) of a validation error: its field's, or the field its message names."""
-        loc = [str(p) for p in err["loc"] if not re.search(r"[\[\]-]", str(p))]
+        loc = error_loc(err)[0]
         msg = err["msg"].removeprefix("Value error, ")
         if len(loc) >= 2 and f"{loc[0]}.{loc[1]}" in self.origins:
             return str(self.origins[f"{loc[0]}.{loc[1]}"]), f"{loc[0]}.{loc[1]}", msg
@@ -118,7 +119,7 @@ class Ledger:
 
 def _setting(err: dict) -> str:
     """The setting's dotted name, without pydantic's union branch names."""
-    return ".".join(str(p) for p in err["loc"] if not re.search(r"[\[\]-]", str(p))) or "settings"
+    return ".".join(error_loc(err)[0]) or "settings"
 
 
 def _shown(value: Any) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .settings import LabSettings, SettingsError, parse_settings
+from .settings import LabSettings, SettingsError, is_keyed, parse_settings, setting
 
 _TRUE, _FALSE = {"on", "true", "yes", "1"}, {"off", "false", "no", "0"}
 
@@ -25,7 +25,7 @@ def parse_override(text: str) -> tuple[str, str, str]:
     if model is None:
         raise SettingsError(f"--set {text!r}: no settings group {group!r}; groups: {', '.join(LabSettings.model_fields)}")
     fields = model.annotation.model_fields
-    if field not in fields:
+    if field not in fields and not is_keyed(group):     # a keyed group's names are the path's to check
         raise SettingsError(f"--set {text!r}: {group} has no setting {field!r}; it has {', '.join(fields)}")
     return group, field, value.strip()
 
@@ -55,7 +55,7 @@ def apply_overrides(base: LabSettings, overrides: list[str]) -> LabSettings:
     data = base.model_dump()
     for text in overrides:
         group, field, raw = parse_override(text)
-        data[group][field] = _value(raw, getattr(getattr(base, group), field))
+        data[group][field] = _value(raw, setting(base, group, field))
     return parse_settings(data)
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from .settings import ACCEL_PREFIX, LabSettings
+from .modes import ACCEL_PREFIX, SERVE_MODES
+from .settings import LabSettings
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class NginxPaths:
     server_include: str | None = None
     host_header: str | None = None       # lab only: HTTP_HOST for the app (Debian's uwsgi_params drops the port)
     static_dir: str | None = None        # sregistry's /static alias (the bundle; the lab has no static files)
+    proxy_pass: str | None = None        # an nginx in front of another (a load balancer): every request to this URL
     accel_prefix: str = ACCEL_PREFIX
 
 
@@ -37,11 +39,16 @@ class UwsgiPaths:
     app_options: tuple[tuple[str, str], ...] = ()   # lab only: the ini lines that load the registry app
 
 
-def lab_nginx_paths(run: Path, listen: str, upstream: str, images: Path, temp: Path | None = None) -> NginxPaths:
-    return NginxPaths(listen=listen, uwsgi_upstream=upstream, images_dir=str(images),
-                      pid=str(run / "nginx.pid"), error_log=str(run / "nginx-error.log"),
-                      access_log=str(run / "nginx-access.log"), user="root",
-                      temp_dir=str(temp or run / "nginx-temp"), host_header="$http_host")
+def lab_nginx_paths(run: Path, listen: str, upstream: str, images: Path, temp: Path | None = None,
+                    name: str = "nginx", protocol: str = "uwsgi") -> NginxPaths:
+    """An nginx of the lab: its files in the run directory, named after its service; its upstream
+    spoken to with uwsgi_pass, or (`protocol` "http") proxied to over HTTP."""
+    http = protocol == "http"
+    return NginxPaths(listen=listen, uwsgi_upstream="" if http else upstream, images_dir=str(images),
+                      proxy_pass=f"http://{upstream}" if http else None,
+                      pid=str(run / f"{name}.pid"), error_log=str(run / f"{name}-error.log"),
+                      access_log=str(run / f"{name}-access.log"), user="root",
+                      temp_dir=str(temp or run / f"{name}-temp"), host_header="$http_host")
 
 
 @cache
@@ -55,16 +62,16 @@ def templates() -> Environment:
 
 
 def render_nginx(s: LabSettings, p: NginxPaths) -> str:
-    return templates().get_template("nginx.conf.j2").render(n=s.nginx, a=s.app, p=p)
+    return templates().get_template("nginx.conf.j2").render(n=s.nginx, m=SERVE_MODES[s.app.serve_mode], p=p)
 
 
 def render_nginx_server(s: LabSettings, p: NginxPaths) -> str:
-    return templates().get_template("nginx-server.conf.j2").render(n=s.nginx, a=s.app, p=p)
+    return templates().get_template("nginx-server.conf.j2").render(n=s.nginx, m=SERVE_MODES[s.app.serve_mode], p=p)
 
 
 def render_uwsgi(s: LabSettings, p: UwsgiPaths) -> str:
     """uwsgi.ini: in the lab it loads labkit's registry app (p.app_options); in the bundle, sregistry's."""
-    return templates().get_template("uwsgi.ini.j2").render(u=s.uwsgi, a=s.app, p=p)
+    return templates().get_template("uwsgi.ini.j2").render(u=s.uwsgi, m=SERVE_MODES[s.app.serve_mode], p=p)
 
 
 def render_nat(host_ip: str, rules: list[dict]) -> str:

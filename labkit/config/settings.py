@@ -10,8 +10,11 @@ import re
 from typing import Annotated, Literal
 
 from ..errors import SettingsError
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError,
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
                       model_validator)
+from pydantic_core import PydanticCustomError
+
+from .modes import SERVE_MODES
 
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmg]?)\s*$", re.I)
@@ -132,13 +135,11 @@ class UwsgiSettings(_Model):
     disable_write_exception: bool = False
 
 
-ServeMode = Literal["fileresponse", "fileresponse-iter", "accel", "nginx-alias"]
-ACCEL_PREFIX = "/_protected/"     # accel: the app's X-Accel-Redirect names a file below nginx's internal location
-ALIAS_PREFIX = "/images/"         # nginx-alias: sregistry's `location /images { alias /var/www/images; }`
+ServeMode = Literal[tuple(SERVE_MODES)]
 
 
 class AppSettings(_Model):
-    """How the registry app hands out the image file (labkit.registry.SERVE_MODES says what each does)."""
+    """How the registry app hands out the image file (labkit.config.modes.SERVE_MODES says what each implies)."""
     serve_mode: ServeMode = "fileresponse"
     chunk_size: int = Field(4096, ge=512, le=16 * 1024**2,
                             description="FileResponse.block_size: bytes per read when Django iterates the file")
@@ -168,16 +169,95 @@ class PublishSettings(_Model):
     host_port: int = Field(80, ge=1, le=65535)
 
 
-class LinkSettings(_Model):
-    """tc tbf rate per link; None = unshaped."""
-    wan: Rate = None
-    nginx: Rate = None
-    uwsgi: Rate = None
-
-
 MBps = Annotated[float, Field(gt=0, le=100_000)]
 Cpus = Annotated[float, Field(ge=0.01, le=1024)]
 CpuList = Annotated[str, Field(pattern=r"^\d+(-\d+)?(,\d+(-\d+)?)*$")]
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9@_-]*$")
+
+
+def _keyed_problem(key: str, value, msg: str) -> PydanticCustomError:
+    """A problem with one entry of a group keyed by the path's names, named `group.<key>` by explain()."""
+    return PydanticCustomError("keyed_setting", "{msg}", {"setting": key, "input": value, "msg": msg})
+
+
+class _Keyed(BaseModel):
+    """A settings group keyed by the path's names (links, services): which names exist is the path's
+    to say (`ServingPath.problems`); here each value is checked. An entry set to None is left out:
+    absent and None mean the same (unshaped, unlimited)."""
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _entries(cls, data):
+        if isinstance(data, BaseModel):
+            return data
+        if not isinstance(data, dict):
+            raise ValueError(f"write a mapping of names to values, not {data!r}")
+        out = {}
+        for key, value in data.items():
+            if value is None:
+                continue
+            if not isinstance(key, str) or not _NAME.match(key):
+                raise _keyed_problem(str(key), value, "not a name (letters, digits, '-', '@', '_')")
+            out[key] = cls._value(key, value)
+        return out
+
+    @classmethod
+    def _value(cls, key: str, value):
+        raise NotImplementedError
+
+    @staticmethod
+    def _check(adapter: TypeAdapter, key: str, value):
+        try:
+            return adapter.validate_python(value)
+        except ValidationError as exc:
+            raise _keyed_problem(key, value, exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+
+    def get(self, key: str):
+        return (self.model_extra or {}).get(key)
+
+
+_RATE = TypeAdapter(Rate)
+_CPUS, _CPUSET = TypeAdapter(Cpus), TypeAdapter(CpuList)
+
+
+class LinkSettings(_Keyed):
+    """tc tbf rate per link of the path, keyed by the link's name (`links.wan=6gbit`); absent = unshaped."""
+
+    @classmethod
+    def _value(cls, key: str, value):
+        return cls._check(_RATE, key, value)
+
+    def rate(self, link: str) -> str | None:
+        return self.get(link)
+
+    def names(self) -> list[str]:
+        return list(self.model_extra or {})
+
+
+class CpuSettings(_Keyed):
+    """Per-container CPU as docker-compose's `cpus:` (CFS quota) and `cpuset:`, keyed by the path's
+    names: `<name>_cpus`, `<name>_cpuset` (nginx_cpus, uwsgi_cpuset, proxy_cpus); absent = unlimited."""
+
+    @classmethod
+    def _value(cls, key: str, value):
+        name, _, kind = key.rpartition("_")
+        if not name or kind not in ("cpus", "cpuset"):
+            raise _keyed_problem(key, value, "write <name>_cpus or <name>_cpuset, e.g. nginx_cpus")
+        if kind == "cpuset":
+            return cls._check(_CPUSET, key, str(value) if isinstance(value, int) and not isinstance(value, bool)
+                              else value)
+        return cls._check(_CPUS, key, value)
+
+    def cpus(self, name: str) -> float | None:
+        return self.get(f"{name}_cpus")
+
+    def cpuset(self, name: str) -> str | None:
+        return self.get(f"{name}_cpuset")
+
+    def keys(self) -> list[str]:
+        """The names that have a limit set."""
+        return list(dict.fromkeys(k.rpartition("_")[0] for k in self.model_extra or {}))
 
 
 class StorageSettings(_Model):
@@ -202,16 +282,6 @@ class StorageSettings(_Model):
             raise ValueError(f"{', '.join(limits + (['latency_ms'] if self.latency_ms else []))} "
                              "need storage.disk = 'loop' (the host's own disk is not the lab's to limit)")
         return self
-
-
-class CpuSettings(_Model):
-    """Per-container CPU as docker-compose's `cpus:` (CFS quota) and `cpuset:`; None = unlimited."""
-    nginx_cpus: Cpus | None = None
-    uwsgi_cpus: Cpus | None = None
-    proxy_cpus: Cpus | None = None
-    nginx_cpuset: CpuList | None = None
-    uwsgi_cpuset: CpuList | None = None
-    proxy_cpuset: CpuList | None = None
 
 
 COMMAND_FIELDS = ("host", "port", "uri", "url", "dest")   # what a client.command template may use
@@ -279,6 +349,26 @@ class LabSettings(_Model):
         return parse_settings(data)
 
 
+def is_keyed(group: str) -> bool:
+    """Whether a settings group is keyed by the path's names (links, cpu) rather than fixed fields."""
+    model = LabSettings.model_fields[group].annotation
+    return isinstance(model, type) and issubclass(model, _Keyed)
+
+
+def setting(s: LabSettings, group: str, field: str):
+    """One setting's value; None for an entry a keyed group does not have."""
+    part = getattr(s, group)
+    return part.get(field) if isinstance(part, _Keyed) else getattr(part, field)
+
+
+def field_names(s: LabSettings, group: str, *more: LabSettings) -> list[str]:
+    """A group's settings: its fields, or for a keyed group the entries any of `s`, `more` has."""
+    part = getattr(s, group)
+    if not isinstance(part, _Keyed):
+        return list(type(part).model_fields)
+    return list(dict.fromkeys(k for x in (s, *more) for k in getattr(x, group).model_extra or {}))
+
+
 def parse_settings(data: dict) -> LabSettings:
     try:
         return LabSettings.model_validate(data)
@@ -286,17 +376,26 @@ def parse_settings(data: dict) -> LabSettings:
         raise SettingsError(explain(exc)) from None
 
 
+def error_loc(err: dict) -> tuple[list[str], object]:
+    """A validation error's setting, as its dotted parts, and the value it refused."""
+    # pydantic names union branches ("constrained-int", "literal['auto']"): not settings
+    parts = [str(p) for p in err["loc"] if not re.search(r"[\[\]-]", str(p))]
+    ctx = err.get("ctx") or {}
+    if "setting" in ctx:                     # an entry of a group keyed by the path's names
+        return [*parts, ctx["setting"]], ctx.get("input")
+    return parts, err.get("input")
+
+
 def explain(exc: ValidationError) -> str:
     """One clause per bad setting, named by its dotted path (union branches merged)."""
     problems: dict[str, list[str]] = {}
     got: dict[str, object] = {}
     for err in exc.errors():
-        # pydantic names union branches ("constrained-int", "literal['auto']"): not settings
-        parts = [str(p) for p in err["loc"] if not re.search(r"[\[\]-]", str(p))]
+        parts, value = error_loc(err)
         where = ".".join(parts) or "settings"
         problems.setdefault(where, []).append(err["msg"].removeprefix("Value error, "))
-        if not isinstance(err.get("input"), dict):
-            got[where] = err.get("input")
+        if not isinstance(value, dict):
+            got[where] = value
     return "; ".join(f"{where}: {' or '.join(msgs)}" + (f" (got {got[where]!r})" if where in got else "")
                      for where, msgs in problems.items())
 

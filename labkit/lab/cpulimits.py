@@ -1,7 +1,8 @@
 """CPU per service as docker-compose gives it to a container: a CFS quota (`cpus:`) and a cpuset.
 
-Each limited program (nginx, uwsgi, the docker-proxy processes) gets one group
-`servelab/<lab>/<member>` in the cpu, cpuacct and cpuset hierarchies (v1; v2: one tree). A program
+Each limited program gets one group `servelab/<lab>/<key>` in the cpu, cpuacct and cpuset
+hierarchies, keyed as settings.cpu is, by the path's names (nginx, uwsgi, proxy: the docker-proxy
+processes together) (v1; v2: one tree). A program
 started while its group exists joins it before it execs (`procs_files`), so every worker it forks
 is born inside; a program already running is moved with all its processes (`add`). A limit set
 back to None lifts it (quota max, every CPU of the parent) and the processes stay where they are.
@@ -16,9 +17,6 @@ from ..config.settings import CpuSettings
 from . import ownership
 from .cgroups import Cgroup, CgroupError, Features, parse_cpu_list
 
-MEMBERS = ("nginx", "uwsgi", "proxy")       # CpuSettings' prefixes: <member>_cpus, <member>_cpuset
-
-
 @dataclass(frozen=True)
 class CpuLimit:
     cpus: float | None = None
@@ -29,15 +27,15 @@ class CpuLimit:
         return self.cpus is not None or self.cpuset is not None
 
 
-def limits(s: CpuSettings) -> dict[str, CpuLimit]:
-    """Member -> its limit, from the settings (pure)."""
-    return {m: CpuLimit(getattr(s, f"{m}_cpus"), getattr(s, f"{m}_cpuset")) for m in MEMBERS}
+def limits(s: CpuSettings, members: tuple[str, ...]) -> dict[str, CpuLimit]:
+    """Member (a key of the path's, `ServingPath.cpu_keys`) -> its limit, from the settings (pure)."""
+    return {m: CpuLimit(s.cpus(m), s.cpuset(m)) for m in members}
 
 
-def missing_features(s: CpuSettings, feats: Features) -> list[str]:
+def missing_features(s: CpuSettings, feats: Features, members: tuple[str, ...]) -> list[str]:
     """One sentence per asked-for limit this machine cannot apply (pure)."""
     out = []
-    for m, lim in limits(s).items():
+    for m, lim in limits(s, members).items():
         if lim.cpus is not None and not feats.cpu_quota:
             out.append(f"cpu.{m}_cpus not applied: " + "; ".join(feats.missing))
         if lim.cpuset is not None and not feats.cpuset:
@@ -48,8 +46,8 @@ def missing_features(s: CpuSettings, feats: Features) -> list[str]:
 class CpuGroups:
     """The lab's CPU groups, made when a limit first asks for one."""
 
-    def __init__(self, lab: str, feats: Features, notes: list[str]):
-        self.lab, self.feats, self.notes = lab, feats, notes
+    def __init__(self, lab: str, feats: Features, notes: list[str], members: tuple[str, ...]):
+        self.lab, self.feats, self.notes, self.members = lab, feats, notes, members
         self.groups: dict[str, Cgroup] = {}
         self.settings = CpuSettings()
 
@@ -64,7 +62,7 @@ class CpuGroups:
         """The groups a lab of this name made in another process (found by their names)."""
         if not self.usable():
             return
-        for m in MEMBERS:
+        for m in self.members:
             g = Cgroup(self.lab, m, self.feats, controllers=("cpu", "cpuacct", "cpuset"))
             if all(d.is_dir() for d in g.dirs):
                 self.groups[m] = g
@@ -75,13 +73,13 @@ class CpuGroups:
     def set(self, s: CpuSettings) -> list[str]:
         """Make the groups `s` needs and write its limits; what was done (and notes for what cannot be)."""
         self.settings = s
-        for line in missing_features(s, self.feats):
+        for line in missing_features(s, self.feats, self.members):
             if line not in self.notes:
                 self.notes.append(line)
         if not self.usable():
             return []
         done = []
-        for m, lim in limits(s).items():
+        for m, lim in limits(s, self.members).items():
             if not lim.limited and m not in self.groups:
                 continue
             g = self._group(m)

@@ -4,7 +4,9 @@
         lab.health()
 
 `compute_nodes=N` builds N compute nodes behind a switch with one uplink to the VM
-(`labkit.path.registry_path`); pulls and surveys use the first, a storm all of them.
+(`labkit.path.registry_path`); pulls and surveys use the first, a storm all of them. `path=`
+builds any other declared path instead (Mininet's `Mininet(topo=...)`): every service it declares
+is started with the class its `program` names in `labkit.lab.programs.PROGRAMS`.
 """
 from __future__ import annotations
 
@@ -18,13 +20,13 @@ import psutil
 from ..config.presets import SREGISTRY_SHIPPED
 from ..config.settings import LabSettings, SettingsError
 from ..errors import ConfigRejected, LabError, ToolMissing
-from ..path import Plan, plan, registry_path
+from ..path import Plan, ServingPath, plan, registry_path
 from . import netns, network, ownership
 from .changes import Features, plan_changes
 from ..registry.catalog import Image, ensure_image
 from .layers import LAYER_STEPS, Layers
 from .supervision import Supervision
-from .programs import DnatPublisher, DockerProxy, Iperf3Server, Nginx, Site, Uwsgi
+from .programs import PROGRAMS, PUBLISHERS, Iperf3Server, Site, program_problems
 from .tools import tool
 
 DATA = Path(os.environ.get("SERVELAB_DATA", Path(__file__).resolve().parents[2] / "data"))
@@ -38,14 +40,17 @@ class Lab(Supervision, Layers):
 
     def __init__(self, name: str = "main", settings: LabSettings = SREGISTRY_SHIPPED,
                  image_size: int = 64 * MiB, namespaced: bool | None = None, data_dir: Path = DATA,
-                 keep: bool = False, quiet: bool = False, compute_nodes: int = 1):
+                 keep: bool = False, quiet: bool = False, compute_nodes: int = 1, path: ServingPath | None = None):
         use_ns = netns.can_use_namespaces() if namespaced is None else namespaced
         if use_ns and not netns.can_use_namespaces():
             raise LabError("network namespaces need root; run as root or use namespaced=False")
+        path = path or registry_path(compute_nodes)
+        if problems := program_problems(path) + path.problems(settings):
+            raise SettingsError("; ".join(problems))
         self.name = name
         self.settings = settings
-        self.plan: Plan = plan(name, use_ns, settings.publish.host_port, registry_path(compute_nodes))
-        self.compute_nodes = compute_nodes
+        self.plan: Plan = plan(name, use_ns, settings.publish.host_port, path)
+        self.compute_nodes = len(path.compute)
         self.image_size = image_size
         self.run_dir, self.images_dir = Path(data_dir) / "run" / name, Path(data_dir) / "images"
         self.keep = keep
@@ -67,8 +72,10 @@ class Lab(Supervision, Layers):
         st = ownership.read(name)
         if not st or "settings" not in st:
             raise LabError(f"no lab '{name}' is up on this machine (`labkit status` lists the labs)")
+        path = (ServingPath.from_dict(st["path"]) if "path" in st
+                else registry_path(st.get("compute_nodes", 1)))
         lab = cls(name, LabSettings.model_validate(st["settings"]), st["image_size"], st["namespaced"],
-                  data_dir, keep=True, compute_nodes=st.get("compute_nodes", 1))
+                  data_dir, keep=True, path=path)
         lab.image = ensure_image(lab.images_dir, lab.image_size)
         lab._kernel_defaults = st.get("kernel_defaults", {})
         lab._layers_adopt()
@@ -86,7 +93,7 @@ class Lab(Supervision, Layers):
         self._clean_before_start()
         ownership.write(self.name, **ownership.owner_stamp(), keep=self.keep, namespaced=self.plan.namespaced,
                         run_dir=str(self.run_dir), pids={}, image_size=self.image_size,
-                        compute_nodes=self.compute_nodes,
+                        compute_nodes=self.compute_nodes, path=self.plan.path.to_dict(),
                         settings=self.settings.model_dump(mode="json"))
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -136,29 +143,17 @@ class Lab(Supervision, Layers):
 
     # --- programs ----------------------------------------------------------
     def _programs(self) -> list:
-        """The path's services, then its published ports, as the declared path and the settings say."""
-        site, path, out = self.site, self.plan.path, []
-        upstream = next(s.node for s in path.services if s.program == "uwsgi")
-        for spec in path.services:
-            if spec.program == "iperf3":
-                out.append(Iperf3Server(site, spec))
-            elif spec.program == "uwsgi":
-                out.append(Uwsgi(site, spec, self.settings))
-            elif spec.program == "nginx":
-                out.append(Nginx(site, spec, self.settings, upstream))
-        return out + self._publishers()
+        """The path's services (each with the class its program names), then its published ports."""
+        services = [PROGRAMS[spec.program](self.site, spec, self.settings) for spec in self.plan.path.services]
+        return services + self._publishers()
 
     def _publishers(self) -> list:
-        """docker-proxy per published port, or one DNAT table (Docker's `userland-proxy: false`)."""
-        p, site = self.plan, self.site
-        pubs = p.path.published
-        if self.settings.publish.mode == "userland-proxy":
-            return [DockerProxy(site, f"docker-proxy@{pb.name}", pb.node, p.port(pb.host_port),
-                                (p.ip(pb.container), p.port(pb.container_port))) for pb in pubs]
-        nodes = {pb.node for pb in pubs}
-        return [DnatPublisher(site, node, [{"host_port": p.port(pb.host_port), "container_ip": p.ip(pb.container),
-                                            "container_port": p.port(pb.container_port)}
-                                           for pb in pubs if pb.node == node]) for node in sorted(nodes)]
+        """The published ports as the publish mode publishes them (docker-proxy per port, or DNAT)."""
+        return PUBLISHERS[self.settings.publish.mode].publishing(self.site, self.plan.path.published, self.settings)
+
+    def instances(self, program: str) -> list:
+        """Every running service of `program` (a path may declare several nginx, say)."""
+        return [v for v in self.services.values() if isinstance(v, PROGRAMS[program])]
 
     def _start(self, svc) -> None:
         self.services[svc.name] = svc
@@ -190,12 +185,14 @@ class Lab(Supervision, Layers):
     def check(self, new: LabSettings) -> list[str]:
         """The groups `new` changes; raises SettingsError (nothing applied) if it cannot be applied here."""
         changes = plan_changes(self.settings, new, self.features())
-        problems = list(changes.problems) + self.layer_problems(new)
-        if "nginx" in changes.steps:
-            try:
-                self._nginx().check(new)
-            except ConfigRejected as exc:
-                problems.append(f"nginx: {exc}")
+        problems = list(changes.problems) + self.plan.path.problems(new) + self.layer_problems(new)
+        for step in changes.steps:
+            for svc in self.instances(step) if step in PROGRAMS else []:
+                if hasattr(svc, "check"):
+                    try:
+                        svc.check(new)
+                    except ConfigRejected as exc:
+                        problems.append(f"{svc.name}: {exc}")
         if problems:
             raise SettingsError("; ".join(problems))
         return list(changes.groups)
@@ -204,7 +201,8 @@ class Lab(Supervision, Layers):
         """Change the running lab to `new`, checked first; on a failure midway it goes back to the old settings.
 
         nginx reloads gracefully (SIGHUP), uwsgi restarts, sysctls and tc change in place,
-        the publish mode switches between docker-proxy and DNAT. Returns what was done.
+        the publish mode switches between docker-proxy and DNAT; every instance of a program
+        changes (each nginx of the path reloads). Returns what was done.
         """
         self.check(new)
         steps = plan_changes(self.settings, new, self.features()).steps
@@ -232,22 +230,14 @@ class Lab(Supervision, Layers):
                 network.shape(self.plan, s)
                 done.append("links: tc tbf reshaped")
             elif step == "publish":
-                for svc in [v for v in self.services.values() if isinstance(v, (DockerProxy, DnatPublisher))]:
+                for svc in [v for v in self.services.values() if isinstance(v, tuple(PUBLISHERS.values()))]:
                     self.services.pop(svc.name).stop()
                 for svc in self._publishers():
                     self._start(svc)
                 done.append(f"publish: {s.publish.mode}")
-            elif step == "uwsgi":
-                done.append(self._uwsgi().change(s))
-            elif step == "nginx":
-                done.append(self._nginx().change(s))
+            elif step in PROGRAMS:
+                done += [svc.change(s) for svc in self.instances(step)]
         return done
-
-    def _nginx(self) -> Nginx:
-        return next(v for v in self.services.values() if isinstance(v, Nginx))
-
-    def _uwsgi(self) -> Uwsgi:
-        return next(v for v in self.services.values() if isinstance(v, Uwsgi))
 
     @staticmethod
     def congestion_controls() -> list[str]:

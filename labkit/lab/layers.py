@@ -26,7 +26,7 @@ class Layers:
     def _layers_init(self) -> None:
         self._feats: cgroups.Features | None = None
         self.storage = VmStorage(self.name, self.run_dir, self.images_dir, self.cgroup_features, self.notes)
-        self.cpu = CpuGroups(self.name, self.cgroup_features, self.notes)
+        self.cpu = CpuGroups(self.name, self.cgroup_features, self.notes, self.plan.path.cpu_keys)
         self.client_storage = ClientStorage(self.name, self.run_dir, self.cgroup_features, self.notes)
 
     @property

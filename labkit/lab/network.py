@@ -41,10 +41,10 @@ def _bridge(plan: Plan, name: str):
 
 
 def shape(plan: Plan, s: LabSettings) -> None:
-    """tc tbf on each shaped link's sending end at the rate `settings.links.<rate>` gives (None: unshaped)."""
+    """tc tbf on each shaped link's sending end at the rate `settings.links.<link>` gives (absent: unshaped)."""
     for lk in plan.path.links:
-        if lk.rate:
-            netns.shape(plan.ns(lk.a), lk.dev_a, getattr(s.links, lk.rate))
+        if lk.shaped:
+            netns.shape(plan.ns(lk.a), lk.dev_a, s.links.rate(lk.name))
 
 
 def set_kernel(plan: Plan, s: LabSettings, defaults: dict[str, str]) -> None:

@@ -51,7 +51,8 @@ def known() -> list[str]:
 def lab_namespaces(name: str) -> list[str]:
     if not netns.can_use_namespaces():
         return []
-    wanted = {f"{NS_PREFIX}{name}-{node}" for node in NODE_NAMES}
+    recorded = {n["name"] for n in ((read(name) or {}).get("path") or {}).get("nodes", [])}   # a path of its own
+    wanted = {f"{NS_PREFIX}{name}-{node}" for node in NODE_NAMES | recorded}
     return [ns for ns in netns.list_ns(NS_PREFIX) if ns in wanted]
 
 

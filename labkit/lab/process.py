@@ -38,7 +38,7 @@ class Process:
     """
     deaths: re.Pattern | None = None
     stop_signal: int = signal.SIGTERM
-    cpu_member: str | None = None      # its CPU group (labkit.lab.cpulimits.MEMBERS), if it can have one
+    cpu_member: str | None = None      # its CPU group (its key in settings.cpu, from the path), if it has one
     uses_vm_disk: bool = False         # reads or writes the VM's storage (joins its block-I/O group)
 
     def __init__(self, name: str, node: str, ns: str | None, log_file: Path,

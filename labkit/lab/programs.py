@@ -2,11 +2,15 @@
 
     Iperf3Server   iperf3 -s on a node
     Uwsgi          uwsgi with the registry app (restarted to change settings)
-    Nginx          nginx in front of uwsgi (reloaded gracefully with SIGHUP)
+    Nginx          nginx in front of its upstream (reloaded gracefully with SIGHUP)
     DockerProxy    Docker's docker-proxy for one published port (reports start-up on fd 3)
     DnatPublisher  nftables DNAT instead (`userland-proxy: false`): rules, not a process
 
-Each is given a `Site`: where the lab keeps its files and how the path is placed.
+Every class is built the same way, `Class(site, spec, settings)`: `site` says where the lab keeps
+its files and how the path is placed, `spec` is the path's declaration of it (a ServiceSpec; a
+publisher's, the published ports it carries), `settings` the lab's settings. A service of the
+path names its class in PROGRAMS (`ServiceSpec.program`); the publish mode names the publisher
+in PUBLISHERS. A new program is a class here and a line in one of the two tables.
 """
 from __future__ import annotations
 
@@ -23,8 +27,8 @@ import psutil
 
 from ..config.render import UwsgiPaths, lab_nginx_paths, render_nat, render_nginx, render_uwsgi
 from ..config.settings import LabSettings
-from ..errors import ServiceError
-from ..path import Plan, ServiceSpec
+from ..errors import ServiceError, UnknownName
+from ..path import Plan, Published, ServiceSpec
 from ..registry import uwsgi_app_options
 from ..registry.catalog import CATALOG
 from . import netns
@@ -38,7 +42,7 @@ class Site:
     plan: Plan
     run_dir: Path
     images_dir: Path          # where nginx and uwsgi find the images (the VM's storage)
-    temp_dir: Path            # nginx's temp files (the container's own file system)
+    temp_dir: Path            # nginx's temp files (the container's own file system, on the VM's storage)
 
     def log(self, name: str) -> Path:
         return self.run_dir / "logs" / f"{name}.log"
@@ -47,31 +51,38 @@ class Site:
         return self.plan.ip(node), self.plan.port(port_key)
 
 
-class Iperf3Server(Process):
-    def __init__(self, site: Site, spec: ServiceSpec):
-        super().__init__(spec.name, spec.node, site.plan.ns(spec.node), site.log(spec.name),
-                         site.ready_at(spec.node, spec.port))
-
-    def argv(self) -> list[str]:
-        return [tool("iperf3"), "-s", "-p", str(self.ready_at[1])]
-
-
-class Uwsgi(Process):
-    stop_signal = signal.SIGINT
-    cpu_member, uses_vm_disk = "uwsgi", True
-    deaths = re.compile(r"DAMN ! worker \d+ \(pid: \d+\) died")
+class Service(Process):
+    """A program the path declares (a ServiceSpec): its node, port, CPU key and disk come from there."""
 
     def __init__(self, site: Site, spec: ServiceSpec, settings: LabSettings):
         super().__init__(spec.name, spec.node, site.plan.ns(spec.node), site.log(spec.name),
                          site.ready_at(spec.node, spec.port))
-        self.site, self.settings = site, settings
-        self.ini = site.run_dir / "uwsgi.ini"
+        self.site, self.spec, self.settings = site, spec, settings
+        self.cpu_member, self.uses_vm_disk = spec.cpu, spec.disk == "vm"
+
+    def file(self, suffix: str) -> Path:
+        """One of its own files in the lab's run directory: `<service name><suffix>`."""
+        return self.site.run_dir / f"{self.name}{suffix}"
+
+
+class Iperf3Server(Service):
+    def argv(self) -> list[str]:
+        return [tool("iperf3"), "-s", "-p", str(self.ready_at[1])]
+
+
+class Uwsgi(Service):
+    stop_signal = signal.SIGINT
+    deaths = re.compile(r"DAMN ! worker \d+ \(pid: \d+\) died")
+
+    def __init__(self, site: Site, spec: ServiceSpec, settings: LabSettings):
+        super().__init__(site, spec, settings)
+        self.ini = self.file(".ini")
 
     def render(self, s: LabSettings) -> str:
-        p = self.site.plan
+        p, host = self.site.plan, self.site.plan.ip(self.node)
         return render_uwsgi(s, UwsgiPaths(
-            socket=f"{p.ip(self.node)}:{p.port('uwsgi_socket')}", http_socket=f"{p.ip(self.node)}:{p.port('uwsgi_http')}",
-            pidfile=str(self.site.run_dir / "uwsgi.pid"),
+            socket=f"{host}:{p.port(self.spec.socket)}", http_socket=f"{host}:{self.ready_at[1]}",
+            pidfile=str(self.file(".pid")),
             app_options=tuple(uwsgi_app_options(str(self.site.images_dir / CATALOG), s.app.serve_mode,
                                                 s.app.chunk_size))))
 
@@ -92,30 +103,33 @@ class Uwsgi(Process):
     def change(self, s: LabSettings) -> str:
         self.settings = s
         self.restart()
-        return "uwsgi: restarted with the new ini"
+        return f"{self.name}: restarted with the new ini"
 
 
-class Nginx(Process):
-    cpu_member, uses_vm_disk = "nginx", True
+class Nginx(Service):
     deaths = re.compile(r"worker process \d+ exited on signal \d+")
+    PROTOCOLS = ("uwsgi", "http")   # how it can speak to its upstream (uwsgi_pass, proxy_pass)
 
-    def __init__(self, site: Site, spec: ServiceSpec, settings: LabSettings, upstream: str):
-        super().__init__(spec.name, spec.node, site.plan.ns(spec.node), site.log(spec.name),
-                         site.ready_at(spec.node, spec.port))
-        self.site, self.settings, self.upstream = site, settings, upstream
-        self.conf = site.run_dir / "nginx.conf"
-        self.error_log = site.run_dir / "nginx-error.log"
+    def __init__(self, site: Site, spec: ServiceSpec, settings: LabSettings):
+        super().__init__(site, spec, settings)
+        if spec.upstream is None or spec.upstream.protocol not in self.PROTOCOLS:
+            raise UnknownName(f"service {spec.name}: nginx needs an upstream it speaks to with "
+                              f"{' or '.join(self.PROTOCOLS)}, not {spec.upstream}")
+        self.conf = self.file(".conf")
+        self.error_log = self.file("-error.log")
+        # its temp files: on the VM's storage when it uses the VM's disk, else in the run directory
+        self.temp_dir = site.temp_dir if self.uses_vm_disk else self.file("-temp")
 
     def render(self, s: LabSettings) -> str:
-        p = self.site.plan
+        _, host, port = self.site.plan.endpoint(self.spec.upstream)
         listen = f"{self.ready_at[0]}:{self.ready_at[1]}"
-        up = f"{p.ip(self.upstream)}:{p.port('uwsgi_socket')}"
-        return render_nginx(s, lab_nginx_paths(self.site.run_dir, listen, up, self.site.images_dir.resolve(),
-                                               self.site.temp_dir))
+        return render_nginx(s, lab_nginx_paths(self.site.run_dir, listen, f"{host}:{port}",
+                                               self.site.images_dir.resolve(), self.temp_dir, self.name,
+                                               self.spec.upstream.protocol))
 
     def check(self, s: LabSettings) -> None:
         """`nginx -t` on the config `s` gives, in nginx's namespace (its listen address is there)."""
-        trial = self.site.run_dir / "nginx-check.conf"
+        trial = self.file("-check.conf")
         trial.write_text(self.render(s))
         try:
             nginx_t(trial, self.ns)
@@ -126,7 +140,7 @@ class Nginx(Process):
         return [self.log, self.error_log]
 
     def argv(self) -> list[str]:
-        self.site.temp_dir.mkdir(parents=True, exist_ok=True)
+        self.temp_dir.mkdir(parents=True, exist_ok=True)
         self.conf.write_text(self.render(self.settings))
         d = self.site.run_dir
         return [tool("nginx"), "-c", str(self.conf), "-p", str(d), "-e", str(self.error_log), "-g", "daemon off;"]
@@ -148,18 +162,24 @@ class Nginx(Process):
                 except psutil.NoSuchProcess:   # an old worker that just exited
                     pass
             if now and not now & old:
-                return "nginx: reloaded gracefully"
+                return f"{self.name}: reloaded gracefully"
             time.sleep(0.02)
-        raise ServiceError(f"nginx did not replace its workers within {timeout:.0f}s:\n{self.log_tail()}")
+        raise ServiceError(f"{self.name} did not replace its workers within {timeout:.0f}s:\n{self.log_tail()}")
 
 
 class DockerProxy(Process):
-    """Docker's docker-proxy, stand-alone: it reports start-up on fd 3 ('0' ok, '1<error>')."""
-    cpu_member = "proxy"
+    """Docker's docker-proxy for one published port, stand-alone: it reports start-up on fd 3 ('0' ok, '1<error>')."""
 
-    def __init__(self, site: Site, name: str, node: str, host_port: int, target: tuple[str, int]):
-        super().__init__(name, node, site.plan.ns(node), site.log(name), (site.plan.ip(node), host_port))
-        self.target = target
+    def __init__(self, site: Site, spec: Published, settings: LabSettings):
+        p, name = site.plan, f"{spec.proxy}@{spec.name}"
+        super().__init__(name, spec.node, p.ns(spec.node), site.log(name), (p.ip(spec.node), p.port(spec.host_port)))
+        self.target = (p.ip(spec.container), p.port(spec.container_port))
+        self.cpu_member = spec.cpu
+
+    @classmethod
+    def publishing(cls, site: Site, published: tuple[Published, ...], settings: LabSettings) -> list:
+        """One docker-proxy per published port, as dockerd starts them."""
+        return [cls(site, pb, settings) for pb in published]
 
     def argv(self) -> list[str]:
         return [tool("docker-proxy"), "-proto", "tcp", "-host-ip", self.ready_at[0],
@@ -187,14 +207,24 @@ class DockerProxy(Process):
 
 
 class DnatPublisher:
-    """Published ports as nftables DNAT in the VM's namespace: the kernel forwards, no process copies."""
+    """Published ports as nftables DNAT in their host's namespace: the kernel forwards, no process copies.
+    `spec`: the published ports of one host node (one table holds them all)."""
     TABLE = "servelab_publish"
 
-    def __init__(self, site: Site, node: str, rules: list[dict]):
-        self.name, self.node, self.site, self.rules = "dnat", node, site, rules
-        self.ns = site.plan.ns(node)
+    def __init__(self, site: Site, spec: tuple[Published, ...], settings: LabSettings):
+        p = site.plan
+        self.name, self.node, self.site = "dnat", spec[0].node, site
+        self.rules = [{"host_port": p.port(pb.host_port), "container_ip": p.ip(pb.container),
+                       "container_port": p.port(pb.container_port)} for pb in spec]
+        self.ns = p.ns(self.node)
         self.file = site.run_dir / "publish.nft"
         self.pid = None
+
+    @classmethod
+    def publishing(cls, site: Site, published: tuple[Published, ...], settings: LabSettings) -> list:
+        """One table per host node that publishes ports."""
+        nodes = sorted({pb.node for pb in published})
+        return [cls(site, tuple(pb for pb in published if pb.node == n), settings) for n in nodes]
 
     def start(self) -> None:
         self.file.write_text(render_nat(self.site.plan.ip(self.node), self.rules))
@@ -227,3 +257,15 @@ class DnatPublisher:
 
     def incidents(self, peek: bool = False) -> list[str]:
         return []
+
+
+# The program classes by the name a ServiceSpec gives (`ServiceSpec.program`), and the publishers by
+# settings.publish.mode: the lab builds every service and published port from these two tables.
+PROGRAMS: dict[str, type[Service]] = {"iperf3": Iperf3Server, "uwsgi": Uwsgi, "nginx": Nginx}
+PUBLISHERS: dict[str, type] = {"userland-proxy": DockerProxy, "dnat": DnatPublisher}
+
+
+def program_problems(path) -> list[str]:
+    """Services of `path` whose program has no class here (one sentence each; [] when all have)."""
+    return [f"service {s.name}: program {s.program!r} is not one of {', '.join(PROGRAMS)}"
+            for s in path.services if s.program not in PROGRAMS]

@@ -17,10 +17,9 @@ import http.client
 import socket
 
 from ..errors import HttpStatusError
+from ..records import HARNESS_KINDS, KINDS
 
 __all__ = ["KINDS", "HARNESS_KINDS", "HttpStatusError", "classify", "outcome"]
-KINDS = ("connect", "reset", "http", "short body", "checksum", "timeout", "other")
-HARNESS_KINDS = ("other",)      # kinds that say the measuring side failed, not the registry
 _CONNECT_ERRNOS = {errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL,
                    errno.ENETDOWN, errno.EHOSTDOWN}
 _RESET_ERRNOS = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED}

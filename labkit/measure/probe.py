@@ -1,8 +1,8 @@
-"""`labkit probe`: the lab's measurements against a real registry, from wherever it runs.
+"""`labkit probe`'s measurements: the lab's measurements against a real registry, from wherever it runs.
 
-    p = run_probe("http://registry.example.org", "library/ubuntu:18.04", parallel=5, iperf3="registry.example.org")
-    print(p.table)        # manifest, one pull, N pulls (verified, TTFB, the client's tcp_info), iperf3
-    print(p.verdict)      # client-limited, network-limited or server application-limited, with the numbers
+    run = measure_probe("http://registry.example.org", "library/ubuntu:18.04", parallel=5, iperf3="registry.example.org")
+    run.table             # manifest, one pull, N pulls (verified, TTFB, the client's tcp_info), iperf3
+    run.facts             # the numbers the client-side verdict reads (labkit.workflows.run_probe judges them)
 
 It talks only to the URL it is given (and to the iperf3 host, if one is given): one manifest
 request, one pull, N pulls at once, each bounded by a deadline; an image URL in the manifest
@@ -19,22 +19,19 @@ import socket
 import statistics
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 
-from ..analyze.probe_verdict import ProbeFacts, ProbeVerdict, probe_verdict
-from ..analyze.tcpflow import analyze
-from ..analyze.windows import flow_verdict
 from ..errors import SettingsError
 from ..nsenter import exec_prefix, inside
+from ..records import ProbeRun, PullResult
 from . import iperf
 from .capture import CapturePoint, CaptureProcess
-from .survey import save_results
 from ..registry.client import get
-from .pull import READ_SIZE, PullResult, aggregate_mbps, pull_image, together
+from .pull import READ_SIZE, aggregate_mbps, pull_image, together
 from .tcpinfo import SocketWatch
 
 URI = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*/[A-Za-z0-9_][A-Za-z0-9_.-]*:[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -65,31 +62,9 @@ class Target:
         return cls(f"{u.scheme}://{u.hostname}:{port}", u.hostname, port, uri)
 
 
-@dataclass
-class Probe:
-    target: str
-    uri: str
-    ns: str | None
-    table: pd.DataFrame
-    verdict: ProbeVerdict
-    facts: ProbeFacts
-    pulls: list[dict] = field(default_factory=list)          # per pull: its result and its socket's summary
-    samples: list[dict] = field(default_factory=list)        # the single pull's tcp_info samples
-    notes: list[str] = field(default_factory=list)
-    capture: dict = field(default_factory=dict)
-    meta: dict = field(default_factory=dict)
-
-    def save(self, results_dir: Path, label: str = "probe") -> Path:
-        """CSV of the table, with a JSON beside it: the verdict, its facts, every pull's socket, the samples."""
-        return save_results(results_dir, label, self.table, {
-            "target": self.target, "uri": self.uri, "verdict": asdict(self.verdict), "facts": asdict(self.facts),
-            "pulls": self.pulls, "samples": self.samples, "notes": self.notes, "capture": self.capture,
-            "meta": self.meta})
-
-
-def run_probe(url: str, uri: str, parallel: int = 5, iperf3: str | None = None, capture: bool = False,
-              ns: str | None = None, deadline: float = 300, timeout: float = 30, iperf_seconds: int = 3,
-              capture_dir: Path | None = None, max_packets: int = 500_000) -> Probe:
+def measure_probe(url: str, uri: str, parallel: int = 5, iperf3: str | None = None, capture: bool = False,
+                  ns: str | None = None, deadline: float = 300, timeout: float = 30, iperf_seconds: int = 3,
+                  capture_dir: Path | None = None, max_packets: int = 500_000) -> ProbeRun:
     """Manifest, one pull (captured if asked), `parallel` pulls at once, iperf3 to `iperf3` [host[:port]]."""
     t = Target.parse(url, uri)
     if not 1 <= parallel <= MAX_PARALLEL:
@@ -127,13 +102,12 @@ def run_probe(url: str, uri: str, parallel: int = 5, iperf3: str | None = None, 
     if ip is not None:
         rows.append({"kind": "iperf3", "point": iperf3, "parallel": 1, "MBps": round(ip.MBps, 1),
                      "failures": int(not ip.ok), "retransmits": ip.retransmits, "error": ip.error})
-    facts = _facts(single, runs, many, parallel, ip, captured)
     pulls = [{**r.row(), **w.summary(), "parallel": n} for n, group in ((1, single), (parallel, runs))
              for r, w in group]
-    return Probe(t.base, t.uri, ns, pd.DataFrame(rows).reindex(columns=COLUMNS), probe_verdict(facts), facts,
-                 pulls, single[0][1].samples, notes, captured,
-                 {"verify": verify, "image_url": image_url, "wall_s": round(time.perf_counter() - t0, 1),
-                  "when": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": socket.gethostname(), "ns": ns})
+    return ProbeRun(t.base, t.uri, ns, pd.DataFrame(rows).reindex(columns=COLUMNS),
+                    _facts(single, runs, many, parallel, ip), pulls, single[0][1].samples, notes, captured,
+                    {"verify": verify, "image_url": image_url, "wall_s": round(time.perf_counter() - t0, 1),
+                     "when": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": socket.gethostname(), "ns": ns})
 
 
 def _manifest(t: Target, ns: str | None, timeout: float) -> tuple[dict, dict]:
@@ -188,19 +162,20 @@ def _pull_row(t: Target, runs: list[tuple[PullResult, SocketWatch]], results: li
             "error": "; ".join(sorted({r.error for r in res if r.error}))}
 
 
-def _facts(single, runs, many, parallel, ip, captured) -> ProbeFacts:
+def _facts(single, runs, many, parallel, ip) -> dict:
+    """What the client-side verdict reads, as measured (the capture's reading is the analysis')."""
     r, w = single[0]
     everything = [x for x, _ in single] + [x for x, _ in runs]
-    return ProbeFacts.of(
-        r.mbps, w.summary(), parallel=parallel, parallel_MBps=aggregate_mbps(many) if many else None,
-        iperf_MBps=ip.MBps if ip and ip.ok else None, iperf_retransmits=ip.retransmits if ip and ip.ok else None,
-        zero_windows=captured.get("zero_windows"), capture_retrans_share=captured.get("retrans_share"),
-        window_limited=bool(captured.get("window_limited")), failures=sum(not x.ok for x in everything),
-        pulls=len(everything), errors="; ".join(sorted({x.error for x in everything if x.error})))
+    return {"single_MBps": r.mbps, "socket": w.summary(), "parallel": parallel,
+            "parallel_MBps": aggregate_mbps(many) if many else None,
+            "iperf_MBps": ip.MBps if ip and ip.ok else None,
+            "iperf_retransmits": ip.retransmits if ip and ip.ok else None,
+            "failures": sum(not x.ok for x in everything), "pulls": len(everything),
+            "errors": "; ".join(sorted({x.error for x in everything if x.error}))}
 
 
 class _Capture:
-    """Headers-only capture of the single pull on the client's own interface, then the window analysis."""
+    """Headers-only capture of the single pull on the client's own interface (the analysis reads its pcap)."""
 
     def __init__(self, t: Target, ns: str | None, out_dir: Path | None, max_packets: int, seconds: float):
         if os.geteuid() != 0:
@@ -220,18 +195,5 @@ class _Capture:
 
     def finish(self) -> dict:
         stats = self.proc.stop()[0]
-        flows = [f for f in analyze(self.pcap) if f.sender == f"{self.ip}:{self.port}"]
-        if not flows:
-            return {"pcap": str(self.pcap), "packets": stats.packets, "kernel_drops": stats.kernel_drops}
-        f = flows[0]
-        v = flow_verdict(f)
-        # Seen at the receiver, data in flight looks small (its ACKs leave at once), so an open window says
-        # only that the client's window did not bind; zero windows, full windows and resent data still count.
-        reading = {"receiver-window limited": "the client's receive window bound the sender",
-                   "network/link limited": "data was resent: packets were lost on the way"}.get(
-            v.kind, "the client's window stayed open: it did not bind the sender")
         return {"pcap": str(self.pcap), "packets": stats.packets, "kernel_drops": stats.kernel_drops,
-                "flow": f.flow, "MBps": f.MBps, "zero_windows": f.zero_windows, "window_full": f.window_full,
-                "retransmissions": f.retransmissions, "retrans_share": f.retransmissions / f.packets if f.packets else 0.0,
-                "median_window": f.median_window, "window_limited": v.kind == "receiver-window limited",
-                "windows_verdict": reading, "windows_evidence": v.evidence}
+                "sender": f"{self.ip}:{self.port}"}

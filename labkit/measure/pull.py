@@ -11,39 +11,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
 
 from ..errors import HttpStatusError
+from ..records import PullResult, Verify
 from ..registry.client import fetch_manifest, open_get
 from .failures import classify, outcome
 
 READ_SIZE = 1024 * 1024      # bytes per read of the image (Singularity 2.6 and sregistry-cli read 1 MiB)
-Verify = Literal["sha256", "length"]
-
-
-@dataclass
-class PullResult:
-    ok: bool
-    bytes: int
-    seconds: float
-    ttfb_ms: float
-    sha256_ok: bool | None          # None: not checked (verify="length")
-    error: str = ""
-    start: float = 0.0
-    end: float = 0.0
-    kind: str = ""                  # "" for a good pull, else one of labkit.measure.failures.KINDS
-    cpu_s: float = 0.0              # CPU time of the pulling thread (reading, and hashing if verified), or of the client program
-    wait_s: float = 0.0             # time it was runnable but waited for a CPU (the run queue)
-
-    @property
-    def mbps(self) -> float:
-        """MB/s (10^6 bytes per second), as curl and the seed report."""
-        return self.bytes / self.seconds / 1e6 if self.seconds > 0 else 0.0
-
-    def row(self) -> dict:
-        return {**asdict(self), "MBps": round(self.mbps, 1)}
 
 
 def pull(ns: str | None, host: str, port: int, uri: str, expect_sha256: str | None = None,

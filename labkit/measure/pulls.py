@@ -19,9 +19,9 @@ import statistics
 import threading
 from dataclasses import dataclass, field
 
-from ..analyze import cost
+from ..records import cost
 from ..lab.cgroups import IoCounters, joiner
-from ..path import CLIENT, PATH
+from ..path import CLIENT, ServingPath
 from .clients import Target, pull_with
 from .cpu import CpuSampler, softirq_seconds
 from .sockdiag import TcpInfoSampler
@@ -43,6 +43,7 @@ class PullRun:
     cpu_s: dict[str, float] = field(default_factory=dict)      # CPU seconds per service over the pulls
     softirq_s: float | None = None                              # the machine's softirq seconds meanwhile
     machine: dict = field(default_factory=dict)                  # {"cpus": N, "busy": %}: the whole machine
+    path: ServingPath | None = None                              # the path pulled on (its disk stages, programs)
 
     @property
     def client_cpu(self) -> float:
@@ -80,12 +81,14 @@ class PullRun:
         return "; ".join(sorted({r.error for r in self.results if r.error}))
 
     def disk_mb(self) -> dict[str, float | None]:
-        return disk_mb(self.disk)
+        return disk_mb(self.disk, self.path) if self.path else {}
 
     def cost(self) -> dict[str, float | None]:
-        """Each program's CPU-seconds per GB moved (labkit.analyze.cost), as row columns."""
+        """Each program's CPU-seconds per GB moved (labkit.records.cost), as row columns."""
+        if self.path is None:
+            return {}
         return cost.per_gb({**self.cpu_s, CLIENT: sum(r.cpu_s for r in self.results),
-                            cost.SOFTIRQ: self.softirq_s}, sum(r.bytes for r in self.results), PATH)
+                            cost.SOFTIRQ: self.softirq_s}, sum(r.bytes for r in self.results), self.path)
 
     def row(self) -> dict:
         good = self.good
@@ -99,10 +102,10 @@ class PullRun:
                 "client_cpu": self.client_cpu, **self.disk_mb(), **self.cost(), "error": self.errors}
 
 
-def disk_mb(delta: dict) -> dict[str, float | None]:
-    """MB per disk stage's column from counter deltas by disk (None: that disk is not the lab's own)."""
+def disk_mb(delta: dict, path: ServingPath) -> dict[str, float | None]:
+    """MB per disk stage's column of `path` from counter deltas by disk (None: that disk is not the lab's own)."""
     return {d.column: round(getattr(delta[d.disk], d.counter) / 1e6, 1) if d.disk in delta else None
-            for d in PATH.disk_stages}
+            for d in path.disk_stages}
 
 
 def pull_at(lab, vantage: str | None = None, parallel: int = 1, verify: Verify = "sha256",
@@ -146,4 +149,4 @@ def pull_at(lab, vantage: str | None = None, parallel: int = 1, verify: Verify =
     return PullRun(v.name, parallel, results, verify, sampler.summary(), busiest, busiest_cpu,
                    client.kind if external else "labkit", {k: disk1[k] - disk0[k] for k in disk1 if k in disk0},
                    tcp_sampler.summary() if tcp else [], sampler.seconds(),
-                   None if soft0 is None or soft1 is None else soft1 - soft0, sampler.machine())
+                   None if soft0 is None or soft1 is None else soft1 - soft0, path, sampler.machine())

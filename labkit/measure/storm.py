@@ -1,8 +1,7 @@
 """Pull storms on Locust: a master and one worker per compute node, run in the lab or on a real cluster.
 
-    storm = run_storm(lab, StormSpec(users=40, pulls=200))     # in the lab: workers in the compute namespaces
-    storm.row()          # aggregate MB/s, fairness (min/median/max, Jain), TTFB, failures by kind
-    storm.nodes()        # per compute node
+    run = measure_storm(lab, StormSpec(users=40, pulls=200))   # in the lab: workers in the compute namespaces
+    run.records          # every pull as the locustfile reports it (labkit.workflows.run_storm tabulates them)
 
 In the lab the master runs in the first compute node's namespace, bound to its address, and
 each worker in its own compute node's namespace: the Locust traffic and the pulls never
@@ -19,16 +18,14 @@ import os
 import socket
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 
-from ..analyze.storm import failures_table, nodes_table, pulls_table, storm_row
 from ..errors import LabError, SettingsError
 from ..lab.process import Process
+from ..records import StormRun, Verify
 from .cpu import CpuSampler
-from .pull import Verify
 from .pulls import disk_mb
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -117,45 +114,6 @@ class LocustProcess(Process):
                 sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), *self.args]
 
 
-@dataclass
-class Storm:
-    """A storm's pulls (one row each) and how it ran; the tables are computed from the pulls."""
-    pulls: pd.DataFrame
-    spec: StormSpec
-    point: str
-    missing: int = 0                 # tickets granted but never reported (a worker lost): harness failures
-    meta: dict = field(default_factory=dict)
-    cpu: dict = field(default_factory=dict)
-
-    def row(self) -> dict:
-        return {**storm_row(self.pulls, self.point, "locust", self.spec.users, self.missing),
-                "busiest": self.meta.get("busiest", ""), "busiest_cpu": self.meta.get("busiest_cpu", 0.0),
-                **self.meta.get("disk_MB", {})}
-
-    def table(self) -> pd.DataFrame:
-        return pd.DataFrame([self.row()])
-
-    def nodes(self) -> pd.DataFrame:
-        return nodes_table(self.pulls)
-
-    def failures(self) -> pd.DataFrame:
-        return failures_table(self.pulls)
-
-    @property
-    def ok(self) -> bool:
-        return self.row()["failures"] == 0
-
-    def save(self, results_dir: Path, label: str = "storm") -> Path:
-        """The pulls as CSV, with a JSON beside it holding the spec, the storm row and how it ran."""
-        results_dir = Path(results_dir)
-        results_dir.mkdir(parents=True, exist_ok=True)
-        stem = results_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{label}"
-        self.pulls.to_csv(stem.with_suffix(".csv"), index=False)
-        stem.with_suffix(".json").write_text(json.dumps(
-            {"spec": asdict(self.spec), "row": self.row(), "meta": self.meta, "cpu": self.cpu}, indent=1, default=str))
-        return stem.with_suffix(".csv")
-
-
 def _read_records(path: Path) -> list[dict]:
     if not path.exists():
         return []
@@ -201,18 +159,18 @@ def _run(master: LocustProcess, workers: list[LocustProcess], spec: StormSpec, r
              "workers": [w.node for w in workers], "workers_lost": lost}, sampler)
 
 
-def _storm(records: Path, spec: StormSpec, point: str, meta: dict, sampler: CpuSampler) -> Storm:
+def _storm(records: Path, spec: StormSpec, point: str, meta: dict, sampler: CpuSampler) -> StormRun:
     """The storm from its records; each service's CPU taken while the pulls ran (not while Locust started)."""
-    pulls = pulls_table(_read_records(records))
+    pulls = _read_records(records)
     missing = max(0, spec.pulls - len(pulls)) if spec.pulls and not spec.run_s else 0
     if missing:
         log.warning("storm: %d of %d pulls were never reported (see the Locust logs)", missing, spec.pulls)
-    window = (float(pulls.start.min()), float(pulls.end.max())) if len(pulls) else None
+    window = (float(min(r["start"] for r in pulls)), float(max(r["end"] for r in pulls))) if pulls else None
     meta["busiest"], meta["busiest_cpu"] = sampler.busiest(window)
-    return Storm(pulls, spec, point, missing, meta, sampler.summary(window))
+    return StormRun(pulls, spec, point, missing, meta, sampler.summary(window))
 
 
-def run_storm(lab, spec: StormSpec) -> Storm:
+def measure_storm(lab, spec: StormSpec) -> StormRun:
     """A storm on the lab: the master in the first compute node's namespace, a worker in every compute node's."""
     spec.check()
     if problems := refusals(lab.settings):
@@ -240,13 +198,13 @@ def run_storm(lab, spec: StormSpec) -> Storm:
     disk0 = lab.disk_counters()
     meta, sampler = _run(master, workers, spec, records, lab.processes)
     disk1 = lab.disk_counters()
-    meta.update(disk_MB=disk_mb({k: disk1[k] - disk0[k] for k in disk1 if k in disk0}), lab=lab.name, image_bytes=lab.image.size, compute_nodes=len(ends), host=f"{host}:{port}",
+    meta.update(disk_MB=disk_mb({k: disk1[k] - disk0[k] for k in disk1 if k in disk0}, p.path), lab=lab.name, image_bytes=lab.image.size, compute_nodes=len(ends), host=f"{host}:{port}",
                 settings=lab.settings.model_dump(mode="json"))
     return _storm(records, spec, p.path.client_vantage.name, meta, sampler)
 
 
-def run_master(url: str, image: str, spec: StormSpec, workers: int, out_dir: Path,
-               bind: str = "*", port: int = MASTER_PORT) -> Storm:
+def measure_master(url: str, image: str, spec: StormSpec, workers: int, out_dir: Path,
+                   bind: str = "*", port: int = MASTER_PORT) -> StormRun:
     """The master of a storm on a real cluster: waits for `workers` workers (`run_worker` on each compute node)."""
     spec.check()
     if not 1 <= workers <= 10_000:

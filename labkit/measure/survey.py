@@ -1,68 +1,20 @@
 """The per-hop survey: iperf3 on every hop, then pulls at every vantage point, into one tidy table."""
 from __future__ import annotations
 
-import json
 import platform
 import statistics
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 from tqdm.auto import tqdm
 
 from . import iperf
-from ..analyze import cost
 from .cpu import machine_cpus
 from ..errors import ServiceDown
 from ..lab.lab import Lab
-from ..path import CLIENT, PATH
+from ..path import CLIENT
+from ..records import Survey, survey_columns
 from .pulls import PullRun, pull_at
-
-COLUMNS = ["kind", "point", "through", "parallel", "MBps", "MBps_lo", "MBps_hi", "runs", "spread_pct",
-           "per_pull_min", "per_pull_max", "ttfb_ms", "failures", "sha256_ok", "retransmits", "busiest",
-           "busiest_cpu", "client", "client_cpu", *[d.column for d in PATH.disk_stages], *cost.columns(PATH), "error"]
-
-
-@dataclass
-class Survey:
-    table: pd.DataFrame
-    settings: dict
-    notes: list[str] = field(default_factory=list)
-    meta: dict = field(default_factory=dict)
-    cpu: dict = field(default_factory=dict)
-    detail: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-    def save(self, results_dir: Path, label: str = "survey") -> Path:
-        """CSV of the table, with a JSON beside it holding the settings that produced it."""
-        path = save_results(results_dir, label, self.table,
-                            {"settings": self.settings, "notes": self.notes, "meta": self.meta, "cpu": self.cpu})
-        self.detail.to_csv(path.with_name(path.stem + "-detail.csv"), index=False)
-        return path
-
-    @classmethod
-    def load(cls, csv: Path) -> "Survey":
-        side = json.loads(Path(csv).with_suffix(".json").read_text())
-        detail = Path(csv).with_name(Path(csv).stem + "-detail.csv")
-        return cls(pd.read_csv(csv), side["settings"], side["notes"], side["meta"], side.get("cpu", {}),
-                   pd.read_csv(detail) if detail.exists() else pd.DataFrame())
-
-    @property
-    def lab_settings(self):
-        """The settings the survey ran under, typed."""
-        from ..config.settings import parse_settings
-        return parse_settings(self.settings)
-
-
-def save_results(results_dir: Path, label: str, table: pd.DataFrame, side: dict) -> Path:
-    """`<time>-<label>.csv` of the table and a `.json` beside it; returns the CSV's path."""
-    results_dir = Path(results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    stem = results_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{label}"
-    table.to_csv(stem.with_suffix(".csv"), index=False)
-    stem.with_suffix(".json").write_text(json.dumps(side, indent=1, default=str))
-    return stem.with_suffix(".csv")
-
 
 def run_survey(lab: Lab, parallel: int = 5, iperf_seconds: int = 2, pull_deadline: float = 300,
                hops: list[str] | None = None, vantages: list[str] | None = None,
@@ -114,13 +66,14 @@ def run_survey(lab: Lab, parallel: int = 5, iperf_seconds: int = 2, pull_deadlin
         rows.append({"kind": "pull", "through": " → ".join(p.path.vantage(name).crosses), **row})
     for st in [s for s in p.path.stages if not s.carries(lab.settings)]:
         lab.say(f"survey: stage {st.name!r} carries no image under these settings; {st.vantage!r} not pulled")
-    table = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    table = pd.DataFrame(rows).reindex(columns=survey_columns(p.path))
     meta = {"lab": lab.name, "namespaced": p.namespaced, "image_bytes": lab.image.size,
             "disk_stages": [d.name for d in p.path.disk_stages if d.carries(lab.settings)], "parallel": parallel,
-            "repeats": repeats, "iperf_seconds": iperf_seconds, "verify": verify, "pull_deadline_s": pull_deadline,
-            "wall_s": round(time.perf_counter() - t0, 1), "down": down, "cpus": machine_cpus(), "host": platform.node(),
+            "compute_nodes": len(p.path.compute), "repeats": repeats, "iperf_seconds": iperf_seconds, "verify": verify,
+            "pull_deadline_s": pull_deadline, "wall_s": round(time.perf_counter() - t0, 1), "down": down,
+            "cpus": machine_cpus(), "host": platform.node(),
             "kernel": platform.release(), "when": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    return Survey(table, lab.settings.model_dump(mode="json"), list(lab.notes), meta, cpu_all,
+    return Survey(table, lab.settings.model_dump(mode="json"), p.path, list(lab.notes), meta, cpu_all,
                   pd.DataFrame(details))
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 from ..lab.lab import Lab
 from .pull import check_parallel
 from .pulls import pull_at
-from ..config.settings import LabSettings, SettingsError
+from ..config.settings import LabSettings, SettingsError, is_keyed, setting
 
 WINNER_RULE = ("no failed pull; then the highest geometric mean of single-pull MB/s and "
                "N-parallel aggregate MB/s")
@@ -25,7 +25,7 @@ WINNER_RULE = ("no failed pull; then the highest geometric mean of single-pull M
 
 def knob(s: LabSettings, path: str) -> Any:
     group, field = split_setting(path)
-    return getattr(getattr(s, group), field)
+    return setting(s, group, field)
 
 
 def with_knobs(s: LabSettings, values: dict[str, Any]) -> LabSettings:
@@ -38,8 +38,11 @@ def with_knobs(s: LabSettings, values: dict[str, Any]) -> LabSettings:
 
 
 def split_setting(path: str) -> tuple[str, str]:
+    """(group, field) of a dotted setting; a group keyed by the path's names (links, cpu) takes any name
+    here, and the lab checks it against its path."""
     group, _, field = path.partition(".")
-    if not field or group not in LabSettings.model_fields or field not in LabSettings.model_fields[group].annotation.model_fields:
+    if not field or group not in LabSettings.model_fields or (
+            not is_keyed(group) and field not in LabSettings.model_fields[group].annotation.model_fields):
         raise SettingsError(f"{path!r} is not a setting; use group.field, e.g. nginx.sendfile")
     return group, field
 

@@ -141,15 +141,14 @@ def stage_place(path, stage: str) -> str:
     return next((p.node for p in path.published), path.vantage(st.vantage).server)
 
 
-def path_figure(nodes: list[dict], path=None, width: int = 960, binds: tuple[str, str] | None = None):
-    """The serving path as boxes (node, namespace, address, services) joined by what joins them.
+def path_figure(nodes: list[dict], path, width: int = 960, binds: tuple[str, str] | None = None):
+    """The serving path (the lab's `lab.plan.path`) as boxes (node, namespace, address, services, from
+    `lab.describe()` or `path_nodes(plan)`) joined by what joins them.
 
     `binds`: (stage, what) to mark: that stage's node drawn in red with `what` under it.
     """
     from bokeh.models import Arrow, LabelSet, NormalHead
 
-    from ..path import PATH
-    path = path or PATH
     links = _joins(path)
     n = len(nodes)
     xs = [i * 4.4 for i in range(n)]         # room between the boxes for what joins them

@@ -13,7 +13,7 @@ from markupsafe import Markup
 
 from .plots import compare_bars, flow_figures, path_figure, path_nodes, receive_figure, storm_figure, survey_bars
 from ..config.render import templates
-from ..measure.survey import Survey
+from ..records import Survey
 from ..analyze.tcpflow import FlowDirection
 from ..analyze.windows import FlowVerdict
 from ..analyze.causes import CAUSES
@@ -68,7 +68,7 @@ def opening(s: Survey, v=None, fix=None, width: int = 960):
     """What a report opens with: the path drawn with the binding stage marked, and the one-sentence headline."""
     from ..path import plan
     v = v if v is not None else verdict(s)
-    placed = plan(s.meta.get("lab", "report"), bool(s.meta.get("namespaced", True)))
+    placed = plan(s.meta.get("lab", "report"), bool(s.meta.get("namespaced", True)), path=s.path)
     what = "CPU, the machine full" if v.machine_bound and v.cause == "cpu" else CAUSES.get(v.cause, v.cause)
     fig = path_figure(path_nodes(placed), placed.path, width, binds=(v.hop, what) if v.hop else None)
     return fig, headline(v, fix)
@@ -99,7 +99,7 @@ def surveys_headline(before: Survey, after: Survey, names: tuple[str, str] = ("b
 
 
 def probe_section(p) -> Section:
-    """A probe of a registry from the client's side (labkit.measure.probe.Probe): table, verdict, the socket."""
+    """A probe of a registry from the client's side (labkit.records.Probe): table, verdict, the socket."""
     text = f"{p.uri} from {p.target}" + (f" (inside namespace {p.ns})" if p.ns else "") + ". " + " ".join(p.notes)
     if p.capture.get("windows_verdict"):
         text += f" Headers-only capture of the single pull: {p.capture['windows_verdict']}."

@@ -15,7 +15,7 @@ from IPython.display import HTML, display
 from ..lab.lab import Lab
 from .plots import trials_bars
 from ..config.presets import PRESETS
-from ..config.settings import BufferSpec, LabSettings, SettingsError, as_text, parse_settings
+from ..config.settings import BufferSpec, LabSettings, SettingsError, as_text, parse_settings, setting
 from ..measure.sweep import split_setting, trial
 
 GROUP_TITLES = {"app": "registry app", "uwsgi": "uwsgi", "nginx": "nginx", "publish": "publish (VM)",
@@ -61,11 +61,14 @@ class TuningPanel:
         self.table = pd.DataFrame()
         self._controls: dict[tuple[str, str], w.Widget] = {}
         pages = []
+        keyed = lab.plan.path.keyed_settings       # links and CPU: one control per name of the lab's path
         for group in GROUP_TITLES:
             model = getattr(lab.settings, group)
             rows = []
-            for field, info in type(model).model_fields.items():
-                ctl = _control(field, info.annotation, getattr(model, field))
+            fields = ({f: None for f in keyed[group]} if group in keyed
+                      else {f: info.annotation for f, info in type(model).model_fields.items()})
+            for field, annotation in fields.items():
+                ctl = _control(field, annotation, setting(lab.settings, group, field))
                 self._controls[(group, field)] = ctl
                 rows.append(ctl)
             pages.append(w.VBox(rows))
@@ -97,14 +100,14 @@ class TuningPanel:
 
     def set_controls(self, s: LabSettings) -> None:
         for (group, field), ctl in self._controls.items():
-            v = getattr(getattr(s, group), field)
+            v = setting(s, group, field)
             ctl.value = v if isinstance(ctl, (w.Checkbox, w.Dropdown)) else as_text(v)
 
     def settings(self) -> LabSettings:
         """The controls as validated settings (SettingsError names what is wrong)."""
         data = self.lab.settings.model_dump()
         for (group, field), ctl in self._controls.items():
-            current = getattr(getattr(self.lab.settings, group), field)
+            current = setting(self.lab.settings, group, field)
             try:
                 data[group][field] = ctl.value if not isinstance(ctl, w.Text) else _value(ctl.value, current)
             except (ValueError, IndexError) as exc:

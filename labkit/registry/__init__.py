@@ -11,22 +11,13 @@ servelab-* option keys, live here once.
 from __future__ import annotations
 
 import os
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config.settings import ACCEL_PREFIX, ALIAS_PREFIX, ServeMode
+from ..config.modes import ACCEL_PREFIX, ALIAS_PREFIX, SERVE_MODES
 
 __all__ = ["ACCEL_PREFIX", "ALIAS_PREFIX", "SERVE_MODES", "AppOptions", "uwsgi_app_options", "read_options"]
-
-SERVE_MODES = typing.get_args(ServeMode)
-"""How the image leaves the registry:
-
-fileresponse       Django's FileResponse, as sregistry ships it; uwsgi's wsgi.file_wrapper sendfile()s it.
-fileresponse-iter  the same view with uwsgi's file wrapper switched off, so Django iterates block_size reads.
-accel              the view answers with X-Accel-Redirect: ACCEL_PREFIX<file>; nginx sends the file.
-nginx-alias        the manifest's image URL is nginx's ALIAS_PREFIX<file> (sregistry's `location /images`).
-"""
+# How the image leaves the registry, and what each serve mode implies: labkit.config.modes.
 SETTINGS_MODULE = "labkit.registry.settings"
 WSGI_MODULE = "labkit.registry.wsgi:application"
 DEFAULT_CHUNK_SIZE = 4096  # Django's FileResponse.block_size
@@ -59,8 +50,8 @@ class AppOptions:
 def uwsgi_app_options(catalog: str, serve_mode: str, chunk_size: int) -> list[tuple[str, str]]:
     """The uwsgi ini lines (key, value) that load this Django app with these options.
 
-    For fileresponse-iter the last line turns uwsgi's wsgi.file_wrapper off, so Django's handler
-    finds none and iterates the FileResponse itself; every other mode keeps uwsgi's default.
+    For a mode without uwsgi's file wrapper (fileresponse-iter) the last line turns it off, so Django's
+    handler finds none and iterates the FileResponse itself; every other mode keeps uwsgi's default.
     """
     AppOptions(Path(catalog), serve_mode, chunk_size)  # refuse what the app would refuse, now
     lines = [("module", WSGI_MODULE),
@@ -68,7 +59,7 @@ def uwsgi_app_options(catalog: str, serve_mode: str, chunk_size: int) -> list[tu
              (OPTION_KEYS["catalog"], str(catalog)),
              (OPTION_KEYS["serve_mode"], serve_mode),
              (OPTION_KEYS["chunk_size"], str(chunk_size))]
-    if serve_mode == "fileresponse-iter":
+    if not SERVE_MODES[serve_mode].file_wrapper:
         lines.append(("wsgi-disable-file-wrapper", "true"))
     return lines
 

@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .catalog import Image, load_catalog
-from . import ACCEL_PREFIX, ALIAS_PREFIX, AppOptions, read_options
+from . import ACCEL_PREFIX, ALIAS_PREFIX, SERVE_MODES, AppOptions, read_options
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 OPENAPI = Path(__file__).with_name("openapi.yaml")
@@ -55,7 +55,7 @@ def _find(opts: AppOptions, match: Callable[[Image], bool]) -> Image | None:
 
 def _image_path(img: Image, serve_mode: str) -> str:
     """Where the manifest sends the puller: nginx's alias in nginx-alias mode, else the app's download."""
-    if serve_mode == "nginx-alias":
+    if SERVE_MODES[serve_mode].alias:
         return ALIAS_PREFIX + img.file
     return reverse("download_container", kwargs={"cid": img.id, "secret": img.secret})
 
@@ -88,7 +88,7 @@ def download_container(request: HttpRequest, cid: str, secret: str) -> HttpRespo
     path = (images_dir / img.file).resolve()
     if path.parent != images_dir:  # a catalog entry naming a file elsewhere
         return detail("invalid path", 400)
-    if opts.serve_mode == "accel":
+    if SERVE_MODES[opts.serve_mode].accel:
         response = HttpResponse(content_type=IMAGE_TYPE)
         response["X-Accel-Redirect"] = ACCEL_PREFIX + img.file
     else:

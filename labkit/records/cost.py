@@ -1,5 +1,8 @@
 """CPU cost per byte: each program's CPU-seconds per GB moved, from the CPU sampled during a pull.
 
+A column of the pull rows (labkit.measure computes it as it computes MB/s; labkit.analyze reads it),
+so it lives with the records both read.
+
     per_gb({"nginx": 0.9, "uwsgi": 0.01, "client": 0.3}, bytes_moved=2e9)
         -> {"cpu_s_per_GB_nginx": 0.45, "cpu_s_per_GB_uwsgi": 0.005, "cpu_s_per_GB_client": 0.15, ...}
 
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import math
 
-from ..path import CLIENT, Path as ServingPath
+from ..path import CLIENT, ServingPath
 
 PREFIX = "cpu_s_per_GB_"
 SOFTIRQ = "softirq"      # the kernel's softirq time (machine-wide), not a program of the path

@@ -1,0 +1,112 @@
+"""The package's layers import one way: config → lab → measure → analyze → present / bundle.
+
+Read from the source with `ast` (every import, also inside functions), each module's layer is its
+subpackage (labkit/lab/... is "lab") or, for a top-level module, its name. A layer may import only
+the layers ALLOWED names for it; the top (workflows, matrix, cli, the package's own __init__)
+puts the others together and may import any.
+"""
+import ast
+from pathlib import Path
+
+import labkit
+
+ROOT = Path(labkit.__file__).parent
+BASE = {"errors", "nsenter"}                       # no labkit imports of their own beyond errors
+ALLOWED = {
+    "errors": set(),
+    "nsenter": {"errors"},
+    "config": {"errors"},                           # typed settings, presets, templates: pure
+    "path": {"config", "errors"},                   # the declared path (its stages name settings)
+    "records": {"path", "config", "errors"},        # what crosses layers: pull results, surveys, runs
+    "registry": {"config", *BASE},                  # the Django app the lab serves (reads the serve modes)
+    "lab": {"config", "path", "registry", *BASE},
+    "measure": {"lab", "config", "path", "registry", "records", *BASE},
+    "analyze": {"config", "path", "records", "errors"},   # pure: nothing of lab or measure
+    "present": {"analyze", "measure", "lab", "config", "path", "records", "registry", *BASE},
+    "bundle": {"lab", "config", "path", "records", *BASE},
+}
+TOP = {"workflows", "matrix", "cli", "__init__"}
+
+
+def layer(module: str) -> str:
+    """labkit.lab.programs -> lab; labkit.path -> path; labkit -> __init__."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def module_name(file: Path) -> str:
+    rel = file.relative_to(ROOT.parent).with_suffix("")
+    parts = list(rel.parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(file: Path) -> set[str]:
+    """The labkit modules `file` imports, absolute."""
+    me = module_name(file)
+    package = me if file.name == "__init__.py" else me.rpartition(".")[0]
+    out = set()
+    for node in ast.walk(ast.parse(file.read_text(), str(file))):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.split(".")[0] == "labkit"}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                target = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                target = node.module or ""
+            if target.split(".")[0] != "labkit":
+                continue
+            if node.module is None or target in ("labkit",):   # `from . import x`: the modules x
+                out |= {f"{target}.{a.name}" for a in node.names}
+            else:
+                out.add(target)
+    return out
+
+
+def graph() -> dict[str, set[str]]:
+    """Layer -> the layers its modules import (itself left out)."""
+    edges: dict[str, set[str]] = {}
+    for file in ROOT.rglob("*.py"):
+        src = layer(module_name(file)) if file.parent != ROOT else file.stem
+        for target in imports(file):
+            dst = layer(target)
+            if dst != src:
+                edges.setdefault(src, set()).add(dst)
+    return edges
+
+
+def test_every_layer_is_declared():
+    found = {layer(module_name(f)) if f.parent != ROOT else f.stem for f in ROOT.rglob("*.py")}
+    assert found <= set(ALLOWED) | TOP, f"modules outside the declared layers: {found - set(ALLOWED) - TOP}"
+
+
+def test_imports_go_one_way():
+    bad = {}
+    for file in ROOT.rglob("*.py"):
+        src = layer(module_name(file)) if file.parent != ROOT else file.stem
+        if src in TOP:
+            continue
+        for target in imports(file):
+            dst = layer(target)
+            if dst != src and dst not in ALLOWED[src]:
+                bad.setdefault(str(file.relative_to(ROOT.parent)), []).append(target)
+    assert not bad, f"imports against config → lab → measure → analyze → present / bundle: {bad}"
+
+
+def test_analyze_and_measure_do_not_import_each_other():
+    g = graph()
+    assert "measure" not in g.get("analyze", set()) and "analyze" not in g.get("measure", set())
+    assert "lab" not in g.get("analyze", set())
+
+
+def test_the_contract_would_catch_a_wrong_import(tmp_path):
+    wrong = tmp_path / "labkit" / "analyze" / "bad.py"
+    wrong.parent.mkdir(parents=True)
+    wrong.write_text("from ..measure.pulls import pull_at\nfrom ..records import Survey\n")
+    global ROOT
+    old, ROOT = ROOT, tmp_path / "labkit"
+    try:
+        assert imports(wrong) == {"labkit.measure.pulls", "labkit.records"}
+    finally:
+        ROOT = old
