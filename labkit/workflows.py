@@ -9,12 +9,12 @@ from pathlib import Path
 import pandas as pd
 
 from .measure.capture import capture_pull
-from .bundle.export import changes, export_bundle
+from .bundle.export import WHY, export_bundle
 from .lab.lab import DATA, Lab
 from .present.report import (Section, bundle_section, flows_section, opening, survey_section, surveys_headline,
                              trials_headline, trials_section, write_report)
 from .config.presets import PRESETS
-from .config.settings import LabSettings
+from .config.settings import LabSettings, as_text
 from .measure.survey import run_survey
 from .records import Probe, Survey
 from .measure.sweep import run_presets
@@ -23,7 +23,7 @@ from .analyze.windows import FlowVerdict, flow_verdict
 from .analyze.noise import Rate
 from .analyze.remedies import Fix, Remedy, Trial, winner
 from .analyze.verdict import verdict
-from .config.overrides import apply_overrides
+from .config.overrides import apply_overrides, parse_override
 from .errors import SettingsError
 from .measure.pulls import pull_at
 from .analyze.probe_verdict import judge_probe
@@ -174,10 +174,6 @@ def run_master(url: str, image: str, spec, workers: int, out_dir: Path, bind: st
 AS_IT_WAS = "settings as they were"
 
 
-def _rate(values: list[float]) -> Rate:
-    return Rate.of_runs(values)
-
-
 def fix(lab: Lab, v, parallel: int = 5, repeats: int = 3, verify: str = "sha256",
         out_dir: Path | None = None, label: str | None = None, remedies: list[Remedy] | None = None,
         deadline: float = 120, progress: bool = False) -> Fix:
@@ -206,7 +202,7 @@ def fix(lab: Lab, v, parallel: int = 5, repeats: int = 3, verify: str = "sha256"
             for _ in range(repeats if cands else 0):
                 for name, s in trial_order:
                     lab.apply(s)
-                    for n in (1, parallel):
+                    for n in dict.fromkeys((1, parallel)):
                         run = pull_at(lab, parallel=n, verify=verify, deadline=deadline)
                         runs.setdefault(name, {}).setdefault(n, []).append(run.mbps)
                         fails[name] = fails.get(name, 0) + run.failures
@@ -217,7 +213,7 @@ def fix(lab: Lab, v, parallel: int = 5, repeats: int = 3, verify: str = "sha256"
     if not cands:
         return Fix(v.hop, v.cause, None, [], None, notes=notes)
     trials = {name: Trial(name, () if name == AS_IT_WAS else next(r.set for r in cands if r.name == name),
-                          _rate(by[1]), _rate(by[parallel]), parallel, fails.get(name, 0))
+                          Rate.of_runs(by[1]), Rate.of_runs(by[parallel]), parallel, fails.get(name, 0))
               for name, by in runs.items()}
     before = trials.pop(AS_IT_WAS)
     tried = list(trials.values())
@@ -225,12 +221,24 @@ def fix(lab: Lab, v, parallel: int = 5, repeats: int = 3, verify: str = "sha256"
     f = Fix(v.hop, v.cause, before, tried, best, notes=notes)
     if best is not None:
         new = options[best.name]
-        f.changes = changes(new, base)
+        f.changes = remedy_changes(next(r for r in cands if r.name == best.name), base, new)
         bundle, _ = export_bundle(new, out_dir or DATA / "bundles", f"{label or 'fix'}-{_slug(best.name)}",
                                   measurements=_table(f), notes=[f"{best.name}: {r.why}" for r in cands
                                                                   if r.name == best.name])
         f.bundle = str(bundle)
     return f
+
+
+def remedy_changes(r: Remedy, base: LabSettings, new: LabSettings) -> list[dict]:
+    """The settings a remedy changed, as the bundle lists changes: path, old, new, why (every group, the client's too)."""
+    out = []
+    for text in r.set:
+        group, field, _ = parse_override(text)
+        old, now = (getattr(getattr(x, group), field, None) for x in (base, new))
+        if old != now:
+            out.append({"path": f"{group}.{field}", "old": as_text(old) or "(default)", "new": as_text(now) or "(default)",
+                        "why": WHY.get(f"{group}.{field}") or r.why})
+    return out
 
 
 def _slug(text: str) -> str:

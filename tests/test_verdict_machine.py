@@ -232,3 +232,14 @@ def test_the_same_client_getting_the_same_rate_everywhere_is_the_labs_own_limit(
     assert (v.hop, v.cause, v.at_capacity, v.machine_bound) == ("full path", "client", False, False)
     assert "the lab's own client" in v.summary and v.remedies == [] and v.no_remedy.startswith("nothing on the server")
     assert not any(e.startswith("throughput falls") for e in v.evidence)          # nothing fell along the path
+
+
+def test_the_fix_lists_every_setting_its_remedy_changed_the_clients_too():
+    from labkit.analyze.remedies import DISCARD
+    from labkit.workflows import remedy_changes
+    slow = apply_overrides(S2018, ["client.write_to=disk", "client.write_mbps=20"])
+    got = remedy_changes(DISCARD, slow, apply_overrides(slow, list(DISCARD.set)))
+    assert [(c["path"], c["old"], c["new"]) for c in got] == [("client.write_to", "disk", "discard"),
+                                                             ("client.write_mbps", "20.0", "(default)")]
+    got = remedy_changes(ACCEL, S2018, apply_overrides(S2018, list(ACCEL.set)))
+    assert got[0]["path"] == "app.serve_mode" and "X-Accel-Redirect" in got[0]["why"]

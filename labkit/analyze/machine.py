@@ -18,7 +18,6 @@ the other is at least 1 + FLOOR. Otherwise the runs allow both answers, and both
 """
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass, field
 
 import pandas as pd
