@@ -243,3 +243,17 @@ def test_the_fix_lists_every_setting_its_remedy_changed_the_clients_too():
                                                              ("client.write_mbps", "20.0", "(default)")]
     got = remedy_changes(ACCEL, S2018, apply_overrides(S2018, list(ACCEL.set)))
     assert got[0]["path"] == "app.serve_mode" and "X-Accel-Redirect" in got[0]["why"]
+
+
+def test_a_pull_runs_detail_rows_carry_cpu_seconds_and_the_whole_machine():
+    from labkit.measure.pulls import PullRun
+    from labkit.measure.survey import _details
+    from labkit.records import PullResult
+    r = PullResult(True, MB, 0.2, 5.0, None, cpu_s=0.05, wait_s=0.01, start=1.0, end=1.2)
+    run = PullRun("full path", 1, [r], "length", cpu={"nginx": {"cpu_max_proc": 60.0, "cpu_total": 60.0,
+                                                                "wait_max_proc": 20.0, "wait_total": 25.0, "cpu_sched": 58.0}},
+                  cpu_s={"nginx": 0.12}, path=PATH, machine={"cpus": 2, "busy": 170.0})
+    rows = {(d["source"], d["name"]): d for d in _details(run, 0)}
+    assert rows[("cpu", "nginx")]["cpu_s"] == 0.12 and rows[("cpu", "nginx")]["wait_total"] == 25.0
+    assert rows[("cpu", CLIENT)]["cpu_s"] == 0.05 and rows[("cpu", CLIENT)]["pulled_bytes"] == MB
+    assert (rows[("machine", "machine")]["cpu_total"], rows[("machine", "machine")]["cpus"]) == (170.0, 2)
