@@ -108,7 +108,9 @@ def probe_section(p) -> Section:
 
 
 def flows_section(flows: list[tuple[str, FlowDirection, FlowVerdict]]) -> Section:
-    summary = pd.DataFrame([{"capture point": p, **{k: v for k, v in f.summary().items() if k != "flow"},
+    keep = ("sender", "receiver", "bytes", "seconds", "MBps", "rtt_ms_median", "retransmissions", "zero_windows",
+            "window_full", "median_window", "median_in_flight")           # the rest is in the figures below
+    summary = pd.DataFrame([{"capture point": p, **{k: v for k, v in f.summary().items() if k in keep},
                              "verdict": v.kind} for p, f, v in flows])
     text = "\n\n".join(f"[{p}] {v}" for p, f, v in flows)
     return Section("TCP windows of one pull, per hop", "Headers-only capture of one pull at each hop it crosses.",
