@@ -42,6 +42,7 @@ def stability(runs: int, image_mib: int, parallel: int = 5) -> None:
             sh = v.shared
             rows.append({"run": i, "hop": v.hop, "cause": v.cause, "machine_full": v.machine_bound,
                          "demand_pct": round(sh.demand.median) if sh else None,
+                         "machine_pct": round(sh.machine_busy) if sh and sh.machine_busy is not None else None,
                          "costliest": sh.costliest.name if sh and sh.costliest else "",
                          "or": f"{v.alternative.hop}: {v.alternative.cause}" if v.alternative else "",
                          "client_MBps": round(v.rate or 0), "wall_s": s.meta["wall_s"], "saved": saved.name})

@@ -69,11 +69,11 @@ def test_a_full_machine_is_said_first_with_each_programs_share_and_cost():
     s = fixture("full-machine-2018-10")
     v = verdict(s)
     assert (v.hop, v.cause, v.machine_bound, v.at_capacity) == ("nginx", "cpu", True, False)
-    assert v.summary.startswith("The machine's CPUs are full: the path's programs wanted 245% of the 2 CPUs' 200%")
+    assert v.summary.startswith("The machine's CPUs are full: the path's programs wanted 296% of the 2 CPUs' 200%")
     assert headline(v).startswith("The path's programs fill this machine's 2 CPUs and nginx costs the most per byte")
     for prog in ("nginx", "docker-proxy", "client", "uwsgi"):      # each program's share and cost per GB
         assert any(e.startswith(f"{prog} ran ") and "% of a core" in e and "CPU-s per GB" in e for e in v.evidence)
-    assert any("the whole machine was 185% busy, so other work took about" in e for e in v.evidence)
+    assert any("the whole machine was 183% busy, so other work took about 31%" in e for e in v.evidence)
     assert any(e.startswith("nginx costs the most per byte: ") and " times docker-proxy's, " in e for e in v.evidence)
     assert [r.name for r in v.remedies] == ["X-Accel-Redirect", "uwsgi_buffering off"]
     d = v.to_dict()["shared_cpu"]
