@@ -31,6 +31,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_tuning.py
 	$(BIN)/python benchmarks/bench_clients.py
 	$(BIN)/python benchmarks/bench_verdict.py
+	$(BIN)/python benchmarks/bench_verdict.py --stability 10
 	$(BIN)/python benchmarks/bench_storm.py
 	$(BIN)/python benchmarks/bench_publish.py
 	$(BIN)/python benchmarks/bench_tls.py

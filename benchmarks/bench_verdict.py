@@ -1,9 +1,16 @@
-"""The injection matrix: each known bottleneck injected, surveyed, and the verdict compared with the truth.
+"""The injection matrix: each known bottleneck injected, surveyed, and the verdict compared with the truth;
+or the default survey repeated, and how often its verdict says the same thing.
 
     python benchmarks/bench_verdict.py [--image-mib 64] [--only TEXT ...]
+    python benchmarks/bench_verdict.py --stability 10
 
-Prints one row per case (case, expected, named, key evidence, seconds), the accuracy over the cases
-(target 100%) and the time per case (target <= 30 s at 64 MiB).
+The matrix prints one row per case (case, expected, named, key evidence, seconds), the accuracy over
+the cases that ran (target 100%) and the time per case (target <= 30 s at 64 MiB).
+
+--stability N runs the default survey (`labkit survey`: sregistry-2018-10, 64 MiB, 5 at once, 3
+rounds, sha256) N times on one lab and prints one row per run (hop, cause, whether the machine's
+CPUs were full, a second answer, the client's MB/s) and how many runs gave the most common hop and
+cause (target: at least 9 in 10). Each survey is saved, to be judged again offline.
 """
 from __future__ import annotations
 
@@ -15,12 +22,52 @@ from labkit.lab.lab import DATA, Lab
 from labkit.matrix import BASE, cases_for, run_matrix
 
 
+def stability(runs: int, image_mib: int, parallel: int = 5) -> None:
+    """The default survey `runs` times: the verdict's hop and cause per run, and how often the most common repeats."""
+    from collections import Counter
+
+    import pandas as pd
+
+    from labkit.analyze.verdict import verdict
+    from labkit.measure.survey import run_survey
+    print(f"verdict stability: the default survey {runs} times ({BASE}, {image_mib} MiB, {parallel} at once, "
+          "3 rounds, sha256)\n")
+    rows, out = [], DATA / "results" / "stability"
+    with Lab("vd-stable", preset(BASE), image_size=image_mib * 2**20, quiet=True) as lab:
+        for i in range(1, runs + 1):
+            s = run_survey(lab, parallel=parallel, progress=False)
+            saved = s.save(out, f"stability-{i:02d}")
+            v = verdict(s)
+            sh = v.shared
+            rows.append({"run": i, "hop": v.hop, "cause": v.cause, "machine_full": v.machine_bound,
+                         "demand_pct": round(sh.demand.median) if sh else None,
+                         "machine_pct": round(sh.machine_busy) if sh and sh.machine_busy is not None else None,
+                         "costliest": sh.costliest.name if sh and sh.costliest else "",
+                         "or": f"{v.alternative.hop}: {v.alternative.cause}" if v.alternative else "",
+                         "client_MBps": round(v.rate or 0), "wall_s": s.meta["wall_s"], "saved": saved.name})
+            print(f"run {i:2}: {v.hop}: {v.cause}" + ("  (the machine's CPUs full)" if v.machine_bound else "")
+                  + f"\n        {textwrap.shorten(v.to_dict()['headline'], 200)}")
+    table = pd.DataFrame(rows)
+    print()
+    print(table.drop(columns=["saved"]).to_string(index=False))
+    (hop, cause), same = Counter(zip(table.hop, table.cause)).most_common(1)[0]
+    need = -(-9 * runs // 10)
+    print(f"\nsame hop and cause in {same}/{runs} runs: {hop}: {cause} "
+          f"(target at least {need}/{runs}: {'met' if same >= need else 'MISSED'})")
+    print(f"surveys saved in {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--image-mib", type=int, default=64)
     ap.add_argument("--only", nargs="*", default=[], help="run the cases whose name contains one of these")
     ap.add_argument("--verbose", action="store_true", help="print each verdict in full")
+    ap.add_argument("--stability", type=int, metavar="N", help="run the default survey N times instead of the matrix")
     a = ap.parse_args()
+    if a.stability:
+        if not 2 <= a.stability <= 50:
+            ap.error("--stability N: 2..50")
+        return stability(a.stability, a.image_mib)
 
     def show(r):
         mark = "ok" if r["ok"] else "WRONG"

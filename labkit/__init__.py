@@ -14,7 +14,8 @@ starts fast); the subpackages hold the parts:
     labkit.config    typed settings, presets, Jinja2 templates, an operator's files imported
     labkit.lab       namespaces, one class per program, apply, supervision, teardown
     labkit.measure   pulls (one primitive), iperf3, CPU, captures, the survey, sweeps, the probe, Locust storms
-    labkit.analyze   TCP windows, the path verdict, CPU cost per byte and its scale to another machine
+    labkit.analyze   TCP windows, the path verdict, shared CPU and cost per byte, remedies, the words,
+                     CPU cost per byte carried to another machine (scale)
     labkit.present   figures, the HTML report, the tuning panel
     labkit.bundle    the deployable config bundle
 """
@@ -41,12 +42,14 @@ _PUBLIC = {
     "trial": "measure.sweep", "grid": "measure.sweep", "one_at_a_time": "measure.sweep",
     "winner": "measure.sweep", "run_presets": "measure.sweep", "WINNER_RULE": "measure.sweep",
     "with_knobs": "measure.sweep", "knob": "measure.sweep", "settings_of": "measure.sweep",
-    "verdict": "analyze.verdict", "inject": "lab.faults", "run_matrix": "matrix", "CASES": "matrix", "analyze_pcap": ("analyze.tcpflow", "analyze"),
+    "verdict": "analyze.verdict", "headline": "analyze.words", "verdict_text": "analyze.words",
+    "fix": "workflows", "REMEDIES": "analyze.remedies", "candidates": "analyze.remedies", "inject": "lab.faults", "run_matrix": "matrix", "CASES": "matrix", "analyze_pcap": ("analyze.tcpflow", "analyze"),
     "flow_verdict": "analyze.windows",
     "look_inside": "workflows", "capture_points_for": "workflows", "seed_case": "workflows",
-    "full_report": "workflows", "before_after": "workflows", "seed_case_report": "workflows",
+    "full_report": "workflows", "survey_report": "workflows", "before_after": "workflows", "seed_case_report": "workflows",
     "run_hypotheses": "workflows", "scale": "analyze.scale", "machine_cpu": "analyze.scale",
-    "machine_view": "analyze.scale", "FIXES": "config.tls_fixes", "CPU_MODELS": ("config.cpu_models", "MODELS"), "HYPOTHESES": "analyze.hypotheses", "observations": "analyze.hypotheses",
+    "machine_view": "analyze.scale", "FIXES": "config.tls_fixes", "CPU_MODELS": ("config.cpu_models", "MODELS"),
+    "HYPOTHESES": "analyze.hypotheses", "observations": "analyze.hypotheses",
     "export_bundle": "bundle.export", "import_bundle": "bundle.export", "diff_against": "bundle.export",
     "TuningPanel": "present.widgets", "plots": ("present.plots", None), "report": ("present.report", None),
 }

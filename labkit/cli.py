@@ -121,28 +121,41 @@ def cmd_survey(a) -> int:
             raise LabError("health check failed: " + "; ".join(f"{k}: {v}" for k, v in bad.items()))
         s = run_survey(lab, parallel=a.parallel, iperf_seconds=a.iperf_seconds, verify=a.verify,
                        repeats=a.repeats, progress=not a.json)
+        found = None
+        if a.fix:                       # the remedies for what binds, tried on this lab before it ends
+            from .workflows import fix
+            found = fix(lab, verdict(s), parallel=a.parallel, repeats=a.repeats, verify=a.verify,
+                        label=f"fix-{_label(a)}", progress=not a.json)
     finally:
         if not a.keep:
             lab.down()
     path = s.save(DATA / "results", f"survey-{_label(a)}")
     if a.json:
-        print(json.dumps(survey_json(s, path), indent=1))
+        print(json.dumps(survey_json(s, path, found), indent=1))
         return 0
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(s.table.drop(columns=["through"]).astype(object).fillna("").to_string(index=False))
     for n in s.notes:
         print(f"note: {n}")
     print()
-    print(verdict(s))
+    from .analyze.words import verdict_text
+    print(verdict_text(verdict(s), found))
     print(f"\nsaved {path} (+ .json with the settings); survey took {s.meta['wall_s']} s")
     if a.keep:
         print(f"lab '{a.name}' left up: `labkit down --name {a.name}` ends it")
     return 0
 
 
-def survey_json(s, saved: Path | None = None) -> dict:
-    """The survey's table and its verdict (hop, cause, evidence, next) as plain JSON values."""
-    return {"verdict": verdict(s).to_dict(), "table": json.loads(s.table.to_json(orient="records")),
+def survey_json(s, saved: Path | None = None, found=None) -> dict:
+    """The survey's table and its verdict (headline, hop, cause, evidence, next, and `fix` when remedies
+    were tried: the settings changed, before_MBps, after_MBps, the bundle) as plain JSON values."""
+    from .analyze.words import headline
+    v = verdict(s)
+    out = v.to_dict()
+    if found is not None:
+        out["headline"] = headline(v, found)
+        out["fix"] = found.to_dict()
+    return {"verdict": out, "table": json.loads(s.table.to_json(orient="records")),
             "settings": s.settings, "notes": s.notes, "meta": s.meta, "saved": str(saved) if saved else None}
 
 
@@ -422,6 +435,8 @@ def _call(fn_name: str, **options) -> int:
               help="pulls per vantage point (median and spread; 3 or more)")
 @click.option("--json", is_flag=True, help="print the table and the verdict as JSON (nothing else on stdout)")
 @click.option("--keep", is_flag=True, help="leave the lab up afterwards (for the notebooks)")
+@click.option("--fix", is_flag=True, help="then try the remedies for what binds, each against the settings as "
+              "they were (one pull and --parallel, --repeats rounds), and write the winner as a bundle")
 def survey(**o) -> int:
     return _call("cmd_survey", **o)
 

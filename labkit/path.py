@@ -447,6 +447,11 @@ class ServingPath:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ServingPath":
+        """A saved path; one saved before vantages said how they meet the published port gets it from where
+        it dials from: another node arrives from outside, the VM itself as the host."""
+        for v in data.get("vantages", ()):
+            if v.get("port") == "published" and "arrives" not in v:
+                v["arrives"] = "host" if v.get("client") == v.get("server") else "outside"
         return _adapter().validate_python(data)
 
 
@@ -552,21 +557,21 @@ def _registry(computes: tuple[str, ...], switched: bool) -> ServingPath:
                           "outside"),
                   Vantage("VM loopback", vm, vm, "published", ("docker0→nginx", "nginx→uwsgi"), "loopback",
                           side=True)),
-        stages=(Stage("uwsgi", "the registry app in uwsgi (how it reads and sends the file)", "uwsgi",
+        stages=(Stage("uwsgi", "the registry app in uwsgi: how it reads and sends the file", "uwsgi",
                       "nginx→uwsgi", ("nginx→uwsgi",), app_idle, ("uwsgi",), "nginx→uwsgi"),
-                Stage("nginx", "nginx in front of uwsgi (uwsgi_pass, buffering, temp files)", "nginx",
+                Stage("nginx", "nginx in front of uwsgi: uwsgi_pass, buffering, temp files", "nginx",
                       "vm→nginx", ("docker0→nginx", "nginx→uwsgi"), programs=("nginx",),
                       sends_on="docker0→nginx", reads_from="nginx→uwsgi"),
-                Stage("tls", "TLS at nginx (every byte encrypted by the one worker that holds the connection)",
+                Stage("tls", "TLS at nginx: every byte encrypted by the one worker that holds the connection",
                       "nginx (tls)", "vm→nginx", ("docker0→nginx",), {"tls.enabled": (False,)}, ("nginx",),
                       sends_on="docker0→nginx", reads_from="nginx→uwsgi"),
-                Stage("published port", "Docker's publish step (DNAT and conntrack in the kernel; docker-proxy "
-                      "copying every byte with iptables off)", "published port", "compute→published port→nginx",
+                Stage("published port", "Docker's publish step: DNAT and conntrack in the kernel, or docker-proxy "
+                      "copying every byte with iptables off", "published port", "compute→published port→nginx",
                       ("link", "docker0→nginx"), programs=(PROXY,), reads_from="docker0→nginx"),
                 Stage("full path", "the link from the VM to the compute node", "full path",
                       "compute→vm", ("link",), programs=(CLIENT,), sends_on="link", reads_from="link")),
         compute=computes,
-        disk_stages=(DiskStage("image read", "reading the image from the VM's disk (sregistry's bind mount)",
+        disk_stages=(DiskStage("image read", "reading the image from the VM's disk, sregistry's bind mount",
                                "vm", "bytes_read", "disk_read_MB"),
                      DiskStage("temp spooling", "nginx spooling the response to temp files on its container layer",
                                "vm", "bytes_written", "disk_write_MB",

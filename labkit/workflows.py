@@ -9,18 +9,23 @@ from pathlib import Path
 import pandas as pd
 
 from .measure.capture import capture_pull
-from .bundle.export import export_bundle
+from .bundle.export import WHY, export_bundle
 from .lab.lab import DATA, Lab
-from .present.report import (Section, bundle_section, flows_section, survey_section, surveys_headline,
+from .present.report import (Section, bundle_section, flows_section, opening, survey_section, surveys_headline,
                              trials_headline, trials_section, write_report)
 from .config.presets import PRESETS
-from .config.settings import LabSettings
+from .config.settings import LabSettings, as_text
 from .measure.survey import run_survey
 from .records import Probe, Survey
 from .measure.sweep import run_presets
 from .analyze.tcpflow import FlowDirection, analyze
 from .analyze.windows import FlowVerdict, flow_verdict
+from .analyze.noise import Rate
+from .analyze.remedies import Fix, Remedy, Trial, winner
 from .analyze.verdict import verdict
+from .config.overrides import apply_overrides, parse_override
+from .errors import SettingsError
+from .measure.pull_at import pull_at
 from .analyze.probe_verdict import judge_probe
 from .analyze.storm_tables import Storm, storm_of
 from .measure import probe as _probe, locust_storm as _storm
@@ -66,10 +71,22 @@ def full_report(image_mib: int = 64, parallels: tuple[int, ...] = (1, 5), lab_na
     table.columns = ["preset", *[f"{c} parallel (MB/s)" for c in table.columns[1:]]]
     bundle, _ = export_bundle(PRESETS["recommended"], DATA / "bundles", "recommended", measurements=table,
                               image_mib=image_mib)
-    sections: list[Section] = [survey_section(survey), flows_section(flows), trials_section(trials),
+    v = verdict(survey, flows=flows)
+    top, line = opening(survey, v)
+    sections: list[Section] = [survey_section(survey, v=v), flows_section(flows), trials_section(trials),
                                bundle_section(bundle)]
-    lead = [f"Verdict (sregistry-2018-10 as shipped):\n{verdict(survey, flows=flows)}", trials_headline(trials)]
-    return write_report(out or DATA / "reports" / f"{stamp}-report.html", sections, lead=lead)
+    return write_report(out or DATA / "reports" / f"{stamp}-report.html", sections, lead=[trials_headline(trials)],
+                        top=top, headline_text=line)
+
+
+def survey_report(survey: Survey, out: Path | None = None, fix=None, title: str = "servelab: why pulls are slow") -> Path:
+    """One survey as an HTML report (no lab needed): the path with the binding stage marked, the headline,
+    the table and the verdict in the CLI's words, and the remedies tried when `fix` is given."""
+    v = verdict(survey)
+    top, line = opening(survey, v, fix)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return write_report(out or DATA / "reports" / f"{stamp}-survey.html", [survey_section(survey, v=v, fix=fix)],
+                        title=title, top=top, headline_text=line)
 
 
 def before_after(lab: Lab, before: str, after: str, parallel: int = 5, **kw) -> tuple[Survey, Survey, pd.DataFrame]:
@@ -89,8 +106,9 @@ def seed_case_report(before: Survey, after: Survey, trials: pd.DataFrame, bundle
     """The seed case as one HTML file: both surveys, the presets compared, the bundle."""
     sections = [survey_section(before, "Before"), survey_section(after, "After"), trials_section(trials),
                 bundle_section(bundle)]
-    lead = [f"Verdict (before):\n{verdict(before)}", surveys_headline(before, after), trials_headline(trials)]
-    return write_report(out or DATA / "reports" / "seed-case.html", sections, lead=lead)
+    top, line = opening(before)
+    lead = [surveys_headline(before, after), trials_headline(trials)]
+    return write_report(out or DATA / "reports" / "seed-case.html", sections, lead=lead, top=top, headline_text=line)
 
 
 def hypothesis_sizes(image_mib: int, hypotheses=None) -> dict[int, list]:
@@ -141,7 +159,6 @@ def _hypothesis_row(lab: Lab, h, seed_link: list[str], parallels: list[int], dea
     from .analyze.scale import machine_view
     from .errors import LabError
     from .measure.clients import check_room
-    from .measure.pull_at import pull_at
     lab.apply(h.settings(*seed_link))
     runs, left_out = [], []
     for n in sorted(set([1, *parallels])):
@@ -207,3 +224,87 @@ def run_master(url: str, image: str, spec, workers: int, out_dir: Path, bind: st
     """The master of a storm on a real cluster (`run_worker` on each compute node), as its tables;
     `cacert`: an https registry's CA file (the same path on every worker)."""
     return storm_of(_storm.measure_master(url, image, spec, workers, out_dir, bind, port, cacert))
+
+
+# --- what to change, measured ---------------------------------------------------------------------------------
+# The remedies for a verdict's constraint (labkit.analyze.remedies: pure data) tried on the running lab, each
+# round by round beside the settings as they were, so a slow moment of the machine falls on every candidate
+# alike; the winner by labkit.analyze.remedies.WIN_RULE (beyond the runs' spread, not just the median), written
+# as a checked bundle. The lab gets its settings back at the end, even after an error.
+
+AS_IT_WAS = "settings as they were"
+
+
+def fix(lab: Lab, v, parallel: int = 5, repeats: int = 3, verify: str = "sha256",
+        out_dir: Path | None = None, label: str | None = None, remedies: list[Remedy] | None = None,
+        deadline: float = 120, progress: bool = False) -> Fix:
+    """Try every remedy for verdict `v` on `lab`; return the trials, the winner and its bundle."""
+    from tqdm.auto import tqdm
+    if not 1 <= repeats <= 20:
+        raise SettingsError(f"repeats {repeats}: 1..20 (3 or more give a spread)")
+    base = lab.settings
+    cands, notes, options = [], [], {}
+    for r in v.remedies if remedies is None else remedies:
+        try:
+            s = apply_overrides(base, list(r.set))
+            lab.check(s)
+        except SettingsError as exc:
+            notes.append(f"{r.name} not tried: {exc}")
+            continue
+        cands.append(r)
+        options[r.name] = s
+    if not cands:
+        notes.append(v.no_remedy or "no remedy to try for this verdict")
+    runs: dict[str, dict[int, list[float]]] = {}
+    fails: dict[str, int] = {}
+    trial_order = [(AS_IT_WAS, base), *((r.name, options[r.name]) for r in cands)]
+    try:
+        with tqdm(total=repeats * len(trial_order), desc="fix", unit="trial", disable=not progress, leave=False) as bar:
+            for _ in range(repeats if cands else 0):
+                for name, s in trial_order:
+                    lab.apply(s)
+                    for n in dict.fromkeys((1, parallel)):
+                        run = pull_at(lab, parallel=n, verify=verify, deadline=deadline)
+                        runs.setdefault(name, {}).setdefault(n, []).append(run.mbps)
+                        fails[name] = fails.get(name, 0) + run.failures
+                    bar.update()
+    finally:
+        if lab.settings != base:
+            lab.apply(base)
+    if not cands:
+        return Fix(v.hop, v.cause, None, [], None, notes=notes)
+    trials = {name: Trial(name, () if name == AS_IT_WAS else next(r.set for r in cands if r.name == name),
+                          Rate.of_runs(by[1]), Rate.of_runs(by[parallel]), parallel, fails.get(name, 0))
+              for name, by in runs.items()}
+    before = trials.pop(AS_IT_WAS)
+    tried = list(trials.values())
+    best = winner(before, tried)
+    f = Fix(v.hop, v.cause, before, tried, best, notes=notes)
+    if best is not None:
+        new = options[best.name]
+        f.changes = remedy_changes(next(r for r in cands if r.name == best.name), base, new)
+        bundle, _ = export_bundle(new, out_dir or DATA / "bundles", f"{label or 'fix'}-{_slug(best.name)}",
+                                  measurements=_table(f), notes=[f"{best.name}: {r.why}" for r in cands
+                                                                  if r.name == best.name])
+        f.bundle = str(bundle)
+    return f
+
+
+def remedy_changes(r: Remedy, base: LabSettings, new: LabSettings) -> list[dict]:
+    """The settings a remedy changed, as the bundle lists changes: path, old, new, why (every group, the client's too)."""
+    out = []
+    for text in r.set:
+        group, field, _ = parse_override(text)
+        old, now = (getattr(getattr(x, group), field, None) for x in (base, new))
+        if old != now:
+            out.append({"path": f"{group}.{field}", "old": as_text(old) or "(default)", "new": as_text(now) or "(default)",
+                        "why": WHY.get(f"{group}.{field}") or r.why})
+    return out
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in text.lower()).strip("-")
+
+
+def _table(f: Fix):
+    return pd.DataFrame([t.to_dict() for t in [f.before, *f.trials]]).drop(columns=["set"])

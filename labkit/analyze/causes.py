@@ -28,7 +28,7 @@ STUCK = 90.0        # % full: a receiver whose buffer stays this full does not r
 UNREAD = 1 << 20    # bytes waiting unread in a receiver's socket (a whole 1 MiB read's worth, at least)
 
 CAUSES = {"link": "link capacity", "cpu": "CPU", "disk": "the disk", "window": "TCP windows",
-          "client": "the client", "down": "a service is down", "app": "the application (waiting, not CPU-bound)"}
+          "client": "the client", "down": "a service is down", "app": "the application, waiting rather than CPU-bound"}
 
 
 @dataclass
@@ -37,7 +37,8 @@ class Finding:
     cause: str                   # a key of CAUSES
     what: str                    # what binds, for the summary
     evidence: list[str] = field(default_factory=list)
-    kind: str = ""               # the pipeline's reading: reader, link, sndbuf, source
+    kind: str = ""               # the pipeline's reading: reader, link, sndbuf, source; or machine, lab, window
+    program: str = ""            # the program named, where one is (a full machine's costliest per byte)
 
 
 def connection_order(view: PathView) -> list[str]:
@@ -135,7 +136,7 @@ def _receiver_cause(sv: StageView, conn: str, what: str) -> tuple[str, str, list
     buf, fill = rcv.get("rcvbuf"), rcv.get("fill_pct", 0)
     ev = [tcp_text(conn, "receiver", rcv)] if rcv else []
     if buf and buf <= SMALL_RCVBUF and fill < STUCK:
-        return "window", f"the receive window on {conn} (a {buf / 1024:.0f} KiB receive buffer)", ev
+        return "window", f"the receive window on {conn}, its receive buffer {buf / 1024:.0f} KiB", ev
     if CLIENT in sv.stage.programs:
         return "client", "the client, not reading as fast as the data comes", ev
     return "", what, ev
@@ -180,7 +181,7 @@ def stage_cause(sv: StageView, view: PathView, pipe: Finding | None, at_hop: boo
             cause, what, more = _receiver_cause(sv, sv.stage.reads_from, pipe.what)
             if not cause:
                 cause = "cpu" if share >= BUSY else "app"
-                what = f"{prog}'s CPU" if cause == "cpu" else f"{prog or sv.name} (reads slowly, not CPU-bound)"
+                what = f"{prog}'s CPU" if cause == "cpu" else f"{prog or sv.name}, reading slowly without being CPU-bound"
             return Finding(sv.name, cause, what, pipe.evidence + more + cpu_lines(sv))
         if pipe.kind == "source":
             cause = "cpu" if share >= BUSY else "app"
@@ -188,8 +189,33 @@ def stage_cause(sv: StageView, view: PathView, pipe: Finding | None, at_hop: boo
                            pipe.evidence + cpu_lines(sv))
         return Finding(sv.name, pipe.cause, pipe.what, pipe.evidence)
     cause = "cpu" if share >= BUSY else "app"
-    return Finding(sv.name, cause, f"{prog}'s CPU" if cause == "cpu" else f"{sv.name} ({sv.stage.adds})",
+    return Finding(sv.name, cause, f"{prog}'s CPU" if cause == "cpu" else f"{sv.name}, {sv.stage.adds}",
                    cpu_lines(sv) + ([tcp_text(conn, "sender", snd)] if snd else []))
+
+
+def small_windows(view: PathView) -> Finding | None:
+    """A receive buffer too small for the path, read off the client's pulls: from the client inward, the
+    first connection whose sender waits on the receiver's window much of the time while the receiver's
+    buffer stays small and is not kept full (a full one is a slow reader). Tiny windows also make every
+    program spend more CPU per byte, so on a full machine this comes before the CPU."""
+    tcp = view.final.tcp
+    small = []
+    for conn in connection_order(view):
+        snd, rcv = tcp.get((conn, "sender")), tcp.get((conn, "receiver"))
+        if not (snd and rcv and rcv.get("rcvbuf")):
+            continue
+        if (snd.get("rwnd_pct", 0) >= SHARE and rcv["rcvbuf"] <= SMALL_RCVBUF
+                and rcv.get("fill_pct", 0) < STUCK and (reader := _reader_of(view, conn))):
+            small.append((conn, reader, snd, rcv))
+    if not small:
+        return None
+    conn, reader, snd, rcv = small[0]
+    ev = [tcp_text(conn, "sender", snd), tcp_text(conn, "receiver", rcv)]
+    if len(small) > 1:
+        ev.append("the receivers on " + ", ".join(c for c, *_ in small[1:]) + " hold buffers as small: "
+                  + ", ".join(f"{r['rcvbuf'] / 1024:.0f} KiB" for *_, r in small[1:]))
+    return Finding(reader.name, "window", f"the receive window on {conn}, its receive buffer "
+                   f"{rcv['rcvbuf'] / 1024:.0f} KiB", ev, "window")
 
 
 def _saturated_upstream(sv: StageView, view: PathView) -> Finding | None:

@@ -32,6 +32,7 @@ class StageView:
     disk: dict[str, tuple[float, str]] = field(default_factory=dict)   # disk stage -> (MB/s it moved, text)
     client: tuple[float, str] = (0.0, "")                       # the pulling client here: share wanted, text
     others: dict[str, tuple[float, str]] = field(default_factory=dict)   # other stages' programs during these pulls
+    limited: dict[str, float] = field(default_factory=dict)     # its programs under a quota or cpuset: share of it
 
     @property
     def name(self) -> str:
@@ -53,6 +54,7 @@ class PathView:
     notes: list[str] = field(default_factory=list)
     table: pd.DataFrame | None = None
     flows: dict[str, tuple[str, ...]] = field(default_factory=dict)   # connections that are one TCP flow (DNAT)
+    detail: pd.DataFrame | None = None      # the survey's detail rows (per run), for what spans the stages
 
     @property
     def final(self) -> StageView:
@@ -169,12 +171,13 @@ def path_view(table: pd.DataFrame, path: ServingPath, detail: pd.DataFrame | Non
                                Rate.of(par), higher[-1] if par is not None else 0, disk,
                                (client[0].get(CLIENT, 0.0), client[1].get(CLIENT, "")),
                                {p: (oth[p], oth_text[p]) for p in oth}))
+        views[-1].limited = {p: share for p, share in cpu.items() if allowance(settings, p, path)[0]}
         if CLIENT in st.programs and "client_cpu" in row and _num(row["client_cpu"]) is not None:
             views[-1].cpu.setdefault(CLIENT, _num(row["client_cpu"]) / 100)
             views[-1].cpu_text.setdefault(CLIENT, f"the client at {_num(row['client_cpu']):.0f}% of a core")
     notes = [f"{s.name} carries no image under these settings ({', '.join(s.idle_when)}): left out" for s in idle]
     return PathView(path, views, idle, hops, judged, dict((meta or {}).get("down") or {}), notes, table,
-                    path.flows(settings) if settings is not None else {})
+                    path.flows(settings) if settings is not None else {}, detail)
 
 
 def disk_rates(row, stage: Stage, carrying: list[Stage], image_bytes: int | None, settings,
@@ -208,7 +211,7 @@ def disk_evidence(df: pd.DataFrame, path: ServingPath) -> list[str]:
             continue
         per = ", ".join(f"{r[d.column]:.0f} MB with {int(r.parallel)} pull(s)" for _, r in pulls.iterrows()
                         if pd.notna(r[d.column]))
-        out.append(f"{d.name} ({d.adds}): {per} at {point}, from the disk's device counters")
+        out.append(f"{d.name}, {d.adds}: {per} at {point}, from the disk's device counters")
     return out
 
 

@@ -12,6 +12,12 @@ noise, the capacity of the slowest hop that carries the image, the path is at ca
 hop is named. The next constraint is the lowest other ceiling above the binding one, named when
 it is within CLOSE of it. Every line cites its numbers; a difference within the runs' spread is
 never a finding.
+
+When the stage rules point at a program's CPU or at the client, and the path's programs together
+fill the machine's CPUs (labkit.analyze.machine), which program looks pegged in one run follows the
+noise: the verdict then says the machine's CPUs are shared, first, and names the program that
+costs the most per byte. Where the runs allow two answers, both are given (`alternative`) with
+the measurement that would separate them.
 """
 from __future__ import annotations
 
@@ -19,10 +25,12 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ..path import ServingPath
-from .causes import CAUSES, Finding, cpu_lines, own_link_busy, pipeline, stage_cause
+from ..path import CLIENT, ServingPath
+from .causes import CAUSES, PEGGED, Finding, cpu_lines, own_link_busy, pipeline, small_windows, stage_cause
 from .evidence import PathView, StageView, disk_evidence, path_view
+from .machine import SharedCpu, cost_text, ratio_text, shared_cpu
 from .noise import Rate, above, reaches, within_noise
+from .remedies import Remedy, candidates, nothing_to_change
 
 CLOSE = 2.0          # a second constraint whose ceiling is within 2x of the binding rate is "next"
 
@@ -39,6 +47,23 @@ class Next:
 
 
 @dataclass
+class Alternative:
+    """A second answer the runs' spread allows, and the measurement that would tell the two apart."""
+    hop: str
+    cause: str
+    why: str
+    separate: str
+
+    def to_dict(self) -> dict:
+        return {"hop": self.hop, "cause": self.cause, "why": self.why, "separate": self.separate}
+
+
+SHARED_READINGS = ("cpu", "client", "app")   # stage readings that a full machine makes a matter of noise
+SEPARATE = ("more repeats, e.g. --repeats 10, narrow each program's cost per byte; a larger image, e.g. "
+            "--image-mib 512, makes each pull long enough that start-up work weighs less")
+
+
+@dataclass
 class Verdict:
     hop: str                      # the binding stage ('' when nothing was measured)
     summary: str
@@ -50,19 +75,37 @@ class Verdict:
     rate: float | None = None     # what the client gets (median MB/s)
     next: Next | None = None
     notes: list[str] = field(default_factory=list)
+    shared: SharedCpu | None = None            # the machine's CPUs, when the path's programs fill them
+    alternative: Alternative | None = None     # a second answer inside the runs' spread
+    machine_bound: bool = False                # the path's programs fill the machine's CPUs: the shared-CPU verdict
+    what: str = ""                             # what binds, in words
+    remedies: list[Remedy] = field(default_factory=list)   # what to try (labkit.analyze.remedies), untried
+    no_remedy: str = ""                        # why there is nothing to try, when there is not
+    program: str = ""                          # on a full machine: the program named for its cost per byte
 
     def __str__(self) -> str:
-        lines = [self.summary, *[f"  - {e}" for e in self.evidence]]
-        if self.next:
-            lines.append(f"  next: {self.next.hop} ({CAUSES.get(self.next.cause, self.next.cause)}), "
-                         + "; ".join(self.next.evidence))
-        return "\n".join(lines + [f"  ({n})" for n in self.notes])
+        from .words import verdict_text
+        return verdict_text(self)
 
     def to_dict(self) -> dict:
+        from .words import headline
+        sh = self.shared
         return {"hop": self.hop, "cause": self.cause, "cause_text": CAUSES.get(self.cause, ""),
                 "at_capacity": self.at_capacity, "capacity_hop": self.capacity_hop,
-                "rate_MBps": self.rate, "summary": self.summary, "evidence": self.evidence,
-                "next": self.next.to_dict() if self.next else None, "notes": self.notes}
+                "rate_MBps": self.rate, "headline": headline(self), "summary": self.summary,
+                "evidence": self.evidence, "next": self.next.to_dict() if self.next else None,
+                "alternative": self.alternative.to_dict() if self.alternative else None,
+                "remedies": [{"name": r.name, "set": list(r.set), "why": r.why} for r in self.remedies],
+                "no_remedy": self.no_remedy,
+                "shared_cpu": None if sh is None else {
+                    "cpus": sh.cpus, "point": sh.point, "saturated": sh.saturated, "machine_bound": self.machine_bound,
+                    "demand_pct": round(sh.demand.median, 1), "ran_pct": round(sh.ran, 1),
+                    "machine_busy_pct": sh.machine_busy, "client_limit": sh.client_limit,
+                    "programs": [{"program": p.name, "ran_pct": round(p.ran, 1), "waited_pct": round(p.waited, 1),
+                                  "cpu_s_per_GB": round(p.cost.median, 3), "cpu_s_per_GB_lo": round(p.cost.lo, 3),
+                                  "cpu_s_per_GB_hi": round(p.cost.hi, 3), "runs": p.cost.runs}
+                                 for p in sh.programs]},
+                "notes": self.notes}
 
 
 def _inputs(data, settings, detail, meta, path):
@@ -93,6 +136,8 @@ def binding(stages: list[StageView], pipe: Finding | None = None) -> StageView:
     final = stages[-1].pull
     b = next(sv for sv in stages if not above(sv.pull, final))
     names = [sv.name for sv in stages]
+    if any(share >= PEGGED for share in b.limited.values()):
+        return b          # a program at its own quota or cpuset where throughput falls: the kernel's view cannot move it
     if pipe and pipe.stage in names:
         lo, hi = sorted((names.index(b.name), names.index(pipe.stage)))
         if not any(above(sv.pull, final) for sv in stages[lo:hi + 1]):
@@ -132,7 +177,7 @@ def verdict(data, settings=None, detail: pd.DataFrame | None = None, meta: dict 
     if not view.stages:
         return Verdict("", "no pulls in this survey: nothing to judge", [], pd.DataFrame(), notes=view.notes)
     if failed := _failure(view):
-        return _done(view, failed, None, False, "")
+        return _done(view, failed, None, False, "", settings=settings)
     pipe = pipeline(view)
     b = binding(view.stages, pipe)
     b, hop = at_capacity(view, b)
@@ -141,10 +186,109 @@ def verdict(data, settings=None, detail: pd.DataFrame | None = None, meta: dict 
         f.evidence.append(f"tcp_info of the client's pull {'agrees' if pipe.stage == b.name else 'points at ' + pipe.stage}"
                           f": it backs up at {pipe.what}")
     f.evidence += _flows(b, flows)
+    if f.cause == "app" and (same := _same_client_everywhere(view, b)):
+        f = same
     nxt = _next(view, b, f)
     if f.kind == "upstream":           # the stage where throughput fell adds CPU work: it comes next
         nxt = Next(b.name, "cpu", b.pull.median, [f"pulls fall to {b.pull} at {b.stage.vantage}: {cpu_lines(b)[0]}"])
-    return _done(view, f, nxt, bool(hop), hop)
+    shared = _shared(view, settings, meta)
+    if f.cause in SHARED_READINGS and (w := small_windows(view)):       # windows too small: they cost CPU too
+        return _done(view, w, None, False, "", shared, settings=settings)
+    if (shared and shared.saturated and f.cause in SHARED_READINGS
+            and not any(s >= PEGGED for sv in view.stages for s in sv.limited.values())):
+        f, nxt, alt = _machine_finding(view, shared, f)
+        return _done(view, f, nxt, False, "", shared, alt, settings)
+    return _done(view, f, nxt, bool(hop), hop, shared, settings=settings)
+
+
+def _same_client_everywhere(view: PathView, b: StageView) -> Finding | None:
+    """Nothing falls along the path (the first stage already gets what the client gets), nothing there is
+    CPU-bound, and the pulling client is the busiest program at that first vantage point: the same client
+    gets the same rate everywhere, so the client's own connection is what binds, the lab's own limit."""
+    if b is not view.stages[0] or not b.client[1]:
+        return None
+    prog, share = b.busiest
+    if b.client[0] < share:
+        return None
+    where = _stage_of(view, CLIENT)
+    return Finding(where, "client", "the lab's own client: the same client gets about the same rate at every vantage "
+                   "point and is the busiest program there", [
+                       f"at {b.stage.vantage}: {b.client[1]}, more than {b.cpu_text.get(prog, 'any program of the stage')}",
+                       f"pulls at {b.stage.vantage} already get {b.pull}, within noise of the client's {view.final.pull}"],
+                   "lab")
+
+
+def _shared(view: PathView, settings, meta: dict | None) -> SharedCpu | None:
+    """The machine's CPUs during the client's pulls: each program of a carrying stage, costed over the pulls crossing it."""
+    crossing: dict[str, list[str]] = {}
+    for i, sv in enumerate(view.stages):
+        for prog in sv.stage.programs:
+            crossing[prog] = [view.final.stage.vantage] if prog == CLIENT else [s.stage.vantage for s in view.stages[i:]]
+    cpus = (meta or {}).get("cpus")
+    return shared_cpu(view.detail, view.final.stage.vantage, view.judged, crossing, view.path, settings, cpus)
+
+
+SHARED_LEAD = "The machine's CPUs are full"
+
+
+def possessive(name: str) -> str:
+    return name + "'s"
+
+
+def _stage_of(view: PathView, program: str) -> str:
+    return next(sv.name for sv in view.stages if program in sv.stage.programs)
+
+
+
+def _machine_finding(view: PathView, sh: SharedCpu, stage_reading: Finding) -> tuple[Finding, Next | None, Alternative | None]:
+    """What binds when the path's programs fill the machine: the costliest per byte, or the client (the lab's own limit)."""
+    ev = [sh.demand_text(), *[p.text() for p in sh.programs]]
+    top, rival, client = sh.costliest, sh.rival, sh.client
+    alt, nxt = None, None
+    cr = sh.client_ratio
+    if client and cr:
+        together = "the CPU per byte of the server's programs together"
+        ev.append(f"the client needs {ratio_text(cr, together)}"
+                  + (": the lab's own limit, since a real client runs on its own node" if sh.client_limit else ""))
+    lead = f"the path's programs wanted {sh.demand.median:.0f}% of the {sh.cpus} CPUs' {100 * sh.cpus}%"
+    if sh.client_limit or top is None:
+        how = "about as much CPU per byte as" if sh.client_close else "more CPU per byte than"
+        f = Finding(_stage_of(view, CLIENT), "client", f"{lead}; the client needs {how} the server's programs "
+                    "together: the lab's own limit", ev, "machine")
+        if top and sh.client_close:
+            alt = Alternative(_stage_of(view, top.name), "cpu", f"on the server, {top.name} costs the most per byte: "
+                              f"{cost_text(top.cost)}", SEPARATE + "; a lighter client, e.g. --verify length, "
+                              "shows the server's own ceiling")
+        elif top:
+            nxt = Next(_stage_of(view, top.name), "cpu", 1000 / top.cost.median,
+                       [f"on the server, {top.name} costs the most per byte: {cost_text(top.cost)}"])
+        return f, nxt, alt
+    named = top
+    if rival:
+        r = sh.ratio(top.name, rival.name)
+        first, second = sorted((top, rival), key=lambda p: [sv.name for sv in view.stages].index(_stage_of(view, p.name)))
+        named = first                 # the one the other waits on when both cost about the same: upstream in byte order
+        ev.append(f"{top.name} and {rival.name} cost about the same per byte: {top.name} "
+                  f"{ratio_text(r, possessive(rival.name))}" if r else f"{rival.name}'s cost per byte is within the runs' spread of {top.name}'s")
+        alt = Alternative(_stage_of(view, second.name), "cpu", f"{second.name}: {cost_text(second.cost)}", SEPARATE)
+    else:
+        r = sh.ratio(top.name, sh.server[1].name) if len(sh.server) > 1 else None
+        if r:
+            ev.append(f"{top.name} costs the most per byte: {ratio_text(r, possessive(sh.server[1].name))}")
+    if text := sh.ceilings_text():
+        ev.append(text)
+    if stage_reading.stage != _stage_of(view, named.name) or stage_reading.cause != "cpu":
+        ev.append(f"the rules for one stage alone would name {stage_reading.stage}: {stage_reading.what}; "
+                  "on a full machine that pick follows the noise")
+    also = f", about as much as {alt.hop}" if alt and alt.cause == "cpu" else ""
+    f = Finding(_stage_of(view, named.name), "cpu", f"{lead}; {named.name} costs the most per byte, "
+                f"{cost_text(named.cost)}{also}, so {_stage_of(view, named.name)} binds on a machine like this", ev, "machine",
+                named.name)
+    others = [p for p in sh.server if p is not top and p is not rival]
+    if others and others[0].cost.median > 0:
+        o = others[0]
+        nxt = Next(_stage_of(view, o.name), "cpu", 1000 / o.cost.median, [f"then {o.text()}"])
+    return f, nxt, alt
 
 
 def _failure(view: PathView) -> Finding | None:
@@ -187,36 +331,59 @@ def _next(view: PathView, b: StageView, f: Finding) -> Next | None:
     return min(cands, key=lambda c: c.ceiling, default=None)
 
 
-def _done(view: PathView, f: Finding, nxt: Next | None, at_cap: bool, hop: str) -> Verdict:
+def _done(view: PathView, f: Finding, nxt: Next | None, at_cap: bool, hop: str,
+          shared: SharedCpu | None = None, alt: Alternative | None = None, settings=None) -> Verdict:
     final = view.final.pull
     rates = ", ".join(f"{sv.stage.vantage} {sv.pull}" for sv in view.stages)
-    ev = [f"pulls ({view.judged} at a time), in byte order: {rates}"]
-    if f.cause == "down":
+    ev = [f"pulls, {view.judged} at a time, in byte order: {rates}"]
+    if f.kind == "machine":
+        summary = f"{SHARED_LEAD}: {f.what}; the client gets {final}."
+    elif f.cause == "down":
         where = f"ulls fail at {view.path.stage(f.stage).vantage}"
         summary = f"{f.what}: p{where}." if view.down else f"P{where}."
     elif at_cap:
         cap = next(sv.hop for sv in view.stages if sv.stage.hop == hop)
         summary = (f"At capacity: the client gets {final}, within noise of the {hop} hop's iperf3 {cap}, "
-                   f"the slowest hop that carries the image; what binds there: {f.what} ({CAUSES[f.cause]}).")
+                   f"the slowest hop that carries the image; what binds there: {_what(f)}.")
     else:
-        summary = (f"{f.stage} binds: {f.what} ({CAUSES[f.cause]}); the client gets {final}.")
+        summary = f"{f.stage} binds: {_what(f)}; the client gets {final}."
         b = next(sv for sv in view.stages if sv.name == f.stage)
         i = view.stages.index(b)
-        if i:
+        if i and above(view.stages[i - 1].pull, b.pull):
             prev = view.stages[i - 1]
             ev.append(f"throughput falls from {prev.pull} at {prev.stage.vantage} to {b.pull} at "
-                      f"{b.stage.vantage} and stops falling there (what follows is within noise of it)")
+                      f"{b.stage.vantage} and stops falling there: what follows is within noise of it")
         elif b.hop:
             ev.append(f"pulls at {b.stage.vantage} already get {b.pull} against the {b.stage.hop} hop's iperf3 {b.hop}")
     ev += f.evidence
+    if shared and shared.saturated and f.kind != "machine":
+        ev.append(f"the machine's CPUs were full too: {shared.demand_text()}")
     ev += [e for e in disk_evidence(view.table, view.path) if e not in ev] if view.table is not None else []
     last = view.final
     if last.parallel and last.pull and last.pull.median > 0:
         ratio = last.parallel.median / last.pull.median
-        ev.append(f"{last.parallel_n} pulls at once at {last.stage.vantage} together get {last.parallel} "
-                  f"({ratio:.1f}x one pull)" + (": each connection is limited, not the path" if ratio > 1.5 else ""))
+        ev.append(f"{last.parallel_n} pulls at once at {last.stage.vantage} together get {last.parallel}, "
+                  f"{ratio:.1f}x one pull" + (": each connection is limited, not the path" if ratio > 1.5 else ""))
+    machine = f.kind == "machine"
+    lab_limit = (machine and f.cause == "client") or f.kind == "lab"
+    remedies = [] if lab_limit else candidates(f.stage, f.cause, settings, view.path)
+    none = NOTHING_LAB if lab_limit else nothing_to_change(f.stage, f.cause, settings, view.path)
     return Verdict(f.stage, summary, ev, _stage_table(view, f.stage), f.cause, at_cap, hop,
-                   final.median if final else None, nxt, view.notes)
+                   final.median if final else None, nxt, view.notes, shared, alt, machine, _what(f), remedies, none,
+                   f.program)
+
+
+NOTHING_LAB = "nothing on the server to change: a lighter client, e.g. --verify length, shows the server's own ceiling"
+
+
+SAID = {"link": "link", "cpu": "cpu", "window": "window", "client": "client", "disk": "disk", "down": "down",
+        "app": "application"}     # a word that, in what binds, already says the kind of cause
+
+
+def _what(f: Finding) -> str:
+    """What binds, with the kind of cause unless the words already say it."""
+    kind = CAUSES.get(f.cause, "")
+    return f.what if not kind or SAID.get(f.cause, kind).lower() in f.what.lower() else f"{f.what}, {kind}"
 
 
 def _stage_table(view: PathView, named: str) -> pd.DataFrame:

@@ -15,6 +15,8 @@ from .tcpflow import FlowDirection
 
 SHARE = 0.25         # a share of the time that counts as "much of the time"
 LOSS = 0.01          # retransmitted share of segments that counts as lossy
+MIN_ROUNDS = 20      # round trips a transfer must last before its windows say anything about buffer sizes
+WINDOW_ROOM = 2.0    # a window that allows this many times the rate got, at the measured round trip, did not bind
 
 
 @dataclass
@@ -30,6 +32,30 @@ class FlowVerdict:
 def _last(samples: list[dict], key: str) -> float | None:
     vals = [s[key] for s in samples if key in s]
     return vals[-1] if vals else None
+
+
+def too_short(f: FlowDirection) -> str:
+    """Why this capture cannot show whether a buffer is too small ('' when it can): a transfer shorter
+    than MIN_ROUNDS round trips, or still in slow start (bytes in flight still growing at the end)."""
+    if not f.rtt_ms_median:
+        return "no round trip was measured"
+    rounds = f.seconds / (f.rtt_ms_median / 1000)
+    if rounds < MIN_ROUNDS:
+        return f"the transfer lasted {rounds:.0f} round trips, fewer than {MIN_ROUNDS}"
+    s = f.series
+    if len(s) >= 4 and "in_flight" in s and s.in_flight.max() > 0:
+        reached = s.t[s.in_flight >= 0.8 * s.in_flight.max()].min()
+        start, end = s.t.min(), s.t.max()
+        if end > start and (reached - start) / (end - start) > 0.75:
+            return "it was still in slow start: bytes in flight were still growing when it ended"
+    return ""
+
+
+def window_room(f: FlowDirection) -> float | None:
+    """How many times the rate got the median window allowed at the median round trip (None: not measured)."""
+    if not (f.median_window and f.rtt_ms_median and f.MBps):
+        return None
+    return f.median_window / (f.rtt_ms_median / 1000) / (f.MBps * 1e6)
 
 
 def flow_verdict(f: FlowDirection, sender: list[dict] | None = None, link_MBps: float | None = None) -> FlowVerdict:
@@ -62,11 +88,24 @@ def flow_verdict(f: FlowDirection, sender: list[dict] | None = None, link_MBps: 
                   f"{f.retransmissions} retransmissions, {f.duplicate_acks} duplicate ACKs")
 
     if (rwnd_pct or 0) >= 100 * SHARE or at_window >= SHARE or f.zero_windows >= max(3, 0.01 * f.packets):
-        why = ("it advertised a zero window: its application stopped reading" if f.zero_windows
-               else "its receive buffer is too small for this path")
+        if f.zero_windows:
+            return FlowVerdict("receiver-window limited",
+                               f"tune the receiver {f.receiver}: it advertised a zero window, its application stopped "
+                               "reading: look at what it does with the data, buffering, temp files, the next hop", ev)
+        if short := too_short(f):
+            return FlowVerdict("receiver-window limited",
+                               f"this capture cannot tell whether {f.receiver}'s receive buffer is too small: {short}; "
+                               "capture a longer transfer, a larger image, before tuning tcp_rmem", ev)
+        room = window_room(f)
+        if room is not None and room >= WINDOW_ROOM:
+            ev.append(f"the median window allowed {room:.1f} times the rate got at the median round trip")
+            return FlowVerdict("receiver-window limited",
+                               f"tune what the receiver {f.receiver} does with the data: its window would carry "
+                               f"{room:.1f} times this rate, so the buffer is not too small, the receiver drains it "
+                               "slowly: buffering, temp files, the next hop", ev)
         return FlowVerdict("receiver-window limited",
-                           f"tune the receiver {f.receiver}: {why} (receive buffer tcp_rmem, or what it "
-                           "does with the data: buffering, temp files, the next hop)", ev)
+                           f"tune the receiver {f.receiver}: its receive buffer is too small for this path, "
+                           "tcp_rmem's maximum", ev)
     if (sndbuf_pct or 0) >= 100 * SHARE:
         return FlowVerdict("sender-buffer limited",
                            f"tune the sender {f.sender}: its socket send buffer fills (tcp_wmem, SO_SNDBUF)", ev)

@@ -11,6 +11,24 @@ from pathlib import Path
 import psutil
 
 
+def machine_times() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, all CPUs together (/proc/stat's first line)."""
+    t = psutil.cpu_times()
+    total = sum(t)
+    return total - t.idle - getattr(t, "iowait", 0.0), total
+
+
+def machine_busy(before: tuple[float, float], after: tuple[float, float], cpus: int) -> float:
+    """The machine's busy time between two machine_times() reads, in % of one core (100 x cpus = all busy)."""
+    total = after[1] - before[1]
+    return round(100 * cpus * (after[0] - before[0]) / total, 1) if total > 0 else 0.0
+
+
+def machine_cpus() -> int:
+    """The machine's CPUs (what /proc/stat counts)."""
+    return os.cpu_count() or 1
+
+
 def schedstat(pid: int) -> dict[str, tuple[float, float]]:
     """Per thread of the process: seconds it ran on a CPU and waited on a run queue (/proc/<pid>/task/*/schedstat)."""
     out = {}
@@ -60,6 +78,11 @@ def waited(before: dict, after: dict, wall: float) -> float:
     return 100 * wait / wall
 
 
+def waited_all(before: dict, after: dict, wall: float) -> float:
+    """The run-queue wait of all the process's threads together, in % of `wall` (what it wanted beyond what it ran)."""
+    return 100 * sum(wait1 - before.get(tid, (0.0, 0.0))[1] for tid, (_, wait1) in after.items()) / wall
+
+
 class CpuSampler:
     """`with CpuSampler(lambda: {"nginx": [procs...]}) as s: ...` then `s.summary()`.
 
@@ -68,9 +91,11 @@ class CpuSampler:
     taken within `between`, a (start, end) on the wall clock, e.g. the span of a storm's pulls);
     `wait_max_proc` is how long the thread that wanted a CPU most (ran + waited) spent runnable but
     waiting for one (the scheduler's run-queue time, in % of the sampler's wall time): a process
-    that wants a core on a busy machine runs less than 100 and waits. `cpu_sched` is all its threads'
+    that wants a core on a busy machine runs less than 100 and waits; `wait_total` the same for all its
+    threads and processes together. `cpu_sched` is all its threads'
     CPU from the scheduler's own account over the sampler's span (exact where sampling is coarse,
-    e.g. under a CFS quota that lets a group run a few ms per 100 ms).
+    e.g. under a CFS quota that lets a group run a few ms per 100 ms). `machine()`: the whole
+    machine's busy time over the same span, with its CPU count, whoever ran (other work included).
     """
 
     def __init__(self, processes: Callable[[], dict[str, list[psutil.Process]]], interval: float = 0.2):
@@ -79,13 +104,15 @@ class CpuSampler:
         self._stop = threading.Event()
         self._samples: dict[str, list[tuple[float, float, float]]] = {}   # (wall time, max, total)
         self._waits: dict[str, float] = {}
+        self._waits_all: dict[str, float] = {}
         self._ran: dict[str, float] = {}
+        self._machine: dict[str, float] = {}
         self._secs: dict[str, float] = {}
         self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
 
     def _run(self) -> None:
         procs = self._processes()
-        t0 = time.monotonic()
+        t0, m0 = time.monotonic(), machine_times()
         start = {p.pid: schedstat(p.pid) for ps in procs.values() for p in ps}
         for ps in procs.values():
             for p in ps:
@@ -97,10 +124,13 @@ class CpuSampler:
             self._sample_loop(procs)
         finally:
             wall = max(time.monotonic() - t0, 1e-3)
+            cpus = machine_cpus()
+            self._machine = {"cpus": cpus, "busy": machine_busy(m0, machine_times(), cpus)}
             for name, ps in procs.items():
                 ends = {p.pid: schedstat(p.pid) for p in ps if p.pid in start}
                 waits = [waited(start[pid], end, wall) for pid, end in ends.items()]
                 self._waits[name] = round(max(waits, default=0.0), 1)
+                self._waits_all[name] = round(sum(waited_all(start[pid], end, wall) for pid, end in ends.items()), 1)
                 self._secs[name] = sum(ran_s(start[pid], end) for pid, end in ends.items())
                 self._ran[name] = round(100 * self._secs[name] / wall, 1)
 
@@ -128,6 +158,10 @@ class CpuSampler:
         self._stop.set()
         self._thread.join()
 
+    def machine(self) -> dict[str, float]:
+        """{"cpus": N, "busy": % of one core the whole machine was busy} over the sampler's span."""
+        return dict(self._machine)
+
     def seconds(self) -> dict[str, float]:
         """CPU seconds per service over the sampler's span, all its processes' threads (the scheduler's account)."""
         return {name: max(0.0, s) for name, s in self._secs.items()}
@@ -149,5 +183,6 @@ class CpuSampler:
                 out[name] = {"cpu_max_proc": round(sum(s[1] for s in samples) / len(samples), 1),
                              "cpu_total": round(sum(s[2] for s in samples) / len(samples), 1),
                              "wait_max_proc": max(0.0, self._waits.get(name, 0.0)),
+                             "wait_total": max(0.0, self._waits_all.get(name, 0.0)),
                              "cpu_sched": max(0.0, self._ran.get(name, 0.0))}
         return out

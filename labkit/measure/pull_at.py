@@ -43,6 +43,7 @@ class PullRun:
     cpu_s: dict[str, float] = field(default_factory=dict)      # CPU seconds per service over the pulls
     softirq_s: float | None = None                              # the machine's softirq seconds meanwhile
     path: ServingPath | None = None                              # the path pulled on (its disk stages, programs)
+    machine: dict = field(default_factory=dict)                  # {"cpus": N, "busy": %}: the whole machine
 
     @property
     def client_cpu(self) -> float:
@@ -149,4 +150,4 @@ def pull_at(lab, vantage: str | None = None, parallel: int = 1, verify: Verify =
     return PullRun(v.name, parallel, results, verify, sampler.summary(), busiest, busiest_cpu,
                    client.kind if external else "labkit", {k: disk1[k] - disk0[k] for k in disk1 if k in disk0},
                    tcp_sampler.summary() if tcp else [], sampler.seconds(),
-                   None if soft0 is None or soft1 is None else soft1 - soft0, path)
+                   None if soft0 is None or soft1 is None else soft1 - soft0, path=path, machine=sampler.machine())

@@ -9,6 +9,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import iperf
+from .cpu import machine_cpus
 from ..errors import ServiceDown
 from ..lab.lab import Lab
 from ..path import CLIENT
@@ -68,9 +69,9 @@ def run_survey(lab: Lab, parallel: int = 5, iperf_seconds: int = 2, pull_deadlin
     table = pd.DataFrame(rows).reindex(columns=survey_columns(p.path))
     meta = {"lab": lab.name, "namespaced": p.namespaced, "image_bytes": lab.image.size,
             "disk_stages": [d.name for d in p.path.disk_stages if d.carries(lab.settings)], "parallel": parallel,
-            "compute_nodes": len(p.path.compute), "repeats": repeats, "iperf_seconds": iperf_seconds, "verify": verify, "pull_deadline_s": pull_deadline,
-            "wall_s": round(time.perf_counter() - t0, 1), "down": down, "host": platform.node(),
-            "cpu_model": lab.core.info(),
+            "compute_nodes": len(p.path.compute), "repeats": repeats, "iperf_seconds": iperf_seconds, "verify": verify,
+            "pull_deadline_s": pull_deadline, "wall_s": round(time.perf_counter() - t0, 1), "down": down,
+            "cpus": machine_cpus(), "host": platform.node(), "cpu_model": lab.core.info(),
             "kernel": platform.release(), "when": time.strftime("%Y-%m-%dT%H:%M:%S")}
     return Survey(table, lab.settings.model_dump(mode="json"), p.path, list(lab.notes), meta, cpu_all,
                   pd.DataFrame(details))
@@ -130,10 +131,16 @@ def _medians(per_run: list[dict], digits: int) -> dict:
 
 def _details(run: PullRun, i: int) -> list[dict]:
     """The run's evidence as long rows: each service's CPU, the client's, each connection's tcp_info."""
-    key = {"point": run.vantage, "parallel": run.parallel, "run": i, "MBps": round(run.mbps, 1)}
-    out = [{**key, "source": "cpu", "name": svc, "side": "", **v} for svc, v in run.cpu.items()]
+    key = {"point": run.vantage, "parallel": run.parallel, "run": i, "MBps": round(run.mbps, 1),
+           "pulled_bytes": sum(r.bytes for r in run.results)}
+    out = [{**key, "source": "cpu", "name": svc, "side": "", **v,
+            **({"cpu_s": round(run.cpu_s[svc], 4)} if svc in run.cpu_s else {})} for svc, v in run.cpu.items()]
     out.append({**key, "source": "cpu", "name": CLIENT, "side": "", "cpu_max_proc": run.client_cpu,
-                "cpu_total": run.client_cpu, "wait_max_proc": run.client_wait})
+                "cpu_total": run.client_cpu, "wait_max_proc": run.client_wait,
+                "cpu_s": round(sum(r.cpu_s for r in run.results), 4)})
+    if run.machine:        # the whole machine, whoever ran: the path's programs and any other work
+        out.append({**key, "source": "machine", "name": "machine", "side": "", "cpu_total": run.machine["busy"],
+                    "cpus": run.machine["cpus"]})
     out += [{**key, "source": "tcp", "name": t["connection"], **{k: v for k, v in t.items() if k != "connection"}}
             for t in run.tcp]
     return out

@@ -121,18 +121,45 @@ def _joins(path) -> list[str]:
     return out
 
 
-def path_figure(nodes: list[dict], path, width: int = 900):
+def path_nodes(plan) -> list[dict]:
+    """The nodes as path_figure draws them, from a placed path alone (no lab: no pids)."""
+    return [{"node": n.name, "role": n.role, "namespace": plan.ns(n.name) or "(host)", "address": plan.ip(n.name) or "",
+             "services": ", ".join(s.name for s in plan.path.services if s.node == n.name)}
+            for n in plan.path.nodes]
+
+
+def stage_place(path, stage: str) -> str:
+    """The node where a stage's work runs: its service's node, the published port's node, or the client's node."""
+    from ..path import CLIENT
+    st = path.stage(stage)
+    for prog in st.programs:
+        if prog == CLIENT:
+            return path.client_vantage.client
+        node = next((s.node for s in path.services if s.program == prog), None)
+        if node:
+            return node
+    return next((p.node for p in path.published), path.vantage(st.vantage).server)
+
+
+def path_figure(nodes: list[dict], path, width: int = 960, binds: tuple[str, str] | None = None):
     """The serving path (the lab's `lab.plan.path`) as boxes (node, namespace, address, services, from
-    `lab.describe()`) joined by what joins them."""
+    `lab.describe()` or `path_nodes(plan)`) joined by what joins them.
+
+    `binds`: (stage, what) to mark: that stage's node drawn in red with `what` under it.
+    """
     from bokeh.models import Arrow, LabelSet, NormalHead
 
     links = _joins(path)
     n = len(nodes)
-    xs = [i * 3.0 for i in range(n)]
-    p = figure(width=width, height=230, x_range=(-1.6, xs[-1] + 1.6), y_range=(-1.6, 1.6), tools="save",
+    xs = [i * 4.4 for i in range(n)]         # room between the boxes for what joins them
+    marked = stage_place(path, binds[0]) if binds else None
+    p = figure(width=width, height=260 if binds else 230, x_range=(-1.8, xs[-1] + 1.8),
+               y_range=(-2.0 if binds else -1.6, 1.6), tools="save",
                title="the serving path: data flows right to left, the pull is made from the left")
     p.axis.visible = p.grid.visible = False
-    p.rect(xs, [0] * n, width=2.4, height=2.4, fill_color="#eef4fb", line_color="#4a78a8")
+    hot = [r["node"] == marked for r in nodes]
+    p.rect(xs, [0] * n, width=2.8, height=2.4, fill_color=["#fde0dc" if h else "#eef4fb" for h in hot],
+           line_color=["#c0392b" if h else "#4a78a8" for h in hot], line_width=[3 if h else 1 for h in hot])
     text = [f"{r.get('role', r['node'])}\n{r['namespace']}\n{r['address']}" for r in nodes]
     svc = [r["services"].replace(", ", "\n") + (f"\nstages: {r['stages']}" if r.get("stages") else "") for r in nodes]
     src = ColumnDataSource({"x": xs, "y": [0.55] * n, "t": text, "s": svc, "y2": [-0.35] * n})
@@ -141,9 +168,13 @@ def path_figure(nodes: list[dict], path, width: int = 900):
     p.add_layout(LabelSet(x="x", y="y2", text="s", source=src, text_align="center", text_baseline="middle",
                           text_font_size="8pt"))
     for i, name in enumerate(links[: n - 1]):
-        p.add_layout(Arrow(end=NormalHead(size=10), x_start=xs[i + 1] - 1.25, x_end=xs[i] + 1.25,
+        p.add_layout(Arrow(end=NormalHead(size=10), x_start=xs[i + 1] - 1.45, x_end=xs[i] + 1.45,
                            y_start=0, y_end=0, line_width=2))
-        p.text([xs[i] + 1.5], [0.15], text=[name], text_align="center", text_font_size="8pt")
+        p.text([(xs[i] + xs[i + 1]) / 2], [0.15], text=[name], text_align="center", text_font_size="8pt")
+    if binds and marked in [r["node"] for r in nodes]:
+        x = xs[[r["node"] for r in nodes].index(marked)]
+        p.text([x], [-1.55], text=[f"binds: {binds[1]}"], text_align="center", text_font_size="10pt",
+               text_color="#c0392b", text_font_style="bold")
     return p
 
 

@@ -11,12 +11,14 @@ from bokeh.embed import components
 from bokeh.resources import INLINE
 from markupsafe import Markup
 
-from .plots import compare_bars, flow_figures, receive_figure, storm_figure, survey_bars
+from .plots import compare_bars, flow_figures, path_figure, path_nodes, receive_figure, storm_figure, survey_bars
 from ..config.render import templates
 from ..records import Survey
 from ..analyze.tcpflow import FlowDirection
 from ..analyze.windows import FlowVerdict
+from ..analyze.causes import CAUSES
 from ..analyze.verdict import verdict
+from ..analyze.words import headline, verdict_text
 
 
 @dataclass
@@ -31,16 +33,45 @@ class Section:
 
 
 def _table(df: pd.DataFrame) -> Markup:
-    return Markup(df.to_html(index=False, na_rep="", float_format=lambda x: f"{x:,.1f}", border=0))
+    """A table in a box that scrolls sideways when the table is wider than the page (nothing is cut off)."""
+    df = df.rename(columns=lambda c: str(c).replace("_", "_\u200b"))    # headers may wrap after an underscore
+    html = df.to_html(index=False, na_rep="", float_format=lambda x: f"{x:,.1f}", border=0)
+    return Markup(f'<div class="table-wrap">{html}</div>')
 
 
-def survey_section(s: Survey, heading: str = "Per hop: iperf3 and pulls") -> Section:
-    t = s.table.drop(columns=["through"])
+THROUGHPUT = ["kind", "point", "parallel", "MBps", "MBps_lo", "MBps_hi", "runs", "spread_pct", "per_pull_min",
+              "per_pull_max", "ttfb_ms", "failures", "retransmits", "error"]
+
+
+def survey_tables(table: pd.DataFrame) -> list[pd.DataFrame]:
+    """The survey table as two that fit a page: throughput per hop, then per pull what the programs spent."""
+    first = table[[c for c in THROUGHPUT if c in table]].dropna(axis=1, how="all")
+    rest = [c for c in table if c not in THROUGHPUT and c != "through"]
+    pulls = table[table.kind == "pull"][["point", "parallel", *rest]].dropna(axis=1, how="all")
+    pulls = pulls.rename(columns={c: c.replace("cpu_s_per_GB_", "") + " s/GB" for c in pulls if c.startswith("cpu_s_per_GB_")})
+    return [first, pulls]
+
+
+def survey_section(s: Survey, heading: str = "Per hop: iperf3 and pulls", v=None, fix=None) -> Section:
+    """The survey's tables and bars, with the verdict in the same words as the CLI (and the fix, when tried)."""
     runs = s.meta.get("repeats", 1)
     return Section(heading,
                    f"Image {s.meta['image_bytes'] / 2**20:.0f} MiB, {s.meta['parallel']} parallel pulls, each vantage "
-                   f"point pulled {runs} times (MBps is the median, MBps_lo/MBps_hi the slowest and fastest run); "
-                   + "; ".join(s.notes), str(verdict(s)), [_table(t)], [survey_bars(s.table)])
+                   f"point pulled {runs} times: MBps is the median, MBps_lo and MBps_hi the slowest and fastest run; "
+                   "the second table has what each pull cost: the busiest program, the client's CPU in % of a core, "
+                   "each program's CPU-seconds per GB moved, disk MB. " + " ".join(f"{n}." for n in s.notes),
+                   verdict_text(v if v is not None else verdict(s), fix), [_table(t) for t in survey_tables(s.table)],
+                   [survey_bars(s.table)])
+
+
+def opening(s: Survey, v=None, fix=None, width: int = 960):
+    """What a report opens with: the path drawn with the binding stage marked, and the one-sentence headline."""
+    from ..path import plan
+    v = v if v is not None else verdict(s)
+    placed = plan(s.meta.get("lab", "report"), bool(s.meta.get("namespaced", True)), path=s.path)
+    what = "CPU, the machine full" if v.machine_bound and v.cause == "cpu" else CAUSES.get(v.cause, v.cause)
+    fig = path_figure(path_nodes(placed), placed.path, width, binds=(v.hop, what) if v.hop else None)
+    return fig, headline(v, fix)
 
 
 def trials_headline(trials: pd.DataFrame, before: str | None = None, after: str | None = None) -> str:
@@ -64,7 +95,7 @@ def surveys_headline(before: Survey, after: Survey, names: tuple[str, str] = ("b
     vb, va = verdict(before), verdict(after)
     rate = (f"the client gets {vb.rate:.0f} → {va.rate:.0f} MB/s" + (f" ({va.rate / vb.rate:.1f}x)" if vb.rate else "")
             if vb.rate is not None and va.rate is not None else "")
-    return f"{names[0]} → {names[1]}: {rate}\n{names[0]}: {vb.summary}\n{names[1]}: {va.summary}"
+    return f"{names[0]} → {names[1]}: {rate}\n{names[0]}: {headline(vb)}\n{names[1]}: {headline(va)}"
 
 
 def probe_section(p) -> Section:
@@ -77,7 +108,9 @@ def probe_section(p) -> Section:
 
 
 def flows_section(flows: list[tuple[str, FlowDirection, FlowVerdict]]) -> Section:
-    summary = pd.DataFrame([{"capture point": p, **{k: v for k, v in f.summary().items() if k != "flow"},
+    keep = ("sender", "receiver", "bytes", "seconds", "MBps", "rtt_ms_median", "retransmissions", "zero_windows",
+            "window_full", "median_window", "median_in_flight")           # the rest is in the figures below
+    summary = pd.DataFrame([{"capture point": p, **{k: v for k, v in f.summary().items() if k in keep},
                              "verdict": v.kind} for p, f, v in flows])
     text = "\n\n".join(f"[{p}] {v}" for p, f, v in flows)
     return Section("TCP windows of one pull, per hop", "Headers-only capture of one pull at each hop it crosses.",
@@ -119,16 +152,19 @@ def bundle_section(bundle: Path) -> Section:
 
 
 def write_report(path: Path, sections: list[Section], title: str = "servelab: why pulls are slow",
-                 lead: list[str] | None = None) -> Path:
-    """The sections as one HTML file; `lead`: what opens it (the verdict, a before → after headline)."""
-    figs = [f for sec in sections for f in sec.figures]
+                 lead: list[str] | None = None, top=None, headline_text: str = "") -> Path:
+    """The sections as one HTML file. What opens it: `top`, a figure (the path, the binding stage marked),
+    then `headline_text` (the verdict's one sentence), then `lead` (e.g. a before → after headline)."""
+    figs = ([top] if top is not None else []) + [f for sec in sections for f in sec.figures]
     script, divs = components(figs) if figs else ("", [])
     it = iter(divs)
+    top_div = Markup(next(it)) if top is not None else ""
     for sec in sections:
         sec.divs = [Markup(next(it)) for _ in sec.figures]
     html = templates().get_template("report.html.j2").render(
         title=title, resources=Markup(INLINE.render()), script=Markup(script), sections=sections, lead=lead or [],
-        meta=f"written {time.strftime('%Y-%m-%d %H:%M')} on {platform.node()} (Linux {platform.release()})")
+        top=top_div, headline=headline_text,
+        meta=f"written {time.strftime('%Y-%m-%d %H:%M')} on {platform.node()}, Linux {platform.release()}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html)

@@ -99,3 +99,43 @@ def test_notebook_03_panel_renders_and_apply_and_measure_grows_the_table(jupyter
         button.scroll_into_view_if_needed()
         page.screenshot(path=str(SHOTS / "03-tuning-after-click.png"), full_page=True)
         browser.close()
+
+
+def test_the_report_opens_with_the_path_and_the_headline_and_no_table_overflows(tmp_path):
+    """A report from a recorded survey (no lab): in Chromium, the path is drawn first with the binding stage
+    marked, then the verdict's headline; every table fits its box or scrolls inside it, at two page widths."""
+    if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
+        pytest.skip("Debian's chromium is not installed (make test installs it)")
+    from playwright.sync_api import expect, sync_playwright
+
+    from labkit.analyze.verdict import verdict
+    from labkit.analyze.words import headline
+    from labkit.measure.survey import Survey
+    from labkit.workflows import survey_report
+    s = Survey.load(Path(__file__).parent / "fixtures" / "surveys" / "full-machine-2018-10.csv")
+    report = survey_report(s, tmp_path / "report.html")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        for width in (1280, 800):
+            page = browser.new_page(viewport={"width": width, "height": 900})
+            page.goto(report.as_uri())
+            expect(page.locator("#headline")).to_have_text(headline(verdict(s)))
+            expect(page.locator(".path canvas").first).to_be_visible()          # bokeh drew the path
+            order = page.evaluate("""() => {
+                const path = document.querySelector('.path'), head = document.querySelector('#headline');
+                return path.getBoundingClientRect().top < head.getBoundingClientRect().top; }""")
+            assert order, "the path must come before the headline"
+            boxes = page.evaluate("""() => [...document.querySelectorAll('table')].map(t => {
+                const box = t.parentElement, right = document.body.getBoundingClientRect().right;
+                return {wrap: box.className, boxRight: box.getBoundingClientRect().right, pageRight: right,
+                        fits: box.scrollWidth <= box.clientWidth + 1, scrolls: getComputedStyle(box).overflowX}; })""")
+            assert len(boxes) >= 2
+            for b in boxes:
+                assert b["wrap"] == "table-wrap" and b["boxRight"] <= b["pageRight"] + 1, b
+                assert b["fits"] or b["scrolls"] in ("auto", "scroll"), b
+            if width == 1280:
+                assert all(b["fits"] for b in boxes), boxes                # at a desktop width nothing needs scrolling
+            page.screenshot(path=str(SHOTS / f"report-{width}px.png"), full_page=True)
+            page.close()
+        browser.close()

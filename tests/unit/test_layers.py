@@ -158,7 +158,7 @@ def test_the_verdict_cites_the_disk_stages_counted_at_the_client():
             {"kind": "pull", "point": point, "parallel": 5, "MBps": 41.0, "failures": 0, "busiest": "uwsgi",
              "busiest_cpu": 5.0, "disk_read_MB": 335.5, "disk_write_MB": 0.0, "client_write_MB": None}]
     ev = disk_evidence(pd.DataFrame(rows), PATH)
-    assert ev[0].startswith("image read (reading the image from the VM's disk") and "67 MB with 1 pull(s), 336 MB with 5" in ev[0]
+    assert ev[0].startswith("image read, reading the image from the VM's disk") and "67 MB with 1 pull(s), 336 MB with 5" in ev[0]
     assert len(ev) == 2 and ev[1].startswith("temp spooling")
     assert ev[0] in verdict(pd.DataFrame(rows), path=PATH).evidence
     assert disk_evidence(pd.DataFrame(rows).drop(columns=["disk_read_MB", "disk_write_MB", "client_write_MB"]), PATH) == []

@@ -123,3 +123,36 @@ def test_duplicate_acks_and_reset(tmp_path):
                           pkt(0.030, "S", "R", 7001, 0, 0)]
     f = run(tmp_path, pkts)
     assert (f.duplicate_acks, f.resets) == (2, 1)
+
+
+def _paced(rounds, window, rtt=0.010, seg=1000):
+    """`rounds` round trips, each sending `window` bytes in 1000-byte segments, acked one round trip later."""
+    pkts, seq = handshake(c_scale=0), 5001
+    for i in range(rounds):
+        t = 0.010 + i * rtt
+        for k in range(window // seg):
+            pkts.append(pkt(t + k * 1e-5, "S", "A", seq + k * seg, 1001, 512, seg))
+        seq += window
+        pkts.append(pkt(t + rtt - 1e-4, "C", "A", 1001, seq, window))
+    return pkts
+
+
+def test_a_window_that_binds_for_long_enough_is_a_buffer_too_small(tmp_path):
+    f = run(tmp_path, _paced(40, 4000))
+    v = flow_verdict(f)
+    assert v.kind == "receiver-window limited" and "receive buffer is too small" in v.tune
+
+
+def test_a_transfer_of_a_few_round_trips_gives_no_buffer_advice(tmp_path):
+    f = run(tmp_path, _paced(3, 4000))
+    v = flow_verdict(f)
+    assert v.kind == "receiver-window limited" and "cannot tell" in v.tune and "round trips" in v.tune
+    assert "too small for this path" not in v.tune
+
+
+def test_a_window_with_room_to_spare_points_at_the_reader_not_the_buffer(tmp_path):
+    f = run(tmp_path, _paced(40, 4000))
+    sender = [{"t": 0.3, "rwnd_limited_pct": 60.0, "sndbuf_limited_pct": 0.0, "app_limited": False}]
+    f.median_window = 40 * 4000          # the receiver advertised forty times what was in flight
+    v = flow_verdict(f, sender)
+    assert "drains it slowly" in v.tune and "too small for this path" not in v.tune

@@ -231,7 +231,7 @@ def test_two_bottlenecks_name_the_tighter_and_the_next():
     v = verdict(t, path=PATH, settings=S2018, detail=d)
     assert (v.hop, v.cause, v.capacity_hop) == ("nginx", "link", "vm→nginx")
     assert (v.next.hop, v.next.cause, round(v.next.ceiling)) == ("full path", "link", 145)
-    assert "next: full path (link capacity), the compute→vm hop's iperf3 is 145 MB/s" in str(v)
+    assert "next: full path, link capacity: the compute→vm hop's iperf3 is 145 MB/s" in str(v)
 
 
 def test_an_upstream_constraint_is_next_when_close():
