@@ -47,7 +47,7 @@ _PUBLIC = {
     "flow_verdict": "analyze.windows",
     "look_inside": "workflows", "capture_points_for": "workflows", "seed_case": "workflows",
     "full_report": "workflows", "survey_report": "workflows", "before_after": "workflows", "seed_case_report": "workflows",
-    "run_hypotheses": "workflows", "scale": "analyze.scale", "machine_cpu": "analyze.scale",
+    "run_hypotheses": "workflows", "tls_seed_case": "workflows", "scale": "analyze.scale", "machine_cpu": "analyze.scale",
     "machine_view": "analyze.scale", "FIXES": "config.tls_fixes", "CPU_MODELS": ("config.cpu_models", "MODELS"),
     "HYPOTHESES": "analyze.hypotheses", "observations": "analyze.hypotheses",
     "export_bundle": "bundle.export", "import_bundle": "bundle.export", "diff_against": "bundle.export",

@@ -186,6 +186,67 @@ def _hypothesis_row(lab: Lab, h, seed_link: list[str], parallels: list[int], dea
             "note": "; ".join(left_out), "fix": h.fix}
 
 
+SEED_VCPUS = 8       # the seed's VM: "8 Cores" on 2 x Opteron 6174 (shared/seed/sregistry-serving-performance.txt)
+
+
+def tls_seed_case(image_mib: int = 1536, parallel: int = 5, lab_name: str = "seed-tls",
+                  progress: bool = False) -> tuple[pd.DataFrame, list[str]]:
+    """The seed case under its lead suspect: sregistry's https setup on the Opteron 6174, measured and scaled.
+
+    From `sregistry-2018-10-https` with cpu.model opteron-6174 and the WAN at the seed's 6 Gbit: one pull
+    (against the seed's ~32 MB/s) and `parallel` at once, each with the busiest program's CPU here and the
+    whole machine's share of the seed VM's 8 vCPUs (labkit.analyze.scale.machine_view); then
+    `seed-poster-https` (worker_processes 32: the settings in force for the seed's 40-pull observation)
+    surveyed at 1 and 2 pulls, and lk.scale's prediction for 40 pulls on 8 vCPUs against the seed's
+    230-240 MB/s. Returns the rows (measured and predicted) and the summary lines."""
+    from .analyze.hypotheses import SEED_LINK, observations
+    from .analyze.scale import machine_view, scale
+    from .measure import iperf
+    obs = observations()
+    many_pulls, many_seed = max((int(k), v) for k, v in obs["aggregate_MBps"].items())
+    extra = {"cpu": {"model": "opteron-6174"}}
+    https, poster = (PRESETS[name].changed(**extra) for name in ("sregistry-2018-10-https", "seed-poster-https"))
+    rows, lines = [], []
+
+    def row(label, r, path, ratio):
+        view = machine_view(r, path, ratio, SEED_VCPUS)
+        return {"kind": "measured", "preset": label, "parallel": int(r["parallel"]), "MBps": round(r["MBps"], 1),
+                "failures": int(r["failures"]), "busiest": r["busiest"], "busiest_cpu_here": r["busiest_cpu"],
+                "nginx_pct_of_a_K10_core": view.get("nginx_pct_of_a_core"),
+                "machine_pct_of_8_vCPUs": view["machine_pct"]}
+
+    with Lab(lab_name, https, image_size=image_mib * 2**20, quiet=True) as lab:
+        path = lab.plan.path
+        hop = path.hop(path.client_stage.hop)
+        seed_link = [f"links.{lk.name}={SEED_LINK}" for lk in path.links_between(hop.server, hop.client) if lk.shaped]
+        lab.apply(apply_overrides(https, seed_link))
+        capacity = iperf.run(*lab.plan.endpoint(hop), 3).MBps
+        emu = lab.core.emu
+        lines += [f"link (iperf3 {hop.name}, shaped to {SEED_LINK}): {capacity:.0f} MB/s", emu.note()]
+        for n in (1, parallel):
+            run = pull_at(lab, parallel=n, verify="length", deadline=1800)
+            rows.append(row("sregistry-2018-10-https", run.row(), path, emu.ratio))
+        lab.apply(apply_overrides(poster, seed_link))
+        sv = run_survey(lab, parallel=2, repeats=1, hops=[], vantages=[path.client_vantage.name], verify="length",
+                        progress=progress, tcp=False, pull_deadline=1800)
+        for n in (1, 2):
+            m = sv.table[(sv.table.kind == "pull") & (sv.table.parallel == n)].iloc[0]
+            rows.append(row("seed-poster-https", m, sv.path, emu.ratio))
+        p = scale(sv, cores=SEED_VCPUS, model="opteron-6174", pulls=many_pulls, link_MBps=capacity)
+        for n, mbps, by in ((1, p.one_MBps, p.one_by), (many_pulls, p.many_MBps, p.many_by)):
+            rows.append({"kind": f"predicted (lk.scale, {SEED_VCPUS} vCPUs)", "preset": "seed-poster-https",
+                         "parallel": n, "MBps": mbps, "busiest": by,
+                         "machine_pct_of_8_vCPUs": p.machine_pct(mbps)})
+        lines += [str(p), *p.notes]
+    one = rows[0]["MBps"]
+    lines += [f"the seed: one pull ~{obs['single_pull_MBps']} MB/s, {many_pulls}+ pulls ~{many_seed} MB/s, the server "
+              "'almost' idle (dstat, whole machine)",
+              f"one pull here {one:.1f} MB/s = {one / obs['single_pull_MBps']:.2f}x the seed's; the whole machine "
+              f"{rows[0]['machine_pct_of_8_vCPUs']:.0f}% of {SEED_VCPUS} vCPUs; {many_pulls} pulls predicted "
+              f"{p.many_MBps:.0f} MB/s = {p.many_MBps / many_seed:.2f}x the seed's"]
+    return pd.DataFrame(rows), lines
+
+
 def record_hypotheses(image_mib: int = 1536, parallels: tuple[int, ...] = (1, 5, 40), out_dir: Path | None = None,
                       lab_name: str = "hyp", progress: bool = True, **kw) -> Path:
     """The hypotheses at `image_mib` (the seed's 1.5 GiB by default) with `parallels` pulls, judged and

@@ -92,13 +92,14 @@ HYPOTHESES = (
                "a faster destination (local SSD, tmpfs)"),
     Hypothesis("Singularity 2.6 writes to a shared file system",
                "singularity pull writes 1 MiB at a time into its pull folder on NFS/GPFS: each 128 KiB write "
-               "request waits 2 ms for the server, one stream at a time; pulls on a node overlap",
+               "request waits 2 ms for the server, one stream at a time; pulls on a node overlap (2 ms and "
+               "128 KiB are assumed, not measured: the seed names no file system)",
                (*SHARED_FS, "client.fs_delay_ms=2", "client.fs_request_kib=128", "client.fs_node_mbps=1000"),
                "pull to local disk or tmpfs (SINGULARITY_CACHEDIR / SINGULARITY_PULLFOLDER) and copy once, "
                "or larger write requests (wsize)"),
     Hypothesis("Singularity 2.6 on a node's narrow share of the file system",
                "the same, where each compute node's link to the file system carries 40 MB/s: one pull is "
-               "slow and pulls on one node share it (only pulls from many nodes add up)",
+               "slow and pulls on one node share it (only pulls from many nodes add up; 40 MB/s assumed)",
                (*SHARED_FS, "client.fs_delay_ms=0.5", "client.fs_request_kib=1024", "client.fs_node_mbps=40"),
                "a faster link from the compute nodes to the file system, or a local destination"),
     # sregistry's https setup (its docs recommend it) on the seed's Opteron 6174: OpenSSL without AES-NI,

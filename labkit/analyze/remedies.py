@@ -9,7 +9,8 @@ of cause, so it holds for any path that has those programs; `{cpu}` in a remedy 
 program's key in settings.cpu on the path in hand (docker-proxy's is `proxy`).
 `labkit.workflows.fix` tries each candidate on the lab and keeps the one that measurably wins.
 
-TLS's fixes are measured apart (labkit.config.tls_fixes, benchmarks/bench_tls.py).
+With TLS on, nginx's CPU also gets the TLS fixes (labkit.config.tls_fixes.FIXES, those that help
+throughput), as overrides computed from the settings in hand (a cipher moved first keeps the rest).
 """
 from __future__ import annotations
 
@@ -98,11 +99,32 @@ NOTHING = {"link": "no server setting raises a link's capacity, a faster link do
            "client": "the lab's own client binds: nothing on the server to change"}
 
 
+def tls_remedies(settings) -> tuple[Remedy, ...]:
+    """The TLS fixes that help throughput, as remedies for the TLS-encrypting nginx's CPU under `settings`."""
+    from ..config.settings import as_text
+    from ..config.tls_fixes import FIXES
+    if settings is None or not settings.tls.enabled:
+        return ()
+    out = []
+    for f in FIXES:
+        if f.helps.startswith("neither"):
+            continue
+        new = f.apply(settings)
+        sets = tuple(f"{g}.{k}={as_text(v)}" for g, fields in f.changes.items()
+                     for k in (fields if "ciphers_first" not in fields else {"ciphers": None})
+                     if getattr(getattr(settings, g), k) != getattr(getattr(new, g), k)
+                     for v in [getattr(getattr(new, g), k)])
+        if sets:
+            out.append(Remedy(f.name, sets, f"TLS at nginx binds on this CPU; {f.helps}: {f.clients}"))
+    return tuple(out)
+
+
 def candidates(stage: str, cause: str, settings, path) -> list[Remedy]:
     """The remedies for `cause` at `stage` of `path` that would change something under `settings`."""
     out = []
     for prog in (*path.stage(stage).programs, ANY):
-        for r in REMEDIES.get((prog, cause), ()):
+        extra = tls_remedies(settings) if (prog, cause) == ("nginx", "cpu") else ()
+        for r in (*extra, *REMEDIES.get((prog, cause), ())):
             r = r.on(path.cpu_key(prog)) if prog != ANY else r
             if r is not None and r.applies(settings) and r not in out:
                 out.append(replace(r, name=f"{r.name} on {prog}") if r.name == LIFT.name else r)

@@ -38,8 +38,9 @@ FIXES = (
         "and falls back to the next suite (AES-256-GCM: no gain for the seed's compute nodes)"),
     Fix("plain http on the cluster network", {"tls": {"enabled": False}}, "one pull and N",
         "every client pointed at http://registry:80 (sregistry's https setup keeps port 80 open); sregistry-cli: "
-        "SREGISTRY_REGISTRY_NOHTTPS; Singularity 2.x documents SINGULARITY_NOHTTPS for registries (its shub:// "
-        "client not checked here); only where the cluster network is trusted"),
+        "SREGISTRY_REGISTRY_NOHTTPS; Singularity 2.6.1: SINGULARITY_NOHTTPS (sylabs/singularity 2.6.1 9103f015 "
+        "libexec/python/defaults.py DISABLE_HTTPS, read by sutils.py add_http for shub://); only where the "
+        "cluster network is trusted"),
     Fix("more nginx workers", {"nginx": {"worker_processes": "auto"}}, "N pulls, not one (one connection = one worker)",
         "every client"),
     Fix("ssl_buffer_size 4k", {"tls": {"buffer_size": "4k"}}, "neither for throughput: 16k (nginx's default) is "

@@ -32,7 +32,7 @@ def lab():
     assert not (lab.run_dir / "tls").exists()            # the CA and the key went with the lab
 
 
-@pytest.mark.parametrize("kind", ["labkit", "curl", "sregistry-cli"])
+@pytest.mark.parametrize("kind", ["labkit", "curl", "sregistry-cli", "singularity-2.6"])
 def test_every_client_kind_pulls_over_https_through_the_whole_path(lab, kind):
     lab.apply(HTTPS.changed(client={"kind": kind}))
     try:

@@ -119,3 +119,18 @@ def test_the_fixes_change_what_they_say_and_name_their_clients():
     assert "1.0.2k" in next(f for f in FIXES if "ChaCha" in f.name).clients
     steps = plan_changes(base, by["plain http on the cluster network"], HostFeatures(True, ("cubic",), True)).steps
     assert steps == ("publish", "nginx")       # Docker publishes port 80 again; nginx drops the TLS block
+
+
+def test_a_tls_bound_nginx_gets_the_tls_fixes_as_remedies_computed_from_its_settings():
+    from labkit.analyze.remedies import candidates
+    from labkit.config.overrides import apply_overrides
+    from labkit.config.presets import preset
+    from labkit.path import PATH
+    https = preset("sregistry-2018-10-https")
+    got = {r.name: r.set for r in candidates("tls", "cpu", https, PATH)}
+    assert list(got)[:4] == ["AES-128-GCM first", "ChaCha20-Poly1305 preferred", "plain http on the cluster network",
+                             "more nginx workers"] and "ssl_buffer_size 4k" not in got     # no throughput from it
+    first = apply_overrides(https, list(got["AES-128-GCM first"])).tls.ciphers.split(":")
+    assert first[:2] == ["ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384"]
+    assert sorted(first) == sorted(https.tls.ciphers.split(":"))                    # the rest kept, none added
+    assert not any("tls." in x for r in candidates("nginx", "cpu", preset("sregistry-2018-10"), PATH) for x in r.set)

@@ -20,7 +20,7 @@ from labkit.config.presets import preset
 from labkit.records import Survey
 from labkit.path import CLIENT, PATH
 
-FIXTURES = Path(__file__).parent / "fixtures" / "surveys"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "surveys"
 # these surveys were measured with docker-proxy carrying every byte (Docker's `"iptables": false`), the
 # case where it shares the machine's CPUs with nginx; under Docker's defaults it carries no compute node's byte
 S2018 = apply_overrides(preset("sregistry-2018-10"), ["publish.iptables=false"])
