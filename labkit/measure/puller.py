@@ -114,6 +114,8 @@ def pull_image(ns: str | None, url: str, expect_sha256: str | None, timeout: flo
         r = _failed(t0, n, ttfb, exc, time.thread_time() - c0, _queued() - q0, length, timeout)
         if got is not None:
             r.hops, r.http, r.tls = got.hops, got.http, got.tls
+        else:
+            r.hops = list(getattr(exc, "hops", []))
         return r
 
 

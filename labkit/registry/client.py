@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from ..errors import HttpStatusError, TlsSetupError, TlsVerifyError
 from ..in_netns import inside
-from .follow import REDIRECTS, Follow, ca_file, netloc, next_hop
+from .follow import REDIRECTS, Follow, RedirectRefused, ca_file, netloc, next_hop
 
 
 class _InNamespace:
@@ -168,7 +168,11 @@ def open_get(ns, url: str, timeout: float, trust: Trust | None = None, follow: F
             return got
         location = got.resp.getheader("Location")
         got.close()
-        url = next_hop(url, status, location, start, follow, len(hops) - 1)
+        try:
+            url = next_hop(url, status, location, start, follow, len(hops) - 1)
+        except RedirectRefused as exc:
+            exc.hops = hops                  # the hops taken before the refusal, for the pull's record
+            raise
 
 
 def get(ns, url: str, timeout: float = 10, trust: Trust | None = None, follow: Follow | None = None) -> tuple[int, bytes]:
