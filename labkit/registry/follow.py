@@ -55,7 +55,7 @@ def netloc(url: str) -> str:
 def image_url(image: str, base: str, follow: Follow) -> tuple[str, str]:
     """The URL to pull the manifest's `image` from, and a note ('' when it is the given host's own)."""
     u = urlsplit(image)
-    if not u.scheme and not u.netloc:               # a relative URL: on the given host
+    if image and not u.scheme and not u.netloc:               # a relative URL: on the given host
         image = urljoin(base + "/", image)
         u = urlsplit(image)
     if u.scheme not in ("http", "https") or not u.hostname or not u.path:
