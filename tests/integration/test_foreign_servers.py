@@ -175,25 +175,19 @@ def tmp(tmp_path_factory, request):
     return tmp_path_factory.mktemp("p19-" + request.node.name[:40].replace("[", "-").replace(" ", "-").strip("]"))
 
 
-def test_python_http_server_http10_closing_each_connection(tmp):
-    with serving("python http.server", tmp) as srv:
+@pytest.mark.parametrize("name, http, label", [
+    ("python http.server", "HTTP/1.0 close", "python http.server (HTTP/1.0, close)"),
+    ("nginx static", "HTTP/1.1 keep-alive", "nginx 1.22 static files (HTTP/1.1 keep-alive)"),
+])
+def test_a_plain_file_server_whatever_http_it_speaks(tmp, name, http, label):
+    with serving(name, tmp) as srv:
         p = probe(srv)
         good(p)
-        assert {r["http"] for r in p.pulls} == {"HTTP/1.0 close"} and {r["check"] for r in p.pulls} == {"sha256"}
-        assert p.facts.data_segs_in > 0 and not p.facts.missing      # tcp_info read though http.client let go
+        assert {r["http"] for r in p.pulls} == {http} and {r["check"] for r in p.pulls} == {"sha256"}
+        assert p.facts.data_segs_in > 0 and not p.facts.missing      # tcp_info read, also where http.client let go
         s, row = storm(srv, tmp)
         assert row["ok"] == 4
-    record("python http.server (HTTP/1.0, close)", p.verdict.kind, storm_words(row))
-
-
-def test_nginx_static_files_keep_alive(tmp):
-    with serving("nginx static", tmp) as srv:
-        p = probe(srv)
-        good(p)
-        assert {r["http"] for r in p.pulls} == {"HTTP/1.1 keep-alive"}
-        s, row = storm(srv, tmp)
-        assert row["ok"] == 4
-    record("nginx 1.22 static files (HTTP/1.1 keep-alive)", p.verdict.kind, storm_words(row))
+    record(label, p.verdict.kind, storm_words(row))
 
 
 def test_a_redirect_to_another_host_is_followed_only_when_allowed(tmp):
