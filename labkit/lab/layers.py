@@ -85,10 +85,12 @@ class Layers:
         return done
 
     def _tls_addresses(self) -> list[str]:
-        """Where an https pull dials: the nodes Docker publishes nginx's port on, and nginx's own."""
+        """Where an https pull dials: the nodes Docker publishes nginx's port on, nginx's own, and the
+        host's 127.0.0.1 where a vantage dials it (the VM loopback's pulls and health checks)."""
         p = self.plan
         return [p.ip(pb.node) for pb in p.path.published if pb.container_port == FRONT] + \
-               [p.ip(s.node) for s in p.path.services if s.program == "nginx"]
+               [p.ip(s.node) for s in p.path.services if s.program == "nginx"] + \
+               (["127.0.0.1"] if any(v.arrives == "loopback" for v in p.path.vantages) else [])
 
     def say_all(self, lines: list[str]) -> None:
         for line in lines:

@@ -118,3 +118,9 @@ def test_the_dhparam_file_is_made_by_openssl(tmp_path):
     """sregistry's https setup names an ssl_dhparam file: the lab makes one (openssl genpkey, RFC 7919 group)."""
     write_server_files(tmp_path, ["192.0.2.20"], dhparam=True)
     assert (tmp_path / "dhparam.pem").read_text().startswith("-----BEGIN DH PARAMETERS")
+
+
+def test_every_vantage_answers_over_https_the_vm_loopback_too(lab):
+    """The VM's own 127.0.0.1 (docker-proxy's, under Docker's defaults) verifies the lab's certificate as well."""
+    health = lab.health()
+    assert "manifest via VM loopback" in health and all(v == "ok" for v in health.values()), health
