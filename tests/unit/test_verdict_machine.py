@@ -260,3 +260,19 @@ def test_a_pull_runs_detail_rows_carry_cpu_seconds_and_the_whole_machine():
     assert rows[("cpu", "nginx")]["cpu_s"] == 0.12 and rows[("cpu", "nginx")]["wait_total"] == 25.0
     assert rows[("cpu", CLIENT)]["cpu_s"] == 0.05 and rows[("cpu", CLIENT)]["pulled_bytes"] == MB
     assert (rows[("machine", "machine")]["cpu_total"], rows[("machine", "machine")]["cpus"]) == (170.0, 2)
+
+
+# --- real matrix surveys on Docker's DNAT path, judged wrong before and right now -----------------------
+def test_a_busy_sender_far_below_every_hops_capacity_is_not_a_link():
+    """Unshaped (iperf3 1.5-2.1 GB/s on every hop): nginx's socket 94% busy at 447 MB/s, 101 retransmits;
+    named 'nginx: link' before a link had to reach its hop's capacity to bind."""
+    v = verdict(fixture("unshaped-dnat-2018-10"))
+    assert (v.hop, v.cause) == ("nginx", "cpu")
+
+
+def test_a_client_whose_dirty_pages_absorb_part_of_the_pull_is_still_the_client():
+    """client.dest local-disk at 20 MB/s, dirty pages bounded to 40 MB: 46 of the 67 MB pulled reached the device
+    during the pull (named 'full path: app' before)."""
+    v = verdict(fixture("slow-client-dirty-pages"))
+    assert (v.hop, v.cause) == ("full path", "client")
+    assert any("of the pull's bytes reached the device while it ran" in e for e in v.evidence)
