@@ -79,7 +79,7 @@ def trials_headline(trials: pd.DataFrame, before: str | None = None, after: str 
     names = list(dict.fromkeys(trials.preset if "preset" in trials else trials.label))
     key = "preset" if "preset" in trials else "label"
     before, after = before or names[0], after or names[-1]
-    lines = [f"{before} → {after}:"]
+    lines = [f"{before} → {after}, the client's pulls, all together (each ratio: {after} ÷ {before}):"]
     for n, rows in sorted(trials.groupby("parallel"), key=lambda kv: kv[0]):
         a, b = rows[rows[key] == before], rows[rows[key] == after]
         if len(a) and len(b):
@@ -93,7 +93,8 @@ def trials_headline(trials: pd.DataFrame, before: str | None = None, after: str 
 def surveys_headline(before: Survey, after: Survey, names: tuple[str, str] = ("before", "after")) -> str:
     """What the client gets, and what binds, before and after a change of settings."""
     vb, va = verdict(before), verdict(after)
-    rate = (f"the client gets {vb.rate:.0f} → {va.rate:.0f} MB/s" + (f" ({va.rate / vb.rate:.1f}x)" if vb.rate else "")
+    rate = (f"one pull through the whole path, in the per-hop survey: the client gets {vb.rate:.0f} → {va.rate:.0f} MB/s"
+            + (f" ({va.rate / vb.rate:.1f}x: {names[1]} ÷ {names[0]})" if vb.rate else "")
             if vb.rate is not None and va.rate is not None else "")
     return f"{names[0]} → {names[1]}: {rate}\n{names[0]}: {headline(vb)}\n{names[1]}: {headline(va)}"
 
