@@ -99,12 +99,13 @@ def before_after(lab: Lab, before: str, after: str, parallel: int = 5, **kw) -> 
         surveys.append(run_survey(lab, parallel=parallel, **kw))
     keys = ["kind", "point", "parallel"]
     cols = {name: f"MB/s, {name}" for name in (before, after)}
-    table = surveys[0].table[[*keys, "MBps"]].rename(columns={"MBps": cols[before]}).merge(
-        surveys[1].table[[*keys, "MBps"]].rename(columns={"MBps": cols[after]}), on=keys, how="outer")
+    rows = pd.concat([s.table[keys] for s in surveys]).drop_duplicates()          # in the surveys' own order
+    table = rows.merge(surveys[0].table[[*keys, "MBps"]].rename(columns={"MBps": cols[before]}), on=keys, how="left")
+    table = table.merge(surveys[1].table[[*keys, "MBps"]].rename(columns={"MBps": cols[after]}), on=keys, how="left")
     ratio = table[cols[after]] / table[cols[before]]
     table[f"{after} ÷ {before}"] = ratio.map(lambda x: f"{x:.1f}x" if pd.notna(x) and x != float("inf") else "")
     for name, col in cols.items():
-        table[col] = table[col].astype(object).where(table[col].notna(), f"not pulled: no image passes here under {name}")
+        table[col] = table[col].astype(object).where(table[col].notna(), f"not on the path under {name}")
     return surveys[0], surveys[1], table
 
 

@@ -47,8 +47,6 @@ class Recorder:
                 did = content.get("transient", {}).get("display_id")
                 if did:
                     by_display.setdefault(did, []).append(out)
-                if kind == "execute_result":
-                    cell.execution_count = content.get("execution_count")
             elif kind == "update_display_data":
                 for out in by_display.get(content.get("transient", {}).get("display_id"), []):
                     out.data, out.metadata = content["data"], content.get("metadata", {})
@@ -60,10 +58,13 @@ class Recorder:
                 data = content.get("data", {})
                 if content["comm_id"] in self.widgets and data.get("method") == "update":
                     self.widgets[content["comm_id"]]["state"].update(data.get("state", {}))
-            elif kind == "comm_close":
-                self.widgets.pop(content["comm_id"], None)
-        cell.outputs = outs
+            # a closed model keeps its last state: a view of it saved in an output still draws (as it was)
         self.cells_run += 1
+        # nbval runs cells without history (every count 0): number them as a person's Run All does
+        cell.outputs, cell.execution_count = outs, self.cells_run
+        for out in outs:
+            if out.output_type == "execute_result":
+                out.execution_count = self.cells_run
 
     def _widget(self, comm_id: str, data: dict, metadata: dict) -> None:
         state = dict(data.get("state", {}))

@@ -95,6 +95,8 @@ def setup() -> None:
         log.addHandler(_log_handler)
     log.setLevel(logging.INFO)
     log.propagate = False
+    import pandas as pd
+    pd.set_option("display.max_colwidth", None)    # a table's words in full: the cell wraps them, never "…"
 
 
 def show(obj) -> None:

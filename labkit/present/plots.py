@@ -16,13 +16,17 @@ EVENT_STYLE = {"retransmission": ("red", "x"), "zero window": ("black", "square"
                "out of order": ("gray", "circle"), "reset": ("red", "asterisk")}
 
 
+LEGEND_WIDTH = 200      # px a legend beside the plot takes: the figure grows by it, the plot keeps its size
+
+
 def legend_outside(p) -> None:
-    """The figure's legend to the right of the plot, off the data."""
+    """The figure's legend to the right of the plot, off the data (the figure widened to hold it)."""
     if p.legend:
         p.add_layout(p.legend[0], "right")
+        p.width += LEGEND_WIDTH
 
 
-def flow_figures(f: FlowDirection, width: int = 720, max_events: int = 2000, hop: str | None = None):
+def flow_figures(f: FlowDirection, width: int = 680, max_events: int = 2000, hop: str | None = None):
     """Time–sequence graph with the window edge, window vs in flight, throughput; events marked. `hop`: the
     connection's name in the path drawing (the capture point), put first in every title."""
     s = f.series.copy()
@@ -35,7 +39,7 @@ def flow_figures(f: FlowDirection, width: int = 720, max_events: int = 2000, hop
                             "in_flight": s.in_flight / 1e3,
                             "MBps": s.MBps.rolling(10, min_periods=1).mean()})
     title = f"{hop + ': ' if hop else ''}{f.sender} → {f.receiver}"
-    seq = figure(title=f"{title}: bytes sent and acknowledged over time", width=width, height=320,
+    seq = figure(title=f"{title}: bytes sent and acknowledged", width=width, height=320,
                  x_axis_label="time since the connection opened (s)", y_axis_label="bytes into the transfer (MB)", tools="xpan,xwheel_zoom,box_zoom,reset,save")
     seq.line("t", "seq", source=src, color="navy", legend_label="highest sequence sent")
     seq.line("t", "ack", source=src, color="green", legend_label="acknowledged")
@@ -47,12 +51,12 @@ def flow_figures(f: FlowDirection, width: int = 720, max_events: int = 2000, hop
         y = np.interp(rows.t, s.t, s.ack / mb)
         seq.scatter(rows.t, y, color=color, marker=marker, size=8, legend_label=f"{kind} ({len(rows)})")
     seq.legend.click_policy = "hide"
-    win = figure(title=f"{title}: receive window against bytes in flight", width=width, height=220,
+    win = figure(title=f"{hop or title}: receive window against bytes in flight", width=width, height=220,
                  x_range=seq.x_range, x_axis_label="time since the connection opened (s)", y_axis_label="kB", tools="xpan,xwheel_zoom,box_zoom,reset,save")
     if f.handshake_seen:
         win.line("t", "window", source=src, color="orange", legend_label="advertised window")
     win.line("t", "in_flight", source=src, color="navy", legend_label="in flight (max per bin)")
-    thr = figure(title=f"{title}: throughput (acknowledged bytes, 10-bin mean)", width=width, height=200,
+    thr = figure(title=f"{hop or title}: throughput (acknowledged bytes, 10-bin mean)", width=width, height=200,
                  x_range=seq.x_range, x_axis_label="time since the connection opened (s)", y_axis_label="MB/s", tools="xpan,xwheel_zoom,box_zoom,reset,save")
     thr.line("t", "MBps", source=src, color="teal")
     for p in (seq, win, thr):
@@ -62,7 +66,7 @@ def flow_figures(f: FlowDirection, width: int = 720, max_events: int = 2000, hop
     return column(seq, win, thr)
 
 
-def survey_bars(table: pd.DataFrame, title: str = "throughput per hop", width: int = 760):
+def survey_bars(table: pd.DataFrame, title: str = "throughput per hop", width: int = 660):
     """One bar per iperf3 hop and per pull (one, and several at once), in MB/s; the legend says which is which."""
     t = table.copy()
     t["label"] = np.where(t.kind == "iperf3", "iperf3 " + t.point,
@@ -89,7 +93,7 @@ def natural(value) -> tuple:
 
 
 def compare_bars(table: pd.DataFrame, x: str, y: str = "MBps", group: str | None = None,
-                 title: str = "", width: int = 760, y_label: str | None = None, legend_title: str | None = None):
+                 title: str = "", width: int = 660, y_label: str | None = None, legend_title: str | None = None):
     """Bars of `y` per `x` (one colour per `group`, the legend beside the plot), for sweeps and before/after
     tables. `y_label`: the axis in words, with its unit (default: the column's name)."""
     from bokeh.palettes import Category10

@@ -97,4 +97,4 @@ def test_nbvals_messages_become_the_outputs_a_frontend_keeps():
     assert [o.output_type for o in outs] == ["display_data", "stream"]
     assert outs[0].data["text/html"] == "survey: 3 steps" and outs[1].text == "a b\n"
     state = rec.notebook().metadata.widgets[WIDGET_STATE]["state"]
-    assert list(state) == ["w1"] and state["w1"]["state"]["description"] == "apply"
+    assert list(state) == ["w1", "w2"] and state["w1"]["state"]["description"] == "apply"   # closed: as it was
