@@ -306,3 +306,30 @@ def test_the_report_opens_with_the_path_and_the_headline_and_no_table_overflows(
             page.screenshot(path=str(SHOTS / f"report-{width}px.png"), full_page=True)
             page.close()
         browser.close()
+
+
+@pytest.mark.after_notebooks
+def test_a_figure_that_cannot_draw_says_so_in_words(executed_lab):
+    """The same executed notebook, not trusted (changed after it was signed): its scripts do not run, and where
+    each figure would be the cell says why in words."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from labkit.present.notebook import NOT_RUN
+    root, (url, token) = executed_lab
+    name = "00-start-here.ipynb"
+    nb_path = executed.EXECUTED / name if (executed.EXECUTED / name).exists() else executed.execute(name)
+    nb = json.loads(nb_path.read_text())
+    nb["metadata"]["untrusted_copy"] = True          # its signature no longer matches: JupyterLab distrusts it
+    (root / "notebooks" / "untrusted.ipynb").write_text(json.dumps(nb))
+    with sync_playwright() as pw:
+        browser = _browser(pw)
+        context = browser.new_context(viewport={"width": WIDTH, "height": 1000})
+        _offline(context)
+        page = context.new_page()
+        page.goto(f"{url}/lab/tree/notebooks/untrusted.ipynb?reset&token={token}")
+        note = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .lk-nofig").first
+        note.scroll_into_view_if_needed(timeout=60_000)
+        expect(note).to_have_text(NOT_RUN, timeout=30_000)
+        page.wait_for_timeout(6000)                  # longer than a script would wait for BokehJS
+        expect(note).to_have_text(NOT_RUN)
+        browser.close()
