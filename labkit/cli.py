@@ -19,7 +19,7 @@ from .errors import LabError, LabkitError, ServiceError, SettingsError
 from .measure import iperf
 from .measure.survey import run_survey
 from .analyze.verdict import verdict
-from .measure.probe import MAX_DEADLINE_S as MAX_PROBE_DEADLINE, MAX_PARALLEL as MAX_PROBE_PARALLEL
+from .measure.probe import INSECURE, MAX_DEADLINE_S as MAX_PROBE_DEADLINE, MAX_PARALLEL as MAX_PROBE_PARALLEL
 from .measure.locust_storm import MAX_PULLS, MAX_SPAWN_RATE, MAX_USERS
 from .path import MAX_COMPUTE_NODES
 
@@ -307,7 +307,9 @@ def cmd_probe(a) -> int:
     from .present.report import probe_section, write_report
     p = run_probe(a.url, a.image, parallel=a.parallel, iperf3=a.iperf3, capture=a.capture, ns=a.ns,
                   deadline=a.deadline, iperf_seconds=a.iperf_seconds, capture_dir=DATA / "captures",
-                  cacert=a.cacert)
+                  cacert=a.cacert, insecure=a.insecure, follow_hosts=a.follow_hosts)
+    if a.insecure:
+        print(f"{'!' * 100}\n{INSECURE}\n{'!' * 100}")
     with pd.option_context("display.width", 220, "display.max_columns", 30):
         print(p.table.dropna(axis=1, how="all").astype(object).fillna("").to_string(index=False))
     for n in p.notes:
@@ -344,10 +346,12 @@ def _storm_spec(a):
     from .measure.locust_storm import StormSpec
     return StormSpec(users=a.users, pulls=a.pulls, run_s=a.run_time,
                      spawn_rate=a.spawn_rate, verify=a.verify, sha256=a.sha256,
-                     start_together=not a.no_start_line).check()
+                     start_together=not a.no_start_line, follow_hosts=a.follow_hosts, insecure=a.insecure).check()
 
 
 def _print_storm(storm, label: str, out: Path = DATA / "results") -> None:
+    if storm.meta.get("insecure"):
+        print(f"{'!' * 100}\n{INSECURE}\n{'!' * 100}")
     with pd.option_context("display.width", 200, "display.max_columns", 40):
         print(storm.table().T.rename(columns={0: "storm"}).to_string())
         print()
@@ -513,7 +517,10 @@ def report(**o) -> int:
 @click.option("--capture", is_flag=True, help="headers-only capture of the single pull (root)")
 @click.option("--ns", help="run inside this network namespace (e.g. a lab's compute node)")
 @click.option("--cacert", type=click.Path(exists=True, dir_okay=False),
-              help="an https registry's CA certificate (default: the system's CAs)")
+              help="an https registry's CA certificate (default: REQUESTS_CA_BUNDLE, SSL_CERT_FILE, the system's CAs)")
+@click.option("--insecure", is_flag=True, help="https: do NOT check the certificate (said loudly in every output)")
+@click.option("--follow-hosts", is_flag=True,
+              help="fetch an image URL or follow a redirect that names another host (default: the given host only)")
 @click.option("--deadline", type=click.FloatRange(1, MAX_PROBE_DEADLINE), default=300, show_default=True,
               help="seconds each pull may take")
 @click.option("--report", metavar="FILE", help="also write an HTML report section")
@@ -565,7 +572,11 @@ def hypotheses(**o) -> int:
 @click.option("--worker", is_flag=True, help="on a real cluster: run a Locust worker here (on a compute node)")
 @click.option("--url", help="master: the registry, http://host:port")
 @click.option("--cacert", type=click.Path(exists=True, dir_okay=False),
-              help="master: an https registry's CA file (the same path on every worker)")
+              help="master: an https registry's CA file (the same path on every worker; default: "
+                   "REQUESTS_CA_BUNDLE, SSL_CERT_FILE, the system's CAs)")
+@click.option("--insecure", is_flag=True, help="master: https without checking the certificate (said loudly)")
+@click.option("--follow-hosts", is_flag=True,
+              help="master: pulls may go where an image URL or a redirect on another host points")
 @click.option("--image", help="master: collection/name:tag to pull")
 @click.option("--workers", type=click.IntRange(min=1), help="master: how many workers to wait for")
 @click.option("--bind-host", default="*", show_default=True, help="master: address to listen on for workers")

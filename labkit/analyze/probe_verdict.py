@@ -63,13 +63,17 @@ class ProbeFacts:
     failures: int = 0
     pulls: int = 1
     errors: str = ""
+    checks: list[str] = field(default_factory=list)    # what the pulls were checked by (sha256, length, unverified)
+    insecure: bool = False                              # --insecure: the certificate was not checked
+    missing: list[str] = field(default_factory=list)   # socket evidence the single pull lacks, and why
 
     @classmethod
     def of(cls, single_MBps: float, socket: dict, **more) -> "ProbeFacts":
         """From one pull's MB/s and its socket's summary (labkit.measure.tcpinfo.summarize)."""
         return cls(single_MBps=single_MBps, client_cpu_pct=socket.get("client_cpu_pct", 0.0),
                    backlogged_reads=socket.get("backlogged_reads", 0.0), ooo_packets=socket.get("ooo_packets", 0),
-                   data_segs_in=socket.get("data_segs_in", 0), rcv_rtt_ms=socket.get("rcv_rtt_ms_median"), **more)
+                   data_segs_in=socket.get("data_segs_in", 0), rcv_rtt_ms=socket.get("rcv_rtt_ms_median"),
+                   missing=list(socket.get("missing", [])), **more)
 
 
 @dataclass
@@ -82,8 +86,19 @@ class ProbeVerdict:
         return "\n".join([f"{self.kind}: {self.summary}", *[f"  - {e}" for e in self.evidence]])
 
 
+def caveats(f: ProbeFacts) -> list[str]:
+    """What the verdict's reader must know first: an unchecked certificate, unverified bytes, missing evidence."""
+    out = ["INSECURE: the server's certificate was not checked (--insecure)"] if f.insecure else []
+    if "unverified" in f.checks:
+        out.append("some pulls were not verified: the manifest gives no sha256 and the server sent no Content-Length")
+    if f.missing:
+        out.append("not measured (samples skipped): " + "; ".join(f.missing))
+    return out
+
+
 def probe_verdict(f: ProbeFacts) -> ProbeVerdict:
-    ev = [f"one pull: {f.single_MBps:.1f} MB/s; the pulling thread used {f.client_cpu_pct:.0f}% of a core; "
+    ev = [*caveats(f),
+          f"one pull: {f.single_MBps:.1f} MB/s; the pulling thread used {f.client_cpu_pct:.0f}% of a core; "
           f"{100 * f.backlogged_reads:.0f}% of its reads found a whole read's worth already waiting"]
     if f.failures >= f.pulls:
         return ProbeVerdict(FAILED, f"every pull failed: {f.errors or 'no data'}", ev)

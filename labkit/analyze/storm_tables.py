@@ -21,7 +21,7 @@ import pandas as pd
 from ..records import HARNESS_KINDS, KINDS, PullResult, StormRun, save_results
 
 PULL_COLUMNS = ["node", "worker", "user", "ticket", "ok", "kind", "MBps", "ttfb_ms", "bytes", "seconds",
-                "sha256_ok", "start", "end", "error"]
+                "sha256_ok", "check", "http", "tls", "hops", "start", "end", "error"]
 FAIL_COLUMNS = [f"fail_{k.replace(' ', '_')}" for k in KINDS]
 STORM_COLUMNS = ["point", "engine", "nodes", "users", "pulls", "ok", "failures", "MBps", "per_pull_min",
                  "per_pull_median", "per_pull_max", "jain", "ttfb_ms", "ttfb_p95_ms", "sha256_ok",

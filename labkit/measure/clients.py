@@ -1,7 +1,7 @@
 """The last hop: the program on the compute node that pulls the image and writes it, measured alike.
 
     labkit         labkit.measure.puller: manifest, then the image; bytes discarded or written to a file
-    curl           curl -sS -f [--cacert {cacert}] -o {dest} {url}
+    curl           curl -sS -f -L --max-redirs 5 --proto-redir =http,https [--cacert {cacert}] -o {dest} {url}
     sregistry-cli  sregistry pull {uri} with its `registry` client (PyPI sregistry 0.2.39): it asks
                    the manifest itself and downloads the manifest's `image` URL in 1 MiB chunks
                    into a temp file in SREGISTRY_TMPDIR, then moves it to ./<collection>-<name>:<tag>.sif
@@ -37,6 +37,7 @@ from ..errors import LabError, SettingsError
 from ..in_netns import exec_prefix
 from ..lab.tools import tool
 from ..registry.client import Trust, fetch_manifest
+from ..registry.follow import MAX_HOPS
 from .puller import PullResult, Verify, pull, pull_parallel
 
 FIELDS = COMMAND_FIELDS                           # what a command template may use
@@ -73,7 +74,9 @@ def client_argv(kind: str, template: str | None, values: dict[str, str]) -> list
     """The command line of one pull by `kind` (pure, but for finding the program)."""
     if kind == "curl":
         ca = ["--cacert", values["cacert"]] if values.get("cacert") else []
-        return [tool("curl"), "-sS", "-f", *ca, "-o", values["dest"], values["url"]]
+        # redirects followed as labkit's own client follows them (labkit.registry.follow.MAX_HOPS)
+        return [tool("curl"), "-sS", "-f", "-L", "--max-redirs", str(MAX_HOPS), "--proto-redir", "=http,https",
+                *ca, "-o", values["dest"], values["url"]]
     if kind == "sregistry-cli":
         return [tool("sregistry"), "pull", values["uri"]]
     if kind == "singularity-2.6":        # https verified against the lab's CA where the path has TLS ({cacert})

@@ -19,7 +19,7 @@ import socket
 from ..errors import HttpStatusError, TlsVerifyError
 from ..records import HARNESS_KINDS, KINDS
 
-__all__ = ["KINDS", "HARNESS_KINDS", "HttpStatusError", "classify", "outcome"]
+__all__ = ["KINDS", "HARNESS_KINDS", "HttpStatusError", "check_by", "classify", "describe", "outcome"]
 _CONNECT_ERRNOS = {errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL,
                    errno.ENETDOWN, errno.EHOSTDOWN}
 _RESET_ERRNOS = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED}
@@ -43,6 +43,29 @@ def classify(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno in _RESET_ERRNOS:
         return "reset"
     return "other"
+
+
+def check_by(verify: str, expect_sha256: str | None, length: int) -> str:
+    """What a body is checked by: its sha256 when asked and one is known, else its length when the
+    server said it (Content-Length; a chunked body says none), else nothing ("unverified", reported)."""
+    if verify == "sha256" and expect_sha256:
+        return "sha256"
+    return "length" if length >= 0 else "unverified"
+
+
+def describe(kind: str, received: int, length: int, timeout: float, detail: str = "") -> str:
+    """A failed pull in words that name what the server did (`detail`: the exception's own text, kept)."""
+    of = f"{received} of {length} bytes" if length >= 0 else f"{received} bytes (no Content-Length)"
+    said = {
+        "short body": f"short body: the server ended the body after {of}",
+        "checksum": f"sha256 mismatch: {of} arrived, their sha256 is not the manifest's"
+                    + (" (the server sent as many bytes as its Content-Length said)" if received == length else ""),
+        "timeout": f"timeout: the server sent nothing for {timeout:g} s after {of}" if received
+                   else f"timeout: no answer from the server within {timeout:g} s",
+        "reset": f"reset: the server closed or reset the connection after {of}" if received
+                 else "reset: the server closed or reset the connection before answering",
+    }.get(kind, "")
+    return f"{said} [{detail}]" if said and detail else said or detail
 
 
 def outcome(received: int, length: int, sha256_ok: bool | None) -> str:

@@ -50,6 +50,8 @@ class StormSpec:
     timeout: float = 30.0            # idle timeout of one read
     deadline: float = 300.0          # longest one pull may take
     start_together: bool = True      # the first round starts at once, like pull_at's barrier
+    follow_hosts: bool = False       # an image URL or a redirect naming another host is followed there
+    insecure: bool = False           # https: the certificate is NOT checked (said in the storm's meta)
 
     def check(self) -> "StormSpec":
         problems = []
@@ -91,7 +93,7 @@ class StormSpec:
             args += ["--cacert", cacert]
         if not self.start_together:
             args.append("--no-start-line")
-        return args
+        return args + ["--follow-hosts"] * self.follow_hosts + ["--insecure"] * self.insecure
 
 
 def refusals(settings) -> list[str]:
@@ -224,7 +226,8 @@ def measure_master(url: str, image: str, spec: StormSpec, workers: int, out_dir:
                             "--records", str(records), *spec.locust_args(url, image, cacert)],
                            ready_at=("*", port))
     meta, sampler = _run(master, [], spec, records)
-    meta.update(url=url, image=image, expected_workers=workers)
+    meta.update(url=url, image=image, expected_workers=workers, follow_hosts=spec.follow_hosts,
+                insecure=spec.insecure)
     return _storm(records, spec, url, meta, sampler)
 
 

@@ -15,7 +15,9 @@ On a cluster (labkit installed on every host; `labkit storm` builds these comman
 
     locust -f locustfile.py --master --headless --expect-workers 8 -u 40 -r 40 \\
            -H http://registry:80 --image library/ubuntu:latest --pulls 200 --records pulls.jsonl
-           (an https registry: -H https://registry:443, and --cacert CA.pem unless the system's CAs sign it)
+           (an https registry: -H https://registry:443, and --cacert CA.pem unless the system's CAs sign it,
+            or REQUESTS_CA_BUNDLE / SSL_CERT_FILE name it; --insecure checks nothing; --follow-hosts lets
+            a pull go where the manifest's image URL or a redirect points on another host)
     LABKIT_NODE=$(hostname) locust -f locustfile.py --worker --master-host MASTER     # each compute node
 """
 from __future__ import annotations
@@ -38,6 +40,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from labkit.measure.budget import Budget
 from labkit.measure.puller import pull
 from labkit.registry.client import Trust
+from labkit.registry.follow import Follow
 
 log = logging.getLogger("labkit.storm")
 CLAIM, TICKET, PULLED = "labkit_claim", "labkit_ticket", "labkit_pull"
@@ -59,7 +62,11 @@ def _options(parser) -> None:
     parser.add_argument("--pull-timeout", type=float, default=30.0, help="idle timeout of one read, s")
     parser.add_argument("--pull-deadline", type=float, default=300.0, help="longest one pull may take, s")
     parser.add_argument("--records", default="", help="master: write one JSON line per pull here")
-    parser.add_argument("--cacert", default="", help="an https registry's CA file (default: the system's CAs)")
+    parser.add_argument("--cacert", default="", help="an https registry's CA file (default: REQUESTS_CA_BUNDLE, "
+                                                     "SSL_CERT_FILE, else the system's CAs)")
+    parser.add_argument("--insecure", action="store_true", help="do NOT check the server's certificate")
+    parser.add_argument("--follow-hosts", action="store_true",
+                        help="fetch an image URL or follow a redirect that names another host")
     parser.add_argument("--no-start-line", action="store_true",
                         help="do not hold the first round until every user is ready")
 
@@ -138,8 +145,9 @@ class SingularityPull(User):
     def on_start(self) -> None:
         u = urlsplit(self.host or "")
         self.addr, self.port = u.hostname, u.port or (443 if u.scheme == "https" else 80)
-        cacert = self.environment.parsed_options.cacert
-        self.trust = Trust(cacert or None) if u.scheme == "https" else None
+        opts = self.environment.parsed_options
+        self.trust = Trust.of(opts.cacert or None, opts.insecure) if u.scheme == "https" else None
+        self.follow = Follow(other_hosts=opts.follow_hosts)
         self.key = next(SingularityPull._keys)
         self.node = os.environ.get("LABKIT_NODE") or socket.gethostname()
 
@@ -163,7 +171,7 @@ class SingularityPull(User):
             raise StopUser()
         wall_minus_perf = time.time() - time.perf_counter()
         r = pull(None, self.addr, self.port, opts.image, opts.sha256 or None, timeout=opts.pull_timeout,
-                 deadline=opts.pull_deadline, verify=opts.verify, trust=self.trust)
+                 deadline=opts.pull_deadline, verify=opts.verify, trust=self.trust, follow=self.follow)
         record = {**asdict(r), "MBps": r.mbps, "start": r.start + wall_minus_perf, "end": r.end + wall_minus_perf,
                   "node": self.node, "worker": getattr(self.environment.runner, "worker_index", 0),
                   "user": f"{self.node}/{self.key}", "ticket": ticket}

@@ -7,11 +7,16 @@
 It talks only to the URL it is given (and to the iperf3 host, if one is given): one manifest
 request, one pull, N pulls at once, each bounded by a deadline; an image URL in the manifest
 that names another host (sregistry builds it from its DOMAIN_NAME setting, http://127.0.0.1 by
-default) is fetched from the given host instead, and the table says so. `ns` runs it inside a
-network namespace (the lab's compute node in the tests).
+default) is fetched from the given host instead, and the notes say so; with `follow_hosts` it is
+fetched from the host it names. Redirects are followed up to labkit.registry.follow.MAX_HOPS, to
+another host only with `follow_hosts`; each pull records its hops (host, status, ms), how the server
+spoke (HTTP/1.0 or 1.1, close or keep-alive, chunked) and, over https, the TLS version and cipher.
+Pulls are checked by sha256 when the manifest's version is one, else by Content-Length, else
+reported unverified. `ns` runs it inside a network namespace (the lab's compute node in the tests).
 """
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -21,16 +26,18 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pandas as pd
 
-from ..errors import SettingsError
+from ..errors import LabError, LabkitError, SettingsError
 from ..in_netns import exec_prefix, inside
 from ..records import ProbeRun, PullResult
 from . import iperf
 from .capture import CapturePoint, CaptureProcess
-from ..registry.client import Trust, get
+from ..registry.client import Trust, open_get
+from ..registry.follow import Follow, image_url as image_url_of
+from .failures import classify
 from .puller import READ_SIZE, aggregate_mbps, pull_image, together
 from .tcpinfo import SocketWatch
 
@@ -39,7 +46,13 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_PARALLEL = 64
 MAX_DEADLINE_S = 3600
 COLUMNS = ["kind", "point", "parallel", "MBps", "per_pull_min", "per_pull_max", "ttfb_ms", "failures", "verified",
-           "retransmits", "client_cpu_pct", "backlogged_reads", "ooo_packets", "rcv_rtt_ms", "unread_max", "error"]
+           "checked", "retransmits", "client_cpu_pct", "backlogged_reads", "ooo_packets", "rcv_rtt_ms", "unread_max",
+           "http", "tls", "hops", "error"]
+INSECURE = "INSECURE: --insecure: the server's certificate was NOT checked; anyone on the path could have answered"
+
+
+class ProbeError(LabError):
+    """The registry did not answer the manifest request (refused, reset, timed out): nothing to pull."""
 
 
 @dataclass(frozen=True)
@@ -64,31 +77,39 @@ class Target:
 
 def measure_probe(url: str, uri: str, parallel: int = 5, iperf3: str | None = None, capture: bool = False,
                   ns: str | None = None, deadline: float = 300, timeout: float = 30, iperf_seconds: int = 3,
-                  capture_dir: Path | None = None, max_packets: int = 500_000, cacert: str | None = None) -> ProbeRun:
+                  capture_dir: Path | None = None, max_packets: int = 500_000, cacert: str | None = None,
+                  insecure: bool = False, follow_hosts: bool = False) -> ProbeRun:
     """Manifest, one pull (captured if asked), `parallel` pulls at once, iperf3 to `iperf3` [host[:port]].
-    An https URL's certificate is checked against `cacert` (default: the system's CAs); one that does not
-    verify is refused (TlsVerifyError) before any pull."""
+    An https URL's certificate is checked against `cacert` (else REQUESTS_CA_BUNDLE or SSL_CERT_FILE,
+    else the system's CAs); one that does not verify is refused (TlsVerifyError) before any pull;
+    `insecure` checks nothing and every output says so. `follow_hosts`: fetch an image URL or a
+    redirect that names another host from that host (else the former from the given host, the latter refused)."""
     t = Target.parse(url, uri)
-    if cacert and not Path(cacert).is_file():
-        raise SettingsError(f"--cacert {cacert}: no such file")
-    trust = Trust(cacert) if cacert else None
     if not 1 <= parallel <= MAX_PARALLEL:
         raise SettingsError(f"--parallel {parallel} is outside 1..{MAX_PARALLEL}")
     if not 1 <= deadline <= MAX_DEADLINE_S:
         raise SettingsError(f"deadline {deadline}s is outside 1..{MAX_DEADLINE_S} s")
-    notes: list[str] = []
+    trust = Trust.of(cacert, insecure)
+    follow = Follow(other_hosts=follow_hosts)
+    tls_used = t.base.startswith("https:")
+    notes: list[str] = [INSECURE] if insecure else []
     t0 = time.perf_counter()
-    man, manifest_row = _manifest(t, ns, timeout, trust)
-    image_url = _same_host(man.get("image", ""), t, notes)
+    man, manifest_row = _manifest(t, ns, timeout, trust, follow)
+    try:
+        image_url, moved = image_url_of(str(man.get("image") or ""), t.base, follow)
+    except ValueError as exc:
+        raise SettingsError(f"{t.base}/api/container/{t.uri}: {exc}") from None
+    notes += [moved] if moved else []
     version = str(man.get("version") or "")
-    verify = "sha256" if SHA256.match(version) else "length"
-    if verify == "length":
-        notes.append(f"the manifest's version {version[:20]!r} is not a sha256: pulls are checked by length only")
-    expect = version if verify == "sha256" else None
+    expect = version if SHA256.match(version) else None
+    if expect is None:
+        notes.append(f"the manifest's version {version[:20]!r} is not a sha256: pulls are checked by length "
+                     "where the server sends a Content-Length, else reported unverified")
 
     def one(barrier=None) -> tuple[PullResult, SocketWatch]:
         watch = SocketWatch(READ_SIZE)
-        return pull_image(ns, image_url, expect, timeout, deadline, barrier, verify, watch=watch, trust=trust), watch
+        return pull_image(ns, image_url, expect, timeout, deadline, barrier, "sha256", watch=watch, trust=trust,
+                          follow=follow), watch
 
     cap = _Capture(t, ns, capture_dir, max_packets, deadline) if capture else None
     try:
@@ -109,37 +130,58 @@ def measure_probe(url: str, uri: str, parallel: int = 5, iperf3: str | None = No
                      "failures": int(not ip.ok), "retransmits": ip.retransmits, "error": ip.error})
     pulls = [{**r.row(), **w.summary(), "parallel": n} for n, group in ((1, single), (parallel, runs))
              for r, w in group]
+    first = single[0][0]
+    notes += how_it_went(first, [w.summary() for _, w in [*single, *runs]], trust.describe() if tls_used else "")
     return ProbeRun(t.base, t.uri, ns, pd.DataFrame(rows).reindex(columns=COLUMNS),
-                    _facts(single, runs, many, parallel, ip), pulls, single[0][1].samples, notes, captured,
-                    {"verify": verify, "image_url": image_url, "wall_s": round(time.perf_counter() - t0, 1),
-                     "when": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": socket.gethostname(), "ns": ns})
+                    {**_facts(single, runs, many, parallel, ip), "insecure": insecure}, pulls,
+                    single[0][1].samples, notes, captured,
+                    {"verify": first.check, "image_url": image_url, "wall_s": round(time.perf_counter() - t0, 1),
+                     "when": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": socket.gethostname(), "ns": ns,
+                     "insecure": insecure, "follow_hosts": follow_hosts, "trust": trust.describe() if tls_used else "",
+                     "http": first.http, "tls": first.tls, "hops": first.hops})
 
 
-def _manifest(t: Target, ns: str | None, timeout: float, trust: Trust | None = None) -> tuple[dict, dict]:
+def how_it_went(first: PullResult, summaries: list[dict], trust: str) -> list[str]:
+    """Notes on the single pull's way (redirect hops, HTTP, TLS) and on the socket evidence any pull lacks."""
+    notes = []
+    if len(first.hops) > 1:
+        notes.append("redirects followed: " + " -> ".join(hop_text(h) for h in first.hops))
+    if first.http:
+        notes.append(f"the server spoke {first.http}" + (f"; TLS {first.tls}" if first.tls else "")
+                     + (f"; {trust}" if trust else ""))
+    gaps = sorted({m for s in summaries for m in s.get("missing", [])})
+    if gaps:
+        notes.append("socket evidence missing (those samples skipped, the pulls unaffected): " + "; ".join(gaps))
+    return notes
+
+
+def hop_text(hop: dict) -> str:
+    return f"{hop['host']} {hop['status']} ({hop['ms']} ms)"
+
+
+def _manifest(t: Target, ns: str | None, timeout: float, trust: Trust, follow: Follow) -> tuple[dict, dict]:
     t0 = time.perf_counter()
-    status, body = get(ns, f"{t.base}/api/container/{t.uri}", timeout, trust)
+    try:
+        got = open_get(ns, f"{t.base}/api/container/{t.uri}", timeout, trust, follow)
+        try:
+            status, body = got.resp.status, got.resp.read()
+        finally:
+            got.close()
+    except LabkitError:
+        raise                            # a certificate refused, a redirect not followed: their own words
+    except (OSError, http.client.HTTPException) as exc:
+        raise ProbeError(f"{t.base}/api/container/{t.uri}: the manifest request failed ({classify(exc)}): "
+                         f"{type(exc).__name__}: {exc}") from None
     ms = round((time.perf_counter() - t0) * 1e3, 1)
     row = {"kind": "manifest", "point": f"{t.base}/api/container/{t.uri}", "parallel": 1, "ttfb_ms": ms,
-           "failures": int(status != 200), "error": "" if status == 200 else f"HTTP {status}"}
+           "failures": int(status != 200), "error": "" if status == 200 else f"HTTP {status}",
+           "http": got.http, "tls": got.tls, "hops": " -> ".join(hop_text(h) for h in got.hops)}
     if status != 200:
         raise SettingsError(f"{t.base}/api/container/{t.uri}: HTTP {status} {body[:200]!r}: no image to pull")
     try:
         return json.loads(body), row
     except json.JSONDecodeError:
         raise SettingsError(f"{t.base}/api/container/{t.uri}: not a JSON manifest: {body[:200]!r}") from None
-
-
-def _same_host(image: str, t: Target, notes: list[str]) -> str:
-    """The manifest's image URL, on the host the probe was given (it talks to no other)."""
-    u = urlsplit(image)
-    if not u.path:
-        raise SettingsError(f"the manifest names no image URL ({image!r})")
-    port = u.port or (443 if u.scheme == "https" else 80)
-    if (u.scheme, u.hostname, port) == (urlsplit(t.base).scheme, t.host, t.port):
-        return image
-    notes.append(f"the manifest's image URL names {u.scheme}://{u.netloc} (sregistry builds it from DOMAIN_NAME); "
-                 f"the probe fetches its path from {t.base}, the host it was given")
-    return urlunsplit((urlsplit(t.base).scheme, urlsplit(t.base).netloc, u.path, u.query, ""))
 
 
 def _host_port(text: str, default: int) -> tuple[str, int]:
@@ -161,6 +203,9 @@ def _pull_row(t: Target, runs: list[tuple[PullResult, SocketWatch]], results: li
             "per_pull_min": round(min(r.mbps for r in res), 1), "per_pull_max": round(max(r.mbps for r in res), 1),
             "ttfb_ms": round(statistics.median(r.ttfb_ms for r in good), 1) if good else None,
             "failures": n - len(good), "verified": all(r.sha256_ok is not False for r in res),
+            "checked": ", ".join(sorted({r.check for r in res if r.check})),
+            "http": ", ".join(sorted({r.http for r in res if r.http})), "tls": ", ".join(sorted({r.tls for r in res if r.tls})),
+            "hops": " -> ".join(hop_text(h) for h in res[0].hops) if len(res[0].hops) > 1 else "",
             "retransmits": None, "client_cpu_pct": med("client_cpu_pct"), "backlogged_reads": med("backlogged_reads"),
             "ooo_packets": sum(s.get("ooo_packets", 0) for s in summ), "rcv_rtt_ms": med("rcv_rtt_ms_median"),
             "unread_max": max((s.get("unread_max", 0) for s in summ), default=None),
@@ -172,6 +217,7 @@ def _facts(single, runs, many, parallel, ip) -> dict:
     r, w = single[0]
     everything = [x for x, _ in single] + [x for x, _ in runs]
     return {"single_MBps": r.mbps, "socket": w.summary(), "parallel": parallel,
+            "checks": sorted({x.check for x in everything if x.check}),
             "parallel_MBps": aggregate_mbps(many) if many else None,
             "iperf_MBps": ip.MBps if ip and ip.ok else None,
             "iperf_retransmits": ip.retransmits if ip and ip.ok else None,

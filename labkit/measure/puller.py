@@ -15,8 +15,9 @@ from pathlib import Path
 
 from ..errors import HttpStatusError
 from ..records import PullResult, Verify
-from ..registry.client import Trust, fetch_manifest, open_get
-from .failures import classify, outcome
+from ..registry.client import Trust, base_url, fetch_manifest, open_get
+from ..registry.follow import Follow, image_url
+from .failures import check_by, classify, describe, outcome
 
 READ_SIZE = 1024 * 1024      # bytes per read of the image (Singularity 2.6 and sregistry-cli read 1 MiB)
 
@@ -24,9 +25,11 @@ READ_SIZE = 1024 * 1024      # bytes per read of the image (Singularity 2.6 and 
 def pull(ns: str | None, host: str, port: int, uri: str, expect_sha256: str | None = None,
          timeout: float = 30, deadline: float = 600, start_at: threading.Barrier | None = None,
          verify: Verify = "sha256", first_byte: threading.Event | None = None,
-         sink: Path | None = None, trust: Trust | None = None) -> PullResult:
+         sink: Path | None = None, trust: Trust | None = None, follow: Follow | None = None) -> PullResult:
     """One pull: GET the manifest, then the image it names; verify its length and (by default) sha256.
     `trust`: pull over https, the server's certificate checked against it (labkit.registry.client.Trust).
+    `follow`: redirects and other hosts (labkit.registry.follow: an image URL naming another host is
+    fetched from `host:port` unless `follow.other_hosts`).
 
     Hashing costs about 0.65 s of CPU per GB here: on a 2-core machine where the path itself
     can deliver 2 GB/s, verify="length" measures the path rather than the client's hashing.
@@ -35,74 +38,89 @@ def pull(ns: str | None, host: str, port: int, uri: str, expect_sha256: str | No
     """
     _check_verify(verify)
     t0 = time.perf_counter()
+    follow = follow or Follow()
     try:
-        man = fetch_manifest(ns, host, port, uri, timeout, trust)
+        man = fetch_manifest(ns, host, port, uri, timeout, trust, follow)
+        url, _ = image_url(str(man.get("image") or ""), base_url(host, port, trust), follow)
     except Exception as exc:  # noqa: BLE001 - a failed pull is a result, not a crash
         return _failed(t0, 0, 0.0, exc)
-    return pull_image(ns, man["image"], expect_sha256 or man.get("version"), timeout, deadline, start_at,
-                      verify, first_byte, sink=sink, t0=t0, trust=trust)
+    return pull_image(ns, url, expect_sha256 or man.get("version"), timeout, deadline, start_at,
+                      verify, first_byte, sink=sink, t0=t0, trust=trust, follow=follow)
 
 
 def pull_image(ns: str | None, url: str, expect_sha256: str | None, timeout: float = 30, deadline: float = 600,
                start_at: threading.Barrier | None = None, verify: Verify = "sha256",
                first_byte: threading.Event | None = None, sink: Path | None = None, watch=None,
-               t0: float | None = None, trust: Trust | None = None) -> PullResult:
-    """GET the image at `url`, read it in 1 MiB reads, verify it; TTFB counts from `t0` (default: now).
+               t0: float | None = None, trust: Trust | None = None, follow: Follow | None = None) -> PullResult:
+    """GET the image at `url` (redirects as `follow` says), read it in 1 MiB reads, check it by
+    sha256, else by length, else report it unverified (labkit.measure.failures.check_by); TTFB counts
+    from `t0` (default: now). A failure's error names what the server did (failures.describe).
 
     `watch`, if given, is called with the socket before each read and `watch.finish(sock)` after
-    the body (labkit.measure.tcpinfo.SocketWatch).
+    the body (labkit.measure.tcpinfo.SocketWatch); the socket is a duplicate of the connection's
+    descriptor, or None where there is none (the watch then skips its samples and says so).
     """
     _check_verify(verify)
     t0 = time.perf_counter() if t0 is None else t0
     c0, q0 = time.thread_time(), _queued()
-    n = 0
-    ttfb = 0.0
+    n, ttfb, length, got = 0, 0.0, -1, None
     try:
         if start_at is not None:
             start_at.wait(timeout)
             t0 = time.perf_counter()
-        conn, resp = open_get(ns, url, timeout, trust)
-        out = open(sink, "wb") if sink is not None else None
+        got = open_get(ns, url, timeout, trust, follow)
+        resp, out = got.resp, None
         try:
+            out = open(sink, "wb") if sink is not None else None
             if resp.status != 200:
-                raise HttpStatusError(resp.status, f"HTTP {resp.status}")
-            length = int(resp.getheader("Content-Length") or -1)
-            digest = hashlib.sha256() if verify == "sha256" else None
+                raise HttpStatusError(resp.status, f"HTTP {resp.status} from {got.hops[-1]['host']}")
+            length = int(resp.getheader("Content-Length") or -1) if not resp.chunked else -1
+            check = check_by(verify, expect_sha256, length)
+            digest = hashlib.sha256() if check == "sha256" else None
             buf = bytearray(READ_SIZE)
             view = memoryview(buf)
             stop = t0 + deadline
             while True:
                 if watch is not None:
-                    watch(conn.sock)
-                got = resp.readinto(view)
-                if not got:
+                    watch(got.sock)
+                got_n = resp.readinto(view)
+                if not got_n:
                     break
                 if not n:
                     ttfb = (time.perf_counter() - t0) * 1e3
                     if first_byte is not None:
                         first_byte.set()
-                n += got
+                n += got_n
                 if out is not None:
-                    out.write(view[:got])
+                    out.write(view[:got_n])
                 if digest:
-                    digest.update(view[:got])
+                    digest.update(view[:got_n])
                 if time.perf_counter() > stop:
-                    raise TimeoutError(f"pull still running after the {deadline:.0f}s deadline")
+                    raise PullDeadline(f"pull still running after the {deadline:g} s deadline")
             if watch is not None:
-                watch.finish(conn.sock)
+                watch.finish(got.sock)
         finally:
-            conn.close()
+            got.close()
             if out is not None:
                 out.close()
         t1 = time.perf_counter()
         sha_ok = digest.hexdigest() == expect_sha256 if digest else None
         kind = outcome(n, length, sha_ok)
-        error = {"short body": f"short body: {n} of {length} bytes", "checksum": "sha256 mismatch"}.get(kind, "")
-        return PullResult(ok=not error, bytes=n, seconds=t1 - t0, ttfb_ms=ttfb, sha256_ok=sha_ok,
-                          error=error, start=t0, end=t1, kind=kind, cpu_s=time.thread_time() - c0,
-                          wait_s=_queued() - q0)
+        return PullResult(ok=not kind, bytes=n, seconds=t1 - t0, ttfb_ms=ttfb, sha256_ok=sha_ok,
+                          error=describe(kind, n, length, timeout) if kind else "", start=t0, end=t1, kind=kind,
+                          cpu_s=time.thread_time() - c0, wait_s=_queued() - q0, check=check, hops=got.hops,
+                          http=got.http, tls=got.tls)
     except Exception as exc:  # noqa: BLE001 - a failed pull is a result, not a crash
-        return _failed(t0, n, ttfb, exc, time.thread_time() - c0, _queued() - q0)
+        r = _failed(t0, n, ttfb, exc, time.thread_time() - c0, _queued() - q0, length, timeout)
+        if got is not None:
+            r.hops, r.http, r.tls = got.hops, got.http, got.tls
+        else:
+            r.hops = list(getattr(exc, "hops", []))
+        return r
+
+
+class PullDeadline(TimeoutError):
+    """The pull was still running at its deadline (a timeout, counted as one)."""
 
 
 def _check_verify(verify: str) -> None:
@@ -110,11 +128,13 @@ def _check_verify(verify: str) -> None:
         raise ValueError(f"verify {verify!r}: use 'sha256' or 'length'")
 
 
-def _failed(t0: float, n: int, ttfb: float, exc: Exception, cpu_s: float = 0.0, wait_s: float = 0.0) -> PullResult:
+def _failed(t0: float, n: int, ttfb: float, exc: Exception, cpu_s: float = 0.0, wait_s: float = 0.0,
+            length: int = -1, timeout: float = 0.0) -> PullResult:
     t1 = time.perf_counter()
+    kind, detail = classify(exc), f"{type(exc).__name__}: {exc}"
+    words = detail if isinstance(exc, (PullDeadline, HttpStatusError)) else describe(kind, n, length, timeout, detail)
     return PullResult(ok=False, bytes=n, seconds=t1 - t0, ttfb_ms=ttfb, sha256_ok=False,
-                      error=f"{type(exc).__name__}: {exc}", start=t0, end=t1, kind=classify(exc),
-                      cpu_s=cpu_s, wait_s=wait_s)
+                      error=words, start=t0, end=t1, kind=kind, cpu_s=cpu_s, wait_s=wait_s)
 
 
 def _queued() -> float:

@@ -9,7 +9,9 @@ download's sender is the server, whose socket the client cannot see.
 
 `SocketWatch` is called by the pull before each read of the image (labkit.measure.puller.pull_image):
 one ioctl per read, a full TCP_INFO sample at most every `interval` seconds, all in the
-pulling thread (no extra thread, no GIL contention).
+pulling thread (no extra thread, no GIL contention). Sampling never breaks a pull: where the socket
+is gone (None, closed) or a counter cannot be read, that sample is skipped and `missing` says which
+evidence is missing and why (the summary carries it to the report).
 """
 from __future__ import annotations
 
@@ -78,36 +80,62 @@ class SocketWatch:
     _last: float = -1.0
     _rcvbuf: int = 0
     _first: dict = field(default_factory=dict)
+    missing: dict = field(default_factory=dict)      # evidence -> why it is missing (how many samples)
+    queue_reads: int = 0          # reads whose receive queue could be read (what `backlogged` counts among)
 
-    def __call__(self, sock: socket.socket) -> None:
+    def __call__(self, sock: socket.socket | None) -> None:
         now = time.perf_counter()
         if not self.reads:
             self._t0, self._cpu0 = now, time.thread_time()
-            self._first = tcp_info(sock)
+            self._first = self._read("tcp_info", tcp_info, sock) or {}
         self.reads += 1
-        queued = unread(sock)
+        queued = self._read("the receive queue (SIOCINQ)", unread, sock)
         if now - self._last >= self.interval and len(self.samples) < self.max_samples:
             self._last = now
             self._sample(sock, now, queued)
         # SO_RCVBUF counts the kernel's overhead too: a quarter of it is about half the usable window
-        if queued >= min(self.read_size, self._rcvbuf // 4 or self.read_size):
-            self.backlogged += 1
+        if queued is not None:
+            self.queue_reads += 1
+            if queued >= min(self.read_size, self._rcvbuf // 4 or self.read_size):
+                self.backlogged += 1
 
-    def _sample(self, sock: socket.socket, now: float, queued: int) -> None:
-        self._rcvbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-        info = tcp_info(sock)
-        self.samples.append({"t": round(now - self._t0, 4), "unread": queued, "rcvbuf": self._rcvbuf,
+    def _read(self, what: str, reader, sock):
+        """`reader(sock)`, or None with `what` noted as missing (no socket, or the kernel refused)."""
+        if sock is None:
+            why = "no socket to read"
+        else:
+            try:
+                return reader(sock)
+            except (OSError, ValueError, AttributeError) as exc:
+                why = f"{type(exc).__name__}: {exc}"
+        self.missing.setdefault(what, {"why": why, "samples": 0})["samples"] += 1
+        return None
+
+    def _sample(self, sock: socket.socket | None, now: float, queued: int | None) -> None:
+        rcvbuf = self._read("SO_RCVBUF", lambda s: s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF), sock)
+        info = self._read("tcp_info", tcp_info, sock)
+        if info is None:
+            return
+        self._rcvbuf = rcvbuf or self._rcvbuf
+        self.samples.append({"t": round(now - self._t0, 4), "unread": queued or 0, "rcvbuf": self._rcvbuf,
                              **{k: info[k] for k in KEEP if k in info}})
 
     def finish(self, sock: socket.socket | None) -> None:
         """The last sample, taken after the body is read (before the socket closes)."""
         if self.reads:
             self.cpu_s = time.thread_time() - self._cpu0
-            if sock is not None:
-                self._sample(sock, time.perf_counter(), unread(sock))
+            self._sample(sock, time.perf_counter(), self._read("the receive queue (SIOCINQ)", unread, sock))
 
     def summary(self) -> dict:
-        return summarize(self.samples, self._first, self.reads, self.backlogged, self.cpu_s)
+        out = summarize(self.samples, self._first, self.queue_reads, self.backlogged, self.cpu_s)
+        if self.missing:
+            out["missing"] = missing_words(self.missing)
+        return out
+
+
+def missing_words(missing: dict) -> list[str]:
+    """Which socket evidence a pull lacks, and why: one line per kind of evidence."""
+    return [f"{what}: {m['samples']} sample(s) skipped ({m['why']})" for what, m in sorted(missing.items())]
 
 
 def summarize(samples: list[dict], first: dict, reads: int, backlogged: int, cpu_s: float) -> dict:

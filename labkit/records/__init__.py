@@ -39,6 +39,10 @@ class PullResult:
     kind: str = ""                  # "" for a good pull, else one of KINDS
     cpu_s: float = 0.0              # CPU time of the pulling thread (reading, and hashing if verified), or of the client program
     wait_s: float = 0.0             # time it was runnable but waited for a CPU (the run queue)
+    check: str = ""                 # what the body was checked by: sha256, length, or unverified (neither known)
+    hops: list[dict] = field(default_factory=list)   # each request made: host, status, ms (redirects first)
+    http: str = ""                  # how the server spoke, e.g. "HTTP/1.0 close", "HTTP/1.1 keep-alive chunked"
+    tls: str = ""                   # the TLS version and cipher negotiated ("" over http)
 
     @property
     def mbps(self) -> float:

@@ -4,18 +4,30 @@
 
 Over https (the lab with TLS on, or a real registry) the server's certificate is checked against
 a `Trust` (a CA file, the name expected); a certificate that does not verify is refused with a
-TlsVerifyError naming the host and why, and the connection is closed.
+TlsVerifyError naming the host and why, and the connection is closed. `Trust.of` takes `--cacert`,
+else REQUESTS_CA_BUNDLE / SSL_CERT_FILE, else the system's CAs; `insecure` checks nothing (and says so).
+
+Any HTTP the server speaks is read by http.client: 1.0 or 1.1, keep-alive or close, Content-Length or
+chunked. Redirects are followed as labkit.registry.follow says, each hop (host, status, ms) recorded.
+`open_get` hands back the response with a duplicate of its socket's descriptor (`Opened.sock`): a
+server that closes after its response (HTTP/1.0) makes http.client drop its own reference, and the
+socket's tcp_info is still there to read until the pull is done.
 """
 from __future__ import annotations
 
 import http.client
 import json
+import os
+import socket
 import ssl
-from dataclasses import dataclass
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 from ..errors import HttpStatusError, TlsSetupError, TlsVerifyError
 from ..in_netns import inside
+from .follow import REDIRECTS, Follow, RedirectRefused, ca_file, netloc, next_hop
 
 
 class _InNamespace:
@@ -39,8 +51,28 @@ class Trust:
     Python's default does) and the name it must hold (None: the host the URL names, name or address)."""
     cafile: str | None = None
     server_name: str | None = None
+    insecure: bool = False          # check nothing (--insecure): said loudly wherever it is used
+    source: str = ""                # where cafile came from (--cacert, REQUESTS_CA_BUNDLE, SSL_CERT_FILE)
+
+    @classmethod
+    def of(cls, cacert: str | None = None, insecure: bool = False, env: Mapping[str, str] | None = None) -> "Trust":
+        """A client's trust as the user gave it: --cacert, else the usual environment variables, else the system's."""
+        path, source = ca_file(cacert, os.environ if env is None else env)
+        if path and not os.path.isfile(path):
+            raise TlsSetupError(f"{source} {path}: no such file")
+        return cls(path, insecure=insecure, source=source)
+
+    def describe(self) -> str:
+        if self.insecure:
+            return "INSECURE: the server's certificate is NOT checked (--insecure)"
+        return f"certificates checked against {self.cafile} ({self.source})" if self.cafile else \
+            "certificates checked against the system's CAs"
 
     def context(self) -> ssl.SSLContext:
+        if self.insecure:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+            return ctx
         try:
             return ssl.create_default_context(cafile=self.cafile)
         except (OSError, ssl.SSLError) as exc:
@@ -62,34 +94,94 @@ class _TlsConn(_InNamespace, http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(self.sock, server_hostname=self._name)
 
 
-def open_get(ns, url: str, timeout: float, trust: Trust | None = None
-             ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-    """A GET from inside namespace `ns`, its response not yet read (the caller closes the connection).
-    An https URL is verified as `trust` says (default: the system's CAs and the URL's host)."""
+@dataclass
+class Opened:
+    """A GET answered, its body not yet read: the response, the connection, a duplicate of its socket
+    (None where there is none), every hop taken (host, status, ms), and the TLS negotiated ('' for http)."""
+    conn: http.client.HTTPConnection
+    resp: http.client.HTTPResponse
+    sock: socket.socket | None = None
+    hops: list[dict] = field(default_factory=list)
+    tls: str = ""
+
+    @property
+    def http(self) -> str:
+        """How the server spoke: e.g. 'HTTP/1.0 close' or 'HTTP/1.1 keep-alive chunked'."""
+        r = self.resp
+        return " ".join(filter(None, [f"HTTP/{r.version / 10:.1f}", "close" if r.will_close else "keep-alive",
+                                      "chunked" if r.chunked else ""]))
+
+    def close(self) -> None:
+        self.conn.close()
+        self.resp.close()
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+def _request(ns, url: str, timeout: float, trust: Trust | None) -> Opened:
     u = urlsplit(url)
     tls = u.scheme == "https"
     port = u.port or (443 if tls else 80)
     conn = _TlsConn(u.hostname, port, ns, timeout, trust or Trust()) if tls else _Conn(u.hostname, port, ns, timeout)
+    dup = None
     try:
         conn.request("GET", (u.path or "/") + (f"?{u.query}" if u.query else ""),
                      headers={"User-Agent": "servelab-pull/1"})
-        return conn, conn.getresponse()
+        dup = _dup(conn.sock)
+        negotiated = f"{conn.sock.version()} {conn.sock.cipher()[0]}" if tls else ""
+        return Opened(conn, conn.getresponse(), dup, tls=negotiated)
     except ssl.SSLCertVerificationError as exc:
         conn.close()
         raise TlsVerifyError(f"{u.hostname}:{port} refused: certificate verify failed: {exc.verify_message or exc.reason}"
                              f"{' (CA ' + trust.cafile + ')' if trust and trust.cafile else ''}") from None
     except BaseException:
         conn.close()
+        if dup is not None:
+            dup.close()
         raise
 
 
-def get(ns, url: str, timeout: float = 10, trust: Trust | None = None) -> tuple[int, bytes]:
-    """A whole small GET from inside namespace `ns`: (status, body)."""
-    conn, resp = open_get(ns, url, timeout, trust)
+def _dup(sock) -> socket.socket | None:
+    """A plain socket on a duplicate of `sock`'s descriptor (tcp_info and the receive queue stay readable
+    after http.client lets go of its own), or None."""
     try:
-        return resp.status, resp.read()
+        return socket.socket(fileno=os.dup(sock.fileno()))
+    except (AttributeError, OSError):
+        return None
+
+
+def open_get(ns, url: str, timeout: float, trust: Trust | None = None, follow: Follow | None = None) -> Opened:
+    """A GET from inside namespace `ns`, redirects followed as `follow` says (default: on this host, up to
+    MAX_HOPS), its body not yet read (the caller closes it). An https URL is verified as `trust` says
+    (default: the system's CAs and the URL's host). A redirect not followed raises RedirectRefused."""
+    follow, start = follow or Follow(), url
+    hops: list[dict] = []
+    while True:
+        t0 = time.perf_counter()
+        elsewhere = trust is not None and trust.server_name and urlsplit(url).hostname != urlsplit(start).hostname
+        got = _request(ns, url, timeout, replace(trust, server_name=None) if elsewhere else trust)
+        status = got.resp.status
+        hops.append({"host": netloc(url), "status": status, "ms": round((time.perf_counter() - t0) * 1e3, 1)})
+        if status not in REDIRECTS:
+            got.hops = hops
+            return got
+        location = got.resp.getheader("Location")
+        got.close()
+        try:
+            url = next_hop(url, status, location, start, follow, len(hops) - 1)
+        except RedirectRefused as exc:
+            exc.hops = hops                  # the hops taken before the refusal, for the pull's record
+            raise
+
+
+def get(ns, url: str, timeout: float = 10, trust: Trust | None = None, follow: Follow | None = None) -> tuple[int, bytes]:
+    """A whole small GET from inside namespace `ns`: (status, body)."""
+    got = open_get(ns, url, timeout, trust, follow)
+    try:
+        return got.resp.status, got.resp.read()
     finally:
-        conn.close()
+        got.close()
 
 
 def base_url(host: str, port: int, trust: Trust | None) -> str:
@@ -97,8 +189,9 @@ def base_url(host: str, port: int, trust: Trust | None) -> str:
     return f"{'https' if trust else 'http'}://{host}:{port}"
 
 
-def fetch_manifest(ns, host: str, port: int, uri: str, timeout: float = 10, trust: Trust | None = None) -> dict:
-    status, body = get(ns, f"{base_url(host, port, trust)}/api/container/{uri}", timeout, trust)
+def fetch_manifest(ns, host: str, port: int, uri: str, timeout: float = 10, trust: Trust | None = None,
+                   follow: Follow | None = None) -> dict:
+    status, body = get(ns, f"{base_url(host, port, trust)}/api/container/{uri}", timeout, trust, follow)
     if status != 200:
         raise HttpStatusError(status, f"manifest {uri} from {host}:{port}: HTTP {status} {body[:200]!r}")
     return json.loads(body)

@@ -41,7 +41,7 @@ def test_a_bad_template_is_refused_naming_the_setting(template, message):
 
 def test_curl_and_sregistry_cli_command_lines_and_environment(tmp_path):
     curl = clients.client_argv("curl", None, VALUES)
-    assert curl[0].endswith("curl") and curl[1:] == ["-sS", "-f", "-o", VALUES["dest"], VALUES["url"]]
+    assert curl[0].endswith("curl") and curl[1:] == ["-sS", "-f", "-L", "--max-redirs", "5", "--proto-redir", "=http,https", "-o", VALUES["dest"], VALUES["url"]]
     sreg = clients.client_argv("sregistry-cli", None, VALUES)
     assert sreg[0].endswith("sregistry") and sreg[1:] == ["pull", "library/servelab:1b"]
     env = clients.client_env("sregistry-cli", VALUES, tmp_path, tmp_path / "s.json")

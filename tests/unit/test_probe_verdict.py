@@ -10,7 +10,8 @@ import pytest
 
 from labkit.analyze.probe_verdict import (CLIENT, FAILED, NETWORK, SERVER, ProbeFacts, network_stages,
                                           probe_verdict, survey_class)
-from labkit.measure.probe import Target, _host_port, _same_host
+from labkit.measure.probe import Target, _host_port
+from labkit.registry.follow import Follow, image_url
 from labkit.measure.tcpinfo import LAYOUT, SocketWatch, parse_tcp_info, summarize
 from labkit.path import PATH
 
@@ -113,12 +114,10 @@ def test_target_parsing_and_the_one_host_rule():
     for url, uri in [("ftp://x", "a/b:c"), ("http://x/api", "a/b:c"), ("http://x", "ubuntu"), ("http://x", "a/b")]:
         with pytest.raises(ValueError):
             Target.parse(url, uri)
-    notes = []
-    assert _same_host("http://127.0.0.1/containers/1/download/s", t, notes) == \
-        "http://registry.example.org:80/containers/1/download/s"
-    assert "DOMAIN_NAME" in notes[0]
-    assert _same_host("http://registry.example.org/containers/1/download/s", t, []) == \
-        "http://registry.example.org/containers/1/download/s"
+    url, note = image_url("http://127.0.0.1/containers/1/download/s", t.base, Follow())
+    assert url == "http://registry.example.org:80/containers/1/download/s" and "DOMAIN_NAME" in note
+    assert image_url("http://registry.example.org/containers/1/download/s", t.base, Follow()) == \
+        ("http://registry.example.org/containers/1/download/s", "")
     assert _host_port("10.0.0.1:5202", 5201) == ("10.0.0.1", 5202) and _host_port("h", 5201) == ("h", 5201)
 
 

@@ -219,6 +219,9 @@ def test_a_storm_is_bounded_and_its_arguments_say_so():
     timed = StormSpec(users=8, run_s=30, spawn_rate=2, start_together=False).check()
     targs = timed.locust_args("http://h:1", "c/n:t")
     assert targs[targs.index("-t") + 1] == "30s" and "--no-start-line" in targs and timed.bound_s() == 30 + 300 + 60
+    assert "--follow-hosts" not in args and "--insecure" not in args
+    wide = StormSpec(pulls=4, follow_hosts=True, insecure=True).check().locust_args("https://h:443", "c/n:t", "/ca.pem")
+    assert wide[-2:] == ["--follow-hosts", "--insecure"] and wide[wide.index("--cacert") + 1] == "/ca.pem"
     for bad, msg in [(dict(users=0, pulls=1), "users 0"), (dict(pulls=0), "a pull count or a run time"),
                      (dict(pulls=1, spawn_rate=0), "spawn rate"), (dict(pulls=1, verify="md5"), "verify"),
                      (dict(run_s=0.5), "run time")]:
