@@ -58,7 +58,7 @@ def flow_figures(f: FlowDirection, width: int = 680, max_events: int = 2000, hop
     win.line("t", "in_flight", source=src, color="navy", legend_label="in flight (max per bin)")
     thr = figure(title=f"{hop or title}: throughput (acknowledged bytes, 10-bin mean)", width=width, height=200,
                  x_range=seq.x_range, x_axis_label="time since the connection opened (s)", y_axis_label="MB/s", tools="xpan,xwheel_zoom,box_zoom,reset,save")
-    thr.line("t", "MBps", source=src, color="teal")
+    thr.line("t", "MBps", source=src, color="teal", legend_label="acknowledged (MB/s)")   # a legend too: frames align
     for p in (seq, win, thr):
         legend_outside(p)
         p.add_tools(HoverTool(tooltips=[("t", "@t{0.000} s"), ("in flight", "@in_flight{0,0} kB"),
