@@ -54,4 +54,4 @@ down:
 	$(BIN)/labkit down --all
 
 jupyter: setup
-	$(BIN)/jupyter lab --allow-root --notebook-dir notebooks
+	$(BIN)/jupyter lab --allow-root --notebook-dir . notebooks/00-start-here.ipynb

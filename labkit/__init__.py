@@ -16,7 +16,7 @@ starts fast); the subpackages hold the parts:
     labkit.measure   pulls (one primitive), iperf3, CPU, captures, the survey, sweeps, the probe, Locust storms
     labkit.analyze   TCP windows, the path verdict, shared CPU and cost per byte, remedies, the words,
                      CPU cost per byte carried to another machine (scale)
-    labkit.present   figures, the HTML report, the tuning panel
+    labkit.present   figures, the HTML report, the tuning panel, what a notebook shows (lk.notebook, lk.show)
     labkit.bundle    the deployable config bundle
 """
 from __future__ import annotations
@@ -51,7 +51,8 @@ _PUBLIC = {
     "machine_view": "analyze.scale", "FIXES": "config.tls_fixes", "CPU_MODELS": ("config.cpu_models", "MODELS"),
     "HYPOTHESES": "analyze.hypotheses", "observations": "analyze.hypotheses",
     "export_bundle": "bundle.export", "import_bundle": "bundle.export", "diff_against": "bundle.export",
-    "TuningPanel": "present.widgets", "plots": ("present.plots", None), "report": ("present.report", None),
+    "TuningPanel": "present.widgets", "notebook": ("present.notebook", "setup"), "show": "present.notebook",
+    "show_verdict": "present.notebook", "show_text": "present.notebook", "link": "present.notebook", "plots": ("present.plots", None), "report": ("present.report", None),
 }
 __all__ = sorted(_PUBLIC)
 

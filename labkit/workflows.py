@@ -90,14 +90,22 @@ def survey_report(survey: Survey, out: Path | None = None, fix=None, title: str 
 
 
 def before_after(lab: Lab, before: str, after: str, parallel: int = 5, **kw) -> tuple[Survey, Survey, pd.DataFrame]:
-    """The survey under preset `before`, then under `after`, and their MB/s side by side per hop."""
+    """The survey under preset `before`, then under `after`, and their MB/s side by side per hop, with what
+    `after` gives for each MB/s of `before`. A row one survey has not (a stage that carries no image under
+    that preset) reads so in words."""
     surveys = []
     for name in (before, after):
         lab.apply(PRESETS[name])
         surveys.append(run_survey(lab, parallel=parallel, **kw))
-    keys, cols = ["kind", "point", "parallel"], ["kind", "point", "parallel", "MBps"]
-    table = surveys[0].table[cols].merge(surveys[1].table[cols], on=keys, how="outer",
-                                         suffixes=(f" {before}", f" {after}"))
+    keys = ["kind", "point", "parallel"]
+    cols = {name: f"MB/s, {name}" for name in (before, after)}
+    rows = pd.concat([s.table[keys] for s in surveys]).drop_duplicates()          # in the surveys' own order
+    table = rows.merge(surveys[0].table[[*keys, "MBps"]].rename(columns={"MBps": cols[before]}), on=keys, how="left")
+    table = table.merge(surveys[1].table[[*keys, "MBps"]].rename(columns={"MBps": cols[after]}), on=keys, how="left")
+    ratio = table[cols[after]] / table[cols[before]]
+    table[f"{after} ÷ {before}"] = ratio.map(lambda x: f"{x:.1f}x" if pd.notna(x) and x != float("inf") else "")
+    for name, col in cols.items():
+        table[col] = table[col].astype(object).where(table[col].notna(), f"not on the path under {name}")
     return surveys[0], surveys[1], table
 
 
@@ -130,7 +138,7 @@ def run_hypotheses(parallels: list[int], image_mib: int = 32, lab_name: str = "h
     client writes them is left out of that row, its note says so. Returns the judged table
     (analyze.hypotheses.judge) and the link's iperf3 capacity it is judged against (the first lab's).
     """
-    from tqdm.auto import tqdm
+    from .progress import bar as tqdm
 
     from .analyze.hypotheses import SEED_LINK, judge
     from .measure import iperf
@@ -300,7 +308,7 @@ def fix(lab: Lab, v, parallel: int = 5, repeats: int = 3, verify: str = "sha256"
         out_dir: Path | None = None, label: str | None = None, remedies: list[Remedy] | None = None,
         deadline: float = 120, progress: bool = False) -> Fix:
     """Try every remedy for verdict `v` on `lab`; return the trials, the winner and its bundle."""
-    from tqdm.auto import tqdm
+    from .progress import bar as tqdm
     if not 1 <= repeats <= 20:
         raise SettingsError(f"repeats {repeats}: 1..20 (3 or more give a spread)")
     base = lab.settings

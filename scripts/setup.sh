@@ -39,6 +39,14 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
+# JupyterLab in this environment saves widget state with a notebook (03's tuning panel reopens drawn, not as
+# "Error displaying widget: model not found"); an application-level default a person can still change
+overrides="$VENV/share/jupyter/lab/settings/overrides.json"
+if [ ! -f "$overrides" ]; then
+  mkdir -p "$(dirname "$overrides")"
+  printf '{"@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": true}}\n' >"$overrides"
+fi
+
 if [ ! -x "$VENV/bin/docker-proxy" ]; then
   say "extracting docker-proxy from Debian's docker.io package"
   mkdir -p .cache/deb

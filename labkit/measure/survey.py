@@ -1,20 +1,25 @@
 """The per-hop survey: iperf3 on every hop, then pulls at every vantage point, into one tidy table."""
 from __future__ import annotations
 
+import logging
 import platform
 import statistics
 import time
 
 import pandas as pd
-from tqdm.auto import tqdm
+from ..progress import bar as tqdm
 
 from . import iperf
 from .cpu import machine_cpus
+from ..config.settings import LabSettings
 from ..errors import ServiceDown
 from ..lab.lab import Lab
 from ..path import CLIENT
 from ..records import Survey, survey_columns
 from .pull_at import PullRun, pull_at
+
+log = logging.getLogger("labkit.measure")
+
 
 def run_survey(lab: Lab, parallel: int = 5, iperf_seconds: int = 2, pull_deadline: float = 300,
                hops: list[str] | None = None, vantages: list[str] | None = None,
@@ -65,7 +70,12 @@ def run_survey(lab: Lab, parallel: int = 5, iperf_seconds: int = 2, pull_deadlin
         row, cpu_all[f"{name} x{n}"] = summarize_runs(rs)
         rows.append({"kind": "pull", "through": " → ".join(p.path.vantage(name).crosses), **row})
     for st in [s for s in p.path.stages if not s.carries(lab.settings)]:
-        lab.say(f"survey: stage {st.name!r} carries no image under these settings; {st.vantage!r} not pulled")
+        why = ", ".join(f"{k} = {' or '.join(map(str, v))}" for k, v in st.idle_when.items())
+        # a note the reader must see when these settings took the stage off the path (X-Accel-Redirect: uwsgi
+        # sends a header only); routine when it is off by default too (TLS not enabled)
+        level = logging.INFO if not st.carries(LabSettings()) else logging.WARNING
+        log.log(level, f"stage {st.name!r} carries no image under these settings ({why}): {st.vantage!r} is not "
+                       "pulled, and this survey has no row for it")
     table = pd.DataFrame(rows).reindex(columns=survey_columns(p.path))
     meta = {"lab": lab.name, "namespaced": p.namespaced, "image_bytes": lab.image.size,
             "disk_stages": [d.name for d in p.path.disk_stages if d.carries(lab.settings)], "parallel": parallel,

@@ -84,7 +84,7 @@ def trial(lab: Lab, settings: LabSettings, label: str = "", parallel: int = 5, v
 
 
 def _rows(lab, base, combos, parallel, progress, **kw) -> pd.DataFrame:
-    from tqdm.auto import tqdm
+    from ..progress import bar as tqdm
     rows = []
     for values in tqdm(combos, desc="sweep", unit="trial", disable=not progress, leave=False):
         label = ", ".join(f"{k}={v}" for k, v in values.items()) or "base"
@@ -158,7 +158,7 @@ def settings_of(row: pd.Series) -> LabSettings:
 def run_presets(lab: Lab, presets: dict[str, LabSettings], parallels: list[int], progress: bool = True,
                 on_row: Callable[[dict], None] | None = None, **kw) -> pd.DataFrame:
     """Each preset at each parallel count: the before/after table of the seed case."""
-    from tqdm.auto import tqdm
+    from ..progress import bar as tqdm
     rows = []
     for name, s in tqdm(list(presets.items()), desc="presets", disable=not progress, leave=False):
         for n in parallels:

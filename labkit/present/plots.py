@@ -16,20 +16,31 @@ EVENT_STYLE = {"retransmission": ("red", "x"), "zero window": ("black", "square"
                "out of order": ("gray", "circle"), "reset": ("red", "asterisk")}
 
 
-def flow_figures(f: FlowDirection, width: int = 800, max_events: int = 2000):
-    """Time–sequence graph with the window edge, window vs in flight, throughput; events marked."""
+LEGEND_WIDTH = 200      # px a legend beside the plot takes: the figure grows by it, the plot keeps its size
+
+
+def legend_outside(p) -> None:
+    """The figure's legend to the right of the plot, off the data (the figure widened to hold it)."""
+    if p.legend:
+        p.add_layout(p.legend[0], "right")
+        p.width += LEGEND_WIDTH
+
+
+def flow_figures(f: FlowDirection, width: int = 680, max_events: int = 2000, hop: str | None = None):
+    """Time–sequence graph with the window edge, window vs in flight, throughput; events marked. `hop`: the
+    connection's name in the path drawing (the capture point), put first in every title."""
     s = f.series.copy()
     if s.empty:
-        p = figure(title=f"{f.sender} → {f.receiver}: no data", width=width, height=120)
+        p = figure(title=f"{hop + ': ' if hop else ''}{f.sender} → {f.receiver}: no data", width=width, height=120)
         return column(p)
     mb = 1e6
     src = ColumnDataSource({"t": s.t, "seq": s.seq / mb, "ack": s.ack / mb,
                             "edge": s.get("window_edge", s.ack) / mb, "window": s.window / 1e3,
                             "in_flight": s.in_flight / 1e3,
                             "MBps": s.MBps.rolling(10, min_periods=1).mean()})
-    title = f"{f.sender} → {f.receiver}"
-    seq = figure(title=f"time–sequence: {title}", width=width, height=320, x_axis_label="s",
-                 y_axis_label="MB (relative sequence)", tools="xpan,xwheel_zoom,box_zoom,reset,save")
+    title = f"{hop + ': ' if hop else ''}{f.sender} → {f.receiver}"
+    seq = figure(title=f"{title}: bytes sent and acknowledged", width=width, height=320,
+                 x_axis_label="time since the connection opened (s)", y_axis_label="bytes into the transfer (MB)", tools="xpan,xwheel_zoom,box_zoom,reset,save")
     seq.line("t", "seq", source=src, color="navy", legend_label="highest sequence sent")
     seq.line("t", "ack", source=src, color="green", legend_label="acknowledged")
     if f.handshake_seen:
@@ -39,33 +50,38 @@ def flow_figures(f: FlowDirection, width: int = 800, max_events: int = 2000):
         color, marker = EVENT_STYLE.get(kind, ("gray", "circle"))
         y = np.interp(rows.t, s.t, s.ack / mb)
         seq.scatter(rows.t, y, color=color, marker=marker, size=8, legend_label=f"{kind} ({len(rows)})")
-    seq.legend.location = "top_left"
     seq.legend.click_policy = "hide"
-    win = figure(title="receive window vs bytes in flight", width=width, height=220, x_range=seq.x_range,
-                 x_axis_label="s", y_axis_label="kB", tools="xpan,xwheel_zoom,box_zoom,reset,save")
+    win = figure(title=f"{hop or title}: receive window against bytes in flight", width=width, height=220,
+                 x_range=seq.x_range, x_axis_label="time since the connection opened (s)", y_axis_label="kB", tools="xpan,xwheel_zoom,box_zoom,reset,save")
     if f.handshake_seen:
         win.line("t", "window", source=src, color="orange", legend_label="advertised window")
     win.line("t", "in_flight", source=src, color="navy", legend_label="in flight (max per bin)")
-    win.legend.location = "top_left"
-    thr = figure(title="throughput (acknowledged bytes, 10-bin mean)", width=width, height=200,
-                 x_range=seq.x_range, x_axis_label="s", y_axis_label="MB/s", tools="xpan,xwheel_zoom,box_zoom,reset,save")
-    thr.line("t", "MBps", source=src, color="teal")
+    thr = figure(title=f"{hop or title}: throughput (acknowledged bytes, 10-bin mean)", width=width, height=200,
+                 x_range=seq.x_range, x_axis_label="time since the connection opened (s)", y_axis_label="MB/s", tools="xpan,xwheel_zoom,box_zoom,reset,save")
+    thr.line("t", "MBps", source=src, color="teal", legend_label="acknowledged (MB/s)")   # a legend too: frames align
     for p in (seq, win, thr):
+        legend_outside(p)
         p.add_tools(HoverTool(tooltips=[("t", "@t{0.000} s"), ("in flight", "@in_flight{0,0} kB"),
                                         ("window", "@window{0,0} kB"), ("MB/s", "@MBps{0}")]))
     return column(seq, win, thr)
 
 
-def survey_bars(table: pd.DataFrame, title: str = "throughput per hop", width: int = 800):
-    """One bar per iperf3 hop and per pull (single and parallel), in MB/s."""
+def survey_bars(table: pd.DataFrame, title: str = "throughput per hop", width: int = 660):
+    """One bar per iperf3 hop and per pull (one, and several at once), in MB/s; the legend says which is which."""
     t = table.copy()
     t["label"] = np.where(t.kind == "iperf3", "iperf3 " + t.point,
                           "pull " + t.point + np.where(t.parallel > 1, " ×" + t.parallel.astype(str), ""))
-    t["color"] = np.where(t.kind == "iperf3", "#9ecae1", np.where(t.parallel > 1, "#fdae6b", "#e6550d"))
-    src = ColumnDataSource(t[["label", "MBps", "color", "failures"]])
-    p = figure(y_range=list(reversed(t.label.tolist())), width=width, height=40 + 26 * len(t), title=title,
-               x_axis_label="MB/s", tools="save")
-    p.hbar(y="label", right="MBps", height=0.7, color="color", source=src)
+    t["what"] = np.where(t.kind == "iperf3", "iperf3: the hop's TCP rate",
+                         np.where(t.parallel > 1, "pulls at once (all together)", "one pull"))
+    colors = {"iperf3: the hop's TCP rate": "#9ecae1", "one pull": "#e6550d", "pulls at once (all together)": "#fdae6b"}
+    p = figure(y_range=list(reversed(t.label.tolist())), width=width, height=60 + 26 * len(t), title=title,
+               x_axis_label="MB/s (iperf3: bytes of TCP; pulls: bytes of the image, per second)", tools="save")
+    for what, color in colors.items():
+        rows = t[t.what == what]
+        if len(rows):
+            p.hbar(y="label", right="MBps", height=0.7, color=color, legend_label=what,
+                   source=ColumnDataSource({c: rows[c].tolist() for c in ("label", "MBps", "failures")}))
+    legend_outside(p)
     p.add_tools(HoverTool(tooltips=[("", "@label"), ("MB/s", "@MBps{0}"), ("failures", "@failures")]))
     return p
 
@@ -77,13 +93,14 @@ def natural(value) -> tuple:
 
 
 def compare_bars(table: pd.DataFrame, x: str, y: str = "MBps", group: str | None = None,
-                 title: str = "", width: int = 800):
-    """Bars of `y` per `x` (one colour per `group`), for sweeps and before/after tables."""
+                 title: str = "", width: int = 660, y_label: str | None = None, legend_title: str | None = None):
+    """Bars of `y` per `x` (one colour per `group`, the legend beside the plot), for sweeps and before/after
+    tables. `y_label`: the axis in words, with its unit (default: the column's name)."""
     from bokeh.palettes import Category10
     from bokeh.transform import dodge
     groups = sorted(table[group].unique(), key=natural) if group else [None]
     cats = list(dict.fromkeys(table[x].astype(str)))
-    p = figure(x_range=cats, width=width, height=320, title=title, y_axis_label=y, tools="save")
+    p = figure(x_range=cats, width=width, height=340, title=title, y_axis_label=y_label or y, tools="save")
     w = 0.8 / len(groups)
     for i, g in enumerate(groups):
         rows = table if g is None else table[table[group] == g]
@@ -93,6 +110,9 @@ def compare_bars(table: pd.DataFrame, x: str, y: str = "MBps", group: str | None
     p.y_range.start = 0                     # bars are read against zero
     p.xaxis.major_label_orientation = 0.6
     p.legend.click_policy = "hide"
+    if legend_title:
+        p.legend.title = legend_title
+    legend_outside(p)
     return p
 
 
@@ -100,14 +120,17 @@ def trials_bars(trials: pd.DataFrame, title: str = "trials"):
     """Single-pull and N-parallel aggregate MB/s per trial label (sweeps, the tuning panel)."""
     long = trials.melt(id_vars="label", value_vars=["single_MBps", "parallel_MBps"],
                        var_name="measure", value_name="MBps")
-    return compare_bars(long, x="label", y="MBps", group="measure", title=title)
+    long["measure"] = long.measure.map({"single_MBps": "one pull", "parallel_MBps": "pulls at once, all together"})
+    return compare_bars(long, x="label", y="MBps", group="measure", title=title,
+                        y_label="MB/s at the client", legend_title="measured")
 
 
-def preset_bars(trials: pd.DataFrame, title: str = "aggregate MB/s per preset"):
+def preset_bars(trials: pd.DataFrame, title: str = "the client's pulls per setting: MB/s of all pulls together"):
     """Aggregate MB/s per preset, one bar per parallel count (in numeric order)."""
     t = trials.sort_values("parallel", kind="stable")
-    return compare_bars(t.assign(run=t.parallel.map(lambda n: f"{n:>3} parallel")), x="preset",
-                        y="parallel_MBps", group="run", title=title)
+    return compare_bars(t.assign(run=t.parallel.map(lambda n: f"{n} pull{'s' if n > 1 else ''} at once")),
+                        x="preset", y="parallel_MBps", group="run", title=title,
+                        y_label="MB/s, all pulls together", legend_title="pulls at once")
 
 
 def _joins(path) -> list[str]:
@@ -141,7 +164,7 @@ def stage_place(path, stage: str) -> str:
     return next((p.node for p in path.published), path.vantage(st.vantage).server)
 
 
-def path_figure(nodes: list[dict], path, width: int = 960, binds: tuple[str, str] | None = None):
+def path_figure(nodes: list[dict], path, width: int = 900, binds: tuple[str, str] | None = None):
     """The serving path (the lab's `lab.plan.path`) as boxes (node, namespace, address, services, from
     `lab.describe()` or `path_nodes(plan)`) joined by what joins them.
 

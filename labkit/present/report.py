@@ -79,7 +79,7 @@ def trials_headline(trials: pd.DataFrame, before: str | None = None, after: str 
     names = list(dict.fromkeys(trials.preset if "preset" in trials else trials.label))
     key = "preset" if "preset" in trials else "label"
     before, after = before or names[0], after or names[-1]
-    lines = [f"{before} → {after}:"]
+    lines = [f"{before} → {after}, the client's pulls, all together (each ratio: {after} ÷ {before}):"]
     for n, rows in sorted(trials.groupby("parallel"), key=lambda kv: kv[0]):
         a, b = rows[rows[key] == before], rows[rows[key] == after]
         if len(a) and len(b):
@@ -93,7 +93,8 @@ def trials_headline(trials: pd.DataFrame, before: str | None = None, after: str 
 def surveys_headline(before: Survey, after: Survey, names: tuple[str, str] = ("before", "after")) -> str:
     """What the client gets, and what binds, before and after a change of settings."""
     vb, va = verdict(before), verdict(after)
-    rate = (f"the client gets {vb.rate:.0f} → {va.rate:.0f} MB/s" + (f" ({va.rate / vb.rate:.1f}x)" if vb.rate else "")
+    rate = (f"one pull through the whole path, in the per-hop survey: the client gets {vb.rate:.0f} → {va.rate:.0f} MB/s"
+            + (f" ({va.rate / vb.rate:.1f}x: {names[1]} ÷ {names[0]})" if vb.rate else "")
             if vb.rate is not None and va.rate is not None else "")
     return f"{names[0]} → {names[1]}: {rate}\n{names[0]}: {headline(vb)}\n{names[1]}: {headline(va)}"
 
@@ -107,14 +108,26 @@ def probe_section(p) -> Section:
                    [_table(p.table.dropna(axis=1, how="all"))], [receive_figure(p.samples)])
 
 
-def flows_section(flows: list[tuple[str, FlowDirection, FlowVerdict]]) -> Section:
+def flows_table(flows: list[tuple[str, FlowDirection, FlowVerdict]], brief: bool = False) -> pd.DataFrame:
+    """One row per captured connection: its capture point (as the path drawing names the hop), what it carried,
+    its windows and events, and what limits it. `brief`: the columns a notebook's width holds, in words with
+    units (every column stays in each flow's `summary()`)."""
     keep = ("sender", "receiver", "bytes", "seconds", "MBps", "rtt_ms_median", "retransmissions", "zero_windows",
-            "window_full", "median_window", "median_in_flight")           # the rest is in the figures below
-    summary = pd.DataFrame([{"capture point": p, **{k: v for k, v in f.summary().items() if k in keep},
-                             "verdict": v.kind} for p, f, v in flows])
+            "window_full", "median_window", "median_in_flight")           # the rest is in the figures
+    rows = pd.DataFrame([{"capture point": p, **{k: v for k, v in f.summary().items() if k in keep},
+                          "verdict": v.kind} for p, f, v in flows])
+    if not brief:
+        return rows
+    return pd.DataFrame({"capture point": rows["capture point"], "MB/s": rows.MBps.round(0),
+                         "RTT median (ms)": rows.rtt_ms_median.round(3), "retransmissions": rows.retransmissions,
+                         "zero windows": rows.zero_windows, "window median (kB)": (rows.median_window / 1e3).round(0),
+                         "in flight median (kB)": (rows.median_in_flight / 1e3).round(0), "verdict": rows.verdict})
+
+
+def flows_section(flows: list[tuple[str, FlowDirection, FlowVerdict]]) -> Section:
     text = "\n\n".join(f"[{p}] {v}" for p, f, v in flows)
     return Section("TCP windows of one pull, per hop", "Headers-only capture of one pull at each hop it crosses.",
-                   text, [_table(summary)], [flow_figures(f) for _, f, _ in flows])
+                   text, [_table(flows_table(flows))], [flow_figures(f, hop=p) for p, f, _ in flows])
 
 
 def trials_section(trials: pd.DataFrame, heading: str = "Settings compared") -> Section:

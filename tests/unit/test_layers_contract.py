@@ -11,10 +11,11 @@ from pathlib import Path
 import labkit
 
 ROOT = Path(labkit.__file__).parent
-BASE = {"errors", "in_netns"}                       # no labkit imports of their own beyond errors
+BASE = {"errors", "in_netns", "progress"}           # no labkit imports of their own beyond errors
 ALLOWED = {
     "errors": set(),
     "in_netns": {"errors"},
+    "progress": set(),                              # progress bars: tqdm, or one HTML line in a notebook
     "config": {"errors"},                           # typed settings, presets, templates: pure
     "path": {"config", "errors"},                   # the declared path (its stages name settings)
     "records": {"path", "config", "errors"},        # what crosses layers: pull results, surveys, runs

@@ -23,7 +23,8 @@ def test_parallel_counts_sort_as_numbers():
 
 def test_headline_says_before_and_after_per_parallel_count():
     h = trials_headline(trials())
-    assert h.splitlines() == ["sregistry-2018-10 → recommended:", "1 pull at once: 195 → 686 MB/s (3.5x)",
+    assert h.splitlines() == ["sregistry-2018-10 → recommended, the client's pulls, all together "
+                              "(each ratio: recommended ÷ sregistry-2018-10):", "1 pull at once: 195 → 686 MB/s (3.5x)",
                               "5 pulls at once: 230 → 720 MB/s (3.1x)",
                               "40 pulls at once: 240 → 717 MB/s (3.0x), failed pulls 23 → 0"]
 

@@ -1,0 +1,100 @@
+"""What a notebook shows: figures with a sentence where they cannot draw, words headline first, messages by
+weight, progress as HTML, figures labelled in words, and nbval's messages rebuilt into a notebook's outputs."""
+import logging
+
+import pandas as pd
+from bokeh.plotting import figure
+
+from labkit.present import notebook, plots
+from labkit.progress import HtmlBar
+from tests.executed import WIDGET_STATE, Recorder, NOTEBOOKS
+
+
+def test_words_render_headline_first_as_a_list_that_wraps():
+    out = notebook.text_html("nginx binds; try X.\n  the summary\n  - evidence <a>\n    deeper")
+    assert out.index('class="lk-headline"') < out.index("<li")
+    assert "nginx binds; try X." in out and "evidence &lt;a&gt;" in out and "white-space:normal" in out
+    assert out.count("<li") == 3 and "margin-left:1.5em" in out
+
+
+def test_a_figure_says_in_words_where_it_cannot_draw(monkeypatch):
+    shown = []
+    monkeypatch.setattr(notebook, "display", lambda *a, **kw: shown.append(a[0]))
+    notebook.show(figure(title="t"))
+    html, js = shown[0].data, shown[1]["application/javascript"]
+    assert 'class="lk-figure"' in html and notebook.NOT_RUN.split("(")[0].strip() in html
+    assert "root.Bokeh !== undefined" in js and notebook.NOT_LOADED in js and "embed_document" in js
+
+
+def test_routine_messages_are_one_status_line_and_warnings_a_note(monkeypatch):
+    shown = []
+
+    class Handle:
+        def update(self, obj):
+            shown.append(("update", obj.data))
+    monkeypatch.setattr(notebook, "display", lambda obj, **kw: shown.append(("new", obj.data)) or Handle())
+    h = notebook.NotebookLog()
+    log = logging.getLogger("labkit.test-notebook")
+    log.addHandler(h)
+    log.propagate = False
+    try:
+        log.info("lab 'x' is up")
+        log.info("deleted namespace y")
+        log.warning("stage 'uwsgi' carries no image: not pulled")
+    finally:
+        log.removeHandler(h)
+    assert [k for k, _ in shown] == ["new", "update", "new"]
+    assert "deleted namespace y (2 messages)" in shown[1][1] and 'class="lk-status"' in shown[1][1]
+    assert 'class="lk-note"' in shown[2][1] and "not pulled" in shown[2][1]
+
+
+def test_progress_in_a_notebook_is_html_that_ends_with_how_long_it_took(monkeypatch):
+    shown = []
+
+    class Handle:
+        def update(self, obj):
+            shown.append(obj.data)
+    import IPython.display
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append(obj.data) or Handle())
+    with HtmlBar(total=3, desc="survey", unit="step", leave=False) as bar:
+        bar.update(3)
+    assert "<progress" in shown[0] and "survey: 0/3" in shown[0]
+    assert "survey: 3 steps in" in shown[-1] and "<progress" not in shown[-1]
+
+
+def test_figures_say_what_they_compare_in_words():
+    t = pd.DataFrame({"kind": ["iperf3", "pull", "pull"], "point": ["a→b", "node", "node"], "parallel": [1, 1, 5],
+                      "MBps": [900.0, 300.0, 500.0], "failures": [0, 0, 0]})
+    p = plots.survey_bars(t)
+    assert [i.label["value"] for i in p.legend[0].items] == ["iperf3: the hop's TCP rate", "one pull",
+                                                              "pulls at once (all together)"]
+    assert p.legend[0] in p.right and "MB/s" in p.xaxis[0].axis_label
+    trials = pd.DataFrame({"preset": ["a", "a"], "parallel": [5, 1], "parallel_MBps": [1.0, 2.0]})
+    b = plots.preset_bars(trials)
+    assert b.yaxis[0].axis_label == "MB/s, all pulls together"
+    assert [i.label["value"] for i in b.legend[0].items] == ["1 pull at once", "5 pulls at once"]
+
+
+def test_nbvals_messages_become_the_outputs_a_frontend_keeps():
+    rec = Recorder(NOTEBOOKS / "00-start-here.ipynb")
+    code = next(i for i, c in enumerate(rec.nb.cells) if c.cell_type == "code")
+
+    def msg(kind, **content):
+        return {"msg_type": kind, "content": content, "header": {"msg_type": kind}, "parent_header": {},
+                "metadata": {}}
+    rec.cell_messages(code, [
+        msg("display_data", data={"text/html": "<progress>0/3"}, metadata={}, transient={"display_id": "p"}),
+        msg("stream", name="stdout", text="a "), msg("stream", name="stdout", text="b\n"),
+        msg("update_display_data", data={"text/html": "survey: 3 steps"}, metadata={}, transient={"display_id": "p"}),
+        msg("comm_open", comm_id="w1", target_name="jupyter.widget",
+            data={"state": {"_model_name": "ButtonModel", "_model_module": "@jupyter-widgets/controls",
+                            "_model_module_version": "2.0.0", "description": "go"}}),
+        msg("comm_msg", comm_id="w1", data={"method": "update", "state": {"description": "apply"}}),
+        msg("comm_open", comm_id="w2", target_name="jupyter.widget", data={"state": {"_model_name": "FloatProgressModel"}}),
+        msg("comm_close", comm_id="w2"),
+    ])
+    outs = rec.nb.cells[code].outputs
+    assert [o.output_type for o in outs] == ["display_data", "stream"]
+    assert outs[0].data["text/html"] == "survey: 3 steps" and outs[1].text == "a b\n"
+    state = rec.notebook().metadata.widgets[WIDGET_STATE]["state"]
+    assert list(state) == ["w1", "w2"] and state["w1"]["state"]["description"] == "apply"   # closed: as it was
