@@ -175,7 +175,10 @@ def path_view(table: pd.DataFrame, path: ServingPath, detail: pd.DataFrame | Non
         if CLIENT in st.programs and "client_cpu" in row and _num(row["client_cpu"]) is not None:
             views[-1].cpu.setdefault(CLIENT, _num(row["client_cpu"]) / 100)
             views[-1].cpu_text.setdefault(CLIENT, f"the client at {_num(row['client_cpu']):.0f}% of a core")
-    notes = [f"{s.name} carries no image under these settings ({', '.join(s.idle_when)}): left out" for s in idle]
+    from ..config.settings import LabSettings
+    # a stage these settings took off the path is worth a note; one off by default (TLS not enabled) is not
+    notes = [f"{s.name} carries no image under these settings ({', '.join(s.idle_when)}): left out" for s in idle
+             if s.carries(LabSettings())]
     return PathView(path, views, idle, hops, judged, dict((meta or {}).get("down") or {}), notes, table,
                     path.flows(settings) if settings is not None else {}, detail)
 
