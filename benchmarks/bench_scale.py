@@ -24,7 +24,7 @@ from labkit.lab.lab import Lab
 from labkit.measure.survey import run_survey
 
 MiB = 2**20
-BASE = preset("sregistry-2018-10-https").changed(nginx={"worker_processes": 2}, publish={"mode": "dnat"})
+BASE = preset("sregistry-2018-10-https").changed(nginx={"worker_processes": 2})   # Docker's defaults: the client DNATed
 K10 = {"model": "opteron-6174"}
 SETUPS = {  # name: (settings, the client's CPUs, cores there, model, with the client)
     "host 1 core": (BASE.changed(cpu={"nginx_cpuset": "0", "uwsgi_cpuset": "0"}), {1}, 1, "host", False),
