@@ -213,7 +213,7 @@ def cmd_hypotheses(a) -> int:
     """The hypotheses table at the seed's sizes, recorded with its wall time (one command for the full run)."""
     import json
     from .workflows import record_hypotheses
-    csv = record_hypotheses(a.image_mib, tuple(a.parallel), Path(a.out), a.name)
+    csv = record_hypotheses(a.image_mib, tuple(a.parallel), Path(a.out), a.name, deadline=a.deadline)
     meta = json.loads(csv.with_suffix(".json").read_text())
     import pandas as pd
     t = pd.read_csv(csv)
@@ -549,6 +549,8 @@ def sweep(**o) -> int:
               help="pull counts (repeatable; the seed's 1, 5, 40)")
 @click.option("--out", default=str(DATA / "recorded"), show_default=True,
               help="directory for hypotheses-<size>MiB.csv and .json")
+@click.option("--deadline", type=click.FloatRange(10, 3600), default=900, show_default=True,
+              help="seconds each pull may run; a pull still running then is a timeout, its bytes counted")
 def hypotheses(**o) -> int:
     return _call("cmd_hypotheses", **o)
 

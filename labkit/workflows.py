@@ -271,6 +271,7 @@ def record_hypotheses(image_mib: int = 1536, parallels: tuple[int, ...] = (1, 5,
     judged.to_csv(csv, index=False)
     csv.with_suffix(".json").write_text(json.dumps({
         "image_mib": image_mib, "parallels": list(parallels), "link_capacity_MBps": round(capacity, 1),
+        "deadline_s": kw.get("deadline", 900),
         "wall_s": round(wall, 1), "host": platform.node(), "kernel": platform.release(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"), "fits_all": judged.loc[judged.fits_all, "hypothesis"].tolist()},
         indent=1) + "\n")
