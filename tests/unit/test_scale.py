@@ -55,3 +55,19 @@ def test_the_machine_view_is_what_dstat_would_show_on_the_operators_vcpus():
     v = machine_view(row, PATH, ratio=2.5, vcpus=8)
     assert v["nginx_pct_of_a_core"] == pytest.approx(96.0) and v["uwsgi_pct_of_a_core"] == pytest.approx(1.6)
     assert v["machine_pct"] == pytest.approx((96.0 + 1.6) / 8, abs=0.1)           # 12%: "almost nothing"
+
+
+def test_n_pulls_as_nginx_placed_them_and_the_placement_read_run_by_run():
+    s = survey(workers=2, model="host", ratio=1.0)
+    assert scale(s, cores=2, model="host", pulls=2).many_MBps == pytest.approx(min(2e3 / 0.5, 2e3 / 0.55), abs=0.1)
+    one = scale(s, cores=2, model="host", pulls=2, placed={"nginx": 1})
+    assert one.many_MBps == pytest.approx(1e3 / 0.5) and one.many_by.startswith("nginx's CPU (1 core(s)")
+    assert scale(s, cores=2, model="host", pulls=2, placed={"nginx": 5}).many_MBps == pytest.approx(2e3 / 0.55, abs=0.1)
+    cpu = lambda run, name, busiest, total: {"source": "cpu", "point": "full path", "parallel": 2, "run": run,
+                                             "name": name, "cpu_max_proc": busiest, "cpu_total": total}
+    detail = pd.DataFrame([cpu(0, "nginx", 98.0, 101.0), cpu(0, "uwsgi", 5.0, 9.0),     # both on one worker
+                           cpu(1, "nginx", 60.0, 118.0),                                 # one each
+                           cpu(2, "nginx", 0.0, 0.0),                                    # nothing measured: no answer
+                           {**cpu(1, "nginx", 90.0, 90.0), "parallel": 1}])              # another pull count
+    from labkit.analyze.scale import placed
+    assert placed(detail, "nginx", "full path", 2).to_dict() == {0: 1, 1: 2}
