@@ -106,14 +106,10 @@ def tls_remedies(settings) -> tuple[Remedy, ...]:
     if settings is None or not settings.tls.enabled:
         return ()
     out = []
-    for f in FIXES:
-        if f.helps.startswith("neither"):
-            continue
+    for f in (f for f in FIXES if f.speeds_up):
         new = f.apply(settings)
-        sets = tuple(f"{g}.{k}={as_text(v)}" for g, fields in f.changes.items()
-                     for k in (fields if "ciphers_first" not in fields else {"ciphers": None})
-                     if getattr(getattr(settings, g), k) != getattr(getattr(new, g), k)
-                     for v in [getattr(getattr(new, g), k)])
+        sets = tuple(f"{g}.{k}={as_text(v)}" for g in f.changes for k in type(getattr(new, g)).model_fields
+                     if getattr(getattr(settings, g), k) != (v := getattr(getattr(new, g), k)))
         if sets:
             out.append(Remedy(f.name, sets, f"TLS at nginx binds on this CPU; {f.helps}: {f.clients}"))
     return tuple(out)

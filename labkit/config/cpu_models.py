@@ -34,6 +34,8 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass, field
 
+from .sslconf import conf_commands
+
 # --- CPUID feature bits as OpenSSL's capability vector holds them -----------------------------------
 # openssl-3.0.13 doc/man3/OPENSSL_ia32cap.pod, crypto/cpuid.c, crypto/x86_64cpuid.pl: word 0 is CPUID.1
 # EDX (bits 0-31) and ECX (bits 32-63; bit 32+11 = AMD XOP from 0x80000001 ECX); after ':' word 1 is
@@ -185,7 +187,6 @@ def negotiated(tls, client_suites: list[str] | None = None) -> str:
     the server's order if prefer_server_ciphers, else the client's."""
     client = client_suites or [c["name"] for c in ssl.create_default_context().get_ciphers()]
     if "TLSv1.3" in tls.protocols.split():
-        from .settings import conf_commands
         own = dict(conf_commands(tls.conf_command)).get("Ciphersuites")
         server13 = own.split(":") if own else list(TLS13_DEFAULT)
         offered13 = [c for c in client if c.startswith("TLS_")] or list(TLS13_DEFAULT)

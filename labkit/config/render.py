@@ -8,7 +8,8 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from .modes import ACCEL_PREFIX, SERVE_MODES
-from .settings import LabSettings, conf_commands
+from .settings import LabSettings
+from .sslconf import conf_commands
 
 
 @dataclass(frozen=True)

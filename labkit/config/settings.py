@@ -16,6 +16,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter,
 from pydantic_core import PydanticCustomError
 
 from .modes import SERVE_MODES
+from .sslconf import conf_commands
 
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmg]?)\s*$", re.I)
@@ -407,10 +408,6 @@ class StorageSettings(_Model):
 
 
 TLS_PROTOCOLS = ("SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")   # nginx's ssl_protocols words
-# SSL_CONF_cmd's configuration-file names nginx's ssl_conf_command passes to OpenSSL
-# (openssl/openssl openssl-3.0.13 85cf92f5, doc/man3/SSL_CONF_cmd.pod); files and keys stay out
-CONF_COMMANDS = ("CipherString", "Ciphersuites", "Options", "Groups", "Curves", "MinProtocol", "MaxProtocol",
-                 "SignatureAlgorithms", "RecordPadding", "Protocol")
 _TIME_RE = re.compile(r"^\d+[smhd]?$")
 _CACHE_RE = re.compile(r"^(off|none|builtin(:\d+)?|shared:[A-Za-z0-9_]+:\d+[km]?)$")
 
@@ -444,18 +441,6 @@ def _ciphers(v: str) -> str:
     except ssl.SSLError:
         raise ValueError(f"{v!r}: OpenSSL ({ssl.OPENSSL_VERSION}) finds no cipher in this list") from None
     return v
-
-
-def conf_commands(v: str) -> list[tuple[str, str]]:
-    """'Options PrioritizeChaCha; Groups X25519' -> [(name, value), ...]; ValueError naming a bad one."""
-    out = []
-    for part in filter(None, (p.strip() for p in v.split(";"))):
-        name, _, value = part.partition(" ")
-        if name not in CONF_COMMANDS or not value.strip() or any(c in value for c in "{}\"'"):
-            raise ValueError(f"{part!r}: write 'Name value' with Name one of {', '.join(CONF_COMMANDS)}, "
-                             "commands separated by ';'")
-        out.append((name, value.strip()))
-    return out
 
 
 def _conf_command(v: str) -> str:

@@ -20,6 +20,7 @@ class Fix:
     changes: dict[str, dict]      # settings group -> fields (LabSettings.changed)
     helps: str                    # one pull, N pulls, or neither
     clients: str                  # which clients can use it
+    speeds_up: bool = True        # False: measured for the record, never offered as a throughput fix
 
     def apply(self, s: LabSettings) -> LabSettings:
         groups = {g: dict(v) for g, v in self.changes.items()}
@@ -44,5 +45,6 @@ FIXES = (
     Fix("more nginx workers", {"nginx": {"worker_processes": "auto"}}, "N pulls, not one (one connection = one worker)",
         "every client"),
     Fix("ssl_buffer_size 4k", {"tls": {"buffer_size": "4k"}}, "neither for throughput: 16k (nginx's default) is "
-        "already the largest TLS record; smaller records only bring the first byte sooner", "every client"),
+        "already the largest TLS record; smaller records only bring the first byte sooner", "every client",
+        speeds_up=False),
 )

@@ -6,7 +6,8 @@ import pytest
 
 from labkit.config.presets import PRESETS
 from labkit.config.render import lab_nginx_paths, render_nginx_server
-from labkit.config.settings import LabSettings, SettingsError, conf_commands, parse_settings
+from labkit.config.settings import LabSettings, SettingsError, parse_settings
+from labkit.config.sslconf import conf_commands
 from labkit.errors import TlsSetupError, TlsVerifyError
 from labkit.lab import tls
 from labkit.measure.clients import client_argv, client_env
