@@ -306,7 +306,7 @@ def cmd_probe(a) -> int:
     from .workflows import run_probe
     from .present.report import probe_section, write_report
     p = run_probe(a.url, a.image, parallel=a.parallel, iperf3=a.iperf3, capture=a.capture, ns=a.ns,
-                  deadline=a.deadline, iperf_seconds=a.iperf_seconds, capture_dir=DATA / "captures",
+                  deadline=a.deadline, timeout=a.timeout, iperf_seconds=a.iperf_seconds, capture_dir=DATA / "captures",
                   cacert=a.cacert, insecure=a.insecure, follow_hosts=a.follow_hosts)
     if a.insecure:
         print(f"{'!' * 100}\n{INSECURE}\n{'!' * 100}")
@@ -523,6 +523,8 @@ def report(**o) -> int:
               help="fetch an image URL or follow a redirect that names another host (default: the given host only)")
 @click.option("--deadline", type=click.FloatRange(1, MAX_PROBE_DEADLINE), default=300, show_default=True,
               help="seconds each pull may take")
+@click.option("--timeout", type=click.FloatRange(0.5, 600), default=30, show_default=True,
+              help="seconds to wait for a connection, or for the next bytes of a response, before giving up")
 @click.option("--report", metavar="FILE", help="also write an HTML report section")
 def probe(**o) -> int:
     return _call("cmd_probe", **o)
