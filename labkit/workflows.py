@@ -164,7 +164,7 @@ def run_hypotheses(parallels: list[int], image_mib: int = 32, lab_name: str = "h
 
 
 def _hypothesis_row(lab: Lab, h, seed_link: list[str], parallels: list[int], deadline: float) -> dict:
-    from .analyze.scale import machine_view
+    from .analyze.scale import machine_view, predict
     from .errors import LabError
     from .measure.clients import check_room
     lab.apply(h.settings(*seed_link))
@@ -178,15 +178,20 @@ def _hypothesis_row(lab: Lab, h, seed_link: list[str], parallels: list[int], dea
                 continue
         runs.append(pull_at(lab, parallel=n, verify="length", deadline=deadline))
     one, top = runs[0], runs[-1]
+    ratio = lab.core.emu.ratio if lab.core.emu else 1.0
     disk = [r.row().get("disk_read_MB") for r in runs]
+    seed_many = {}
+    if h.many_base and top.parallel > 1:
+        v, by = predict(top.row(), lab.plan.path, ratio, h.many_settings().model_dump(mode="json"),
+                        top.parallel, SEED_VCPUS)
+        seed_many = {"top_seed_MBps": v, "top_seed_by": f"{by}, predicted on {SEED_VCPUS} vCPUs under {h.many_base}"}
     return {"hypothesis": h.name, "explains": h.explains, "image_mib": lab.image.size // 2**20,
             "min_image_mib": h.min_image_mib, "single_MBps": round(one.mbps, 1),
             "single_cpu": one.busiest_cpu, "busiest": one.busiest,
             # dstat's whole-machine view on the seed's 8 vCPUs (labkit.analyze.scale.machine_view)
-            "single_machine_pct": machine_view(one.row(), lab.plan.path,
-                                               lab.core.emu.ratio if lab.core.emu else 1.0, 8)["machine_pct"],
+            "single_machine_pct": machine_view(one.row(), lab.plan.path, ratio, SEED_VCPUS)["machine_pct"],
             **{f"x{r.parallel}_MBps": round(r.mbps, 1) for r in runs[1:]},
-            "top_MBps": round(top.mbps, 1), "top_parallel": top.parallel,
+            "top_MBps": round(top.mbps, 1), "top_parallel": top.parallel, **seed_many,
             "failures": sum(r.failures for r in runs),
             "disk_read_MB": float("nan") if any(d is None for d in disk) else round(sum(disk), 1),
             "client_write_MB": round(sum(r.row().get("client_write_MB") or 0 for r in runs), 1),

@@ -32,12 +32,22 @@ class Hypothesis:
     fix: str
     base: str = "sregistry-2018-10"
     min_mib: int = 1               # a floor the settings cannot tell (an emulated core needs CFS periods)
+    # the preset in force when the seed's many-pull number was measured, where it differs from `base` and
+    # the server's CPU binds: the lab's 2 cores cannot show 8 vCPUs adding up, so its N pulls' cost per
+    # byte is carried there (labkit.analyze.scale.predict) under these settings
+    many_base: str = ""
 
     def settings(self, *extra: str):
         """The lab's settings that make it real: its base preset, its overrides, then `extra` (the seed's link)."""
         from ..config.overrides import apply_overrides
         from ..config.presets import preset
         return apply_overrides(preset(self.base), [*self.overrides, *extra])
+
+    def many_settings(self):
+        """The settings its many-pull observation is held against: `many_base` with its overrides (or its own)."""
+        from ..config.overrides import apply_overrides
+        from ..config.presets import preset
+        return apply_overrides(preset(self.many_base), list(self.overrides)) if self.many_base else self.settings()
 
     @property
     def min_image_mib(self) -> int:
@@ -110,17 +120,24 @@ HYPOTHESES = (
                "table code (no AES-NI on an Opteron 6174): one pull = one worker = one slow core",
                ("cpu.model=opteron-6174",), "AES-128-GCM first in ssl_ciphers, or plain http on the cluster "
                "network; worker_processes auto for many pulls (benchmarks/bench_tls.py measures each)",
-               base="sregistry-2018-10-https", min_mib=32),
+               base="sregistry-2018-10-https", min_mib=32, many_base="seed-poster-https"),
 )
 
 IDLE_MACHINE_PCT = 20      # "almost nothing": under 20% of the machine's CPU (fewer than two of its 8 vCPUs busy)
 CHECKS = {
     "one_pull_far_below_the_link": lambda r, cap: r.single_MBps <= 0.2 * cap,
-    "many_pulls_add_up": lambda r, cap: r.top_MBps >= 4 * r.single_MBps,
+    # measured, or carried to the seed's 8 vCPUs under the settings then in force where the server's CPU binds
+    "many_pulls_add_up": lambda r, cap: many_MBps(r) >= 4 * r.single_MBps,
     # the seed's "almost nothing" is dstat's whole machine (8 vCPUs): one busy vCPU shows as 12.5%, two as 25%
     "server_idle_for_one_pull": lambda r, cap: r.single_machine_pct < IDLE_MACHINE_PCT,
     "no_disk_activity": lambda r, cap: None if pd.isna(r.disk_read_MB) else r.disk_read_MB <= 0.1 * r.served_MB,
 }
+
+
+def many_MBps(r) -> float:
+    """A row's many-pull aggregate as judged: its prediction on the seed's machine where it has one, else measured."""
+    seed = getattr(r, "top_seed_MBps", float("nan"))
+    return r.top_MBps if seed is None or pd.isna(seed) else seed
 
 
 def _truth(v):
@@ -136,8 +153,10 @@ def judge(rows: pd.DataFrame, capacity_MBps: float) -> pd.DataFrame:
     """Per hypothesis: each check of the seed's observations met or not, and whether all are.
 
     `rows`: one per hypothesis with name, single_MBps, single_machine_pct (the whole machine's CPU
-    during one pull as dstat on the seed's 8 vCPUs shows it: labkit.analyze.scale.machine_view), top_MBps (aggregate at the highest parallel count), disk_read_MB and
-    served_MB (over its pulls), failures.
+    during one pull as dstat on the seed's 8 vCPUs shows it: labkit.analyze.scale.machine_view),
+    top_MBps (aggregate at the highest parallel count), top_seed_MBps (where a hypothesis has
+    `many_base`: that count predicted on the seed's 8 vCPUs; judged instead of top_MBps), disk_read_MB
+    and served_MB (over its pulls), failures.
     """
     out = rows.copy()
     for check, test in CHECKS.items():     # True / False, or None where the lab did not measure it

@@ -69,10 +69,23 @@ def machine_view(row, path, ratio: float = 1.0, vcpus: int = 8) -> dict[str, flo
     `vcpus` busy (the seed's "CPU almost nothing" is this), and each server program's % of one core, from
     the row's CPU-seconds per GB times `ratio` (the lab's emulation of that machine's core, lab.core.emu);
     `path`: the path the row was measured on (its programs)."""
-    costs = {p: c * ratio for p, c in cost.servers(cost.from_row(row, path)).items()}
+    costs = _there(row, path, ratio)
     MBps = float(row["MBps"])
     return {"machine_pct": machine_cpu(costs, MBps, vcpus),
             **{f"{p}_pct_of_a_core": round(100 * c * MBps / 1e3, 1) for p, c in costs.items()}}
+
+
+def _there(row, path, ratio: float) -> dict[str, float]:
+    """A pull row's server programs' CPU-seconds per GB on the emulated CPU (times `ratio`)."""
+    return {p: c * ratio for p, c in cost.servers(cost.from_row(row, path)).items()}
+
+
+def predict(row, path, ratio: float, settings: dict, pulls: int, cores: int) -> tuple[float, str]:
+    """`pulls` pulls' ceiling (MB/s, what sets it) on `cores` cores of the CPU the lab emulated at `ratio`,
+    under `settings` (as a dict: its worker counts), from a pull row's costs per byte: the lab's 2 cores
+    carried to the operator's machine, the connections spread over the workers."""
+    v, by, _ = ceiling({p: c for p, c in _there(row, path, ratio).items() if c > 0}, settings, pulls, cores)
+    return v, by
 
 
 def parallelism(program: str, settings: dict, pulls: int, cores: int, placed: dict[str, float] | None = None) -> float:

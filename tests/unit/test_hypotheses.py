@@ -41,3 +41,28 @@ def test_every_hypothesis_is_valid_settings_and_says_its_fix():
         apply_overrides(preset(h.base), [*h.overrides, "links.wan=6gbit"])
         assert h.fix and h.explains
     assert set(observations()["checks"]) == set(CHECKS)
+
+
+def test_many_pulls_are_judged_on_the_seed_machines_prediction_where_a_hypothesis_has_one():
+    """A server CPU-bound on the lab's 2 cores cannot add up to the seed's 8 vCPUs: its carried prediction is judged."""
+    rows = pd.DataFrame([{**row("tls, predicted", 32, 12.6, 34, 0), "top_seed_MBps": 212.0},
+                         {**row("tls, predicted short", 32, 12.6, 34, 0), "top_seed_MBps": 64.0},
+                         {**row("measured only", 32, 12.6, 34, 0), "top_seed_MBps": math.nan}])
+    j = judge(rows, capacity_MBps=716).set_index("hypothesis")
+    assert j.many_pulls_add_up.to_dict() == {"tls, predicted": True, "tls, predicted short": False,
+                                             "measured only": False}
+    tls = next(h for h in HYPOTHESES if h.many_base)
+    poster = tls.many_settings()
+    assert poster.nginx.worker_processes == 32 and poster.cpu.model == "opteron-6174" and poster.tls.enabled
+
+
+def test_the_carried_prediction_is_the_cost_model_on_the_seeds_workers():
+    from labkit.analyze.scale import predict
+    from labkit.path import PATH
+    r = {"MBps": 30.0, "cpu_s_per_GB_nginx": 14.0, "cpu_s_per_GB_uwsgi": 0.2, "cpu_s_per_GB_docker_proxy": 0.0,
+         "cpu_s_per_GB_client": 1.5, "cpu_s_per_GB_softirq": 1.6}
+    poster = preset("seed-poster-https").model_dump(mode="json")
+    v, by = predict(r, PATH, 2.38, poster, 40, 8)
+    assert v == round(8e3 / (2.38 * 14.2), 1) and by.startswith("the machine's 8 core(s)")
+    one_worker = preset("sregistry-2018-10-https").model_dump(mode="json")
+    assert predict(r, PATH, 2.38, one_worker, 40, 8)[0] == round(1e3 / (2.38 * 14.0), 1)
