@@ -46,6 +46,20 @@ class Case:
         return f"{where}: {' or '.join((self.cause, *self.also))}" + (f"; next {self.next}" if self.next else "")
 
     def judge(self, v: Verdict) -> bool:
+        """Right when the verdict names the truth, or gives it as the second answer its runs' spread allows."""
+        return bool(self.answered(v))
+
+    def answered(self, v: Verdict) -> str:
+        """'first' when the verdict names the truth, 'second' when the truth is its stated alternative, else ''."""
+        if self._names(v):
+            return "first"
+        alt = v.alternative
+        if alt is not None and self.stage is not None and not self.at_capacity:
+            if alt.hop in (self.stage, *self.also_stages) and alt.cause in (self.cause, *self.also):
+                return "second"
+        return ""
+
+    def _names(self, v: Verdict) -> bool:
         causes = (self.cause, *self.also)
         if self.stage is None:     # nothing in the server binds: at capacity, or the last hop (link or client)
             return v.cause in causes and (v.at_capacity or v.hop == self.client_stage)
@@ -138,8 +152,10 @@ def run_case(lab, case: Case, save_dir=None, **survey_kw) -> dict:
     named = ("at capacity " + v.capacity_hop if v.at_capacity else v.hop) + f": {v.cause}"
     if v.next:
         named += f"; next {v.next.hop} ({v.next.cause})"
+    if v.alternative:
+        named += f"; or {v.alternative.hop}: {v.alternative.cause}"
     key = next((e for e in v.evidence[1:] if any(ch.isdigit() for ch in e)), v.summary)
-    return {**row, "named": named, "evidence": key, "seconds": round(seconds, 1), "ok": case.judge(v),
+    return {**row, "named": named, "evidence": key, "seconds": round(seconds, 1), "ok": case.judge(v), "answer": case.answered(v),
             "summary": v.summary, "verdict": v, "survey": survey}
 
 

@@ -29,6 +29,8 @@ from .noise import FLOOR, Rate
 
 SATURATED = 0.85     # the programs' CPU time plus their run-queue waits, as a share of all cores, that fills the machine:
                      # on 2 cores the scheduler already makes them wait on each other there
+WAITED = 25.0        # % of one core the path's programs together waited for a CPU: with the whole machine busy past
+                     # SATURATED (their kernel work, softirq, and anything else running), they could not get one
 
 
 def cpu_seconds_per_gb(program: str, cpu_seconds: float, nbytes: float, path: ServingPath) -> float:
@@ -87,8 +89,24 @@ class SharedCpu:
     machine_busy: float | None = None          # the whole machine, % of one core (other work included)
 
     @property
+    def waited(self) -> float:
+        """% of one core the path's programs together waited for a CPU (median run)."""
+        return max(0.0, self.demand.median - self.ran)
+
+    @property
     def saturated(self) -> bool:
-        return self.demand.median >= SATURATED * 100 * self.cpus
+        """The programs wanted most of the cores; or the whole machine was that busy (their softirq and
+        kernel work count there, not in their own time) while they waited for a CPU."""
+        full = SATURATED * 100 * self.cpus
+        return self.demand.median >= full or (self.machine_busy is not None and self.machine_busy >= full
+                                              and self.waited >= WAITED)
+
+    def full_text(self) -> str:
+        """Why the machine counts as full, in a few words."""
+        if self.demand.median >= SATURATED * 100 * self.cpus or self.machine_busy is None:
+            return f"the path's programs wanted {self.demand.median:.0f}% of the {self.cpus} CPUs' {100 * self.cpus}%"
+        return (f"the machine was {self.machine_busy:.0f}% busy of its {100 * self.cpus}% while the path's programs "
+                f"waited for a CPU {self.waited:.0f}% of a core")
 
     @property
     def server(self) -> list[ProgramCpu]:

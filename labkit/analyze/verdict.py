@@ -250,7 +250,7 @@ def _machine_finding(view: PathView, sh: SharedCpu, stage_reading: Finding) -> t
         together = "the CPU per byte of the server's programs together"
         ev.append(f"the client needs {ratio_text(cr, together)}"
                   + (": the lab's own limit, since a real client runs on its own node" if sh.client_limit else ""))
-    lead = f"the path's programs wanted {sh.demand.median:.0f}% of the {sh.cpus} CPUs' {100 * sh.cpus}%"
+    lead = sh.full_text()
     if sh.client_limit or top is None:
         how = "about as much CPU per byte as" if sh.client_close else "more CPU per byte than"
         f = Finding(_stage_of(view, CLIENT), "client", f"{lead}; the client needs {how} the server's programs "

@@ -276,3 +276,26 @@ def test_a_client_whose_dirty_pages_absorb_part_of_the_pull_is_still_the_client(
     v = verdict(fixture("slow-client-dirty-pages"))
     assert (v.hop, v.cause) == ("full path", "client")
     assert any("of the pull's bytes reached the device while it ran" in e for e in v.evidence)
+
+
+def test_a_machine_busy_with_the_paths_kernel_work_while_its_programs_wait_is_full():
+    """Unshaped seed-poster-https (TLS on this CPU): nginx, the client and their softirq keep the whole machine
+    190% busy while the programs' own demand stays under 170%; they waited for a CPU 49% of a core. The stage
+    rules alone named tls: nginx's CPU here (and 'tls: app' or 'full path: client' on other runs)."""
+    v = verdict(fixture("https-poster-machine-busy"))
+    assert v.shared.demand.median < 170 and v.shared.machine_busy >= 170 and v.shared.saturated
+    assert (v.hop, v.cause, v.machine_bound) == ("nginx", "cpu", True)
+    assert v.summary.startswith("The machine's CPUs are full: the machine was 191% busy of its 200% while the "
+                                "path's programs waited for a CPU")
+
+
+def test_a_client_about_as_costly_as_the_server_is_said_with_the_server_as_second_answer():
+    from labkit.matrix import cases_for
+    v = verdict(fixture("https-poster-client-close"))
+    assert (v.hop, v.cause, v.machine_bound) == ("full path", "client", True)
+    assert (v.alternative.hop, v.alternative.cause) == ("nginx", "cpu") and "--repeats" in v.alternative.separate
+    case = next(c for c in cases_for(PATH) if c.name == "unshaped, seed-poster-https")
+    assert case.answered(v) == "second" and case.judge(v)
+    assert case.answered(verdict(fixture("https-poster-machine-busy"))) == "first"
+    link = next(c for c in cases_for(PATH) if c.name.startswith("link "))
+    assert link.answered(v) == ""                    # a second answer elsewhere does not make a wrong case right
