@@ -168,6 +168,7 @@ def _hypothesis_row(lab: Lab, h, seed_link: list[str], parallels: list[int], dea
     from .errors import LabError
     from .measure.clients import check_room
     lab.apply(h.settings(*seed_link))
+    lab.warm_image()              # the seed's registry had served its images before: no cold first read
     runs, left_out = [], []
     for n in sorted(set([1, *parallels])):
         if lab.settings.client.dest != "memory" or lab.settings.client.kind != "labkit":

@@ -139,6 +139,11 @@ class Layers:
                 if getattr(svc, "cpu_member", None):
                     self.core.place(svc.cpu_member, [p.pid for p in svc.processes()])
 
+    def warm_image(self) -> bool:
+        """With storage.cache = warm on a loop disk: the image into the VM's page cache before measuring, as on a
+        registry that has served it before (labkit.lab.storage.VmStorage.warm)."""
+        return self.storage.warm()
+
     def _nginx_changed(self, s: LabSettings) -> list[str]:
         """After nginx reloaded with `s`: a new TLS suite may mean another code path (the quotas follow), and
         its new workers go to their groups."""

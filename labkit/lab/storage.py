@@ -304,6 +304,18 @@ class VmStorage:
         if self.disk is not None and self.disk.fuse is not None:
             drop_cache(self.disk.back / "images" / self.image.file)
 
+    def warm(self) -> bool:
+        """cache=warm on the lab's own disk: the image read once through the VM's view, as a registry that has
+        served it before holds it in its page cache (`up` leaves it cold). False: nothing to warm (the host's
+        disk, or cache=cold, where before_pull drops it)."""
+        if self.settings.cache != "warm" or self.image is None or self.disk is None:
+            return False
+        buf = bytearray(MiB)
+        with open(self.images_dir / self.image.file, "rb", buffering=0) as f:
+            while f.readinto(buf):
+                pass
+        return True
+
     def counters(self) -> IoCounters | None:
         """The VM disk's device counters (None on the host's own disk: not the lab's to count)."""
         return self.disk.stat() if self.disk else None

@@ -162,3 +162,24 @@ def test_the_verdict_cites_the_disk_stages_counted_at_the_client():
     assert len(ev) == 2 and ev[1].startswith("temp spooling")
     assert ev[0] in verdict(pd.DataFrame(rows), path=PATH).evidence
     assert disk_evidence(pd.DataFrame(rows).drop(columns=["disk_read_MB", "disk_write_MB", "client_write_MB"]), PATH) == []
+
+
+def test_a_warm_cache_on_the_labs_own_disk_reads_the_image_once_and_a_cold_one_or_the_host_disk_not(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from labkit.config.settings import StorageSettings
+    from labkit.lab.storage import VmStorage
+    from labkit.registry.catalog import Image
+    st = VmStorage("t", tmp_path, tmp_path / "cache", None, [])
+    st.images_dir.mkdir(parents=True)
+    (st.images_dir / "img.sif").write_bytes(b"x" * (3 * 2**20 + 5))
+    st.image = Image(1, "c", "n", "t", "img.sif", 3 * 2**20 + 5, "0" * 64, "s", "2018-10-01")
+    read = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda p, *a, **k: read.append(p) or real_open(p, *a, **k))
+    assert not st.warm() and not read                        # the host's disk: not the lab's to warm
+    st.disk = SimpleNamespace()
+    st.settings = StorageSettings(disk="loop", cache="cold")
+    assert not st.warm() and not read                        # cold: before_pull drops it instead
+    st.settings = StorageSettings(disk="loop", cache="warm")
+    assert st.warm() and read == [st.images_dir / "img.sif"]
