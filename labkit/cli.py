@@ -19,6 +19,7 @@ from .errors import LabError, LabkitError, ServiceError, SettingsError
 from .measure import iperf
 from .measure.survey import run_survey
 from .analyze.verdict import verdict
+from .analyze.hypotheses import DEADLINE_S as HYPOTHESIS_DEADLINE
 from .measure.probe import INSECURE, MAX_DEADLINE_S as MAX_PROBE_DEADLINE, MAX_PARALLEL as MAX_PROBE_PARALLEL
 from .measure.locust_storm import MAX_PULLS, MAX_SPAWN_RATE, MAX_USERS
 from .path import MAX_COMPUTE_NODES
@@ -309,7 +310,7 @@ def cmd_probe(a) -> int:
                   deadline=a.deadline, timeout=a.timeout, iperf_seconds=a.iperf_seconds, capture_dir=DATA / "captures",
                   cacert=a.cacert, insecure=a.insecure, follow_hosts=a.follow_hosts)
     if a.insecure:
-        print(f"{'!' * 100}\n{INSECURE}\n{'!' * 100}")
+        _say_insecure()
     with pd.option_context("display.width", 220, "display.max_columns", 30):
         print(p.table.dropna(axis=1, how="all").astype(object).fillna("").to_string(index=False))
     for n in p.notes:
@@ -349,9 +350,14 @@ def _storm_spec(a):
                      start_together=not a.no_start_line, follow_hosts=a.follow_hosts, insecure=a.insecure).check()
 
 
+def _say_insecure() -> None:
+    """--insecure, said loudly before any result."""
+    print(f"{'!' * 100}\n{INSECURE}\n{'!' * 100}")
+
+
 def _print_storm(storm, label: str, out: Path = DATA / "results") -> None:
     if storm.meta.get("insecure"):
-        print(f"{'!' * 100}\n{INSECURE}\n{'!' * 100}")
+        _say_insecure()
     with pd.option_context("display.width", 200, "display.max_columns", 40):
         print(storm.table().T.rename(columns={0: "storm"}).to_string())
         print()
@@ -551,7 +557,7 @@ def sweep(**o) -> int:
               help="pull counts (repeatable; the seed's 1, 5, 40)")
 @click.option("--out", default=str(DATA / "recorded"), show_default=True,
               help="directory for hypotheses-<size>MiB.csv and .json")
-@click.option("--deadline", type=click.FloatRange(10, 3600), default=900, show_default=True,
+@click.option("--deadline", type=click.FloatRange(10, 3600), default=HYPOTHESIS_DEADLINE, show_default=True,
               help="seconds each pull may run; a pull still running then is a timeout, its bytes counted")
 def hypotheses(**o) -> int:
     return _call("cmd_hypotheses", **o)

@@ -145,7 +145,7 @@ def how_it_went(first: PullResult, summaries: list[dict], trust: str) -> list[st
     """Notes on the single pull's way (redirect hops, HTTP, TLS) and on the socket evidence any pull lacks."""
     notes = []
     if len(first.hops) > 1:
-        notes.append("redirects followed: " + " -> ".join(hop_text(h) for h in first.hops))
+        notes.append("redirects followed: " + hops_text(first.hops))
     if first.http:
         notes.append(f"the server spoke {first.http}" + (f"; TLS {first.tls}" if first.tls else "")
                      + (f"; {trust}" if trust else ""))
@@ -155,8 +155,9 @@ def how_it_went(first: PullResult, summaries: list[dict], trust: str) -> list[st
     return notes
 
 
-def hop_text(hop: dict) -> str:
-    return f"{hop['host']} {hop['status']} ({hop['ms']} ms)"
+def hops_text(hops: list[dict]) -> str:
+    """A pull's requests in order: 'host status (ms) -> host status (ms)'."""
+    return " -> ".join(f"{h['host']} {h['status']} ({h['ms']} ms)" for h in hops)
 
 
 def _manifest(t: Target, ns: str | None, timeout: float, trust: Trust, follow: Follow) -> tuple[dict, dict]:
@@ -175,7 +176,7 @@ def _manifest(t: Target, ns: str | None, timeout: float, trust: Trust, follow: F
     ms = round((time.perf_counter() - t0) * 1e3, 1)
     row = {"kind": "manifest", "point": f"{t.base}/api/container/{t.uri}", "parallel": 1, "ttfb_ms": ms,
            "failures": int(status != 200), "error": "" if status == 200 else f"HTTP {status}",
-           "http": got.http, "tls": got.tls, "hops": " -> ".join(hop_text(h) for h in got.hops)}
+           "http": got.http, "tls": got.tls, "hops": hops_text(got.hops)}
     if status != 200:
         raise SettingsError(f"{t.base}/api/container/{t.uri}: HTTP {status} {body[:200]!r}: no image to pull")
     try:
@@ -205,7 +206,7 @@ def _pull_row(t: Target, runs: list[tuple[PullResult, SocketWatch]], results: li
             "failures": n - len(good), "verified": all(r.sha256_ok is not False for r in res),
             "checked": ", ".join(sorted({r.check for r in res if r.check})),
             "http": ", ".join(sorted({r.http for r in res if r.http})), "tls": ", ".join(sorted({r.tls for r in res if r.tls})),
-            "hops": " -> ".join(hop_text(h) for h in res[0].hops) if len(res[0].hops) > 1 else "",
+            "hops": hops_text(res[0].hops) if len(res[0].hops) > 1 else "",
             "retransmits": None, "client_cpu_pct": med("client_cpu_pct"), "backlogged_reads": med("backlogged_reads"),
             "ooo_packets": sum(s.get("ooo_packets", 0) for s in summ), "rcv_rtt_ms": med("rcv_rtt_ms_median"),
             "unread_max": max((s.get("unread_max", 0) for s in summ), default=None),
