@@ -23,6 +23,7 @@ from .analyze.windows import FlowVerdict, flow_verdict
 from .analyze.noise import Rate
 from .analyze.remedies import Fix, Remedy, Trial, winner
 from .analyze.verdict import verdict
+from .analyze.hypotheses import DEADLINE_S
 from .config.overrides import apply_overrides, parse_override
 from .errors import SettingsError
 from .measure.pull_at import pull_at
@@ -129,7 +130,7 @@ def hypothesis_sizes(image_mib: int, hypotheses=None) -> dict[int, list]:
 
 
 def run_hypotheses(parallels: list[int], image_mib: int = 32, lab_name: str = "hyp", hypotheses=None,
-                   link: str | None = None, progress: bool = True, deadline: float = 900,
+                   link: str | None = None, progress: bool = True, deadline: float = DEADLINE_S,
                    compute_nodes: int = 1) -> tuple[pd.DataFrame, float]:
     """Each hypothesis made real in the lab (on the seed's link), measured at 1 and N pulls, judged.
 
@@ -277,7 +278,7 @@ def record_hypotheses(image_mib: int = 1536, parallels: tuple[int, ...] = (1, 5,
     judged.to_csv(csv, index=False)
     csv.with_suffix(".json").write_text(json.dumps({
         "image_mib": image_mib, "parallels": list(parallels), "link_capacity_MBps": round(capacity, 1),
-        "deadline_s": kw.get("deadline", 900),
+        "deadline_s": kw.get("deadline", DEADLINE_S),
         "wall_s": round(wall, 1), "host": platform.node(), "kernel": platform.release(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"), "fits_all": judged.loc[judged.fits_all, "hypothesis"].tolist()},
         indent=1) + "\n")

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 SEED_LINK = "6gbit"        # the seed's hypervisor uplink
+DEADLINE_S = 900           # each pull of a hypothesis may run this long: a timeout then, its bytes counted
 
 
 MiB = 2**20
@@ -37,17 +38,16 @@ class Hypothesis:
     # byte is carried there (labkit.analyze.scale.predict) under these settings
     many_base: str = ""
 
-    def settings(self, *extra: str):
-        """The lab's settings that make it real: its base preset, its overrides, then `extra` (the seed's link)."""
+    def settings(self, *extra: str, base: str = ""):
+        """The lab's settings that make it real: its base preset (or `base`), its overrides, then `extra`
+        (the seed's link)."""
         from ..config.overrides import apply_overrides
         from ..config.presets import preset
-        return apply_overrides(preset(self.base), [*self.overrides, *extra])
+        return apply_overrides(preset(base or self.base), [*self.overrides, *extra])
 
     def many_settings(self):
         """The settings its many-pull observation is held against: `many_base` with its overrides (or its own)."""
-        from ..config.overrides import apply_overrides
-        from ..config.presets import preset
-        return apply_overrides(preset(self.many_base), list(self.overrides)) if self.many_base else self.settings()
+        return self.settings(base=self.many_base)
 
     @property
     def min_image_mib(self) -> int:
@@ -137,8 +137,8 @@ CHECKS = {
 
 def many_MBps(r) -> float:
     """A row's many-pull aggregate as judged: its prediction on the seed's machine where it has one, else measured."""
-    seed = getattr(r, "top_seed_MBps", float("nan"))
-    return r.top_MBps if seed is None or pd.isna(seed) else seed
+    seed = getattr(r, "top_seed_MBps", None)
+    return r.top_MBps if pd.isna(seed) else seed
 
 
 def _truth(v):

@@ -94,16 +94,20 @@ class SharedCpu:
         return max(0.0, self.demand.median - self.ran)
 
     @property
+    def wanted_all(self) -> bool:
+        """The programs' CPU plus their run-queue waits reach SATURATED of the machine's cores."""
+        return self.demand.median >= SATURATED * 100 * self.cpus
+
+    @property
     def saturated(self) -> bool:
         """The programs wanted most of the cores; or the whole machine was that busy (their softirq and
         kernel work count there, not in their own time) while they waited for a CPU."""
-        full = SATURATED * 100 * self.cpus
-        return self.demand.median >= full or (self.machine_busy is not None and self.machine_busy >= full
-                                              and self.waited >= WAITED)
+        return self.wanted_all or (self.machine_busy is not None and self.machine_busy >= SATURATED * 100 * self.cpus
+                                   and self.waited >= WAITED)
 
     def full_text(self) -> str:
         """Why the machine counts as full, in a few words."""
-        if self.demand.median >= SATURATED * 100 * self.cpus or self.machine_busy is None:
+        if self.wanted_all or self.machine_busy is None:
             return f"the path's programs wanted {self.demand.median:.0f}% of the {self.cpus} CPUs' {100 * self.cpus}%"
         return (f"the machine was {self.machine_busy:.0f}% busy of its {100 * self.cpus}% while the path's programs "
                 f"waited for a CPU {self.waited:.0f}% of a core")
