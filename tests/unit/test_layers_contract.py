@@ -11,17 +11,19 @@ from pathlib import Path
 import labkit
 
 ROOT = Path(labkit.__file__).parent
-BASE = {"errors", "in_netns", "progress"}           # no labkit imports of their own beyond errors
+BASE = {"errors", "in_netns", "progress", "units"}  # no labkit imports of their own beyond errors
 ALLOWED = {
     "errors": set(),
     "in_netns": {"errors"},
     "progress": set(),                              # progress bars: tqdm, or one HTML line in a notebook
+    "units": set(),                                 # sizes as a person gives them, bytes inside
     "config": {"errors"},                           # typed settings, presets, templates: pure
     "path": {"config", "errors"},                   # the declared path (its stages name settings)
     "records": {"path", "config", "errors"},        # what crosses layers: pull results, surveys, runs
     "registry": {"config", *BASE},                  # the Django app the lab serves (reads the serve modes)
-    "lab": {"config", "path", "registry", *BASE},
-    "measure": {"lab", "config", "path", "registry", "records", *BASE},
+    "clients": {"config", *BASE},                   # the pull clients, one module per kind
+    "lab": {"config", "path", "registry", "clients", *BASE},
+    "measure": {"lab", "config", "path", "registry", "clients", "records", *BASE},
     "analyze": {"config", "path", "records", "errors"},   # pure: nothing of lab or measure
     "present": {"analyze", "measure", "lab", "config", "path", "records", "registry", *BASE},
     "bundle": {"lab", "config", "path", "records", *BASE},
