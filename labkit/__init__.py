@@ -50,6 +50,8 @@ _PUBLIC = {
     "run_hypotheses": "workflows", "tls_seed_case": "workflows", "scale": "analyze.scale", "machine_cpu": "analyze.scale",
     "machine_view": "analyze.scale", "FIXES": "config.tls_fixes", "CPU_MODELS": ("config.cpu_models", "MODELS"),
     "HYPOTHESES": "analyze.hypotheses", "observations": "analyze.hypotheses",
+    "rulebook_table": "analyze.hypotheses", "judge_results": "analyze.hypotheses", "verdicts": "analyze.hypotheses",
+    "failure_mechanisms": ("analyze.hypotheses", "mechanisms"), "dilate": "config.dilation",
     "export_bundle": "bundle.export", "import_bundle": "bundle.export", "diff_against": "bundle.export",
     "TuningPanel": "present.widgets", "notebook": ("present.notebook", "setup"), "show": "present.notebook",
     "show_verdict": "present.notebook", "show_text": "present.notebook", "link": "present.notebook", "plots": ("present.plots", None), "report": ("present.report", None),
