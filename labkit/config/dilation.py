@@ -79,6 +79,12 @@ NOT_DILATED = (
     ("CFS granularity", "an emulated core is a CFS quota per 100 ms period; at 1 / (ratio x k) of a core a "
                         "thread runs in bursts of a few ms: short requests see more jitter than on a real slow core"),
     ("link delay", "the lab's links add no delay (no setting): only their rate is dilated"),
+    ("nginx's other timers", "client_header_timeout (60 s) and lingering_timeout (5 s) are not settings of the "
+                             "lab (nginx/nginx release-1.13.6 src/http/ngx_http_core_module.c lines 3261, "
+                             "3612-3613): a pull's request header is one packet and lingering close comes after "
+                             "the body, so neither can end a pull"),
+    ("clients without timeouts", "Singularity 2.6.1 sets none (data/seed/failure-mechanisms.json: "
+                                 "singularity-no-timeout): there is nothing of its own to stretch"),
 )
 
 
