@@ -215,10 +215,13 @@ def clients_fit(plan: Plan, host: Host, nodes: int) -> str:
 
 
 # --- reading a dilated run back into the seed's time ----------------------------------------------------
-RATE_SUFFIXES = ("MBps", "_MBps", "Mbps", "_mbit", "Gbit", "_gbit", "_pct", "pct")   # per second: x k
-TIME_SUFFIXES = ("_s", "_ms", "seconds", "ttfb_ms")                                     # durations: / k
+RATE_SUFFIXES = ("MBps", "_MBps", "MBps_lo", "MBps_hi", "Mbps", "_mbit", "Gbit", "_gbit")   # per second: x k
+TIME_SUFFIXES = ("_s", "_ms", "seconds", "ttfb_ms")                                          # durations: / k
 KEEP_SUFFIXES = ("_MB", "_MiB", "bytes", "failures", "parallel", "pulls", "nodes", "cpu_s_per_GB", "_count",
-                 "retransmits", "image_mib", "min_image_mib", "k")
+                 "retransmits", "image_mib", "min_image_mib", "runs", "spread_pct", "k")
+NAMED = {"per_pull_min": "rate", "per_pull_max": "rate"}        # a survey's slowest and fastest pull, MB/s
+# CPU percentages are refused without a rule: a share of this machine's core grows x k (the same work in 1/k
+# of the time on a core k times smaller), a share of the emulated machine's cores does not: say which
 
 
 def rate_back(x: float, k: float) -> float:
@@ -231,7 +234,9 @@ def time_back(t: float, k: float) -> float:
 
 def column_rule(name: str) -> str | None:
     """'rate', 'time' or 'keep' for a measured table's column by its name; None when the name says nothing.
-    CPU-seconds per GB are kept (the same work per byte at any k); a CPU percentage is a rate (x k)."""
+    CPU-seconds per GB are kept (the same work per byte at any k); a CPU percentage has no rule by name."""
+    if name in NAMED:
+        return NAMED[name]
     if any(name.endswith(sfx) or name.startswith("cpu_s_per_GB") for sfx in KEEP_SUFFIXES):
         return "keep"
     if any(name.endswith(sfx) for sfx in TIME_SUFFIXES):

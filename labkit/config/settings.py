@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from ..errors import SettingsError
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
-                      model_validator)
+                      field_validator, model_validator)
 from pydantic_core import PydanticCustomError
 
 from .modes import SERVE_MODES
@@ -570,20 +570,24 @@ class MachineSettings(_Model):
     vcpus: int | None = None
     dilation: float = 1.0
 
-    @model_validator(mode="after")
-    def _bounds(self) -> "MachineSettings":
-        if self.vcpus is not None and not 1 <= self.vcpus <= 256:
-            raise ValueError(f"vcpus: {self.vcpus} emulated cores: give 1..256 (or leave it unset for "
-                             "this machine's own CPU)")
-        if not self.dilation >= 1:
-            raise ValueError(f"dilation: k = {self.dilation:g} is below 1: time dilation slows every resource "
-                             "by k so that a machine larger than this one fits; k < 1 would ask this machine "
-                             "to run faster than it does (k = 1: real time)")
-        if self.dilation > MAX_DILATION:
-            raise ValueError(f"dilation: k = {self.dilation:g} is above {MAX_DILATION}: an emulated core would "
-                             "get a few ms of CPU per 100 ms CFS period and every run would take "
-                             f"{self.dilation:g}x as long")
-        return self
+    @field_validator("vcpus")
+    @classmethod
+    def _vcpus(cls, v: int | None) -> int | None:
+        if v is not None and not 1 <= v <= 256:
+            raise ValueError(f"{v} emulated cores: give 1..256 (or leave it unset for this machine's own CPU)")
+        return v
+
+    @field_validator("dilation")
+    @classmethod
+    def _dilation(cls, k: float) -> float:
+        if not k >= 1:
+            raise ValueError(f"k = {k:g} is below 1: time dilation slows every resource by k so that a machine "
+                             "larger than this one fits; k < 1 would ask this machine to run faster than it "
+                             "does (k = 1: real time)")
+        if k > MAX_DILATION:
+            raise ValueError(f"k = {k:g} is above {MAX_DILATION}: an emulated core would get a few ms of CPU per "
+                             f"100 ms CFS period and every run would take {k:g}x as long")
+        return k
 
 
 class LabSettings(_Model):

@@ -77,10 +77,11 @@ def test_the_timeouts_reach_nginx_only_when_changed():
     assert "uwsgi_read_timeout 180s;" in stretched and "send_timeout 180s;" in stretched
 
 
-@pytest.mark.parametrize("value, words", [({"dilation": 0.5}, "below 1"), ({"dilation": 17}, "above 16"),
-                                          ({"vcpus": 0}, "1..256")])
+@pytest.mark.parametrize("value, words", [({"dilation": 0.5}, "dilation: k = 0.5 is below 1"),
+                                          ({"dilation": 17}, "dilation: k = 17 is above 16"),
+                                          ({"vcpus": 0}, "vcpus: 0 emulated cores: give 1..256")])
 def test_bad_machine_values_are_refused_by_name(value, words):
-    with pytest.raises(SettingsError, match=rf"machine.*{words}"):
+    with pytest.raises(SettingsError, match=rf"^machine\.{words}"):
         parse_settings({"machine": value})
     assert MachineSettings().vcpus is None and MachineSettings().dilation == 1
 
@@ -109,14 +110,18 @@ def test_a_table_read_back_into_real_time():
     t = pd.DataFrame({"parallel": [1, 40], "MBps": [8.0, 60.0], "seconds": [200.0, 1000.0], "ttfb_ms": [40.0, 80.0],
                       "cpu_s_per_GB_nginx": [14.0, 14.0], "failures": [0, 2], "busiest_pct": [25.0, 50.0],
                       "busiest": ["nginx", "nginx"]})
-    r = to_real_time(t, 4)
+    with pytest.raises(SettingsError, match="busiest_pct"):      # a CPU share: of which cores? say it
+        to_real_time(t, 4)
+    r = to_real_time(t, 4, rules={"busiest_pct": "rate"})
     assert r.MBps.tolist() == [32.0, 240.0] and r.seconds.tolist() == [50.0, 250.0] and r.ttfb_ms.tolist() == [10, 20]
     assert r.cpu_s_per_GB_nginx.tolist() == [14, 14] and r.failures.tolist() == [0, 2] and r.parallel.tolist() == [1, 40]
     assert r.busiest_pct.tolist() == [100.0, 200.0] and (r.k == 4).all()
-    assert to_real_time(t, 1).drop(columns="k").equals(t)
+    assert to_real_time(t, 1, rules={"busiest_pct": "keep"}).drop(columns="k").equals(t)
     with pytest.raises(SettingsError, match="mystery"):
-        to_real_time(t.assign(mystery=1.0), 2)
-    assert to_real_time(t.assign(mystery=1.0), 2, rules={"mystery": "keep"}).mystery.tolist() == [1.0, 1.0]
+        to_real_time(t.assign(mystery=1.0), 2, rules={"busiest_pct": "keep"})
+    assert to_real_time(t.assign(mystery=1.0), 2, rules={"mystery": "keep", "busiest_pct": "keep"}
+                        ).mystery.tolist() == [1.0, 1.0]
+    assert dilation.column_rule("spread_pct") == "keep" and dilation.column_rule("per_pull_min") == "rate"
 
 
 def test_the_kernels_share_is_what_the_model_leaves_out():
