@@ -51,6 +51,7 @@ _PUBLIC = {
     "machine_view": "analyze.scale", "FIXES": "config.tls_fixes", "CPU_MODELS": ("config.cpu_models", "MODELS"),
     "HYPOTHESES": "analyze.hypotheses", "observations": "analyze.hypotheses",
     "rulebook_table": "analyze.hypotheses", "judge_results": "analyze.hypotheses", "verdicts": "analyze.hypotheses",
+    "experiments": "analyze.hypotheses",
     "failure_mechanisms": ("analyze.hypotheses", "mechanisms"), "dilate": "config.dilation",
     "export_bundle": "bundle.export", "import_bundle": "bundle.export", "diff_against": "bundle.export",
     "TuningPanel": "present.widgets", "notebook": ("present.notebook", "setup"), "show": "present.notebook",

@@ -221,6 +221,27 @@ class _Lookup:
         v = pick.value.astype(float)
         return (float(v.sum()) if quantity in SUMMED else float(v.median())), ""
 
+    def rows(self, quantity: str, settings: str, pulls: int | None) -> pd.DataFrame:
+        """The measured records of one quantity (failures by mechanism), as they are."""
+        r = self.recs
+        return r[(r.quantity == quantity) & (r.settings == settings) & (r.pulls == pulls) & (r.source == "measured")]
+
+
+class _Needs(_Lookup):
+    """Records what a check reads (quantity, settings, pulls, nodes), finding nothing."""
+
+    def __init__(self):
+        super().__init__(pd.DataFrame(columns=list(RESULT_COLUMNS)))
+        self.read: list[tuple] = []
+
+    def get(self, quantity, settings, pulls=None, nodes=1):
+        self.read.append((quantity, settings, pulls, nodes))
+        return None, "recorded"
+
+    def rows(self, quantity, settings, pulls):
+        self.read.append((quantity, settings, pulls, 1))
+        return self.recs
+
 
 def _check_one_pull(L: _Lookup, c: Check):
     one, a = L.get("MBps", c.settings, 1, c.nodes)
@@ -257,19 +278,16 @@ def _check_disk(L: _Lookup, c: Check):
 def _check_iperf(L: _Lookup, c: Check):
     lo, hi = c.params["gbit"]
     spread = c.params["spread"]
-    got = {}
-    for q in ("iperf_vm_gbit", "iperf_uwsgi_gbit"):
-        v, why = L.get(q, c.settings, None, c.nodes)
-        if v is None:
-            return None, "", why
-        got[q] = v
+    got = {q: L.get(q, c.settings, None, c.nodes) for q in ("iperf_vm_gbit", "iperf_uwsgi_gbit")}
+    if missing := [why for v, why in got.values() if v is None]:
+        return None, "", missing[0]
+    got = {q: v for q, (v, _) in got.items()}
     ok = all(lo * (1 - spread) <= v <= hi * (1 + spread) for v in got.values())
     return ok, ", ".join(f"{q.split('_')[1]} {v:.2f} Gbit/s" for q, v in got.items()), ""
 
 
 def _check_failures(L: _Lookup, c: Check):
-    r = L.recs[(L.recs.quantity == "failures") & (L.recs.settings == c.settings) & (L.recs.pulls == c.pulls)
-               & (L.recs.source == "measured")]
+    r = L.rows("failures", c.settings, c.pulls)
     if not len(r):
         return None, "", f"failures under {c.settings} at {c.pulls} pulls not measured"
     known = mechanisms()
@@ -306,6 +324,23 @@ CHECKS = {
     "timeouts_at_5_original": _check_failures,
     "fewer_workers_no_difference": _check_workers,
 }
+
+
+def experiments(obs: dict | None = None) -> pd.DataFrame:
+    """What every hypothesis must measure for the rulebook, read off the checks themselves: one row per
+    (settings, pulls) with the quantities, the compute nodes (the most any check asks) and the checks."""
+    need: dict[tuple, dict] = {}
+    for c in rulebook(obs).values():
+        L = _Needs()
+        CHECKS[c.name](L, c)
+        for quantity, settings, pulls, nodes in L.read:
+            row = need.setdefault((settings, pulls), {"settings": settings, "pulls": pulls, "nodes": 1,
+                                                      "quantities": [], "checks": []})
+            row["nodes"] = max(row["nodes"], nodes)
+            for key, v in (("quantities", quantity), ("checks", c.name)):
+                if v not in row[key]:
+                    row[key].append(v)
+    return pd.DataFrame(need.values()).astype({"pulls": "Int64"})
 
 
 def _records(results: pd.DataFrame) -> pd.DataFrame:

@@ -196,3 +196,12 @@ def test_a_failure_is_attributed_by_the_text_its_mechanism_prints():
     assert attribute(["something else"]) == UNATTRIBUTED
     with pytest.raises(ValueError, match="lab's own"):
         attribute([], "my-deadline")
+
+
+def test_the_experiment_every_hypothesis_runs_is_read_off_the_checks():
+    from labkit.analyze.hypotheses import experiments
+    e = experiments().set_index(["settings", "pulls"])
+    assert e.loc[("poster", 40), "nodes"] == 8 and e.loc[("poster-8-workers", 40), "quantities"] == ["MBps"]
+    assert e.loc[("original", 5), "quantities"] == ["failures"]
+    assert set(e.loc[("released", 1), "quantities"]) == {"MBps", "machine_pct"}
+    assert {c for cs in e.checks for c in cs} == set(CHECKS)
