@@ -379,7 +379,15 @@ def judge_results(results: pd.DataFrame, obs: dict | None = None) -> pd.DataFram
             rows.append({"hypothesis": name, "check": c.name,
                          "verdict": NOT_MEASURED if ok is None else FITS if ok else MISSES,
                          "measured": text, "why": why, "predicted": predicted})
-    return pd.DataFrame(rows, columns=["hypothesis", "check", "verdict", "measured", "why", "predicted"])
+    out = pd.DataFrame(rows, columns=["hypothesis", "check", "verdict", "measured", "why", "predicted"])
+    # a check some hypotheses' runs measured and others' did not: said on the ones left out
+    hyps = out.hypothesis.nunique()
+    for check, part in out.groupby("check"):
+        done = int((part.verdict != NOT_MEASURED).sum())
+        if 0 < done < hyps:
+            lacking = part.index[part.verdict == NOT_MEASURED]
+            out.loc[lacking, "why"] = out.loc[lacking, "why"] + f" (measured for {done} of {hyps} hypotheses)"
+    return out
 
 
 def verdicts(judged: pd.DataFrame) -> pd.DataFrame:

@@ -76,6 +76,10 @@ def test_not_measured_never_fits():
     j = judge_results(pd.DataFrame(rows)).set_index("check")
     assert j.loc["iperf_4_to_5_gbit", "verdict"] == NOT_MEASURED and "not measured" in j.loc["iperf_4_to_5_gbit", "why"]
     assert not verdicts(j.reset_index()).fits_all.iloc[0]
+    both = judge_results(pd.DataFrame(rows + seed_like("with iperf")))
+    lacking = both[(both.hypothesis == "no iperf") & (both.check == "iperf_4_to_5_gbit")].iloc[0]
+    assert lacking.verdict == NOT_MEASURED and lacking.why.endswith("(measured for 1 of 2 hypotheses)")
+    assert verdicts(both).fits_all.to_dict() == {"no iperf": False, "with iperf": True}
 
 
 def test_too_few_compute_nodes_is_not_the_experiment():
