@@ -42,9 +42,8 @@ class Hypothesis:
     fix: str
     base: str = "sregistry-2018-10"
     min_mib: int = 1               # a floor the settings cannot tell (an emulated core needs CFS periods)
-    # the preset in force when the seed's many-pull number was measured, where it differs from `base` and
-    # the server's CPU binds: the lab's 2 cores cannot show 8 vCPUs adding up, so its N pulls' cost per
-    # byte is carried there (labkit.analyze.scale.predict) under these settings
+    # the preset lk.scale's prediction of N pulls on the seed's 8 vCPUs is made under (run_hypotheses'
+    # top_seed_MBps): a prediction, carried beside the measurement by the rulebook, never judged in its place
     many_base: str = ""
 
     def settings(self, *extra: str, base: str = "", first: bool = False):
