@@ -1,6 +1,6 @@
 """The last hop: the program on the compute node that pulls the image and writes it, measured alike.
 
-    labkit         labkit.measure.puller: manifest, then the image; bytes discarded or written to a file
+    labkit         labkit.clients.puller: manifest, then the image; bytes discarded or written to a file
     curl           curl -sS -f -L --max-redirs 5 --proto-redir =http,https [--cacert {cacert}] -o {dest} {url}
     sregistry-cli  sregistry pull {uri} with its `registry` client (PyPI sregistry 0.2.39): it asks
                    the manifest itself and downloads the manifest's `image` URL in 1 MiB chunks
@@ -36,9 +36,9 @@ from ..config.settings import COMMAND_FIELDS, ClientSettings, command_fields
 from ..errors import LabError, SettingsError
 from ..in_netns import exec_prefix
 from ..lab.tools import tool
-from ..registry.client import Trust, fetch_manifest
-from ..registry.follow import MAX_HOPS
-from .puller import PullResult, Verify, pull, pull_parallel
+from ..clients.registry_api import Trust, fetch_manifest
+from ..clients.follow import MAX_HOPS
+from ..clients.puller import PullResult, Verify, pull, pull_parallel
 
 FIELDS = COMMAND_FIELDS                           # what a command template may use
 DEST = "image.sif"                                # the file name {dest} stands for, in the pull's own directory
@@ -74,7 +74,7 @@ def client_argv(kind: str, template: str | None, values: dict[str, str]) -> list
     """The command line of one pull by `kind` (pure, but for finding the program)."""
     if kind == "curl":
         ca = ["--cacert", values["cacert"]] if values.get("cacert") else []
-        # redirects followed as labkit's own client follows them (labkit.registry.follow.MAX_HOPS)
+        # redirects followed as labkit's own client follows them (labkit.clients.follow.MAX_HOPS)
         return [tool("curl"), "-sS", "-f", "-L", "--max-redirs", str(MAX_HOPS), "--proto-redir", "=http,https",
                 *ca, "-o", values["dest"], values["url"]]
     if kind == "sregistry-cli":

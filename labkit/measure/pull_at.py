@@ -25,7 +25,7 @@ from ..path import CLIENT, ServingPath
 from .clients import Target, pull_with
 from .cpu import CpuSampler, softirq_seconds
 from .sockdiag import TcpInfoSampler
-from .puller import PullResult, Verify, aggregate_mbps, check_parallel, pull, pull_parallel
+from ..clients.puller import PullResult, Verify, aggregate_mbps, check_parallel, pull, pull_parallel
 
 
 @dataclass

@@ -12,12 +12,12 @@ from labkit.config.presets import preset
 from labkit.lab.lab import Lab
 from labkit.lab.tls import write_server_files
 from labkit.workflows import run_probe, run_storm
-from labkit.measure.puller import pull
+from labkit.clients.puller import pull
 from labkit.measure.pull_at import pull_at
 from labkit.measure.locust_storm import StormSpec
 from labkit.measure.survey import run_survey
 from labkit.in_netns import inside
-from labkit.registry.client import Trust, fetch_manifest
+from labkit.clients.registry_api import Trust, fetch_manifest
 from labkit.errors import TlsVerifyError
 
 pytestmark = pytest.mark.integration

@@ -169,7 +169,7 @@ def test_a_warm_cache_on_the_labs_own_disk_reads_the_image_once_and_a_cold_one_o
 
     from labkit.config.settings import StorageSettings
     from labkit.lab.storage import VmStorage
-    from labkit.registry.catalog import Image
+    from labkit.app.catalog import Image
     st = VmStorage("t", tmp_path, tmp_path / "cache", None, [])
     st.images_dir.mkdir(parents=True)
     (st.images_dir / "img.sif").write_bytes(b"x" * (3 * 2**20 + 5))

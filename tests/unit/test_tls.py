@@ -11,7 +11,7 @@ from labkit.config.sslconf import conf_commands
 from labkit.errors import TlsSetupError, TlsVerifyError
 from labkit.lab import tls
 from labkit.measure.clients import client_argv, client_env
-from labkit.registry.client import Trust, open_get
+from labkit.clients.registry_api import Trust, open_get
 
 
 @pytest.mark.parametrize("bad,message", [
