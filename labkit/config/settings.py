@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from ..errors import SettingsError
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
@@ -489,7 +489,10 @@ def command_fields(template: str) -> set[str]:
         raise ValueError(f"{template!r}: {e} (write {{{{ and }}}} for literal braces)") from None
 
 
-CLIENT_KINDS = ("labkit", "curl", "sregistry-cli", "singularity-2.6", "command")
+# The client kinds' names: the keys of labkit.clients.kinds.KINDS (config imports no clients; a unit test
+# holds the two equal). A new kind is a module and a row there, and its name here.
+ClientKindName = Literal["labkit", "curl", "sregistry-cli", "singularity-2.6", "command"]
+CLIENT_KINDS: tuple[str, ...] = get_args(ClientKindName)
 LEGACY_WRITE_TO = {"discard": "memory", "disk": "local-disk"}
 
 
@@ -509,7 +512,7 @@ class ClientSettings(_Model):
       from the first MiB at any image size (labkit.lab.sharedfs).
     Old settings' `write_to` is read as `dest` ("discard": memory, "disk": local-disk), with a warning.
     """
-    kind: Literal["labkit", "curl", "sregistry-cli", "singularity-2.6", "command"] = "labkit"
+    kind: ClientKindName = "labkit"
     command: str | None = Field(None, description="for kind 'command': e.g. 'singularity pull {dest} shub://{host}/{uri}'")
     dest: Literal["memory", "local-disk", "shared-fs"] = "memory"
     write_mbps: MBps | None = None

@@ -14,7 +14,7 @@ does, not copied from it:
   urllib2 with Accept/Content-Type JSON headers and User-Agent "Singularity", then
   `response.read(1 << 20)` and a write, one progress-bar update per chunk (counting 1 MiB a chunk).
 
-    python -m labkit.measure.singularity26 HOST:PORT collection/name:tag [--cafile CA] [--http]
+    python -m labkit.clients.singularity26_pull HOST:PORT collection/name:tag [--cafile CA] [--http]
 
 It prints where the image is, as Singularity does ("Done. Container is at: <path>"); exit status 1
 on any error, with its message (the lab's pull then names it).
@@ -146,7 +146,7 @@ def pull(registry: str, uri: str, folder: Path, https: bool = True, cafile: str 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m labkit.measure.singularity26", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m labkit.clients.singularity26_pull", description=__doc__.splitlines()[0])
     ap.add_argument("registry", help="HOST:PORT of the registry (shub://HOST:PORT/...)")
     ap.add_argument("uri", help="collection/name:tag")
     ap.add_argument("--http", action="store_true", help="plain http (SINGULARITY_NOHTTPS=1)")
