@@ -9,12 +9,13 @@ from __future__ import annotations
 from ..config.settings import ClientSettings
 from .command import Command
 from .curl import Curl
+from .curl_ranged import CurlRanged
 from .kind import ClientKind
 from .own import Own
 from .singularity26 import Singularity26
 from .sregistry_cli import SregistryCli
 
-KINDS: dict[str, type[ClientKind]] = {k.name: k for k in (Own, Curl, SregistryCli, Singularity26, Command)}
+KINDS: dict[str, type[ClientKind]] = {k.name: k for k in (Own, Curl, SregistryCli, Singularity26, Command, CurlRanged)}
 
 
 def client_kind(settings: ClientSettings) -> ClientKind:
