@@ -18,7 +18,7 @@ from labkit.clients.kinds import KINDS, OWN
 from labkit.config.presets import SREGISTRY_SHIPPED
 from labkit.lab.lab import Lab
 from labkit.measure.pull_at import pull_at
-from labkit.units import format_size, parse_size
+from labkit.units import SIZE_HELP, format_size, parse_size
 
 EXTRA = {"command": {"command": EXAMPLE}}          # a kind's own settings
 
@@ -26,7 +26,7 @@ EXTRA = {"command": {"command": EXAMPLE}}          # a kind's own settings
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--image-size", "--image-mib", dest="image_size", type=parse_size, default="128MiB",
-                    help="64MiB, 1.5GiB, or a number of MiB")
+                    help=SIZE_HELP)
     ap.add_argument("--reps", type=int, default=3)
     a = ap.parse_args()
     base = SREGISTRY_SHIPPED.changed(storage={"disk": "loop"})

@@ -53,6 +53,7 @@ _PUBLIC = {
     "export_bundle": "bundle.export", "import_bundle": "bundle.export", "diff_against": "bundle.export",
     "TuningPanel": "present.widgets", "notebook": ("present.notebook", "setup"), "show": "present.notebook",
     "show_verdict": "present.notebook", "show_text": "present.notebook", "link": "present.notebook", "plots": ("present.plots", None), "report": ("present.report", None),
+    "parse_size": "units", "format_size": "units",
 }
 __all__ = sorted(_PUBLIC)
 

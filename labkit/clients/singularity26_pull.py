@@ -12,7 +12,7 @@ does, not copied from it:
 - libexec/python/base.py `ApiConnection.download_atomically`: into `<file>.<random name>`, then
   `os.rename` onto `<file>`; on an error the temporary file is removed. `ApiConnection.stream`:
   urllib2 with Accept/Content-Type JSON headers and User-Agent "Singularity", then
-  `response.read(1 << 20)` and a write, one progress-bar update per chunk (counting 1 MiB a chunk).
+  `response.read(chunk_size)` of 1 MiB and a write, one progress-bar update per chunk (counting 1 MiB a chunk).
 
     python -m labkit.clients.singularity26_pull HOST:PORT collection/name:tag [--cafile CA] [--http]
 
@@ -33,7 +33,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-CHUNK = 1 << 20                    # base.py ApiConnection.stream: chunk_size = 1 << 20
+CHUNK = 1 << 20                    # size literal: stdlib only; base.py ApiConnection.stream: chunk_size = 1 << 20
 BAR = 35                           # api.py download_image: show_progress(..., length=35)
 HEADERS = {"Accept": "application/json", "Content-Type": "application/json; charset=utf-8",
            "User-Agent": "Singularity"}

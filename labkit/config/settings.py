@@ -11,6 +11,7 @@ import warnings
 from typing import Annotated, Literal, get_args
 
 from ..errors import SettingsError
+from ..units import GiB, KiB, MiB
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
                       model_validator)
 from pydantic_core import PydanticCustomError
@@ -18,7 +19,7 @@ from pydantic_core import PydanticCustomError
 from .modes import SERVE_MODES
 from .sslconf import conf_commands
 
-_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+_UNITS = {"": 1, "k": KiB, "m": MiB, "g": GiB}     # nginx's size syntax: a bare number is bytes
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmg]?)\s*$", re.I)
 _RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(bit|kbit|mbit|gbit)\s*$", re.I)
 _RATE_UNITS = {"bit": 1, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9}
@@ -126,7 +127,7 @@ class UwsgiSettings(_Model):
     offload_threads: int = Field(0, ge=0, le=64)
     # uwsgi parses post-buffering as a number (strtoul): sregistry's `post-buffering = true` is 0, off.
     # "true" keeps that spelling in the rendered ini; None leaves the line out.
-    post_buffering: Literal["true"] | Annotated[int, Field(ge=0, le=1 << 30)] | None = None
+    post_buffering: Literal["true"] | Annotated[int, Field(ge=0, le=GiB)] | None = None
     log_date: bool = False
     harakiri: int = Field(0, ge=0, le=86400, description="seconds, 0 = off")
     socket_timeout: int = Field(4, ge=1, le=86400, description="seconds a socket read/write may block (uwsgi default 4)")
@@ -143,7 +144,7 @@ ServeMode = Literal[tuple(SERVE_MODES)]
 class AppSettings(_Model):
     """How the registry app hands out the image file (labkit.config.modes.SERVE_MODES says what each implies)."""
     serve_mode: ServeMode = "fileresponse"
-    chunk_size: int = Field(4096, ge=512, le=16 * 1024**2,
+    chunk_size: int = Field(4096, ge=512, le=16 * MiB,
                             description="FileResponse.block_size: bytes per read when Django iterates the file")
 
 
@@ -161,7 +162,7 @@ class KernelSettings(_Model):
     def _ordered(self) -> "KernelSettings":
         for name in ("tcp_rmem", "tcp_wmem"):
             v = getattr(self, name)
-            if v is not None and not (4096 <= v[0] <= v[1] <= v[2] <= 1 << 30):
+            if v is not None and not (4096 <= v[0] <= v[1] <= v[2] <= GiB):
                 raise ValueError(f"{name}: {v} must be min <= default <= max, each 4096..1073741824 bytes")
         return self
 
@@ -375,10 +376,10 @@ def dirty_bound(write_bps: float | None, dirty_mib: int | None = None) -> int:
     """Bytes of dirty pages a lab disk may hold before a buffered writer waits for it: `dirty_mib` if
     given, else two seconds at the write ceiling, 8..256 MiB (16 MiB without a byte ceiling)."""
     if dirty_mib is not None:
-        return dirty_mib * 1024**2
+        return dirty_mib * MiB
     if write_bps:
-        return int(max(8 * 1024**2, min(256 * 1024**2, 2 * write_bps)))
-    return 16 * 1024**2
+        return int(max(8 * MiB, min(256 * MiB, 2 * write_bps)))
+    return 16 * MiB
 
 
 class StorageSettings(_Model):

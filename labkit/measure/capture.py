@@ -23,11 +23,12 @@ from ..in_netns import exec_prefix, inside
 from ..lab.process import Process, stop_group
 from ..lab.tools import tool
 from ..path import Plan
+from ..units import KiB, MiB
 from .pull_at import pull_at
 from .sockdiag import TcpInfoSampler
 
 SNAPLEN = 128                 # Ethernet + IPv4 + TCP with options fit
-BUFFER_KIB = 32 * 1024        # each capture's kernel ring (libpcap's buffer): what a busy machine may leave unread
+BUFFER_KIB = 32 * MiB // KiB       # each capture's kernel ring (libpcap's buffer): what a busy machine may leave unread
 NICE = 10                     # on a busy machine the capture waits (its ring fills: kernel drops), not the pull
 _COUNTS = re.compile(r"^(\d+) packets? (captured|received by filter|dropped by kernel)$", re.M)
 

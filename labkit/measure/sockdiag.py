@@ -30,12 +30,13 @@ from pyroute2.netlink.diag import SOCK_DIAG_BY_FAMILY, MarshalDiag, inet_diag_re
 
 from ..in_netns import inside
 from ..path import publish_route
+from ..units import KiB
 
 # every state a data-carrying connection can be in: ESTABLISHED, FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK, CLOSING
 _STATES = sum(1 << s for s in (1, 4, 5, 8, 9, 11))
 _INET_DIAG_INFO, _INET_DIAG_SKMEMINFO = 2, 7          # linux/inet_diag.h: the extensions asked for
 _EXTENSIONS = (1 << (_INET_DIAG_INFO - 1)) | (1 << (_INET_DIAG_SKMEMINFO - 1))
-MIN_BYTES = 256 * 1024     # a connection that carried less is a manifest request, not an image
+MIN_BYTES = 256 * KiB     # a connection that carried less is a manifest request, not an image
 _SKMEM = struct.Struct("=9I")                      # rmem_alloc, rcvbuf, wmem_alloc, sndbuf, fwd_alloc, wmem_queued, ...
 
 
