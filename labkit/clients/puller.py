@@ -27,8 +27,8 @@ def pull(ns: str | None, host: str, port: int, uri: str, expect_sha256: str | No
          verify: Verify = "sha256", first_byte: threading.Event | None = None,
          sink: Path | None = None, trust: Trust | None = None, follow: Follow | None = None) -> PullResult:
     """One pull: GET the manifest, then the image it names; verify its length and (by default) sha256.
-    `trust`: pull over https, the server's certificate checked against it (labkit.clients.registry_api.Trust).
-    `follow`: redirects and other hosts (labkit.clients.follow: an image URL naming another host is
+    `trust`: pull over https, the server's certificate checked against it (labkit.registry.client.Trust).
+    `follow`: redirects and other hosts (labkit.registry.follow: an image URL naming another host is
     fetched from `host:port` unless `follow.other_hosts`).
 
     Hashing costs about 0.65 s of CPU per GB here: on a 2-core machine where the path itself
@@ -53,7 +53,7 @@ def pull_image(ns: str | None, url: str, expect_sha256: str | None, timeout: flo
                first_byte: threading.Event | None = None, sink: Path | None = None, watch=None,
                t0: float | None = None, trust: Trust | None = None, follow: Follow | None = None) -> PullResult:
     """GET the image at `url` (redirects as `follow` says), read it in 1 MiB reads, check it by
-    sha256, else by length, else report it unverified (labkit.clients.failures.check_by); TTFB counts
+    sha256, else by length, else report it unverified (labkit.measure.failures.check_by); TTFB counts
     from `t0` (default: now). A failure's error names what the server did (failures.describe).
 
     `watch`, if given, is called with the socket before each read and `watch.finish(sock)` after

@@ -39,7 +39,7 @@ from ..clients.registry_api import Trust, open_get
 from ..clients.follow import Follow, image_url as image_url_of
 from ..clients.failures import classify
 from ..clients.puller import READ_SIZE, aggregate_mbps, pull_image, together
-from .tcpinfo import SocketWatch
+from .own_socket import SocketWatch
 
 URI = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*/[A-Za-z0-9_][A-Za-z0-9_.-]*:[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")

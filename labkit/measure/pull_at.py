@@ -23,7 +23,7 @@ from ..records import cost
 from ..lab.cgroups import IoCounters, joiner
 from ..path import CLIENT, ServingPath
 from .cpu import CpuSampler, softirq_seconds
-from .sockdiag import TcpInfoSampler
+from .path_sockets import TcpInfoSampler
 from ..clients.kind import Target, Where
 from ..clients.kinds import OWN, client_kind, own_client
 from ..clients.puller import PullResult, Verify, aggregate_mbps, check_parallel

@@ -5,7 +5,7 @@ import pytest
 from labkit.analyze.probe_verdict import FAILED, ProbeFacts, probe_verdict
 from labkit.errors import HttpStatusError, TlsSetupError
 from labkit.clients.failures import check_by, classify, describe, outcome
-from labkit.measure.tcpinfo import SocketWatch
+from labkit.measure.own_socket import SocketWatch
 from labkit.clients.registry_api import Trust
 from labkit.clients.follow import MAX_HOPS, Follow, RedirectRefused, ca_file, image_url, netloc, next_hop
 

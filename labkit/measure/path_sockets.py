@@ -13,7 +13,7 @@ hands over as hex, is unpacked here. A round over a pull's four namespaces (5 pa
 ~8.5 ms of CPU on 2 busy cores (5.9 ms with the earlier hand-written decoder; pull rates unchanged
 within their spread), so sampling aims at every 20 ms and sees even a pull of 70 ms several times. The busy, rwnd_limited and sndbuf_limited times are the
 kernel's own counters (tcp_chrono), summed since the connection began, so the last sample of each
-connection holds its totals. (labkit.measure.tcpinfo watches the client's own socket from inside the
+connection holds its totals. (labkit.measure.own_socket watches the client's own socket from inside the
 pull; this module sees the servers' sockets too, which the client cannot.)
 """
 from __future__ import annotations
