@@ -1,6 +1,6 @@
 """Capture and analysis, measured side by side in one run.
 
-    python benchmarks/bench_capture.py [--image-mib 256] [--reps 9]
+    python benchmarks/bench_capture.py [--image-size 256MiB] [--reps 9]
 
 1. Pull throughput with and without a capture (one hop, and every hop of the path),
    alternating runs, with the capturers' own CPU time and kernel drops. Target: the capture does
@@ -21,8 +21,8 @@ from labkit.measure.capture import capture_pull
 from labkit.lab.lab import Lab
 from labkit.measure.pull_at import pull_at
 from labkit.analyze.tcpflow import analyze, packets
+from labkit.units import SIZE_HELP, format_size, parse_size
 
-MiB = 2**20
 TSHARK_FIELDS = ["frame.time_relative", "tcp.stream", "tcp.seq", "tcp.ack", "tcp.window_size",
                  "tcp.analysis.bytes_in_flight", "tcp.analysis.ack_rtt", "tcp.analysis.retransmission",
                  "tcp.analysis.zero_window", "tcp.analysis.window_full", "tcp.analysis.duplicate_ack"]
@@ -43,14 +43,15 @@ def seconds_tshark(pcap: Path) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--image-mib", type=int, default=256)
+    ap.add_argument("--image-size", "--image-mib", dest="image_size", type=parse_size, default="256MiB",
+                    help=SIZE_HELP)
     ap.add_argument("--reps", type=int, default=9)
     a = ap.parse_args()
     out = Path(tempfile.mkdtemp(prefix="servelab-bench-"))
     runs: dict[str, list[float]] = {"no capture": [], "capture at the link": [], "capture at every hop": []}
     cpu: dict[str, list[float]] = {k: [] for k in runs}
     drops: dict[str, list[int]] = {k: [] for k in runs}
-    with Lab("bench", image_size=a.image_mib * MiB, quiet=True) as lab:
+    with Lab("bench", image_size=a.image_size, quiet=True) as lab:
         for _ in range(a.reps):
             runs["no capture"].append(pull_at(lab).mbps)
             for name, points in (("capture at the link", ["link"]), ("capture at every hop", None)):
@@ -60,7 +61,7 @@ def main() -> None:
                 drops[name].append(sum(s.kernel_drops for s in cap.stats))
         biggest = max(cap.stats, key=lambda s: s.packets)
     base = statistics.median(runs["no capture"])
-    print(f"pull throughput, full path, sregistry as shipped, {a.image_mib} MiB, median of {a.reps} alternating runs:")
+    print(f"pull throughput, full path, sregistry as shipped, {format_size(a.image_size)}, median of {a.reps} alternating runs:")
     for k, vals in runs.items():
         m = statistics.median(vals)
         print(f"  {k:22} {m:6.0f} MB/s  ratio {m / base:.2f}  (runs: {', '.join(f'{x:.0f}' for x in vals)})"

@@ -1,6 +1,6 @@
 """Docker's publishing side by side: a compute node's pull and the VM's own 127.0.0.1 pull, DNAT vs docker-proxy.
 
-    python benchmarks/bench_publish.py [--image-mib 256] [--reps 5]
+    python benchmarks/bench_publish.py [--image-size 256MiB] [--reps 5]
 
 The three ways daemon.json can publish (Docker's defaults; userland-proxy false; iptables false),
 each pulled from outside (the compute node) and from the VM's 127.0.0.1, in alternating rounds so
@@ -16,8 +16,8 @@ import statistics
 from labkit.config.presets import SREGISTRY_SHIPPED
 from labkit.lab.lab import Lab
 from labkit.measure.pull_at import pull_at
+from labkit.units import SIZE_HELP, format_size, parse_size
 
-MiB = 2**20
 BASE = SREGISTRY_SHIPPED.changed(app={"serve_mode": "accel"})
 WAYS = {"defaults (iptables, userland-proxy)": {},
         "userland-proxy false": {"userland_proxy": False},
@@ -27,12 +27,13 @@ VANTAGES = {"outside": "full path", "VM 127.0.0.1": "VM loopback"}
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--image-mib", type=int, default=256)
+    ap.add_argument("--image-size", "--image-mib", dest="image_size", type=parse_size, default="256MiB",
+                    help=SIZE_HELP)
     ap.add_argument("--reps", type=int, default=5)
     a = ap.parse_args()
     runs: dict[tuple[str, str], list[float]] = {}
     route = {}
-    with Lab("bench-pub", BASE, image_size=a.image_mib * MiB, quiet=True) as lab:
+    with Lab("bench-pub", BASE, image_size=a.image_size, quiet=True) as lab:
         for _ in range(a.reps):
             for way, pub in WAYS.items():
                 lab.apply(BASE.changed(publish=pub))
@@ -42,7 +43,7 @@ def main() -> None:
                         raise SystemExit(f"{way}, {where}: {run.errors}")
                     runs.setdefault((way, where), []).append(run.mbps)
                     route[(way, where)] = lab.plan.path.route_at(vantage, lab.settings)
-    print(f"one pull of {a.image_mib} MiB, X-Accel-Redirect, {a.reps} alternating rounds (MB/s)")
+    print(f"one pull of {format_size(a.image_size)}, X-Accel-Redirect, {a.reps} alternating rounds (MB/s)")
     print(f"{'publishing':<38}{'pull from':<14}{'carried by':<14}{'median':>8}{'min':>8}{'max':>8}{'vs defaults':>13}")
     first = next(iter(WAYS))
     for (way, where), mbps in runs.items():

@@ -1,6 +1,6 @@
 """labkit's pull client next to curl on the same path, and the survey's wall time, in one run.
 
-    python benchmarks/bench_pull_client.py [--image-mib 256] [--reps 7]
+    python benchmarks/bench_pull_client.py [--image-size 256MiB] [--reps 7]
 
 Targets: labkit's client >= 95% of curl's throughput (shown with length-only and with
 sha256 verification: hashing is CPU the 2-core machine shares with the path); the per-hop survey <= 60 s with
@@ -18,8 +18,8 @@ from labkit.in_netns import exec_prefix
 from labkit.measure.pull_at import pull_at
 from labkit.config.presets import SREGISTRY_SHIPPED
 from labkit.measure.survey import run_survey
+from labkit.units import SIZE_HELP, format_size, parse_size
 
-MiB = 2**20
 
 
 def curl_mbps(ns: str | None, url: str) -> float:
@@ -47,21 +47,22 @@ def compare(lab: Lab, reps: int) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--image-mib", type=int, default=256)
+    ap.add_argument("--image-size", "--image-mib", dest="image_size", type=parse_size, default="256MiB",
+                    help=SIZE_HELP)
     ap.add_argument("--reps", type=int, default=7)
     a = ap.parse_args()
     print(f"pull client vs curl, full path (compute node -> docker-proxy -> nginx -> uwsgi), "
-          f"{a.image_mib} MiB image, median of {a.reps} alternating runs each")
+          f"{format_size(a.image_size)} image, median of {a.reps} alternating runs each")
     for label, s in [("sregistry 2018-10 (FileResponse, uwsgi sendfile)", SREGISTRY_SHIPPED),
                      ("X-Accel-Redirect (nginx sends the file)", SREGISTRY_SHIPPED.changed(app={"serve_mode": "accel"}))]:
-        with Lab("bench", s, image_size=a.image_mib * MiB, quiet=True) as lab:
+        with Lab("bench", s, image_size=a.image_size, quiet=True) as lab:
             m = compare(lab, a.reps)
         print(f"  {label}: curl -o /dev/null {m['curl']:.0f} MB/s")
         for verify, what in (("length", "length checked"), ("sha256", "length + sha256 verified")):
             ratio = m[verify] / m["curl"]
             print(f"    labkit, {what:25} {m[verify]:6.0f} MB/s  ratio {ratio:.2f}  "
                   f"(target >= 0.95: {'met' if ratio >= 0.95 else 'MISSED'})")
-    with Lab("bench", image_size=64 * MiB, quiet=True) as lab:
+    with Lab("bench", image_size=parse_size("64MiB"), quiet=True) as lab:
         t0 = time.perf_counter()
         run_survey(lab, parallel=5, iperf_seconds=2, progress=False)
         wall = time.perf_counter() - t0

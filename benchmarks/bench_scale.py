@@ -1,6 +1,6 @@
 """lk.scale checked on the lab itself: CPU cost per byte measured in one setup predicts the other's throughput.
 
-    python benchmarks/bench_scale.py [--image-mib 64] [--reps 2]
+    python benchmarks/bench_scale.py [--image-size 64MiB] [--reps 2]
 
 sregistry's https setup, published as Docker does for a compute node (DNAT), the whole path, 1 pull and 2
 at once, each setup surveyed (median of --reps runs):
@@ -25,8 +25,8 @@ from labkit.analyze.scale import placed, scale
 from labkit.config.presets import preset
 from labkit.lab.lab import Lab
 from labkit.measure.survey import run_survey
+from labkit.units import SIZE_HELP, format_size, parse_size
 
-MiB = 2**20
 BASE = preset("sregistry-2018-10-https").changed(nginx={"worker_processes": 2})   # Docker's defaults: the client DNATed
 K10 = {"model": "opteron-6174"}
 SETUPS = {  # name: (settings, the client's CPUs, cores there, model, with the client)
@@ -69,14 +69,15 @@ def by_placement(sv, n: int) -> dict[int, list[float]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--image-mib", type=int, default=64)
+    ap.add_argument("--image-size", "--image-mib", dest="image_size", type=parse_size, default="64MiB",
+                    help=SIZE_HELP)
     ap.add_argument("--reps", type=int, default=2)
     a = ap.parse_args()
     if (os.cpu_count() or 1) < 2:
         raise SystemExit("needs 2 CPUs")
-    with Lab("bench-scale", BASE, image_size=a.image_mib * MiB, quiet=True) as lab:
+    with Lab("bench-scale", BASE, image_size=a.image_size, quiet=True) as lab:
         surveys = {name: survey(lab, s, cpus, a.reps) for name, (s, cpus, *_) in SETUPS.items()}
-    print(f"lk.scale on the lab: sregistry-2018-10-https published by DNAT, {a.image_mib} MiB, whole path, "
+    print(f"lk.scale on the lab: sregistry-2018-10-https published by DNAT, {format_size(a.image_size)}, whole path, "
           f"median of {a.reps} runs")
     worst = 0.0
 

@@ -1,6 +1,6 @@
 """Pull storms on Locust against the native parallel pull, on the same lab and settings, side by side.
 
-    python benchmarks/bench_storm.py [--image-mib 32] [--trials 3] [--preset recommended] [--wan 6gbit]
+    python benchmarks/bench_storm.py [--image-size 32MiB] [--trials 3] [--preset recommended] [--wan 6gbit]
 
 Targets (issue 10):
   1. 200 pulls from 8 compute nodes (40 Locust users, one worker per node) with 0 failures
@@ -24,6 +24,7 @@ from labkit.lab.lab import Lab
 from labkit.measure.pull_at import pull_at
 from labkit.measure.locust_storm import StormSpec
 from labkit.workflows import run_storm
+from labkit.units import SIZE_HELP, format_size, parse_size
 
 SHOW = ["engine", "nodes", "users", "pulls", "ok", "failures", "harness_failures", "MBps", "per_pull_min",
         "per_pull_median", "per_pull_max", "jain", "ttfb_ms", "ttfb_p95_ms", "sha256_ok", "span_s", "busiest",
@@ -45,7 +46,8 @@ def spread(xs: list[float]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--image-mib", type=int, default=32)
+    ap.add_argument("--image-size", "--image-mib", dest="image_size", type=parse_size, default="32MiB",
+                    help=SIZE_HELP)
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--preset", default="recommended", choices=sorted(PRESETS))
     ap.add_argument("--wan", default="6gbit", help="links.wan: the compute nodes' shared uplink")
@@ -54,9 +56,9 @@ def main() -> None:
     settings = PRESETS[a.preset].changed(links={"wan": a.wan})
     pd.set_option("display.width", 250)
     pd.set_option("display.max_columns", 40)
-    print(f"pull storms: preset {a.preset}, links.wan {a.wan}, {a.image_mib} MiB image, {a.nodes} compute nodes")
+    print(f"pull storms: preset {a.preset}, links.wan {a.wan}, {format_size(a.image_size)} image, {a.nodes} compute nodes")
     t0 = time.perf_counter()
-    with Lab("st-bench", settings, image_size=a.image_mib * 2**20, compute_nodes=a.nodes, quiet=True) as lab:
+    with Lab("st-bench", settings, image_size=a.image_size, compute_nodes=a.nodes, quiet=True) as lab:
         pull_at(lab, parallel=8)                                  # page cache and connections warm
         big = run_storm(lab, StormSpec(users=40, pulls=200))
         r = big.row()

@@ -1,6 +1,6 @@
 """TLS on the seed's server CPU and the fixes for it: one pull and N at once, measured side by side in one run.
 
-    python benchmarks/bench_tls.py [--image-mib 128] [--reps 3] [--parallel 5]
+    python benchmarks/bench_tls.py [--image-size 128MiB] [--reps 3] [--parallel 5]
 
 From sregistry's https setup (preset sregistry-2018-10-https, AES-256-GCM negotiated): plain http, TLS on
 this machine's CPU, TLS on the Opteron 6174 (cpu.model: its instruction set for OpenSSL, its per-core
@@ -21,8 +21,8 @@ from labkit.config.presets import preset
 from labkit.config.tls_fixes import FIXES
 from labkit.lab.lab import Lab
 from labkit.measure.pull_at import pull_at
+from labkit.units import SIZE_HELP, format_size, parse_size
 
-MiB = 2**20
 HTTPS = preset("sregistry-2018-10-https")
 K10 = {"cpu": {"model": "opteron-6174"}}
 
@@ -53,7 +53,8 @@ def suite(s) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--image-mib", type=int, default=128)
+    ap.add_argument("--image-size", "--image-mib", dest="image_size", type=parse_size, default="128MiB",
+                    help=SIZE_HELP)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--parallel", type=int, default=5)
     a = ap.parse_args()
@@ -63,7 +64,7 @@ def main() -> None:
     notes: list[str] = []
     for tls_on in (True, False):
         mine = [c for c in todo if c[1].tls.enabled == tls_on]
-        with Lab("bench-tls", mine[0][1], image_size=a.image_mib * MiB, quiet=True) as lab:
+        with Lab("bench-tls", mine[0][1], image_size=a.image_size, quiet=True) as lab:
             for _ in range(a.reps):
                 for label, s, _, _ in mine:
                     lab.apply(s)
@@ -76,7 +77,7 @@ def main() -> None:
                         notes.append(f"OPENSSL_ia32cap={e.mask} (labkit cpu-model shows the sources)")
     base = statistics.median(r["one"] for r in runs["TLS (opteron-6174)"])
     base_n = statistics.median(r["many"] for r in runs["TLS (opteron-6174)"])
-    print(f"TLS on the seed's CPU and its fixes: {a.image_mib} MiB image, full path, unshaped, one pull and "
+    print(f"TLS on the seed's CPU and its fixes: {format_size(a.image_size)} image, full path, unshaped, one pull and "
           f"{a.parallel} at once, median of {a.reps} rounds (slowest-fastest); ratios to TLS on the Opteron 6174")
     print(f"{'configuration':42} {'suite':30} {'one pull MB/s':>22} {'x':>6} {f'{a.parallel} at once MB/s':>22} "
           f"{'x':>6} {'nginx CPU %':>11} {'nginx s/GB':>10}")

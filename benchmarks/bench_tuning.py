@@ -1,6 +1,6 @@
 """One tuning trial (apply + one pull + 5 parallel pulls of the CI image), timed per kind of change.
 
-    python benchmarks/bench_tuning.py [--image-mib 64]
+    python benchmarks/bench_tuning.py [--image-size 64MiB]
 
 Target: every trial <= 10 s. Each row also shows what the change did to throughput.
 """
@@ -11,6 +11,7 @@ import argparse
 from labkit.lab.lab import Lab
 from labkit.config.presets import PRESETS, SREGISTRY_SHIPPED as S
 from labkit.measure.sweep import trial
+from labkit.units import SIZE_HELP, format_size, parse_size
 
 CHANGES = {  # label: settings, in the order applied (each trial starts from the previous one)
     "as shipped (no change)": S,
@@ -30,11 +31,12 @@ CHANGES = {  # label: settings, in the order applied (each trial starts from the
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--image-mib", type=int, default=64)
+    ap.add_argument("--image-size", "--image-mib", dest="image_size", type=parse_size, default="64MiB",
+                    help=SIZE_HELP)
     a = ap.parse_args()
-    print(f"tuning trials on the running lab ({a.image_mib} MiB image, 1 + 5 parallel pulls, full path):")
+    print(f"tuning trials on the running lab ({format_size(a.image_size)} image, 1 + 5 parallel pulls, full path):")
     worst = 0.0
-    with Lab("bench", S, image_size=a.image_mib * 2**20, quiet=True) as lab:
+    with Lab("bench", S, image_size=a.image_size, quiet=True) as lab:
         for label, s in CHANGES.items():
             r = trial(lab, s, label, parallel=5)
             worst = max(worst, r["trial_s"])

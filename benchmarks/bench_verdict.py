@@ -1,7 +1,7 @@
 """The injection matrix: each known bottleneck injected, surveyed, and the verdict compared with the truth;
 or the default survey repeated, and how often its verdict says the same thing.
 
-    python benchmarks/bench_verdict.py [--image-mib 64] [--only TEXT ...]
+    python benchmarks/bench_verdict.py [--image-size 64MiB] [--only TEXT ...]
     python benchmarks/bench_verdict.py --stability 10
 
 The matrix prints one row per case (case, expected, named, key evidence, seconds), the accuracy over
@@ -21,9 +21,10 @@ import textwrap
 from labkit.config.presets import preset
 from labkit.lab.lab import DATA, Lab
 from labkit.matrix import BASE, cases_for, run_matrix
+from labkit.units import SIZE_HELP, format_size, parse_size
 
 
-def stability(runs: int, image_mib: int, parallel: int = 5) -> None:
+def stability(runs: int, image_size: int, parallel: int = 5) -> None:
     """The default survey `runs` times: the verdict's hop and cause per run, and how often the most common repeats."""
     from collections import Counter
 
@@ -31,10 +32,10 @@ def stability(runs: int, image_mib: int, parallel: int = 5) -> None:
 
     from labkit.analyze.verdict import verdict
     from labkit.measure.survey import run_survey
-    print(f"verdict stability: the default survey {runs} times ({BASE}, {image_mib} MiB, {parallel} at once, "
+    print(f"verdict stability: the default survey {runs} times ({BASE}, {format_size(image_size)}, {parallel} at once, "
           "3 rounds, sha256)\n")
     rows, out = [], DATA / "results" / "stability"
-    with Lab("vd-stable", preset(BASE), image_size=image_mib * 2**20, quiet=True) as lab:
+    with Lab("vd-stable", preset(BASE), image_size=image_size, quiet=True) as lab:
         for i in range(1, runs + 1):
             s = run_survey(lab, parallel=parallel, progress=False)
             saved = s.save(out, f"stability-{i:02d}")
@@ -60,7 +61,8 @@ def stability(runs: int, image_mib: int, parallel: int = 5) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--image-mib", type=int, default=64)
+    ap.add_argument("--image-size", "--image-mib", dest="image_size", type=parse_size, default="64MiB",
+                    help=SIZE_HELP)
     ap.add_argument("--only", nargs="*", default=[], help="run the cases whose name contains one of these")
     ap.add_argument("--verbose", action="store_true", help="print each verdict in full")
     ap.add_argument("--stability", type=int, metavar="N", help="run the default survey N times instead of the matrix")
@@ -68,7 +70,7 @@ def main() -> None:
     if a.stability:
         if not 2 <= a.stability <= 50:
             ap.error("--stability N: 2..50")
-        return stability(a.stability, a.image_mib)
+        return stability(a.stability, a.image_size)
 
     def show(r):
         mark = ("ok" if r.get("answer") != "second" else "ok, 2nd") if r["ok"] else "WRONG"
@@ -78,9 +80,9 @@ def main() -> None:
         if a.verbose and r.get("verdict") is not None:
             print(textwrap.indent(str(r["verdict"]), "      "))
 
-    with Lab("vd-bench", preset(BASE), image_size=a.image_mib * 2**20, quiet=True) as lab:
+    with Lab("vd-bench", preset(BASE), image_size=a.image_size, quiet=True) as lab:
         cases = [c for c in cases_for(lab.plan.path) if not a.only or any(t in c.name for t in a.only)]
-        print(f"verdict matrix: {len(cases)} cases, {a.image_mib} MiB image, 3 rounds of pulls per vantage point\n")
+        print(f"verdict matrix: {len(cases)} cases, {format_size(a.image_size)} image, 3 rounds of pulls per vantage point\n")
         rows = run_matrix(lab, cases, on_row=show, save_dir=DATA / "results" / "matrix")
     print()
     print(rows[["case", "expected", "named", "seconds", "ok"]].astype(object).fillna("").to_string(index=False))

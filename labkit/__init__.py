@@ -12,6 +12,8 @@ starts fast); the subpackages hold the parts:
 
     labkit.path      the path declared once (nodes, links, services, hops, vantages, stages)
     labkit.config    typed settings, presets, Jinja2 templates, an operator's files imported
+    labkit.app       the registry the lab serves (a Django app under uwsgi), its catalog of test images
+    labkit.clients   the pull clients: the registry's pull API from a client's side, and the client kinds (KINDS)
     labkit.lab       namespaces, one class per program, apply, supervision, teardown
     labkit.measure   pulls (one primitive), iperf3, CPU, captures, the survey, sweeps, the probe, Locust storms
     labkit.analyze   TCP windows, the path verdict, shared CPU and cost per byte, remedies, the words,
@@ -56,6 +58,7 @@ _PUBLIC = {
     "export_bundle": "bundle.export", "import_bundle": "bundle.export", "diff_against": "bundle.export",
     "TuningPanel": "present.widgets", "notebook": ("present.notebook", "setup"), "show": "present.notebook",
     "show_verdict": "present.notebook", "show_text": "present.notebook", "link": "present.notebook", "plots": ("present.plots", None), "report": ("present.report", None),
+    "parse_size": "units", "format_size": "units",
 }
 __all__ = sorted(_PUBLIC)
 

@@ -60,3 +60,4 @@ def mib(n: int) -> float:
 
 
 SizeBytes = Annotated[int, BeforeValidator(parse_size)]
+SIZE_HELP = "a size: 64MiB, 1.5GiB, or a number of MiB"     # an option's help, wherever a person gives one

@@ -167,7 +167,7 @@ def run_hypotheses(parallels: list[int], image_mib: int = 32, lab_name: str = "h
 def _hypothesis_row(lab: Lab, h, seed_link: list[str], parallels: list[int], deadline: float) -> dict:
     from .analyze.scale import machine_view, predict
     from .errors import LabError
-    from .measure.clients import check_room
+    from .clients.program import check_room
     lab.apply(h.settings(*seed_link))
     lab.warm_image()              # the seed's registry had served its images before: no cold first read
     runs, left_out = [], []

@@ -1,11 +1,11 @@
 """Requests the registry app must refuse, and its URLs: shared by the unit (Django's test client) and the
-integration (the real uwsgi) tests of labkit.registry."""
+integration (the real uwsgi) tests of labkit.app."""
 from pathlib import Path
 
 import labkit
-from labkit.registry.catalog import Image
+from labkit.app.catalog import Image
 
-OPENAPI = Path(labkit.__file__).parent / "registry" / "openapi.yaml"
+OPENAPI = Path(labkit.__file__).parent / "app" / "openapi.yaml"
 
 # (path, status): unknown things are 404, traversal, NUL and bad names are 400; all answer JSON.
 REFUSED = [

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..path import CLIENT
+from ..units import KiB, MiB
 from .evidence import PathView, StageView, tcp_text
 from .noise import FLOOR, reaches
 
@@ -21,12 +22,12 @@ NET = 50.0          # % of the time busy without window or buffer limits: the li
 RATE_MATCH = 0.3    # a link binds only if its sender delivered within 30% of the path's rate
 PEGGED = 0.9        # share of its allowance at which a program has no CPU to spare
 BUSY = 0.5          # the busiest program at half its allowance, where the pipeline points, is CPU-bound
-SMALL_RCVBUF = 256 * 1024
+SMALL_RCVBUF = 256 * KiB
 FULL = 50.0         # % of the receive buffer holding unread data: the receiver does not read
 STUCK = 90.0        # % full: a receiver whose buffer stays this full does not read (its buffer may be small because
                     # it never drains: the kernel grows a receive buffer only as fast as the program reads)
 CLIENT_WRITTEN = 0.5  # share of a pull's bytes on the client's device while it ran: the client waits on its disk
-UNREAD = 1 << 20    # bytes waiting unread in a receiver's socket (a whole 1 MiB read's worth, at least)
+UNREAD = MiB        # bytes waiting unread in a receiver's socket (a whole 1 MiB read's worth, at least)
 
 CAUSES = {"link": "link capacity", "cpu": "CPU", "disk": "the disk", "window": "TCP windows",
           "client": "the client", "down": "a service is down", "app": "the application, waiting rather than CPU-bound"}

@@ -24,11 +24,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..units import KiB, MiB
+
 SEED_LINK = "6gbit"        # the seed's hypervisor uplink
 DEADLINE_S = 900           # each pull of a hypothesis may run this long: a timeout then, its bytes counted
 
 
-MiB = 2**20
 MIN_IMAGE_MIB = 16     # below this a pull's fixed costs (connections, the manifest, a client's start-up) weigh
 BOUND_SHARE = 4        # an image 4x a dirty bound: at least 3/4 of it written at the destination's own pace
 MIN_SECONDS = 1.0      # a destination that binds at once: at least this long at its ceiling
@@ -96,7 +97,7 @@ def min_image_mib(s) -> int:
     if st.disk == "loop" and st.write_mbps and spools:
         need = max(need, BOUND_SHARE * dirty_bound(st.write_mbps * 1e6, st.dirty_mib) / MiB)
     if c.dest == "shared-fs":
-        req = c.fs_request_kib * 1024
+        req = c.fs_request_kib * KiB
         one = req / (c.fs_delay_ms / 1000 + req / (c.fs_node_mbps * 1e6))
         need = max(need, MIN_SECONDS * one / MiB)
     return int(math.ceil(need))

@@ -69,7 +69,7 @@ class ProbeFacts:
 
     @classmethod
     def of(cls, single_MBps: float, socket: dict, **more) -> "ProbeFacts":
-        """From one pull's MB/s and its socket's summary (labkit.measure.tcpinfo.summarize)."""
+        """From one pull's MB/s and its socket's summary (labkit.measure.own_socket.summarize)."""
         return cls(single_MBps=single_MBps, client_cpu_pct=socket.get("client_cpu_pct", 0.0),
                    backlogged_reads=socket.get("backlogged_reads", 0.0), ooo_packets=socket.get("ooo_packets", 0),
                    data_segs_in=socket.get("data_segs_in", 0), rcv_rtt_ms=socket.get("rcv_rtt_ms_median"),

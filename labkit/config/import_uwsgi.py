@@ -31,9 +31,9 @@ STRUCTURE = {
     "master": "the lab's uwsgi always runs a master process",
     "socket": "the lab's uwsgi listens on its own uwsgi socket, which nginx's uwsgi_pass reaches",
     "uwsgi-socket": "the lab's uwsgi listens on its own uwsgi socket, which nginx's uwsgi_pass reaches",
-    "chdir": "the lab runs its own registry app (labkit.registry) in place of sregistry's code",
-    "wsgi-file": "the lab runs its own registry app (labkit.registry) in place of sregistry's code",
-    "module": "the lab runs its own registry app (labkit.registry) in place of sregistry's code",
+    "chdir": "the lab runs its own registry app (labkit.app) in place of sregistry's code",
+    "wsgi-file": "the lab runs its own registry app (labkit.app) in place of sregistry's code",
+    "module": "the lab runs its own registry app (labkit.app) in place of sregistry's code",
     "harakiri-verbose": "written together with harakiri",
     "enable-threads": "threads > 1 enables them",
 }

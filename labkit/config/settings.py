@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 import warnings
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from ..errors import SettingsError
+from ..units import GiB, KiB, MiB
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
                       field_validator, model_validator)
 from pydantic_core import PydanticCustomError
@@ -18,7 +19,7 @@ from pydantic_core import PydanticCustomError
 from .modes import SERVE_MODES
 from .sslconf import conf_commands
 
-_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+_UNITS = {"": 1, "k": KiB, "m": MiB, "g": GiB}     # nginx's size syntax: a bare number is bytes
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmg]?)\s*$", re.I)
 _RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(bit|kbit|mbit|gbit)\s*$", re.I)
 _RATE_UNITS = {"bit": 1, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9}
@@ -132,7 +133,7 @@ class UwsgiSettings(_Model):
     offload_threads: int = Field(0, ge=0, le=64)
     # uwsgi parses post-buffering as a number (strtoul): sregistry's `post-buffering = true` is 0, off.
     # "true" keeps that spelling in the rendered ini; None leaves the line out.
-    post_buffering: Literal["true"] | Annotated[int, Field(ge=0, le=1 << 30)] | None = None
+    post_buffering: Literal["true"] | Annotated[int, Field(ge=0, le=GiB)] | None = None
     log_date: bool = False
     harakiri: int = Field(0, ge=0, le=86400, description="seconds, 0 = off")
     socket_timeout: int = Field(4, ge=1, le=86400, description="seconds a socket read/write may block (uwsgi default 4)")
@@ -149,7 +150,7 @@ ServeMode = Literal[tuple(SERVE_MODES)]
 class AppSettings(_Model):
     """How the registry app hands out the image file (labkit.config.modes.SERVE_MODES says what each implies)."""
     serve_mode: ServeMode = "fileresponse"
-    chunk_size: int = Field(4096, ge=512, le=16 * 1024**2,
+    chunk_size: int = Field(4096, ge=512, le=16 * MiB,
                             description="FileResponse.block_size: bytes per read when Django iterates the file")
 
 
@@ -167,7 +168,7 @@ class KernelSettings(_Model):
     def _ordered(self) -> "KernelSettings":
         for name in ("tcp_rmem", "tcp_wmem"):
             v = getattr(self, name)
-            if v is not None and not (4096 <= v[0] <= v[1] <= v[2] <= 1 << 30):
+            if v is not None and not (4096 <= v[0] <= v[1] <= v[2] <= GiB):
                 raise ValueError(f"{name}: {v} must be min <= default <= max, each 4096..1073741824 bytes")
         return self
 
@@ -381,10 +382,10 @@ def dirty_bound(write_bps: float | None, dirty_mib: int | None = None) -> int:
     """Bytes of dirty pages a lab disk may hold before a buffered writer waits for it: `dirty_mib` if
     given, else two seconds at the write ceiling, 8..256 MiB (16 MiB without a byte ceiling)."""
     if dirty_mib is not None:
-        return dirty_mib * 1024**2
+        return dirty_mib * MiB
     if write_bps:
-        return int(max(8 * 1024**2, min(256 * 1024**2, 2 * write_bps)))
-    return 16 * 1024**2
+        return int(max(8 * MiB, min(256 * MiB, 2 * write_bps)))
+    return 16 * MiB
 
 
 class StorageSettings(_Model):
@@ -495,7 +496,10 @@ def command_fields(template: str) -> set[str]:
         raise ValueError(f"{template!r}: {e} (write {{{{ and }}}} for literal braces)") from None
 
 
-CLIENT_KINDS = ("labkit", "curl", "sregistry-cli", "singularity-2.6", "command")
+# The client kinds' names: the keys of labkit.clients.kinds.KINDS (config imports no clients; a unit test
+# holds the two equal). A new kind is a module and a row there, and its name here.
+ClientKindName = Literal["labkit", "curl", "sregistry-cli", "singularity-2.6", "command", "curl-ranged"]
+CLIENT_KINDS: tuple[str, ...] = get_args(ClientKindName)
 LEGACY_WRITE_TO = {"discard": "memory", "disk": "local-disk"}
 
 
@@ -515,7 +519,7 @@ class ClientSettings(_Model):
       from the first MiB at any image size (labkit.lab.sharedfs).
     Old settings' `write_to` is read as `dest` ("discard": memory, "disk": local-disk), with a warning.
     """
-    kind: Literal["labkit", "curl", "sregistry-cli", "singularity-2.6", "command"] = "labkit"
+    kind: ClientKindName = "labkit"
     command: str | None = Field(None, description="for kind 'command': e.g. 'singularity pull {dest} shub://{host}/{uri}'")
     dest: Literal["memory", "local-disk", "shared-fs"] = "memory"
     write_mbps: MBps | None = None

@@ -24,7 +24,7 @@ from ..errors import ConfigRejected, LabError, ToolMissing
 from ..path import Plan, ServingPath, plan, registry_path
 from . import netns, network, ownership
 from .changes import HostFeatures, plan_changes, publish_problems
-from ..registry.catalog import Image, ensure_image
+from ..app.catalog import Image, ensure_image
 from .layers import LAYER_STEPS, Layers
 from .supervision import Supervision
 from .programs import PROGRAMS, PUBLISHERS, Iperf3Server, Site, program_problems, publishing

@@ -32,8 +32,8 @@ from ..config.render import PublishedRule, UwsgiPaths, lab_nginx_paths, render_n
 from ..config.settings import LabSettings
 from ..errors import ServiceError, UnknownName
 from ..path import Plan, Published, ServiceSpec
-from ..registry import uwsgi_app_options
-from ..registry.catalog import CATALOG
+from ..app import uwsgi_app_options
+from ..app.catalog import CATALOG
 from . import netns
 from .checks import nginx_t
 from .publish import binding_ip, bridge_of, lab_accepts

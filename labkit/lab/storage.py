@@ -21,7 +21,7 @@ from pathlib import Path
 from ..config.settings import ClientSettings, StorageSettings
 from . import ownership, writeback
 from .cgroups import Cgroup, CgroupError, Features, IoCounters, IoLimits, joiner, parse_io_stat, render_io_max
-from ..registry.catalog import Image, install_image
+from ..app.catalog import Image, install_image
 from .sharedfs import SharedFs
 from .delayfs import DelayMount
 from .loopdisk import MIN_SIZE as MIN_DISK, LoopDisk, drop_cache, loops_backed_by

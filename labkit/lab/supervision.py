@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from ..errors import LabError, LabkitError, ServiceDown, ServiceError
-from ..registry.client import fetch_manifest
+from ..clients.registry_api import fetch_manifest
 
 
 class Supervision:

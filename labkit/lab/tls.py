@@ -21,7 +21,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ..registry.client import Trust
+from ..clients.registry_api import Trust
 from . import ownership
 from .tools import tool
 

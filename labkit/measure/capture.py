@@ -23,11 +23,12 @@ from ..in_netns import exec_prefix, inside
 from ..lab.process import Process, stop_group
 from ..lab.tools import tool
 from ..path import Plan
+from ..units import KiB, MiB
 from .pull_at import pull_at
-from .sockdiag import TcpInfoSampler
+from .path_sockets import TcpInfoSampler
 
 SNAPLEN = 128                 # Ethernet + IPv4 + TCP with options fit
-BUFFER_KIB = 32 * 1024        # each capture's kernel ring (libpcap's buffer): what a busy machine may leave unread
+BUFFER_KIB = 32 * MiB // KiB       # each capture's kernel ring (libpcap's buffer): what a busy machine may leave unread
 NICE = 10                     # on a busy machine the capture waits (its ring fills: kernel drops), not the pull
 _COUNTS = re.compile(r"^(\d+) packets? (captured|received by filter|dropped by kernel)$", re.M)
 
@@ -186,7 +187,7 @@ def capture_pull(lab, vantage: str | None = None, points: list[str] | None = Non
     """One pull from `vantage` (default: the client's), captured at every connection it crosses (or at `points`).
 
     The tcp_info of each point's sender is sampled every `tcp_interval` s (None: not sampled) by the
-    same sock_diag sampler as the survey's (labkit.measure.sockdiag).
+    same sock_diag sampler as the survey's (labkit.measure.path_sockets).
     """
     v = lab.plan.path.vantage(vantage) if vantage else lab.plan.path.client_vantage
     all_points = capture_points(lab.plan)

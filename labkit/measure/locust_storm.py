@@ -25,7 +25,7 @@ from pathlib import Path
 from ..errors import LabError, SettingsError
 from ..lab.process import Process
 from ..records import StormRun, Verify
-from ..registry.client import base_url
+from ..clients.registry_api import base_url
 from .cpu import CpuSampler
 from .pull_at import disk_mb
 

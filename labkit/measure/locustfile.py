@@ -1,10 +1,10 @@
 """Pull storms on Locust: each user pulls like a Singularity client, many at once from many compute nodes.
 
-A user's task is one pull, exactly as `labkit.measure.puller.pull` makes it (the primitive
+A user's task is one pull, exactly as `labkit.clients.puller.pull` makes it (the primitive
 `pull_at` uses): GET `/api/container/<collection>/<name>:<tag>`, then the `image` URL the
 manifest names, streamed in 1 MiB reads, checked against Content-Length and (by default)
 the sha256 (`--sha256`, else the manifest's `version`). A failed pull is counted by kind
-(labkit.measure.failures: connect, reset, http, short body, checksum, timeout, other).
+(labkit.clients.failures: connect, reset, http, short body, checksum, timeout, other).
 
 Bounded: users and spawn rate, and `--pulls N` (the master hands out exactly N tickets,
 labkit.measure.budget) or `-t/--run-time`. Every pull has an idle timeout and a deadline.
@@ -38,9 +38,9 @@ from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
 from labkit.measure.budget import Budget
-from labkit.measure.puller import pull
-from labkit.registry.client import Trust
-from labkit.registry.follow import Follow
+from labkit.clients.puller import pull
+from labkit.clients.registry_api import Trust
+from labkit.clients.follow import Follow
 
 log = logging.getLogger("labkit.storm")
 CLAIM, TICKET, PULLED = "labkit_claim", "labkit_ticket", "labkit_pull"

@@ -8,7 +8,7 @@ It talks only to the URL it is given (and to the iperf3 host, if one is given): 
 request, one pull, N pulls at once, each bounded by a deadline; an image URL in the manifest
 that names another host (sregistry builds it from its DOMAIN_NAME setting, http://127.0.0.1 by
 default) is fetched from the given host instead, and the notes say so; with `follow_hosts` it is
-fetched from the host it names. Redirects are followed up to labkit.registry.follow.MAX_HOPS, to
+fetched from the host it names. Redirects are followed up to labkit.clients.follow.MAX_HOPS, to
 another host only with `follow_hosts`; each pull records its hops (host, status, ms), how the server
 spoke (HTTP/1.0 or 1.1, close or keep-alive, chunked) and, over https, the TLS version and cipher.
 Pulls are checked by sha256 when the manifest's version is one, else by Content-Length, else
@@ -35,11 +35,11 @@ from ..in_netns import exec_prefix, inside
 from ..records import ProbeRun, PullResult
 from . import iperf
 from .capture import CapturePoint, CaptureProcess
-from ..registry.client import Trust, open_get
-from ..registry.follow import Follow, image_url as image_url_of
-from .failures import classify
-from .puller import READ_SIZE, aggregate_mbps, pull_image, together
-from .tcpinfo import SocketWatch
+from ..clients.registry_api import Trust, open_get
+from ..clients.follow import Follow, image_url as image_url_of
+from ..clients.failures import classify
+from ..clients.puller import READ_SIZE, aggregate_mbps, pull_image, together
+from .own_socket import SocketWatch
 
 URI = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*/[A-Za-z0-9_][A-Za-z0-9_.-]*:[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")

@@ -9,8 +9,8 @@ The survey, sweeps, captures, benchmarks, tests and notebooks all measure throug
 refuses to measure a lab with a service down (unless asked to show how the broken path fails).
 Before the pulls the lab gets ready for one (`lab.before_pull()`: a cold cache drops the image);
 the lab's disks are counted around them (one column per disk stage of the declared path). From
-the client's vantage point the client is `lab.settings.client` (labkit.measure.clients);
-elsewhere labkit's own verifying client.
+the client's vantage point the client is the kind `lab.settings.client` names (labkit.clients.kinds.KINDS);
+elsewhere labkit's own verifying client, discarding.
 """
 from __future__ import annotations
 
@@ -22,10 +22,12 @@ from dataclasses import dataclass, field
 from ..records import cost
 from ..lab.cgroups import IoCounters, joiner
 from ..path import CLIENT, ServingPath
-from .clients import Target, pull_with
 from .cpu import CpuSampler, softirq_seconds
-from .sockdiag import TcpInfoSampler
-from .puller import PullResult, Verify, aggregate_mbps, check_parallel, pull, pull_parallel
+from .path_sockets import TcpInfoSampler
+from ..clients.kind import Target, Where
+from ..clients.kinds import OWN, client_kind, own_client
+from ..clients.puller import PullResult, Verify, aggregate_mbps, check_parallel
+from ..lab.tools import tool
 
 
 @dataclass
@@ -37,7 +39,7 @@ class PullRun:
     cpu: dict = field(default_factory=dict)
     busiest: str = ""
     busiest_cpu: float = 0.0
-    client: str = "labkit"
+    client: str = OWN                                       # the client kind that pulled
     disk: dict[str, IoCounters] = field(default_factory=dict)   # per lab disk: what the pulls read/wrote
     tcp: list[dict] = field(default_factory=list)
     cpu_s: dict[str, float] = field(default_factory=dict)      # CPU seconds per service over the pulls
@@ -126,28 +128,21 @@ def pull_at(lab, vantage: str | None = None, parallel: int = 1, verify: Verify =
     ns, host, port = lab.plan.endpoint(v)
     trust = lab.tls.client() if lab.plan.tls_at(v) else None       # https, verified against the lab's CA
     img = lab.image
-    client = lab.settings.client
-    external = v == path.client_vantage and (client.kind != "labkit" or client.writes)
+    kind = client_kind(lab.settings.client) if v == path.client_vantage else own_client()
+    where = Where(lab.client_storage.dest_root, joiner(lab.client_storage.procs_files()), tool) \
+        if v == path.client_vantage else Where()
     lab.before_pull()
     disk0 = lab.disk_counters()
     soft0 = softirq_seconds()
     tcp_sampler = (TcpInfoSampler(lab.plan, lab.settings, 0.02 if tcp is True else float(tcp)) if tcp
                    else contextlib.nullcontext())
     with CpuSampler(lab.processes, interval=cpu_interval) as sampler, tcp_sampler:
-        if external:
-            results = pull_with(client, Target(ns, host, port, img.uri, img.sha256, img.size, trust),
-                                lab.client_storage.dest_root, parallel, verify, timeout, deadline,
-                                joiner(lab.client_storage.procs_files()), first_byte)
-        elif parallel == 1:
-            results = [pull(ns, host, port, img.uri, img.sha256, timeout=timeout, deadline=deadline,
-                            verify=verify, first_byte=first_byte, trust=trust)]
-        else:
-            results = pull_parallel(ns, host, port, img.uri, parallel, img.sha256, timeout=timeout,
-                                    deadline=deadline, verify=verify, trust=trust)
+        results = kind.pull(Target(ns, host, port, img.uri, img.sha256, img.size, trust), where, parallel, verify,
+                            timeout, deadline, first_byte)
     soft1 = softirq_seconds()
     disk1 = lab.disk_counters()
     busiest, busiest_cpu = sampler.busiest()
     return PullRun(v.name, parallel, results, verify, sampler.summary(), busiest, busiest_cpu,
-                   client.kind if external else "labkit", {k: disk1[k] - disk0[k] for k in disk1 if k in disk0},
+                   kind.name, {k: disk1[k] - disk0[k] for k in disk1 if k in disk0},
                    tcp_sampler.summary() if tcp else [], sampler.seconds(),
                    None if soft0 is None or soft1 is None else soft1 - soft0, path=path, machine=sampler.machine())

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from ..lab.lab import Lab
-from .puller import check_parallel
+from ..clients.puller import check_parallel
 from .pull_at import pull_at
 from ..config.settings import LabSettings, SettingsError, is_keyed, setting
 

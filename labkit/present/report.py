@@ -14,6 +14,7 @@ from markupsafe import Markup
 from .plots import compare_bars, flow_figures, path_figure, path_nodes, receive_figure, storm_figure, survey_bars
 from ..config.render import templates
 from ..records import Survey
+from ..units import format_size
 from ..analyze.tcpflow import FlowDirection
 from ..analyze.windows import FlowVerdict
 from ..analyze.causes import CAUSES
@@ -56,7 +57,7 @@ def survey_section(s: Survey, heading: str = "Per hop: iperf3 and pulls", v=None
     """The survey's tables and bars, with the verdict in the same words as the CLI (and the fix, when tried)."""
     runs = s.meta.get("repeats", 1)
     return Section(heading,
-                   f"Image {s.meta['image_bytes'] / 2**20:.0f} MiB, {s.meta['parallel']} parallel pulls, each vantage "
+                   f"Image {format_size(s.meta['image_bytes'])}, {s.meta['parallel']} parallel pulls, each vantage "
                    f"point pulled {runs} times: MBps is the median, MBps_lo and MBps_hi the slowest and fastest run; "
                    "the second table has what each pull cost: the busiest program, the client's CPU in % of a core, "
                    "each program's CPU-seconds per GB moved, disk MB. " + " ".join(f"{n}." for n in s.notes),

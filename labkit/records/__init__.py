@@ -1,7 +1,7 @@
 """The records that cross the layers: what measure produces and analyze, present and bundle read.
 
     PullResult    one pull: bytes, time, TTFB, verified or not, its failure kind, the puller's CPU
-    KINDS         the words failures are counted by (labkit.measure.failures classifies them)
+    KINDS         the words failures are counted by (labkit.clients.failures classifies them)
     Survey        a survey's table, its settings, the path it was measured on, its evidence (saved, loaded)
     cost          the rows' CPU-seconds per GB columns (labkit.records.cost)
 

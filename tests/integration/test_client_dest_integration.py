@@ -9,8 +9,9 @@ import pytest
 from labkit.config.presets import SREGISTRY_SHIPPED as S
 from labkit.lab.lab import Lab
 from labkit.lab.sharedfs import ceiling_MBps
-from labkit.measure.clients import Target, pull_with
-from labkit.measure.puller import aggregate_mbps
+from labkit.clients.kind import Target, Where
+from labkit.clients.kinds import client_kind
+from labkit.clients.puller import aggregate_mbps
 from labkit.measure.pull_at import pull_at
 
 pytestmark = pytest.mark.integration
@@ -55,7 +56,7 @@ def _from_every_node(lab, s) -> list:
     for node, ns, host, port in lab.plan.compute_endpoints():
         t = Target(ns, host, port, img.uri, img.sha256, img.size)
         threads.append(threading.Thread(target=lambda n=node, t=t: out.__setitem__(
-            n, pull_with(s.client, t, lab.client_storage.dest_root_for(n), 1, "sha256", deadline=120)[0])))
+            n, client_kind(s.client).pull(t, Where(lab.client_storage.dest_root_for(n)), 1, "sha256", deadline=120)[0])))
     for t in threads:
         t.start()
     for t in threads:

@@ -11,7 +11,7 @@ import pytest
 
 from labkit.config.presets import SREGISTRY_SHIPPED
 from labkit.lab.lab import Lab
-from labkit.measure import clients
+from labkit.clients import program
 from labkit.measure.pull_at import pull_at
 
 pytestmark = pytest.mark.integration
@@ -50,14 +50,14 @@ def test_an_external_client_is_charged_the_cpu_it_used():
     """A program's own CPU comes from its rusage when reaped (here a Python loop burning ~0.3 s)."""
     burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"
     proc = subprocess.Popen([sys.executable, "-c", burn])
-    run = clients._Run(workdir=None, log=None, proc=proc, start=0.0)
-    clients._wait(run, deadline=30)
+    run = program._Run(workdir=None, log=None, proc=proc, start=0.0)
+    program._wait(run, deadline=30)
     assert proc.returncode == 0 and proc.poll() == 0
     assert 0.25 <= run.cpu_s <= 1.5
 
 
 def test_an_external_client_past_its_deadline_is_killed_and_reaped():
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True)
-    run = clients._Run(workdir=None, log=None, proc=proc, start=0.0)
-    clients._wait(run, deadline=0.2)
+    run = program._Run(workdir=None, log=None, proc=proc, start=0.0)
+    program._wait(run, deadline=0.2)
     assert run.timed_out and proc.returncode is not None and proc.returncode != 0

@@ -15,7 +15,7 @@ from labkit.lab import cgroups
 from labkit.lab.lab import DATA, netns, ownership as state
 from labkit.lab.lab import Lab
 from labkit.errors import LabError
-from labkit.registry.client import get
+from labkit.clients.registry_api import get
 from labkit.measure.pull_at import pull_at
 from labkit.measure.survey import run_survey
 from labkit.analyze.verdict import verdict
@@ -165,7 +165,7 @@ def test_namespaces_need_root_says_so(monkeypatch):
 
 def test_a_real_pull_captured_at_every_hop_gives_a_sane_analysis(lab, tmp_path, monkeypatch):
     from labkit.measure.capture import capture_pull
-    from labkit.registry.catalog import ensure_image
+    from labkit.app.catalog import ensure_image
     from labkit.analyze.tcpflow import analyze
     from labkit.analyze.windows import flow_verdict
 

@@ -1,4 +1,4 @@
-"""The registry app under the real uwsgi, started from the ini lines labkit.registry.uwsgi_app_options
+"""The registry app under the real uwsgi, started from the ini lines labkit.app.uwsgi_app_options
 gives, on 127.0.0.1: pull through it, read uwsgi's own log and the worker's /proc/<pid>/io to see
 whether the file went out by sendfile(), and run schemathesis against it from openapi.yaml."""
 from __future__ import annotations
@@ -23,8 +23,8 @@ import psutil
 import pytest
 
 import labkit
-from labkit.registry import uwsgi_app_options
-from labkit.registry.catalog import Image, ensure_image
+from labkit.app import uwsgi_app_options
+from labkit.app.catalog import Image, ensure_image
 
 from ..registry_cases import OPENAPI, REFUSED, download_url
 

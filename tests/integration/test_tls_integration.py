@@ -12,12 +12,13 @@ from labkit.config.presets import preset
 from labkit.lab.lab import Lab
 from labkit.lab.tls import write_server_files
 from labkit.workflows import run_probe, run_storm
-from labkit.measure.puller import pull
+from labkit.clients.kinds import KINDS
+from labkit.clients.puller import pull
 from labkit.measure.pull_at import pull_at
 from labkit.measure.locust_storm import StormSpec
 from labkit.measure.survey import run_survey
 from labkit.in_netns import inside
-from labkit.registry.client import Trust, fetch_manifest
+from labkit.clients.registry_api import Trust, fetch_manifest
 from labkit.errors import TlsVerifyError
 
 pytestmark = pytest.mark.integration
@@ -32,7 +33,7 @@ def lab():
     assert not (lab.run_dir / "tls").exists()            # the CA and the key went with the lab
 
 
-@pytest.mark.parametrize("kind", ["labkit", "curl", "sregistry-cli", "singularity-2.6"])
+@pytest.mark.parametrize("kind", [k for k in KINDS if k != "command"])   # command: the user's template
 def test_every_client_kind_pulls_over_https_through_the_whole_path(lab, kind):
     lab.apply(HTTPS.changed(client={"kind": kind}))
     try:

@@ -1,13 +1,13 @@
-"""Where a pull may go (labkit.registry.follow), what it is checked by and how a failure is worded
-(labkit.measure.failures), the socket sampler without a socket, and the probe verdict's caveats: pure logic."""
+"""Where a pull may go (labkit.clients.follow), what it is checked by and how a failure is worded
+(labkit.clients.failures), the socket sampler without a socket, and the probe verdict's caveats: pure logic."""
 import pytest
 
 from labkit.analyze.probe_verdict import FAILED, ProbeFacts, probe_verdict
 from labkit.errors import HttpStatusError, TlsSetupError
-from labkit.measure.failures import check_by, classify, describe, outcome
-from labkit.measure.tcpinfo import SocketWatch
-from labkit.registry.client import Trust
-from labkit.registry.follow import MAX_HOPS, Follow, RedirectRefused, ca_file, image_url, netloc, next_hop
+from labkit.clients.failures import check_by, classify, describe, outcome
+from labkit.measure.own_socket import SocketWatch
+from labkit.clients.registry_api import Trust
+from labkit.clients.follow import MAX_HOPS, Follow, RedirectRefused, ca_file, image_url, netloc, next_hop
 
 BASE = "http://reg.example.org:8080"
 

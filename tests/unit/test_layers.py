@@ -10,7 +10,9 @@ from labkit.config.render import templates
 from labkit.errors import SettingsError
 from labkit.lab import cpulimits, ownership, storage, writeback
 from labkit.lab.cgroups import Features, IoCounters, IoLimits
-from labkit.measure import clients
+from labkit.clients import program
+from labkit.clients.command import render_command
+from labkit.clients.kinds import KINDS
 from labkit.records import PullResult
 from labkit.measure.pull_at import PullRun
 from labkit.path import PATH
@@ -21,9 +23,9 @@ VALUES = {"host": "192.0.2.20", "port": "80", "uri": "library/servelab:1b", "url
 
 
 def test_a_command_template_becomes_argv_with_each_value_one_word():
-    argv = clients.render_command("singularity pull {dest} shub://{host}:{port}/{uri}", VALUES)
+    argv = render_command("singularity pull {dest} shub://{host}:{port}/{uri}", VALUES)
     assert argv == ["singularity", "pull", "/run/x/a b/image.sif", "shub://192.0.2.20:80/library/servelab:1b"]
-    assert clients.render_command("sh -c 'curl -o \"$0\" \"$1\"' {dest} {url}", VALUES)[3:] == \
+    assert render_command("sh -c 'curl -o \"$0\" \"$1\"' {dest} {url}", VALUES)[3:] == \
         ["/run/x/a b/image.sif", VALUES["url"]]
 
 
@@ -34,36 +36,34 @@ def test_a_command_template_becomes_argv_with_each_value_one_word():
 ])
 def test_a_bad_template_is_refused_naming_the_setting(template, message):
     with pytest.raises(SettingsError, match=message):
-        clients.render_command(template, VALUES)
+        render_command(template, VALUES)
     with pytest.raises(SettingsError, match="client: command: "):
         SREGISTRY_SHIPPED.changed(client={"kind": "command", "command": template})
 
 
 def test_curl_and_sregistry_cli_command_lines_and_environment(tmp_path):
-    curl = clients.client_argv("curl", None, VALUES)
-    assert curl[0].endswith("curl") and curl[1:] == ["-sS", "-f", "-L", "--max-redirs", "5", "--proto-redir", "=http,https", "-o", VALUES["dest"], VALUES["url"]]
-    sreg = clients.client_argv("sregistry-cli", None, VALUES)
-    assert sreg[0].endswith("sregistry") and sreg[1:] == ["pull", "library/servelab:1b"]
-    env = clients.client_env("sregistry-cli", VALUES, tmp_path, tmp_path / "s.json")
+    curl = KINDS["curl"]().argv(VALUES)
+    assert curl[0] == "curl" and curl[1:] == ["-sS", "-f", "-L", "--max-redirs", "5", "--proto-redir", "=http,https", "-o", VALUES["dest"], VALUES["url"]]
+    sreg = KINDS["sregistry-cli"]().argv(VALUES)
+    assert sreg[0] == "sregistry" and sreg[1:] == ["pull", "library/servelab:1b"]
+    env = KINDS["sregistry-cli"]().env(VALUES, tmp_path, tmp_path / "s.json")
     assert (env["SREGISTRY_CLIENT"], env["SREGISTRY_REGISTRY_BASE"], env["SREGISTRY_CLIENT_SECRETS"],
             env["SREGISTRY_TMPDIR"]) == ("registry", "http://192.0.2.20:80", str(tmp_path / "s.json"), str(tmp_path))
-    assert "SREGISTRY_CLIENT" not in clients.client_env("curl", VALUES, tmp_path, tmp_path / "s.json")
-    with pytest.raises(SettingsError, match="client.kind: 'labkit' runs in this process"):
-        clients.client_argv("labkit", None, VALUES)
+    assert "SREGISTRY_CLIENT" not in KINDS["curl"]().env(VALUES, tmp_path, tmp_path / "s.json")
 
 
 def test_the_written_file_is_dest_or_else_the_largest_file(tmp_path):
-    assert clients.written_file(tmp_path) is None
+    assert program.written_file(tmp_path) is None
     (tmp_path / "small").write_bytes(b"x")
     (tmp_path / "library-servelab:1b.sif").write_bytes(b"xyz")
-    assert clients.written_file(tmp_path).name == "library-servelab:1b.sif"
-    (tmp_path / clients.DEST).write_bytes(b"")
-    assert clients.written_file(tmp_path).name == clients.DEST
+    assert program.written_file(tmp_path).name == "library-servelab:1b.sif"
+    (tmp_path / program.DEST).write_bytes(b"")
+    assert program.written_file(tmp_path).name == program.DEST
 
 
 def test_pulls_that_would_not_fit_are_refused_before_they_start(tmp_path):
     with pytest.raises(Exception, match="need .* bytes at .* fewer parallel pulls"):
-        clients.check_room(tmp_path, 4, 1 << 60)
+        program.check_room(tmp_path, 4, 1 << 60)
 
 
 def test_compose_override_carries_cpus_and_cpuset_per_service():
@@ -169,7 +169,7 @@ def test_a_warm_cache_on_the_labs_own_disk_reads_the_image_once_and_a_cold_one_o
 
     from labkit.config.settings import StorageSettings
     from labkit.lab.storage import VmStorage
-    from labkit.registry.catalog import Image
+    from labkit.app.catalog import Image
     st = VmStorage("t", tmp_path, tmp_path / "cache", None, [])
     st.images_dir.mkdir(parents=True)
     (st.images_dir / "img.sif").write_bytes(b"x" * (3 * 2**20 + 5))

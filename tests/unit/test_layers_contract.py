@@ -17,15 +17,15 @@ ALLOWED = {
     "in_netns": {"errors"},
     "progress": set(),                              # progress bars: tqdm, or one HTML line in a notebook
     "units": set(),                                 # sizes as a person gives them, bytes inside
-    "config": {"errors"},                           # typed settings, presets, templates: pure
+    "config": {"errors", "units"},                  # typed settings, presets, templates: pure
     "path": {"config", "errors"},                   # the declared path (its stages name settings)
     "records": {"path", "config", "errors"},        # what crosses layers: pull results, surveys, runs
-    "registry": {"config", *BASE},                  # the Django app the lab serves (reads the serve modes)
-    "clients": {"config", *BASE},                   # the pull clients, one module per kind
-    "lab": {"config", "path", "registry", "clients", *BASE},
-    "measure": {"lab", "config", "path", "registry", "clients", "records", *BASE},
-    "analyze": {"config", "path", "records", "errors"},   # pure: nothing of lab or measure
-    "present": {"analyze", "measure", "lab", "config", "path", "records", "registry", *BASE},
+    "app": {"config", *BASE},                       # the Django app the lab serves (reads the serve modes)
+    "clients": {"config", "records", *BASE},        # the pull clients, one module per kind (a pull is a PullResult)
+    "lab": {"config", "path", "app", "clients", *BASE},
+    "measure": {"lab", "config", "path", "app", "clients", "records", *BASE},
+    "analyze": {"config", "path", "records", "errors", "units"},   # pure: nothing of lab or measure
+    "present": {"analyze", "measure", "lab", "config", "path", "records", "app", *BASE},
     "bundle": {"lab", "config", "path", "records", *BASE},
 }
 TOP = {"workflows", "matrix", "cli", "__init__"}

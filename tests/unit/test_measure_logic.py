@@ -1,7 +1,7 @@
 import pytest
 
 from labkit.measure import iperf
-from labkit.measure.puller import aggregate_mbps
+from labkit.clients.puller import aggregate_mbps
 from labkit.records import PullResult
 from labkit.path import plan
 

@@ -11,8 +11,8 @@ import pytest
 from labkit.analyze.probe_verdict import (CLIENT, FAILED, NETWORK, SERVER, ProbeFacts, network_stages,
                                           probe_verdict, survey_class)
 from labkit.measure.probe import Target, _host_port
-from labkit.registry.follow import Follow, image_url
-from labkit.measure.tcpinfo import LAYOUT, SocketWatch, parse_tcp_info, summarize
+from labkit.clients.follow import Follow, image_url
+from labkit.measure.own_socket import LAYOUT, SocketWatch, parse_tcp_info, summarize
 from labkit.path import PATH
 
 MiB = 2**20

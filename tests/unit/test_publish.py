@@ -178,11 +178,11 @@ def test_old_write_to_maps_to_dest():
 
 
 def test_singularity_26_client_command_and_its_pure_parts(tmp_path):
-    from labkit.measure.clients import client_argv
-    from labkit.measure import singularity26 as sg
-    argv = client_argv("singularity-2.6", None, {"host": "192.0.2.20", "port": "80", "uri": "a/b:c"})
-    assert argv[1:4] == ["-m", "labkit.measure.singularity26", "192.0.2.20:80"] and argv[-1] == "--http"
-    tls = client_argv("singularity-2.6", None, {"host": "h", "port": "443", "uri": "a/b:c", "cacert": "/ca.pem"})
+    from labkit.clients.kinds import KINDS
+    from labkit.clients import singularity26_pull as sg
+    argv = KINDS["singularity-2.6"]().argv({"host": "192.0.2.20", "port": "80", "uri": "a/b:c"})
+    assert argv[1:4] == ["-m", "labkit.clients.singularity26_pull", "192.0.2.20:80"] and argv[-1] == "--http"
+    tls = KINDS["singularity-2.6"]().argv({"host": "h", "port": "443", "uri": "a/b:c", "cacert": "/ca.pem"})
     assert "--http" not in tls and tls[-2:] == ["--cafile", "/ca.pem"]
     assert sg.pull_folder({"SINGULARITY_CACHEDIR": "/c", "SINGULARITY_PULLFOLDER": "/p"}, "/w").as_posix() == "/c"
     assert sg.pull_folder({"SINGULARITY_PULLFOLDER": "/p"}, "/w").as_posix() == "/p"

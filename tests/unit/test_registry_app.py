@@ -1,4 +1,4 @@
-"""The registry (labkit.registry) through Django's test client, in each serve mode (the real uwsgi:
+"""The registry (labkit.app) through Django's test client, in each serve mode (the real uwsgi:
 tests/integration/test_registry_app_uwsgi.py)."""
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 import yaml
 
-from labkit.registry.catalog import Image, ensure_image, load_catalog
-from labkit.registry import SERVE_MODES, read_options, uwsgi_app_options
+from labkit.app.catalog import Image, ensure_image, load_catalog
+from labkit.app import SERVE_MODES, read_options, uwsgi_app_options
 
 from ..registry_cases import OPENAPI, REFUSED, download_url
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labkit.registry.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labkit.app.django_settings")
 import django  # noqa: E402
 
 django.setup()
@@ -130,8 +130,8 @@ def test_openapi_description_is_served(image: Image) -> None:
 @pytest.mark.parametrize("mode", SERVE_MODES)
 def test_uwsgi_ini_lines(mode: str) -> None:
     lines = uwsgi_app_options("/srv/images/catalog.json", mode, 8192)
-    assert lines[:5] == [("module", "labkit.registry.wsgi:application"),
-                         ("env", "DJANGO_SETTINGS_MODULE=labkit.registry.settings"),
+    assert lines[:5] == [("module", "labkit.app.wsgi:application"),
+                         ("env", "DJANGO_SETTINGS_MODULE=labkit.app.django_settings"),
                          ("servelab-catalog", "/srv/images/catalog.json"),
                          ("servelab-serve-mode", mode),
                          ("servelab-chunk-size", "8192")]

@@ -1,7 +1,7 @@
 from pathlib import Path
 
 
-from labkit.registry import uwsgi_app_options
+from labkit.app import uwsgi_app_options
 from labkit.config.render import UwsgiPaths, lab_nginx_paths, render_nginx, render_uwsgi
 from labkit.config.presets import SREGISTRY_SHIPPED
 
@@ -24,7 +24,7 @@ def test_uwsgi_renders_lab_and_deploy():
     lab = render_uwsgi(SREGISTRY_SHIPPED, UwsgiPaths(socket=":3031", http_socket=":8000", pidfile="/p",
                                                      app_options=tuple(uwsgi_app_options("/c.json", "fileresponse", 4096))))
     assert "processes = 4\n" in lab and "socket-timeout = 120\n" in lab and "servelab-catalog = /c.json" in lab
-    assert "module = labkit.registry.wsgi:application" in lab and "wsgi-disable-file-wrapper" not in lab
+    assert "module = labkit.app.wsgi:application" in lab and "wsgi-disable-file-wrapper" not in lab
     it = render_uwsgi(SREGISTRY_SHIPPED.changed(app={"serve_mode": "fileresponse-iter"}), UwsgiPaths(
         socket=":3031", http_socket=":8000", pidfile="/p",
         app_options=tuple(uwsgi_app_options("/c.json", "fileresponse-iter", 4096))))

@@ -16,8 +16,8 @@ from labkit.analyze.storm_tables import (FAIL_COLUMNS, NODE_COLUMNS, PULL_COLUMN
 from labkit.cli import main, seconds
 from labkit.errors import SettingsError
 from labkit.measure.budget import Budget
-from labkit.measure.failures import HttpStatusError, classify, outcome
-from labkit.measure.puller import pull
+from labkit.clients.failures import HttpStatusError, classify, outcome
+from labkit.clients.puller import pull
 from labkit.records import KINDS, PullResult
 from labkit.measure.locust_storm import StormSpec
 

@@ -6,12 +6,12 @@ import pytest
 
 from labkit.config.presets import PRESETS
 from labkit.config.render import lab_nginx_paths, render_nginx_server
-from labkit.config.settings import LabSettings, SettingsError, parse_settings
+from labkit.config.settings import ClientSettings, LabSettings, SettingsError, parse_settings
 from labkit.config.sslconf import conf_commands
 from labkit.errors import TlsSetupError, TlsVerifyError
 from labkit.lab import tls
-from labkit.measure.clients import client_argv, client_env
-from labkit.registry.client import Trust, open_get
+from labkit.clients.kinds import KINDS
+from labkit.clients.registry_api import Trust, open_get
 
 
 @pytest.mark.parametrize("bad,message", [
@@ -96,14 +96,14 @@ def test_the_lab_tls_files_come_and_go_with_the_lab(tmp_path, monkeypatch):
 def test_every_external_client_is_told_the_ca(tmp_path):
     values = {"host": "192.0.2.20", "port": "443", "uri": "library/x:1", "url": "https://192.0.2.20:443/i",
               "dest": "/d/image.sif", "cacert": "/run/ca.pem"}
-    curl = client_argv("curl", None, values)
+    curl = KINDS["curl"]().argv(values)
     assert curl[curl.index("--cacert") + 1] == "/run/ca.pem"
-    env = client_env("sregistry-cli", values, tmp_path, tmp_path / "s.json")
+    env = KINDS["sregistry-cli"]().env(values, tmp_path, tmp_path / "s.json")
     assert env["SREGISTRY_REGISTRY_BASE"] == "https://192.0.2.20:443" and env["REQUESTS_CA_BUNDLE"] == "/run/ca.pem"
     assert "SREGISTRY_REGISTRY_NOHTTPS" not in env
-    plain = client_env("sregistry-cli", values | {"cacert": ""}, tmp_path, tmp_path / "s.json")
+    plain = KINDS["sregistry-cli"]().env(values | {"cacert": ""}, tmp_path, tmp_path / "s.json")
     assert plain["SREGISTRY_REGISTRY_BASE"].startswith("http://") and plain["SREGISTRY_REGISTRY_NOHTTPS"] == "1"
-    assert client_argv("command", "fetch --ca {cacert} {url}", values) == ["fetch", "--ca", "/run/ca.pem", values["url"]]
+    assert KINDS["command"](ClientSettings(kind="command", command="fetch --ca {cacert} {url}")).argv(values) == ["fetch", "--ca", "/run/ca.pem", values["url"]]
     assert issubclass(TlsVerifyError, ConnectionError)
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from ..errors import HttpStatusError
 from ..records import PullResult, Verify
-from ..registry.client import Trust, base_url, fetch_manifest, open_get
-from ..registry.follow import Follow, image_url
+from ..clients.registry_api import Trust, base_url, fetch_manifest, open_get
+from ..clients.follow import Follow, image_url
 from .failures import check_by, classify, describe, outcome
 
 READ_SIZE = 1024 * 1024      # bytes per read of the image (Singularity 2.6 and sregistry-cli read 1 MiB)

@@ -1,9 +1,9 @@
 """Django settings for the lab's registry: no database, no sessions, no auth, JSON only.
 
-The registry's data is the JSON catalog that labkit.registry.catalog writes, so Django needs no models;
+The registry's data is the JSON catalog that labkit.app.catalog writes, so Django needs no models;
 DRF is told not to reach for django.contrib.auth (UNAUTHENTICATED_USER None, no authentication
 or permission classes). The serving options are not settings: the views read them from uwsgi's
-ini (or the environment) through labkit.registry.read_options.
+ini (or the environment) through labkit.app.read_options.
 """
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from __future__ import annotations
 SECRET_KEY = "servelab-lab-registry-signs-nothing"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]  # the lab reaches the app by namespace addresses and published ports
-ROOT_URLCONF = "labkit.registry.urls"
+ROOT_URLCONF = "labkit.app.urls"
 INSTALLED_APPS = ["rest_framework"]
-MIDDLEWARE = ["labkit.registry.views.refuse_traversal"]
+MIDDLEWARE = ["labkit.app.views.refuse_traversal"]
 DATABASES: dict = {}
 USE_TZ = True
 APPEND_SLASH = False

@@ -7,7 +7,7 @@ read. The sender-side counters on this socket (delivery rate, cwnd, busy / rwnd-
 time) describe the client's own sending, i.e. its requests and ACKs: they are kept, but the
 download's sender is the server, whose socket the client cannot see.
 
-`SocketWatch` is called by the pull before each read of the image (labkit.measure.puller.pull_image):
+`SocketWatch` is called by the pull before each read of the image (labkit.clients.puller.pull_image):
 one ioctl per read, a full TCP_INFO sample at most every `interval` seconds, all in the
 pulling thread (no extra thread, no GIL contention). Sampling never breaks a pull: where the socket
 is gone (None, closed) or a counter cannot be read, that sample is skipped and `missing` says which

@@ -1,4 +1,4 @@
-"""The WSGI entry point uwsgi loads (`module = labkit.registry.wsgi:application`)."""
+"""The WSGI entry point uwsgi loads (`module = labkit.app.wsgi:application`)."""
 from __future__ import annotations
 
 import os

@@ -5,8 +5,8 @@ import struct
 import pytest
 from pyroute2.netlink.diag import MarshalDiag
 
-from labkit.measure.sockdiag import MIN_BYTES, TcpInfoSampler, _Track, limited_pct, parse_reply, skmem
-from labkit.measure.tcpinfo import LAYOUT
+from labkit.measure.path_sockets import MIN_BYTES, TcpInfoSampler, _Track, limited_pct, parse_reply, skmem
+from labkit.measure.own_socket import LAYOUT
 
 TCP_INFO = dict(state=1, app_limited_bits=0b101, rtt=8145, snd_cwnd=2388, total_retrans=2, bytes_acked=37948187,
                 bytes_received=131, delivery_rate=4351252080, busy_time=288_000, rwnd_limited=84_000,

@@ -18,8 +18,8 @@ from ..config.modes import ACCEL_PREFIX, ALIAS_PREFIX, SERVE_MODES
 
 __all__ = ["ACCEL_PREFIX", "ALIAS_PREFIX", "SERVE_MODES", "AppOptions", "uwsgi_app_options", "read_options"]
 # How the image leaves the registry, and what each serve mode implies: labkit.config.modes.
-SETTINGS_MODULE = "labkit.registry.settings"
-WSGI_MODULE = "labkit.registry.wsgi:application"
+SETTINGS_MODULE = "labkit.app.django_settings"
+WSGI_MODULE = "labkit.app.wsgi:application"
 DEFAULT_CHUNK_SIZE = 4096  # Django's FileResponse.block_size
 
 # AppOptions field -> its uwsgi ini key; outside uwsgi the key's env_name() is read instead
@@ -43,7 +43,7 @@ class AppOptions:
 
     @property
     def images_dir(self) -> Path:
-        """The images sit beside their catalog (labkit.registry.catalog writes both)."""
+        """The images sit beside their catalog (labkit.app.catalog writes both)."""
         return self.catalog.parent
 
 

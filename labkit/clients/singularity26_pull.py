@@ -12,9 +12,9 @@ does, not copied from it:
 - libexec/python/base.py `ApiConnection.download_atomically`: into `<file>.<random name>`, then
   `os.rename` onto `<file>`; on an error the temporary file is removed. `ApiConnection.stream`:
   urllib2 with Accept/Content-Type JSON headers and User-Agent "Singularity", then
-  `response.read(1 << 20)` and a write, one progress-bar update per chunk (counting 1 MiB a chunk).
+  `response.read(chunk_size)` of 1 MiB and a write, one progress-bar update per chunk (counting 1 MiB a chunk).
 
-    python -m labkit.measure.singularity26 HOST:PORT collection/name:tag [--cafile CA] [--http]
+    python -m labkit.clients.singularity26_pull HOST:PORT collection/name:tag [--cafile CA] [--http]
 
 It prints where the image is, as Singularity does ("Done. Container is at: <path>"); exit status 1
 on any error, with its message (the lab's pull then names it).
@@ -33,7 +33,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-CHUNK = 1 << 20                    # base.py ApiConnection.stream: chunk_size = 1 << 20
+CHUNK = 1 << 20                    # size literal: stdlib only; base.py ApiConnection.stream: chunk_size = 1 << 20
 BAR = 35                           # api.py download_image: show_progress(..., length=35)
 HEADERS = {"Accept": "application/json", "Content-Type": "application/json; charset=utf-8",
            "User-Agent": "Singularity"}
@@ -146,7 +146,7 @@ def pull(registry: str, uri: str, folder: Path, https: bool = True, cafile: str 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m labkit.measure.singularity26", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m labkit.clients.singularity26_pull", description=__doc__.splitlines()[0])
     ap.add_argument("registry", help="HOST:PORT of the registry (shub://HOST:PORT/...)")
     ap.add_argument("uri", help="collection/name:tag")
     ap.add_argument("--http", action="store_true", help="plain http (SINGULARITY_NOHTTPS=1)")

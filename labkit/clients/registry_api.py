@@ -8,7 +8,7 @@ TlsVerifyError naming the host and why, and the connection is closed. `Trust.of`
 else REQUESTS_CA_BUNDLE / SSL_CERT_FILE, else the system's CAs; `insecure` checks nothing (and says so).
 
 Any HTTP the server speaks is read by http.client: 1.0 or 1.1, keep-alive or close, Content-Length or
-chunked. Redirects are followed as labkit.registry.follow says, each hop (host, status, ms) recorded.
+chunked. Redirects are followed as labkit.clients.follow says, each hop (host, status, ms) recorded.
 `open_get` hands back the response with a duplicate of its socket's descriptor (`Opened.sock`): a
 server that closes after its response (HTTP/1.0) makes http.client drop its own reference, and the
 socket's tcp_info is still there to read until the pull is done.

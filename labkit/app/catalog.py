@@ -10,8 +10,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..units import GiB, MiB
+
 CATALOG = "catalog.json"
-_BLOCK = 4 * 1024 * 1024
+_BLOCK = 4 * MiB
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ def _save_catalog(images_dir: Path, images: list[Image]) -> None:
 def ensure_image(images_dir: Path, size: int, collection: str = "library", name: str = "servelab",
                  tag: str | None = None, progress=None) -> Image:
     """The image of this size (made once, then reused while its file is intact)."""
-    if size < 1 or size > 64 * 1024**3:
+    if size < 1 or size > 64 * GiB:
         raise ValueError(f"image size {size} bytes is outside 1 B .. 64 GiB")
     tag = tag or f"{size}b"
     images_dir = Path(images_dir)

@@ -13,7 +13,7 @@ hands over as hex, is unpacked here. A round over a pull's four namespaces (5 pa
 ~8.5 ms of CPU on 2 busy cores (5.9 ms with the earlier hand-written decoder; pull rates unchanged
 within their spread), so sampling aims at every 20 ms and sees even a pull of 70 ms several times. The busy, rwnd_limited and sndbuf_limited times are the
 kernel's own counters (tcp_chrono), summed since the connection began, so the last sample of each
-connection holds its totals. (labkit.measure.tcpinfo watches the client's own socket from inside the
+connection holds its totals. (labkit.measure.own_socket watches the client's own socket from inside the
 pull; this module sees the servers' sockets too, which the client cannot.)
 """
 from __future__ import annotations
@@ -30,12 +30,13 @@ from pyroute2.netlink.diag import SOCK_DIAG_BY_FAMILY, MarshalDiag, inet_diag_re
 
 from ..in_netns import inside
 from ..path import publish_route
+from ..units import KiB
 
 # every state a data-carrying connection can be in: ESTABLISHED, FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK, CLOSING
 _STATES = sum(1 << s for s in (1, 4, 5, 8, 9, 11))
 _INET_DIAG_INFO, _INET_DIAG_SKMEMINFO = 2, 7          # linux/inet_diag.h: the extensions asked for
 _EXTENSIONS = (1 << (_INET_DIAG_INFO - 1)) | (1 << (_INET_DIAG_SKMEMINFO - 1))
-MIN_BYTES = 256 * 1024     # a connection that carried less is a manifest request, not an image
+MIN_BYTES = 256 * KiB     # a connection that carried less is a manifest request, not an image
 _SKMEM = struct.Struct("=9I")                      # rmem_alloc, rcvbuf, wmem_alloc, sndbuf, fwd_alloc, wmem_queued, ...
 
 

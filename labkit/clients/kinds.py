@@ -1,0 +1,31 @@
+"""The client kinds by the name `client.kind` gives: the one table every choice of a kind reads.
+
+Adding a kind is one module (a ClientKind subclass, labkit.clients.kind) and one row here, its name
+also in labkit.config.settings.CLIENT_KINDS (settings validate names without importing the clients;
+a unit test holds the two equal).
+"""
+from __future__ import annotations
+
+from ..config.settings import ClientSettings
+from .command import Command
+from .curl import Curl
+from .curl_ranged import CurlRanged
+from .kind import ClientKind
+from .own import Own
+from .singularity26 import Singularity26
+from .sregistry_cli import SregistryCli
+
+KINDS: dict[str, type[ClientKind]] = {k.name: k for k in (Own, Curl, SregistryCli, Singularity26, Command, CurlRanged)}
+
+
+def client_kind(settings: ClientSettings) -> ClientKind:
+    """The kind `settings.kind` names, built from the client's settings."""
+    return KINDS[settings.kind](settings)
+
+
+def own_client() -> ClientKind:
+    """labkit's own verifying client, discarding what it pulls: the client at every other vantage point."""
+    return Own()
+
+
+OWN = Own.name             # the kind a PullRun names when labkit's own client pulled
