@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 from ..errors import SettingsError
 from .settings import LabSettings, dirty_bound, parse_settings, rate_bits
+from ..units import MiB
 
 HEADROOM = 0.25          # of this machine's cores kept from the server: the clients (their CPU / k) and the
                          # kernel's softirq/TCP/NAT work, which no quota dilates
@@ -198,7 +199,7 @@ def dilate(s: LabSettings, host: Host, headroom: float = HEADROOM) -> Plan:
     # a dirty-page bound left to its default follows the write ceiling: keep k = 1's bound
     for group in ("storage", "client"):
         if getattr(s, group).write_mbps and data[group].get("dirty_mib") is None:
-            put(group, "dirty_mib", dirty_bound(getattr(s, group).write_mbps * 1e6) // 1024**2)
+            put(group, "dirty_mib", dirty_bound(getattr(s, group).write_mbps * 1e6) // MiB)
     return Plan(k, vcpus, share, server, CLIENT_NODE_CORES / k, parse_settings(data), changed, tuple(notes))
 
 
