@@ -21,7 +21,7 @@ STEP_ORDER = ("storage", "kernel", "links", "publish", "uwsgi", "nginx", "cpu", 
 
 @dataclass(frozen=True)
 class HostFeatures:
-    """What this machine offers a live change (cgroups' own offer is labkit.lab.cgroups.Features)."""
+    """What this machine offers a live change (cgroups' own offer is labkit.lab.host.cgroups.Features)."""
     namespaced: bool
     congestion_controls: tuple[str, ...]
     nft: bool

@@ -22,14 +22,14 @@ from ..config.presets import SREGISTRY_SHIPPED
 from ..config.settings import LabSettings, SettingsError
 from ..errors import ConfigRejected, LabError, ToolMissing
 from ..path import Plan, ServingPath, plan, registry_path
-from . import netns, network, ownership
+from .host import netns, network, ownership
 from .changes import HostFeatures, plan_changes, publish_problems
 from ..registry.catalog import Image, ensure_image
 from .layers import LAYER_STEPS, Layers
 from .supervision import Supervision
 from .programs import PROGRAMS, PUBLISHERS, Iperf3Server, Site, program_problems, publishing
-from .publish import notes as publish_notes
-from .tools import tool
+from .programs.publish import notes as publish_notes
+from .host.tools import tool
 
 DATA = Path(os.environ.get("SERVELAB_DATA", Path(__file__).resolve().parents[2] / "data"))
 MiB = 1024 * 1024
@@ -151,7 +151,7 @@ class Lab(Supervision, Layers):
         return services + self._publishers()
 
     def _publishers(self) -> list:
-        """What Docker runs for the published ports under the settings (labkit.lab.publish)."""
+        """What Docker runs for the published ports under the settings (labkit.lab.programs.publish)."""
         return publishing(self.site, self.plan.path.published, self.settings)
 
     def instances(self, program: str) -> list:

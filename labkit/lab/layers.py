@@ -1,6 +1,6 @@
 """The layers under the path's programs: the VM's storage, the compute node's storage, CPU per service.
 
-The lab's TLS files (a CA and the VM's certificate, labkit.lab.tls) are made here too, first.
+The lab's TLS files (a CA and the VM's certificate, labkit.lab.conditions.tls) are made here too, first.
 
 A mixin of Lab (like Supervision): it reads `name`, `settings`, `services`, `image`, `notes`,
 `run_dir`, `images_dir` and `plan`, and is what the Lab calls at start, before each program starts
@@ -15,12 +15,12 @@ import psutil
 
 from ..config.settings import LabSettings
 from ..errors import SettingsError
-from . import cgroups
-from .cgroups import IoCounters, joiner
-from .cpulimits import CpuGroups
-from .cpumodel import CoreModel
-from .storage import ClientStorage, VmStorage
-from .tls import LabTls
+from .host import cgroups
+from .host.cgroups import IoCounters, joiner
+from .conditions.cpu_limits import CpuGroups
+from .conditions.cpu_emulation import CoreModel
+from .conditions.storage import ClientStorage, VmStorage
+from .conditions.tls import LabTls
 from ..path import FRONT
 
 
@@ -141,7 +141,7 @@ class Layers:
 
     def warm_image(self) -> bool:
         """With storage.cache = warm on a loop disk: the image into the VM's page cache before measuring, as on a
-        registry that has served it before (labkit.lab.storage.VmStorage.warm)."""
+        registry that has served it before (labkit.lab.conditions.storage.VmStorage.warm)."""
         return self.storage.warm()
 
     def _nginx_changed(self, s: LabSettings) -> list[str]:

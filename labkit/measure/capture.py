@@ -20,8 +20,8 @@ import psutil
 
 from ..errors import ServiceError
 from ..in_netns import exec_prefix, inside
-from ..lab.process import Process, stop_group
-from ..lab.tools import tool
+from ..lab.host.process import Process, stop_group
+from ..lab.host.tools import tool
 from ..path import Plan
 from .pull_at import pull_at
 from .sockdiag import TcpInfoSampler

@@ -35,7 +35,7 @@ from pathlib import Path
 from ..config.settings import COMMAND_FIELDS, ClientSettings, command_fields
 from ..errors import LabError, SettingsError
 from ..in_netns import exec_prefix
-from ..lab.tools import tool
+from ..lab.host.tools import tool
 from ..registry.client import Trust, fetch_manifest
 from ..registry.follow import MAX_HOPS
 from .puller import PullResult, Verify, pull, pull_parallel

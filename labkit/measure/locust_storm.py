@@ -23,7 +23,7 @@ from pathlib import Path
 
 
 from ..errors import LabError, SettingsError
-from ..lab.process import Process
+from ..lab.host.process import Process
 from ..records import StormRun, Verify
 from ..registry.client import base_url
 from .cpu import CpuSampler

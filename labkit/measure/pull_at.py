@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass, field
 
 from ..records import cost
-from ..lab.cgroups import IoCounters, joiner
+from ..lab.host.cgroups import IoCounters, joiner
 from ..path import CLIENT, ServingPath
 from .clients import Target, pull_with
 from .cpu import CpuSampler, softirq_seconds

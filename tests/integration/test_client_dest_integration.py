@@ -8,7 +8,7 @@ import pytest
 
 from labkit.config.presets import SREGISTRY_SHIPPED as S
 from labkit.lab.lab import Lab
-from labkit.lab.sharedfs import ceiling_MBps
+from labkit.lab.conditions.sharedfs import ceiling_MBps
 from labkit.measure.clients import Target, pull_with
 from labkit.measure.puller import aggregate_mbps
 from labkit.measure.pull_at import pull_at

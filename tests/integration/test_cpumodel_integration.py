@@ -13,8 +13,8 @@ import pytest
 
 from labkit.config import cpu_models
 from labkit.config.presets import preset
-from labkit.lab.cgroups import features
-from labkit.lab.cpumodel import CoreModel, Emulation
+from labkit.lab.host.cgroups import features
+from labkit.lab.conditions.cpu_emulation import CoreModel, Emulation
 from labkit.lab.lab import Lab
 from labkit.measure.pull_at import pull_at
 

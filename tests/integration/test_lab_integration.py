@@ -11,7 +11,7 @@ import pytest
 from pathlib import Path
 
 from labkit.config.presets import SREGISTRY_SHIPPED
-from labkit.lab import cgroups
+from labkit.lab.host import cgroups
 from labkit.lab.lab import DATA, netns, ownership as state
 from labkit.lab.lab import Lab
 from labkit.errors import LabError

@@ -12,7 +12,7 @@ import pytest
 
 from labkit.config.importer import SregistryFiles, import_files
 from labkit.config.presets import SREGISTRY_SHIPPED as S
-from labkit.lab import netns
+from labkit.lab.host import netns
 from labkit.lab.lab import Lab
 from labkit.measure.cpu import schedstat
 from labkit.measure.pull_at import pull_at

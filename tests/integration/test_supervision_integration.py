@@ -203,5 +203,5 @@ def established(pid, port):
 
 
 def _recorded(name, service):
-    from labkit.lab import ownership
+    from labkit.lab.host import ownership
     return ownership.read(name)["pids"][service]

@@ -9,7 +9,7 @@ import pytest
 
 from labkit.cli import main
 from labkit.config.presets import preset
-from labkit.lab import netns
+from labkit.lab.host import netns
 from labkit.lab.faults import inject
 from labkit.lab.lab import Lab
 from labkit.matrix import BASE, CI_CASES, SURVEY_DEFAULTS, run_case

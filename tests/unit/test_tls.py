@@ -9,7 +9,7 @@ from labkit.config.render import lab_nginx_paths, render_nginx_server
 from labkit.config.settings import LabSettings, SettingsError, parse_settings
 from labkit.config.sslconf import conf_commands
 from labkit.errors import TlsSetupError, TlsVerifyError
-from labkit.lab import tls
+from labkit.lab.conditions import tls
 from labkit.measure.clients import client_argv, client_env
 from labkit.registry.client import Trust, open_get
 

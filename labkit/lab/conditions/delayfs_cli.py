@@ -1,5 +1,5 @@
-"""The delaying file system's process: `python -m labkit.lab.delayfs_cli SOURCE MOUNTPOINT --delay-ms N`
-serves SOURCE at MOUNTPOINT until it is unmounted (labkit.lab.delayfs.DelayMount starts it)."""
+"""The delaying file system's process: `python -m labkit.lab.conditions.delayfs_cli SOURCE MOUNTPOINT --delay-ms N`
+serves SOURCE at MOUNTPOINT until it is unmounted (labkit.lab.conditions.delayfs.DelayMount starts it)."""
 from __future__ import annotations
 
 import sys

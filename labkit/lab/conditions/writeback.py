@@ -15,8 +15,8 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from ..config.settings import dirty_bound
-from .cgroups import Features, IoLimits, parse_device
+from ...config.settings import dirty_bound
+from ..host.cgroups import Features, IoLimits, parse_device
 
 MiB = 2**20
 BDI = Path("/sys/class/bdi")

@@ -11,7 +11,7 @@ its files and how the path is placed, `spec` is the path's declaration of it (a 
 publisher's, the published ports it carries), `settings` the lab's settings. A service of the
 path names its class in PROGRAMS (`ServiceSpec.program`); the publishers are in PUBLISHERS, keyed
 by the daemon.json key that turns each on (`iptables`: DockerNat, `userland-proxy`: DockerProxy;
-labkit.lab.publish says what Docker does with them). A new program is a class here and a line in
+labkit.lab.programs.publish says what Docker does with them). A new program is a class here and a line in
 one of the two tables.
 """
 from __future__ import annotations
@@ -28,18 +28,18 @@ from pathlib import Path
 
 import psutil
 
-from ..config.render import PublishedRule, UwsgiPaths, lab_nginx_paths, render_nat, render_nginx, render_uwsgi
-from ..config.settings import LabSettings
-from ..errors import ServiceError, UnknownName
-from ..path import Plan, Published, ServiceSpec
-from ..registry import uwsgi_app_options
-from ..registry.catalog import CATALOG
-from . import netns
+from ...config.render import PublishedRule, UwsgiPaths, lab_nginx_paths, render_nat, render_nginx, render_uwsgi
+from ...config.settings import LabSettings
+from ...errors import ServiceError, UnknownName
+from ...path import Plan, Published, ServiceSpec
+from ...registry import uwsgi_app_options
+from ...registry.catalog import CATALOG
+from ..host import netns
 from .checks import nginx_t
 from .publish import binding_ip, bridge_of, lab_accepts
-from .tls import write_server_files
-from .process import Process
-from .tools import tool
+from ..conditions.tls import write_server_files
+from ..host.process import Process
+from ..host.tools import tool
 
 
 @dataclass(frozen=True)

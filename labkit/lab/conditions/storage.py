@@ -3,12 +3,12 @@
     Disk       ext4 on a direct-I/O loop device (LoopDisk) mounted at `back`; the programs use `front`,
                a symlink to `back`, or a FUSE mount of it that delays each request (DelayMount).
                The processes that use it share one block-I/O group holding its limits; buffered
-               writes feel the write ceiling too (labkit.lab.writeback).
+               writes feel the write ceiling too (labkit.lab.conditions.writeback).
     VmStorage  where the images and nginx's temp dir are under StorageSettings: `host` is a plain
                directory (the image from the lab's image cache), `loop` a Disk with the image copied
                onto it; `before_pull` drops the image from the page cache when the cache is cold.
 
-Everything is recorded in the lab's state (labkit.lab.ownership.own) before or as it is made, and
+Everything is recorded in the lab's state (labkit.lab.host.ownership.own) before or as it is made, and
 ended by its own ids: by `down`, and by the next lab's start after a killed owner.
 """
 from __future__ import annotations
@@ -18,14 +18,15 @@ import os
 import shutil
 from pathlib import Path
 
-from ..config.settings import ClientSettings, StorageSettings
-from . import ownership, writeback
-from .cgroups import Cgroup, CgroupError, Features, IoCounters, IoLimits, joiner, parse_io_stat, render_io_max
-from ..registry.catalog import Image, install_image
+from ...config.settings import ClientSettings, StorageSettings
+from ..host import ownership
+from . import writeback
+from ..host.cgroups import Cgroup, CgroupError, Features, IoCounters, IoLimits, joiner, parse_io_stat, render_io_max
+from ...registry.catalog import Image, install_image
 from .sharedfs import SharedFs
 from .delayfs import DelayMount
-from .loopdisk import MIN_SIZE as MIN_DISK, LoopDisk, drop_cache, loops_backed_by
-from .mounts import MountError
+from ..host.loopdisk import MIN_SIZE as MIN_DISK, LoopDisk, drop_cache, loops_backed_by
+from ..host.mounts import MountError
 
 MiB = 2**20
 
@@ -336,7 +337,7 @@ def client_disk_size(image_size: int) -> int:
 class ClientStorage:
     """Where a client on a compute node writes the image, as `client.dest` says: memory (/dev/shm,
     for clients that must write a file), the node's local disk (a Disk of its own: write ceiling
-    `write_mbps`, dirty bound `dirty_mib`), or a shared file system (labkit.lab.sharedfs: one mount
+    `write_mbps`, dirty bound `dirty_mib`), or a shared file system (labkit.lab.conditions.sharedfs: one mount
     per compute node)."""
 
     def __init__(self, lab: str, run_dir: Path, feats: Features, notes: list[str], nodes: tuple[str, ...] = ("compute",)):

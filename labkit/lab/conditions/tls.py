@@ -21,9 +21,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ..registry.client import Trust
-from . import ownership
-from .tools import tool
+from ...registry.client import Trust
+from ..host import ownership
+from ..host.tools import tool
 
 VM_NAME = "registry.servelab.test"      # the VM's name in the certificate (.test: RFC 6761, never on the internet)
 KEY_BITS = 2048

@@ -14,8 +14,8 @@ import uuid
 
 import psutil
 
-from ..errors import NetnsError
-from ..in_netns import exec_prefix
+from ...errors import NetnsError
+from ...in_netns import exec_prefix
 from .process import terminate
 
 
