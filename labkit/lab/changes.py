@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config.settings import LabSettings
+from ..path import Plan, plan
 
 # what each settings group's change takes (nginx's server block follows the serve mode: X-Accel's location)
 STEP_FOR_GROUP = {"kernel": ("kernel",), "links": ("links",), "publish": ("publish",), "uwsgi": ("uwsgi",),
@@ -66,3 +67,12 @@ def publish_problems(s: LabSettings, feats: HostFeatures) -> list[str]:
         out.append("publish.userland_proxy: false needs network namespaces (root) for Docker's DNAT; "
                    "this lab runs on loopback")
     return out
+
+
+def replanned(p: Plan, s: LabSettings) -> Plan | None:
+    """The plan under `s` when TLS is turned on or off or its port moved (Docker then publishes nginx's
+    https port, or its http one again); None when the plan stays as it is."""
+    tls_port = s.tls.port if s.tls.enabled else None
+    if (p.tls, p.port("nginx_tls") if p.tls else None) == (tls_port is not None, tls_port):
+        return None
+    return plan(p.lab, p.namespaced, s.publish.host_port, p.path, tls_port=tls_port)

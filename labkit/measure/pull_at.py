@@ -18,14 +18,18 @@ import contextlib
 import statistics
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..records import cost
-from ..lab.host.cgroups import IoCounters, joiner
+from ..lab.host.cgroups import IoCounters
 from ..path import CLIENT, ServingPath
 from .clients import Target, pull_with
 from .cpu import CpuSampler, softirq_seconds
 from .sockdiag import TcpInfoSampler
 from .puller import PullResult, Verify, aggregate_mbps, check_parallel, pull, pull_parallel
+
+if TYPE_CHECKING:
+    from ..lab.lab import Lab
 
 
 @dataclass
@@ -108,7 +112,7 @@ def disk_mb(delta: dict, path: ServingPath) -> dict[str, float | None]:
             for d in path.disk_stages}
 
 
-def pull_at(lab, vantage: str | None = None, parallel: int = 1, verify: Verify = "sha256",
+def pull_at(lab: Lab, vantage: str | None = None, parallel: int = 1, verify: Verify = "sha256",
             deadline: float = 300, timeout: float = 30, cpu_interval: float = 0.1,
             first_byte: threading.Event | None = None, tcp: bool | float = False,
             allow_down: bool = False) -> PullRun:
@@ -119,12 +123,12 @@ def pull_at(lab, vantage: str | None = None, parallel: int = 1, verify: Verify =
     `allow_down`: pull even with a service down, to see where the broken path fails.
     """
     check_parallel(parallel)
-    path = lab.plan.path
+    path = lab.path
     v = path.vantage(vantage) if vantage else path.client_vantage
     if not (allow_down and lab.image is not None):
         lab.require_running()
     ns, host, port = lab.plan.endpoint(v)
-    trust = lab.tls.client() if lab.plan.tls_at(v) else None       # https, verified against the lab's CA
+    trust = lab.trust_at(v)       # https, verified against the lab's CA
     img = lab.image
     client = lab.settings.client
     external = v == path.client_vantage and (client.kind != "labkit" or client.writes)
@@ -136,8 +140,8 @@ def pull_at(lab, vantage: str | None = None, parallel: int = 1, verify: Verify =
     with CpuSampler(lab.processes, interval=cpu_interval) as sampler, tcp_sampler:
         if external:
             results = pull_with(client, Target(ns, host, port, img.uri, img.sha256, img.size, trust),
-                                lab.client_storage.dest_root, parallel, verify, timeout, deadline,
-                                joiner(lab.client_storage.procs_files()), first_byte)
+                                lab.client.dest_root(), parallel, verify, timeout, deadline,
+                                lab.client.preexec(), first_byte)
         elif parallel == 1:
             results = [pull(ns, host, port, img.uri, img.sha256, timeout=timeout, deadline=deadline,
                             verify=verify, first_byte=first_byte, trust=trust)]

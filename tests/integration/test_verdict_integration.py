@@ -34,7 +34,7 @@ def test_the_verdict_names_the_injected_bottleneck(lab, case):
 
 
 def test_inject_puts_everything_back(lab):
-    node = lab.plan.path.client_vantage.client
+    node = lab.path.client_vantage.client
     key = "net.ipv4.tcp_rmem"
     before, settings = netns.read_sysctl(lab.plan.ns(node), key), lab.settings
     with inject(lab, set=["links.wan=900mbit"], sysctl=[(node, key, "4096 8192 8192")], kill=["docker-proxy"]):

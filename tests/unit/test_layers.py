@@ -169,9 +169,10 @@ def test_a_warm_cache_on_the_labs_own_disk_reads_the_image_once_and_a_cold_one_o
     from types import SimpleNamespace
 
     from labkit.config.settings import StorageSettings
+    from labkit.lab.conditions.base import Ground
     from labkit.lab.conditions.storage import VmStorage
     from labkit.registry.catalog import Image
-    st = VmStorage("t", tmp_path, tmp_path / "cache", None, [])
+    st = VmStorage(Ground("t", tmp_path, tmp_path / "cache", False, []))
     st.images_dir.mkdir(parents=True)
     (st.images_dir / "img.sif").write_bytes(b"x" * (3 * 2**20 + 5))
     st.image = Image(1, "c", "n", "t", "img.sif", 3 * 2**20 + 5, "0" * 64, "s", "2018-10-01")

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import psutil
 
+from ...units import MiB
 from .bucket import LinkQueue
 from ..host.mounts import MountError, mounted, unmount
 from ..host.process import same_process, terminate, wait_ended
@@ -165,7 +166,7 @@ class DelayMount:
     """
 
     def __init__(self, source: str | os.PathLike, mountpoint: str | os.PathLike, delay_ms: float,
-                 max_read: int = 2**20, threads: int = 32, keep_cache: bool = False,
+                 max_read: int = MiB, threads: int = 32, keep_cache: bool = False,
                  preexec: Callable[[], None] | None = None, max_write: int = 0, write_rate: float = 0):
         if isinstance(delay_ms, bool) or not isinstance(delay_ms, (int, float)) or not 0 <= delay_ms <= 10_000:
             raise MountError(f"delayfs.delay_ms: {delay_ms!r} is outside 0..10000")

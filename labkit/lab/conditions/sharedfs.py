@@ -26,7 +26,6 @@ from ...config.settings import ClientSettings
 from ..host import ownership
 from .delayfs import DelayMount
 
-MiB = 2**20
 SHM = Path("/dev/shm")
 
 

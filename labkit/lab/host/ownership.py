@@ -147,3 +147,14 @@ def end(name: str) -> list[str]:
 def owner_stamp() -> dict:
     me = psutil.Process()
     return {"owner": me.pid, "owner_created": me.create_time()}
+
+
+def begin(name: str, **state) -> list[str]:
+    """Before lab `name` starts: every stale lab (its owner gone) and an earlier `name` ended, then `name`
+    recorded as this process's with `state`. One line per lab ended."""
+    done = []
+    for other in sorted({name, *stale()}):
+        if ended := end(other):
+            done.append(f"cleaned {'stale ' if other != name else ''}lab '{other}': " + "; ".join(ended))
+    write(name, **owner_stamp(), **state)
+    return done
