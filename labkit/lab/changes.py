@@ -72,7 +72,5 @@ def publish_problems(s: LabSettings, feats: HostFeatures) -> list[str]:
 def replanned(p: Plan, s: LabSettings) -> Plan | None:
     """The plan under `s` when TLS is turned on or off or its port moved (Docker then publishes nginx's
     https port, or its http one again); None when the plan stays as it is."""
-    tls_port = s.tls.port if s.tls.enabled else None
-    if (p.tls, p.port("nginx_tls") if p.tls else None) == (tls_port is not None, tls_port):
-        return None
-    return plan(p.lab, p.namespaced, s.publish.host_port, p.path, tls_port=tls_port)
+    new = plan(p.lab, p.namespaced, s.publish.host_port, p.path, tls_port=s.tls.port if s.tls.enabled else None)
+    return None if new == p else new
