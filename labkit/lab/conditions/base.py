@@ -18,7 +18,8 @@ Every hook has a do-nothing default: a condition says only what it does.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -116,6 +117,16 @@ class Condition:
 
     def counters(self) -> IoCounters | None:
         return None
+
+
+@contextlib.contextmanager
+def undone_on_failure(down: Callable[[], list[str]]) -> Iterator[None]:
+    """Building a condition: on any failure its `down` first (what was made of it ended), then the error."""
+    try:
+        yield
+    except BaseException:
+        down()
+        raise
 
 
 def end_all(conditions: tuple[Condition, ...]) -> list[str]:

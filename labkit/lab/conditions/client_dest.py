@@ -25,7 +25,7 @@ from ...units import MiB, format_size
 from ..host import ownership
 from ..host.cgroups import IoCounters, IoLimits, joiner
 from ..host.loopdisk import MIN_SIZE as MIN_DISK
-from .base import Condition, Crew, Ground
+from .base import Condition, Crew, Ground, undone_on_failure
 from .sharedfs import SharedFs
 from .storage import Disk
 
@@ -81,13 +81,10 @@ class ClientDest(Condition):
             self.shared = SharedFs(g.lab, g.run_dir, self.nodes)
             return self.shared.up(s)
         self.disk = Disk(g.lab, "compute", g.run_dir, client_disk_size(self.image_size), g.feats, g.notes)
-        try:
+        with undone_on_failure(self.down):
             self.disk.up()
             (self.disk.back / "pulls").mkdir()
             done = self.disk.set_limits(*client_limits(s))
-        except BaseException:
-            self.down()
-            raise
         g.cgroups_used()
         return [f"client: writes to {self.disk.loop.device} ({format_size(self.disk.loop.size)} ext4)", *done]
 

@@ -30,7 +30,7 @@ from ..host.cgroups import Cgroup, CgroupError, Features, IoCounters, IoLimits, 
 from ..host.loopdisk import LoopDisk, drop_cache, loops_backed_by
 from ..host.mounts import MountError
 from . import writeback
-from .base import Condition, Crew, Ground
+from .base import Condition, Crew, Ground, undone_on_failure
 from .delayfs import DelayMount
 
 
@@ -268,15 +268,12 @@ class VmStorage(Condition):
             return ["storage: host disk (the lab's image cache, nginx temp files beside it)"]
         g = self.ground
         self.disk = Disk(g.lab, "vm", g.run_dir, disk_size(image.size), g.feats, g.notes)
-        try:
+        with undone_on_failure(self.down):
             self.disk.up()                  # limits and latency come once the image is on it
             (self.disk.back / "nginx-temp").mkdir()
             install_image(image, g.cache_dir, self.disk.back / "images")
             drop_cache(self.disk.back / "images" / image.file)
             done = self.disk.set_limits(*vm_limits(s)) + self.disk.set_latency(s.latency_ms)
-        except BaseException:
-            self.down()
-            raise
         g.cgroups_used()
         return [f"storage: loop disk {self.disk.loop.device} ({format_size(self.disk.loop.size)} ext4)", *done]
 
