@@ -42,7 +42,7 @@ def main() -> None:
                     if not run.ok:
                         raise SystemExit(f"{way}, {where}: {run.errors}")
                     runs.setdefault((way, where), []).append(run.mbps)
-                    route[(way, where)] = lab.plan.path.route_at(vantage, lab.settings)
+                    route[(way, where)] = lab.path.route_at(vantage, lab.settings)
     print(f"one pull of {format_size(a.image_size)}, X-Accel-Redirect, {a.reps} alternating rounds (MB/s)")
     print(f"{'publishing':<38}{'pull from':<14}{'carried by':<14}{'median':>8}{'min':>8}{'max':>8}{'vs defaults':>13}")
     first = next(iter(WAYS))

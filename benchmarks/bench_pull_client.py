@@ -32,7 +32,7 @@ def curl_mbps(ns: str | None, url: str) -> float:
 
 def compare(lab: Lab, reps: int) -> dict[str, float]:
     """Median MB/s of curl and of labkit's client in both verify modes, runs interleaved."""
-    ns = lab.plan.ns(lab.plan.path.client_vantage.client)   # the whole path, from the compute node
+    ns = lab.plan.ns(lab.path.client_vantage.client)   # the whole path, from the compute node
     url = lab.manifest()["image"]
     runs: dict[str, list[float]] = {"curl": [], "sha256": [], "length": []}
     for _ in range(reps):

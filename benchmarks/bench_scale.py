@@ -45,7 +45,7 @@ def survey(lab: Lab, s, client_cpus, reps: int):
     if client_cpus:
         os.sched_setaffinity(0, client_cpus)           # this process's pulling threads: the client
     try:
-        return run_survey(lab, parallel=2, repeats=reps, hops=[], vantages=[lab.plan.path.client_vantage.name],
+        return run_survey(lab, parallel=2, repeats=reps, hops=[], vantages=[lab.path.client_vantage.name],
                           verify="length", progress=False, tcp=False)
     finally:
         os.sched_setaffinity(0, before)

@@ -35,7 +35,7 @@ def native_row(lab, parallel: int) -> dict:
     """pull_at's N parallel pulls as a row of the storm table (the same columns, the same arithmetic)."""
     offset = time.time() - time.perf_counter()
     run = pull_at(lab, parallel=parallel)
-    node = lab.plan.path.client_vantage.client
+    node = lab.path.client_vantage.client
     row = storm_row(pulls_table(records_of(run.results, node, offset)), run.vantage, "pull_at (threads)", parallel)
     return {**row, "busiest": run.busiest, "busiest_cpu": run.busiest_cpu}
 

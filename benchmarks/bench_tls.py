@@ -69,8 +69,8 @@ def main() -> None:
                 for label, s, _, _ in mine:
                     lab.apply(s)
                     runs.setdefault(label, []).append(measure(lab, a.parallel))
-                    if s.cpu.model != "host" and lab.core.emu:
-                        e = lab.core.emu
+                    if s.cpu.model != "host" and lab.cpu.emulation:
+                        e = lab.cpu.emulation
                         notes.append(f"{label}: {e.path}: published {e.model_mbps:.1f} MB/s per core, this machine "
                                      f"masked {e.host_mbps:.1f} MB/s: ratio {e.ratio:.2f}, each process held to "
                                      f"{1 / e.ratio:.3f} of a core per thread")

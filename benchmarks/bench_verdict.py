@@ -81,7 +81,7 @@ def main() -> None:
             print(textwrap.indent(str(r["verdict"]), "      "))
 
     with Lab("vd-bench", preset(BASE), image_size=a.image_size, quiet=True) as lab:
-        cases = [c for c in cases_for(lab.plan.path) if not a.only or any(t in c.name for t in a.only)]
+        cases = [c for c in cases_for(lab.path) if not a.only or any(t in c.name for t in a.only)]
         print(f"verdict matrix: {len(cases)} cases, {format_size(a.image_size)} image, 3 rounds of pulls per vantage point\n")
         rows = run_matrix(lab, cases, on_row=show, save_dir=DATA / "results" / "matrix")
     print()

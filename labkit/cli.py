@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import click
 import pandas as pd
 
-from .lab import ownership as state
+from .lab.host import ownership as state
 from .lab.lab import DATA, MiB, Lab
 from .config.overrides import apply_overrides, load_settings, parse_override
 from .config.presets import ALIASES, PRESETS, preset
@@ -373,7 +373,7 @@ def _print_storm(storm, label: str, out: Path = DATA / "results") -> None:
 def cmd_cpu_model(a) -> int:
     """A CPU model's published speed per OpenSSL code path beside this machine's, masked as the lab masks it."""
     from .config.cpu_models import model
-    from .lab.cpumodel import compare, host_name, openssl_version
+    from .lab.conditions.cpu_emulation import compare, host_name, openssl_version
     rows, mask = compare(a.model, DATA / "run" / "cpu-speed.json", a.remeasure)
     m = model(a.model)
     print(f"{a.model}: {m.clock_ghz} GHz ({m.clock_source}); features: {m.features_source}")

@@ -141,9 +141,9 @@ def run_case(lab, case: Case, save_dir=None, **survey_kw) -> dict:
     row = {"case": case.name, "expected": case.expected}
     t0 = time.perf_counter()
     lab.apply(preset(case.preset))
-    hops = list(dict.fromkeys(s.hop for s in lab.plan.path.carrying(lab.settings)))
+    hops = list(dict.fromkeys(s.hop for s in lab.path.carrying(lab.settings)))
     with inject(lab, injection=case.injection):
-        survey = run_survey(lab, progress=False, hops=hops, **{"parallel_at": [lab.plan.path.client_vantage.name],
+        survey = run_survey(lab, progress=False, hops=hops, **{"parallel_at": [lab.path.client_vantage.name],
                                                                    **survey_kw, **dict(case.survey)})
     v = verdict(survey)
     seconds = time.perf_counter() - t0
@@ -169,7 +169,7 @@ def run_matrix(lab, cases: list[Case] | None = None, on_row=None, save_dir=None,
     kw = {**SURVEY_DEFAULTS, **survey_kw}
     pull_at(lab, verify="length")          # the image into the page cache: no case pays for a cold start
     rows = []
-    for case in cases or cases_for(lab.plan.path):
+    for case in cases or cases_for(lab.path):
         row = run_case(lab, case, save_dir, **kw)
         rows.append(row)
         if on_row:

@@ -149,7 +149,7 @@ def run_hypotheses(parallels: list[int], image_mib: int = 32, lab_name: str = "h
     with tqdm(total=sum(map(len, groups.values())), desc="hypotheses", disable=not progress, leave=False) as bar:
         for size, hs in groups.items():
             with Lab(lab_name, image_size=size * 2**20, quiet=True, compute_nodes=compute_nodes) as lab:
-                path = lab.plan.path
+                path = lab.path
                 hop = path.hop(path.client_stage.hop)        # the client's hop: from the compute node to the VM
                 # the shaped links on its way (one link, or a switch's uplink with several compute nodes)
                 seed_link = [f"links.{lk.name}={link}" for lk in path.links_between(hop.server, hop.client)
@@ -169,29 +169,29 @@ def _hypothesis_row(lab: Lab, h, seed_link: list[str], parallels: list[int], dea
     from .errors import LabError
     from .clients.program import check_room
     lab.apply(h.settings(*seed_link))
-    lab.warm_image()              # the seed's registry had served its images before: no cold first read
+    lab.storage.warm()            # the seed's registry had served its images before: no cold first read
     runs, left_out = [], []
     for n in sorted(set([1, *parallels])):
         if lab.settings.client.dest != "memory" or lab.settings.client.kind != "labkit":
             try:
-                check_room(lab.client_storage.dest_root, n, lab.image.size)
+                check_room(lab.client.dest_root(), n, lab.image.size)
             except LabError as exc:
                 left_out.append(f"{n} pulls left out: {exc}")
                 continue
         runs.append(pull_at(lab, parallel=n, verify="length", deadline=deadline))
     one, top = runs[0], runs[-1]
-    ratio = lab.core.emu.ratio if lab.core.emu else 1.0
+    ratio = lab.cpu.ratio
     disk = [r.row().get("disk_read_MB") for r in runs]
     seed_many = {}
     if h.many_base and top.parallel > 1:
-        v, by = predict(top.row(), lab.plan.path, ratio, h.many_settings().model_dump(mode="json"),
+        v, by = predict(top.row(), lab.path, ratio, h.many_settings().model_dump(mode="json"),
                         top.parallel, SEED_VCPUS)
         seed_many = {"top_seed_MBps": v, "top_seed_by": f"{by}, predicted on {SEED_VCPUS} vCPUs under {h.many_base}"}
     return {"hypothesis": h.name, "explains": h.explains, "image_mib": lab.image.size // 2**20,
             "min_image_mib": h.min_image_mib, "single_MBps": round(one.mbps, 1),
             "single_cpu": one.busiest_cpu, "busiest": one.busiest,
             # dstat's whole-machine view on the seed's 8 vCPUs (labkit.analyze.scale.machine_view)
-            "single_machine_pct": machine_view(one.row(), lab.plan.path, ratio, SEED_VCPUS)["machine_pct"],
+            "single_machine_pct": machine_view(one.row(), lab.path, ratio, SEED_VCPUS)["machine_pct"],
             **{f"x{r.parallel}_MBps": round(r.mbps, 1) for r in runs[1:]},
             "top_MBps": round(top.mbps, 1), "top_parallel": top.parallel, **seed_many,
             "failures": sum(r.failures for r in runs),
@@ -231,12 +231,12 @@ def tls_seed_case(image_mib: int = 1536, parallel: int = 5, lab_name: str = "see
                 "machine_pct_of_8_vCPUs": view["machine_pct"]}
 
     with Lab(lab_name, https, image_size=image_mib * 2**20, quiet=True) as lab:
-        path = lab.plan.path
+        path = lab.path
         hop = path.hop(path.client_stage.hop)
         seed_link = [f"links.{lk.name}={SEED_LINK}" for lk in path.links_between(hop.server, hop.client) if lk.shaped]
         lab.apply(apply_overrides(https, seed_link))
         capacity = iperf.run(*lab.plan.endpoint(hop), 3).MBps
-        emu = lab.core.emu
+        emu = lab.cpu.emulation
         lines += [f"link (iperf3 {hop.name}, shaped to {SEED_LINK}): {capacity:.0f} MB/s", emu.note()]
         for n in (1, parallel):
             run = pull_at(lab, parallel=n, verify="length", deadline=1800)

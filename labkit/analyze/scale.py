@@ -67,7 +67,7 @@ def machine_cpu(costs: dict[str, float], MBps: float, cores: int) -> float:
 def machine_view(row, path, ratio: float = 1.0, vcpus: int = 8) -> dict[str, float]:
     """What dstat on the operator's machine shows while pulls go at a pull row's MB/s: the share of all its
     `vcpus` busy (the seed's "CPU almost nothing" is this), and each server program's % of one core, from
-    the row's CPU-seconds per GB times `ratio` (the lab's emulation of that machine's core, lab.core.emu);
+    the row's CPU-seconds per GB times `ratio` (the lab's emulation of that machine's core, lab.cpu.ratio);
     `path`: the path the row was measured on (its programs)."""
     costs = _there(row, path, ratio)
     MBps = float(row["MBps"])

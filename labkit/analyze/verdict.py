@@ -1,7 +1,7 @@
 """The path verdict: the constraint that binds, read off a survey (pure: tables in, words out).
 
     v = verdict(survey)                 # judged on the path the survey carries
-    v = verdict(survey.table, path=lab.plan.path)    # a table alone: give its path (fewer clues)
+    v = verdict(survey.table, path=lab.path)    # a table alone: give its path (fewer clues)
     v.hop, v.cause, v.at_capacity, v.next, v.to_dict()
 
 Only stages that carry the image under the survey's settings count (with X-Accel-Redirect the
@@ -119,7 +119,7 @@ def _inputs(data, settings, detail, meta, path):
         path = path if path is not None else data.path
     if path is None:
         raise TypeError("verdict: a survey's table needs the path it was measured on: "
-                        "verdict(table, path=lab.plan.path), or verdict(survey)")
+                        "verdict(table, path=lab.path), or verdict(survey)")
     if isinstance(settings, dict):
         from ..config.settings import parse_settings
         settings = parse_settings(settings)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..lab.checks import nginx_t_deployed, uwsgi_check
+from ..lab.programs.checks import nginx_t_deployed, uwsgi_check
 from ..config.render import NginxPaths, UwsgiPaths, templates, render_nginx, render_nginx_server, render_uwsgi
 from ..config.presets import PROVENANCE, SREGISTRY_SHIPPED
 

@@ -52,7 +52,7 @@ def lab_nginx_paths(run: Path, listen: str, upstream: str, images: Path, temp: P
                     tls_dir: Path | None = None) -> NginxPaths:
     """An nginx of the lab: its files in the run directory, named after its service; its upstream
     spoken to with uwsgi_pass, or (`protocol` "http") proxied to over HTTP. `listen_tls`: it terminates
-    TLS there too, with the lab's certificate files in `tls_dir` (labkit.lab.tls: server.pem, server.key,
+    TLS there too, with the lab's certificate files in `tls_dir` (labkit.lab.conditions.tls: server.pem, server.key,
     dhparam.pem)."""
     http = protocol == "http"
     tls = tls_dir or run / "tls"

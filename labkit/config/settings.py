@@ -516,7 +516,7 @@ class ClientSettings(_Model):
       of `fs_request_kib` waits `fs_delay_ms` (requests from several writers overlap) and each
       compute node's requests share its own `fs_node_mbps`: one stream is slow, streams and nodes
       add up. Mounted without a writeback cache, every write() waits for its requests, so it binds
-      from the first MiB at any image size (labkit.lab.sharedfs).
+      from the first MiB at any image size (labkit.lab.conditions.sharedfs).
     Old settings' `write_to` is read as `dest` ("discard": memory, "disk": local-disk), with a warning.
     """
     kind: ClientKindName = "labkit"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config.settings import LabSettings
+from ..path import Plan, plan
 
 # what each settings group's change takes (nginx's server block follows the serve mode: X-Accel's location)
 STEP_FOR_GROUP = {"kernel": ("kernel",), "links": ("links",), "publish": ("publish",), "uwsgi": ("uwsgi",),
@@ -21,7 +22,7 @@ STEP_ORDER = ("storage", "kernel", "links", "publish", "uwsgi", "nginx", "cpu", 
 
 @dataclass(frozen=True)
 class HostFeatures:
-    """What this machine offers a live change (cgroups' own offer is labkit.lab.cgroups.Features)."""
+    """What this machine offers a live change (cgroups' own offer is labkit.lab.host.cgroups.Features)."""
     namespaced: bool
     congestion_controls: tuple[str, ...]
     nft: bool
@@ -66,3 +67,10 @@ def publish_problems(s: LabSettings, feats: HostFeatures) -> list[str]:
         out.append("publish.userland_proxy: false needs network namespaces (root) for Docker's DNAT; "
                    "this lab runs on loopback")
     return out
+
+
+def replanned(p: Plan, s: LabSettings) -> Plan | None:
+    """The plan under `s` when TLS is turned on or off or its port moved (Docker then publishes nginx's
+    https port, or its http one again); None when the plan stays as it is."""
+    new = plan(p.lab, p.namespaced, s.publish.host_port, p.path, tls_port=s.tls.port if s.tls.enabled else None)
+    return None if new == p else new

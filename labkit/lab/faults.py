@@ -23,7 +23,7 @@ import psutil
 
 from ..config.overrides import apply_overrides
 from ..errors import LabError, SettingsError
-from . import netns
+from .host import netns
 
 
 @dataclass(frozen=True)

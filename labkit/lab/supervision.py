@@ -1,19 +1,39 @@
 """Supervision of a running lab: one line per service, manifests at every vantage point, heal.
 
-A mixin of Lab: it reads `services`, `plan`, `image` and `name`, and records new pids
-through `_record_pids` after a restart (and puts a restarted program in its groups with `_place`).
+`Supervisor(name, running, plan, image, settings, trust_at, say)` is made for each look (the Lab's `status`, `health`,
+`heal`, ...): the running programs (labkit.lab.running: it records new pids and puts a restarted
+program in its groups), the plan, the image served, and the trust a client needs at a vantage point.
 It works the same in the process that brought the lab up and in another one (`labkit status`,
 `labkit heal`: `Lab.attach`), where the programs are known by their recorded pids and start times.
 """
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
+from ..config.settings import LabSettings
 from ..errors import LabError, LabkitError, ServiceDown, ServiceError
-from ..clients.registry_api import fetch_manifest
+from ..path import Plan, Vantage
+from ..app.catalog import Image
+from ..clients.registry_api import Trust, fetch_manifest
+from .running import Running
 
 
-class Supervision:
+@dataclass(frozen=True)
+class Supervisor:
+    name: str
+    running: Running
+    plan: Plan
+    image: Image | None
+    settings: LabSettings
+    trust_at: Callable[[Vantage], Trust | None]
+    say: Callable[[str], None]
+
+    @property
+    def services(self) -> dict:
+        return self.running.services
+
     def status(self) -> dict[str, str]:
         """One line per service: 'ok', or what is wrong (how it ended, orphans, its last log line)."""
         return {name: svc.status() for name, svc in self.services.items()}
@@ -21,8 +41,7 @@ class Supervision:
     def manifest(self, vantage: str | None = None, timeout: float = 10) -> dict:
         """The image's manifest (`GET /api/container/<collection>/<name>:<tag>`) asked at a vantage point."""
         v = self.plan.path.vantage(vantage) if vantage else self.plan.path.client_vantage
-        return fetch_manifest(*self.plan.endpoint(v), self.image.uri, timeout=timeout,
-                              trust=self.tls.client() if self.plan.tls_at(v) else None)
+        return fetch_manifest(*self.plan.endpoint(v), self.image.uri, timeout=timeout, trust=self.trust_at(v))
 
     def health(self) -> dict[str, str]:
         """Each service's status, and a real manifest request at every vantage point."""
@@ -67,9 +86,9 @@ class Supervision:
             except LabkitError as exc:
                 failed.append(f"{name}: NOT healed: restarted ({why}), but {exc}")
                 continue
-            self._place(svc)
+            self.running.place(svc)
             restarted.append((name, why))
-        self._record_pids()
+        self.running.record_pids()
         if restarted:
             problems = self._serving(timeout, [n for n, _ in restarted])
             for name, why in restarted:

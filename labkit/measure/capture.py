@@ -15,17 +15,21 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 
 from ..errors import ServiceError
 from ..in_netns import exec_prefix, inside
-from ..lab.process import Process, stop_group
-from ..lab.tools import tool
+from ..lab.host.process import Process, stop_group
+from ..lab.host.tools import tool
 from ..path import Plan
 from ..units import KiB, MiB
 from .pull_at import pull_at
 from .path_sockets import TcpInfoSampler
+
+if TYPE_CHECKING:
+    from ..lab.lab import Lab
 
 SNAPLEN = 128                 # Ethernet + IPv4 + TCP with options fit
 BUFFER_KIB = 32 * MiB // KiB       # each capture's kernel ring (libpcap's buffer): what a busy machine may leave unread
@@ -181,7 +185,7 @@ class Capture:
         return path
 
 
-def capture_pull(lab, vantage: str | None = None, points: list[str] | None = None,
+def capture_pull(lab: Lab, vantage: str | None = None, points: list[str] | None = None,
                  max_packets: int = 200_000, max_seconds: float = 60.0, verify: str = "sha256",
                  out_dir: Path | None = None, tcp_interval: float | None = 0.02) -> Capture:
     """One pull from `vantage` (default: the client's), captured at every connection it crosses (or at `points`).
@@ -189,7 +193,7 @@ def capture_pull(lab, vantage: str | None = None, points: list[str] | None = Non
     The tcp_info of each point's sender is sampled every `tcp_interval` s (None: not sampled) by the
     same sock_diag sampler as the survey's (labkit.measure.path_sockets).
     """
-    v = lab.plan.path.vantage(vantage) if vantage else lab.plan.path.client_vantage
+    v = lab.path.vantage(vantage) if vantage else lab.path.client_vantage
     all_points = capture_points(lab.plan)
     names = points or list(v.crosses)
     unknown = [n for n in names if n not in all_points]

@@ -20,14 +20,18 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 
 from ..errors import LabError, SettingsError
-from ..lab.process import Process
+from ..lab.host.process import Process
 from ..records import StormRun, Verify
 from ..clients.registry_api import base_url
 from .cpu import CpuSampler
 from .pull_at import disk_mb
+
+if TYPE_CHECKING:
+    from ..lab.lab import Lab
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 MASTER_PORT = 5557          # Locust's own default
@@ -176,7 +180,7 @@ def _storm(records: Path, spec: StormSpec, point: str, meta: dict, sampler: CpuS
     return StormRun(pulls, spec, point, missing, meta, sampler.summary(window))
 
 
-def measure_storm(lab, spec: StormSpec) -> StormRun:
+def measure_storm(lab: Lab, spec: StormSpec) -> StormRun:
     """A storm on the lab: the master in the first compute node's namespace, a worker in every compute node's."""
     spec.check()
     if problems := refusals(lab.settings):
@@ -187,7 +191,7 @@ def measure_storm(lab, spec: StormSpec) -> StormRun:
     if not ends:
         raise LabError("storm: the lab's path declares no compute node")
     master_node, master_ns, host, port = ends[0]
-    trust = lab.tls.client() if p.tls_at(p.path.client_vantage) else None     # https, the lab's CA
+    trust = lab.trust_at(p.path.client_vantage)     # https, the lab's CA
     bind = p.ip(master_node)
     mport = MASTER_PORT if p.namespaced else _free_port()
     run = lab.run_dir / "storm" / time.strftime("%Y%m%d-%H%M%S")

@@ -18,16 +18,20 @@ import contextlib
 import statistics
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..records import cost
-from ..lab.cgroups import IoCounters, joiner
+from ..lab.host.cgroups import IoCounters
 from ..path import CLIENT, ServingPath
 from .cpu import CpuSampler, softirq_seconds
 from .path_sockets import TcpInfoSampler
 from ..clients.kind import Target, Where
 from ..clients.kinds import OWN, client_kind, own_client
 from ..clients.puller import PullResult, Verify, aggregate_mbps, check_parallel
-from ..lab.tools import tool
+from ..lab.host.tools import tool
+
+if TYPE_CHECKING:
+    from ..lab.lab import Lab
 
 
 @dataclass
@@ -110,7 +114,7 @@ def disk_mb(delta: dict, path: ServingPath) -> dict[str, float | None]:
             for d in path.disk_stages}
 
 
-def pull_at(lab, vantage: str | None = None, parallel: int = 1, verify: Verify = "sha256",
+def pull_at(lab: Lab, vantage: str | None = None, parallel: int = 1, verify: Verify = "sha256",
             deadline: float = 300, timeout: float = 30, cpu_interval: float = 0.1,
             first_byte: threading.Event | None = None, tcp: bool | float = False,
             allow_down: bool = False) -> PullRun:
@@ -121,15 +125,15 @@ def pull_at(lab, vantage: str | None = None, parallel: int = 1, verify: Verify =
     `allow_down`: pull even with a service down, to see where the broken path fails.
     """
     check_parallel(parallel)
-    path = lab.plan.path
+    path = lab.path
     v = path.vantage(vantage) if vantage else path.client_vantage
     if not (allow_down and lab.image is not None):
         lab.require_running()
     ns, host, port = lab.plan.endpoint(v)
-    trust = lab.tls.client() if lab.plan.tls_at(v) else None       # https, verified against the lab's CA
+    trust = lab.trust_at(v)       # https, verified against the lab's CA
     img = lab.image
     kind = client_kind(lab.settings.client) if v == path.client_vantage else own_client()
-    where = Where(lab.client_storage.dest_root, joiner(lab.client_storage.procs_files()), tool) \
+    where = Where(lab.client.dest_root(), lab.client.preexec(), tool) \
         if v == path.client_vantage else Where()
     lab.before_pull()
     disk0 = lab.disk_counters()

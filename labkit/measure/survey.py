@@ -81,7 +81,7 @@ def run_survey(lab: Lab, parallel: int = 5, iperf_seconds: int = 2, pull_deadlin
             "disk_stages": [d.name for d in p.path.disk_stages if d.carries(lab.settings)], "parallel": parallel,
             "compute_nodes": len(p.path.compute), "repeats": repeats, "iperf_seconds": iperf_seconds, "verify": verify,
             "pull_deadline_s": pull_deadline, "wall_s": round(time.perf_counter() - t0, 1), "down": down,
-            "cpus": machine_cpus(), "host": platform.node(), "cpu_model": lab.core.info(),
+            "cpus": machine_cpus(), "host": platform.node(), "cpu_model": lab.cpu.info(),
             "kernel": platform.release(), "when": time.strftime("%Y-%m-%dT%H:%M:%S")}
     return Survey(table, lab.settings.model_dump(mode="json"), p.path, list(lab.notes), meta, cpu_all,
                   pd.DataFrame(details))

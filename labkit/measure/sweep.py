@@ -57,7 +57,7 @@ def trial(lab: Lab, settings: LabSettings, label: str = "", parallel: int = 5, v
     """Apply `settings`, pull once and `parallel` times at once from `vantage` (default: the client's),
     `repeats` times round by round; one row (medians, with the slowest and fastest repeat)."""
     if vantage:
-        lab.plan.path.vantage(vantage)   # a bad name or count fails before anything is applied
+        lab.path.vantage(vantage)   # a bad name or count fails before anything is applied
     check_parallel(parallel)
     if not 1 <= repeats <= 20:
         raise ValueError(f"repeats {repeats}: 1..20")
@@ -83,7 +83,7 @@ def trial(lab: Lab, settings: LabSettings, label: str = "", parallel: int = 5, v
             "settings": settings.model_dump_json()}
 
 
-def _rows(lab, base, combos, parallel, progress, **kw) -> pd.DataFrame:
+def _rows(lab: Lab, base: LabSettings, combos, parallel, progress, **kw) -> pd.DataFrame:
     from ..progress import bar as tqdm
     rows = []
     for values in tqdm(combos, desc="sweep", unit="trial", disable=not progress, leave=False):

@@ -165,7 +165,7 @@ def stage_place(path, stage: str) -> str:
 
 
 def path_figure(nodes: list[dict], path, width: int = 900, binds: tuple[str, str] | None = None):
-    """The serving path (the lab's `lab.plan.path`) as boxes (node, namespace, address, services, from
+    """The serving path (the lab's `lab.path`) as boxes (node, namespace, address, services, from
     `lab.describe()` or `path_nodes(plan)`) joined by what joins them.
 
     `binds`: (stage, what) to mark: that stage's node drawn in red with `what` under it.

@@ -61,7 +61,7 @@ class TuningPanel:
         self.table = pd.DataFrame()
         self._controls: dict[tuple[str, str], w.Widget] = {}
         pages = []
-        keyed = lab.plan.path.keyed_settings       # links and CPU: one control per name of the lab's path
+        keyed = lab.path.keyed_settings       # links and CPU: one control per name of the lab's path
         for group in GROUP_TITLES:
             model = getattr(lab.settings, group)
             rows = []

@@ -8,7 +8,7 @@ import pytest
 
 from labkit.config.presets import SREGISTRY_SHIPPED as S
 from labkit.lab.lab import Lab
-from labkit.lab.sharedfs import ceiling_MBps
+from labkit.lab.conditions.sharedfs import ceiling_MBps
 from labkit.clients.kind import Target, Where
 from labkit.clients.kinds import client_kind
 from labkit.clients.puller import aggregate_mbps
@@ -32,7 +32,7 @@ def test_singularity_26_pulls_a_verified_renamed_file_over_http(lab):
     print("singularity-2.6, http, to memory:", run.row())
     assert run.ok and run.client == "singularity-2.6"
     assert all(r.sha256_ok and r.bytes == SIZE for r in run.results)
-    assert list(lab.client_storage.dest_root.iterdir()) == []        # its files (and no temporary one) removed
+    assert list(lab.client.dest_root().iterdir()) == []        # its files (and no temporary one) removed
 
 
 def test_a_shared_fs_caps_one_pull_as_its_delay_and_request_size_predict(lab):
@@ -56,7 +56,7 @@ def _from_every_node(lab, s) -> list:
     for node, ns, host, port in lab.plan.compute_endpoints():
         t = Target(ns, host, port, img.uri, img.sha256, img.size)
         threads.append(threading.Thread(target=lambda n=node, t=t: out.__setitem__(
-            n, client_kind(s.client).pull(t, Where(lab.client_storage.dest_root_for(n)), 1, "sha256", deadline=120)[0])))
+            n, client_kind(s.client).pull(t, Where(lab.client.dest_root(n)), 1, "sha256", deadline=120)[0])))
     for t in threads:
         t.start()
     for t in threads:

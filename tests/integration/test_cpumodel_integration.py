@@ -13,8 +13,8 @@ import pytest
 
 from labkit.config import cpu_models
 from labkit.config.presets import preset
-from labkit.lab.cgroups import features
-from labkit.lab.cpumodel import CoreModel, Emulation
+from labkit.lab.host.cgroups import features
+from labkit.lab.conditions.cpu_emulation import CoreModel, Emulation
 from labkit.lab.lab import Lab
 from labkit.measure.pull_at import pull_at
 
@@ -43,7 +43,7 @@ def test_the_masked_openssl_is_measurably_slower_in_the_labs_own_nginx(lab):
     try:
         masked = _tls_pull(lab)
         environ = Path(f"/proc/{lab.instances('uwsgi')[0].pid}/environ").read_bytes().split(b"\0")
-        info = lab.core.info()
+        info = lab.cpu.info()
     finally:
         lab.apply(HTTPS)
     say(f"nginx over TLS ({info['suite']}), one pull at nginx: host {host:.1f} MB/s, Opteron 6174 features "
@@ -56,7 +56,7 @@ def test_the_masked_openssl_is_measurably_slower_in_the_labs_own_nginx(lab):
 def test_each_process_has_the_models_core_and_new_workers_get_theirs(lab):
     lab.apply(HTTPS.changed(cpu={"model": "opteron-6174"}))
     try:
-        ratio = lab.core.emu.ratio
+        ratio = lab.cpu.ratio
         if ratio <= 1:
             pytest.skip("this machine is no faster than the model on its path: nothing to slow")
         workers = [p.pid for p in lab.instances("nginx")[0].processes()]
@@ -64,17 +64,17 @@ def test_each_process_has_the_models_core_and_new_workers_get_theirs(lab):
             cg = next(line for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines() if ":cpu:" in line
                       or ":cpu," in line)
             assert f"core-nginx-{pid}" in cg, cg
-        quota = int(lab.core.groups[workers[-1]][1].path("cpu").joinpath("cpu.cfs_quota_us").read_text())
+        quota = int(lab.cpu.core_groups()[workers[-1]].path("cpu").joinpath("cpu.cfs_quota_us").read_text())
         assert quota == round(100_000 / ratio, -1) or abs(quota - 100_000 / ratio) <= 100
         lab.apply(HTTPS.changed(cpu={"model": "opteron-6174"}, nginx={"worker_processes": 3}))     # a reload
         lab.before_pull()
         new = [p.pid for p in lab.instances("nginx")[0].processes() if p.pid not in workers]
-        assert new and all(pid in lab.core.groups for pid in new)
+        assert new and all(pid in lab.cpu.core_groups() for pid in new)
         say(f"ratio {ratio:.2f}: every nginx process in its own group at {quota / 1000:.1f} ms per 100 ms; "
             f"{len(new)} new after a reload, placed")
     finally:
         lab.apply(HTTPS)
-    assert not lab.core.groups
+    assert not lab.cpu.core_groups()
 
 
 SPIN = """

@@ -25,11 +25,11 @@ import psutil
 import pytest
 
 import labkit
-from labkit.lab import cgroups
-from labkit.lab.cgroups import Cgroup, IoLimits
-from labkit.lab.delayfs import DelayMount
-from labkit.lab.loopdisk import LoopDisk, drop_cache, parse_block_stat
-from labkit.lab.mounts import MountError, mount_at
+from labkit.lab.host import cgroups
+from labkit.lab.host.cgroups import Cgroup, IoLimits
+from labkit.lab.conditions.delayfs import DelayMount
+from labkit.lab.host.loopdisk import LoopDisk, drop_cache, parse_block_stat
+from labkit.lab.host.mounts import MountError, mount_at
 
 MiB = 2**20
 LAB = "wtstorage-it"                                # cgroups: servelab/wtstorage-it/<member>
@@ -213,7 +213,7 @@ def test_disk_comes_up_and_goes_leaving_nothing(base):
 
 @needs_root
 def test_a_disk_left_by_a_killed_owner_is_ended_from_its_record(base, procs):
-    code = ("import json, sys, time\nfrom labkit.lab.loopdisk import LoopDisk\n"
+    code = ("import json, sys, time\nfrom labkit.lab.host.loopdisk import LoopDisk\n"
             "d = LoopDisk(sys.argv[1], 64 << 20, sys.argv[2], name='servelab-wtstorage-t2').up()\n"
             "print(json.dumps(d.record()), flush=True)\ntime.sleep(60)\n")
     env = dict(os.environ, PYTHONPATH=str(REPO))

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from labkit.errors import ConfigRejected
-from labkit.lab.checks import uwsgi_check
+from labkit.lab.programs.checks import uwsgi_check
 from labkit.bundle.export import changes, export_bundle, import_bundle
 from labkit.config.presets import PRESETS, SREGISTRY_SHIPPED
 

@@ -22,8 +22,8 @@ import pytest
 
 from labkit.analyze.probe_verdict import FAILED
 from labkit.errors import TlsVerifyError
-from labkit.lab.tls import make_ca, make_server_cert, pem_cert, pem_key
-from labkit.lab.tools import tool
+from labkit.lab.conditions.tls import make_ca, make_server_cert, pem_cert, pem_key
+from labkit.lab.host.tools import tool
 from labkit.measure.locust_storm import LocustProcess, StormSpec
 from labkit.measure.probe import INSECURE
 from labkit.workflows import run_master, run_probe

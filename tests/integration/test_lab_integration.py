@@ -11,7 +11,7 @@ import pytest
 from pathlib import Path
 
 from labkit.config.presets import SREGISTRY_SHIPPED
-from labkit.lab import cgroups
+from labkit.lab.host import cgroups
 from labkit.lab.lab import DATA, netns, ownership as state
 from labkit.lab.lab import Lab
 from labkit.errors import LabError
@@ -99,7 +99,7 @@ def test_survey_measures_every_hop_with_verified_pulls(lab):
     assert set(pulls.point) == {"uwsgi", "nginx", "published port", "full path"} and set(pulls.parallel) == {1, 3}
     assert (pulls.MBps > 0).all() and pulls.sha256_ok.all() and (pulls.failures == 0).all()
     assert pulls.busiest.isin(["uwsgi", "nginx", "docker-proxy@registry", "docker-proxy@iperf3"]).all()
-    assert verdict(t, path=lab.plan.path).evidence and s.path == lab.plan.path
+    assert verdict(t, path=lab.path).evidence and s.path == lab.path
 
 
 def test_an_exception_inside_the_lab_leaves_nothing_behind():
@@ -151,7 +151,7 @@ def test_loopback_mode_runs_the_same_services_and_says_what_it_cannot_separate()
     with Lab("loop", image_size=1 * MiB, namespaced=False, quiet=True) as lab:
         assert lab.plan.namespaces == [] and any("127.0.0.1" in n for n in lab.notes)
         assert all(v == "ok" for v in lab.health().values())
-        for v in filter(lab.plan.serves, lab.plan.path.vantages):   # the image URL must lead back through the same port
+        for v in filter(lab.plan.serves, lab.path.vantages):   # the image URL must lead back through the same port
             run = pull_at(lab, v.name)
             assert run.ok and run.results[0].sha256_ok, (v.name, run.errors)
     assert footprint() == before

@@ -46,9 +46,9 @@ def setting(lab):
 def test_a_cold_read_shows_as_disk_reads_and_a_warm_one_does_not(lab, setting):
     setting(storage={"disk": "loop", "cache": "cold"})
     cold = pull_at(lab)
-    g0 = lab.storage.disk.group_io()
+    g0 = lab.storage.group_io()
     again = pull_at(lab)
-    by_group = lab.storage.disk.group_io() - g0
+    by_group = lab.storage.group_io() - g0
     setting(storage={"disk": "loop", "cache": "warm"})
     pull_at(lab)                                   # fills the cache
     warm = pull_at(lab)
@@ -127,7 +127,7 @@ def test_each_client_pulls_through_the_whole_path_and_writes_a_verified_file(lab
     for run in runs:
         assert run.client == client["kind"] and run.ok, run.errors
         assert all(r.sha256_ok and r.bytes == IMAGE for r in run.results)
-    assert list(lab.client_storage.dest_root.iterdir()) == []     # each pull's files removed
+    assert list(lab.client.dest_root().iterdir()) == []     # each pull's files removed
 
 
 def test_a_client_that_writes_the_wrong_bytes_is_a_failure(lab, setting):
@@ -138,12 +138,12 @@ def test_a_client_that_writes_the_wrong_bytes_is_a_failure(lab, setting):
 
 
 def test_the_disk_kind_changes_while_the_lab_runs(lab, setting):
-    device = lab.storage.disk.loop.device
+    device = lab.storage.device
     setting(storage={"disk": "host"})
     on_host = pull_at(lab)
-    assert lab.storage.disk is None and f"{device} " not in open("/proc/mounts").read()
+    assert lab.storage.device is None and f"{device} " not in open("/proc/mounts").read()
     setting(storage={"disk": "loop", "latency_ms": 1})
     with_fuse = pull_at(lab)
     assert on_host.ok and with_fuse.ok and "vm" not in on_host.disk and "vm" in with_fuse.disk
     assert "delayfs@vm" in with_fuse.cpu
-    assert lab.storage.disk.fuse.pid in lab.storage.disk.group.group.pids()   # its I/O is the disk group's
+    assert lab.storage.fuse_in_group()   # its I/O is the disk group's

@@ -28,7 +28,7 @@ def lab(renamed):
 
 
 def test_a_three_node_lab_is_surveyed_and_judged_on_its_own_path(lab, tmp_path):
-    path = lab.plan.path
+    path = lab.path
     assert path.compute == ("compute1", "compute2", "compute3") and path.stages[-1].name == "st-full path"
     with inject(lab, set=["links.wan=400mbit"]):          # 50 MB/s on the switch's uplink
         s = run_survey(lab, parallel=2, iperf_seconds=1, verify="length", progress=False,

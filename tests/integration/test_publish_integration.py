@@ -12,7 +12,7 @@ import pytest
 
 from labkit.config.importer import SregistryFiles, import_files
 from labkit.config.presets import SREGISTRY_SHIPPED as S
-from labkit.lab import netns
+from labkit.lab.host import netns
 from labkit.lab.lab import Lab
 from labkit.measure.cpu import schedstat
 from labkit.measure.pull_at import pull_at
@@ -62,7 +62,7 @@ def test_an_outside_pull_is_dnated_with_docker_proxy_idle(lab):
     assert c["dnat_packets"] >= 2                           # the manifest's connection and the image's
     assert c["vm_segments"] < 0.01 * segments_per_image     # the VM's sockets saw none of it
     assert c["proxy_cpu_s"] < 0.005                         # docker-proxy did nothing
-    assert PROXY not in lab.plan.path.programs_at("full path", lab.settings)
+    assert PROXY not in lab.path.programs_at("full path", lab.settings)
 
 
 def test_the_vms_own_loopback_pull_crosses_docker_proxy(lab):
@@ -86,7 +86,7 @@ def test_iptables_off_puts_docker_proxy_on_every_pull(lab, tmp_path: Path):
         c = carried(lab, "full path")
         print("outside, iptables off:", c)
         assert c["vm_segments"] > SIZE / 65536 and c["proxy_cpu_s"] > 0.005
-        assert PROXY in lab.plan.path.programs_at("full path", lab.settings)
+        assert PROXY in lab.path.programs_at("full path", lab.settings)
     finally:
         lab.apply(S)
 

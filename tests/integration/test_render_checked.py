@@ -6,7 +6,7 @@ import pytest
 
 from labkit.config.presets import PRESETS
 from labkit.config.render import lab_nginx_paths, render_nginx
-from labkit.lab.tls import write_server_files
+from labkit.lab.conditions.tls import write_server_files
 
 
 @pytest.mark.skipif(not shutil.which("nginx", path="/usr/sbin:/usr/bin"), reason="nginx not installed")

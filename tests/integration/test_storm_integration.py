@@ -46,7 +46,7 @@ def test_a_storm_from_four_compute_nodes_verifies_every_pull(lab):
     assert (row["pulls"], row["ok"], row["failures"], row["harness_failures"]) == (24, 24, 0, 0)
     assert s.pulls.ok.all() and s.pulls.sha256_ok.all() and (s.pulls.bytes == lab.image.size).all()
     assert sorted(s.pulls.ticket) == list(range(1, 25))                  # exactly the budget, each ticket once
-    assert set(s.pulls.node) == set(lab.plan.path.compute) and s.meta["workers"] == list(lab.plan.path.compute)
+    assert set(s.pulls.node) == set(lab.path.compute) and s.meta["workers"] == list(lab.path.compute)
     assert 0 < row["jain"] <= 1 and row["jain"] == pytest.approx(jain(s.pulls.MBps), abs=1e-3)
     assert row["per_pull_min"] <= row["per_pull_median"] <= row["per_pull_max"] and row["MBps"] > 0
     assert len(s.nodes()) == 4 and s.nodes().pulls.sum() == 24 and s.failures().empty

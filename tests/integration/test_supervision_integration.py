@@ -121,7 +121,7 @@ def test_orphaned_nginx_workers_are_ended_by_heal(lab):
 
 
 def test_an_iperf3_server_killed_mid_run_is_reported_named_and_healed(lab):
-    hop = lab.plan.path.hops[0]
+    hop = lab.path.hops[0]
     server = lab.services[f"iperf3@{hop.server}"]
     with ThreadPoolExecutor(1) as ex:
         fut = ex.submit(iperf.run, *lab.plan.endpoint(hop), 3)
@@ -203,5 +203,5 @@ def established(pid, port):
 
 
 def _recorded(name, service):
-    from labkit.lab import ownership
+    from labkit.lab.host import ownership
     return ownership.read(name)["pids"][service]

@@ -10,7 +10,7 @@ import pytest
 
 from labkit.config.presets import preset
 from labkit.lab.lab import Lab
-from labkit.lab.tls import write_server_files
+from labkit.lab.conditions.tls import write_server_files
 from labkit.workflows import run_probe, run_storm
 from labkit.clients.kinds import KINDS
 from labkit.clients.puller import pull
@@ -42,12 +42,12 @@ def test_every_client_kind_pulls_over_https_through_the_whole_path(lab, kind):
         lab.apply(HTTPS)
     print(f"\nmeasured: {kind} over https, full path: {run.mbps:.0f} MB/s", flush=True)
     assert run.ok and all(r.sha256_ok for r in run.results), run.errors
-    ns, host, port = lab.plan.endpoint(lab.plan.path.client_vantage)
-    assert port == HTTPS.tls.port and lab.plan.tls_at(lab.plan.path.client_vantage)
+    ns, host, port = lab.plan.endpoint(lab.path.client_vantage)
+    assert port == HTTPS.tls.port and lab.plan.tls_at(lab.path.client_vantage)
 
 
 def test_the_seeds_client_gets_aes256_gcm_the_servers_first_choice(lab):
-    ns, host, port = lab.plan.endpoint(lab.plan.path.client_vantage)
+    ns, host, port = lab.plan.endpoint(lab.path.client_vantage)
     ctx = ssl.create_default_context(cafile=str(lab.tls.cafile))
     with inside(ns):
         raw = socket.create_connection((host, port), timeout=10)
@@ -66,7 +66,7 @@ def test_the_survey_pulls_the_tls_stage_apart_from_nginx(lab):
 
 def test_a_wrong_ca_a_missing_ca_and_a_wrong_name_are_refused(lab, tmp_path):
     write_server_files(tmp_path / "other", ["192.0.2.20"], dhparam=False)       # another CA altogether
-    ns, host, port = lab.plan.endpoint(lab.plan.path.client_vantage)
+    ns, host, port = lab.plan.endpoint(lab.path.client_vantage)
     uri = lab.image.uri
     cases = {"wrong CA": Trust(str(tmp_path / "other" / "ca.pem")),
              "wrong name": Trust(str(lab.tls.cafile), server_name="elsewhere.test"),
@@ -82,17 +82,17 @@ def test_a_wrong_ca_a_missing_ca_and_a_wrong_name_are_refused(lab, tmp_path):
     other = tmp_path / "other" / "ca.pem"          # curl on the compute node, told another CA
     lab.apply(HTTPS.changed(client={"kind": "command", "command": f"curl -sS -f --cacert {other} -o {{dest}} {{url}}"}))
     try:
-        before = set(lab.client_storage.dest_root.iterdir())
+        before = set(lab.client.dest_root().iterdir())
         run = pull_at(lab, verify="length")
         print(f"\ncurl, wrong CA: {run.errors}", flush=True)
         assert not run.ok and "exited with 60" in run.errors and "certificate" in run.errors   # curl's "not verified"
-        assert set(lab.client_storage.dest_root.iterdir()) == before               # nothing left behind
+        assert set(lab.client.dest_root().iterdir()) == before               # nothing left behind
     finally:
         lab.apply(HTTPS)
 
 
 def test_the_probe_and_a_locust_storm_pull_over_https_with_the_lab_ca(lab):
-    ns, host, port = lab.plan.endpoint(lab.plan.path.client_vantage)
+    ns, host, port = lab.plan.endpoint(lab.path.client_vantage)
     url = f"https://{host}:{port}"
     p = run_probe(url, lab.image.uri, parallel=2, ns=ns, cacert=str(lab.tls.cafile), deadline=60)
     assert p.facts.failures == 0 and p.meta["image_url"].startswith("https://")
@@ -109,7 +109,7 @@ def test_tls_turned_off_and_on_while_the_lab_runs(lab):
     try:
         assert not lab.plan.tls and lab.plan.port("published") == 80 and not lab.tls.cafile.exists()
         run = pull_at(lab)
-        assert run.ok and not lab.plan.tls_at(lab.plan.path.client_vantage)
+        assert run.ok and not lab.plan.tls_at(lab.path.client_vantage)
     finally:
         lab.apply(HTTPS)
     assert lab.plan.port("published") == 443 and lab.tls.cafile.exists() and pull_at(lab).ok

@@ -65,7 +65,7 @@ def test_kernel_settings_land_in_every_namespace_and_go_back(lab):
         assert netns.read_sysctl(ns, "net.ipv4.tcp_wmem").split() == ["4096", "32768", "1048576"]
         assert netns.read_sysctl(ns, "net.ipv4.tcp_congestion_control") == "reno"
     lab.apply(S)
-    assert netns.read_sysctl(lab.plan.ns("vm"), "net.ipv4.tcp_congestion_control") == lab._kernel_defaults[
+    assert netns.read_sysctl(lab.plan.ns("vm"), "net.ipv4.tcp_congestion_control") == lab.links.defaults[
         "net.ipv4.tcp_congestion_control"]
 
 

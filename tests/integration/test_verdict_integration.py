@@ -9,7 +9,7 @@ import pytest
 
 from labkit.cli import main
 from labkit.config.presets import preset
-from labkit.lab import netns
+from labkit.lab.host import netns
 from labkit.lab.faults import inject
 from labkit.lab.lab import Lab
 from labkit.matrix import BASE, CI_CASES, SURVEY_DEFAULTS, run_case
@@ -34,7 +34,7 @@ def test_the_verdict_names_the_injected_bottleneck(lab, case):
 
 
 def test_inject_puts_everything_back(lab):
-    node = lab.plan.path.client_vantage.client
+    node = lab.path.client_vantage.client
     key = "net.ipv4.tcp_rmem"
     before, settings = netns.read_sysctl(lab.plan.ns(node), key), lab.settings
     with inject(lab, set=["links.wan=900mbit"], sysctl=[(node, key, "4096 8192 8192")], kill=["docker-proxy"]):

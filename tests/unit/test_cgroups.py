@@ -4,8 +4,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from labkit.lab import cgroups as cg
-from labkit.lab.cgroups import CgroupError, IoCounters, IoLimits
+from labkit.lab.host import cgroups as cg
+from labkit.lab.host.cgroups import CgroupError, IoCounters, IoLimits
 
 
 @pytest.mark.parametrize("cpus,quota", [(0.5, 50_000), (1, 100_000), (2.0, 200_000), (0.01, 1_000)])

@@ -4,7 +4,7 @@ import ipaddress
 import pytest
 
 from labkit.errors import SettingsError
-from labkit.lab import ownership
+from labkit.lab.host import ownership
 from labkit.measure.capture import capture_points
 from labkit.path import MAX_COMPUTE_NODES, NODE_NAMES, PATH, compute_names, plan, registry_path
 

@@ -8,8 +8,9 @@ import yaml
 from labkit.config.presets import SREGISTRY_SHIPPED
 from labkit.config.render import templates
 from labkit.errors import SettingsError
-from labkit.lab import cpulimits, ownership, storage, writeback
-from labkit.lab.cgroups import Features, IoCounters, IoLimits
+from labkit.lab.conditions import cpu_limits, storage, writeback
+from labkit.lab.host import ownership
+from labkit.lab.host.cgroups import Features, IoCounters, IoLimits
 from labkit.clients import program
 from labkit.clients.command import render_command
 from labkit.clients.kinds import KINDS
@@ -81,13 +82,13 @@ def test_cpu_limits_from_settings_and_what_a_machine_without_them_says():
     s = SREGISTRY_SHIPPED.changed(cpu={"uwsgi_cpus": 0.25, "nginx_cpuset": "0"}).cpu
     members = PATH.cpu_keys                     # keyed by the path's names
     assert members == ("uwsgi", "nginx", "proxy")
-    lims = cpulimits.limits(s, members)
-    assert lims["uwsgi"] == cpulimits.CpuLimit(0.25, None) and lims["nginx"].limited and not lims["proxy"].limited
+    lims = cpu_limits.limits(s, members)
+    assert lims["uwsgi"] == cpu_limits.CpuLimit(0.25, None) and lims["nginx"].limited and not lims["proxy"].limited
     none = Features(None, missing=["no cgroup file system is mounted: no CPU or block I/O limits"])
-    assert cpulimits.missing_features(s, none, members) == [
+    assert cpu_limits.missing_features(s, none, members) == [
         "cpu.uwsgi_cpus not applied: no cgroup file system is mounted: no CPU or block I/O limits",
         "cpu.nginx_cpuset not applied: no cgroup file system is mounted: no CPU or block I/O limits"]
-    assert cpulimits.missing_features(s, Features(1, cpu_quota=True, cpuset=True), members) == []
+    assert cpu_limits.missing_features(s, Features(1, cpu_quota=True, cpuset=True), members) == []
 
 
 def test_storage_sizes_and_limits_from_settings():
@@ -168,9 +169,10 @@ def test_a_warm_cache_on_the_labs_own_disk_reads_the_image_once_and_a_cold_one_o
     from types import SimpleNamespace
 
     from labkit.config.settings import StorageSettings
-    from labkit.lab.storage import VmStorage
+    from labkit.lab.conditions.base import Ground
+    from labkit.lab.conditions.storage import VmStorage
     from labkit.app.catalog import Image
-    st = VmStorage("t", tmp_path, tmp_path / "cache", None, [])
+    st = VmStorage(Ground("t", tmp_path, tmp_path / "cache", False, []))
     st.images_dir.mkdir(parents=True)
     (st.images_dir / "img.sif").write_bytes(b"x" * (3 * 2**20 + 5))
     st.image = Image(1, "c", "n", "t", "img.sif", 3 * 2**20 + 5, "0" * 64, "s", "2018-10-01")

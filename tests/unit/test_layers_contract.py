@@ -117,7 +117,7 @@ def test_the_contract_would_catch_a_wrong_import(tmp_path):
 
 def test_nothing_after_the_lab_reads_the_default_path():
     """labkit.path.PATH is the default a lab is built on; what measures, judges or shows a lab reads its own
-    (lab.plan.path, survey.path)."""
+    (lab.path, survey.path)."""
     after = {"measure", "analyze", "present", "bundle", "records", "workflows", "matrix"}
     readers = []
     for file in ROOT.rglob("*.py"):

@@ -11,7 +11,7 @@ from labkit.config.overrides import load_settings
 from labkit.config.presets import SREGISTRY_SHIPPED
 from labkit.config.render import LabAccept, PublishedRule, render_nat
 from labkit.config.settings import PublishSettings, SettingsError, parse_settings
-from labkit.lab.publish import lab_accepts
+from labkit.lab.programs.publish import lab_accepts
 from labkit.lab.programs import DockerNat, DockerProxy, Site, nat_counters, publishing
 from labkit.path import CLIENT, PATH, PROXY, plan, publish_route
 
@@ -145,7 +145,7 @@ def test_daemon_json_defaults_and_ip(tmp_path):
 
 
 def test_link_queue_books_bytes_one_after_another():
-    from labkit.lab.bucket import LinkQueue
+    from labkit.lab.conditions.bucket import LinkQueue
     now = [10.0]
     q = LinkQueue(1e6, clock=lambda: now[0])
     assert q.reserve(500_000) == pytest.approx(0.5)
@@ -156,7 +156,7 @@ def test_link_queue_books_bytes_one_after_another():
 
 def test_shared_fs_ceiling_and_the_sizes_hypotheses_need():
     from labkit.analyze.hypotheses import HYPOTHESES, min_image_mib
-    from labkit.lab.sharedfs import ceiling_MBps
+    from labkit.lab.conditions.sharedfs import ceiling_MBps
     c = S.changed(client={"dest": "shared-fs", "fs_delay_ms": 8, "fs_request_kib": 128, "fs_node_mbps": 1000}).client
     assert ceiling_MBps(c) == pytest.approx(131072 / (0.008 + 131072 / 1e9) / 1e6)
     assert ceiling_MBps(c, streams=40) == pytest.approx(10 * ceiling_MBps(c))     # libfuse serves 10 at once

@@ -31,6 +31,7 @@ def test_winner_needs_zero_failures_and_both_single_and_parallel():
 class _StubLab:
     settings = SREGISTRY_SHIPPED
     plan = plan("stub", False)
+    path = plan.path
 
 
 def test_panel_reads_its_controls_and_names_bad_ones():

@@ -4,12 +4,13 @@ import ssl
 
 import pytest
 
-from labkit.config.presets import PRESETS
+from labkit.config.presets import PRESETS, SREGISTRY_SHIPPED
 from labkit.config.render import lab_nginx_paths, render_nginx_server
 from labkit.config.settings import ClientSettings, LabSettings, SettingsError, parse_settings
 from labkit.config.sslconf import conf_commands
 from labkit.errors import TlsSetupError, TlsVerifyError
-from labkit.lab import tls
+from labkit.lab.conditions import tls
+from labkit.lab.conditions.base import Ground
 from labkit.clients.kinds import KINDS
 from labkit.clients.registry_api import Trust, open_get
 
@@ -86,11 +87,11 @@ def test_a_missing_ca_file_is_refused_before_anything_is_sent(tmp_path):
 def test_the_lab_tls_files_come_and_go_with_the_lab(tmp_path, monkeypatch):
     monkeypatch.setattr(tls.ownership, "own", lambda *a, **k: None)
     monkeypatch.setattr(tls.ownership, "disown", lambda *a, **k: None)
-    t = tls.LabTls("x", tmp_path)
-    assert t.up(False, False, ["127.0.0.1"]) == [] and t.client() is None
-    t.up(True, False, ["127.0.0.1"])
-    assert t.client() == Trust(str(tmp_path / "tls" / "ca.pem")) and (tmp_path / "tls" / "server.key").is_file()
-    assert t.down() and not (tmp_path / "tls").exists() and t.client() is None
+    t = tls.LabTls(Ground("x", tmp_path, tmp_path / "images", False, []), ["127.0.0.1"])
+    assert t.up(SREGISTRY_SHIPPED) == [] and t.trust() is None
+    t.up(SREGISTRY_SHIPPED.changed(tls={"enabled": True}))
+    assert t.trust() == Trust(str(tmp_path / "tls" / "ca.pem")) and (tmp_path / "tls" / "server.key").is_file()
+    assert t.down() and not (tmp_path / "tls").exists() and t.trust() is None
 
 
 def test_every_external_client_is_told_the_ca(tmp_path):

@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 
 from . import netns
-from ..path import NODE_NAMES, NS_PREFIX
+from ...path import NODE_NAMES, NS_PREFIX
 from .process import end_recorded, same_process
 
 STATE_DIR = Path("/run/servelab") if os.geteuid() == 0 else Path(tempfile.gettempdir()) / f"servelab-{os.getuid()}"
@@ -96,8 +96,9 @@ def disown(name: str, key: str) -> None:
 
 
 def _enders() -> dict[str, Callable[[dict], list[str]]]:
-    from . import cgroups, writeback
-    from .delayfs import DelayMount
+    from . import cgroups
+    from ..conditions import writeback
+    from ..conditions.delayfs import DelayMount
     from .loopdisk import LoopDisk
 
     def tree(rec: dict) -> list[str]:
@@ -146,3 +147,14 @@ def end(name: str) -> list[str]:
 def owner_stamp() -> dict:
     me = psutil.Process()
     return {"owner": me.pid, "owner_created": me.create_time()}
+
+
+def begin(name: str, **state) -> list[str]:
+    """Before lab `name` starts: every stale lab (its owner gone) and an earlier `name` ended, then `name`
+    recorded as this process's with `state`. One line per lab ended."""
+    done = []
+    for other in sorted({name, *stale()}):
+        if ended := end(other):
+            done.append(f"cleaned {'stale ' if other != name else ''}lab '{other}': " + "; ".join(ended))
+    write(name, **owner_stamp(), **state)
+    return done

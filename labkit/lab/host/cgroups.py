@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psutil
 
-from ..errors import LabkitError
+from ...errors import LabkitError
 from .names import check_name
 from .process import terminate
 

@@ -3,12 +3,14 @@
     Disk       ext4 on a direct-I/O loop device (LoopDisk) mounted at `back`; the programs use `front`,
                a symlink to `back`, or a FUSE mount of it that delays each request (DelayMount).
                The processes that use it share one block-I/O group holding its limits; buffered
-               writes feel the write ceiling too (labkit.lab.writeback).
-    VmStorage  where the images and nginx's temp dir are under StorageSettings: `host` is a plain
-               directory (the image from the lab's image cache), `loop` a Disk with the image copied
-               onto it; `before_pull` drops the image from the page cache when the cache is cold.
+               writes feel the write ceiling too (labkit.lab.conditions.writeback).
+    VmStorage  the condition (labkit.lab.conditions.base) of where the images and nginx's temp dir
+               are under StorageSettings: `host` is a plain directory (the image from the lab's image
+               cache), `loop` a Disk with the image copied onto it; `before_pull` drops the image from
+               the page cache when the cache is cold. The compute node's side is
+               labkit.lab.conditions.client_dest.
 
-Everything is recorded in the lab's state (labkit.lab.ownership.own) before or as it is made, and
+Everything is recorded in the lab's state (labkit.lab.host.ownership.own) before or as it is made, and
 ended by its own ids: by `down`, and by the next lab's start after a killed owner.
 """
 from __future__ import annotations
@@ -18,16 +20,18 @@ import os
 import shutil
 from pathlib import Path
 
-from ..config.settings import ClientSettings, StorageSettings
-from . import ownership, writeback
-from .cgroups import Cgroup, CgroupError, Features, IoCounters, IoLimits, joiner, parse_io_stat, render_io_max
-from ..app.catalog import Image, install_image
-from .sharedfs import SharedFs
-from .delayfs import DelayMount
-from .loopdisk import MIN_SIZE as MIN_DISK, LoopDisk, drop_cache, loops_backed_by
-from .mounts import MountError
+import psutil
 
-MiB = 2**20
+from ...config.settings import LabSettings, StorageSettings
+from ...app.catalog import Image, install_image
+from ...units import MiB, format_size
+from ..host import ownership
+from ..host.cgroups import Cgroup, CgroupError, Features, IoCounters, IoLimits, joiner, parse_io_stat, render_io_max
+from ..host.loopdisk import LoopDisk, drop_cache, loops_backed_by
+from ..host.mounts import MountError
+from . import writeback
+from .base import Condition, Crew, Ground, undone_on_failure
+from .delayfs import DelayMount
 
 
 def disk_size(image_size: int) -> int:
@@ -196,6 +200,14 @@ class Disk:
     def stat(self) -> IoCounters:
         return self.loop.stat()
 
+    def fuse_processes(self) -> dict[str, list[psutil.Process]]:
+        """The FUSE delay process by disk (with latency it does the disk's I/O, and uses CPU for it)."""
+        if self.fuse is None or not self.fuse.pid:
+            return {}
+        with contextlib.suppress(psutil.NoSuchProcess):
+            return {f"delayfs@{self.role}": [psutil.Process(self.fuse.pid)]}
+        return {}
+
     def group_io(self) -> IoCounters | None:
         if self.group is None or not self.feats.io_stats:
             return None
@@ -218,12 +230,13 @@ class Disk:
         return done
 
 
-class VmStorage:
+class VmStorage(Condition):
     """The VM's storage: images at `images_dir`, nginx's temp files at `temp_dir`, both under `root`."""
+    steps, disk_role = ("storage",), "vm"
 
-    def __init__(self, lab: str, run_dir: Path, cache_dir: Path, feats: Features, notes: list[str]):
-        self.lab, self.run_dir, self.cache_dir, self.feats, self.notes = lab, run_dir, cache_dir, feats, notes
-        self.root = run_dir / "vm"
+    def __init__(self, ground: Ground):
+        self.ground = ground
+        self.root = ground.run_dir / "vm"
         self.disk: Disk | None = None
         self.settings = StorageSettings()
         self.image: Image | None = None
@@ -236,31 +249,39 @@ class VmStorage:
     def temp_dir(self) -> Path:
         return self.root / "nginx-temp"
 
-    def up(self, s: StorageSettings, image: Image) -> list[str]:
+    def problems(self, s: LabSettings) -> list[str]:
+        if s.storage.disk == "loop" and not self.ground.namespaced:
+            return ["storage.disk: 'loop' needs root (loop devices, mounts); this lab runs on loopback"]
+        return []
+
+    def up(self, s: LabSettings, image: Image) -> list[str]:
         """Build the storage `s` asks for and put `image` on it."""
+        return self._build(s.storage, image)
+
+    def _build(self, s: StorageSettings, image: Image) -> list[str]:
         self.settings, self.image = s, image
         self._clear_root()
         if s.disk == "host":
             self.root.mkdir(parents=True)
-            self.images_dir.symlink_to(self.cache_dir.resolve())
+            self.images_dir.symlink_to(self.ground.cache_dir.resolve())
             self.temp_dir.mkdir()
             return ["storage: host disk (the lab's image cache, nginx temp files beside it)"]
-        self.disk = Disk(self.lab, "vm", self.run_dir, disk_size(image.size), self.feats, self.notes)
-        try:
+        g = self.ground
+        self.disk = Disk(g.lab, "vm", g.run_dir, disk_size(image.size), g.feats, g.notes)
+        with undone_on_failure(self.down):
             self.disk.up()                  # limits and latency come once the image is on it
             (self.disk.back / "nginx-temp").mkdir()
-            install_image(image, self.cache_dir, self.disk.back / "images")
+            install_image(image, g.cache_dir, self.disk.back / "images")
             drop_cache(self.disk.back / "images" / image.file)
             done = self.disk.set_limits(*vm_limits(s)) + self.disk.set_latency(s.latency_ms)
-        except BaseException:
-            self.down()
-            raise
-        return [f"storage: loop disk {self.disk.loop.device} ({self.disk.loop.size // MiB} MiB ext4)", *done]
+        g.cgroups_used()
+        return [f"storage: loop disk {self.disk.loop.device} ({format_size(self.disk.loop.size)} ext4)", *done]
 
-    def adopt(self, s: StorageSettings, image: Image) -> None:
-        self.settings, self.image = s, image
-        if s.disk == "loop":
-            self.disk = Disk(self.lab, "vm", self.run_dir, disk_size(image.size), self.feats, self.notes).adopt()
+    def adopt(self, s: LabSettings, image: Image) -> None:
+        self.settings, self.image = s.storage, image
+        if s.storage.disk == "loop":
+            g = self.ground
+            self.disk = Disk(g.lab, "vm", g.run_dir, disk_size(image.size), g.feats, g.notes).adopt()
 
     def _clear_root(self) -> None:
         """What a host-disk run left at `root` (a symlink and temp files, never a mount)."""
@@ -271,32 +292,33 @@ class VmStorage:
                 self.images_dir.unlink()
             shutil.rmtree(self.root)
 
-    def change(self, s: StorageSettings) -> list[str]:
-        """Apply `s` to storage whose users (nginx, uwsgi) are stopped; limits alone apply live."""
+    def change(self, step: str, s: LabSettings, crew: Crew) -> list[str]:
+        """Limits and cache apply live; another disk kind or latency stops nginx and uwsgi, rebuilds, starts them."""
+        new = s.storage
+        if (new.disk, new.latency_ms) == (self.settings.disk, self.settings.latency_ms):
+            self.settings = new
+            return (self.disk.set_limits(*vm_limits(new)) if self.disk else []) or [f"storage: cache {new.cache}"]
+        users = crew.users(uses_vm_disk)
+        done = crew.restarting(users, lambda: self._rebuild(new))
+        return done + [f"storage: restarted {', '.join(v.name for v in users)}"]
+
+    def _rebuild(self, s: StorageSettings) -> list[str]:
+        """Apply `s` to storage whose users (nginx, uwsgi) are stopped."""
         if self.disk is not None and s.disk == "loop" == self.settings.disk:
             done = self.disk.set_limits(*vm_limits(s)) + self.disk.set_latency(s.latency_ms)
             self.settings = s
             return done or [f"storage: cache {s.cache}"]
         self.down()
-        return self.up(s, self.image)
+        return self._build(s, self.image)
 
-    def limits_only(self, s: StorageSettings) -> bool:
-        """Whether going to `s` needs nothing but new ceilings or cache handling (no restart)."""
-        old = self.settings
-        return (s.disk, s.latency_ms) == (old.disk, old.latency_ms)
+    def joins(self, svc) -> list[Path]:
+        return self.disk.procs_files() if self.disk and uses_vm_disk(svc) else []
 
-    def set_limits(self, s: StorageSettings) -> list[str]:
-        self.settings = s
-        return self.disk.set_limits(*vm_limits(s)) if self.disk else []
-
-    def procs_files(self) -> list[Path]:
-        return self.disk.procs_files() if self.disk else []
-
-    def add(self, pids) -> None:
-        if self.disk:
+    def place(self, svc, pids: list[int]) -> None:
+        if self.disk and uses_vm_disk(svc):
             self.disk.add(pids)
 
-    def before_pull(self) -> None:
+    def before_pull(self, crew: Crew | None = None) -> None:
         """cache=cold: the image leaves the page cache (the VM's, the FUSE layer's, the disk's)."""
         if self.settings.cache != "cold" or self.image is None:
             return
@@ -316,9 +338,26 @@ class VmStorage:
                 pass
         return True
 
+    def processes(self) -> dict[str, list[psutil.Process]]:
+        return self.disk.fuse_processes() if self.disk else {}
+
     def counters(self) -> IoCounters | None:
         """The VM disk's device counters (None on the host's own disk: not the lab's to count)."""
         return self.disk.stat() if self.disk else None
+
+    def group_io(self) -> IoCounters | None:
+        """What its users read and wrote, as their block-I/O group counts it (None: no group here)."""
+        return self.disk.group_io() if self.disk else None
+
+    @property
+    def device(self) -> str | None:
+        """The lab's own disk's loop device (None: the host's disk)."""
+        return self.disk.loop.device if self.disk else None
+
+    def fuse_in_group(self) -> bool:
+        """Whether the disk's FUSE delay process (with latency) is in its block-I/O group: its I/O is the disk's."""
+        d = self.disk
+        return bool(d and d.fuse and d.group and d.fuse.pid in d.group.group.pids())
 
     def down(self) -> list[str]:
         done = self.disk.down() if self.disk else []
@@ -328,84 +367,5 @@ class VmStorage:
         return done
 
 
-def client_disk_size(image_size: int) -> int:
-    """The compute node's disk: room for eight pulls of the image at once (sparse: costs only what is written)."""
-    return -(-(8 * image_size + 256 * MiB) // 4096) * 4096
-
-
-class ClientStorage:
-    """Where a client on a compute node writes the image, as `client.dest` says: memory (/dev/shm,
-    for clients that must write a file), the node's local disk (a Disk of its own: write ceiling
-    `write_mbps`, dirty bound `dirty_mib`), or a shared file system (labkit.lab.sharedfs: one mount
-    per compute node)."""
-
-    def __init__(self, lab: str, run_dir: Path, feats: Features, notes: list[str], nodes: tuple[str, ...] = ("compute",)):
-        self.lab, self.run_dir, self.feats, self.notes, self.nodes = lab, run_dir, feats, notes, nodes
-        self.disk: Disk | None = None
-        self.shared: SharedFs | None = None
-        self.settings = ClientSettings()
-        self._shm = Path("/dev/shm") / f"servelab-{lab}-client"
-
-    @property
-    def dest_root(self) -> Path:
-        return self.dest_root_for(None)
-
-    def dest_root_for(self, node: str | None) -> Path:
-        """Where a client on `node` (None: the first compute node) writes its pulls."""
-        if self.shared:
-            return self.shared.dest_root(node)
-        return self.disk.front / "pulls" if self.disk else self._shm
-
-    @staticmethod
-    def _limits(s: ClientSettings) -> tuple[IoLimits, int | None]:
-        return (IoLimits(write_bps=None if s.write_mbps is None else int(s.write_mbps * 1e6)),
-                None if s.dirty_mib is None else s.dirty_mib * MiB)
-
-    def up(self, s: ClientSettings, image_size: int) -> list[str]:
-        self.settings = s
-        if s.dest == "memory":
-            ownership.own(self.lab, "client:dir", "dir", {"path": str(self._shm)})
-            self._shm.mkdir(exist_ok=True)
-            return []
-        if s.dest == "shared-fs":
-            self.shared = SharedFs(self.lab, self.run_dir, self.nodes)
-            return self.shared.up(s)
-        self.disk = Disk(self.lab, "compute", self.run_dir, client_disk_size(image_size), self.feats, self.notes)
-        try:
-            self.disk.up()
-            (self.disk.back / "pulls").mkdir()
-            done = self.disk.set_limits(*self._limits(s))
-        except BaseException:
-            self.down()
-            raise
-        return [f"client: writes to {self.disk.loop.device} ({self.disk.loop.size // MiB} MiB ext4)", *done]
-
-    def adopt(self, s: ClientSettings) -> None:
-        self.settings = s
-        if s.dest == "local-disk":
-            self.disk = Disk(self.lab, "compute", self.run_dir, MIN_DISK, self.feats, self.notes).adopt()
-
-    def change(self, s: ClientSettings, image_size: int) -> list[str]:
-        if self.disk is not None and s.dest == "local-disk":
-            self.settings = s
-            return self.disk.set_limits(*self._limits(s)) or [f"client: {s.kind}"]
-        self.down()
-        return self.up(s, image_size) or [f"client: {s.kind}, writing to memory"]
-
-    def procs_files(self) -> list[Path]:
-        return self.disk.procs_files() if self.disk else []
-
-    def counters(self) -> IoCounters | None:
-        return self.disk.stat() if self.disk else None
-
-    def down(self) -> list[str]:
-        done = self.disk.down() if self.disk else []
-        self.disk = None
-        if self.shared is not None:
-            done += self.shared.down()
-            self.shared = None
-        if self._shm.is_dir():
-            shutil.rmtree(self._shm, ignore_errors=True)
-            done.append(f"rm -r {self._shm}")
-        ownership.disown(self.lab, "client:dir")
-        return done
+def uses_vm_disk(svc) -> bool:
+    return getattr(svc, "uses_vm_disk", False)

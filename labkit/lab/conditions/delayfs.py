@@ -3,7 +3,7 @@
 It adds what a loop device cannot: a fixed latency per request with requests that overlap, as a
 qcow2 image on GPFS shows (one stream is slow, many streams add up). `DelayPassthrough` holds the
 file system's operations and `serve()` runs them in a process of its own (started by
-`labkit.lab.delayfs_cli`); `DelayMount` starts that process from the lab and ends it by its pid and
+`labkit.lab.conditions.delayfs_cli`); `DelayMount` starts that process from the lab and ends it by its pid and
 mountpoint.
 
 FUSE library: mfusepy (PyPI), the maintained fork of fusepy. It is pure Python over ctypes, so it
@@ -30,9 +30,10 @@ from pathlib import Path
 
 import psutil
 
+from ...units import MiB
 from .bucket import LinkQueue
-from .mounts import MountError, mounted, unmount
-from .process import same_process, terminate, wait_ended
+from ..host.mounts import MountError, mounted, unmount
+from ..host.process import same_process, terminate, wait_ended
 
 FSNAME = "servelab-delayfs"       # how a DelayMount shows in the mount table: source and fuse.<subtype>
 _STAT_KEYS = ("st_mode", "st_ino", "st_nlink", "st_uid", "st_gid", "st_size", "st_blocks", "st_blksize")
@@ -165,7 +166,7 @@ class DelayMount:
     """
 
     def __init__(self, source: str | os.PathLike, mountpoint: str | os.PathLike, delay_ms: float,
-                 max_read: int = 2**20, threads: int = 32, keep_cache: bool = False,
+                 max_read: int = MiB, threads: int = 32, keep_cache: bool = False,
                  preexec: Callable[[], None] | None = None, max_write: int = 0, write_rate: float = 0):
         if isinstance(delay_ms, bool) or not isinstance(delay_ms, (int, float)) or not 0 <= delay_ms <= 10_000:
             raise MountError(f"delayfs.delay_ms: {delay_ms!r} is outside 0..10000")
@@ -188,7 +189,7 @@ class DelayMount:
             self._made_mountpoint = True
         fd, log = tempfile.mkstemp(prefix="servelab-delayfs-", suffix=".log")
         self._log = Path(log)
-        argv = [sys.executable, "-m", "labkit.lab.delayfs_cli", str(self.source), str(self.mountpoint),
+        argv = [sys.executable, "-m", "labkit.lab.conditions.delayfs_cli", str(self.source), str(self.mountpoint),
                 "--delay-ms", str(self.delay_ms), "--max-read", str(self.max_read), "--threads", str(self.threads),
                 *(["--keep-cache"] if self.keep_cache else []),
                 *(["--max-write", str(self.max_write)] if self.max_write else []),

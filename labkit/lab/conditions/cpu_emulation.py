@@ -27,11 +27,11 @@ from pathlib import Path
 
 import psutil
 
-from ..config import cpu_models
-from ..config.settings import LabSettings
-from . import ownership
-from .cgroups import Cgroup, CgroupError, Features
-from .tools import tool
+from ...config import cpu_models
+from ...config.settings import LabSettings
+from ..host import ownership
+from ..host.cgroups import Cgroup, CgroupError, Features
+from ..host.tools import tool
 
 SPEED_BYTES = 16384            # a full TLS record: what nginx encrypts per SSL_write of a large response
 SPEED_RUNS = 3

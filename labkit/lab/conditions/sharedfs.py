@@ -1,10 +1,10 @@
 """A shared file system as compute nodes see it (NFS, GPFS): the destination `client.dest = shared-fs`.
 
     server   one directory in memory (/dev/shm/servelab-<lab>-sharedfs): every node sees the same tree
-    node     one FUSE mount per compute node (labkit.lab.delayfs.DelayMount), its own process:
+    node     one FUSE mount per compute node (labkit.lab.conditions.delayfs.DelayMount), its own process:
              each write request of `fs_request_kib` waits `fs_delay_ms` (requests overlap, up to the
              threads libfuse serves at once) and the node's requests queue on its own link of
-             `fs_node_mbps` (labkit.lab.bucket.LinkQueue). One stream is slow, streams on a node
+             `fs_node_mbps` (labkit.lab.conditions.bucket.LinkQueue). One stream is slow, streams on a node
              add up to its bandwidth, nodes add up.
 
 Why it binds within the pull at any image size: the mount has no writeback cache (FUSE's default),
@@ -15,18 +15,17 @@ the disk's dirty limit: `client.dirty_mib`). A real NFS client buffers more than
 close() flushes it; this is the shared file system at its server's pace, what a pull of an
 image far larger than the client's dirty limit sees.
 
-Everything is recorded (labkit.lab.ownership) and ended by its own ids, as the lab's disks are.
+Everything is recorded (labkit.lab.host.ownership) and ended by its own ids, as the lab's disks are.
 """
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
-from ..config.settings import ClientSettings
-from . import ownership
+from ...config.settings import ClientSettings
+from ..host import ownership
 from .delayfs import DelayMount
 
-MiB = 2**20
 SHM = Path("/dev/shm")
 
 

@@ -2,7 +2,7 @@
 
 Pure and thread-safe: `reserve(n)` books the link for n bytes after everything booked before
 and returns how long the caller waits until its bytes are through (queueing + sending). A
-shared file system's per-node bandwidth (labkit.lab.sharedfs) is one of these in each compute
+shared file system's per-node bandwidth (labkit.lab.conditions.sharedfs) is one of these in each compute
 node's FUSE process: the node's writers queue on it, other nodes have their own.
 """
 from __future__ import annotations

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psutil
 
-from ..errors import LabkitError
+from ...errors import LabkitError
 from .tools import tool
 
 
@@ -32,7 +32,7 @@ def mounted(mountpoint: Path) -> tuple[str, str] | None:
 
 
 def run(argv: list[str], setting: str) -> str:
-    """Run a tool (found by labkit.lab.tools.tool); its stdout, or MountError naming `setting`."""
+    """Run a tool (found by labkit.lab.host.tools.tool); its stdout, or MountError naming `setting`."""
     r = subprocess.run([tool(argv[0]), *argv[1:]], capture_output=True, text=True)
     if r.returncode:
         raise MountError(f"{setting}: `{' '.join(argv)}` failed: {(r.stderr or r.stdout).strip()}")

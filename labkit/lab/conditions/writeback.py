@@ -15,10 +15,9 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from ..config.settings import dirty_bound
-from .cgroups import Features, IoLimits, parse_device
+from ...config.settings import dirty_bound
+from ..host.cgroups import Features, IoLimits, parse_device
 
-MiB = 2**20
 BDI = Path("/sys/class/bdi")
 _ROOT_FILES = {"write_bps": "blkio.throttle.write_bps_device", "write_iops": "blkio.throttle.write_iops_device"}
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from ..config.settings import SYSCTLS, LabSettings, as_text
-from ..path import Plan
+from ...config.settings import SYSCTLS, LabSettings, as_text
+from ...path import Plan
 from . import netns
 
 

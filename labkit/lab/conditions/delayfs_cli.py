@@ -1,11 +1,12 @@
-"""The delaying file system's process: `python -m labkit.lab.delayfs_cli SOURCE MOUNTPOINT --delay-ms N`
-serves SOURCE at MOUNTPOINT until it is unmounted (labkit.lab.delayfs.DelayMount starts it)."""
+"""The delaying file system's process: `python -m labkit.lab.conditions.delayfs_cli SOURCE MOUNTPOINT --delay-ms N`
+serves SOURCE at MOUNTPOINT until it is unmounted (labkit.lab.conditions.delayfs.DelayMount starts it)."""
 from __future__ import annotations
 
 import sys
 
 import click
 
+from ...units import MiB
 from .delayfs import serve
 
 
@@ -14,7 +15,7 @@ from .delayfs import serve
 @click.argument("mountpoint", type=click.Path(exists=True, file_okay=False))
 @click.option("--delay-ms", type=click.FloatRange(0, 10_000), default=0.0, show_default=True,
               help="sleep before each read and write")
-@click.option("--max-read", type=click.IntRange(4096), default=2**20, show_default=True, help="bytes per read request")
+@click.option("--max-read", type=click.IntRange(4096), default=MiB, show_default=True, help="bytes per read request")
 @click.option("--threads", type=click.IntRange(1, 1024), default=32, show_default=True,
               help="requests served at once (libfuse 3.15 on)")
 @click.option("--keep-cache", is_flag=True, help="the kernel keeps a file's pages over opens")

@@ -6,9 +6,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ..errors import ConfigRejected
-from ..in_netns import exec_prefix
-from .tools import tool
+from ...errors import ConfigRejected
+from ...in_netns import exec_prefix
+from ..host.tools import tool
 
 
 def nginx_t(conf: Path, ns: str | None = None) -> None:
@@ -60,7 +60,7 @@ def _throwaway_tls(t: Path, tls) -> list[tuple[Path, str]]:
     mount over theirs): what nginx -t needs to load the TLS server block. Never the operator's files."""
     if tls is None:
         return []
-    from .tls import make_ca, make_server_cert, pem_cert, pem_key, write_dhparam
+    from ..conditions.tls import make_ca, make_server_cert, pem_cert, pem_key, write_dhparam
     ca_key, ca = make_ca("servelab nginx -t throwaway CA")
     key, cert = make_server_cert(ca_key, ca, ["localhost"], ["127.0.0.1"])
     mounts: dict[str, Path] = {}

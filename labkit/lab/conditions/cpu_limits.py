@@ -13,9 +13,9 @@ import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config.settings import CpuSettings
-from . import ownership
-from .cgroups import Cgroup, CgroupError, Features, parse_cpu_list
+from ...config.settings import CpuSettings
+from ..host import ownership
+from ..host.cgroups import Cgroup, CgroupError, Features, parse_cpu_list
 
 @dataclass(frozen=True)
 class CpuLimit:

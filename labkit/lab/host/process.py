@@ -17,8 +17,8 @@ from pathlib import Path
 
 import psutil
 
-from ..errors import ServiceError
-from ..in_netns import exec_prefix
+from ...errors import ServiceError
+from ...in_netns import exec_prefix
 
 log = logging.getLogger("labkit.lab")
 _PR_SET_CHILD_SUBREAPER = 36

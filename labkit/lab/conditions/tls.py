@@ -21,9 +21,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ..clients.registry_api import Trust
-from . import ownership
-from .tools import tool
+from ...config.settings import LabSettings
+from ...path import FRONT, Plan
+from ...app.catalog import Image
+from ...clients.registry_api import Trust
+from ..host import ownership
+from ..host.tools import tool
+from .base import Condition, Ground
 
 VM_NAME = "registry.servelab.test"      # the VM's name in the certificate (.test: RFC 6761, never on the internet)
 KEY_BITS = 2048
@@ -112,36 +116,49 @@ def write_dhparam(path: Path) -> None:
                     "-out", str(path)], check=True, capture_output=True)
 
 
-class LabTls:
-    """The lab's TLS files: made at `up` when TLS is on, removed at `down`."""
+def tls_addresses(plan: Plan) -> list[str]:
+    """Where an https pull dials: the nodes Docker publishes nginx's port on, nginx's own, and the
+    host's 127.0.0.1 where a vantage dials it (the VM loopback's pulls and health checks)."""
+    p = plan
+    return [p.ip(pb.node) for pb in p.path.published if pb.container_port == FRONT] + \
+           [p.ip(s.node) for s in p.path.services if s.program == "nginx"] + \
+           (["127.0.0.1"] if any(v.arrives == "loopback" for v in p.path.vantages) else [])
 
-    def __init__(self, lab: str, run_dir: Path):
-        self.lab = lab
-        self.dir = run_dir / "tls"
+
+class LabTls(Condition):
+    """The lab's TLS files as a condition: made at `up` when TLS is on, removed at `down`; DH parameters
+    made before nginx reloads with `tls.dhparam` turned on. (TLS turned on or off while the lab runs
+    moves the published port: the Lab ends and makes it again with the new plan.)"""
+
+    def __init__(self, ground: Ground, addresses: list[str]):
+        self.lab = ground.lab
+        self.dir = ground.run_dir / "tls"
+        self.addresses = addresses
         self.on = False
 
     @property
     def cafile(self) -> Path:
         return self.dir / "ca.pem"
 
-    def up(self, enabled: bool, dhparam: bool, addresses: list[str]) -> list[str]:
-        self.on = enabled
-        if not enabled:
+    def up(self, s: LabSettings, image: Image | None = None) -> list[str]:
+        self.on = s.tls.enabled
+        if not self.on:
             return []
         ownership.own(self.lab, "tls", "dir", {"path": str(self.dir)})
-        write_server_files(self.dir, addresses, dhparam)
-        return [f"tls: a lab CA and a certificate for {VM_NAME} ({', '.join(dict.fromkeys(addresses))}) in {self.dir}"]
+        write_server_files(self.dir, self.addresses, s.tls.dhparam)
+        return [f"tls: a lab CA and a certificate for {VM_NAME} ({', '.join(dict.fromkeys(self.addresses))}) "
+                f"in {self.dir}"]
 
-    def adopt(self, enabled: bool) -> None:
+    def adopt(self, s: LabSettings, image: Image | None = None) -> None:
         """A lab another process brought up: its files are where they were made."""
-        self.on = enabled and self.cafile.is_file()
+        self.on = s.tls.enabled and self.cafile.is_file()
 
-    def ensure_dhparam(self) -> None:
-        """DH parameters for a live change that turns `tls.dhparam` on."""
-        if self.on and not (self.dir / "dhparam.pem").is_file():
+    def before_change(self, step: str, s: LabSettings) -> None:
+        """DH parameters for a live change that turns `tls.dhparam` on (before nginx reloads)."""
+        if step == "nginx" and s.tls.dhparam and self.on and not (self.dir / "dhparam.pem").is_file():
             write_dhparam(self.dir / "dhparam.pem")
 
-    def client(self) -> Trust | None:
+    def trust(self) -> Trust | None:
         """What a client needs to verify the lab's nginx: its CA (None: TLS is off)."""
         return Trust(str(self.cafile)) if self.on else None
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import ipaddress
 
-from ..config.render import LabAccept
-from ..config.settings import PublishSettings
-from ..path import Plan, ServingPath
+from ...config.render import LabAccept
+from ...config.settings import PublishSettings
+from ...path import Plan, ServingPath
 
 
 def bridge_of(path: ServingPath, container: str):

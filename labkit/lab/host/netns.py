@@ -11,12 +11,15 @@ import json
 import os
 import subprocess
 import uuid
+from pathlib import Path
 
 import psutil
 
-from ..errors import NetnsError
-from ..in_netns import exec_prefix
+from ...errors import NetnsError, ToolMissing
+from ...in_netns import exec_prefix
+from ..changes import HostFeatures
 from .process import terminate
+from .tools import tool
 
 
 def sh(*cmd: str, ns: str | None = None, check: bool = True, timeout: float = 20) -> str:
@@ -103,6 +106,19 @@ def sysctl(ns: str | None, key: str, value: str) -> None:
 
 def read_sysctl(ns: str | None, key: str) -> str:
     return sh("sysctl", "-n", key, ns=ns).strip()
+
+
+def congestion_controls() -> list[str]:
+    return Path("/proc/sys/net/ipv4/tcp_available_congestion_control").read_text().split()
+
+
+def host_features(namespaced: bool) -> HostFeatures:
+    """What this machine offers a live change of a lab (in namespaces or not)."""
+    try:
+        nft = bool(tool("nft"))
+    except ToolMissing:
+        nft = False
+    return HostFeatures(namespaced, tuple(congestion_controls()), nft)
 
 
 @functools.cache

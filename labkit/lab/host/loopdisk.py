@@ -12,12 +12,13 @@ import contextlib
 import os
 from pathlib import Path
 
+from ...units import MiB
 from .cgroups import IoCounters
 from .mounts import MountError, mounted, run, unmount
 from .names import check_name
 
 SECTOR = 512                      # /sys/block/*/stat counts 512-byte sectors, whatever the device
-MIN_SIZE = 16 * 2**20             # ext4 with a journal needs a few MiB; below this mkfs fails
+MIN_SIZE = 16 * MiB               # ext4 with a journal needs a few MiB; below this mkfs fails
 
 
 # ---------------------------------------------------------------- pure

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from ..errors import LabkitError
+from ...errors import LabkitError
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
