@@ -20,7 +20,7 @@ import textwrap
 
 from labkit.config.presets import preset
 from labkit.lab.lab import DATA, Lab
-from labkit.matrix import BASE, cases_for, run_matrix
+from labkit.experiments.matrix import BASE, cases_for, run_matrix
 
 
 def stability(runs: int, image_mib: int, parallel: int = 5) -> None:
