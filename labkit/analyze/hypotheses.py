@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from ..config.overrides import apply_overrides
+from ..config.presets import preset
+from ..config.settings import dirty_bound
 
 SEED_LINK = "6gbit"        # the seed's hypervisor uplink
 DEADLINE_S = 900           # each pull of a hypothesis may run this long: a timeout then, its bytes counted
@@ -41,8 +44,6 @@ class Hypothesis:
     def settings(self, *extra: str, base: str = ""):
         """The lab's settings that make it real: its base preset (or `base`), its overrides, then `extra`
         (the seed's link)."""
-        from ..config.overrides import apply_overrides
-        from ..config.presets import preset
         return apply_overrides(preset(base or self.base), [*self.overrides, *extra])
 
     def many_settings(self):
@@ -60,7 +61,6 @@ class Hypothesis:
 
 def min_image_mib(s) -> int:
     """The smallest image (MiB) a pull under settings `s` needs for its slow destination or disk to show."""
-    from ..config.settings import dirty_bound
     need = float(MIN_IMAGE_MIB)
     c, st = s.client, s.storage
     if c.dest == "local-disk" and c.write_mbps:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, replace
 from ..config.modes import modes_where
 from ..path import CLIENT
 from .noise import FLOOR, Rate, above
+from ..config.settings import as_text
+from ..config.tls_fixes import FIXES
 
 ANY = "*"        # a table key for a cause whatever program's stage it binds in
 
@@ -101,8 +103,6 @@ NOTHING = {"link": "no server setting raises a link's capacity, a faster link do
 
 def tls_remedies(settings) -> tuple[Remedy, ...]:
     """The TLS fixes that help throughput, as remedies for the TLS-encrypting nginx's CPU under `settings`."""
-    from ..config.settings import as_text
-    from ..config.tls_fixes import FIXES
     if settings is None or not settings.tls.enabled:
         return ()
     out = []

@@ -7,6 +7,9 @@ anything is applied to a running lab.
 from __future__ import annotations
 
 import re
+import shlex
+import ssl
+import string
 import warnings
 from typing import Annotated, Literal
 
@@ -17,6 +20,7 @@ from pydantic_core import PydanticCustomError
 
 from .modes import SERVE_MODES
 from .sslconf import conf_commands
+from .cpu_models import MODELS
 
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmg]?)\s*$", re.I)
@@ -332,7 +336,6 @@ class DescribedCpu(_Model):
 
 def _cpu_model(v):
     if isinstance(v, str):
-        from .cpu_models import MODELS
         if v != "host" and v not in MODELS:
             raise ValueError(f"{v!r}: host (this machine), {', '.join(MODELS)}, or a described CPU "
                              "(name, features, clock_ghz, cycles_per_byte, sources)")
@@ -434,7 +437,6 @@ def _protocols(v: str) -> str:
 
 def _ciphers(v: str) -> str:
     """A cipher list OpenSSL accepts (checked with this machine's library, as nginx will load it)."""
-    import ssl
     v = v.strip()
     try:
         ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).set_ciphers(v)
@@ -475,8 +477,6 @@ COMMAND_FIELDS = ("host", "port", "uri", "url", "dest", "cacert")   # what a cli
 
 def command_fields(template: str) -> set[str]:
     """The {fields} a command template uses; ValueError for a line a shell could not split."""
-    import shlex
-    import string
     try:
         words = shlex.split(template)
     except ValueError as e:

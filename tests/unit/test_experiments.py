@@ -112,3 +112,19 @@ def test_with_merges_options_and_keeps_what_is_not_given():
     exp = declared("survey").with_(options={"fix": True, "verify": None}, parallels=(1, 40))
     assert exp.options == {"iperf_seconds": 2, "verify": "sha256", "fix": True} and exp.parallel == 40
     assert declared("survey").options["fix"] is False
+
+
+def test_a_bundle_is_written_only_when_the_check_handed_in_passes(tmp_path):
+    from labkit.bundle.export import export_bundle
+    from labkit.config.presets import PRESETS
+    seen = []
+    final, tar = export_bundle(PRESETS["recommended"], tmp_path, "ok", check=lambda stage, s: seen.append(
+        (sorted(p.name for p in stage.iterdir()), s.app.serve_mode)))
+    assert final.is_dir() and tar.is_file() and seen[0][1] == PRESETS["recommended"].app.serve_mode
+    assert {"nginx.conf", "uwsgi.ini", "nginx"} <= set(seen[0][0])
+
+    def refuse(stage, s):
+        raise ValueError("nginx -t said no")
+    with pytest.raises(ValueError, match="nginx -t said no"):
+        export_bundle(PRESETS["recommended"], tmp_path, "refused", check=refuse)
+    assert not (tmp_path / "refused").exists() and not (tmp_path / "refused.tar.gz").exists()
