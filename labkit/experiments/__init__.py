@@ -30,6 +30,7 @@ DECLARED = {
     "matrix": ("matrix", "MATRIX"),
     "report": ("reports", "REPORT"),
     "storm": ("remote", "STORM"),
+    "clients": ("clients", "CLIENTS"),
     "dilation": ("dilation", "DILATION"),
 }
 
