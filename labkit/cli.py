@@ -272,8 +272,8 @@ def heal(name) -> int:
 @click.option("--label", help="bundle name (default: the preset)")
 @click.option("--out", default=str(DATA / "bundles"), show_default=True)
 def export(preset, settings, overrides, settings_from, label, out) -> int:
-    base = import_bundle(settings_from) if settings_from else BARE.with_(**on_lab(preset=preset, settings=settings))
-    s = apply_overrides(base if settings_from else base.lab_settings(), list(overrides))
+    s = (apply_overrides(import_bundle(settings_from), list(overrides)) if settings_from
+         else BARE.with_(**on_lab(preset=preset, settings=settings, overrides=overrides)).lab_settings())
     bundle, tar = export_bundle(s, out, label or (Path(settings).stem if settings else preset))
     print(f"bundle: {bundle}\narchive: {tar}\n(checked with nginx -t and uwsgi; see its README.md)")
     return 0

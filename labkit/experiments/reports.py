@@ -83,7 +83,7 @@ def full_report(image_mib: int = 64, parallels: tuple[int, ...] = (1, 5), lab_na
                 label: str = "sregistry-2018-10") -> Path:
     """Everything in one HTML: survey (as shipped, or `settings`), windows where it points, presets compared, the bundle."""
     exp = REPORT.with_(image_size=image_mib * MiB, parallels=tuple(parallels), lab_name=lab_name,
-                       settings=settings if settings is not None else label, options={"out": out, "label": label})
+                       settings=settings if settings is not None else REPORT.settings, options={"out": out, "label": label})
     return run(exp, progress=progress).saved
 
 
