@@ -23,7 +23,7 @@ from labkit.config.presets import PRESETS
 from labkit.lab.lab import Lab
 from labkit.measure.pull_at import pull_at
 from labkit.measure.locust_storm import StormSpec
-from labkit.experiments.remote import run_storm
+from labkit.experiments.storm import run_storm
 
 SHOW = ["engine", "nodes", "users", "pulls", "ok", "failures", "harness_failures", "MBps", "per_pull_min",
         "per_pull_median", "per_pull_max", "jain", "ttfb_ms", "ttfb_p95_ms", "sha256_ok", "span_s", "busiest",

@@ -3,6 +3,10 @@
 Each command is click's own: click parses and checks its options (a value out of range is refused naming
 the option and its range), the command builds its experiment's declaration and hands it to the one runner
 (labkit.experiments.run), or calls a thin helper. `labkit run NAME` runs any declared experiment.
+
+Five imports wait inside the commands that need them, so that `labkit --help` and the other commands start
+without them: bokeh (the HTML report: `report`, `probe --report`, `storm --report`), scapy (the capture
+reader: `report`, `probe`), crossplane and the directive tables (`import`).
 """
 from __future__ import annotations
 
@@ -16,7 +20,6 @@ import click
 import pandas as pd
 
 from .config.cpu_models import MODELS as CPU_MODELS, model as cpu_model_of
-from .config.importer import SregistryFiles, import_files
 from .config.overrides import apply_overrides, load_settings, parse_override
 from .config.presets import ALIASES, PRESETS
 from .bundle.export import import_bundle
@@ -24,7 +27,7 @@ from .errors import LabError, LabkitError, ServiceError, SettingsError
 from .experiments import DECLARED, Experiment, declared, run
 from .experiments.bundles import export_bundle
 from .experiments.hypotheses import HYPOTHESES
-from .experiments.remote import STORM, probe_text, run_master, run_probe, storm_text
+from .experiments.storm import STORM, run_master, storm_text
 from .experiments.runner import lab_for
 from .experiments.survey import SURVEY, survey_json
 from .experiments.sweep import SWEEP, best_of, knobs_of
@@ -292,6 +295,7 @@ def export(preset, settings, overrides, settings_from, label, out) -> int:
 @click.option("--out", help="the settings file to write (default: data/settings/<DIR's name>.json)")
 def import_(dir, out, **given) -> int:
     """An operator's sregistry files -> a settings file; every directive modelled or ignored, with why."""
+    from .config.importer import SregistryFiles, import_files    # crossplane and the directive tables: only here
     root = Path(dir)
     files = SregistryFiles.in_dir(root, **{k: Path(v) for k, v in given.items() if v})
     if not files.given():
@@ -342,6 +346,7 @@ def report(name, image_size, parallel, **settings) -> int:
 @click.option("--report", metavar="FILE", help="also write an HTML report section")
 def probe(url, image, report, **kw) -> int:
     """The survey's measurements against a real registry, from here: table, verdict, saved results."""
+    from .experiments.probe import probe_text, run_probe        # the capture reader (scapy): only here
     p = run_probe(url, image, capture_dir=DATA / "captures", **kw)
     print(probe_text(p, p.save(DATA / "results", "probe"), kw["insecure"]))
     if report:

@@ -8,7 +8,7 @@
                  recorded) and its roles: measure, aggregate, record, text; Outcome; Progress
     runner.py    run(): the lab up, health, measure with progress, record; the lab ended on failure or Ctrl-C
     one module per kind: survey (and fix), sweep (and the seed case, before/after), hypotheses (and the TLS
-    seed case), matrix (the verdict's injection matrix), reports (HTML), remote (probe, storm), clients,
+    seed case), matrix (the verdict's injection matrix), reports (HTML), probe, storm, clients,
     dilation (declared, not built); bundles (export checked by the real programs), tuning (the panel's trials)
 
 Adding an experiment: a module here with its declaration, and its row in DECLARED; `labkit run NAME` runs it.
@@ -29,7 +29,7 @@ DECLARED = {
     "tls-seed-case": ("hypotheses", "TLS_SEED_CASE"),
     "matrix": ("matrix", "MATRIX"),
     "report": ("reports", "REPORT"),
-    "storm": ("remote", "STORM"),
+    "storm": ("storm", "STORM"),
     "clients": ("clients", "CLIENTS"),
     "dilation": ("dilation", "DILATION"),
 }

@@ -26,7 +26,8 @@ from labkit.lab.tls import make_ca, make_server_cert, pem_cert, pem_key
 from labkit.lab.tools import tool
 from labkit.measure.locust_storm import LocustProcess, StormSpec
 from labkit.measure.probe import INSECURE
-from labkit.experiments.remote import run_master, run_probe
+from labkit.experiments.probe import run_probe
+from labkit.experiments.storm import run_master
 
 from .foreign_servers import IMAGE, NOSHA_URI, URI, write_tree
 

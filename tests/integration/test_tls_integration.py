@@ -11,7 +11,8 @@ import pytest
 from labkit.config.presets import preset
 from labkit.lab.lab import Lab
 from labkit.lab.tls import write_server_files
-from labkit.experiments.remote import run_probe, run_storm
+from labkit.experiments.probe import run_probe
+from labkit.experiments.storm import run_storm
 from labkit.measure.puller import pull
 from labkit.measure.pull_at import pull_at
 from labkit.measure.locust_storm import StormSpec

@@ -1,24 +1,16 @@
-"""The measurements that come with their judgement: a real registry probed from here, a Locust pull storm (on a
-lab, or as the master of one on a real cluster); measured by labkit.measure, read by labkit.analyze, put
-together here (neither of those imports the other)."""
+"""A Locust pull storm (on a lab, or as the master of one on a real cluster), measured by labkit.measure and
+tabulated by labkit.analyze (neither of those imports the other); `labkit storm`."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
 
-from ..analyze.probe_verdict import judge_probe
 from ..analyze.storm_tables import Storm, storm_of
 from ..lab.lab import Lab
-from ..measure import locust_storm as _storm, probe as _probe
-from ..records import Probe
+from ..measure import locust_storm as _storm
+from ..measure.probe import INSECURE
 from .declare import Experiment, Outcome, Progress
-
-
-def run_probe(url: str, uri: str, **kw) -> Probe:
-    """A real registry measured from here (labkit.measure.probe.measure_probe's arguments) and judged
-    from the client's side: `p.table`, `p.verdict` (client-, network- or server application-limited)."""
-    return judge_probe(_probe.measure_probe(url, uri, **kw))
 
 
 def run_storm(lab: Lab, spec) -> Storm:
@@ -35,18 +27,7 @@ def run_master(url: str, image: str, spec, workers: int, out_dir: Path, bind: st
 
 def insecure_banner() -> str:
     """--insecure, said loudly before any result."""
-    return f"{'!' * 100}\n{_probe.INSECURE}\n{'!' * 100}"
-
-
-def probe_text(p: Probe, saved: Path, insecure: bool = False) -> str:
-    """The probe's table, notes, capture and verdict, and where it was saved."""
-    with pd.option_context("display.width", 220, "display.max_columns", 30):
-        table = p.table.dropna(axis=1, how="all").astype(object).fillna("").to_string(index=False)
-    capture = ([f"capture: {p.capture.get('pcap')}: {p.capture.get('windows_verdict', 'no flow from the server')}"]
-               if p.capture else [])
-    return "\n".join([*([insecure_banner()] if insecure else []), table,
-                      *(f"note: {n}" for n in p.notes), *capture, "", str(p.verdict), "",
-                      f"saved {saved} (+ .json with every pull's tcp_info); probe took {p.meta['wall_s']} s"])
+    return f"{'!' * 100}\n{INSECURE}\n{'!' * 100}"
 
 
 def storm_text(storm: Storm, saved: Path) -> str:
