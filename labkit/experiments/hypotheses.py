@@ -54,7 +54,7 @@ def _seed_link(lab: Lab, link: str) -> list[str]:
 def _measure(lab: Lab, exp: Experiment, progress: Progress) -> dict:
     o = exp.options
     seed_link = _seed_link(lab, o["link"])
-    hs, capacity = o["hypotheses"], None
+    hs, capacity = o["hypotheses"] or _ALL, None          # all of them on a lab handed in (`run(..., on=lab)`)
     if o.get("first", True):
         path = lab.plan.path
         lab.apply(hs[0].settings(*seed_link))
