@@ -1,7 +1,9 @@
 # servelab: `make lab` runs the per-hop survey on the built-in lab; `make test` runs every test.
+# Sizes: IMAGE_SIZE=1.5GiB (or IMAGE_MIB=1536, a number of MiB, as before).
 VENV ?= .venv
 BIN := $(VENV)/bin
 IMAGE_MIB ?= 64
+IMAGE_SIZE ?= $(IMAGE_MIB)MiB
 PARALLEL ?= 5
 PRESET ?= sregistry-2018-10
 
@@ -11,7 +13,7 @@ setup:
 	@bash scripts/setup.sh
 
 lab: setup
-	$(BIN)/labkit survey --preset $(PRESET) --image-mib $(IMAGE_MIB) --parallel $(PARALLEL)
+	$(BIN)/labkit survey --preset $(PRESET) --image-size $(IMAGE_SIZE) --parallel $(PARALLEL)
 
 test:
 	@EXTRA_APT_PKGS=chromium bash scripts/setup.sh
@@ -47,7 +49,7 @@ bench-ci: setup
 	$(BIN)/python benchmarks/bench_tls.py --image-mib 16 --reps 1
 
 report: setup
-	$(BIN)/labkit report --image-mib $(IMAGE_MIB)
+	$(BIN)/labkit report --image-size $(IMAGE_SIZE)
 
 down:
 	$(BIN)/labkit down --all

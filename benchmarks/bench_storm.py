@@ -23,7 +23,7 @@ from labkit.config.presets import PRESETS
 from labkit.lab.lab import Lab
 from labkit.measure.pull_at import pull_at
 from labkit.measure.locust_storm import StormSpec
-from labkit.workflows import run_storm
+from labkit.experiments.storm import run_storm
 from labkit.units import SIZE_HELP, format_size, parse_size
 
 SHOW = ["engine", "nodes", "users", "pulls", "ok", "failures", "harness_failures", "MBps", "per_pull_min",

@@ -20,7 +20,7 @@ import textwrap
 
 from labkit.config.presets import preset
 from labkit.lab.lab import DATA, Lab
-from labkit.matrix import BASE, cases_for, run_matrix
+from labkit.experiments.matrix import BASE, cases_for, run_matrix
 from labkit.units import SIZE_HELP, format_size, parse_size
 
 

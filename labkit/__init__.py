@@ -20,6 +20,8 @@ starts fast); the subpackages hold the parts:
                      CPU cost per byte carried to another machine (scale)
     labkit.present   figures, the HTML report, the tuning panel, what a notebook shows (lk.notebook, lk.show)
     labkit.bundle    the deployable config bundle
+    labkit.experiments  experiments declared as data (survey, fix, sweep, seed case, hypotheses, the verdict
+                     matrix, ...) and the one runner that brings a lab up, measures, records and ends it
 """
 from __future__ import annotations
 
@@ -38,27 +40,30 @@ _PUBLIC = {
     "Lab": "lab.lab", "DATA": "lab.lab",
     "pull_at": "measure.pull_at", "PullRun": "measure.pull_at",
     "run_survey": "measure.survey", "Survey": "records",
-    "capture_pull": "measure.capture", "run_probe": "workflows", "probe_verdict": "analyze.probe_verdict",
-    "run_storm": "workflows", "StormSpec": "measure.locust_storm", "Storm": "analyze.storm_tables",
+    "capture_pull": "measure.capture", "run_probe": "experiments.probe", "probe_verdict": "analyze.probe_verdict",
+    "run_storm": "experiments.storm", "StormSpec": "measure.locust_storm", "Storm": "analyze.storm_tables",
     "jain": "analyze.storm_tables",
     "trial": "measure.sweep", "grid": "measure.sweep", "one_at_a_time": "measure.sweep",
     "winner": "measure.sweep", "run_presets": "measure.sweep", "WINNER_RULE": "measure.sweep",
     "with_knobs": "measure.sweep", "knob": "measure.sweep", "settings_of": "measure.sweep",
     "verdict": "analyze.verdict", "headline": "analyze.words", "verdict_text": "analyze.words",
-    "fix": "workflows", "REMEDIES": "analyze.remedies", "candidates": "analyze.remedies", "inject": "lab.faults", "run_matrix": "matrix", "CASES": "matrix", "analyze_pcap": ("analyze.tcpflow", "analyze"),
+    "fix": "experiments.survey", "REMEDIES": "analyze.remedies", "candidates": "analyze.remedies", "inject": "lab.faults", "run_matrix": "experiments.matrix", "CASES": "experiments.matrix", "analyze_pcap": ("analyze.tcpflow", "analyze"),
     "flow_verdict": "analyze.windows",
-    "look_inside": "workflows", "capture_points_for": "workflows", "seed_case": "workflows",
-    "full_report": "workflows", "survey_report": "workflows", "before_after": "workflows", "seed_case_report": "workflows",
-    "run_hypotheses": "workflows", "tls_seed_case": "workflows", "scale": "analyze.scale", "machine_cpu": "analyze.scale",
+    "look_inside": "experiments.reports", "capture_points_for": "experiments.reports", "seed_case": "experiments.sweep",
+    "full_report": "experiments.reports", "survey_report": "experiments.reports",
+    "before_after": "experiments.sweep", "seed_case_report": "experiments.reports",
+    "run_hypotheses": "experiments.hypotheses", "tls_seed_case": "experiments.hypotheses", "scale": "analyze.scale", "machine_cpu": "analyze.scale",
     "machine_view": "analyze.scale", "FIXES": "config.tls_fixes", "CPU_MODELS": ("config.cpu_models", "MODELS"),
     "HYPOTHESES": "analyze.hypotheses", "observations": "analyze.hypotheses",
     "rulebook_table": "analyze.hypotheses", "judge_results": "analyze.hypotheses", "verdicts": "analyze.hypotheses",
-    "experiments": "analyze.hypotheses",
+    "required_experiments": ("analyze.hypotheses", "experiments"),
     "failure_mechanisms": ("analyze.hypotheses", "mechanisms"), "dilate": "config.dilation",
-    "export_bundle": "bundle.export", "import_bundle": "bundle.export", "diff_against": "bundle.export",
-    "TuningPanel": "present.widgets", "notebook": ("present.notebook", "setup"), "show": "present.notebook",
-    "show_verdict": "present.notebook", "show_text": "present.notebook", "link": "present.notebook", "plots": ("present.plots", None), "report": ("present.report", None),
     "parse_size": "units", "format_size": "units",
+    "export_bundle": "experiments.bundles", "import_bundle": "bundle.export", "diff_against": "bundle.export",
+    "TuningPanel": "experiments.tuning", "notebook": ("present.notebook", "setup"), "show": "present.notebook",
+    "show_verdict": "present.notebook", "show_text": "present.notebook", "link": "present.notebook", "plots": ("present.plots", None), "report": ("present.report", None),
+    "run": "experiments.runner", "Experiment": "experiments.declare", "experiments": ("experiments", None),
+    "declared": "experiments", "DECLARED": "experiments",
 }
 __all__ = sorted(_PUBLIC)
 

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from pydantic import TypeAdapter
+
 from .config.modes import modes_where
 from .errors import SettingsError, UnknownName
 
@@ -456,7 +458,6 @@ class ServingPath:
 
 
 def _adapter():
-    from pydantic import TypeAdapter
     global _ADAPTER
     if _ADAPTER is None:
         _ADAPTER = TypeAdapter(ServingPath)

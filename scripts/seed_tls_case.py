@@ -1,4 +1,4 @@
-"""The seed case under its lead suspect, at the seed's size, recorded: labkit.workflows.tls_seed_case.
+"""The seed case under its lead suspect, at the seed's size, recorded: labkit.experiments.hypotheses.tls_seed_case.
 
     python scripts/seed_tls_case.py [--image-mib 1536] [--out data/recorded/...csv]
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from labkit.lab.lab import DATA
-from labkit.workflows import tls_seed_case
+from labkit.experiments.hypotheses import tls_seed_case
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..path import CLIENT, ServingPath, Stage
 from .noise import Rate
+from ..config.settings import LabSettings
 
 
 @dataclass
@@ -175,7 +176,6 @@ def path_view(table: pd.DataFrame, path: ServingPath, detail: pd.DataFrame | Non
         if CLIENT in st.programs and "client_cpu" in row and _num(row["client_cpu"]) is not None:
             views[-1].cpu.setdefault(CLIENT, _num(row["client_cpu"]) / 100)
             views[-1].cpu_text.setdefault(CLIENT, f"the client at {_num(row['client_cpu']):.0f}% of a core")
-    from ..config.settings import LabSettings
     # a stage these settings took off the path is worth a note; one off by default (TLS not enabled) is not
     notes = [f"{s.name} carries no image under these settings ({', '.join(s.idle_when)}): left out" for s in idle
              if s.carries(LabSettings())]

@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from ..config.overrides import apply_overrides
+from ..config.presets import preset
+from ..config.settings import dirty_bound
 
 from ..units import KiB, MiB
 
@@ -51,15 +54,12 @@ class Hypothesis:
         """The lab's settings that make it real: its base preset (or `base`), its overrides, then `extra`
         (the seed's link); `first`: `extra` before its overrides (the rulebook's settings, which its own
         overrides change)."""
-        from ..config.overrides import apply_overrides
-        from ..config.presets import preset
         return apply_overrides(preset(base or self.base), [*extra, *self.overrides] if first else
                                [*self.overrides, *extra])
 
     @property
     def https(self) -> bool:
         """Whether it serves over TLS: the rulebook then runs the https variant of each observation's settings."""
-        from ..config.presets import preset
         return preset(self.base).tls.enabled
 
     def settings_at(self, key: str, *extra: str, obs: dict | None = None):
@@ -88,7 +88,6 @@ class Hypothesis:
 
 def min_image_mib(s) -> int:
     """The smallest image (MiB) a pull under settings `s` needs for its slow destination or disk to show."""
-    from ..config.settings import dirty_bound
     need = float(MIN_IMAGE_MIB)
     c, st = s.client, s.storage
     if c.dest == "local-disk" and c.write_mbps:

@@ -7,7 +7,7 @@ under which it applies (a remedy that would change nothing is left out). The tab
 the program whose stage binds (CLIENT for the pulling client, ANY for every stage) and the kind
 of cause, so it holds for any path that has those programs; `{cpu}` in a remedy stands for the
 program's key in settings.cpu on the path in hand (docker-proxy's is `proxy`).
-`labkit.workflows.fix` tries each candidate on the lab and keeps the one that measurably wins.
+`labkit.experiments.survey.fix` tries each candidate on the lab and keeps the one that measurably wins.
 
 With TLS on, nginx's CPU also gets the TLS fixes (labkit.config.tls_fixes.FIXES, those that help
 throughput), as overrides computed from the settings in hand (a cipher moved first keeps the rest).
@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, replace
 from ..config.modes import modes_where
 from ..path import CLIENT
 from .noise import FLOOR, Rate, above
+from ..config.settings import as_text
+from ..config.tls_fixes import FIXES
 
 ANY = "*"        # a table key for a cause whatever program's stage it binds in
 
@@ -101,8 +103,6 @@ NOTHING = {"link": "no server setting raises a link's capacity, a faster link do
 
 def tls_remedies(settings) -> tuple[Remedy, ...]:
     """The TLS fixes that help throughput, as remedies for the TLS-encrypting nginx's CPU under `settings`."""
-    from ..config.settings import as_text
-    from ..config.tls_fixes import FIXES
     if settings is None or not settings.tls.enabled:
         return ()
     out = []

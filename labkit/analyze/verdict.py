@@ -31,6 +31,8 @@ from .evidence import PathView, StageView, disk_evidence, path_view
 from .machine import SharedCpu, cost_text, ratio_text, shared_cpu
 from .noise import Rate, above, reaches, within_noise
 from .remedies import Remedy, candidates, nothing_to_change
+from .words import headline, verdict_text
+from ..config.settings import parse_settings
 
 CLOSE = 2.0          # a second constraint whose ceiling is within 2x of the binding rate is "next"
 
@@ -84,11 +86,9 @@ class Verdict:
     program: str = ""                          # on a full machine: the program named for its cost per byte
 
     def __str__(self) -> str:
-        from .words import verdict_text
         return verdict_text(self)
 
     def to_dict(self) -> dict:
-        from .words import headline
         sh = self.shared
         return {"hop": self.hop, "cause": self.cause, "cause_text": CAUSES.get(self.cause, ""),
                 "at_capacity": self.at_capacity, "capacity_hop": self.capacity_hop,
@@ -121,7 +121,6 @@ def _inputs(data, settings, detail, meta, path):
         raise TypeError("verdict: a survey's table needs the path it was measured on: "
                         "verdict(table, path=lab.path), or verdict(survey)")
     if isinstance(settings, dict):
-        from ..config.settings import parse_settings
         settings = parse_settings(settings)
     return table, detail, settings, meta, path
 

@@ -11,16 +11,17 @@
 """
 from __future__ import annotations
 
+import difflib
 import json
 import shutil
 import tarfile
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
-from ..lab.programs.checks import nginx_t_deployed, uwsgi_check
 from ..config.render import NginxPaths, UwsgiPaths, templates, render_nginx, render_nginx_server, render_uwsgi
 from ..config.presets import PROVENANCE, SREGISTRY_SHIPPED
 
@@ -122,8 +123,10 @@ def kernel_sysctls(s: LabSettings) -> dict[str, str]:
 
 
 def export_bundle(s: LabSettings, out_dir: Path, label: str = "winner", measurements: pd.DataFrame | None = None,
-                  image_mib: int | None = None, notes: list[str] | None = None) -> tuple[Path, Path]:
-    """Render, check with nginx -t and uwsgi, then write `out_dir/<label>/` and `<label>.tar.gz`."""
+                  image_mib: int | None = None, notes: list[str] | None = None, *,
+                  check: Callable[[Path, LabSettings], None]) -> tuple[Path, Path]:
+    """Render, `check(stage_dir, s)` (the real programs judge the files: labkit.experiments.bundles.check_bundle
+    runs nginx -t and uwsgi; it raises to refuse), then write `out_dir/<label>/` and `<label>.tar.gz`."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     env = templates()
@@ -149,9 +152,7 @@ def export_bundle(s: LabSettings, out_dir: Path, label: str = "winner", measurem
         for name, text in files.items():
             (stage / name).parent.mkdir(parents=True, exist_ok=True)
             (stage / name).write_text(text)
-        nginx_t_deployed(stage / "nginx/nginx.conf", stage / "nginx.conf",
-                         tls=DEPLOY_NGINX if s.tls.enabled else None)
-        uwsgi_check(stage / "uwsgi.ini", expect_processes=s.uwsgi.processes)
+        check(stage, s)
         final = out_dir / label
         if final.exists():
             shutil.rmtree(final)
@@ -182,7 +183,6 @@ def import_bundle(path: Path) -> LabSettings:
 
 def diff_against(bundle: Path, base: LabSettings = SREGISTRY_SHIPPED, base_label: str = BASE_PRESET) -> str:
     """Unified diffs of the bundle's nginx and uwsgi files against `base` rendered the same way."""
-    import difflib
     out = []
     for name, render, paths in (("nginx/nginx.conf", render_nginx, DEPLOY_NGINX),
                                 ("nginx.conf", render_nginx_server, DEPLOY_NGINX),

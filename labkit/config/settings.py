@@ -7,6 +7,9 @@ anything is applied to a running lab.
 from __future__ import annotations
 
 import re
+import shlex
+import ssl
+import string
 import warnings
 from typing import Annotated, Literal, get_args
 
@@ -18,6 +21,7 @@ from pydantic_core import PydanticCustomError
 
 from .modes import SERVE_MODES
 from .sslconf import conf_commands
+from .cpu_models import MODELS
 
 _UNITS = {"": 1, "k": KiB, "m": MiB, "g": GiB}     # nginx's size syntax: a bare number is bytes
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmg]?)\s*$", re.I)
@@ -339,7 +343,6 @@ class DescribedCpu(_Model):
 
 def _cpu_model(v):
     if isinstance(v, str):
-        from .cpu_models import MODELS
         if v != "host" and v not in MODELS:
             raise ValueError(f"{v!r}: host (this machine), {', '.join(MODELS)}, or a described CPU "
                              "(name, features, clock_ghz, cycles_per_byte, sources)")
@@ -441,7 +444,6 @@ def _protocols(v: str) -> str:
 
 def _ciphers(v: str) -> str:
     """A cipher list OpenSSL accepts (checked with this machine's library, as nginx will load it)."""
-    import ssl
     v = v.strip()
     try:
         ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).set_ciphers(v)
@@ -482,8 +484,6 @@ COMMAND_FIELDS = ("host", "port", "uri", "url", "dest", "cacert")   # what a cli
 
 def command_fields(template: str) -> set[str]:
     """The {fields} a command template uses; ValueError for a line a shell could not split."""
-    import shlex
-    import string
     try:
         words = shlex.split(template)
     except ValueError as e:

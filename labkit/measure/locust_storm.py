@@ -1,7 +1,7 @@
 """Pull storms on Locust: a master and one worker per compute node, run in the lab or on a real cluster.
 
     run = measure_storm(lab, StormSpec(users=40, pulls=200))   # in the lab: workers in the compute namespaces
-    run.records          # every pull as the locustfile reports it (labkit.workflows.run_storm tabulates them)
+    run.records          # every pull as the locustfile reports it (labkit.experiments.storm.run_storm tabulates them)
 
 In the lab the master runs in the first compute node's namespace, bound to its address, and
 each worker in its own compute node's namespace: the Locust traffic and the pulls never

@@ -2,7 +2,7 @@
 
     run = measure_probe("http://registry.example.org", "library/ubuntu:18.04", parallel=5, iperf3="registry.example.org")
     run.table             # manifest, one pull, N pulls (verified, TTFB, the client's tcp_info), iperf3
-    run.facts             # the numbers the client-side verdict reads (labkit.workflows.run_probe judges them)
+    run.facts             # the numbers the client-side verdict reads (labkit.experiments.probe.run_probe judges them)
 
 It talks only to the URL it is given (and to the iperf3 host, if one is given): one manifest
 request, one pull, N pulls at once, each bounded by a deadline; an image URL in the manifest

@@ -22,6 +22,7 @@ from ..lab.lab import Lab
 from ..clients.puller import check_parallel
 from .pull_at import pull_at
 from ..config.settings import LabSettings, SettingsError, is_keyed, setting
+from ..progress import bar as tqdm
 
 WINNER_RULE = ("no failed pull; then the highest geometric mean of single-pull MB/s and "
                "N-parallel aggregate MB/s; a knob keeps its first value unless another beats it beyond the "
@@ -83,8 +84,7 @@ def trial(lab: Lab, settings: LabSettings, label: str = "", parallel: int = 5, v
             "settings": settings.model_dump_json()}
 
 
-def _rows(lab: Lab, base: LabSettings, combos, parallel, progress, **kw) -> pd.DataFrame:
-    from ..progress import bar as tqdm
+def _rows(lab, base, combos, parallel, progress, **kw) -> pd.DataFrame:
     rows = []
     for values in tqdm(combos, desc="sweep", unit="trial", disable=not progress, leave=False):
         label = ", ".join(f"{k}={v}" for k, v in values.items()) or "base"
@@ -158,7 +158,6 @@ def settings_of(row: pd.Series) -> LabSettings:
 def run_presets(lab: Lab, presets: dict[str, LabSettings], parallels: list[int], progress: bool = True,
                 on_row: Callable[[dict], None] | None = None, **kw) -> pd.DataFrame:
     """Each preset at each parallel count: the before/after table of the seed case."""
-    from ..progress import bar as tqdm
     rows = []
     for name, s in tqdm(list(presets.items()), desc="presets", disable=not progress, leave=False):
         for n in parallels:

@@ -14,11 +14,15 @@ import os
 import re
 from pathlib import Path
 
+import pandas as pd
 from bokeh.embed.notebook import notebook_content
 from bokeh.io import output_notebook
 from bokeh.resources import Resources
 from bokeh.util.serialization import make_globally_unique_css_safe_id
+from IPython import get_ipython
 from IPython.display import HTML, display
+
+from ..analyze.words import verdict_text
 
 NOT_RUN = ("This figure is drawn by BokehJS in the page, and its script has not run here (a notebook opened "
            "without running it, and not trusted). Run the notebook, or File → Trust Notebook, to draw it.")
@@ -56,7 +60,6 @@ class NotebookLog(logging.Handler):
             if record.levelno >= logging.WARNING:
                 display(HTML(note_html(msg)))
                 return
-            from IPython import get_ipython
             shell = get_ipython()
             cell = shell.execution_count if shell else None
             self._count = self._count + 1 if cell == self._cell else 1
@@ -95,7 +98,6 @@ def setup() -> None:
         log.addHandler(_log_handler)
     log.setLevel(logging.INFO)
     log.propagate = False
-    import pandas as pd
     pd.set_option("display.max_colwidth", None)    # a table's words in full: the cell wraps them, never "…"
 
 
@@ -129,7 +131,6 @@ def text_html(text: str) -> str:
 
 def show_verdict(v, fix=None) -> None:
     """The verdict (and a fix's trials) in the verdict's own words: headline first, then its evidence."""
-    from ..analyze.words import verdict_text
     display(HTML(text_html(verdict_text(v, fix))))
 
 

@@ -6,10 +6,13 @@ import re
 import numpy as np
 import pandas as pd
 from bokeh.layouts import column
-from bokeh.models import ColumnDataSource, HoverTool
+from bokeh.models import Arrow, ColumnDataSource, HoverTool, LabelSet, NormalHead
+from bokeh.palettes import Category10
 from bokeh.plotting import figure
+from bokeh.transform import dodge
 
 from ..analyze.tcpflow import FlowDirection
+from ..path import CLIENT
 
 EVENT_STYLE = {"retransmission": ("red", "x"), "zero window": ("black", "square"),
                "window full": ("orange", "triangle"), "duplicate ack": ("purple", "diamond"),
@@ -96,8 +99,6 @@ def compare_bars(table: pd.DataFrame, x: str, y: str = "MBps", group: str | None
                  title: str = "", width: int = 660, y_label: str | None = None, legend_title: str | None = None):
     """Bars of `y` per `x` (one colour per `group`, the legend beside the plot), for sweeps and before/after
     tables. `y_label`: the axis in words, with its unit (default: the column's name)."""
-    from bokeh.palettes import Category10
-    from bokeh.transform import dodge
     groups = sorted(table[group].unique(), key=natural) if group else [None]
     cats = list(dict.fromkeys(table[x].astype(str)))
     p = figure(x_range=cats, width=width, height=340, title=title, y_axis_label=y_label or y, tools="save")
@@ -153,7 +154,6 @@ def path_nodes(plan) -> list[dict]:
 
 def stage_place(path, stage: str) -> str:
     """The node where a stage's work runs: its service's node, the published port's node, or the client's node."""
-    from ..path import CLIENT
     st = path.stage(stage)
     for prog in st.programs:
         if prog == CLIENT:
@@ -170,7 +170,6 @@ def path_figure(nodes: list[dict], path, width: int = 900, binds: tuple[str, str
 
     `binds`: (stage, what) to mark: that stage's node drawn in red with `what` under it.
     """
-    from bokeh.models import Arrow, LabelSet, NormalHead
 
     links = _joins(path)
     n = len(nodes)
@@ -224,7 +223,6 @@ def storm_figure(pulls: pd.DataFrame, title: str = "a pull storm: each pull's MB
                  width: int = 800):
     """One dot per pull at its start (s after the first) and its own MB/s, coloured by compute node;
     failed pulls as red crosses on the axis."""
-    from bokeh.palettes import Category10
     p = figure(width=width, height=300, title=title, x_axis_label="s after the first pull started",
                y_axis_label="MB/s of this pull", tools="xpan,xwheel_zoom,box_zoom,reset,save")
     if pulls.empty:

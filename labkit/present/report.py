@@ -20,6 +20,7 @@ from ..analyze.windows import FlowVerdict
 from ..analyze.causes import CAUSES
 from ..analyze.verdict import verdict
 from ..analyze.words import headline, verdict_text
+from ..path import plan
 
 
 @dataclass
@@ -67,7 +68,6 @@ def survey_section(s: Survey, heading: str = "Per hop: iperf3 and pulls", v=None
 
 def opening(s: Survey, v=None, fix=None, width: int = 960):
     """What a report opens with: the path drawn with the binding stage marked, and the one-sentence headline."""
-    from ..path import plan
     v = v if v is not None else verdict(s)
     placed = plan(s.meta.get("lab", "report"), bool(s.meta.get("namespaced", True)), path=s.path)
     what = "CPU, the machine full" if v.machine_bound and v.cause == "cpu" else CAUSES.get(v.cause, v.cause)

@@ -1,10 +1,14 @@
 """The tuning panel: settings grouped by hop, a preset picker, "apply and measure", a growing table and chart.
 
-    panel = TuningPanel(lab); panel      # in a notebook cell
+    panel = TuningPanel(lab, measure); panel      # measure(settings, label, parallel) -> one trial's row
+
+The panel runs nothing itself: `measure` is handed in (labkit.experiments.tuning.TuningPanel hands it
+labkit.measure.sweep.trial on the lab, and is the one a notebook uses as lk.TuningPanel).
 """
 from __future__ import annotations
 
 import typing
+from typing import Callable
 
 import ipywidgets as w
 import pandas as pd
@@ -12,11 +16,9 @@ from bokeh.embed import file_html
 from bokeh.resources import INLINE
 from IPython.display import HTML, display
 
-from ..lab.lab import Lab
 from .plots import trials_bars
 from ..config.presets import PRESETS
 from ..config.settings import BufferSpec, LabSettings, SettingsError, as_text, parse_settings, setting
-from ..measure.sweep import split_setting, trial
 
 GROUP_TITLES = {"app": "registry app", "uwsgi": "uwsgi", "nginx": "nginx", "publish": "publish (VM)",
                 "kernel": "kernel TCP", "links": "links (tbf)", "storage": "VM disk", "cpu": "CPU",
@@ -54,10 +56,12 @@ def _value(text: str, current):
 
 
 class TuningPanel:
-    """Controls for every setting; each "apply and measure" is one sweep.trial on the running lab."""
+    """Controls for every setting of a running lab (its `settings`, `plan.path`, `check(settings)`); each "apply
+    and measure" is one `measure(settings, label, parallel)`, a row of the table."""
 
-    def __init__(self, lab: Lab, parallel: int = 5):
+    def __init__(self, lab, measure: Callable[[LabSettings, str, int], dict], parallel: int = 5):
         self.lab = lab
+        self.measure = measure
         self.table = pd.DataFrame()
         self._controls: dict[tuple[str, str], w.Widget] = {}
         pages = []
@@ -96,7 +100,10 @@ class TuningPanel:
 
     def set(self, dotted: str, value) -> None:
         """Set one control as an operator would type it: `panel.set("nginx.uwsgi_buffer_size", "64k")`."""
-        self._controls[split_setting(dotted)].value = value
+        key = tuple(dotted.split(".", 1))
+        if key not in self._controls:
+            raise SettingsError(f"{dotted!r} is not a setting of this panel; use group.field, e.g. nginx.sendfile")
+        self._controls[key].value = value
 
     def set_controls(self, s: LabSettings) -> None:
         for (group, field), ctl in self._controls.items():
@@ -123,7 +130,7 @@ class TuningPanel:
             self.lab.check(s)                  # refused here: nothing applied, the lab as it was
             self.progress.value, self.progress.description = 2, "measuring"
             label = self.label.value or f"trial {len(self.table) + 1}"
-            row = trial(self.lab, s, label, self.parallel.value)
+            row = self.measure(s, label, self.parallel.value)
             self.table = pd.concat([self.table, pd.DataFrame([row])], ignore_index=True)
             self.progress.value, self.progress.description = 3, "done"
             self._redraw()

@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..path import ServingPath, registry_path
 from . import cost
+from ..config.settings import parse_settings
 
 Verify = Literal["sha256", "length"]
 KINDS = ("connect", "reset", "http", "short body", "checksum", "timeout", "other")
@@ -93,7 +94,6 @@ class Survey:
     @property
     def lab_settings(self):
         """The settings the survey ran under, typed."""
-        from ..config.settings import parse_settings
         return parse_settings(self.settings)
 
 

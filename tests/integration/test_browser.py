@@ -278,7 +278,7 @@ def test_the_report_opens_with_the_path_and_the_headline_and_no_table_overflows(
     from labkit.analyze.verdict import verdict
     from labkit.analyze.words import headline
     from labkit.measure.survey import Survey
-    from labkit.workflows import survey_report
+    from labkit.experiments.reports import survey_report
     s = Survey.load(Path(__file__).parents[1] / "fixtures" / "surveys" / "full-machine-2018-10.csv")
     report = survey_report(s, tmp_path / "report.html")
     SHOTS.mkdir(parents=True, exist_ok=True)

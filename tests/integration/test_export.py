@@ -7,7 +7,8 @@ import pytest
 
 from labkit.errors import ConfigRejected
 from labkit.lab.programs.checks import uwsgi_check
-from labkit.bundle.export import changes, export_bundle, import_bundle
+from labkit.bundle.export import changes, import_bundle
+from labkit.experiments.bundles import export_bundle
 from labkit.config.presets import PRESETS, SREGISTRY_SHIPPED
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="nginx -t of the bundle runs in a mount namespace (root)")

@@ -26,7 +26,8 @@ from labkit.lab.conditions.tls import make_ca, make_server_cert, pem_cert, pem_k
 from labkit.lab.host.tools import tool
 from labkit.measure.locust_storm import LocustProcess, StormSpec
 from labkit.measure.probe import INSECURE
-from labkit.workflows import run_master, run_probe
+from labkit.experiments.probe import run_probe
+from labkit.experiments.storm import run_master
 
 from .foreign_servers import IMAGE, NOSHA_URI, URI, write_tree
 
@@ -264,10 +265,14 @@ def test_a_misbehaving_server_is_named_in_the_verdict_and_counted_by_kind(tmp, n
     record(name, f"{FAILED}: {words}", storm_words(row))
 
 
-def test_zz_the_table(capsys):
-    """Runs last in this file: the table of what each server got (printed with -s)."""
-    if not TABLE:
-        pytest.skip("no server ran")
-    with capsys.disabled():
+@pytest.fixture(scope="module", autouse=True)
+def the_table(request):
+    """After this file's tests, whatever order they ran in: the table of what each server got (no test of its
+    own: each row's claims are asserted by the test that recorded it)."""
+    yield
+    term = request.config.pluginmanager.get_plugin("terminalreporter")
+    if TABLE and term is not None:
         w = max(len(r["server"]) for r in TABLE)
-        print("\n" + "\n".join(f"{r['server']:<{w}} | {r['probe']} | {r['storm']}" for r in TABLE))
+        term.write_line("")
+        for r in TABLE:
+            term.write_line(f"{r['server']:<{w}} | {r['probe']} | {r['storm']}")

@@ -14,7 +14,7 @@ from labkit.measure.pull_at import pull_at
 from labkit.measure.survey import run_survey
 from labkit.path import registry_path
 from labkit.records import Survey
-from labkit.workflows import run_hypotheses
+from labkit.experiments.hypotheses import run_hypotheses
 
 pytestmark = pytest.mark.integration
 MiB = 2**20

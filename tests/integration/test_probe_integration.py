@@ -12,7 +12,7 @@ from labkit.analyze.verdict import verdict
 from labkit.cli import main
 from labkit.config.presets import PRESETS
 from labkit.lab.lab import Lab
-from labkit.workflows import run_probe
+from labkit.experiments.probe import run_probe
 from labkit.measure.survey import run_survey
 from labkit.present.report import probe_section, write_report
 

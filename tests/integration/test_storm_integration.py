@@ -15,7 +15,7 @@ from labkit.errors import LabError
 from labkit.lab.lab import Lab
 from labkit.measure import locust_storm as storm_mod
 from labkit.measure.locust_storm import StormSpec
-from labkit.workflows import run_storm
+from labkit.experiments.storm import run_storm
 
 pytestmark = pytest.mark.integration
 MiB = 2**20

@@ -11,7 +11,8 @@ import pytest
 from labkit.config.presets import preset
 from labkit.lab.lab import Lab
 from labkit.lab.conditions.tls import write_server_files
-from labkit.workflows import run_probe, run_storm
+from labkit.experiments.probe import run_probe
+from labkit.experiments.storm import run_storm
 from labkit.clients.kinds import KINDS
 from labkit.clients.puller import pull
 from labkit.measure.pull_at import pull_at

@@ -12,7 +12,7 @@ from labkit.config.presets import preset
 from labkit.lab.host import netns
 from labkit.lab.faults import inject
 from labkit.lab.lab import Lab
-from labkit.matrix import BASE, CI_CASES, SURVEY_DEFAULTS, run_case
+from labkit.experiments.matrix import BASE, CI_CASES, SURVEY_DEFAULTS, run_case
 from labkit.measure.pull_at import pull_at
 
 pytestmark = pytest.mark.integration

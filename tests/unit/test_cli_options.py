@@ -1,5 +1,6 @@
 """The CLI's parsing, on click: every command and option the README documents parses, bad values are
-refused naming the option and its range. No lab, no program: the commands are replaced by a recorder."""
+refused naming the option and its range. No lab, no program: each click command's callback is replaced by a
+recorder of what click handed it; the declarations the commands build are checked with the runner replaced."""
 import json
 
 import pytest
@@ -7,17 +8,21 @@ from click.testing import CliRunner
 
 from labkit import cli
 from labkit.path import MAX_COMPUTE_NODES
+from labkit.units import GiB, MiB
 
 COMMANDS = ["survey", "up", "down", "status", "heal", "export", "import", "report", "probe", "sweep", "storm", "hypotheses",
-            "cpu-model"]
+            "cpu-model", "run"]
 
 
 @pytest.fixture
 def calls(monkeypatch):
-    """Each cmd_* replaced by a recorder of the options it was handed."""
+    """Each command's callback replaced by a recorder of the options click parsed for it."""
     seen = []
-    for name in [n for n in dir(cli) if n.startswith("cmd_")]:
-        monkeypatch.setattr(cli, name, lambda a, name=name: seen.append((name, vars(a))) or 0)
+
+    def recorder(command: str):
+        return lambda **o: seen.append((command, o)) or 0
+    for command_name, command in cli.cli.commands.items():
+        monkeypatch.setattr(command, "callback", recorder(command_name))
     return seen
 
 
@@ -31,42 +36,42 @@ def test_every_command_is_there():
 
 # what the README shows, command by command
 README = [
-    (["survey"], "cmd_survey", {"name": "main", "preset": "sregistry-2018-10", "parallel": 5, "repeats": 3,
-                                "image_mib": 64, "compute_nodes": 1, "verify": "sha256", "keep": False}),
+    (["survey"], "survey", {"name": "main", "preset": "sregistry-2018-10", "parallel": 5, "repeats": 3,
+                                "image_size": 64 * MiB, "compute_nodes": 1, "verify": "sha256", "keep": False}),
     (["survey", "--keep", "--set", "links.nginx=800mbit", "--set", "uwsgi.processes=8", "--preset", "seed-poster",
       "--image-mib", "1536", "--parallel", "40", "--json"],
-     "cmd_survey", {"overrides": ("links.nginx=800mbit", "uwsgi.processes=8"), "preset": "seed-poster",
-                    "image_mib": 1536, "parallel": 40, "keep": True, "json": True}),
-    (["up", "--name", "rel2", "--compute-nodes", "8"], "cmd_up", {"name": "rel2", "compute_nodes": 8}),
-    (["status"], "cmd_status", {}),
-    (["heal", "--name", "rel2"], "cmd_heal", {"name": "rel2"}),
-    (["down"], "cmd_down", {"name": "main", "all": False}),
-    (["down", "--all"], "cmd_down", {"all": True}),
-    (["report"], "cmd_report", {"name": "report", "parallel": (1, 5), "image_mib": 64}),
-    (["report", "--image-mib", "128", "--parallel", "1", "--parallel", "40"], "cmd_report",
-     {"image_mib": 128, "parallel": (1, 40)}),
-    (["export"], "cmd_export", {"preset": "recommended", "settings_from": None, "label": None}),
-    (["export", "--set", "app.serve_mode=accel", "--label", "mine-accel"], "cmd_export",
+     "survey", {"overrides": ("links.nginx=800mbit", "uwsgi.processes=8"), "preset": "seed-poster",
+                    "image_size": 1536 * MiB, "parallel": 40, "keep": True, "as_json": True}),
+    (["up", "--name", "rel2", "--compute-nodes", "8"], "up", {"name": "rel2", "compute_nodes": 8}),
+    (["status"], "status", {}),
+    (["heal", "--name", "rel2"], "heal", {"name": "rel2"}),
+    (["down"], "down", {"name": "main", "every": False}),
+    (["down", "--all"], "down", {"every": True}),
+    (["report"], "report", {"name": "report", "parallel": (1, 5), "image_size": 64 * MiB}),
+    (["report", "--image-mib", "128", "--parallel", "1", "--parallel", "40"], "report",
+     {"image_size": 128 * MiB, "parallel": (1, 40)}),
+    (["export"], "export", {"preset": "recommended", "settings_from": None, "label": None}),
+    (["export", "--set", "app.serve_mode=accel", "--label", "mine-accel"], "export",
      {"overrides": ("app.serve_mode=accel",), "label": "mine-accel"}),
     (["probe", "http://registry.example.org", "library/ubuntu:18.04", "--parallel", "5", "--iperf3",
       "registry.example.org", "--capture", "--ns", "sl-x-compute", "--deadline", "60", "--timeout", "5", "--report", "p.html"],
-     "cmd_probe", {"url": "http://registry.example.org", "image": "library/ubuntu:18.04", "parallel": 5,
+     "probe", {"url": "http://registry.example.org", "image": "library/ubuntu:18.04", "parallel": 5,
                    "iperf3": "registry.example.org", "capture": True, "ns": "sl-x-compute", "deadline": 60.0,
                    "timeout": 5.0, "report": "p.html", "iperf_seconds": 3}),
-    (["sweep", "--knob", "app.serve_mode=fileresponse,accel", "--knob", "uwsgi.processes=4,8"], "cmd_sweep",
+    (["sweep", "--knob", "app.serve_mode=fileresponse,accel", "--knob", "uwsgi.processes=4,8"], "sweep",
      {"knob": ("app.serve_mode=fileresponse,accel", "uwsgi.processes=4,8"), "parallel": 5, "out": None}),
     (["storm", "--compute-nodes", "8", "--set", "links.wan=6gbit", "--preset", "recommended", "--image-mib", "32",
       "--users", "40", "--pulls", "200", "--report", "storm.html"],
-     "cmd_storm", {"name": "storm", "compute_nodes": 8, "users": 40, "pulls": 200, "run_time": None,
+     "storm", {"name": "storm", "compute_nodes": 8, "users": 40, "pulls": 200, "run_time": None,
                    "master": False, "worker": False, "report": "storm.html", "overrides": ("links.wan=6gbit",)}),
-    (["storm"], "cmd_storm", {"name": "storm", "compute_nodes": 4, "users": 40, "pulls": 0, "master_port": 5557}),
-    (["storm", "--on", "rel2", "--run-time", "1h30m"], "cmd_storm", {"on": "rel2", "run_time": 5400.0}),
+    (["storm"], "storm", {"name": "storm", "compute_nodes": 4, "users": 40, "pulls": 0, "master_port": 5557}),
+    (["storm", "--on", "rel2", "--run-time", "1h30m"], "storm", {"on": "rel2", "run_time": 5400.0}),
     (["storm", "--master", "--url", "http://registry.example.org:80", "--image", "library/ubuntu:18.04",
       "--workers", "8", "--users", "40", "--pulls", "200", "--bind-host", "10.0.0.5", "--out", "results/"],
-     "cmd_storm", {"master": True, "url": "http://registry.example.org:80", "image": "library/ubuntu:18.04",
+     "storm", {"master": True, "url": "http://registry.example.org:80", "image": "library/ubuntu:18.04",
                    "workers": 8, "bind_host": "10.0.0.5", "out": "results/"}),
     (["storm", "--worker", "--master-host", "10.0.0.5", "--node", "c7", "--master-port", "6000"],
-     "cmd_storm", {"worker": True, "master_host": "10.0.0.5", "node": "c7", "master_port": 6000}),
+     "storm", {"worker": True, "master_host": "10.0.0.5", "node": "c7", "master_port": 6000}),
 ]
 
 
@@ -97,7 +102,10 @@ def test_import_and_settings_files_are_checked_when_given(calls, tmp_path):
 # each range is refused by click before the command runs, naming the option and the range
 BAD = [
     (["survey", "--parallel", "0"], "Invalid value for '--parallel': 0 is not in the range 1<=x<=256"),
-    (["survey", "--image-mib", "0"], "Invalid value for '--image-mib': 0 is not in the range 1<=x<=16384"),
+    (["survey", "--image-mib", "0"], "Invalid value for '--image-size' / '--image-mib': '0' (0 B) is not in the range "
+                                     "1 MiB to 16 GiB"),
+    (["survey", "--image-size", "64 furlongs"], "Invalid value for '--image-size' / '--image-mib': unknown unit 'furlongs'"),
+    (["survey", "--image-size", "17GiB"], "'17GiB' (17 GiB) is not in the range 1 MiB to 16 GiB"),
     (["survey", "--repeats", "21"], "Invalid value for '--repeats': 21 is not in the range 1<=x<=20"),
     (["survey", "--iperf-seconds", "61"], "Invalid value for '--iperf-seconds': 61 is not in the range 1<=x<=60"),
     (["survey", "--compute-nodes", "0"],
@@ -107,7 +115,8 @@ BAD = [
     (["survey", "--preset", "nope"], "Invalid value for '--preset': 'nope' is not one of"),
     (["survey", "--set", "links.nginx"], "Invalid value for '--set': 'links.nginx': write group.field=value"),
     (["survey", "--set", "nginx.nope=1"], "Invalid value for '--set': 'nginx.nope=1': nginx has no setting 'nope'"),
-    (["report", "--image-mib", "99999"], "Invalid value for '--image-mib': 99999 is not in the range 1<=x<=16384"),
+    (["report", "--image-mib", "99999"], "'99999' (97.7 GiB) is not in the range 1 MiB to 16 GiB"),
+    (["run", "nope"], "Invalid value for '{survey|"),
     (["report", "--parallel", "0"], "Invalid value for '--parallel': 0 is not in the range 1<=x<=256"),
     (["probe", "http://r", "c/n:t", "--parallel", "65"], "Invalid value for '--parallel': 65 is not in the range 1<=x<=64"),
     (["probe", "http://r", "c/n:t", "--deadline", "0.5"],
@@ -140,16 +149,60 @@ def test_main_returns_the_exit_status_and_says_what_was_refused(calls, capsys):
     assert cli.main(["survey", "--parallel", "0"]) == 2
     err = capsys.readouterr().err
     assert "Usage: labkit survey [OPTIONS]" in err and "'--parallel': 0 is not in the range 1<=x<=256" in err
-    assert cli.main(["status"]) == 0 and calls == [("cmd_status", {})]
+    assert cli.main(["status"]) == 0 and calls == [("status", {})]
     assert cli.main(["--help"]) == 0 and "storm" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("exc,rc", [(cli.SettingsError("uwsgi.processes: 0 is below 1"), 2),
                                     (cli.LabError("nginx did not start"), 1), (KeyboardInterrupt(), 130)])
 def test_main_maps_what_a_command_raises_to_an_exit_status(monkeypatch, capsys, exc, rc):
-    def boom(a):
+    def boom():
         raise exc
-    monkeypatch.setattr(cli, "cmd_status", boom)
+    monkeypatch.setattr(cli.cli.commands["status"], "callback", boom)
     assert cli.main(["status"]) == rc
     err = capsys.readouterr().err
     assert err.lstrip().startswith("labkit: ") and (str(exc) in err if str(exc) else "interrupted" in err)
+
+
+def test_sizes_on_the_cli_as_a_person_gives_them(calls):
+    """--image-size takes 1.5GiB, 64MiB or a number of MiB; --image-mib N is its alias (the Makefile's IMAGE_MIB)."""
+    for argv, size in ((["--image-size", "1.5GiB"], 3 * GiB // 2), (["--image-mib", "16"], 16 * MiB),
+                       (["--image-size", "512"], 512 * MiB), ([], 64 * MiB)):
+        assert run(["survey", *argv]).exit_code == 0
+        assert calls.pop()[1]["image_size"] == size
+    assert run(["hypotheses"]).exit_code == 0 and calls.pop()[1]["image_size"] == 1536 * MiB
+
+
+@pytest.fixture
+def handed(monkeypatch):
+    """The runner replaced: the declarations the commands hand it, none run."""
+    seen = []
+
+    def fake(exp, **kw):
+        seen.append((exp, kw))
+        raise SystemExit(0)
+    monkeypatch.setattr(cli, "run", fake)
+    return seen
+
+
+def test_commands_hand_the_runner_their_declaration(handed, tmp_path):
+    run(["survey", "--image-size", "1.5GiB", "--parallel", "40", "--set", "uwsgi.processes=8", "--fix", "--keep",
+         "--name", "top-x", "--loopback", "--repeats", "5"])
+    exp, kw = handed.pop()
+    assert (exp.name, exp.image_size, exp.parallels, exp.overrides, exp.lab_name, exp.repeats) == \
+        ("survey", 3 * GiB // 2, (1, 40), ("uwsgi.processes=8",), "top-x", 5)
+    assert exp.namespaced is False and exp.options["fix"] and kw == {"keep": True, "progress": True}
+    assert exp.lab_settings().uwsgi.processes == 8
+    run(["sweep", "--knob", "uwsgi.processes=4,8", "--out", str(tmp_path / "s.csv")])
+    exp, _ = handed.pop()
+    assert exp.options["knobs"] == {"uwsgi.processes": [4, 8]} and exp.options["out"] == str(tmp_path / "s.csv")
+    run(["hypotheses", "--image-mib", "32", "--parallel", "1", "--parallel", "3"])
+    exp, _ = handed.pop()
+    assert (exp.name, exp.image_size, exp.parallels, exp.lab_name) == ("hypotheses", 32 * MiB, (1, 3), "hyp")
+    run(["run", "matrix", "--image-size", "16MiB", "--repeats", "1"])
+    exp, _ = handed.pop()
+    assert (exp.name, exp.image_size, exp.repeats, exp.lab_name) == ("matrix", 16 * MiB, 1, "main")
+
+
+def test_a_bad_knob_value_is_refused_before_the_runner(handed):
+    assert cli.main(["sweep", "--knob", "uwsgi.processes=4,zero"]) == 2 and handed == []

@@ -2,8 +2,9 @@
 
 Read from the source with `ast` (every import, also inside functions), each module's layer is its
 subpackage (labkit/lab/... is "lab") or, for a top-level module, its name. A layer may import only
-the layers ALLOWED names for it; the top (workflows, matrix, cli, the package's own __init__)
-puts the others together and may import any.
+the layers ALLOWED names for it; the top (experiments, cli, the package's own __init__) puts the others
+together and may import any. What shows results (present) runs nothing of the lab and measures nothing;
+the bundle is written from settings alone (the programs that check it are handed in from the top).
 """
 import ast
 from pathlib import Path
@@ -25,10 +26,10 @@ ALLOWED = {
     "lab": {"config", "path", "app", "clients", *BASE},
     "measure": {"lab", "config", "path", "app", "clients", "records", *BASE},
     "analyze": {"config", "path", "records", "errors", "units"},   # pure: nothing of lab or measure
-    "present": {"analyze", "measure", "lab", "config", "path", "records", "app", *BASE},
-    "bundle": {"lab", "config", "path", "records", *BASE},
+    "present": {"analyze", "config", "path", "records", "app", *BASE},   # never lab or measure
+    "bundle": {"config", "path", "records", *BASE},                       # never lab
 }
-TOP = {"workflows", "matrix", "cli", "__init__"}
+TOP = {"experiments", "cli", "__init__"}
 
 
 def layer(module: str) -> str:
@@ -97,6 +98,25 @@ def test_imports_go_one_way():
     assert not bad, f"imports against config → lab → measure → analyze → present / bundle: {bad}"
 
 
+def test_present_and_bundle_reach_no_lab_and_measure_nothing():
+    g = graph()
+    assert not {"lab", "measure"} & g.get("present", set()), g.get("present")
+    assert "lab" not in g.get("bundle", set()), g.get("bundle")
+    assert not {"experiments", "cli"} & set().union(*(g.get(x, set()) for x in ALLOWED)), "a layer imports the top"
+
+
+def test_every_public_name_resolves():
+    """Each name of labkit's public table (lk.<name>, loaded on first use) is there where the table points."""
+    missing = []
+    for name in labkit._PUBLIC:
+        try:
+            getattr(labkit, name)
+        except (AttributeError, ImportError) as exc:
+            missing.append(f"{name}: {exc}")
+    assert not missing, missing
+    assert set(labkit.__all__) == set(labkit._PUBLIC)
+
+
 def test_analyze_and_measure_do_not_import_each_other():
     g = graph()
     assert "measure" not in g.get("analyze", set()) and "analyze" not in g.get("measure", set())
@@ -118,7 +138,7 @@ def test_the_contract_would_catch_a_wrong_import(tmp_path):
 def test_nothing_after_the_lab_reads_the_default_path():
     """labkit.path.PATH is the default a lab is built on; what measures, judges or shows a lab reads its own
     (lab.path, survey.path)."""
-    after = {"measure", "analyze", "present", "bundle", "records", "workflows", "matrix"}
+    after = {"measure", "analyze", "present", "bundle", "records", "experiments"}
     readers = []
     for file in ROOT.rglob("*.py"):
         if (layer(module_name(file)) if file.parent != ROOT else file.stem) not in after:

@@ -121,6 +121,11 @@ def test_presets_plan_cleanly_from_each_other():
 
 def test_settings_group_names_are_the_step_inputs():
     from labkit.lab.changes import STEP_FOR_GROUP
-    # machine.* (issue 25: vcpus, time dilation) is the lab's to read at start; until labkit.lab wires it
-    # (a step, or "set when the lab starts") it is the one group without a live-change step
-    assert set(STEP_FOR_GROUP) | {"machine"} == set(LabSettings.model_fields)
+    assert set(STEP_FOR_GROUP) == set(LabSettings.model_fields)
+
+
+def test_the_machine_model_is_refused_live():
+    from labkit.config.overrides import apply_overrides
+    base = SREGISTRY_SHIPPED
+    ch = plan_changes(base, apply_overrides(base, ["machine.dilation=2"]), HostFeatures(True, ("cubic",), True))
+    assert ch.groups == ("machine",) and ch.steps == () and "set when the lab starts" in ch.problems[0]

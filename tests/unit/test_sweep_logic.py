@@ -33,9 +33,16 @@ class _StubLab:
     plan = plan("stub", False)
     path = plan.path
 
+    def check(self, s):
+        return []
+
+
+def _no_trial(settings, label, parallel):
+    raise AssertionError("no trial in this test")
+
 
 def test_panel_reads_its_controls_and_names_bad_ones():
-    p = TuningPanel(_StubLab())
+    p = TuningPanel(_StubLab(), _no_trial)
     assert p.settings() == SREGISTRY_SHIPPED
     p._controls[("kernel", "tcp_wmem")].value = "4096 65536 8388608"
     p._controls[("nginx", "uwsgi_buffers")].value = "16 8k"
@@ -57,3 +64,28 @@ def test_a_knob_keeps_its_first_value_unless_beaten_beyond_the_spread():
     assert kept(within, "publish.userland_proxy", "True")["publish.userland_proxy"] == "True"
     beyond = pd.DataFrame([row("True", 700, 650, 760), row("False", 900, 800, 950)])
     assert kept(beyond, "publish.userland_proxy", "True")["publish.userland_proxy"] == "False"
+
+
+def test_apply_and_measure_runs_the_trial_it_was_handed_and_refuses_bad_settings():
+    trials = []
+    p = TuningPanel(_StubLab(), lambda s, label, n: trials.append((s, label, n)) or {"label": label})
+    p.set("uwsgi.processes", "many")
+    assert p.apply_and_measure() is None and "uwsgi.processes" in p.last_error and trials == []
+    with pytest.raises(SettingsError, match="'uwsgi.nope' is not a setting of this panel"):
+        p.set("uwsgi.nope", "1")
+    p.set("uwsgi.processes", "8")
+    p._redraw = lambda: None
+    p.label.value = "eight"
+    assert p.apply_and_measure() == {"label": "eight"}
+    [(s, label, n)] = trials
+    assert s.uwsgi.processes == 8 and label == "eight" and n == p.parallel.value
+
+
+def test_the_notebooks_panel_hands_the_sweeps_trial_on_its_lab(monkeypatch):
+    from labkit.experiments import tuning
+    seen = []
+    monkeypatch.setattr(tuning, "trial", lambda lab, s, label, n: seen.append((lab, label, n)) or {})
+    lab = _StubLab()
+    panel = tuning.TuningPanel(lab, parallel=3)
+    panel.measure(SREGISTRY_SHIPPED, "t", 3)
+    assert seen == [(lab, "t", 3)] and isinstance(panel, TuningPanel)

@@ -277,7 +277,7 @@ def test_no_pulls_no_verdict():
     assert verdict(t, path=PATH).summary.startswith("no pulls")
 
 
-@pytest.mark.parametrize("case", __import__("labkit.matrix", fromlist=["CASES"]).CASES, ids=lambda c: c.name)
+@pytest.mark.parametrize("case", __import__("labkit.experiments.matrix", fromlist=["CASES"]).CASES, ids=lambda c: c.name)
 def test_every_matrix_case_names_declared_stages(case):
     names = {s.name for s in PATH.stages}
     assert case.stage in names | {None} and case.next in names | {None}

@@ -239,7 +239,7 @@ def test_the_same_client_getting_the_same_rate_everywhere_is_the_labs_own_limit(
 
 def test_the_fix_lists_every_setting_its_remedy_changed_the_clients_too():
     from labkit.analyze.remedies import DISCARD
-    from labkit.workflows import remedy_changes
+    from labkit.experiments.survey import remedy_changes
     slow = apply_overrides(S2018, ["client.dest=local-disk", "client.write_mbps=20"])
     got = remedy_changes(DISCARD, slow, apply_overrides(slow, list(DISCARD.set)))
     assert [(c["path"], c["old"], c["new"]) for c in got] == [("client.dest", "local-disk", "memory"),
@@ -290,7 +290,7 @@ def test_a_machine_busy_with_the_paths_kernel_work_while_its_programs_wait_is_fu
 
 
 def test_a_client_about_as_costly_as_the_server_is_said_with_the_server_as_second_answer():
-    from labkit.matrix import cases_for
+    from labkit.experiments.matrix import cases_for
     v = verdict(fixture("https-poster-client-close"))
     assert (v.hop, v.cause, v.machine_bound) == ("full path", "client", True)
     assert (v.alternative.hop, v.alternative.cause) == ("nginx", "cpu") and "--repeats" in v.alternative.separate

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ...config.settings import ClientSettings
 from ..host import ownership
+from ...units import KiB
 from .delayfs import DelayMount
 
 SHM = Path("/dev/shm")
@@ -47,7 +48,7 @@ class SharedFs:
         (self.server / "pulls").mkdir(parents=True, exist_ok=True)
         try:
             for node, mnt in self.mounts.items():
-                m = DelayMount(self.server, mnt, delay_ms=c.fs_delay_ms, max_write=c.fs_request_kib * 1024,
+                m = DelayMount(self.server, mnt, delay_ms=c.fs_delay_ms, max_write=c.fs_request_kib * KiB,
                                write_rate=c.fs_node_mbps * 1e6)
                 m.start()
                 self.fuse[node] = m
@@ -80,6 +81,6 @@ def ceiling_MBps(c: ClientSettings, streams: int = 1, served_at_once: int = 10) 
     """What `streams` writers on one node get from the shared file system (MB/s): each request of
     `fs_request_kib` takes `fs_delay_ms` plus its time on the node's link; `served_at_once`
     requests overlap (libfuse 3.14's worker threads); the node's link caps the sum."""
-    req = c.fs_request_kib * 1024
+    req = c.fs_request_kib * KiB
     per_stream = req / (c.fs_delay_ms / 1000 + req / (c.fs_node_mbps * 1e6)) / 1e6
     return min(min(streams, served_at_once) * per_stream, c.fs_node_mbps)

@@ -66,7 +66,7 @@ def drop_cache(path: str | os.PathLike) -> None:
 
 
 class LoopDisk:
-    """`with LoopDisk(dir, 1 << 30, mnt) as disk:` an ext4 file system at `mnt` on /dev/loopN.
+    """`with LoopDisk(dir, GiB, mnt) as disk:` an ext4 file system at `mnt` on /dev/loopN.
 
     `disk.dev_id` ("7:0") is what cgroup blkio/io limits key on; `disk.stat()` reads the device's
     counters. Everything is ended on exit, error or not; see `record`/`cleanup_recorded` for a

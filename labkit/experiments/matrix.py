@@ -1,6 +1,7 @@
 """The injection matrix: known bottlenecks put into the lab, and whether the verdict names each one.
 
-    rows = run_matrix(CASES, image_mib=64)      # one row per case: expected, named, evidence, seconds, ok
+    rows = run_matrix(lab, CASES)               # one row per case: expected, named, evidence, seconds, ok
+    run(MATRIX)                                 # the same as an experiment: its own lab, the table recorded
 
 Each case starts from a preset, injects one fault (or two, or none) with `labkit.lab.faults.inject`,
 surveys the path and compares the verdict with the case's ground truth: the stage that must be
@@ -13,15 +14,17 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
-from .analyze.verdict import Verdict, verdict
-from .config.presets import PRESETS, preset
-from .lab.faults import Injection, inject
-from .measure.pull_at import pull_at
-from .measure.survey import run_survey
-from .path import CLIENT, ServingPath, registry_path
+from ..analyze.verdict import Verdict, verdict
+from ..config.presets import PRESETS, preset
+from ..lab.faults import Injection, inject
+from ..measure.pull_at import pull_at
+from ..measure.survey import run_survey
+from ..path import CLIENT, ServingPath, registry_path
+from .declare import Experiment, Outcome, Progress
 
 
 @dataclass(frozen=True)
@@ -175,3 +178,30 @@ def run_matrix(lab, cases: list[Case] | None = None, on_row=None, save_dir=None,
         if on_row:
             on_row(row)
     return pd.DataFrame(rows)
+
+
+def _matrix(lab, exp: Experiment, progress: Progress) -> pd.DataFrame:
+    cases = exp.options.get("cases")
+    return run_matrix(lab, cases, on_row=lambda row: progress.step(row["case"]),
+                      **{**exp.options.get("survey", {}), "repeats": exp.repeats, "parallel": exp.parallel})
+
+
+def _record(out: Outcome, where: Path) -> Path:
+    """`<time>-matrix.csv`: each case, what was expected, what the verdict named, its evidence, right or not."""
+    where.mkdir(parents=True, exist_ok=True)
+    path = where / f"{time.strftime('%Y%m%d-%H%M%S')}-matrix.csv"
+    out.result.drop(columns=["verdict", "survey"]).to_csv(path, index=False)
+    return path
+
+
+def _text(out: Outcome) -> str:
+    t = out.result
+    return (t[["case", "expected", "named", "seconds", "ok"]].to_string(index=False)
+            + f"\n\n{int(t.ok.sum())}/{len(t)} named right; saved {out.saved}")
+
+
+MATRIX = Experiment(
+    "matrix", "known bottlenecks injected one by one, and whether the verdict names each", _matrix,
+    settings=BASE, parallels=(1, SURVEY_DEFAULTS["parallel"]), repeats=SURVEY_DEFAULTS["repeats"],
+    steps=lambda exp: len(exp.options.get("cases") or CASES), record=_record, text=_text,
+    options={"cases": None, "survey": {k: v for k, v in SURVEY_DEFAULTS.items() if k not in ("parallel", "repeats")}})
