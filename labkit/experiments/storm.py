@@ -10,7 +10,7 @@ from ..analyze.storm_tables import Storm, storm_of
 from ..lab.lab import Lab
 from ..measure import locust_storm
 from ..measure.probe import INSECURE
-from .declare import Experiment, Outcome, Progress
+from .declare import Experiment, Progress
 
 
 def run_storm(lab: Lab, spec) -> Storm:
