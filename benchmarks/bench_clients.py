@@ -41,11 +41,12 @@ def main() -> None:
                         raise SystemExit(f"{kind} -> {dest}: {run.errors}")
                     runs.setdefault((kind, dest), []).append(run.mbps)
     print(f"one pull of {format_size(a.image_size)} through the whole path, {a.reps} alternating runs each (MB/s)")
-    print(f"{'client':<15}{'writes to':<11}{'median':>8}{'min':>8}{'max':>8}{'vs labkit':>11}")
+    w = max(map(len, KINDS)) + 2
+    print(f"{'client':<{w}}{'writes to':<11}{'median':>8}{'min':>8}{'max':>8}{'vs labkit':>11}")
     for (kind, dest), mbps in runs.items():
         med = statistics.median(mbps)
         ref = statistics.median(runs[(OWN, dest)])
-        print(f"{kind:<15}{dest:<11}{med:8.0f}{min(mbps):8.0f}{max(mbps):8.0f}{med / ref:10.2f}x")
+        print(f"{kind:<{w}}{dest:<11}{med:8.0f}{min(mbps):8.0f}{max(mbps):8.0f}{med / ref:10.2f}x")
 
 
 if __name__ == "__main__":

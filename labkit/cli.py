@@ -23,7 +23,7 @@ from .config.cpu_models import MODELS as CPU_MODELS, model as cpu_model_of
 from .config.overrides import apply_overrides, load_settings, parse_override
 from .config.presets import ALIASES, PRESETS
 from .bundle.export import import_bundle
-from .errors import LabError, LabkitError, ServiceError, SettingsError
+from .errors import LabkitError, ServiceError, SettingsError
 from .experiments import DECLARED, Experiment, declared, run
 from .experiments.bundles import export_bundle
 from .experiments.hypotheses import HYPOTHESES

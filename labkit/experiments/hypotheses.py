@@ -18,7 +18,7 @@ from ..analyze.scale import machine_view, predict, scale
 from ..config.overrides import apply_overrides
 from ..config.presets import PRESETS
 from ..errors import LabError
-from ..lab.lab import DATA, Lab
+from ..lab.lab import Lab
 from ..measure import iperf
 from ..clients.program import check_room
 from ..measure.pull_at import pull_at

@@ -8,21 +8,21 @@ import pandas as pd
 
 from ..analyze.storm_tables import Storm, storm_of
 from ..lab.lab import Lab
-from ..measure import locust_storm as _storm
+from ..measure import locust_storm
 from ..measure.probe import INSECURE
-from .declare import Experiment, Outcome, Progress
+from .declare import Experiment, Progress
 
 
 def run_storm(lab: Lab, spec) -> Storm:
     """A Locust pull storm on the lab (labkit.measure.locust_storm), as its tables: `s.row()`, `s.nodes()`, `s.failures()`."""
-    return storm_of(_storm.measure_storm(lab, spec))
+    return storm_of(locust_storm.measure_storm(lab, spec))
 
 
 def run_master(url: str, image: str, spec, workers: int, out_dir: Path, bind: str = "*",
-               port: int = _storm.MASTER_PORT, cacert: str | None = None) -> Storm:
+               port: int = locust_storm.MASTER_PORT, cacert: str | None = None) -> Storm:
     """The master of a storm on a real cluster (`run_worker` on each compute node), as its tables;
     `cacert`: an https registry's CA file (the same path on every worker)."""
-    return storm_of(_storm.measure_master(url, image, spec, workers, out_dir, bind, port, cacert))
+    return storm_of(locust_storm.measure_master(url, image, spec, workers, out_dir, bind, port, cacert))
 
 
 def insecure_banner() -> str:
@@ -43,12 +43,12 @@ def storm_text(storm: Storm, saved: Path) -> str:
     return "\n".join([*lines, f"\npulls: {saved}"])
 
 
-def _storm(lab: Lab, exp: Experiment, progress: Progress) -> Storm:
+def _measure(lab: Lab, exp: Experiment, progress: Progress) -> Storm:
     return run_storm(lab, exp.options["spec"])
 
 
 STORM = Experiment(
-    "storm", "a Locust pull storm: simulated Singularity clients on every compute node", _storm, lab_name="storm",
+    "storm", "a Locust pull storm: simulated Singularity clients on every compute node", _measure, lab_name="storm",
     compute_nodes=4, health=False, options={"spec": None},
     record=lambda out, where: out.result.save(Path(out.experiment.options.get("out") or where), "storm"),
     text=lambda out: storm_text(out.result, out.saved))

@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from labkit import cli
+from labkit.errors import LabError, SettingsError
 from labkit.path import MAX_COMPUTE_NODES
 from labkit.units import GiB, MiB
 
@@ -153,8 +154,8 @@ def test_main_returns_the_exit_status_and_says_what_was_refused(calls, capsys):
     assert cli.main(["--help"]) == 0 and "storm" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("exc,rc", [(cli.SettingsError("uwsgi.processes: 0 is below 1"), 2),
-                                    (cli.LabError("nginx did not start"), 1), (KeyboardInterrupt(), 130)])
+@pytest.mark.parametrize("exc,rc", [(SettingsError("uwsgi.processes: 0 is below 1"), 2),
+                                    (LabError("nginx did not start"), 1), (KeyboardInterrupt(), 130)])
 def test_main_maps_what_a_command_raises_to_an_exit_status(monkeypatch, capsys, exc, rc):
     def boom():
         raise exc

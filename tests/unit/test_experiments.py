@@ -128,3 +128,13 @@ def test_a_bundle_is_written_only_when_the_check_handed_in_passes(tmp_path):
     with pytest.raises(ValueError, match="nginx -t said no"):
         export_bundle(PRESETS["recommended"], tmp_path, "refused", check=refuse)
     assert not (tmp_path / "refused").exists() and not (tmp_path / "refused.tar.gz").exists()
+
+
+def test_the_storm_declaration_runs_a_locust_storm_on_the_lab(monkeypatch):
+    from labkit.experiments import storm
+    seen = []
+    monkeypatch.setattr(storm.locust_storm, "measure_storm", lambda lab, spec: seen.append((lab, spec)) or "run")
+    monkeypatch.setattr(storm, "storm_of", lambda run_: f"tables of {run_}")
+    lab = object()
+    assert storm.STORM.with_(options={"spec": "spec"}).measure(lab, storm.STORM.with_(options={"spec": "spec"}), None) \
+        == "tables of run" and seen == [(lab, "spec")]
