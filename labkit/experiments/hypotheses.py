@@ -20,6 +20,7 @@ from ..config.presets import PRESETS
 from ..errors import LabError
 from ..lab.lab import Lab
 from ..measure import iperf
+from ..clients.kinds import KINDS
 from ..clients.program import check_room
 from ..measure.pull_at import pull_at
 from ..measure.survey import run_survey
@@ -134,7 +135,7 @@ def _hypothesis_row(lab: Lab, h, seed_link: list[str], parallels: list[int], dea
     lab.storage.warm()           # the seed's registry had served its images before: no cold first read
     runs, left_out = [], []
     for n in sorted(set([1, *parallels])):
-        if lab.settings.client.dest != "memory" or lab.settings.client.kind != "labkit":
+        if lab.settings.client.dest != "memory" or not KINDS[lab.settings.client.kind].discards:
             try:
                 check_room(lab.client.dest_root(), n, lab.image.size)
             except LabError as exc:

@@ -27,6 +27,7 @@ from ..errors import LabError, SettingsError
 from ..lab.host.process import Process
 from ..records import StormRun, Verify
 from ..clients.registry_api import base_url
+from ..clients.kinds import OWN
 from .cpu import CpuSampler
 from .pull_at import disk_mb
 
@@ -103,8 +104,8 @@ class StormSpec:
 def refusals(settings) -> list[str]:
     """Settings a storm cannot honour: its users pull with labkit's own client and discard the bytes."""
     c = settings.client
-    return ([f"client.kind {c.kind!r}: a storm's users pull with labkit's client (set client.kind=labkit)"]
-            if c.kind != "labkit" else []) + (
+    return ([f"client.kind {c.kind!r}: a storm's users pull with labkit's client (set client.kind={OWN})"]
+            if c.kind != OWN else []) + (
            [f"client.dest {c.dest!r}: a storm's users discard what they pull (set client.dest=memory)"]
             if c.dest != "memory" else [])
 
