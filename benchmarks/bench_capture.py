@@ -21,6 +21,7 @@ from labkit.measure.capture import capture_pull
 from labkit.lab.lab import Lab
 from labkit.measure.pull_at import pull_at
 from labkit.analyze.tcpflow import analyze, packets
+from targets import check, finish
 
 MiB = 2**20
 TSHARK_FIELDS = ["frame.time_relative", "tcp.stream", "tcp.seq", "tcp.ack", "tcp.window_size",
@@ -73,7 +74,8 @@ def main() -> None:
     print(f"analysis of {pcap.name} ({n} packets, median of 3):")
     print(f"  labkit.analyze.tcpflow {ours:9.0f} pkt/s")
     print(f"  tshark         {theirs:9.0f} pkt/s ({len(TSHARK_FIELDS)} TCP analysis fields)")
-    print(f"  ratio {ours / theirs:.1f}x (target >= 5x: {'met' if ours / theirs >= 5 else 'MISSED'})")
+    print(f"  ratio {ours / theirs:.1f}x (target >= 5x: {check(f'tcpflow / tshark >= 5x ({ours / theirs:.1f}x)', ours / theirs >= 5)})")
+    finish()
 
 
 if __name__ == "__main__":

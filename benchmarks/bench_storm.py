@@ -24,6 +24,7 @@ from labkit.lab.lab import Lab
 from labkit.measure.pull_at import pull_at
 from labkit.measure.locust_storm import StormSpec
 from labkit.workflows import run_storm
+from targets import check, finish
 
 SHOW = ["engine", "nodes", "users", "pulls", "ok", "failures", "harness_failures", "MBps", "per_pull_min",
         "per_pull_median", "per_pull_max", "jain", "ttfb_ms", "ttfb_p95_ms", "sha256_ok", "span_s", "busiest",
@@ -67,7 +68,7 @@ def main() -> None:
             print(big.failures().to_string(index=False))
         ok1 = r["pulls"] == 200 and r["harness_failures"] == 0 and r["nodes"] == a.nodes
         print(f"   target: 200 pulls, 0 harness failures ({r['failures']} failures in all, "
-              f"sha256 verified {r['sha256_ok']}): {'met' if ok1 else 'MISSED'}")
+              f"sha256 verified {r['sha256_ok']}): {check('200 pulls, 0 harness failures', ok1)}")
 
         rows, ratios = [], []
         for i in range(a.trials):                                 # alternate, so drift hits both alike
@@ -86,8 +87,9 @@ def main() -> None:
     print(f"   native MB/s {spread(nat)}\n   locust MB/s {spread(loc)}")
     ratio = statistics.median(ratios)
     print(f"   locust / native: median {ratio:.2f} (trials {', '.join(f'{x:.2f}' for x in ratios)}); "
-          f"target >= 0.90: {'met' if ratio >= 0.9 else 'MISSED'}")
+          f"target >= 0.90: {check(f'locust / native >= 0.90 ({ratio:.2f})', ratio >= 0.9)}")
     print(f"\nbenchmark took {time.perf_counter() - t0:.0f} s")
+    finish()
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import textwrap
 from labkit.config.presets import preset
 from labkit.lab.lab import DATA, Lab
 from labkit.matrix import BASE, cases_for, run_matrix
+from targets import check, finish
 
 
 def stability(runs: int, image_mib: int, parallel: int = 5) -> None:
@@ -54,7 +55,7 @@ def stability(runs: int, image_mib: int, parallel: int = 5) -> None:
     (hop, cause), same = Counter(zip(table.hop, table.cause)).most_common(1)[0]
     need = -(-9 * runs // 10)
     print(f"\nsame hop and cause in {same}/{runs} runs: {hop}: {cause} "
-          f"(target at least {need}/{runs}: {'met' if same >= need else 'MISSED'})")
+          f"(target at least {need}/{runs}: {check(f'same hop and cause in >= {need}/{runs} ({same})', same >= need)})")
     print(f"surveys saved in {out}")
 
 
@@ -68,7 +69,8 @@ def main() -> None:
     if a.stability:
         if not 2 <= a.stability <= 50:
             ap.error("--stability N: 2..50")
-        return stability(a.stability, a.image_mib)
+        stability(a.stability, a.image_mib)
+        return finish()
 
     def show(r):
         mark = ("ok" if r.get("answer") != "second" else "ok, 2nd") if r["ok"] else "WRONG"
@@ -90,7 +92,8 @@ def main() -> None:
           + (f"; {second} of them right as the second answer the runs' spread allowed, said beside the first"
              if second else ""))
     print(f"time per case: median {rows.seconds.median():.1f} s, slowest {rows.seconds.max():.1f} s "
-          f"(target <= 30 s at 64 MiB: {'met' if rows.seconds.max() <= 30 else 'MISSED'})")
+          f"(target <= 30 s at 64 MiB: {check('slowest case <= 30 s', rows.seconds.max() <= 30)})")
+    finish()
 
 
 if __name__ == "__main__":
