@@ -12,6 +12,7 @@ import pytest
 
 from labkit.analyze.machine import cpu_seconds_per_gb, shared_cpu
 from labkit.analyze.noise import Rate
+from labkit.analyze.scoring import stripped
 from labkit.analyze.remedies import ACCEL, ANY, DNAT, NO_BUFFERING, REMEDIES, RMEM, Fix, Trial, candidates, winner
 from labkit.analyze.verdict import verdict
 from labkit.analyze.words import headline, nested_parentheses, verdict_text
@@ -238,7 +239,8 @@ def test_the_same_client_getting_the_same_rate_everywhere_is_the_labs_own_limit(
 
 
 def test_the_fix_lists_every_setting_its_remedy_changed_the_clients_too():
-    from labkit.analyze.remedies import DISCARD
+    from labkit.analyze.scoring import stripped
+from labkit.analyze.remedies import DISCARD
     from labkit.workflows import remedy_changes
     slow = apply_overrides(S2018, ["client.dest=local-disk", "client.write_mbps=20"])
     got = remedy_changes(DISCARD, slow, apply_overrides(slow, list(DISCARD.set)))
@@ -300,19 +302,13 @@ def test_a_client_about_as_costly_as_the_server_is_said_with_the_server_as_secon
     assert (v.hop, v.cause, v.machine_bound) == ("full path", "client", True)
     assert (v.alternative.hop, v.alternative.cause) == ("nginx", "cpu") and "--repeats" in v.alternative.separate
     case = next(c for c in cases_for(PATH) if c.name == "unshaped, seed-poster-https")
-    assert case.answered(v) == "second" and case.judge(v)
+    assert case.answered(v) == "second" and not case.judge(v)      # shown apart, never counted as right
     assert case.answered(verdict(fixture("https-poster-machine-busy"))) == "first"
     link = next(c for c in cases_for(PATH) if c.name.startswith("link "))
     assert link.answered(v) == ""                    # a second answer elsewhere does not make a wrong case right
 
 
 # --- a rule that knows its spread (issue 29) ------------------------------------------------------------
-def stripped(text: str) -> str:
-    """A verdict's words with its numbers taken out (what the stability benchmark compares run to run)."""
-    import re
-    return re.sub(r"\d+(?:[.,]\d+)*", "#", text)
-
-
 def straddling(demands: list[float]) -> Survey:
     """The default survey's shape (nginx costliest per byte, docker-proxy next, the client light) with the
     client's vantage's demand per run as given: each run's nginx, docker-proxy and client ran and waited in the
