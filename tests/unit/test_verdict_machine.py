@@ -239,7 +239,7 @@ def test_the_same_client_getting_the_same_rate_everywhere_is_the_labs_own_limit(
 
 
 def test_the_fix_lists_every_setting_its_remedy_changed_the_clients_too():
-from labkit.analyze.remedies import DISCARD
+    from labkit.analyze.remedies import DISCARD
     from labkit.workflows import remedy_changes
     slow = apply_overrides(S2018, ["client.dest=local-disk", "client.write_mbps=20"])
     got = remedy_changes(DISCARD, slow, apply_overrides(slow, list(DISCARD.set)))
