@@ -68,15 +68,23 @@ def __getattr__(name: str):
     return value
 
 
-def _default_logging() -> None:
-    """labkit's messages on stderr as `[labkit] ...`, unless the application configured logging itself."""
+def _default_logging(level: int = logging.INFO) -> None:
+    """labkit's messages on stderr as `[labkit] ...`, unless the application configured logging itself.
+    INFO is the lab's routine ("lab 'main' is up", "deleted namespace ..."), WARNING what a reader must
+    see; the `labkit` command shows WARNING and up unless given -v (verbosity)."""
     log = logging.getLogger("labkit")
     if not log.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("[labkit] %(message)s"))
         log.addHandler(handler)
-        log.setLevel(logging.INFO)
         log.propagate = False
+    log.setLevel(level)
+
+
+def verbosity(count: int) -> int:
+    """The `labkit` command's level for -v given `count` times: 0 WARNING (routine lab messages hidden),
+    1 INFO, 2 or more DEBUG (also what a lab made with quiet=True says)."""
+    return logging.WARNING if count <= 0 else logging.INFO if count == 1 else logging.DEBUG
 
 
 _default_logging()

@@ -134,8 +134,8 @@ def cmd_survey(a) -> int:
     if a.json:
         print(json.dumps(survey_json(s, path, found), indent=1))
         return 0
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(s.table.drop(columns=["through"]).astype(object).fillna("").to_string(index=False))
+    from .present.terminal import brief, wide
+    print(wide(s.table) if a.wide else brief(s.table))       # the brief table: what a person needs, 100 columns
     for n in s.notes:
         print(f"note: {n}")
     print()
@@ -426,8 +426,11 @@ def cmd_storm(a) -> int:
 
 # --- the commands: options parsed and checked by click, then handed to the cmd_* above ----------------
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-def cli() -> None:
+@click.option("-v", "--verbose", count=True, help="the lab's routine messages too (-vv: everything)")
+def cli(verbose: int) -> None:
     """labkit: bring the lab up or down, look at it, run the per-hop survey."""
+    from . import _default_logging, verbosity
+    _default_logging(verbosity(verbose))
 
 
 def _call(fn_name: str, **options) -> int:
@@ -444,6 +447,7 @@ def _call(fn_name: str, **options) -> int:
 @click.option("--repeats", type=click.IntRange(1, 20), default=3, show_default=True,
               help="pulls per vantage point (median and spread; 3 or more)")
 @click.option("--json", is_flag=True, help="print the table and the verdict as JSON (nothing else on stdout)")
+@click.option("--wide", is_flag=True, help="every column of the table (the CSV and JSON always keep them all)")
 @click.option("--keep", is_flag=True, help="leave the lab up afterwards (for the notebooks)")
 @click.option("--fix", is_flag=True, help="then try the remedies for what binds, each against the settings as "
               "they were (one pull and --parallel, --repeats rounds), and write the winner as a bundle")

@@ -66,8 +66,9 @@ class Lab(Supervision, Layers):
         # the programs see the VM's storage (images, nginx's temp dir) where the storage layer puts it
         self.site = Site(self.plan, self.run_dir, self.storage.images_dir, self.storage.temp_dir)
 
-    def say(self, msg: str) -> None:
-        log.log(self._level, msg)
+    def say(self, msg: str, warn: bool = False) -> None:
+        """A lab message: routine at INFO (DEBUG for a quiet lab); `warn`: one the reader must see (WARNING)."""
+        log.log(logging.WARNING if warn else self._level, msg)
 
     @classmethod
     def attach(cls, name: str, data_dir: Path = DATA) -> "Lab":
@@ -110,12 +111,12 @@ class Lab(Supervision, Layers):
             else:
                 self.notes += self.plan.caveats() + publish_notes(self.settings.publish, False)
                 for c in self.plan.caveats():
-                    self.say("loopback mode: " + c)
+                    self.say("loopback mode: " + c, warn=True)
             self._layers_up()
             for svc in self._programs():
                 self._start(svc)
         except BaseException:
-            self.say("start failed: ending what was started")
+            self.say("start failed: ending what was started", warn=True)
             self.down()
             raise
         if not self.keep:  # a Jupyter kernel shut down normally ends its lab too
@@ -213,7 +214,7 @@ class Lab(Supervision, Layers):
         try:
             done = self._do(new, steps)
         except BaseException:
-            self.say("apply failed: going back to the previous settings")
+            self.say("apply failed: going back to the previous settings", warn=True)
             self._do(old, steps)
             raise
         self._record_pids()

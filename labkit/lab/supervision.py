@@ -78,7 +78,7 @@ class Supervision:
                 else:
                     done.append(f"{name}: healed: restarted ({why}); {self._serves_line(name)}")
         for line in done + failed:
-            self.say("heal: " + line)
+            self.say("heal: " + line, warn=True)
         if failed:
             raise ServiceError("\n".join(done + failed))
         return done
