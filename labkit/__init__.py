@@ -52,6 +52,7 @@ _PUBLIC = {
     "HYPOTHESES": "analyze.hypotheses", "observations": "analyze.hypotheses",
     "export_bundle": "bundle.export", "import_bundle": "bundle.export", "diff_against": "bundle.export",
     "TuningPanel": "present.widgets", "notebook": ("present.notebook", "setup"), "show": "present.notebook",
+    "readable": ("present.numbers", "table"), "rounded": "present.numbers",
     "show_verdict": "present.notebook", "show_text": "present.notebook", "link": "present.notebook", "plots": ("present.plots", None), "report": ("present.report", None),
 }
 __all__ = sorted(_PUBLIC)

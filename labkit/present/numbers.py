@@ -34,6 +34,8 @@ def rounded(value, lo=None, hi=None, significant: int = SIGNIFICANT):
         step = min(step, 10 ** (math.floor(math.log10(abs(v))) - 1))    # never fewer than 2 significant digits
     else:
         step = 10 ** (math.floor(math.log10(abs(v))) - significant + 1)
+    if v.is_integer():               # a count (pulls, failures) or a whole number: no decimals to invent
+        step = max(step, 1)
     out = round(v / step) * step
     return int(round(out)) if step >= 1 else round(out, max(0, -math.floor(math.log10(step))))
 

@@ -131,3 +131,22 @@ def test_cli_verbosity_hides_routine_lab_messages_unless_asked():
 
     from labkit import verbosity
     assert verbosity(0) == logging.WARNING and verbosity(1) == logging.INFO and verbosity(2) == logging.DEBUG
+
+
+def test_many_events_are_ticks_along_the_bottom_and_a_few_hollow_markers_on_their_line():
+    import numpy as np
+    import pandas as pd
+    from bokeh.plotting import figure
+
+    from labkit.present.plots import ON_THE_LINE, event_marks
+    t = np.linspace(0, 1, 200)
+    y = t * 64
+    ev = pd.DataFrame({"t": list(np.linspace(0, 1, 683)) + [0.5, 0.6], "kind": ["zero window"] * 683 + ["reset"] * 2})
+    p = figure()
+    assert len(event_marks(p, ev, t, y)) == 2
+    assert 683 > ON_THE_LINE
+    marks = {r.glyph.marker: r for r in p.renderers}
+    assert set(marks) == {"dash", "asterisk"}
+    assert set(marks["dash"].data_source.data["y"]) == {0.0}                  # the strip, off the line
+    assert list(marks["asterisk"].data_source.data["y"]) == [32.0, 38.4]       # on the line at their time
+    assert marks["asterisk"].glyph.fill_alpha == 0                           # hollow: the line shows through
