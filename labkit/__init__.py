@@ -69,7 +69,7 @@ def __getattr__(name: str):
     return value
 
 
-def _default_logging(level: int = logging.INFO) -> None:
+def _default_logging(level: int | None = None) -> None:
     """labkit's messages on stderr as `[labkit] ...`, unless the application configured logging itself.
     INFO is the lab's routine ("lab 'main' is up", "deleted namespace ..."), WARNING what a reader must
     see; the `labkit` command shows WARNING and up unless given -v (verbosity)."""
@@ -79,7 +79,9 @@ def _default_logging(level: int = logging.INFO) -> None:
         handler.setFormatter(logging.Formatter("[labkit] %(message)s"))
         log.addHandler(handler)
         log.propagate = False
-    log.setLevel(level)
+        log.setLevel(logging.INFO if level is None else level)
+    elif level is not None:          # the CLI's -v: its level, whoever configured the handlers
+        log.setLevel(level)
 
 
 def verbosity(count: int) -> int:
