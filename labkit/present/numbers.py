@@ -45,9 +45,10 @@ def or_words(value, words: str):
     return words if missing(value) else value
 
 
-def table(df: pd.DataFrame, words: str = "") -> pd.DataFrame:
+def table(df: pd.DataFrame, words: str | dict[str, str] = "") -> pd.DataFrame:
     """A copy of `df` for reading: each float column rounded (X with X_lo and X_hi beside it: to their
-    spread, row by row; any other: to SIGNIFICANT digits), missing values as `words`."""
+    spread, row by row; any other: to SIGNIFICANT digits), missing values as `words` (or, a dict, as the
+    words of their column; "" where it names none)."""
     out = df.copy()
     for col in df.columns:
         if not pd.api.types.is_float_dtype(df[col]):
@@ -61,4 +62,7 @@ def table(df: pd.DataFrame, words: str = "") -> pd.DataFrame:
     for col in list(out.columns):
         if col.endswith(("_lo", "_hi")) and col[:-3] in df:
             out[col] = [rounded(v, a, b) for v, a, b in zip(df[col], df[col[:-3] + "_lo"], df[col[:-3] + "_hi"])]
-    return out.astype(object).where(out.notna(), words)
+    out = out.astype(object)
+    if isinstance(words, dict):
+        return pd.DataFrame({c: out[c].where(out[c].notna(), words.get(c, "")) for c in out.columns}, index=out.index)
+    return out.where(out.notna(), words)
