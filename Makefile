@@ -27,26 +27,16 @@ unit: setup
 integration: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/integration
 
+# every benchmark, each run to its end; the misses listed at the end and exit 1 on any (benchmarks/run.py)
 bench: setup
-	$(BIN)/python benchmarks/bench_pull_client.py
-	$(BIN)/python benchmarks/bench_capture.py
-	$(BIN)/python benchmarks/bench_tuning.py
-	$(BIN)/python benchmarks/bench_clients.py
-	$(BIN)/python benchmarks/bench_verdict.py
-	$(BIN)/python benchmarks/bench_verdict.py --stability 10
-	$(BIN)/python benchmarks/bench_storm.py
-	$(BIN)/python benchmarks/bench_publish.py
-	$(BIN)/python benchmarks/bench_tls.py
-	$(BIN)/python benchmarks/bench_scale.py
+	$(BIN)/python benchmarks/run.py all
 
 # CI's share of the benchmarks, sized so that `make test` + this stay under 20 minutes on 2 cores: the pull
-# client's and the capture's overhead and TLS's ratios, smaller and fewer; the rest (tuning, clients, storm,
-# verdict matrix and stability, publish, scale) in `make bench`. The verdict matrix's CI subset runs in
-# tests/integration/test_verdict_integration.py.
+# client's and the capture's overhead and TLS's ratios, smaller and fewer (benchmarks/run.py's CI list); the rest
+# (tuning, clients, storm, verdict matrix and stability, publish, scale) in `make bench`. The verdict matrix's CI
+# subset runs in tests/integration/test_verdict_integration.py.
 bench-ci: setup
-	$(BIN)/python benchmarks/bench_pull_client.py --reps 2 --image-mib 64
-	$(BIN)/python benchmarks/bench_capture.py --reps 2 --image-mib 64
-	$(BIN)/python benchmarks/bench_tls.py --image-mib 16 --reps 1
+	$(BIN)/python benchmarks/run.py ci
 
 report: setup
 	$(BIN)/labkit report --image-size $(IMAGE_SIZE)

@@ -17,11 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from labkit.units import SIZE_HELP, format_size, parse_size
 from labkit.measure.capture import capture_pull
 from labkit.lab.lab import Lab
 from labkit.measure.pull_at import pull_at
 from labkit.analyze.tcpflow import analyze, packets
-from labkit.units import SIZE_HELP, format_size, parse_size
+from targets import check, finish
 
 TSHARK_FIELDS = ["frame.time_relative", "tcp.stream", "tcp.seq", "tcp.ack", "tcp.window_size",
                  "tcp.analysis.bytes_in_flight", "tcp.analysis.ack_rtt", "tcp.analysis.retransmission",
@@ -43,8 +44,7 @@ def seconds_tshark(pcap: Path) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--image-size", "--image-mib", dest="image_size", type=parse_size, default="256MiB",
-                    help=SIZE_HELP)
+    ap.add_argument("--image-size", "--image-mib", dest="image_size", type=parse_size, default="256MiB", help=SIZE_HELP)
     ap.add_argument("--reps", type=int, default=9)
     a = ap.parse_args()
     out = Path(tempfile.mkdtemp(prefix="servelab-bench-"))
@@ -74,7 +74,8 @@ def main() -> None:
     print(f"analysis of {pcap.name} ({n} packets, median of 3):")
     print(f"  labkit.analyze.tcpflow {ours:9.0f} pkt/s")
     print(f"  tshark         {theirs:9.0f} pkt/s ({len(TSHARK_FIELDS)} TCP analysis fields)")
-    print(f"  ratio {ours / theirs:.1f}x (target >= 5x: {'met' if ours / theirs >= 5 else 'MISSED'})")
+    print(f"  ratio {ours / theirs:.1f}x (target >= 5x: {check(f'tcpflow / tshark >= 5x ({ours / theirs:.1f}x)', ours / theirs >= 5)})")
+    finish()
 
 
 if __name__ == "__main__":

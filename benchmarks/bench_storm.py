@@ -18,13 +18,14 @@ import time
 
 import pandas as pd
 
+from labkit.units import SIZE_HELP, format_size, parse_size
 from labkit.analyze.storm_tables import pulls_table, records_of, storm_row
 from labkit.config.presets import PRESETS
 from labkit.lab.lab import Lab
 from labkit.measure.pull_at import pull_at
 from labkit.measure.locust_storm import StormSpec
 from labkit.experiments.storm import run_storm
-from labkit.units import SIZE_HELP, format_size, parse_size
+from targets import check, finish
 
 SHOW = ["engine", "nodes", "users", "pulls", "ok", "failures", "harness_failures", "MBps", "per_pull_min",
         "per_pull_median", "per_pull_max", "jain", "ttfb_ms", "ttfb_p95_ms", "sha256_ok", "span_s", "busiest",
@@ -46,8 +47,7 @@ def spread(xs: list[float]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--image-size", "--image-mib", dest="image_size", type=parse_size, default="32MiB",
-                    help=SIZE_HELP)
+    ap.add_argument("--image-size", "--image-mib", dest="image_size", type=parse_size, default="32MiB", help=SIZE_HELP)
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--preset", default="recommended", choices=sorted(PRESETS))
     ap.add_argument("--wan", default="6gbit", help="links.wan: the compute nodes' shared uplink")
@@ -69,7 +69,7 @@ def main() -> None:
             print(big.failures().to_string(index=False))
         ok1 = r["pulls"] == 200 and r["harness_failures"] == 0 and r["nodes"] == a.nodes
         print(f"   target: 200 pulls, 0 harness failures ({r['failures']} failures in all, "
-              f"sha256 verified {r['sha256_ok']}): {'met' if ok1 else 'MISSED'}")
+              f"sha256 verified {r['sha256_ok']}): {check('200 pulls, 0 harness failures', ok1)}")
 
         rows, ratios = [], []
         for i in range(a.trials):                                 # alternate, so drift hits both alike
@@ -88,8 +88,9 @@ def main() -> None:
     print(f"   native MB/s {spread(nat)}\n   locust MB/s {spread(loc)}")
     ratio = statistics.median(ratios)
     print(f"   locust / native: median {ratio:.2f} (trials {', '.join(f'{x:.2f}' for x in ratios)}); "
-          f"target >= 0.90: {'met' if ratio >= 0.9 else 'MISSED'}")
+          f"target >= 0.90: {check(f'locust / native >= 0.90 ({ratio:.2f})', ratio >= 0.9)}")
     print(f"\nbenchmark took {time.perf_counter() - t0:.0f} s")
+    finish()
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ _PUBLIC = {
     "parse_size": "units", "format_size": "units",
     "export_bundle": "experiments.bundles", "import_bundle": "bundle.export", "diff_against": "bundle.export",
     "TuningPanel": "experiments.tuning", "notebook": ("present.notebook", "setup"), "show": "present.notebook",
+    "readable": ("present.numbers", "table"), "rounded": "present.numbers",
     "show_verdict": "present.notebook", "show_text": "present.notebook", "link": "present.notebook", "plots": ("present.plots", None), "report": ("present.report", None),
     "run": "experiments.runner", "Experiment": "experiments.declare", "experiments": ("experiments", None),
     "declared": "experiments", "DECLARED": "experiments",
@@ -79,15 +80,25 @@ def __getattr__(name: str):
     return value
 
 
-def _default_logging() -> None:
-    """labkit's messages on stderr as `[labkit] ...`, unless the application configured logging itself."""
+def _default_logging(level: int | None = None) -> None:
+    """labkit's messages on stderr as `[labkit] ...`, unless the application configured logging itself.
+    INFO is the lab's routine ("lab 'main' is up", "deleted namespace ..."), WARNING what a reader must
+    see; the `labkit` command shows WARNING and up unless given -v (verbosity)."""
     log = logging.getLogger("labkit")
     if not log.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("[labkit] %(message)s"))
         log.addHandler(handler)
-        log.setLevel(logging.INFO)
         log.propagate = False
+        log.setLevel(logging.INFO if level is None else level)
+    elif level is not None:          # the CLI's -v: its level, whoever configured the handlers
+        log.setLevel(level)
+
+
+def verbosity(count: int) -> int:
+    """The `labkit` command's level for -v given `count` times: 0 WARNING (routine lab messages hidden),
+    1 INFO, 2 or more DEBUG (also what a lab made with quiet=True says)."""
+    return logging.WARNING if count <= 0 else logging.INFO if count == 1 else logging.DEBUG
 
 
 _default_logging()

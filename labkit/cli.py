@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from . import _default_logging, verbosity
 from .config.cpu_models import MODELS as CPU_MODELS, model as cpu_model_of
 from .config.overrides import apply_overrides, load_settings, parse_override
 from .config.presets import ALIASES, PRESETS
@@ -166,8 +167,10 @@ BARE = Experiment("lab", "the lab and nothing measured", None)
 
 # --- the commands -----------------------------------------------------------------------------------
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-def cli() -> None:
+@click.option("-v", "--verbose", count=True, help="the lab's routine messages too (-vv: everything)")
+def cli(verbose: int) -> None:
     """labkit: bring the lab up or down, look at it, run the per-hop survey."""
+    _default_logging(verbosity(verbose))
 
 
 @cli.command(help="bring the lab up, measure every hop, print the table and the verdict")
@@ -179,12 +182,13 @@ def cli() -> None:
 @click.option("--repeats", type=REPEATS, default=3, show_default=True,
               help="pulls per vantage point (median and spread; 3 or more)")
 @click.option("--json", "as_json", is_flag=True, help="print the table and the verdict as JSON (nothing else on stdout)")
+@click.option("--wide", is_flag=True, help="every column of the table (the CSV and JSON always keep them all)")
 @click.option("--keep", is_flag=True, help="leave the lab up afterwards (for the notebooks)")
 @click.option("--fix", is_flag=True, help="then try the remedies for what binds, each against the settings as "
               "they were (one pull and --parallel, --repeats rounds), and write the winner as a bundle")
-def survey(parallel, iperf_seconds, verify, repeats, as_json, keep, fix, **lab) -> int:
+def survey(parallel, iperf_seconds, verify, repeats, as_json, wide, keep, fix, **lab) -> int:
     exp = SURVEY.with_(**on_lab(**lab), parallels=(1, parallel), repeats=repeats,
-                       options={"iperf_seconds": iperf_seconds, "verify": verify, "fix": fix})
+                       options={"iperf_seconds": iperf_seconds, "verify": verify, "fix": fix, "wide": wide})
     out = run(exp, keep=keep, progress=not as_json)
     if as_json:
         print(json.dumps(survey_json(out.result.survey, out.saved, out.result.fix), indent=1))

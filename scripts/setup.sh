@@ -40,12 +40,24 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
 fi
 
 # JupyterLab in this environment saves widget state with a notebook (03's tuning panel reopens drawn, not as
-# "Error displaying widget: model not found"); an application-level default a person can still change
+# "Error displaying widget: model not found"), and neither asks to fetch Jupyter's news nor checks for updates
+# (its "notified about official Jupyter news?" box covered the outputs' right edge; the lab works offline):
+# JupyterLab 4's plugin @jupyterlab/apputils-extension:notification, keys fetchNews ("true"/"false"/"none") and
+# checkForUpdates (its schema: share/jupyter/lab/schemas/@jupyterlab/apputils-extension/notification.json).
+# Application-level defaults a person can still change; merged into an existing file, its other keys kept.
 overrides="$VENV/share/jupyter/lab/settings/overrides.json"
-if [ ! -f "$overrides" ]; then
-  mkdir -p "$(dirname "$overrides")"
-  printf '{"@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": true}}\n' >"$overrides"
-fi
+mkdir -p "$(dirname "$overrides")"
+"$VENV/bin/python" - "$overrides" <<'PY'
+import json, sys
+from pathlib import Path
+p = Path(sys.argv[1])
+have = json.loads(p.read_text()) if p.exists() and p.read_text().strip() else {}
+want = {"@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True},
+        "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
+for plugin, keys in want.items():
+    have.setdefault(plugin, {}).update(keys)
+p.write_text(json.dumps(have, indent=1) + "\n")
+PY
 
 if [ ! -x "$VENV/bin/docker-proxy" ]; then
   say "extracting docker-proxy from Debian's docker.io package"

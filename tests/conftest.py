@@ -34,6 +34,20 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=why))
 
 
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Every test skipped for load (tests/load.py), counted and listed: a busy machine never hides a test."""
+    from tests.load import LOAD
+    skipped = []
+    for rep in terminalreporter.stats.get("skipped", []):
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        if LOAD in reason:
+            skipped.append((rep.nodeid, reason.split(LOAD, 1)[1]))
+    if skipped:
+        terminalreporter.section(f"{len(skipped)} test(s) skipped for load", sep="=", yellow=True, bold=True)
+        for nodeid, why in skipped:
+            terminalreporter.line(f"SKIPPED FOR LOAD {nodeid}: {why}")
+
+
 def _renamed(path):
     """`path` with every stage, vantage point and iperf3 hop renamed: what the analysis names must come from it."""
     import dataclasses

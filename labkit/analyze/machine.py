@@ -25,7 +25,7 @@ import pandas as pd
 from ..path import CLIENT, ServingPath
 from ..records import cost
 from .evidence import allowance
-from .noise import FLOOR, Rate
+from .noise import FLOOR, Rate, straddles
 
 SATURATED = 0.85     # the programs' CPU time plus their run-queue waits, as a share of all cores, that fills the machine:
                      # on 2 cores the scheduler already makes them wait on each other there
@@ -94,9 +94,21 @@ class SharedCpu:
         return max(0.0, self.demand.median - self.ran)
 
     @property
+    def line(self) -> float:
+        """Where the machine counts as full: SATURATED of its cores, in % of one core."""
+        return SATURATED * 100 * self.cpus
+
+    @property
+    def near_full(self) -> bool:
+        """The runs' demand straddles the line: some runs below it, some at or above (noise.straddles). The
+        verdict then reads the machine as full whichever side the median fell, and says it was near."""
+        return straddles(self.demand, self.line)
+
+    @property
     def wanted_all(self) -> bool:
-        """The programs' CPU plus their run-queue waits reach SATURATED of the machine's cores."""
-        return self.demand.median >= SATURATED * 100 * self.cpus
+        """The programs' CPU plus their run-queue waits reach SATURATED of the machine's cores, in the median
+        run or in some of the runs (near_full: the same reading on either side of the line)."""
+        return self.demand.median >= self.line or self.near_full
 
     @property
     def saturated(self) -> bool:
@@ -107,10 +119,20 @@ class SharedCpu:
 
     def full_text(self) -> str:
         """Why the machine counts as full, in a few words."""
+        if self.near_full:
+            d = self.demand
+            return (f"the path's programs wanted {d.lo:.0f}-{d.hi:.0f}% of the {self.cpus} CPUs' {100 * self.cpus}% "
+                    f"over {d.runs} runs, around the line at {self.line:.0f}%")
         if self.wanted_all or self.machine_busy is None:
             return f"the path's programs wanted {self.demand.median:.0f}% of the {self.cpus} CPUs' {100 * self.cpus}%"
         return (f"the machine was {self.machine_busy:.0f}% busy of its {100 * self.cpus}% while the path's programs "
                 f"waited for a CPU {self.waited:.0f}% of a core")
+
+    def near_text(self) -> str:
+        """'near full: 161-186% of 200% over 10 runs, the line at 170%'."""
+        d = self.demand
+        return (f"near full: {d.lo:.0f}-{d.hi:.0f}% of {100 * self.cpus}% over {d.runs} runs, "
+                f"the line at {self.line:.0f}% (SATURATED): the runs fall on both sides of it")
 
     @property
     def server(self) -> list[ProgramCpu]:

@@ -88,3 +88,9 @@ def above(a: Rate, b: Rate) -> bool:
 def reaches(a: Rate, b: Rate) -> bool:
     """`a` is within noise of `b` or above it (a pull that reaches a hop's capacity)."""
     return a.median >= b.median or within_noise(a, b)
+
+
+def straddles(rate: Rate | None, line: float) -> bool:
+    """The runs lie on both sides of `line`: the slowest below it, the fastest at or above it (a rule on the
+    median then follows the noise; one run cannot straddle)."""
+    return bool(rate and rate.runs > 1 and rate.lo < line <= rate.hi)

@@ -228,6 +228,7 @@ def _shared(view: PathView, settings, meta: dict | None) -> SharedCpu | None:
 
 
 SHARED_LEAD = "The machine's CPUs are full"
+SHARED_NEAR = "The machine's CPUs are near full"     # its runs straddle the line (SharedCpu.near_full)
 
 
 def possessive(name: str) -> str:
@@ -241,7 +242,7 @@ def _stage_of(view: PathView, program: str) -> str:
 
 def _machine_finding(view: PathView, sh: SharedCpu, stage_reading: Finding) -> tuple[Finding, Next | None, Alternative | None]:
     """What binds when the path's programs fill the machine: the costliest per byte, or the client (the lab's own limit)."""
-    ev = [sh.demand_text(), *[p.text() for p in sh.programs]]
+    ev = [sh.demand_text(), *([sh.near_text()] if sh.near_full else []), *[p.text() for p in sh.programs]]
     top, rival, client = sh.costliest, sh.rival, sh.client
     alt, nxt = None, None
     cr = sh.client_ratio
@@ -336,7 +337,8 @@ def _done(view: PathView, f: Finding, nxt: Next | None, at_cap: bool, hop: str,
     rates = ", ".join(f"{sv.stage.vantage} {sv.pull}" for sv in view.stages)
     ev = [f"pulls, {view.judged} at a time, in byte order: {rates}"]
     if f.kind == "machine":
-        summary = f"{SHARED_LEAD}: {f.what}; the client gets {final}."
+        lead = SHARED_NEAR if shared is not None and shared.near_full else SHARED_LEAD
+        summary = f"{lead}: {f.what}; the client gets {final}."
     elif f.cause == "down":
         where = f"ulls fail at {view.path.stage(f.stage).vantage}"
         summary = f"{f.what}: p{where}." if view.down else f"P{where}."
@@ -356,7 +358,7 @@ def _done(view: PathView, f: Finding, nxt: Next | None, at_cap: bool, hop: str,
             ev.append(f"pulls at {b.stage.vantage} already get {b.pull} against the {b.stage.hop} hop's iperf3 {b.hop}")
     ev += f.evidence
     if shared and shared.saturated and f.kind != "machine":
-        ev.append(f"the machine's CPUs were full too: {shared.demand_text()}")
+        ev.append(f"the machine's CPUs were {'near ' if shared.near_full else ''}full too: {shared.demand_text()}")
     ev += [e for e in disk_evidence(view.table, view.path) if e not in ev] if view.table is not None else []
     last = view.final
     if last.parallel and last.pull and last.pull.median > 0:

@@ -23,11 +23,13 @@ def bottleneck(v) -> str:
     if v.machine_bound and sh:
         if v.cause == "client":
             how = "about as much CPU per byte as" if sh.client_close else "more CPU per byte than"
-            return (f"The lab's own client binds: on this machine's {sh.cpus} CPUs, which the path's programs fill, "
+            fill = "come near filling" if sh.near_full else "fill"
+            return (f"The lab's own client binds: on this machine's {sh.cpus} CPUs, which the path's programs {fill}, "
                     f"it needs {how} the server's programs together")
         top = next((p for p in sh.server if p.name == v.program), sh.costliest)
         two = f", about as much as {v.alternative.hop}" if v.alternative and v.alternative.cause == "cpu" else ""
-        return (f"The path's programs fill this machine's {sh.cpus} CPUs and {top.name} costs the most per byte, "
+        fill = "come near filling" if sh.near_full else "fill"
+        return (f"The path's programs {fill} this machine's {sh.cpus} CPUs and {top.name} costs the most per byte, "
                 f"{cost_text(top.cost).split(',')[0]}{two}, so {v.hop} binds")
     if v.cause == "down":
         return v.summary.rstrip(".")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..analyze.scoring import right
 from ..analyze.verdict import Verdict, verdict
 from ..config.presets import PRESETS, preset
 from ..lab.faults import Injection, inject
@@ -49,8 +50,8 @@ class Case:
         return f"{where}: {' or '.join((self.cause, *self.also))}" + (f"; next {self.next}" if self.next else "")
 
     def judge(self, v: Verdict) -> bool:
-        """Right when the verdict names the truth, or gives it as the second answer its runs' spread allows."""
-        return bool(self.answered(v))
+        """Right only when the verdict names the truth first (labkit.analyze.scoring: a second answer never counts)."""
+        return right(self.answered(v))
 
     def answered(self, v: Verdict) -> str:
         """'first' when the verdict names the truth, 'second' when the truth is its stated alternative, else ''."""

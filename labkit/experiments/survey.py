@@ -16,6 +16,7 @@ from ..analyze.noise import Rate
 from ..analyze.remedies import Fix, Remedy, Trial, winner
 from ..analyze.verdict import verdict
 from ..analyze.words import headline, verdict_text
+from ..present.terminal import brief, wide
 from ..bundle.export import WHY
 from ..config.overrides import apply_overrides, parse_override
 from ..config.settings import LabSettings, as_text
@@ -55,8 +56,8 @@ def record(out: Outcome, where: Path) -> Path:
 def text(out: Outcome) -> str:
     """The table, its notes, the verdict in words and where it was saved."""
     s, found = out.result.survey, out.result.fix
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        table = s.table.drop(columns=["through"]).astype(object).fillna("").to_string(index=False)
+    # the brief table: the columns a person needs on a 100-column terminal (all with --wide; CSV and JSON keep all)
+    table = wide(s.table) if out.experiment.options.get("wide") else brief(s.table)
     return "\n".join([table, *(f"note: {n}" for n in s.notes), "", verdict_text(verdict(s), found), "",
                       f"saved {out.saved} (+ .json with the settings); survey took {s.meta['wall_s']} s"])
 

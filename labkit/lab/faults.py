@@ -70,7 +70,7 @@ def inject(lab, set: list[str] | tuple[str, ...] = (), sysctl=(), kill=(), injec
     new = apply_overrides(base, list(set))
     if new != base:
         lab.check(new)                        # refused here (nothing applied) when the lab cannot do it
-    nodes = {n.name for n in lab.plan.path.nodes}
+    nodes = {n.name for n in lab.path.nodes}
     for node, key, _ in sysctl:
         if node not in nodes:
             raise SettingsError(f"sysctl on {node!r}: nodes are {', '.join(sorted(nodes))}")

@@ -70,9 +70,11 @@ class Lab:
         self.services, self.processes, self.instances = \
             self.running.services, self.running.processes, self.running.instances
 
-    def say(self, *lines: str) -> None:
+    def say(self, *lines: str, warn: bool = False) -> None:
+        """Lab messages: routine at INFO (DEBUG for a quiet lab), shown by the CLI with -v; `warn`: one the
+        reader must see (WARNING)."""
         for line in lines:
-            log.log(self._level, line)
+            log.log(logging.WARNING if warn else self._level, line)
 
     @classmethod
     def attach(cls, name: str, data_dir: Path = DATA) -> "Lab":
@@ -107,7 +109,7 @@ class Lab:
             for svc in self.running.programs(self.settings):
                 self.running.start(svc)
         except BaseException:
-            self.say("start failed: ending what was started")
+            self.say("start failed: ending what was started", warn=True)
             self.down()
             raise
         if not self.keep:  # a Jupyter kernel shut down normally ends its lab too
@@ -148,7 +150,7 @@ class Lab:
         try:
             done = self._do(new, steps)
         except BaseException:
-            self.say("apply failed: going back to the previous settings")
+            self.say("apply failed: going back to the previous settings", warn=True)
             self._do(old, steps)
             raise
         self.running.record_pids()

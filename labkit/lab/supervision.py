@@ -28,7 +28,7 @@ class Supervisor:
     image: Image | None
     settings: LabSettings
     trust_at: Callable[[Vantage], Trust | None]
-    say: Callable[[str], None]
+    say: Callable[..., None]          # (line, warn=False): the lab's say
 
     @property
     def services(self) -> dict:
@@ -97,7 +97,7 @@ class Supervisor:
                 else:
                     done.append(f"{name}: healed: restarted ({why}); {self._serves_line(name)}")
         for line in done + failed:
-            self.say("heal: " + line)
+            self.say("heal: " + line, warn=True)
         if failed:
             raise ServiceError("\n".join(done + failed))
         return done

@@ -110,16 +110,22 @@ class CpuSampler:
         self._secs: dict[str, float] = {}
         self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
 
-    def _run(self) -> None:
-        procs = self._processes()
-        t0, m0 = time.monotonic(), machine_times()
-        start = {p.pid: schedstat(p.pid) for ps in procs.values() for p in ps}
-        for ps in procs.values():
+    def _begin(self) -> None:
+        """The processes and their first readings, taken before what is measured starts: finding the lab's
+        processes reads /proc for a tenth of a second, which in the sampling thread fell on the pulls
+        themselves (their client's reads shared the GIL and a core with it)."""
+        self._procs = self._processes()
+        self._t0, self._m0 = time.monotonic(), machine_times()
+        self._start = {p.pid: schedstat(p.pid) for ps in self._procs.values() for p in ps}
+        for ps in self._procs.values():
             for p in ps:
                 try:
                     p.cpu_percent(None)
                 except psutil.NoSuchProcess:
                     pass
+
+    def _run(self) -> None:
+        procs, t0, m0, start = self._procs, self._t0, self._m0, self._start
         try:
             self._sample_loop(procs)
         finally:
@@ -151,6 +157,7 @@ class CpuSampler:
                 return
 
     def __enter__(self) -> "CpuSampler":
+        self._begin()
         self._thread.start()
         return self
 

@@ -29,6 +29,28 @@ def legend_outside(p) -> None:
         p.width += LEGEND_WIDTH
 
 
+ON_THE_LINE = 50        # events of one kind drawn on the line they mark; more go in a strip along the bottom
+
+
+def event_marks(p, events: pd.DataFrame, t, y) -> list:
+    """The capture's events on figure `p`: a few of a kind as hollow markers on the line (t, y) at their time;
+    many (a zero window held for 683 segments) as thin ticks in a strip along the plot's bottom, so the
+    line they mark stays visible. Each kind's legend entry says how many and where. The renderers."""
+    out = []
+    if events.empty:
+        return out
+    strip = 0.0
+    for kind, rows in events.groupby("kind"):
+        color, marker = EVENT_STYLE.get(kind, ("gray", "circle"))
+        if len(rows) <= ON_THE_LINE:
+            out.append(p.scatter(rows.t, np.interp(rows.t, t, y), color=color, marker=marker, size=7, fill_alpha=0,
+                                 line_width=1.5, legend_label=f"{kind} ({len(rows)})"))
+        else:
+            out.append(p.scatter(rows.t, np.full(len(rows), strip), color=color, marker="dash", angle=np.pi / 2,
+                                 size=9, line_alpha=0.5, legend_label=f"{kind} ({len(rows)}, ticks along the bottom)"))
+    return out
+
+
 def flow_figures(f: FlowDirection, width: int = 680, max_events: int = 2000, hop: str | None = None):
     """Time–sequence graph with the window edge, window vs in flight, throughput; events marked. `hop`: the
     connection's name in the path drawing (the capture point), put first in every title."""
@@ -44,15 +66,11 @@ def flow_figures(f: FlowDirection, width: int = 680, max_events: int = 2000, hop
     title = f"{hop + ': ' if hop else ''}{f.sender} → {f.receiver}"
     seq = figure(title=f"{title}: bytes sent and acknowledged", width=width, height=320,
                  x_axis_label="time since the connection opened (s)", y_axis_label="bytes into the transfer (MB)", tools="xpan,xwheel_zoom,box_zoom,reset,save")
+    event_marks(seq, f.events.head(max_events), s.t, s.ack / mb)      # first: the lines are drawn over them
     seq.line("t", "seq", source=src, color="navy", legend_label="highest sequence sent")
     seq.line("t", "ack", source=src, color="green", legend_label="acknowledged")
     if f.handshake_seen:
         seq.line("t", "edge", source=src, color="orange", line_dash="dashed", legend_label="window edge (ack + window)")
-    ev = f.events.head(max_events)
-    for kind, rows in ev.groupby("kind"):
-        color, marker = EVENT_STYLE.get(kind, ("gray", "circle"))
-        y = np.interp(rows.t, s.t, s.ack / mb)
-        seq.scatter(rows.t, y, color=color, marker=marker, size=8, legend_label=f"{kind} ({len(rows)})")
     seq.legend.click_policy = "hide"
     win = figure(title=f"{hop or title}: receive window against bytes in flight", width=width, height=220,
                  x_range=seq.x_range, x_axis_label="time since the connection opened (s)", y_axis_label="kB", tools="xpan,xwheel_zoom,box_zoom,reset,save")

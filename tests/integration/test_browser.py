@@ -8,6 +8,7 @@ once with nbclient. Screenshots go to data/screenshots (not committed).
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -217,11 +218,16 @@ def test_every_notebook_as_a_person_sees_it_offline(executed_lab, name):
             height = now
             page.set_viewport_size({"width": WIDTH, "height": min(max(height, 1000), 30000)})
         seen = page.evaluate(_MEASURE)
+        shown = "\n".join(page.locator(f"{panel} .jp-OutputArea-output").all_inner_texts())
+        tables = "\n".join(page.locator(f"{panel} .jp-OutputArea-output table").all_inner_texts())
         page.screenshot(path=str(shot), full_page=True)
         browser.close()
     problems = {k: seen[k] for k in ("errors", "stderr", "widget_errors", "wide", "unpainted", "nofig") if seen[k]}
     assert not problems, f"{name} (screenshot {shot}; refused off-machine requests: {refused}): {problems}"
     assert sorted(set(seen["figures"])) == expected_figures, (name, seen["figures"], expected_figures)
+    assert not re.search(r"\bNaN\b", shown), f"{name}: NaN shown where words should say what is missing ({shot})"
+    long = re.findall(r"(?<![\w.])\d+\.\d{4,}\b", tables)         # lk.readable: the digits the spread supports
+    assert not long, f"{name}: numbers in tables with more digits than their spread supports: {long[:5]} ({shot})"
     if name in VERDICT:
         assert seen["headlines"] and seen["headlines"][0][1].strip(), f"{name}: no verdict headline"
     for href in seen["links"]:     # a file the notebook made: JupyterLab resolved it inside its own tree

@@ -46,3 +46,19 @@ def test_the_schedulers_account_of_cpu_and_run_queue_waits():
     after = {"1": (1.5, 0.6), "2": (0.1, 0.8), "3": (0.05, 0.0)}      # thread 3 started meanwhile
     assert round(ran(before, after, 1.0), 1) == 65.0                  # 0.5 + 0.1 + 0.05 s of CPU in 1 s
     assert round(waited(before, after, 1.0), 1) == 80.0               # thread 2 wanted most (0.9 s): 0.8 s queued
+
+
+def test_the_pull_clients_hashing_thread_gives_the_digest_of_every_byte_in_order():
+    import hashlib
+    import os
+
+    from labkit.clients.puller import HASH_BUFFERS, Hasher
+    chunks = [os.urandom(n) for n in (1 << 20, 12345, 1 << 20, 1, 777)]
+    h = Hasher(size=1 << 20)
+    for c in chunks:
+        buf = h.buffer()                  # waits while HASH_BUFFERS are being hashed
+        buf[:len(c)] = c
+        h.put(buf, len(c))
+    assert h.close().hexdigest() == hashlib.sha256(b"".join(chunks)).hexdigest()
+    assert h.cpu_s >= 0 and HASH_BUFFERS >= 2
+    assert h.close().hexdigest() == hashlib.sha256(b"".join(chunks)).hexdigest()    # closing twice is harmless

@@ -37,6 +37,7 @@ def test_routine_messages_are_one_status_line_and_warnings_a_note(monkeypatch):
     log = logging.getLogger("labkit.test-notebook")
     log.addHandler(h)
     log.propagate = False
+    log.setLevel(logging.INFO)         # its own level: a CLI test before it may have set labkit's to WARNING
     try:
         log.info("lab 'x' is up")
         log.info("deleted namespace y")
@@ -98,3 +99,54 @@ def test_nbvals_messages_become_the_outputs_a_frontend_keeps():
     assert outs[0].data["text/html"] == "survey: 3 steps" and outs[1].text == "a b\n"
     state = rec.notebook().metadata.widgets[WIDGET_STATE]["state"]
     assert list(state) == ["w1", "w2"] and state["w1"]["state"]["description"] == "apply"   # closed: as it was
+
+
+def test_the_cli_table_is_brief_within_100_columns_and_rounded_to_its_spread():
+    from pathlib import Path
+
+    import pandas as pd
+
+    from labkit.present.terminal import brief, wide
+    t = pd.read_csv(Path(__file__).parents[1] / "fixtures" / "surveys" / "full-machine-2018-10.csv")
+    t["error"] = t.error.astype(object)
+    t.loc[6, ["error", "failures"]] = ["ConnectionResetError: [Errno 104] Connection reset by peer after 12 MB " * 3, 1]
+    text = brief(t)
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert text.splitlines()[0].split() == ["kind", "point", "x", "MB/s", "range", "fail", "busiest", "error"]
+    assert " 1000  550-1000 " in text and "nginx 95%" in text and "cpu_s_per_GB" not in text
+    assert "cpu_s_per_GB_nginx" in wide(t) and "ttfb_ms" in wide(t)
+
+
+def test_numbers_keep_the_digits_their_spread_supports_and_words_stand_for_nan():
+    import math
+
+    from labkit.present.numbers import or_words, rounded
+    assert rounded(1001.5, 551.9, 1023.1) == 1000 and rounded(94.2, 93.1, 95.0) == 94
+    assert rounded(0.552402) == 0.55 and rounded(1.23456) == 1.2 and rounded(0.0468) == 0.047
+    assert or_words(math.nan, "no prediction") == "no prediction" and or_words(3, "x") == 3
+
+
+def test_cli_verbosity_hides_routine_lab_messages_unless_asked():
+    import logging
+
+    from labkit import verbosity
+    assert verbosity(0) == logging.WARNING and verbosity(1) == logging.INFO and verbosity(2) == logging.DEBUG
+
+
+def test_many_events_are_ticks_along_the_bottom_and_a_few_hollow_markers_on_their_line():
+    import numpy as np
+    import pandas as pd
+    from bokeh.plotting import figure
+
+    from labkit.present.plots import ON_THE_LINE, event_marks
+    t = np.linspace(0, 1, 200)
+    y = t * 64
+    ev = pd.DataFrame({"t": list(np.linspace(0, 1, 683)) + [0.5, 0.6], "kind": ["zero window"] * 683 + ["reset"] * 2})
+    p = figure()
+    assert len(event_marks(p, ev, t, y)) == 2
+    assert 683 > ON_THE_LINE
+    marks = {r.glyph.marker: r for r in p.renderers}
+    assert set(marks) == {"dash", "asterisk"}
+    assert set(marks["dash"].data_source.data["y"]) == {0.0}                  # the strip, off the line
+    assert list(marks["asterisk"].data_source.data["y"]) == [32.0, 38.4]       # on the line at their time
+    assert marks["asterisk"].glyph.fill_alpha == 0                           # hollow: the line shows through
