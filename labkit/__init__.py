@@ -55,7 +55,7 @@ _PUBLIC = {
     "run_hypotheses": "experiments.hypotheses", "tls_seed_case": "experiments.hypotheses", "scale": "analyze.scale", "machine_cpu": "analyze.scale",
     "machine_view": "analyze.scale", "FIXES": "config.tls_fixes", "CPU_MODELS": ("config.cpu_models", "MODELS"),
     "HYPOTHESES": "analyze.hypotheses", "observations": "analyze.hypotheses",
-    "rulebook_table": "analyze.hypotheses", "judge_results": "analyze.hypotheses", "verdicts": "analyze.hypotheses",
+    "rulebook_table": "analyze.hypotheses", "recorded_hypotheses": ("analyze.hypotheses", "recorded"), "judge_results": "analyze.hypotheses", "verdicts": "analyze.hypotheses",
     "required_experiments": ("analyze.hypotheses", "experiments"),
     "failure_mechanisms": ("analyze.hypotheses", "mechanisms"), "dilate": "config.dilation",
     "parse_size": "units", "format_size": "units",

@@ -477,3 +477,17 @@ def attribute(log_lines: list[str], ended_by_lab: str = "", known: dict | None =
                              f"({', '.join(known['lab_own'])})")
         return ended_by_lab
     return UNATTRIBUTED
+
+
+def recorded(csv: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """A recorded hypotheses table (`labkit hypotheses` writes <csv> and its .json) read back and judged again by
+    today's rulebook, so a notebook never shows the verdicts of an older rule: (the run's facts from the .json,
+    the numbers a hypothesis a row, the checks a check a row with ✔ / ✘ / blank for not measured)."""
+    meta = json.loads(csv.with_suffix(".json").read_text())
+    rows = pd.read_csv(csv).drop(columns=[c for c in [*rulebook(), "fits_all"] if c in pd.read_csv(csv, nrows=0)])
+    judged = judge(rows, meta["link_capacity_MBps"]).set_index("hypothesis")
+    numbers = judged[[c for c in ("single_MBps", "x5_MBps", "x40_MBps", "failures", "top_seed_MBps")
+                      if c in judged]].rename(columns={"single_MBps": "1 pull MB/s", "x5_MBps": "5 pulls",
+                                                       "x40_MBps": "40 pulls", "top_seed_MBps": "40 on 8 vCPUs (predicted)"})
+    checks = judged[[*rulebook(), "fits_all"]].replace({True: "✔", False: "✘", None: ""}).T
+    return meta, numbers, checks.rename(index=lambda c: c.replace("_", " "))

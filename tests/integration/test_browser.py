@@ -225,7 +225,7 @@ def test_every_notebook_as_a_person_sees_it_offline(executed_lab, name):
     problems = {k: seen[k] for k in ("errors", "stderr", "widget_errors", "wide", "unpainted", "nofig") if seen[k]}
     assert not problems, f"{name} (screenshot {shot}; refused off-machine requests: {refused}): {problems}"
     assert sorted(set(seen["figures"])) == expected_figures, (name, seen["figures"], expected_figures)
-    assert not re.search(r"\bNaN\b", shown), f"{name}: NaN shown where words should say what is missing ({shot})"
+    assert not re.search(r"\bNaN\b|<NA>|\bNaT\b", shown), f"{name}: NaN, <NA> or NaT shown where words should say what is missing ({shot})"
     long = re.findall(r"(?<![\w.])\d+\.\d{4,}\b", tables)         # lk.readable: the digits the spread supports
     assert not long, f"{name}: numbers in tables with more digits than their spread supports: {long[:5]} ({shot})"
     if name in VERDICT:
