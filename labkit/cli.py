@@ -306,9 +306,17 @@ def cmd_probe(a) -> int:
     """The survey's measurements against a real registry, from here: table, verdict, saved results."""
     from .workflows import run_probe
     from .present.report import probe_section, write_report
-    p = run_probe(a.url, a.image, parallel=a.parallel, iperf3=a.iperf3, capture=a.capture, ns=a.ns,
-                  deadline=a.deadline, timeout=a.timeout, iperf_seconds=a.iperf_seconds, capture_dir=DATA / "captures",
-                  cacert=a.cacert, insecure=a.insecure, follow_hosts=a.follow_hosts)
+    from .workflows import run_oci_probe
+    common = dict(parallel=a.parallel, iperf3=a.iperf3, capture=a.capture, ns=a.ns, deadline=a.deadline,
+                  timeout=a.timeout, iperf_seconds=a.iperf_seconds, capture_dir=DATA / "captures", cacert=a.cacert,
+                  insecure=a.insecure)
+    if (a.api or ("sregistry" if a.image else "oci")) == "oci":
+        image = a.url if not a.image else a.url.rstrip("/") + "/" + a.image
+        p = run_oci_probe(image, user=a.user, platform=a.platform, layers_at_once=a.layers_at_once, **common)
+    elif not a.image:
+        raise SettingsError("--api sregistry: give URL collection/name:tag (two arguments)")
+    else:
+        p = run_probe(a.url, a.image, follow_hosts=a.follow_hosts, **common)
     if a.insecure:
         _say_insecure()
     with pd.option_context("display.width", 220, "display.max_columns", 30):
@@ -513,9 +521,17 @@ def report(**o) -> int:
     return _call("cmd_report", **o)
 
 
-@cli.command(help="measure a real registry from here: manifest, pulls 1 and N, tcp_info, verdict")
+@cli.command(help="measure a real registry from here: manifest, pulls 1 and N, tcp_info, verdict. An OCI registry: "
+                  "one argument, http[s]://host[:port]/repo/name:tag; sregistry: URL collection/name:tag")
 @click.argument("url")
-@click.argument("image")
+@click.argument("image", required=False)
+@click.option("--api", type=click.Choice(["oci", "sregistry"]),
+              help="the registry's API (default: OCI for one argument, sregistry for two)")
+@click.option("--user", metavar="USER:PASSWORD", help="OCI: Basic credentials, also sent to a token service "
+              "(default: $REGISTRY_AUTH_FILE, $DOCKER_CONFIG/config.json, ~/.docker/config.json, else anonymous)")
+@click.option("--platform", default="linux/amd64", show_default=True, help="OCI: the image chosen from an index")
+@click.option("--layers-at-once", type=click.IntRange(1, 32), default=6, show_default=True,
+              help="OCI: layers fetched at once per pull (containers/image's default is 6)")
 @click.option("--parallel", type=click.IntRange(1, MAX_PROBE_PARALLEL), default=5, show_default=True,
               help="pulls at once after the single one")
 @click.option("--iperf3", metavar="HOST[:PORT]", help="an iperf3 server on the registry's host (iperf3 -s there)")

@@ -291,6 +291,13 @@ def run_probe(url: str, uri: str, **kw) -> Probe:
     return judge_probe(_probe.measure_probe(url, uri, **kw))
 
 
+def run_oci_probe(image: str, **kw) -> Probe:
+    """An OCI registry measured from here (labkit.measure.oci_probe.measure_oci_probe's arguments: the
+    image as http[s]://host[:port]/repo/name:tag) and judged as run_probe is."""
+    from .measure.oci_probe import measure_oci_probe
+    return judge_probe(measure_oci_probe(image, **kw))
+
+
 def run_storm(lab: Lab, spec) -> Storm:
     """A Locust pull storm on the lab (labkit.measure.locust_storm), as its tables: `s.row()`, `s.nodes()`, `s.failures()`."""
     return storm_of(_storm.measure_storm(lab, spec))

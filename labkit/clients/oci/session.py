@@ -62,7 +62,8 @@ class Session:
         if status == 401:
             self.authenticate(parse_challenge(challenge, url), url)
         elif status != 200:
-            raise OciError(f"{url}: HTTP {status}: not an OCI distribution API (it answers /v2/ with 200 or 401)")
+            raise OciError(f"{url}: HTTP {status}: not an OCI distribution API (it answers /v2/ with 200 or 401); "
+                          "an sregistry: give URL collection/name:tag (or --api sregistry)")
         return row
 
     def _headers(self, extra: dict | None = None) -> dict:
