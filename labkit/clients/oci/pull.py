@@ -47,14 +47,14 @@ def _manifest(session: Session, ref: str, name: str) -> tuple[str, dict, str]:
     if status != 200:
         raise OciError(f"{url}: HTTP {status} {body[:160]!r}: no such manifest" if status == 404
                        else f"{url}: HTTP {status} {body[:160]!r}")
-    kind, doc = media_type(body, ctype, url)
-    if ref.startswith(("sha256:", "sha512:")):
+    if ref.startswith(("sha256:", "sha512:")):          # the bytes checked before they are read as JSON
         Digest.parse(ref).check(body, f"manifest {url}")
         digest = ref
     else:
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
         if said and said.startswith("sha256:") and said != digest:
             raise DigestMismatch(f"manifest {url}: the bytes hash to {digest}, the registry says {said}")
+    kind, doc = media_type(body, ctype, url)
     session.step(name, url, t0, status, got.hops, media_type=kind, digest=digest, bytes=len(body))
     return kind, doc, digest
 

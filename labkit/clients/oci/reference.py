@@ -60,7 +60,10 @@ class Reference:
                                 "separators . _ __ -, components split by /)")
         if not TAG.match(c.tag):
             raise SettingsError(f"{text!r}: tag {c.tag!r} is not valid ([a-zA-Z0-9_][a-zA-Z0-9._-]{{0,127}})")
-        digest = Digest.parse(c.digest).text if c.digest else None
+        try:
+            digest = Digest.parse(c.digest).text if c.digest else None
+        except SettingsError as exc:
+            raise SettingsError(f"{text!r}: {exc}") from None
         return cls(u.scheme, u.hostname, port, repo, c.tag, digest)
 
     @property
