@@ -355,7 +355,8 @@ def _storm_spec(a):
     from .measure.locust_storm import StormSpec
     return StormSpec(users=a.users, pulls=a.pulls, run_s=a.run_time,
                      spawn_rate=a.spawn_rate, verify=a.verify, sha256=a.sha256,
-                     start_together=not a.no_start_line, follow_hosts=a.follow_hosts, insecure=a.insecure).check()
+                     start_together=not a.no_start_line, follow_hosts=a.follow_hosts, insecure=a.insecure,
+                     api=a.api, platform=a.platform, layers_at_once=a.layers_at_once).check()
 
 
 def _say_insecure() -> None:
@@ -603,7 +604,13 @@ def hypotheses(**o) -> int:
 @click.option("--insecure", is_flag=True, help="master: https without checking the certificate (said loudly)")
 @click.option("--follow-hosts", is_flag=True,
               help="master: pulls may go where an image URL or a redirect on another host points")
-@click.option("--image", help="master: collection/name:tag to pull")
+@click.option("--image", help="master: collection/name:tag to pull (--api oci: repo/name:tag)")
+@click.option("--api", type=click.Choice(["sregistry", "oci"]), default="sregistry", show_default=True,
+              help="master: the registry's API; oci pulls as an OCI client (credentials from $REGISTRY_AUTH_FILE "
+                   "or ~/.docker/config.json on each worker)")
+@click.option("--platform", default="linux/amd64", show_default=True, help="master, oci: the image chosen from an index")
+@click.option("--layers-at-once", type=click.IntRange(1, 32), default=6, show_default=True,
+              help="master, oci: layers fetched at once per pull (containers/image's default is 6)")
 @click.option("--workers", type=click.IntRange(min=1), help="master: how many workers to wait for")
 @click.option("--bind-host", default="*", show_default=True, help="master: address to listen on for workers")
 @click.option("--master-host", help="worker: the master's host")

@@ -33,7 +33,7 @@ from . import iperf
 from .failures import classify
 from .probe import COLUMNS, INSECURE, MAX_DEADLINE_S, MAX_PARALLEL, ProbeError, _Capture, _facts, _host_port, \
     _pull_row, hops_text, how_it_went
-from .puller import READ_SIZE, pull_image, together
+from .puller import READ_SIZE, _failed, pull_image, together
 from .tcpinfo import SocketWatch
 
 
@@ -84,6 +84,20 @@ class OciClient:
                               else None, self.timeout, left, verify="sha256", watch=w, opener=opener)
         layers = pull_layers(session, image.layers, fetch, self.at_once)
         return whole(layers, t0, time.thread_time() - c0), [(lp, watches.get(lp.layer.digest)) for lp in layers]
+
+
+def oci_pull(client: OciClient, deadline: float) -> PullResult:
+    """One whole pull as a new client process makes it (a storm's user): ping, token, manifest, config,
+    the layers `client.at_once` at a time; a failure at any step is a failed pull naming the step."""
+    t0 = time.perf_counter()
+    try:
+        session = client.session()
+        image = client.prepare(session)
+    except Exception as exc:  # noqa: BLE001 - a failed pull is a result, not a crash
+        return _failed(t0, 0, 0.0, exc)
+    r, _ = client.pull(session, image, max(1.0, deadline - (time.perf_counter() - t0)), watch=False)
+    r.start, r.seconds = t0, r.end - t0               # the whole pull, token and manifest included
+    return r
 
 
 def whole(layers: list[LayerPull], t0: float, cpu_s: float) -> PullResult:
