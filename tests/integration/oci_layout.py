@@ -6,6 +6,7 @@ docker://...` pushes it to a registry, tests/integration/foreign_oci.py serves i
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -14,7 +15,7 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-LAYER = "application/vnd.oci.image.layer.v1.tar"
+LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 CONFIG = "application/vnd.oci.image.config.v1+json"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 INDEX = "application/vnd.oci.image.index.v1+json"
@@ -42,7 +43,8 @@ def _put(root: Path, data: bytes) -> tuple[str, int]:
 
 
 def _layer(size: int) -> bytes:
-    """A tar holding one file of `size` random bytes (a real layer, as skopeo and registries expect)."""
+    """A tar holding one file of `size` random bytes (a real layer, as skopeo and registries expect);
+    gzipped, so that `skopeo copy` pushes it as it is (it compresses an uncompressed layer for docker://)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         info = tarfile.TarInfo("data.bin")
@@ -61,9 +63,11 @@ def build(root: Path, layer_sizes: list[int], platforms: tuple[str, ...] = ("lin
     descs = []
     for plat in platforms:
         os_, arch, *var = plat.split("/")
-        layers = [_put(root, _layer(n)) for n in layer_sizes]
+        tars = [_layer(n) for n in layer_sizes]
+        layers = [_put(root, gzip.compress(t, mtime=0)) for t in tars]
+        diff_ids = ["sha256:" + hashlib.sha256(t).hexdigest() for t in tars]
         config = json.dumps({"architecture": arch, "os": os_, **({"variant": var[0]} if var else {}),
-                             "rootfs": {"type": "layers", "diff_ids": [d for d, _ in layers]},
+                             "rootfs": {"type": "layers", "diff_ids": diff_ids},
                              "config": {}}).encode()
         cfg = _put(root, config)
         manifest = json.dumps({"schemaVersion": 2, "mediaType": MANIFEST,

@@ -29,11 +29,15 @@ from urllib.parse import urlencode, urlsplit
 
 from oras.auth.utils import get_basic_auth, parse_auth_header
 
-from ...errors import LabkitError, SettingsError
+from ...errors import HttpStatusError, SettingsError
 
 
-class AuthError(LabkitError, PermissionError):
-    """The registry refused us, or could not say how to be let in: the error names the step."""
+class AuthError(HttpStatusError):
+    """The registry refused us, or could not say how to be let in: the error names the step (a failed
+    pull of kind "http", labkit.measure.failures)."""
+
+    def __init__(self, message: str, status: int = 401):
+        super().__init__(status, message)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...errors import LabkitError
+from ...errors import HttpStatusError
 from .auth import AuthError, Challenge, Credentials, parse_challenge, read_token
 from .reference import Reference
 
@@ -24,8 +24,11 @@ Get = Callable[[str, dict], Any]
 UA = "servelab-oci/1"
 
 
-class OciError(LabkitError, RuntimeError):
+class OciError(HttpStatusError):
     """The registry did not answer as the distribution spec says (no /v2/, a manifest missing, HTTP 5xx)."""
+
+    def __init__(self, message: str, status: int = 0):
+        super().__init__(status, message)
 
 
 @dataclass
@@ -116,5 +119,5 @@ class Session:
         if status != 200:
             who = f"as {self.credentials.username} ({self.credentials.source})" if self.credentials else "anonymously"
             raise AuthError(f"token endpoint {ch.realm}: HTTP {status} {body[:160]!r} asking {who} for "
-                            f"service={ch.service!r} scope={scope!r}")
+                            f"service={ch.service!r} scope={scope!r}", status)
         self.authorization = "Bearer " + read_token(body, ch.realm)
