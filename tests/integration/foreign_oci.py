@@ -17,6 +17,7 @@ manifests; blobs answer Range requests with 206) and prints one JSON line with i
     index     anonymous; the tag names an image index with several platforms
     tls       anonymous, https with the given certificate (a private CA's)
     nochallenge  answers 401 without WWW-Authenticate
+    corrupt   anonymous; every layer blob has its last byte changed (its length right, its digest wrong)
 """
 from __future__ import annotations
 
@@ -178,11 +179,11 @@ class Registry(BaseHTTPRequestHandler):
             return self._error(404, "BLOB_UNKNOWN", "blob unknown to registry")
         if self.mode == "redirect":
             return self._head(307, 0, Location=f"{self.other}/blobs/sha256/{f.name}?X-Amz-Expires=300&X-Amz-Signature=abc")
-        send_file(self, f, {"Docker-Content-Digest": ref})
+        send_file(self, f, {"Docker-Content-Digest": ref}, corrupt=self.mode == "corrupt" and f.stat().st_size > 4096)
 
 
-def send_file(h: BaseHTTPRequestHandler, f: Path, headers: dict) -> None:
-    """The file, whole (200) or the Range asked for (206), in 1 MiB writes."""
+def send_file(h: BaseHTTPRequestHandler, f: Path, headers: dict, corrupt: bool = False) -> None:
+    """The file, whole (200) or the Range asked for (206), in 1 MiB writes (`corrupt`: its last byte changed)."""
     size = f.stat().st_size
     start, end, status = 0, size - 1, 200
     rng = h.headers.get("Range", "")
@@ -205,6 +206,8 @@ def send_file(h: BaseHTTPRequestHandler, f: Path, headers: dict) -> None:
             block = src.read(min(CHUNK, left))
             if not block:
                 break
+            if corrupt and len(block) == left:
+                block = block[:-1] + bytes([block[-1] ^ 0xFF])
             h.wfile.write(block)
             left -= len(block)
 

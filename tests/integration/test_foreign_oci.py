@@ -8,6 +8,7 @@ did not build, each a program of its own on 127.0.0.1, started here and ended by
     image index          the tag names an index of three platforms
     tls private CA       https with a certificate from a private CA
     no challenge         a 401 without WWW-Authenticate (bad input: the error names it)
+    corrupt              every layer's last byte changed: a digest mismatch, named by layer
 
 The table printed at the end (run with -s) is the closing note's: server, probe result and rate, storm.
 """
@@ -264,6 +265,18 @@ def test_a_401_without_a_challenge(tmp):
         s, row = storm(srv, tmp)
         assert row["ok"] == 0 and row["fail_http"] == 4, row
     record("401 without a challenge", "refused: 'HTTP 401 without a WWW-Authenticate challenge'", storm_words(row))
+
+
+def test_a_layer_whose_bytes_do_not_match_its_digest(tmp):
+    with python_registry("corrupt", tmp) as srv:
+        p = probe(srv.image())
+        assert p.verdict.kind == FAILED and "sha256 mismatch" in p.verdict.summary, p.verdict
+        bad = p.table[p.table.kind == "layer"]
+        assert (bad.failures == 1).all() and not bad.verified.any()
+        assert all(r["kind"] == "checksum" and "layer sha256:" in r["error"] for r in p.pulls)
+        s, row = storm(srv, tmp)
+        assert row["fail_checksum"] == 4, row
+    record("layers corrupted (digest mismatch)", f"{FAILED}: {p.pulls[0]['error'][:90]}...", storm_words(row))
 
 
 def test_zz_the_table(capsys):
