@@ -287,12 +287,12 @@ def cmd_import(a) -> int:
     """An operator's sregistry files -> a settings file; every directive modelled or ignored, with why."""
     from .config.importer import SregistryFiles, import_files
     root = Path(a.dir)
-    given = {k: Path(v) for k in ("nginx_main", "nginx_server", "uwsgi_ini", "compose", "daemon_json")
-             if (v := getattr(a, k))}
+    given = {k: Path(v) for k in ("nginx_main", "nginx_server", "uwsgi_ini", "compose", "daemon_json",
+                                  "distribution", "harbor_yml", "harbor_nginx") if (v := getattr(a, k))}
     files = SregistryFiles.in_dir(root, **given)
     if not files.given():
         raise SettingsError(f"{root}: none of nginx/nginx.conf, nginx.conf, uwsgi.ini, docker-compose.yml, "
-                            "daemon.json is there")
+                            "daemon.json, config.yml, harbor.yml, common/config/nginx/nginx.conf is there")
     result = import_files(files)
     out = Path(a.out) if a.out else DATA / "settings" / f"{root.resolve().name or 'imported'}.json"
     print(result.text())
@@ -505,6 +505,11 @@ def export(**o) -> int:
 @click.option("--compose", type=click.Path(exists=True, dir_okay=False), help="default: DIR/docker-compose.yml")
 @click.option("--daemon-json", type=click.Path(exists=True, dir_okay=False),
               help="Docker's daemon.json (default: DIR/daemon.json if there)")
+@click.option("--distribution", type=click.Path(exists=True, dir_okay=False),
+              help="distribution's config.yml (default: DIR/config.yml if there)")
+@click.option("--harbor-yml", type=click.Path(exists=True, dir_okay=False), help="default: DIR/harbor.yml if there")
+@click.option("--harbor-nginx", type=click.Path(exists=True, dir_okay=False),
+              help="the nginx.conf Harbor generates (default: DIR/common/config/nginx/nginx.conf if there)")
 @click.option("--out", help="the settings file to write (default: data/settings/<DIR's name>.json)")
 def import_(**o) -> int:
     return _call("cmd_import", **o)
