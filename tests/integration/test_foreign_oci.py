@@ -227,9 +227,16 @@ def test_blobs_redirected_to_another_host(tmp):
            "no Authorization carried; Range 206", storm_words(row))
 
 
-def test_an_image_index_with_several_platforms(tmp):
+def test_an_image_index_with_several_platforms(tmp, capsys):
+    from labkit.cli import main
     plats = ("linux/amd64", "linux/arm64/v8", "linux/arm/v7")
     with python_registry("index", tmp, plats) as srv:
+        rc = main(["probe", srv.image(), "--parallel", "1", "--platform", "linux/arm/v7", "--deadline", str(DEADLINE)])
+        out = capsys.readouterr().out
+        assert rc == 0 and "chose linux/arm/v7 of linux/amd64, linux/arm64/v8, linux/arm/v7" in out
+        layer_rows = [line for line in out.splitlines() if line.split()[:1] == ["layer"]]
+        assert len(layer_rows) == len(LAYERS) and all("sha256:" in line and ("MiB" in line or "KiB" in line)
+                                                      for line in layer_rows)
         p = probe(srv.image())
         good(p, srv)
         assert p.meta["index"] == srv.layout.top and p.meta["platform"] == "linux/amd64"
