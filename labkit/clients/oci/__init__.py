@@ -2,7 +2,7 @@
 `distribution`, Quay or any registry serving `/v2/` (no docker daemon).
 
     ref = Reference.parse("https://registry.example.org/library/ubuntu:22.04")
-    session = Session(ref, get, Credentials.find(ref, user="me:secret"))
+    session = Session(ref, get, Credentials.find(ref.netloc, user="me:secret"))
     image = resolve(session, platform="linux/amd64")     # manifest by tag or digest, an index resolved
     results = pull_layers(session, image.layers, fetch_layer, at_once=6)
 
