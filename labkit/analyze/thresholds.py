@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import causes, machine, noise, verdict, windows
+from ..units import format_size
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class Threshold:
     def shown(self) -> str:
         v = self.value
         if self.unit == "bytes":
-            return f"{int(v) // 1024} KiB" if v < 1 << 20 else f"{int(v) >> 20} MiB"
+            return format_size(int(v))
         if self.unit == "x":
             return f"{v:g}x"
         if self.unit == "share":
