@@ -296,6 +296,11 @@ def export(preset, settings, overrides, settings_from, label, out) -> int:
 @click.option("--compose", type=click.Path(exists=True, dir_okay=False), help="default: DIR/docker-compose.yml")
 @click.option("--daemon-json", type=click.Path(exists=True, dir_okay=False),
               help="Docker's daemon.json (default: DIR/daemon.json if there)")
+@click.option("--distribution", type=click.Path(exists=True, dir_okay=False),
+              help="distribution's config.yml (default: DIR/config.yml if there)")
+@click.option("--harbor-yml", type=click.Path(exists=True, dir_okay=False), help="default: DIR/harbor.yml if there")
+@click.option("--harbor-nginx", type=click.Path(exists=True, dir_okay=False),
+              help="the nginx.conf Harbor generates (default: DIR/common/config/nginx/nginx.conf if there)")
 @click.option("--out", help="the settings file to write (default: data/settings/<DIR's name>.json)")
 def import_(dir, out, **given) -> int:
     """An operator's sregistry files -> a settings file; every directive modelled or ignored, with why."""
@@ -304,7 +309,7 @@ def import_(dir, out, **given) -> int:
     files = SregistryFiles.in_dir(root, **{k: Path(v) for k, v in given.items() if v})
     if not files.given():
         raise SettingsError(f"{root}: none of nginx/nginx.conf, nginx.conf, uwsgi.ini, docker-compose.yml, "
-                            "daemon.json is there")
+                            "daemon.json, config.yml, harbor.yml, common/config/nginx/nginx.conf is there")
     result = import_files(files)
     out = Path(out) if out else DATA / "settings" / f"{root.resolve().name or 'imported'}.json"
     print(result.text())
@@ -329,9 +334,17 @@ def report(name, image_size, parallel, **settings) -> int:
     return 0
 
 
-@cli.command(help="measure a real registry from here: manifest, pulls 1 and N, tcp_info, verdict")
+@cli.command(help="measure a real registry from here: manifest, pulls 1 and N, tcp_info, verdict. An OCI registry: "
+                  "one argument, http[s]://host[:port]/repo/name:tag; sregistry: URL collection/name:tag")
 @click.argument("url")
-@click.argument("image")
+@click.argument("image", required=False)
+@click.option("--api", type=click.Choice(["oci", "sregistry"]),
+              help="the registry's API (default: OCI for one argument, sregistry for two)")
+@click.option("--user", metavar="USER:PASSWORD", help="OCI: Basic credentials, also sent to a token service "
+              "(default: $REGISTRY_AUTH_FILE, $DOCKER_CONFIG/config.json, ~/.docker/config.json, else anonymous)")
+@click.option("--platform", default="linux/amd64", show_default=True, help="OCI: the image chosen from an index")
+@click.option("--layers-at-once", type=click.IntRange(1, 32), default=6, show_default=True,
+              help="OCI: layers fetched at once per pull (containers/image's default is 6)")
 @click.option("--parallel", type=click.IntRange(1, MAX_PROBE_PARALLEL), default=5, show_default=True,
               help="pulls at once after the single one")
 @click.option("--iperf3", metavar="HOST[:PORT]", help="an iperf3 server on the registry's host (iperf3 -s there)")
@@ -348,10 +361,17 @@ def report(name, image_size, parallel, **settings) -> int:
 @click.option("--timeout", type=click.FloatRange(0.5, 600), default=30, show_default=True,
               help="seconds to wait for a connection, or for the next bytes of a response, before giving up")
 @click.option("--report", metavar="FILE", help="also write an HTML report section")
-def probe(url, image, report, **kw) -> int:
+def probe(url, image, report, api, user, platform, layers_at_once, follow_hosts, **kw) -> int:
     """The survey's measurements against a real registry, from here: table, verdict, saved results."""
-    from .experiments.probe import probe_text, run_probe        # the capture reader (scapy): only here
-    p = run_probe(url, image, capture_dir=DATA / "captures", **kw)
+    from .experiments.probe import probe_text, run_oci_probe, run_probe   # the capture reader (scapy): only here
+    if (api or ("sregistry" if image else "oci")) == "oci":
+        target = url if not image else url.rstrip("/") + "/" + image
+        p = run_oci_probe(target, user=user, platform=platform, layers_at_once=layers_at_once,
+                          capture_dir=DATA / "captures", **kw)
+    elif not image:
+        raise SettingsError("--api sregistry: give URL collection/name:tag (two arguments)")
+    else:
+        p = run_probe(url, image, capture_dir=DATA / "captures", follow_hosts=follow_hosts, **kw)
     print(probe_text(p, p.save(DATA / "results", "probe"), kw["insecure"]))
     if report:
         from .present.report import probe_section, write_report     # bokeh: only for the report
@@ -418,7 +438,13 @@ def hypotheses(name, image_size, parallel, out, deadline) -> int:
 @click.option("--insecure", is_flag=True, help="master: https without checking the certificate (said loudly)")
 @click.option("--follow-hosts", is_flag=True,
               help="master: pulls may go where an image URL or a redirect on another host points")
-@click.option("--image", help="master: collection/name:tag to pull")
+@click.option("--image", help="master: collection/name:tag to pull (--api oci: repo/name:tag)")
+@click.option("--api", type=click.Choice(["sregistry", "oci"]), default="sregistry", show_default=True,
+              help="master: the registry's API; oci pulls as an OCI client (credentials from $REGISTRY_AUTH_FILE "
+                   "or ~/.docker/config.json on each worker)")
+@click.option("--platform", default="linux/amd64", show_default=True, help="master, oci: the image chosen from an index")
+@click.option("--layers-at-once", type=click.IntRange(1, 32), default=6, show_default=True,
+              help="master, oci: layers fetched at once per pull (containers/image's default is 6)")
 @click.option("--workers", type=click.IntRange(min=1), help="master: how many workers to wait for")
 @click.option("--bind-host", default="*", show_default=True, help="master: address to listen on for workers")
 @click.option("--master-host", help="worker: the master's host")
@@ -426,7 +452,8 @@ def hypotheses(name, image_size, parallel, out, deadline) -> int:
 @click.option("--node", help="worker: this compute node's name in the tables (default: hostname)")
 @click.option("--out", default=str(DATA / "results"), show_default=True, help="master: where the pull records go")
 def storm(users, spawn_rate, pulls, run_time, verify, sha256, no_start_line, on, keep, report, master, worker, url,
-          cacert, insecure, follow_hosts, image, workers, bind_host, master_host, master_port, node, out, **lab) -> int:
+          cacert, insecure, follow_hosts, image, api, platform, layers_at_once, workers, bind_host, master_host,
+          master_port, node, out, **lab) -> int:
     """A Locust pull storm: in a lab (default), or as the master or a worker on a real cluster."""
     if worker and master:
         raise SettingsError("storm: --master or --worker, not both")
@@ -435,7 +462,8 @@ def storm(users, spawn_rate, pulls, run_time, verify, sha256, no_start_line, on,
             raise SettingsError("storm --worker needs --master-host (the host running `labkit storm --master`)")
         return run_worker(master_host, master_port, node)
     spec = StormSpec(users=users, pulls=pulls, run_s=run_time, spawn_rate=spawn_rate, verify=verify, sha256=sha256,
-                     start_together=not no_start_line, follow_hosts=follow_hosts, insecure=insecure).check()
+                     start_together=not no_start_line, follow_hosts=follow_hosts, insecure=insecure, api=api,
+                     platform=platform, layers_at_once=layers_at_once).check()
     if master:
         if not (url and image and workers):
             raise SettingsError("storm --master needs --url http://registry:port, --image collection/name:tag "

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PY=${PYTHON:-python3}
-APT_PKGS="nginx-light iperf3 iproute2 nftables libpcap0.8 tcpdump tshark curl ca-certificates e2fsprogs fuse3 libfuse3-3 ${EXTRA_APT_PKGS:-}"
+APT_PKGS="nginx-light iperf3 iproute2 nftables libpcap0.8 tcpdump tshark curl ca-certificates e2fsprogs fuse3 libfuse3-3 docker-registry skopeo apache2-utils ${EXTRA_APT_PKGS:-}"
 
 say() { printf '[setup] %s\n' "$*"; }
 

@@ -397,7 +397,7 @@ def verdicts(judged: pd.DataFrame) -> pd.DataFrame:
     return wide
 
 
-# --- the old wide rows (workflows.run_hypotheses) as records -------------------------------------------
+# --- the old wide rows (experiments.hypotheses.run_hypotheses) as records -------------------------------------------
 def settings_key(h: "Hypothesis", obs: dict | None = None) -> str:
     """Which of the rulebook's settings a hypothesis's own base is ("released" for sregistry-2018-10 and its
     https variant, "original" for 2018-early, ...); "" when none."""

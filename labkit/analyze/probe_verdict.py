@@ -66,6 +66,9 @@ class ProbeFacts:
     checks: list[str] = field(default_factory=list)    # what the pulls were checked by (sha256, length, unverified)
     insecure: bool = False                              # --insecure: the certificate was not checked
     missing: list[str] = field(default_factory=list)   # socket evidence the single pull lacks, and why
+    fastest_layer_MBps: float | None = None            # an OCI pull: its fastest single layer
+    layers: int = 0                                     # an OCI pull: its layers (0: one image file)
+    layers_at_once: int = 1
 
     @classmethod
     def of(cls, single_MBps: float, socket: dict, **more) -> "ProbeFacts":
@@ -117,6 +120,10 @@ def probe_verdict(f: ProbeFacts) -> ProbeVerdict:
         ratio = f.parallel_MBps / f.single_MBps if f.single_MBps else 0.0
         ev.append(f"{f.parallel} pulls at once: {f.parallel_MBps:.1f} MB/s together ({ratio:.1f}x one pull)"
                   + (": each connection is limited, not the path's capacity" if ratio >= SCALES else ""))
+    if f.layers:
+        ev.append(f"{f.layers} layers, {f.layers_at_once} at once"
+                  + (f": the whole pull's {f.single_MBps:.1f} MB/s against the fastest single layer's "
+                     f"{f.fastest_layer_MBps:.1f} MB/s" if f.fastest_layer_MBps else ""))
     if f.failures:
         ev.append(f"{f.failures} of {f.pulls} pulls failed: {f.errors}")
 

@@ -16,6 +16,7 @@ import errno
 import http.client
 import socket
 
+from ..clients.oci.blobs import DigestMismatch
 from ..errors import HttpStatusError, TlsVerifyError
 from ..records import HARNESS_KINDS, KINDS
 
@@ -29,6 +30,8 @@ def classify(exc: BaseException) -> str:
     """The kind (one of KINDS) of a failed pull's exception."""
     if isinstance(exc, HttpStatusError):
         return "http"
+    if isinstance(exc, DigestMismatch):                     # an OCI manifest or config (labkit.clients.oci)
+        return "checksum"
     if isinstance(exc, http.client.IncompleteRead):
         return "short body"
     if isinstance(exc, TimeoutError):                       # socket.timeout is TimeoutError

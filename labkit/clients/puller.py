@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import HttpStatusError
 from ..records import PullResult, Verify
-from ..clients.registry_api import Trust, base_url, fetch_manifest, open_get
+from ..clients.registry_api import Opened, Trust, base_url, fetch_manifest, open_get
 from ..clients.follow import Follow, image_url
 from .failures import check_by, classify, describe, outcome
 
@@ -98,10 +98,13 @@ def pull(ns: str | None, host: str, port: int, uri: str, expect_sha256: str | No
 def pull_image(ns: str | None, url: str, expect_sha256: str | None, timeout: float = 30, deadline: float = 600,
                start_at: threading.Barrier | None = None, verify: Verify = "sha256",
                first_byte: threading.Event | None = None, sink: Path | None = None, watch=None,
-               t0: float | None = None, trust: Trust | None = None, follow: Follow | None = None) -> PullResult:
+               t0: float | None = None, trust: Trust | None = None, follow: Follow | None = None,
+               opener: Callable[[], Opened] | None = None) -> PullResult:
     """GET the image at `url` (redirects as `follow` says), read it in 1 MiB reads, check it by
     sha256, else by length, else report it unverified (labkit.clients.failures.check_by); TTFB counts
     from `t0` (default: now). A failure's error names what the server did (failures.describe).
+    `opener`: opens the GET instead (an OCI blob: its authorization and redirects are the client's,
+    labkit.clients.oci); `url` then only names it.
 
     `watch`, if given, is called with the socket before each read and `watch.finish(sock)` after
     the body (labkit.measure.own_socket.SocketWatch); the socket is a duplicate of the connection's
@@ -116,7 +119,7 @@ def pull_image(ns: str | None, url: str, expect_sha256: str | None, timeout: flo
         if start_at is not None:
             start_at.wait(timeout)
             t0 = time.perf_counter()
-        got = open_get(ns, url, timeout, trust, follow)
+        got = opener() if opener is not None else open_get(ns, url, timeout, trust, follow)
         resp, out = got.resp, None
         try:
             out = open(sink, "wb") if sink is not None else None

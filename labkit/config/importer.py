@@ -1,4 +1,6 @@
 """`labkit import`: an operator's sregistry files in, a settings file out, every directive accounted for.
+An OCI registry's files too: distribution's config.yml, Harbor's harbor.yml and the nginx.conf Harbor
+generates (labkit.config.import_oci names every directive the lab does not model).
 
     result = import_files(SregistryFiles.in_dir(Path("sregistry")))
     result.write(Path("mine.json"))      # labkit survey --settings mine.json --set links.wan=6gbit
@@ -29,6 +31,7 @@ from ..errors import SettingsError
 from .directives import Entry, Ledger
 from .import_docker import DAEMON_PUBLISH, parse_compose, read_compose, read_daemon
 from .import_nginx import read_nginx
+from .import_oci import read_distribution, read_harbor, read_harbor_nginx
 from .import_uwsgi import read_uwsgi
 from .nginx_tree import Tree, assemble
 from .settings import LabSettings
@@ -60,6 +63,9 @@ class SregistryFiles:
     uwsgi_ini: Path | None = None
     compose: Path | None = None
     daemon_json: Path | None = None
+    distribution: Path | None = None        # distribution's config.yml (labkit.config.import_oci)
+    harbor_yml: Path | None = None          # Harbor's harbor.yml
+    harbor_nginx: Path | None = None        # the nginx.conf Harbor's prepare step generates
     root: Path | None = None
 
     @classmethod
@@ -67,7 +73,10 @@ class SregistryFiles:
         """sregistry's layout under `root` (a checkout), each file replaced by `given` when given."""
         root = Path(root)
         layout = {"nginx_main": "nginx/nginx.conf", "nginx_server": "nginx.conf", "uwsgi_ini": "uwsgi.ini",
-                  "compose": "docker-compose.yml", "daemon_json": "daemon.json"}
+                  "compose": "docker-compose.yml", "daemon_json": "daemon.json", "distribution": "config.yml",
+                  # Harbor's installer directory: make/prepare writes common/config/nginx/nginx.conf
+                  # (goharbor/harbor v2.15.2 make/prepare line 51, make/photon/prepare/utils/nginx.py line 12)
+                  "harbor_yml": "harbor.yml", "harbor_nginx": "common/config/nginx/nginx.conf"}
         found = {k: given.get(k) or ((root / v) if (root / v).exists() else None) for k, v in layout.items()}
         if found["compose"] is None and (root / "docker-compose.yaml").exists():
             found["compose"] = root / "docker-compose.yaml"
@@ -171,6 +180,15 @@ def import_files(files: SregistryFiles) -> ImportResult:
         read_compose(compose, led, facts.uwsgi_host, facts.listen_port, read_files, facts.tls_port)
     if "daemon_json" in path and (text := _read(src, path["daemon_json"], led)) is not None:
         read_daemon(text, src.show(path["daemon_json"]), led)
+    if "distribution" in path and (text := _read(src, path["distribution"], led)) is not None:
+        read_distribution(text, src.show(path["distribution"]), led)
+    if "harbor_yml" in path and (text := _read(src, path["harbor_yml"], led)) is not None:
+        read_harbor(text, src.show(path["harbor_yml"]), led)
+    if "harbor_nginx" in path:
+        stmts, errors = src.nginx(path["harbor_nginx"])
+        for e in errors:
+            led.problem(f"{src.show(e.get('file') or path['harbor_nginx'])}:{e.get('line') or 1}", e["error"])
+        read_harbor_nginx(stmts, src.show(path["harbor_nginx"]), led)
     assumed = _assume(led, path, bool(tree.items))
     if led.problems:
         raise ImportRejected(led.problems)

@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..analyze.probe_verdict import judge_probe
 from ..measure import probe as _probe
+from ..measure.oci_probe import measure_oci_probe
 from ..records import Probe
 from .storm import insecure_banner
 
@@ -17,6 +18,12 @@ def run_probe(url: str, uri: str, **kw) -> Probe:
     """A real registry measured from here (labkit.measure.probe.measure_probe's arguments) and judged
     from the client's side: `p.table`, `p.verdict` (client-, network- or server application-limited)."""
     return judge_probe(_probe.measure_probe(url, uri, **kw))
+
+
+def run_oci_probe(image: str, **kw) -> Probe:
+    """An OCI registry measured from here (labkit.measure.oci_probe.measure_oci_probe's arguments: the
+    image as http[s]://host[:port]/repo/name:tag) and judged as run_probe is."""
+    return judge_probe(measure_oci_probe(image, **kw))
 
 
 def probe_text(p: Probe, saved: Path, insecure: bool = False) -> str:

@@ -57,6 +57,9 @@ class StormSpec:
     start_together: bool = True      # the first round starts at once, like pull_at's barrier
     follow_hosts: bool = False       # an image URL or a redirect naming another host is followed there
     insecure: bool = False           # https: the certificate is NOT checked (said in the storm's meta)
+    api: str = "sregistry"           # "oci": each pull speaks the OCI distribution API (labkit.clients.oci)
+    platform: str = "linux/amd64"    # oci: the image chosen from an index
+    layers_at_once: int = 6          # oci: layers fetched at once per pull (containers/image's default)
 
     def check(self) -> "StormSpec":
         problems = []
@@ -74,6 +77,10 @@ class StormSpec:
             problems.append(f"verify {self.verify!r}: use sha256 or length")
         if not (0 < self.timeout <= 3600 and 0 < self.deadline <= 86_400):
             problems.append(f"pull timeout {self.timeout} / deadline {self.deadline} out of range")
+        if self.api not in ("sregistry", "oci"):
+            problems.append(f"api {self.api!r}: use sregistry or oci")
+        if not 1 <= self.layers_at_once <= 32:
+            problems.append(f"layers at once {self.layers_at_once} is outside 1..32")
         if problems:
             raise SettingsError("storm: " + "; ".join(problems))
         return self
@@ -98,6 +105,8 @@ class StormSpec:
             args += ["--cacert", cacert]
         if not self.start_together:
             args.append("--no-start-line")
+        if self.api == "oci":
+            args += ["--api", "oci", "--platform", self.platform, "--layers-at-once", str(self.layers_at_once)]
         return args + ["--follow-hosts"] * self.follow_hosts + ["--insecure"] * self.insecure
 
 
@@ -184,6 +193,8 @@ def _storm(records: Path, spec: StormSpec, point: str, meta: dict, sampler: CpuS
 def measure_storm(lab: Lab, spec: StormSpec) -> StormRun:
     """A storm on the lab: the master in the first compute node's namespace, a worker in every compute node's."""
     spec.check()
+    if spec.api != "sregistry":
+        raise SettingsError("storm: the lab serves sregistry's API; --api oci is for --master against an OCI registry")
     if problems := refusals(lab.settings):
         raise SettingsError("storm: " + "; ".join(problems))
     lab.require_running()

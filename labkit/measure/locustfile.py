@@ -1,6 +1,8 @@
 """Pull storms on Locust: each user pulls like a Singularity client, many at once from many compute nodes.
 
-A user's task is one pull, exactly as `labkit.clients.puller.pull` makes it (the primitive
+With `--api oci` a user's task is one pull as an OCI client makes it (labkit.measure.oci_probe.oci_pull:
+ping, token, manifest, config, its layers `--layers-at-once` at a time, each checked by its digest).
+Otherwise a user's task is one pull, exactly as `labkit.clients.puller.pull` makes it (the primitive
 `pull_at` uses): GET `/api/container/<collection>/<name>:<tag>`, then the `image` URL the
 manifest names, streamed in 1 MiB reads, checked against Content-Length and (by default)
 the sha256 (`--sha256`, else the manifest's `version`). A failed pull is counted by kind
@@ -37,7 +39,9 @@ from locust import User, constant, events, task
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
+from labkit.clients.oci import Reference
 from labkit.measure.budget import Budget
+from labkit.measure.oci_probe import OciClient, oci_pull
 from labkit.clients.puller import pull
 from labkit.clients.registry_api import Trust
 from labkit.clients.follow import Follow
@@ -67,6 +71,11 @@ def _options(parser) -> None:
     parser.add_argument("--insecure", action="store_true", help="do NOT check the server's certificate")
     parser.add_argument("--follow-hosts", action="store_true",
                         help="fetch an image URL or follow a redirect that names another host")
+    parser.add_argument("--api", choices=["sregistry", "oci"], default="sregistry",
+                        help="oci: pull --image (repo/name:tag) from -H's /v2/ (labkit.clients.oci); credentials "
+                             "from $REGISTRY_AUTH_FILE or ~/.docker/config.json on each worker")
+    parser.add_argument("--platform", default="linux/amd64", help="oci: the image chosen from an index")
+    parser.add_argument("--layers-at-once", type=int, default=6, help="oci: layers fetched at once per pull")
     parser.add_argument("--no-start-line", action="store_true",
                         help="do not hold the first round until every user is ready")
 
@@ -150,6 +159,10 @@ class SingularityPull(User):
         self.follow = Follow(other_hosts=opts.follow_hosts)
         self.key = next(SingularityPull._keys)
         self.node = os.environ.get("LABKIT_NODE") or socket.gethostname()
+        self.oci = None
+        if opts.api == "oci":          # an OCI registry: the reference is -H and --image together
+            ref = Reference.parse(f"{self.host.rstrip('/')}/{opts.image}")
+            self.oci = OciClient(ref, None, opts.pull_timeout, self.trust, None, opts.platform, opts.layers_at_once)
 
     def _ticket(self) -> int | None:
         res = AsyncResult()
@@ -170,8 +183,11 @@ class SingularityPull(User):
         if ticket is None:
             raise StopUser()
         wall_minus_perf = time.time() - time.perf_counter()
-        r = pull(None, self.addr, self.port, opts.image, opts.sha256 or None, timeout=opts.pull_timeout,
-                 deadline=opts.pull_deadline, verify=opts.verify, trust=self.trust, follow=self.follow)
+        if self.oci is not None:
+            r = oci_pull(self.oci, opts.pull_deadline)
+        else:
+            r = pull(None, self.addr, self.port, opts.image, opts.sha256 or None, timeout=opts.pull_timeout,
+                     deadline=opts.pull_deadline, verify=opts.verify, trust=self.trust, follow=self.follow)
         record = {**asdict(r), "MBps": r.mbps, "start": r.start + wall_minus_perf, "end": r.end + wall_minus_perf,
                   "node": self.node, "worker": getattr(self.environment.runner, "worker_index", 0),
                   "user": f"{self.node}/{self.key}", "ticket": ticket}
