@@ -1,9 +1,18 @@
-"""Candidate explanations of the seed's slow pulls, and which of them fit everything the seed observed.
+"""Candidate explanations of the seed's slow pulls, and one rulebook that judges every one of them alike.
 
-Each hypothesis is a change to the 2018-10 settings that makes one suspected cause real in the
-lab. Its signature (one pull's MB/s, the server's CPU, the aggregate with N pulls, disk bytes,
-failures) is measured by the workflow and judged here against the seed's observations
-(data/seed/observations.json), with the lab's own link capacity standing in for the seed's 6 Gbit.
+Each hypothesis is a change to sregistry's settings that makes one suspected cause real in the lab.
+The seed's observations are checks (data/seed/observations.json): each with the sentence of the seed
+it rests on, the settings in force when it was made (`settings`: original, released, poster, ...; a
+hypothesis with TLS runs their https variants), the pulls and compute nodes it needs, and its rule.
+What a run measured comes in as long records (RESULT_COLUMNS: hypothesis, quantity, settings, pulls,
+nodes, value, source, mechanism), and `judge_results` computes every check the same way for every
+hypothesis:
+- a check whose quantities the run did not measure (under its settings, pulls and nodes) is "not
+  measured", for every hypothesis alike; "fits" needs every check measured and met;
+- a failure counts only with a mechanism the seed's system had (data/seed/failure-mechanisms.json),
+  never the lab's own deadline;
+- a prediction (source "predicted", e.g. lk.scale's) is carried beside the measurement, never in its place.
+`judge(rows, capacity)` is the old wide-row entry point (run_hypotheses): its rows become records.
 Pure: rows in, a judged table out.
 """
 from __future__ import annotations
@@ -33,17 +42,35 @@ class Hypothesis:
     fix: str
     base: str = "sregistry-2018-10"
     min_mib: int = 1               # a floor the settings cannot tell (an emulated core needs CFS periods)
-    # the preset in force when the seed's many-pull number was measured, where it differs from `base` and
-    # the server's CPU binds: the lab's 2 cores cannot show 8 vCPUs adding up, so its N pulls' cost per
-    # byte is carried there (labkit.analyze.scale.predict) under these settings
+    # the preset lk.scale's prediction of N pulls on the seed's 8 vCPUs is made under (run_hypotheses'
+    # top_seed_MBps): a prediction, carried beside the measurement by the rulebook, never judged in its place
     many_base: str = ""
 
-    def settings(self, *extra: str, base: str = ""):
+    def settings(self, *extra: str, base: str = "", first: bool = False):
         """The lab's settings that make it real: its base preset (or `base`), its overrides, then `extra`
-        (the seed's link)."""
+        (the seed's link); `first`: `extra` before its overrides (the rulebook's settings, which its own
+        overrides change)."""
         from ..config.overrides import apply_overrides
         from ..config.presets import preset
-        return apply_overrides(preset(base or self.base), [*self.overrides, *extra])
+        return apply_overrides(preset(base or self.base), [*extra, *self.overrides] if first else
+                               [*self.overrides, *extra])
+
+    @property
+    def https(self) -> bool:
+        """Whether it serves over TLS: the rulebook then runs the https variant of each observation's settings."""
+        from ..config.presets import preset
+        return preset(self.base).tls.enabled
+
+    def settings_at(self, key: str, *extra: str, obs: dict | None = None):
+        """The settings it runs for an observation made under the rulebook's settings `key` (original,
+        released, poster, ...): that preset (its https variant if this hypothesis serves TLS) with the
+        key's own overrides, the rulebook's machine (the seed's vCPUs and CPU model, the same for every
+        hypothesis), this hypothesis's overrides, then `extra` (the seed's link on the lab's path)."""
+        obs = obs or observations()
+        st, machine = obs["settings"][key], obs["experiment"]["machine"]
+        base = st["https"] if self.https else st["preset"]
+        return self.settings(*st.get("overrides", ()), f"cpu.model={machine['cpu_model']}",
+                             f"machine.vcpus={machine['vcpus']}", *extra, base=base, first=True)
 
     def many_settings(self):
         """The settings its many-pull observation is held against: `many_base` with its overrides (or its own)."""
@@ -124,44 +151,329 @@ HYPOTHESES = (
                base="sregistry-2018-10-https", min_mib=32, many_base="seed-poster-https"),
 )
 
-IDLE_MACHINE_PCT = 20      # "almost nothing": under 20% of the machine's CPU (fewer than two of its 8 vCPUs busy)
-CHECKS = {
-    "one_pull_far_below_the_link": lambda r, cap: r.single_MBps <= 0.2 * cap,
-    # measured, or carried to the seed's 8 vCPUs under the settings then in force where the server's CPU binds
-    "many_pulls_add_up": lambda r, cap: many_MBps(r) >= 4 * r.single_MBps,
-    # the seed's "almost nothing" is dstat's whole machine (8 vCPUs): one busy vCPU shows as 12.5%, two as 25%
-    "server_idle_for_one_pull": lambda r, cap: r.single_machine_pct < IDLE_MACHINE_PCT,
-    "no_disk_activity": lambda r, cap: None if pd.isna(r.disk_read_MB) else r.disk_read_MB <= 0.1 * r.served_MB,
-}
-
-
-def many_MBps(r) -> float:
-    """A row's many-pull aggregate as judged: its prediction on the seed's machine where it has one, else measured."""
-    seed = getattr(r, "top_seed_MBps", None)
-    return r.top_MBps if pd.isna(seed) else seed
-
-
-def _truth(v):
-    return None if v is None else bool(v)
+DATA = Path(__file__).resolve().parents[2] / "data" / "seed"
+RESULT_COLUMNS = ("hypothesis", "quantity", "settings", "pulls", "nodes", "value", "source", "mechanism")
+FITS, MISSES, NOT_MEASURED = "fits", "misses", "not measured"
+SUMMED = {"disk_read_MB", "served_MB", "failures"}          # over a run's pulls; other quantities: the median
+UNATTRIBUTED = "unattributed"
 
 
 def observations(path: Path | None = None) -> dict:
-    path = path or Path(__file__).resolve().parents[2] / "data" / "seed" / "observations.json"
-    return json.loads(Path(path).read_text())
+    return json.loads(Path(path or DATA / "observations.json").read_text())
+
+
+def mechanisms(path: Path | None = None) -> dict:
+    """The seed's failure mechanisms (`mechanisms`), what is not on its path, and the lab's own (`lab_own`)."""
+    return json.loads(Path(path or DATA / "failure-mechanisms.json").read_text())
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    sentence: str
+    settings: str                 # the settings in force when the seed made the observation (a key of `settings`)
+    pulls: int | None
+    nodes: int
+    rule: str
+    params: dict
+
+    @staticmethod
+    def of(name: str, c: dict) -> "Check":
+        keys = ("sentence", "settings", "pulls", "nodes", "rule")
+        return Check(name, *(c[k] for k in keys), {k: v for k, v in c.items() if k not in keys})
+
+
+def rulebook(obs: dict | None = None) -> dict[str, Check]:
+    return {name: Check.of(name, c) for name, c in (obs or observations())["checks"].items()}
+
+
+def rulebook_table(obs: dict | None = None) -> pd.DataFrame:
+    """The checks as a table: the seed's sentence, the settings in force, pulls, nodes, the rule."""
+    return pd.DataFrame([{"check": c.name, "the seed wrote": c.sentence, "settings": c.settings, "pulls": c.pulls,
+                          "nodes": c.nodes, "rule": c.rule} for c in rulebook(obs).values()]
+                        ).astype({"pulls": "Int64"}).set_index("check")
+
+
+class _Lookup:
+    """One hypothesis's records, read the way every check reads them. `predicted`: prefer predictions
+    (the carried view beside the measured one); `used_prediction` says whether one was read."""
+
+    def __init__(self, recs: pd.DataFrame, predicted: bool = False):
+        self.recs, self.predicted, self.used_prediction = recs, predicted, False
+
+    def get(self, quantity: str, settings: str, pulls: int | None = None, nodes: int = 1) -> tuple[float | None, str]:
+        r = self.recs[(self.recs.quantity == quantity) & (self.recs.settings == settings)]
+        if pulls is not None:
+            r = r[r.pulls == pulls]
+        where = f"{quantity} under {settings}" + (f" at {pulls} pull(s)" if pulls else "")
+        measured = r[r.source == "measured"]
+        enough = measured[measured.nodes.isna() | (measured.nodes >= nodes)]
+        pick = enough
+        if self.predicted:
+            pred = r[r.source == "predicted"]
+            if len(pred):
+                pick, self.used_prediction = pred, True
+        if not len(pick):
+            if len(measured):
+                return None, f"{where} ran from {int(measured.nodes.max())} compute node(s); the rulebook asks {nodes}"
+            return None, f"{where} not measured"
+        v = pick.value.astype(float)
+        return (float(v.sum()) if quantity in SUMMED else float(v.median())), ""
+
+    def rows(self, quantity: str, settings: str, pulls: int | None) -> pd.DataFrame:
+        """The measured records of one quantity (failures by mechanism), as they are."""
+        r = self.recs
+        return r[(r.quantity == quantity) & (r.settings == settings) & (r.pulls == pulls) & (r.source == "measured")]
+
+
+class _Needs(_Lookup):
+    """Records what a check reads (quantity, settings, pulls, nodes), finding nothing."""
+
+    def __init__(self):
+        super().__init__(pd.DataFrame(columns=list(RESULT_COLUMNS)))
+        self.read: list[tuple] = []
+
+    def get(self, quantity, settings, pulls=None, nodes=1):
+        self.read.append((quantity, settings, pulls, nodes))
+        return None, "recorded"
+
+    def rows(self, quantity, settings, pulls):
+        self.read.append((quantity, settings, pulls, 1))
+        return self.recs
+
+
+def _check_one_pull(L: _Lookup, c: Check):
+    one, a = L.get("MBps", c.settings, 1, c.nodes)
+    link, b = L.get("link_MBps", c.settings, None, c.nodes)
+    if one is None or link is None:
+        return None, "", a or b
+    return one <= c.params["share_max"] * link, f"1 pull {one:.1f} MB/s = {one / link:.0%} of the link's {link:.0f}", ""
+
+
+def _check_many(L: _Lookup, c: Check):
+    many, a = L.get("MBps", c.settings, c.pulls, c.nodes)
+    one, b = L.get("MBps", c.params["one_pull_settings"], 1, 1)
+    if many is None or one is None:
+        return None, "", a or b
+    return many >= c.params["factor_min"] * one, f"{c.pulls} pulls {many:.1f} MB/s = {many / one:.1f}x one pull", ""
+
+
+def _check_machine(L: _Lookup, c: Check):
+    pct, why = L.get("machine_pct", c.settings, c.pulls, c.nodes)
+    if pct is None:
+        return None, "", why
+    ok = pct < c.params["pct_max"] if "pct_max" in c.params else pct >= c.params["pct_min"]
+    return ok, f"whole machine {pct:.1f}% busy at {c.pulls} pull(s)", ""
+
+
+def _check_disk(L: _Lookup, c: Check):
+    disk, a = L.get("disk_read_MB", c.settings, c.pulls, c.nodes)
+    served, b = L.get("served_MB", c.settings, c.pulls, c.nodes)
+    if disk is None or served is None or not served:
+        return None, "", a or b or "nothing served"
+    return disk <= c.params["share_max"] * served, f"{disk:.1f} MB read from disk for {served:.0f} MB served", ""
+
+
+def _check_iperf(L: _Lookup, c: Check):
+    lo, hi = c.params["gbit"]
+    spread = c.params["spread"]
+    got = {q: L.get(q, c.settings, None, c.nodes) for q in ("iperf_vm_gbit", "iperf_uwsgi_gbit")}
+    if missing := [why for v, why in got.values() if v is None]:
+        return None, "", missing[0]
+    got = {q: v for q, (v, _) in got.items()}
+    ok = all(lo * (1 - spread) <= v <= hi * (1 + spread) for v in got.values())
+    return ok, ", ".join(f"{q.split('_')[1]} {v:.2f} Gbit/s" for q, v in got.items()), ""
+
+
+def _check_failures(L: _Lookup, c: Check):
+    r = L.rows("failures", c.settings, c.pulls)
+    if not len(r):
+        return None, "", f"failures under {c.settings} at {c.pulls} pulls not measured"
+    known = mechanisms()
+    by = r.groupby(r.mechanism.fillna("").astype(str)).value.sum()
+    seed = sum(n for m, n in by.items() if m in known["mechanisms"])
+    lab = sum(n for m, n in by.items() if m in known["lab_own"])
+    other = sum(n for m, n in by.items() if m and m not in known["mechanisms"] and m not in known["lab_own"])
+    text = ", ".join(f"{int(n)} by {m}" for m, n in by.items() if m and n) or "no failure"
+    if seed >= c.params["min_failures"]:
+        return True, text, ""
+    if lab or other:
+        return None, text, (f"{int(lab)} pull(s) ended by the lab's own limits, not the seed's" if lab else "") + \
+            ("; " if lab and other else "") + (f"{int(other)} failure(s) without a known mechanism" if other else "")
+    return False, text, ""
+
+
+def _check_workers(L: _Lookup, c: Check):
+    fewer, a = L.get("MBps", c.settings, c.pulls, c.nodes)
+    base, b = L.get("MBps", c.params["against_settings"], c.pulls, c.nodes)
+    if fewer is None or base is None:
+        return None, "", a or b
+    return abs(fewer - base) <= c.params["spread"] * max(fewer, base), \
+        f"{c.pulls} pulls: {base:.1f} MB/s with 32 workers, {fewer:.1f} with fewer", ""
+
+
+# each check's rule, one function for every hypothesis (the thresholds are the check's own, in the JSON)
+CHECKS = {
+    "one_pull_far_below_the_link": _check_one_pull,
+    "many_pulls_add_up": _check_many,
+    "server_idle_for_one_pull": _check_machine,
+    "server_busy_at_40": _check_machine,
+    "no_disk_activity": _check_disk,
+    "iperf_4_to_5_gbit": _check_iperf,
+    "timeouts_at_5_original": _check_failures,
+    "fewer_workers_no_difference": _check_workers,
+}
+
+
+def experiments(obs: dict | None = None) -> pd.DataFrame:
+    """What every hypothesis must measure for the rulebook, read off the checks themselves: one row per
+    (settings, pulls) with the quantities, the compute nodes (the most any check asks) and the checks."""
+    need: dict[tuple, dict] = {}
+    for c in rulebook(obs).values():
+        L = _Needs()
+        CHECKS[c.name](L, c)
+        for quantity, settings, pulls, nodes in L.read:
+            row = need.setdefault((settings, pulls), {"settings": settings, "pulls": pulls, "nodes": 1,
+                                                      "quantities": [], "checks": []})
+            row["nodes"] = max(row["nodes"], nodes)
+            for key, v in (("quantities", quantity), ("checks", c.name)):
+                if v not in row[key]:
+                    row[key].append(v)
+    return pd.DataFrame(need.values()).astype({"pulls": "Int64"})
+
+
+def _records(results: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in RESULT_COLUMNS if c not in results.columns and c not in ("nodes", "source", "mechanism")]
+    if missing:
+        raise ValueError(f"results: missing column(s) {', '.join(missing)} (columns: {', '.join(RESULT_COLUMNS)})")
+    out = results.copy()
+    for col, default in (("nodes", 1), ("source", "measured"), ("mechanism", "")):
+        if col not in out.columns:
+            out[col] = default
+    bad = sorted(set(out.source) - {"measured", "predicted"})
+    if bad:
+        raise ValueError(f"results: source {bad}: each record is 'measured' or 'predicted'")
+    return out
+
+
+def judge_results(results: pd.DataFrame, obs: dict | None = None) -> pd.DataFrame:
+    """Every check for every hypothesis in `results` (long records, RESULT_COLUMNS), computed the same way:
+    one row per (hypothesis, check) with its verdict (fits, misses, not measured), what was measured,
+    why where it was not, and `predicted`: the verdict predictions would give, where the hypothesis has
+    any for this check (never the verdict itself)."""
+    recs = _records(results)
+    book = rulebook(obs)
+    unknown = sorted(set(book) - set(CHECKS))
+    if unknown:
+        raise ValueError(f"observations: check(s) {', '.join(unknown)} have no rule in CHECKS")
+    rows = []
+    for name in dict.fromkeys(recs.hypothesis):
+        mine = recs[recs.hypothesis == name]
+        for c in book.values():
+            ok, text, why = CHECKS[c.name](_Lookup(mine), c)
+            P = _Lookup(mine, predicted=True)
+            p_ok, p_text, _ = CHECKS[c.name](P, c)
+            predicted = "" if not P.used_prediction or p_ok is None else \
+                f"{FITS if p_ok else MISSES} as predicted ({p_text})"
+            rows.append({"hypothesis": name, "check": c.name,
+                         "verdict": NOT_MEASURED if ok is None else FITS if ok else MISSES,
+                         "measured": text, "why": why, "predicted": predicted})
+    out = pd.DataFrame(rows, columns=["hypothesis", "check", "verdict", "measured", "why", "predicted"])
+    # a check some hypotheses' runs measured and others' did not: said on the ones left out
+    hyps = out.hypothesis.nunique()
+    for check, part in out.groupby("check"):
+        done = int((part.verdict != NOT_MEASURED).sum())
+        if 0 < done < hyps:
+            lacking = part.index[part.verdict == NOT_MEASURED]
+            out.loc[lacking, "why"] = out.loc[lacking, "why"] + f" (measured for {done} of {hyps} hypotheses)"
+    return out
+
+
+def verdicts(judged: pd.DataFrame) -> pd.DataFrame:
+    """judge_results' rows as hypothesis x check verdicts, with `fits_all`: every check measured and met."""
+    wide = judged.pivot(index="hypothesis", columns="check", values="verdict")
+    wide = wide.reindex(index=list(dict.fromkeys(judged.hypothesis)), columns=list(dict.fromkeys(judged.check)))
+    wide["fits_all"] = (wide == FITS).all(axis=1)
+    return wide
+
+
+# --- the old wide rows (workflows.run_hypotheses) as records -------------------------------------------
+def settings_key(h: "Hypothesis", obs: dict | None = None) -> str:
+    """Which of the rulebook's settings a hypothesis's own base is ("released" for sregistry-2018-10 and its
+    https variant, "original" for 2018-early, ...); "" when none."""
+    for key, st in (obs or observations())["settings"].items():
+        if not st.get("overrides") and h.base in (st["preset"], st.get("https")):
+            return key
+    return ""
+
+
+def records_from_rows(rows: pd.DataFrame, capacity_MBps: float, obs: dict | None = None) -> pd.DataFrame:
+    """The old wide rows (one per hypothesis: single_MBps, x<N>_MBps, top_MBps, single_machine_pct,
+    disk_read_MB, served_MB, failures, top_seed_MBps) as records, under the settings each ran (its
+    base: a known hypothesis's, else the row's `settings`, else "released"), from `compute_nodes` nodes
+    (default 1). Failures are not attributed in these rows; top_seed_MBps is a prediction."""
+    known = {h.name: h for h in HYPOTHESES}
+    out = []
+    for r in rows.to_dict("records"):
+        name = r["hypothesis"]
+        st = settings_key(known[name], obs) if name in known else r.get("settings") or "released"
+        nodes = r.get("compute_nodes", 1)
+
+        def add(quantity, value, pulls=None, source="measured", mechanism="", n=nodes, under=st):
+            if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                out.append({"hypothesis": name, "quantity": quantity, "settings": under, "pulls": pulls, "nodes": n,
+                            "value": float(value), "source": source, "mechanism": mechanism})
+        add("MBps", r.get("single_MBps"), 1)
+        for key, v in r.items():
+            if key.startswith("x") and key.endswith("_MBps") and key[1:-5].isdigit():
+                add("MBps", v, int(key[1:-5]))
+        if r.get("top_parallel") and f"x{int(r['top_parallel'])}_MBps" not in r:
+            add("MBps", r.get("top_MBps"), int(r["top_parallel"]))
+        add("link_MBps", capacity_MBps)
+        add("machine_pct", r.get("single_machine_pct"), 1)
+        add("disk_read_MB", r.get("disk_read_MB"))
+        add("served_MB", r.get("served_MB"))
+        add("failures", r.get("failures"), None, mechanism=UNATTRIBUTED if r.get("failures") else "")
+        if r.get("top_parallel"):           # lk.scale's N pulls on the seed's machine under the poster's settings
+            add("MBps", r.get("top_seed_MBps"), int(r["top_parallel"]), "predicted", n=math.nan, under="poster")
+    recs = pd.DataFrame(out, columns=list(RESULT_COLUMNS))
+    return recs[recs.value.notna()]
 
 
 def judge(rows: pd.DataFrame, capacity_MBps: float) -> pd.DataFrame:
-    """Per hypothesis: each check of the seed's observations met or not, and whether all are.
-
-    `rows`: one per hypothesis with name, single_MBps, single_machine_pct (the whole machine's CPU
-    during one pull as dstat on the seed's 8 vCPUs shows it: labkit.analyze.scale.machine_view),
-    top_MBps (aggregate at the highest parallel count), top_seed_MBps (where a hypothesis has
-    `many_base`: that count predicted on the seed's 8 vCPUs; judged instead of top_MBps), disk_read_MB
-    and served_MB (over its pulls), failures.
-    """
-    out = rows.copy()
-    for check, test in CHECKS.items():     # True / False, or None where the lab did not measure it
-        out[check] = pd.Series([_truth(test(r, capacity_MBps)) for r in rows.itertuples()], index=rows.index,
-                               dtype=object)
-    out["fits_all"] = [all(v is True for v in row) for row in out[list(CHECKS)].values]
+    """The old entry point: `rows` (one per hypothesis, wide) judged by the rulebook. Each check's column is
+    True (fits), False (misses) or None (not measured); `fits_all` needs every check measured and met;
+    `not_measured` names the checks a row could not show and `predicted` what predictions alone would say."""
+    judged = judge_results(records_from_rows(rows, capacity_MBps))
+    out = rows.copy().reset_index(drop=True)
+    index = {name: i for i, name in enumerate(out.hypothesis)}
+    for check in rulebook():
+        col = [None] * len(out)
+        for r in judged[judged.check == check].itertuples():
+            col[index[r.hypothesis]] = None if r.verdict == NOT_MEASURED else r.verdict == FITS
+        out[check] = pd.Series(col, index=out.index, dtype=object)
+    out["fits_all"] = [all(v is True for v in row) for row in out[list(rulebook())].values]
+    out["not_measured"] = [", ".join(judged[(judged.hypothesis == n) & (judged.verdict == NOT_MEASURED)].check)
+                           for n in out.hypothesis]
+    out["predicted"] = ["; ".join(f"{r.check}: {r.predicted}" for r in judged[(judged.hypothesis == n)
+                                                                             & (judged.predicted != "")].itertuples())
+                        for n in out.hypothesis]
     return out
+
+
+def attribute(log_lines: list[str], ended_by_lab: str = "", known: dict | None = None) -> str:
+    """The mechanism a failed pull is counted under: the first of the seed's mechanisms
+    (data/seed/failure-mechanisms.json, in its order) whose `evidence` text is in the server's or the
+    client's log lines for that pull; else `ended_by_lab` (a `lab_own` id: the lab's deadline or idle
+    timeout ended it first); else UNATTRIBUTED. Log text is matched only against the evidence the
+    upstream source prints (cited in the file), so an unknown message stays unattributed."""
+    known = known or mechanisms()
+    for mid, m in known["mechanisms"].items():
+        if m["ends_a_pull"] and any(e in line for e in m["evidence"] for line in log_lines):
+            return mid
+    if ended_by_lab:
+        if ended_by_lab not in known["lab_own"]:
+            raise ValueError(f"ended_by_lab: {ended_by_lab!r} is none of the lab's own limits "
+                             f"({', '.join(known['lab_own'])})")
+        return ended_by_lab
+    return UNATTRIBUTED

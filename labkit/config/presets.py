@@ -102,6 +102,9 @@ _TLS_2018 = {"enabled": True, "port": 443, "protocols": "TLSv1 TLSv1.1 TLSv1.2",
              "prefer_server_ciphers": True, "session_cache": "shared:SSL:50m", "session_timeout": "5m",
              "dhparam": True}
 SREGISTRY_2018_10_HTTPS = SREGISTRY_2018_10.changed(tls=_TLS_2018)
+# The same HTTPS setup on the original one process x one thread: https/nginx.conf.https and
+# https/docker-compose.yml are the same files at 7d14e170 as at 0d1274df (git diff: no change).
+SREGISTRY_2018_EARLY_HTTPS = SREGISTRY_2018_EARLY.changed(tls=_TLS_2018)
 # The seed poster's changes on the HTTPS setup (the setting in force for his 40-pull observation).
 SEED_POSTER_HTTPS = SEED_POSTER.changed(tls=_TLS_2018)
 
@@ -112,6 +115,7 @@ PRESETS: dict[str, LabSettings] = {
     "seed-poster": SEED_POSTER,
     "recommended": RECOMMENDED,
     "sregistry-2018-10-https": SREGISTRY_2018_10_HTTPS,
+    "sregistry-2018-early-https": SREGISTRY_2018_EARLY_HTTPS,
     "seed-poster-https": SEED_POSTER_HTTPS,
 }
 
@@ -130,6 +134,9 @@ PROVENANCE: dict[str, Provenance] = {
     "sregistry-2018-10-https": Provenance(SREGISTRY, "0d1274df475696e1b6a65b9b1adc85558cffbd24", _HTTPS_FILES,
                                           "the HTTPS setup its docs recommend: the plain block plus TLS on 443 "
                                           "(AES-256-GCM first, server's order)"),
+    "sregistry-2018-early-https": Provenance(SREGISTRY, "7d14e170108abebd617c3e4742f6fa1c178c7093", _HTTPS_FILES,
+                                             "the HTTPS setup on the original 1 process x 1 thread (its https/ "
+                                             "files are 0d1274df's)"),
     "seed-poster-https": Provenance(SREGISTRY, "0d1274df475696e1b6a65b9b1adc85558cffbd24", _HTTPS_FILES,
                                     "the HTTPS setup plus the changes listed in shared/seed/sregistry-serving-performance.txt"),
 }

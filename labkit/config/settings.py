@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from ..errors import SettingsError
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
-                      model_validator)
+                      field_validator, model_validator)
 from pydantic_core import PydanticCustomError
 
 from .modes import SERVE_MODES
@@ -100,6 +100,12 @@ class NginxSettings(_Model):
     client_body_buffer_size: Size | None = None
     client_body_timeout: int = Field(60, ge=1, le=86400)
     cors_headers: bool = False
+    # the deadlines that can end a slow pull (seconds, nginx's defaults; data/seed/failure-mechanisms.json):
+    # written only when they differ, so a time-dilated lab (labkit.config.dilation) can stretch them
+    send_timeout: int = Field(60, ge=1, le=864000, description="s without progress writing to the client")
+    uwsgi_read_timeout: int = Field(60, ge=1, le=864000, description="s without a byte from uwsgi")
+    uwsgi_send_timeout: int = Field(60, ge=1, le=864000, description="s without progress sending to uwsgi")
+    uwsgi_connect_timeout: int = Field(60, ge=1, le=864000, description="s to connect to uwsgi")
 
     @model_validator(mode="after")
     def _consistent(self) -> "NginxSettings":
@@ -549,6 +555,41 @@ class ClientSettings(_Model):
         return self.dest != "memory"
 
 
+MAX_DILATION = 16          # beyond this an emulated core's CFS quota is a few ms per 100 ms period, every run 16x long
+
+
+class MachineSettings(_Model):
+    """The emulated server machine and time dilation (DieCast: Gupta, Vishwanath, Vahdat, NSDI 2008).
+
+    `vcpus`: the emulated server's cores, shared by nginx, uwsgi and docker-proxy (None: the lab's own
+    CPU, as before). `dilation`: k >= 1: every resource slowed by k (each emulated core, link rates,
+    disk and shared-fs bandwidth, the clients' CPU) and every timeout stretched by k, so the whole
+    system runs k times slower and every measured rate is read back x k (labkit.config.dilation).
+    Whether this machine can give `vcpus` cores of the CPU model at k is `dilation.machine_problems`'s
+    to say (it needs this machine's cores and the model's speed ratio)."""
+    vcpus: int | None = None
+    dilation: float = 1.0
+
+    @field_validator("vcpus")
+    @classmethod
+    def _vcpus(cls, v: int | None) -> int | None:
+        if v is not None and not 1 <= v <= 256:
+            raise ValueError(f"{v} emulated cores: give 1..256 (or leave it unset for this machine's own CPU)")
+        return v
+
+    @field_validator("dilation")
+    @classmethod
+    def _dilation(cls, k: float) -> float:
+        if not k >= 1:
+            raise ValueError(f"k = {k:g} is below 1: time dilation slows every resource by k so that a machine "
+                             "larger than this one fits; k < 1 would ask this machine to run faster than it "
+                             "does (k = 1: real time)")
+        if k > MAX_DILATION:
+            raise ValueError(f"k = {k:g} is above {MAX_DILATION}: an emulated core would get a few ms of CPU per "
+                             f"100 ms CFS period and every run would take {k:g}x as long")
+        return k
+
+
 class LabSettings(_Model):
     nginx: NginxSettings = NginxSettings()
     tls: TlsSettings = TlsSettings()
@@ -560,6 +601,7 @@ class LabSettings(_Model):
     storage: StorageSettings = StorageSettings()
     cpu: CpuSettings = CpuSettings()
     client: ClientSettings = ClientSettings()
+    machine: MachineSettings = MachineSettings()
 
     def changed(self, **groups: dict) -> "LabSettings":
         """A copy with some fields changed, validated: `s.changed(nginx={'sendfile': False})`."""

@@ -121,4 +121,6 @@ def test_presets_plan_cleanly_from_each_other():
 
 def test_settings_group_names_are_the_step_inputs():
     from labkit.lab.changes import STEP_FOR_GROUP
-    assert set(STEP_FOR_GROUP) == set(LabSettings.model_fields)
+    # machine.* (issue 25: vcpus, time dilation) is the lab's to read at start; until labkit.lab wires it
+    # (a step, or "set when the lab starts") it is the one group without a live-change step
+    assert set(STEP_FOR_GROUP) | {"machine"} == set(LabSettings.model_fields)

@@ -84,6 +84,7 @@ UPSTREAM = {  # preset: (uwsgi.ini, nginx/nginx.conf, nginx.conf)
     "sregistry-2018-early": (UWSGI_2018_EARLY, MAIN_2018, SERVER_2018),
     "sregistry-current": (UWSGI_2018_10, MAIN_CURRENT, SERVER_CURRENT),
     "sregistry-2018-10-https": (UWSGI_2018_10, MAIN_2018, SERVER_2018_HTTPS),
+    "sregistry-2018-early-https": (UWSGI_2018_EARLY, MAIN_2018, SERVER_2018_HTTPS),   # https/ unchanged 7d14e170..0d1274df
 }
 # Upstream directives the rendered files leave out, and why.
 NOT_MODELLED = {
