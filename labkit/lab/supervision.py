@@ -39,8 +39,11 @@ class Supervisor:
         return {name: svc.status() for name, svc in self.services.items()}
 
     def manifest(self, vantage: str | None = None, timeout: float = 10) -> dict:
-        """The image's manifest (`GET /api/container/<collection>/<name>:<tag>`) asked at a vantage point."""
+        """The image's manifest (`GET /api/container/<collection>/<name>:<tag>`; of an OCI registry,
+        `GET /v2/<name>/manifests/<tag>`, its digest checked) asked at a vantage point."""
         v = self.plan.path.vantage(vantage) if vantage else self.plan.path.client_vantage
+        if oci := [s for s in self.services.values() if hasattr(s, "fetch_manifest")]:
+            return oci[0].fetch_manifest(*self.plan.endpoint(v), timeout=timeout, trust=self.trust_at(v))
         return fetch_manifest(*self.plan.endpoint(v), self.image.uri, timeout=timeout, trust=self.trust_at(v))
 
     def health(self) -> dict[str, str]:

@@ -119,7 +119,7 @@ class Opened:
             self.sock = None
 
 
-def _request(ns, url: str, timeout: float, trust: Trust | None) -> Opened:
+def _request(ns, url: str, timeout: float, trust: Trust | None, headers: Mapping[str, str] | None = None) -> Opened:
     u = urlsplit(url)
     tls = u.scheme == "https"
     port = u.port or (443 if tls else 80)
@@ -127,7 +127,7 @@ def _request(ns, url: str, timeout: float, trust: Trust | None) -> Opened:
     dup = None
     try:
         conn.request("GET", (u.path or "/") + (f"?{u.query}" if u.query else ""),
-                     headers={"User-Agent": "servelab-pull/1"})
+                     headers={"User-Agent": "servelab-pull/1", **(headers or {})})
         dup = _dup(conn.sock)
         negotiated = f"{conn.sock.version()} {conn.sock.cipher()[0]}" if tls else ""
         return Opened(conn, conn.getresponse(), dup, tls=negotiated)
@@ -151,7 +151,8 @@ def _dup(sock) -> socket.socket | None:
         return None
 
 
-def open_get(ns, url: str, timeout: float, trust: Trust | None = None, follow: Follow | None = None) -> Opened:
+def open_get(ns, url: str, timeout: float, trust: Trust | None = None, follow: Follow | None = None,
+             headers: Mapping[str, str] | None = None) -> Opened:
     """A GET from inside namespace `ns`, redirects followed as `follow` says (default: on this host, up to
     MAX_HOPS), its body not yet read (the caller closes it). An https URL is verified as `trust` says
     (default: the system's CAs and the URL's host). A redirect not followed raises RedirectRefused."""
@@ -160,7 +161,7 @@ def open_get(ns, url: str, timeout: float, trust: Trust | None = None, follow: F
     while True:
         t0 = time.perf_counter()
         elsewhere = trust is not None and trust.server_name and urlsplit(url).hostname != urlsplit(start).hostname
-        got = _request(ns, url, timeout, replace(trust, server_name=None) if elsewhere else trust)
+        got = _request(ns, url, timeout, replace(trust, server_name=None) if elsewhere else trust, headers)
         status = got.resp.status
         hops.append({"host": netloc(url), "status": status, "ms": round((time.perf_counter() - t0) * 1e3, 1)})
         if status not in REDIRECTS:
@@ -175,9 +176,10 @@ def open_get(ns, url: str, timeout: float, trust: Trust | None = None, follow: F
             raise
 
 
-def get(ns, url: str, timeout: float = 10, trust: Trust | None = None, follow: Follow | None = None) -> tuple[int, bytes]:
-    """A whole small GET from inside namespace `ns`: (status, body)."""
-    got = open_get(ns, url, timeout, trust, follow)
+def get(ns, url: str, timeout: float = 10, trust: Trust | None = None, follow: Follow | None = None,
+        headers: Mapping[str, str] | None = None) -> tuple[int, bytes]:
+    """A whole small GET from inside namespace `ns` (`headers` added to the request): (status, body)."""
+    got = open_get(ns, url, timeout, trust, follow, headers)
     try:
         return got.resp.status, got.resp.read()
     finally:
