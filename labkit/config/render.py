@@ -96,7 +96,7 @@ def render_nginx(s: LabSettings, p: NginxPaths) -> str:
 
 
 def render_nginx_server(s: LabSettings, p: NginxPaths) -> str:
-    return templates().get_template("nginx-server.conf.j2").render(n=s.nginx, m=SERVE_MODES[s.app.serve_mode],
+    return templates().get_template(p.server_template).render(n=s.nginx, m=SERVE_MODES[s.app.serve_mode],
                                                                    t=_tls(s), p=p)
 
 
