@@ -119,3 +119,13 @@ def test_a_blob_larger_than_the_temp_file_cap_spooled_with_buffering_and_not_wit
     assert res.returncode == 0, res.stderr
     pulled_matches(lab, tmp_path / "off")
     assert SPOOLED not in nginx.error_log.read_text()[mark:]
+
+
+def test_the_registrys_settings_apply_live_by_a_restart_its_blobs_kept(lab):
+    old_pid = lab.services["registry"].pid
+    done = lab.apply(lab.settings.changed(registry={"log_level": "debug"}))
+    reg = lab.services["registry"]
+    assert any("registry: restarted" in d for d in done) and reg.pid != old_pid
+    assert "level: debug" in reg.config.read_text()
+    health = lab.health()          # the image is still there: its blobs are on the VM's storage
+    assert all(v == "ok" for v in health.values()), {k: v for k, v in health.items() if v != "ok"}
