@@ -12,6 +12,7 @@ the cap and delivered whole with buffering on, nothing spooled with buffering of
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,18 @@ def test_the_registrys_settings_apply_live_by_a_restart_its_blobs_kept(lab):
     assert "level: debug" in reg.config.read_text()
     health = lab.health()          # the image is still there: its blobs are on the VM's storage
     assert all(v == "ok" for v in health.values()), {k: v for k, v in health.items() if v != "ok"}
+
+
+def test_a_registry_that_died_is_healed_and_serves_its_image_again(lab):
+    import os
+    import signal
+    reg = lab.services["registry"]
+    dead = reg.pid
+    os.kill(dead, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while reg.alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not reg.alive()
+    done = lab.heal()
+    assert any(d.startswith("registry: healed") for d in done), done
+    assert reg.pid != dead and lab.manifest()["layers"][-1]["digest"] == reg.image.largest[0]
