@@ -126,7 +126,7 @@ class Supervisor:
     def describe(self) -> list[dict]:
         """The nodes with their role, namespace, address, the services in them and the stages those carry
         under the lab's settings (the path's; e.g. nginx's node: "nginx, tls" with TLS on)."""
-        node_of = {s.program: s.node for s in self.plan.path.services}
+        node_of = {s.name: s.node for s in self.plan.path.services}    # a stage names its services
         return [{"node": n.name, "role": n.role, "namespace": self.plan.ns(n.name) or "(host)",
                  "address": self.plan.ip(n.name),
                  "services": ", ".join(f"{k} (pid {s.pid})" if s.pid else k

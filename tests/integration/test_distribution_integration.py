@@ -86,6 +86,8 @@ def test_distribution_runs_behind_nginx_with_tls(lab):
     nginx_conf = lab.services["nginx"].conf.read_text()
     assert "location /v2/" in nginx_conf and "ssl_protocols TLSv1.1 TLSv1.2;" in nginx_conf
     assert reg.image.largest[1] > 31 * MiB and len(reg.image.layer_digests) == 3
+    stages = {r["node"]: r["stages"] for r in lab.describe()}
+    assert stages["registry"] == "registry" and stages["nginx"] == "nginx, tls"
 
 
 def test_skopeo_pulls_through_the_whole_path_verified_by_digest(lab, cert_dir, tmp_path):
