@@ -505,83 +505,124 @@ def iperf_ports(nodes) -> tuple[Port, ...]:
     return tuple(Port(f"iperf@{n}", 5201, 41 + i) for i, n in enumerate(nodes))
 
 
-def registry_path(compute_nodes: int = 1, load_balancer: bool = False) -> ServingPath:
-    """sregistry's docker-compose deployment on a VM, with `compute_nodes` compute nodes pulling from it
-    (through a load-balancing nginx in front of the VM with `load_balancer`: the compute nodes then sit
-    on a switch, whatever their number)."""
+@dataclass(frozen=True)
+class Backend:
+    """The registry container behind nginx: its node (and service) name, its program, the port a client
+    dials it on directly (`http`) and the one nginx forwards to (`upstream`, spoken with `protocol`), the
+    front's program, what each stage adds, and the settings under which a stage idles."""
+    node: str
+    role: str
+    program: str
+    http: Port
+    upstream: Port
+    protocol: str
+    front: str
+    adds: str
+    front_adds: str
+    image_read: str
+    idle: dict[str, tuple] = field(default_factory=dict)           # the registry's stage (and nginx's temp files)
+    spooling_off: dict[str, tuple] = field(default_factory=dict)   # nginx writes no temp files
+
+
+# sregistry (uwsgi + the Django app, nginx uwsgi_pass) and distribution (docker-registry, nginx proxy_pass
+# on /v2/): settings.registry.kind picks one; the rest of the path is the same
+BACKENDS: dict[str, Backend] = {
+    "sregistry": Backend(
+        "uwsgi", "uwsgi container", "uwsgi", Port("uwsgi_http", 8000, 0), Port("uwsgi_socket", 3031, 31), "uwsgi",
+        "nginx", "the registry app in uwsgi: how it reads and sends the file",
+        "nginx in front of uwsgi: uwsgi_pass, buffering, temp files",
+        "reading the image from the VM's disk, sregistry's bind mount",
+        {"app.serve_mode": modes_where(lambda m: not m.app_sends_image)},
+        {"nginx.uwsgi_buffering": (False,), "nginx.uwsgi_max_temp_file_size": ("0",)}),
+    "distribution": Backend(
+        "registry", "registry container (distribution, docker-registry 2.8)", "distribution",
+        Port("registry_http", 5000, 0), Port("registry_http", 5000, 0), "http", "nginx-oci",
+        "the OCI registry (distribution): how it reads blobs from its filesystem driver and sends them",
+        "nginx in front of the registry: proxy_pass on /v2/, buffering, temp files",
+        "reading the blobs from the VM's disk, the registry's filesystem driver root",
+        {}, {"nginx.proxy_buffering": (False,), "nginx.proxy_max_temp_file_size": ("0",)}),
+}
+
+
+def registry_path(compute_nodes: int = 1, load_balancer: bool = False, registry: str = "sregistry") -> ServingPath:
+    """sregistry's docker-compose deployment on a VM (or, `registry` "distribution", an OCI registry behind
+    nginx in its place), with `compute_nodes` compute nodes pulling from it (through a load-balancing nginx
+    in front of the VM with `load_balancer`: the compute nodes then sit on a switch, whatever their number)."""
     computes = compute_names(compute_nodes)
-    path = _registry(computes, switched=len(computes) > 1 or load_balancer)
+    if registry not in BACKENDS:
+        raise SettingsError(f"registry.kind {registry!r}: one of {', '.join(BACKENDS)}")
+    path = _registry(computes, switched=len(computes) > 1 or load_balancer, b=BACKENDS[registry])
     return _load_balanced(path) if load_balancer else path
 
 
-def _registry(computes: tuple[str, ...], switched: bool) -> ServingPath:
+def _registry(computes: tuple[str, ...], switched: bool, b: Backend = BACKENDS["sregistry"]) -> ServingPath:
     client, vm, vm_ip = computes[0], "vm", "192.0.2.20"
     edge_nodes, edge_links, edge_bridges, client_link = _edge(computes, vm, switched)
     # nginx answers plain http on "nginx" and, with TLS on, https on "nginx_tls"; FRONT is the one Docker
     # publishes to the compute nodes (the TLS port when TLS is on: sregistry's https compose)
-    nginx_port, front, uwsgi_port = "nginx", FRONT, "uwsgi_socket"
-    app_idle = {"app.serve_mode": modes_where(lambda m: not m.app_sends_image)}
-    iperf_nodes = (client, vm, "nginx", "uwsgi")
+    nginx_port, front, reg, up = "nginx", FRONT, b.node, b.upstream.key
+    app_idle = b.idle
+    iperf_nodes = (client, vm, "nginx", reg)
+    socket = up if up != b.http.key else None
+    hop_in = f"nginx→{reg}"
     return ServingPath(
         nodes=(*edge_nodes,
                Node(vm, "VM (docker host)", vm_ip),
                Node("nginx", "nginx container", "198.51.100.2"),
-               Node("uwsgi", "uwsgi container", "198.51.100.3")),
+               Node(reg, b.role, "198.51.100.3")),
         links=(*edge_links,
                Link("nginx", "nginx", "eth0", vm, "veth-nginx", bridge="docker0", shaped=True),
-               Link("uwsgi", "uwsgi", "eth0", vm, "veth-uwsgi", bridge="docker0", shaped=True)),
+               Link(reg, reg, "eth0", vm, f"veth-{reg}", bridge="docker0", shaped=True)),
         bridges=(*edge_bridges, Bridge("docker0", vm, "198.51.100.0/24", "198.51.100.1")),
         routes=(*(Route(c, "198.51.100.0/24", vm_ip) for c in computes),
                 Route("nginx", "default", "198.51.100.1"),
-                Route("uwsgi", "default", "198.51.100.1")),
+                Route(reg, "default", "198.51.100.1")),
         forwarders=(vm,),
         services=(*(ServiceSpec(f"iperf3@{n}", "iperf3", n, f"iperf@{n}") for n in iperf_nodes),
-                  ServiceSpec("uwsgi", "uwsgi", "uwsgi", "uwsgi_http", socket=uwsgi_port, cpu="uwsgi", disk="vm"),
-                  ServiceSpec("nginx", "nginx", "nginx", nginx_port, upstream=Upstream("uwsgi", uwsgi_port, "uwsgi"),
+                  ServiceSpec(reg, b.program, reg, b.http.key, socket=socket, cpu=reg, disk="vm"),
+                  ServiceSpec("nginx", b.front, "nginx", nginx_port, upstream=Upstream(reg, up, b.protocol),
                               cpu="nginx", disk="vm", tls="nginx_tls")),
         published=(Published("registry", vm, "published", "nginx", front),
                    Published("iperf3", vm, "iperf_published", "nginx", "iperf@nginx")),
         hops=(Hop("compute→vm", client, vm, "iperf@vm"),
               Hop("vm→nginx", vm, "nginx", "iperf@nginx"),
-              Hop("nginx→uwsgi", "nginx", "uwsgi", "iperf@uwsgi"),
+              Hop(hop_in, "nginx", reg, f"iperf@{reg}"),
               Hop("compute→published port→nginx", client, vm, "iperf_published"),
-              Hop("compute→uwsgi (routed)", client, "uwsgi", "iperf@uwsgi")),
+              Hop(f"compute→{reg} (routed)", client, reg, f"iperf@{reg}")),
         connections=(Connection("link", vm, "published", client_link),
                      Connection("docker0→nginx", "nginx", front, ("nginx", "b")),
-                     Connection("nginx→uwsgi", "uwsgi", uwsgi_port, ("uwsgi", "b")),
-                     Connection("uwsgi http", "uwsgi", "uwsgi_http", ("nginx", "a"))),
-        vantages=(Vantage("uwsgi", "nginx", "uwsgi", "uwsgi_http", ("uwsgi http",)),
-                  Vantage("nginx", vm, "nginx", nginx_port, ("docker0→nginx", "nginx→uwsgi")),
-                  Vantage("nginx (tls)", vm, "nginx", "nginx_tls", ("docker0→nginx", "nginx→uwsgi")),
-                  Vantage("published port", vm, vm, "published", ("docker0→nginx", "nginx→uwsgi"), "host"),
-                  Vantage("full path", client, vm, "published", ("link", "docker0→nginx", "nginx→uwsgi"),
+                     Connection(hop_in, reg, up, (reg, "b")),
+                     Connection(f"{reg} http", reg, b.http.key, ("nginx", "a"))),
+        vantages=(Vantage(reg, "nginx", reg, b.http.key, (f"{reg} http",)),
+                  Vantage("nginx", vm, "nginx", nginx_port, ("docker0→nginx", hop_in)),
+                  Vantage("nginx (tls)", vm, "nginx", "nginx_tls", ("docker0→nginx", hop_in)),
+                  Vantage("published port", vm, vm, "published", ("docker0→nginx", hop_in), "host"),
+                  Vantage("full path", client, vm, "published", ("link", "docker0→nginx", hop_in),
                           "outside"),
-                  Vantage("VM loopback", vm, vm, "published", ("docker0→nginx", "nginx→uwsgi"), "loopback",
+                  Vantage("VM loopback", vm, vm, "published", ("docker0→nginx", hop_in), "loopback",
                           side=True)),
-        stages=(Stage("uwsgi", "the registry app in uwsgi: how it reads and sends the file", "uwsgi",
-                      "nginx→uwsgi", ("nginx→uwsgi",), app_idle, ("uwsgi",), "nginx→uwsgi"),
-                Stage("nginx", "nginx in front of uwsgi: uwsgi_pass, buffering, temp files", "nginx",
-                      "vm→nginx", ("docker0→nginx", "nginx→uwsgi"), programs=("nginx",),
-                      sends_on="docker0→nginx", reads_from="nginx→uwsgi"),
+        stages=(Stage(reg, b.adds, reg, hop_in, (hop_in,), app_idle, (reg,), hop_in),
+                Stage("nginx", b.front_adds, "nginx",
+                      "vm→nginx", ("docker0→nginx", hop_in), programs=("nginx",),
+                      sends_on="docker0→nginx", reads_from=hop_in),
                 Stage("tls", "TLS at nginx: every byte encrypted by the one worker that holds the connection",
                       "nginx (tls)", "vm→nginx", ("docker0→nginx",), {"tls.enabled": (False,)}, ("nginx",),
-                      sends_on="docker0→nginx", reads_from="nginx→uwsgi"),
+                      sends_on="docker0→nginx", reads_from=hop_in),
                 Stage("published port", "Docker's publish step: DNAT and conntrack in the kernel, or docker-proxy "
                       "copying every byte with iptables off", "published port", "compute→published port→nginx",
                       ("link", "docker0→nginx"), programs=(PROXY,), reads_from="docker0→nginx"),
                 Stage("full path", "the link from the VM to the compute node", "full path",
                       "compute→vm", ("link",), programs=(CLIENT,), sends_on="link", reads_from="link")),
         compute=computes,
-        disk_stages=(DiskStage("image read", "reading the image from the VM's disk, sregistry's bind mount",
+        disk_stages=(DiskStage("image read", b.image_read,
                                "vm", "bytes_read", "disk_read_MB"),
                      DiskStage("temp spooling", "nginx spooling the response to temp files on its container layer",
                                "vm", "bytes_written", "disk_write_MB",
-                               {"nginx.uwsgi_buffering": (False,), "nginx.uwsgi_max_temp_file_size": ("0",),
-                                **app_idle}),
+                               {**b.spooling_off, **app_idle}),
                      DiskStage("client write", "the client writing the image to the compute node's local disk",
                                "compute", "bytes_written", "client_write_MB",
                                {"client.dest": ("memory", "shared-fs")}, "full path")),
-        ports=(Port("uwsgi_http", 8000, 0), Port("uwsgi_socket", 3031, 31), Port(nginx_port, 80, 80),
+        ports=(*dict.fromkeys((b.http, b.upstream)), Port(nginx_port, 80, 80),
                Port("nginx_tls", 443, 83), Port("published", None, 81), Port("iperf_published", 5202, 40), *iperf_ports(iperf_nodes)),
     )
 
@@ -621,8 +662,8 @@ def _load_balanced(p: ServingPath, lb: str = "lb", address: str = "192.0.2.30") 
 
 PATH = registry_path()     # the default a lab is built on; everything after the lab reads the lab's own path
 # every node name any registry_path(n) can have: to find a lab's namespaces without knowing its n
-NODE_NAMES = frozenset(n.name for k in (1, MAX_COMPUTE_NODES) for lb in (False, True)
-                       for n in registry_path(k, lb).nodes)
+NODE_NAMES = frozenset(n.name for k in (1, MAX_COMPUTE_NODES) for lb in (False, True) for r in BACKENDS
+                       for n in registry_path(k, lb, r).nodes)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PY=${PYTHON:-python3}
+# docker-registry (distribution 2.8) and skopeo: the OCI registry path (registry.kind "distribution"); the
+# registry's systemd service is never started (policy-rc.d below), the lab runs its own in a namespace
 APT_PKGS="nginx-light iperf3 iproute2 nftables libpcap0.8 tcpdump tshark curl ca-certificates e2fsprogs fuse3 libfuse3-3 docker-registry skopeo apache2-utils ${EXTRA_APT_PKGS:-}"
 
 say() { printf '[setup] %s\n' "$*"; }

@@ -182,9 +182,10 @@ def open_get(ns, url: str, timeout: float, trust: Trust | None = None, follow: F
             raise
 
 
-def get(ns, url: str, timeout: float = 10, trust: Trust | None = None, follow: Follow | None = None) -> tuple[int, bytes]:
-    """A whole small GET from inside namespace `ns`: (status, body)."""
-    got = open_get(ns, url, timeout, trust, follow)
+def get(ns, url: str, timeout: float = 10, trust: Trust | None = None, follow: Follow | None = None,
+        headers: Mapping[str, str] | None = None) -> tuple[int, bytes]:
+    """A whole small GET from inside namespace `ns` (`headers` added to the request): (status, body)."""
+    got = open_get(ns, url, timeout, trust, follow, headers)
     try:
         return got.resp.status, got.resp.read()
     finally:

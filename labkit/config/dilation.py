@@ -20,7 +20,7 @@ TIMES_SECONDS and friends, and tests/unit/test_dilation.py checks that none is m
 - dirty-page bounds: a size, kept; where none is set its default (two seconds at the write ceiling) is
   fixed at k = 1's value, so the bound does not shrink with the ceiling.
 - timeouts, x k (rounded up to whole seconds): nginx `keepalive_timeout`, `client_body_timeout`,
-  `send_timeout`, `uwsgi_read_timeout`, `uwsgi_send_timeout`, `uwsgi_connect_timeout`,
+  `send_timeout`, `uwsgi_read_timeout`, `uwsgi_send_timeout`, `uwsgi_connect_timeout`, `proxy_read_timeout`, `proxy_send_timeout`,
   `tls.session_timeout`; uwsgi `harakiri` (0, off, stays off), `socket_timeout`, `http_timeout`;
   and the lab's and clients' own (`plan.time(seconds)`: the pull deadline, the clients' idle timeout).
 - kept: sizes (buffers, temp-file limits, TCP windows: a link's bandwidth-delay product is rate / k x
@@ -48,7 +48,8 @@ CLIENT_NODE_CORES = 1.0  # one compute node's client CPU at k = 1: one of this m
 # field -> rule, per settings group ("rate": / k, "time": x k, "keep": unchanged)
 RULES: dict[str, dict[str, str]] = {
     "nginx": {"keepalive_timeout": "time", "client_body_timeout": "time", "send_timeout": "time",
-              "uwsgi_read_timeout": "time", "uwsgi_send_timeout": "time", "uwsgi_connect_timeout": "time"},
+              "uwsgi_read_timeout": "time", "uwsgi_send_timeout": "time", "uwsgi_connect_timeout": "time",
+              "proxy_read_timeout": "time", "proxy_send_timeout": "time"},
     "tls": {"session_timeout": "time"},
     "uwsgi": {"harakiri": "time", "socket_timeout": "time", "http_timeout": "time"},
     "storage": {"read_mbps": "rate", "write_mbps": "rate", "read_iops": "rate", "write_iops": "rate",
@@ -69,6 +70,7 @@ KEPT = {
     "publish": "how the port is published: no rate or time",
     "storage": "the disk kind and cache",
     "client": "the client's kind, command and destination",
+    "registry": "which registry, its image's layer count and config.yml's switches: no rate or time",
 }
 NOT_DILATED = (
     ("kernel CPU", "the kernel's softirq, TCP and NAT/conntrack work runs at this machine's full speed "

@@ -1,5 +1,8 @@
 """Presets: whole settings for the serving path, each pinned to the files its values come from.
 
+The sregistry presets come from singularityhub/sregistry (below); `distribution-2.8` and `harbor-front`
+(registry.kind "distribution") from distribution/distribution and goharbor/harbor at the tags named.
+
 Every value below was read from singularityhub/sregistry at the commit named (the files
 `uwsgi.ini`, `nginx.conf` = the server block mounted as conf.d/default.conf, and
 `nginx/nginx.conf` = the main config baked into sregistry's nginx image); whatever a file does
@@ -14,7 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .settings import AppSettings, LabSettings, NginxSettings, SettingsError, UwsgiSettings
+from .settings import (AppSettings, LabSettings, NginxSettings, RegistrySettings, SettingsError, TlsSettings,
+                       UwsgiSettings)
 
 SREGISTRY = "singularityhub/sregistry"
 
@@ -25,9 +29,12 @@ class Provenance:
     commit: str
     files: tuple[str, ...]
     note: str
+    tag: str | None = None                   # the release tag the commit is, if any
+    also: tuple["Provenance", ...] = ()      # further files, from another repository or commit
 
     def __str__(self) -> str:
-        return f"{self.repo} at {self.commit[:10]} ({', '.join(self.files)}): {self.note}"
+        at = f"{self.tag} = {self.commit[:10]}" if self.tag else self.commit[:10]
+        return f"{self.repo} at {at} ({', '.join(self.files)}): {self.note}" + "".join(f"; {a}" for a in self.also)
 
 
 _FILES = ("uwsgi.ini", "nginx.conf", "nginx/nginx.conf")
@@ -108,6 +115,44 @@ SREGISTRY_2018_EARLY_HTTPS = SREGISTRY_2018_EARLY.changed(tls=_TLS_2018)
 # The seed poster's changes on the HTTPS setup (the setting in force for his 40-pull observation).
 SEED_POSTER_HTTPS = SEED_POSTER.changed(tls=_TLS_2018)
 
+# --- today's registries: an OCI registry (distribution, registry.kind "distribution") behind nginx --------------
+DISTRIBUTION, HARBOR = "distribution/distribution", "goharbor/harbor"
+DISTRIBUTION_V2_8_2 = "7c354a4b40feeea21d7eeae4de91c8ff7951e672"      # tag v2.8.2 (Debian 12's docker-registry 2.8.2)
+DISTRIBUTION_RECIPE = "0d6b721dc3ceacb5d678c25b718b2f40a507c2d8"      # master; the recipe last changed in dbca4995
+HARBOR_V2_15_2 = "080b0220574cc853ae1e2946ce7a5610ba855757"           # tag v2.15.2
+HARBOR_NGINX = "make/photon/prepare/templates/nginx/nginx.https.conf.jinja"
+
+# distribution v2.8.2's cmd/registry/config-example.yml (storage.cache.blobdescriptor inmemory, the filesystem
+# driver, http.addr :5000, X-Content-Type-Options nosniff, health.storagedriver every 10s, threshold 3: the
+# registry group's defaults; its auth htpasswd section is not modelled) behind nginx as distribution's nginx
+# recipe fronts it (docs/content/recipes/nginx.md; v2.8.2's docs have no recipe): main config sets only
+# `events { worker_connections 1024; }`; the server `listen 443 ssl`, ssl_protocols TLSv1.1 TLSv1.2, ssl_ciphers
+# 'EECDH+AESGCM:EDH+AESGCM:AES256+EECDH:AES256+EDH', ssl_prefer_server_ciphers on, ssl_session_cache
+# shared:SSL:10m, client_max_body_size 0, chunked_transfer_encoding on (nginx's default), location /v2/ with
+# proxy_pass, the four proxy_set_header lines and proxy_read_timeout 900. Buffering is left at nginx's
+# default: on, responses spooled to temp files up to proxy_max_temp_file_size 1024m. Everything else is nginx's
+# default (sendfile off, keepalive_timeout 75, worker_processes 1).
+_OCI_NGINX_DEFAULTS = {"sendfile": False, "keepalive_timeout": 75, "client_max_body_size": "0"}
+DISTRIBUTION_2_8 = LabSettings(
+    registry=RegistrySettings(kind="distribution"),
+    nginx=NginxSettings(worker_processes=1, worker_connections=1024, proxy_read_timeout=900, **_OCI_NGINX_DEFAULTS),
+    tls=TlsSettings(enabled=True, port=443, protocols="TLSv1.1 TLSv1.2",
+                    ciphers="EECDH+AESGCM:EDH+AESGCM:AES256+EECDH:AES256+EDH", prefer_server_ciphers=True,
+                    session_cache="shared:SSL:10m"),
+)
+# Harbor's nginx in front (v2.15.2's nginx.https.conf.jinja, internal TLS off, strong_ssl_ciphers off):
+# worker_processes auto, worker_connections 3096, proxy_http_version 1.1 (http level), ssl_protocols TLSv1.2
+# TLSv1.3, its cipher list, ssl_prefer_server_ciphers on, ssl_session_cache shared:SSL:10m, client_max_body_size
+# 0, and on /v2/: proxy_buffering off, proxy_request_buffering off, proxy_send_timeout 900, proxy_read_timeout
+# 900. In the lab nginx proxies /v2/ to distribution directly (Harbor's core, between them, is not modelled;
+# nor its `use epoll; multi_accept on;`, its timed_combined log format, its add_header lines or its map of
+# X-Forwarded-Proto). The registry behind it is distribution-2.8's.
+HARBOR_FRONT = DISTRIBUTION_2_8.changed(
+    nginx={"worker_processes": "auto", "worker_connections": 3096, "proxy_http_version": "1.1",
+           "proxy_buffering": False, "proxy_request_buffering": False, "proxy_send_timeout": 900},
+    tls={"protocols": "TLSv1.2 TLSv1.3", "ciphers": "!aNULL:kECDH+AESGCM:ECDH+AESGCM:RSA+AESGCM:kECDH+AES:ECDH+AES:RSA+AES:"},
+)
+
 PRESETS: dict[str, LabSettings] = {
     "sregistry-2018-10": SREGISTRY_2018_10,
     "sregistry-2018-early": SREGISTRY_2018_EARLY,
@@ -117,6 +162,8 @@ PRESETS: dict[str, LabSettings] = {
     "sregistry-2018-10-https": SREGISTRY_2018_10_HTTPS,
     "sregistry-2018-early-https": SREGISTRY_2018_EARLY_HTTPS,
     "seed-poster-https": SEED_POSTER_HTTPS,
+    "distribution-2.8": DISTRIBUTION_2_8,
+    "harbor-front": HARBOR_FRONT,
 }
 
 PROVENANCE: dict[str, Provenance] = {
@@ -139,6 +186,17 @@ PROVENANCE: dict[str, Provenance] = {
                                              "files are 0d1274df's)"),
     "seed-poster-https": Provenance(SREGISTRY, "0d1274df475696e1b6a65b9b1adc85558cffbd24", _HTTPS_FILES,
                                     "the HTTPS setup plus the changes listed in shared/seed/sregistry-serving-performance.txt"),
+    "distribution-2.8": Provenance(
+        DISTRIBUTION, DISTRIBUTION_V2_8_2, ("cmd/registry/config-example.yml",),
+        "the registry's shipped config (Debian 12's docker-registry 2.8.2)", tag="v2.8.2",
+        also=(Provenance(DISTRIBUTION, DISTRIBUTION_RECIPE, ("docs/content/recipes/nginx.md",),
+                         "nginx as distribution's own recipe fronts it (TLS on 443, /v2/ proxied, buffering on)"),)),
+    "harbor-front": Provenance(
+        HARBOR, HARBOR_V2_15_2, (HARBOR_NGINX,),
+        "Harbor's nginx in front (/v2/: proxy_buffering off, proxy_request_buffering off, 900 s timeouts)",
+        tag="v2.15.2",
+        also=(Provenance(DISTRIBUTION, DISTRIBUTION_V2_8_2, ("cmd/registry/config-example.yml",),
+                         "the registry behind it", tag="v2.8.2"),)),
 }
 
 # Old names that still work, each pointing at a preset above.

@@ -36,6 +36,17 @@ class NginxPaths:
     tls_certificate: str = "/etc/ssl/certs/chained.pem"
     tls_certificate_key: str = "/etc/ssl/private/domain.key"
     tls_dhparam: str = "/etc/ssl/certs/dhparam.pem"
+    server_template: str = "nginx-server.conf.j2"   # the server block: sregistry's, or an OCI registry's front
+
+
+OCI_FRONT = "nginx-oci-server.conf.j2"   # the server block of nginx in front of an OCI registry (/v2/ proxied)
+
+
+@dataclass(frozen=True)
+class RegistryPaths:
+    """Where an OCI registry (distribution) listens and keeps its blobs (its filesystem driver's root)."""
+    addr: str
+    rootdirectory: str
 
 
 @dataclass(frozen=True)
@@ -85,8 +96,13 @@ def render_nginx(s: LabSettings, p: NginxPaths) -> str:
 
 
 def render_nginx_server(s: LabSettings, p: NginxPaths) -> str:
-    return templates().get_template("nginx-server.conf.j2").render(n=s.nginx, m=SERVE_MODES[s.app.serve_mode],
+    return templates().get_template(p.server_template).render(n=s.nginx, m=SERVE_MODES[s.app.serve_mode],
                                                                    t=_tls(s), p=p)
+
+
+def render_registry_config(s: LabSettings, p: RegistryPaths) -> str:
+    """distribution's config.yml (shaped like its config-example.yml at v2.8.2)."""
+    return templates().get_template("distribution-config.yml.j2").render(r=s.registry, p=p)
 
 
 def render_uwsgi(s: LabSettings, p: UwsgiPaths) -> str:

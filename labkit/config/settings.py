@@ -84,6 +84,9 @@ class BufferSpec(_Model):
         return f"{self.number} {self.size}"
 
 
+PROXY_TEMP_WRITE = 8192    # nginx's proxy_temp_file_write_size with proxy_buffers 8 4k: 2 x the larger buffer
+
+
 class NginxSettings(_Model):
     worker_processes: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = 1
     worker_connections: int = Field(1024, ge=16, le=65536)
@@ -111,6 +114,14 @@ class NginxSettings(_Model):
     uwsgi_read_timeout: int = Field(60, ge=1, le=864000, description="s without a byte from uwsgi")
     uwsgi_send_timeout: int = Field(60, ge=1, le=864000, description="s without progress sending to uwsgi")
     uwsgi_connect_timeout: int = Field(60, ge=1, le=864000, description="s to connect to uwsgi")
+    # nginx in front of an OCI registry (registry.kind "distribution": proxy_pass to it on /v2/); nginx's
+    # defaults (ngx_http_proxy_module), each written only when it differs
+    proxy_buffering: bool = True
+    proxy_request_buffering: bool = True
+    proxy_max_temp_file_size: Size = "1024m"
+    proxy_read_timeout: int = Field(60, ge=1, le=864000, description="s without a byte from the registry")
+    proxy_send_timeout: int = Field(60, ge=1, le=864000, description="s without progress sending to the registry")
+    proxy_http_version: Literal["1.0", "1.1"] = "1.0"
 
     @model_validator(mode="after")
     def _consistent(self) -> "NginxSettings":
@@ -127,6 +138,11 @@ class NginxSettings(_Model):
             raise ValueError(
                 f"uwsgi_max_temp_file_size: {self.uwsgi_max_temp_file_size} must be 0 (no temp files) "
                 f"or at least {busy} bytes (nginx's temp write size)")
+        # proxy_buffers stay at nginx's 8 4k, so its temp write size is 8k (ngx_http_proxy_module.c)
+        proxy_temp = size_bytes(self.proxy_max_temp_file_size)
+        if proxy_temp and proxy_temp < PROXY_TEMP_WRITE:
+            raise ValueError(f"proxy_max_temp_file_size: {self.proxy_max_temp_file_size} must be 0 (no temp files) "
+                             f"or at least {PROXY_TEMP_WRITE} bytes (nginx's proxy temp write size)")
         return self
 
 
@@ -594,6 +610,25 @@ class MachineSettings(_Model):
         return k
 
 
+REGISTRY_KINDS = ("sregistry", "distribution")
+
+
+class RegistrySettings(_Model):
+    """Which registry the path serves, and what the lab pushes into an OCI one.
+
+    `kind`: "sregistry" (sregistry's Django app in uwsgi behind nginx, the seed's system) or "distribution"
+    (Debian's docker-registry, distribution/distribution 2.8, behind nginx proxying /v2/ to it: the path
+    labkit.path.registry_path(registry="distribution") declares). The rest applies to "distribution" only:
+    `layers`: the OCI image's layer count (the last one large, standing for a SIF; the others each a 16th
+    of the image); `blobdescriptor_cache`: config.yml's storage.cache.blobdescriptor; `health_storagedriver`:
+    its health.storagedriver check (interval 10s, threshold 3 as config-example.yml); `log_level`."""
+    kind: Literal["sregistry", "distribution"] = "sregistry"
+    layers: int = Field(3, ge=1, le=16)
+    blobdescriptor_cache: Literal["inmemory", "none"] = "inmemory"
+    health_storagedriver: bool = True
+    log_level: Literal["error", "warn", "info", "debug"] = "info"
+
+
 class LabSettings(_Model):
     nginx: NginxSettings = NginxSettings()
     tls: TlsSettings = TlsSettings()
@@ -606,6 +641,7 @@ class LabSettings(_Model):
     cpu: CpuSettings = CpuSettings()
     client: ClientSettings = ClientSettings()
     machine: MachineSettings = MachineSettings()
+    registry: RegistrySettings = RegistrySettings()
 
     def changed(self, **groups: dict) -> "LabSettings":
         """A copy with some fields changed, validated: `s.changed(nginx={'sendfile': False})`."""

@@ -16,9 +16,9 @@ from ..path import Plan, plan
 # what each settings group's change takes (nginx's server block follows the serve mode: X-Accel's location)
 STEP_FOR_GROUP = {"kernel": ("kernel",), "links": ("links",), "publish": ("publish",), "uwsgi": ("uwsgi",),
                   "app": ("uwsgi", "nginx"), "nginx": ("nginx",), "storage": ("storage",), "cpu": ("cpu",),
-                  "client": ("client",), "tls": ("nginx",),
+                  "client": ("client",), "tls": ("nginx",), "registry": ("distribution",),
                   "machine": ()}     # the time-dilated model is set when the lab starts (refused live below)
-STEP_ORDER = ("storage", "kernel", "links", "publish", "uwsgi", "nginx", "cpu", "client")
+STEP_ORDER = ("storage", "kernel", "links", "publish", "uwsgi", "distribution", "nginx", "cpu", "client")
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,8 @@ def plan_changes(old: LabSettings, new: LabSettings, feats: HostFeatures) -> Cha
     if "machine" in groups:
         problems.append("machine.* (the server's vCPUs, the time dilation k) is set when the lab starts; "
                         "bring it up again to change it")
+    if new.registry.kind != old.registry.kind:
+        problems.append("registry.kind is set when the lab starts (it chooses the path); bring it up again to change it")
     wanted = {step for g in groups for step in STEP_FOR_GROUP[g]}
     if (old.tls.enabled, old.tls.port) != (new.tls.enabled, new.tls.port):
         wanted.add("publish")           # Docker publishes nginx's https port instead of its http one, or back

@@ -47,7 +47,7 @@ class Lab:
         use_ns = netns.can_use_namespaces() if namespaced is None else namespaced
         if use_ns and not netns.can_use_namespaces():
             raise LabError("network namespaces need root; run as root or use namespaced=False")
-        self.path: ServingPath = path or registry_path(compute_nodes)
+        self.path: ServingPath = path or registry_path(compute_nodes, registry=settings.registry.kind)
         if problems := program_problems(self.path) + self.path.problems(settings):
             raise SettingsError("; ".join(problems))
         self.name, self.settings, self.image_size, self.keep = name, settings, image_size, keep
@@ -90,7 +90,14 @@ class Lab:
             c.adopt(lab.settings, lab.image)
         for svc in lab.running.programs(lab.settings):
             lab.running.adopt(svc, st.get("pids", {}))
+        lab._stock(push=False)
         return lab
+
+    def _stock(self, push: bool) -> None:
+        """An OCI registry of the path gets the lab's OCI image (labkit.lab.programs.distribution)."""
+        for svc in self.running.services.values():
+            if hasattr(svc, "stock"):
+                self.say(svc.stock(self.image_size, self.images_dir / "oci", push=push))
 
     # --- lifecycle -------------------------------------------------------
     def up(self) -> "Lab":
@@ -108,6 +115,7 @@ class Lab:
                 self.say(*c.up(self.settings, self.image))
             for svc in self.running.programs(self.settings):
                 self.running.start(svc)
+            self._stock(push=True)
         except BaseException:
             self.say("start failed: ending what was started", warn=True)
             self.down()

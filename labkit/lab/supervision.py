@@ -39,8 +39,11 @@ class Supervisor:
         return {name: svc.status() for name, svc in self.services.items()}
 
     def manifest(self, vantage: str | None = None, timeout: float = 10) -> dict:
-        """The image's manifest (`GET /api/container/<collection>/<name>:<tag>`) asked at a vantage point."""
+        """The image's manifest (`GET /api/container/<collection>/<name>:<tag>`; of an OCI registry,
+        `GET /v2/<name>/manifests/<tag>`, its digest checked) asked at a vantage point."""
         v = self.plan.path.vantage(vantage) if vantage else self.plan.path.client_vantage
+        if oci := [s for s in self.services.values() if hasattr(s, "fetch_manifest")]:
+            return oci[0].fetch_manifest(*self.plan.endpoint(v), timeout=timeout, trust=self.trust_at(v))
         return fetch_manifest(*self.plan.endpoint(v), self.image.uri, timeout=timeout, trust=self.trust_at(v))
 
     def health(self) -> dict[str, str]:
@@ -123,7 +126,7 @@ class Supervisor:
     def describe(self) -> list[dict]:
         """The nodes with their role, namespace, address, the services in them and the stages those carry
         under the lab's settings (the path's; e.g. nginx's node: "nginx, tls" with TLS on)."""
-        node_of = {s.program: s.node for s in self.plan.path.services}
+        node_of = {s.name: s.node for s in self.plan.path.services}    # a stage names its services
         return [{"node": n.name, "role": n.role, "namespace": self.plan.ns(n.name) or "(host)",
                  "address": self.plan.ip(n.name),
                  "services": ", ".join(f"{k} (pid {s.pid})" if s.pid else k

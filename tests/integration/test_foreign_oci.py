@@ -30,7 +30,7 @@ from labkit.analyze.probe_verdict import FAILED
 from labkit.clients.oci import AuthError, PlatformError
 from labkit.errors import TlsVerifyError
 from labkit.lab.tls import make_ca, make_server_cert, pem_cert, pem_key
-from labkit.lab.tools import tool
+from labkit.lab.host.tools import tool
 from labkit.measure.locust_storm import LocustProcess, StormSpec
 from labkit.experiments.probe import run_oci_probe
 from labkit.experiments.storm import run_master

@@ -82,7 +82,8 @@ EVERYTHING = PRESETS["recommended"].changed(
     cpu={"nginx_cpus": 1.5, "uwsgi_cpus": 0.5, "nginx_cpuset": "0-1", "uwsgi_cpuset": "1"})
 
 
-@pytest.mark.parametrize("name", [*PRESETS, "everything"])
+# the bundle is sregistry's (an OCI registry's bundle is issue 27's item 3, not built yet)
+@pytest.mark.parametrize("name", [*(n for n, s in PRESETS.items() if s.registry.kind == "sregistry"), "everything"])
 def test_each_preset_exported_as_a_bundle_imports_back_to_itself(tmp_path, name):
     s = PRESETS.get(name, EVERYTHING)
     override = templates().get_template("compose-override.yml.j2").render(nofile=65536, sysctls=kernel_sysctls(s),

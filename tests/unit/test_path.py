@@ -114,6 +114,10 @@ def test_problems_name_the_setting_and_why():
 def test_presets_plan_cleanly_from_each_other():
     for a in PRESETS.values():
         for b in PRESETS.values():
+            if a.registry.kind != b.registry.kind:    # another registry is another path: set when the lab starts
+                assert plan_changes(a, b, FEATS).problems == (
+                    "registry.kind is set when the lab starts (it chooses the path); bring it up again to change it",)
+                continue
             assert plan_changes(a, b, FEATS).problems == ()
             if a.tls.enabled != b.tls.enabled:       # Docker publishes another port
                 assert "publish" in plan_changes(a, b, FEATS).steps

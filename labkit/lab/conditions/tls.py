@@ -121,7 +121,7 @@ def tls_addresses(plan: Plan) -> list[str]:
     host's 127.0.0.1 where a vantage dials it (the VM loopback's pulls and health checks)."""
     p = plan
     return [p.ip(pb.node) for pb in p.path.published if pb.container_port == FRONT] + \
-           [p.ip(s.node) for s in p.path.services if s.program == "nginx"] + \
+           [p.ip(s.node) for s in p.path.services if s.program == "nginx" or s.tls] + \
            (["127.0.0.1"] if any(v.arrives == "loopback" for v in p.path.vantages) else [])
 
 

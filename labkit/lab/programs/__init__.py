@@ -5,6 +5,8 @@
     Nginx          nginx in front of its upstream (reloaded gracefully with SIGHUP)
     DockerProxy    Docker's docker-proxy for one published port (reports start-up on fd 3)
     DockerNat      Docker's published-port rules (`"iptables": true`) as one nftables table: rules, not a process
+    DistributionRegistry, OciFront   an OCI registry (docker-registry 2.8) and nginx proxying /v2/ to it
+                   (registry.kind "distribution"; labkit.lab.programs.distribution)
 
 Every class is built the same way, `Class(site, spec, settings)`: `site` says where the lab keeps
 its files and how the path is placed, `spec` is the path's declaration of it (a ServiceSpec; a
@@ -19,19 +21,21 @@ from __future__ import annotations
 from ...config.settings import LabSettings
 from ...path import Published
 from .base import Service, Site
+from .distribution import DistributionRegistry, OciFront
 from .dnat import DockerNat, nat_counters
 from .docker_proxy import DockerProxy
 from .iperf3 import Iperf3Server
 from .nginx import Nginx
 from .uwsgi import Uwsgi
 
-__all__ = ["PROGRAMS", "PUBLISHERS", "DockerNat", "DockerProxy", "Iperf3Server", "Nginx", "Service", "Site",
-           "Uwsgi", "nat_counters", "program_problems", "publishing"]
+__all__ = ["PROGRAMS", "PUBLISHERS", "DistributionRegistry", "DockerNat", "DockerProxy", "Iperf3Server", "Nginx",
+           "OciFront", "Service", "Site", "Uwsgi", "nat_counters", "program_problems", "publishing"]
 
 # The program classes by the name a ServiceSpec gives (`ServiceSpec.program`), and the publishers by the
 # daemon.json key that turns each on, in the order they start: the lab builds every service and
 # published port from these two tables.
-PROGRAMS: dict[str, type[Service]] = {"iperf3": Iperf3Server, "uwsgi": Uwsgi, "nginx": Nginx}
+PROGRAMS: dict[str, type[Service]] = {"iperf3": Iperf3Server, "uwsgi": Uwsgi, "nginx": Nginx,
+                                      "distribution": DistributionRegistry, "nginx-oci": OciFront}
 PUBLISHERS: dict[str, type] = {"iptables": DockerNat, "userland-proxy": DockerProxy}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import signal
 import tempfile
+from dataclasses import replace
 import time
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from .checks import nginx_t
 class Nginx(Service):
     deaths = re.compile(r"worker process \d+ exited on signal \d+")
     PROTOCOLS = ("uwsgi", "http")   # how it can speak to its upstream (uwsgi_pass, proxy_pass)
+    server_template = "nginx-server.conf.j2"   # its server block (an OCI registry's front has its own)
 
     def __init__(self, site: Site, spec: ServiceSpec, settings: LabSettings):
         super().__init__(site, spec, settings)
@@ -37,9 +39,10 @@ class Nginx(Service):
         _, host, port = self.site.plan.endpoint(self.spec.upstream)
         listen = f"{self.ready_at[0]}:{self.ready_at[1]}"
         tls = f"{self.ready_at[0]}:{self.site.plan.port(self.spec.tls)}" if self.spec.tls else None
-        return render_nginx(s, lab_nginx_paths(self.site.run_dir, listen, f"{host}:{port}",
-                                               self.site.images_dir.resolve(), self.temp_dir, self.name,
-                                               self.spec.upstream.protocol, tls, tls_dir))
+        return render_nginx(s, replace(lab_nginx_paths(self.site.run_dir, listen, f"{host}:{port}",
+                                                       self.site.images_dir.resolve(), self.temp_dir, self.name,
+                                                       self.spec.upstream.protocol, tls, tls_dir),
+                                       server_template=self.server_template))
 
     def check(self, s: LabSettings) -> None:
         """`nginx -t` on the config `s` gives, in nginx's namespace (its listen address is there); with TLS
