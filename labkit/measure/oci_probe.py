@@ -30,11 +30,11 @@ from ..clients.registry_api import Trust, open_get
 from ..clients.follow import Follow
 from ..units import format_size
 from . import iperf
-from .failures import classify
+from ..clients.failures import classify
 from .probe import COLUMNS, INSECURE, MAX_DEADLINE_S, MAX_PARALLEL, ProbeError, _Capture, _facts, _host_port, \
     _pull_row, hops_text, how_it_went
-from .puller import READ_SIZE, _failed, pull_image, together
-from .tcpinfo import SocketWatch
+from ..clients.puller import READ_SIZE, _failed, pull_image, together
+from .own_socket import SocketWatch
 
 
 class OciClient:
