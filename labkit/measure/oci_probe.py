@@ -231,7 +231,7 @@ def oci_notes(s: Session, img: Image, client: OciClient, layers: list, single: P
         hosts = " -> ".join(h["host"] for h in lp.result.hops)
         out.append(f"layer {lp.layer.digest[:19]} {format_size(lp.layer.size)}: {lp.result.mbps:.1f} MB/s from {hosts}"
                    + (f" ({hops_text(lp.result.hops)})" if len(lp.result.hops) > 1 else "")
-                   + (f"; {resumes_text(lp.resumes)} (its socket evidence: the first connection's)"
+                   + (f"; {resumes_text(lp.resumes)} (socket samples: each connection in turn)"
                       if lp.resumes else ""))
     if fastest:
         out.append(f"the whole pull: {single.mbps:.1f} MB/s against the fastest single layer's {fastest:.1f} MB/s")

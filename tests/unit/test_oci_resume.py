@@ -125,14 +125,14 @@ def test_resumes_follow_containers_image_pause_and_progress_rule():
 
     def reopen(headers):
         asked.append(headers["Range"])
-        return Opened(next(answers), [{"host": "s3:9000", "status": 206, "ms": 1}])
+        return Opened(next(answers), [{"host": "s3:9000", "status": 206, "ms": 1}], sock="second")
     body = ResumingBlob(Opened(Resp(200, blob, {"Accept-Ranges": "bytes"}, cut_after=step), sock="first"), reopen,
                         len(blob), sleep=slept.append, clock=lambda: now[0], jitter=lambda: 0.5)
     buf = bytearray(MiB)
     assert body.readinto(buf) == step and body.sock == "first"
     assert body.readinto(buf) == step                       # the first cut: always resumed, after 1 s + jitter
     assert asked == [f"bytes={step}-"] and slept == [pytest.approx(1.05)]
-    assert body.sock is None and body.resumes[0]["host"] == "s3:9000"
+    assert body.sock == "second" and body.resumes[0]["host"] == "s3:9000"      # the loop samples the new one
     now[0] += 5.0                                           # the second cut: half a MiB in 5 s, not resumed
     with pytest.raises(resume.ShortBlob, match=f"only {step} bytes in 5.0 s since the last resume at byte {step} "
                                                r"\(containers/image resumes after 1048576 bytes or 60 s\)"):

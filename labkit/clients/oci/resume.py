@@ -74,8 +74,9 @@ class ResumingBlob:
     """What a layer's opener returns: the first answer, and as `resp` a body that resumes on a cut.
 
     Looks like labkit.clients.registry_api.Opened to the reading loop (resp, sock, hops, http, tls,
-    close()); `resp` looks like an http.client.HTTPResponse (status, chunked, getheader, readinto).
-    `sock` is the first connection's only: after a resume the loop's socket samples stop (None)."""
+    close()); `resp` looks like an http.client.HTTPResponse (status, chunked, getheader, readinto): the first
+    answer's status and headers. `sock` is the connection being read: after a resume the loop's socket
+    samples go on from the new connection (its counters start again: a resumed layer's counts are partial)."""
 
     def __init__(self, first: Any, reopen: Callable[[dict], Any], size: int, max_resumes: int = MAX_RESUMES,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
@@ -102,7 +103,7 @@ class ResumingBlob:
 
     @property
     def sock(self):
-        return self.first.sock if self.current is self.first else None
+        return self.current.sock
 
     @property
     def hops(self) -> list:
