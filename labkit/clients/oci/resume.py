@@ -4,10 +4,10 @@
     n = body.resp.readinto(buf)                       # as an http.client response; a cut resumed inside
     body.resumes                                      # [{"offset", "cut", "status", "host", "ms", "dropped"}]
 
-As containers/image does it (what podman, skopeo and CRI-O pull with): its blob reader
-(containers/image @df7e80d2d19872b61f352a8a182ec934dc0c2346 docker/body_reader.go) resumes a body whose
-read fails with io.ErrUnexpectedEOF (the body ended before its Content-Length) or ECONNRESET (lines
-150-201): after a pause of 1 s plus up to 100 ms of jitter (line 161) it asks for `Range: bytes=<offset>-`
+As containers/image does it (what podman, skopeo and CRI-O pull with): every blob body it GETs is wrapped
+(containers/image @df7e80d2d19872b61f352a8a182ec934dc0c2346 docker/docker_client.go line 1072) in its
+bodyReader (same commit, docker/body_reader.go), which resumes a body whose read fails with
+io.ErrUnexpectedEOF (the body ended before its Content-Length) or ECONNRESET (lines 150-201): after a pause of 1 s plus up to 100 ms of jitter (line 161) it asks for `Range: bytes=<offset>-`
 (lines 163-166) and takes only a 206 whose Content-Range starts at that offset and runs to the blob's end
 (lines 176-188); a 200 or another status ends the read with the cut's error (lines 189-193). It resumes
 the first time always, later only after 1 MiB of progress since the last resume or 60 s since it
@@ -16,8 +16,9 @@ the first time always, later only after 1 MiB of progress since the last resume 
 
 What differs here, and why:
 - A server that does not say `Accept-Ranges: bytes` on the blob's answer (RFC 9110 section 14.3) is not
-  asked: the cut is the pull's failure, named (containers/image asks anyway). distribution serves blobs
-  through Go's http.ServeContent and object stores (S3, GCS) send it: a registry that accepts Range says so.
+  asked: the cut is the pull's failure, named (containers/image asks anyway). distribution serves a blob it
+  does not redirect with Go's http.ServeContent (distribution/distribution @338e645f20a47cbaca4cfcd9b60670503b75bbc9
+  registry/storage/blobserver.go), which answers Range and says `Accept-Ranges: bytes`.
 - A 200 to the Range request means the server started over: the bytes already had are read again and
   dropped, the rest continues the same stream (counted: a resume with `dropped` bytes), where
   containers/image gives up. The digest is still checked over exactly the bytes the caller got.
