@@ -10,7 +10,9 @@ blobs to object storage by design: each layer's hops are recorded; redirects to 
 followed, `Authorization` never carried there). One pull fetches its layers `layers_at_once` at a
 time (containers/image's default, labkit.clients.oci.MAX_PARALLEL_DOWNLOADS); its rate is the image's
 bytes over its wall time, set against the fastest single layer. Each layer is read by the lab's measured
-loop (labkit.clients.puller.pull_image: 1 MiB reads, tcp_info sampled, sha256 checked as it streams).
+loop (labkit.clients.puller.pull_image: 1 MiB reads, tcp_info sampled, sha256 checked as it streams);
+a layer whose connection is cut mid-way resumes with `Range: bytes=N-` where the server accepts Range
+(labkit.clients.oci.resume): each resume is in its layer's row and note, and in `meta["resumes"]`.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import time
 import pandas as pd
 
 from ..clients.oci import (MAX_PARALLEL_DOWNLOADS, Credentials, Digest, Image, LayerPull, Reference, Session,
-                           pull_layers, resolve)
+                           pull_layers, resolve, resumes_text)
 from ..clients.oci.pull import check_at_once, fetch_config, range_check
 from ..errors import LabkitError, SettingsError
 from ..records import ProbeRun, PullResult
@@ -144,12 +146,15 @@ def measure_oci_probe(image: str, parallel: int = 5, iperf3: str | None = None, 
     runs: list[tuple[PullResult, SocketWatch]] = []
     lock = threading.Lock()
 
+    resumed_at_once: list[dict] = []
+
     def in_parallel(barrier, _i) -> PullResult:
         mine = client.session(s.authorization)       # each puller its own connections; the token reused
         barrier.wait(timeout)
         r, layers = client.pull(mine, img, deadline)
         with lock:
             runs.append((r, _watch_of(layers)))
+            resumed_at_once.extend(x for lp, _ in layers for x in lp.resumes)
         return r
     many = together(parallel, in_parallel, timeout) if parallel > 1 else []
     ip = iperf.run(ns, *_host_port(iperf3, 5201), iperf_seconds) if iperf3 else None
@@ -162,6 +167,9 @@ def measure_oci_probe(image: str, parallel: int = 5, iperf3: str | None = None, 
                      "failures": int(not ip.ok), "retransmits": ip.retransmits, "error": ip.error})
     fastest = max((lp.result.mbps for lp, _ in single_layers if lp.result.ok), default=None)
     notes += oci_notes(s, img, client, single_layers, single, fastest, ranges)
+    if resumed_at_once:
+        notes.append(f"{parallel} pulls at once: {len(resumed_at_once)} resume(s) of cut layers, at bytes "
+                     + ", ".join(str(x["offset"]) for x in resumed_at_once))
     notes += how_it_went(single, [w.summary() for _, w in [(single, single_watch), *runs]],
                          trust.describe() if trust else "")
     pulls = [{**r.row(), **w.summary(), "parallel": n} for n, group in ((1, [(single, single_watch)]), (parallel, runs))
@@ -174,7 +182,8 @@ def measure_oci_probe(image: str, parallel: int = 5, iperf3: str | None = None, 
                     {"api": "oci", "image": str(ref), "auth": s.auth_kind,
                      "credentials": s.credentials.source if s.credentials else "", "platform": img.platform or platform,
                      "manifest": img.digest, "index": img.index, "layers": [lp.layer.digest for lp, _ in single_layers],
-                     "ranges": ranges, "steps": s.steps, "verify": single.check,
+                     "ranges": ranges, "resumes": {lp.layer.digest: lp.resumes for lp, _ in single_layers if lp.resumes},
+                     "steps": s.steps, "verify": single.check,
                      "wall_s": round(time.perf_counter() - t0, 1), "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
                      "host": socket.gethostname(), "ns": ns, "insecure": insecure,
                      "trust": trust.describe() if trust else "", "http": single.http, "tls": single.tls,
@@ -199,7 +208,9 @@ def _layer_row(lp: LayerPull, w: SocketWatch | None) -> dict:
     return {"kind": "layer", "point": f"{d.digest[:19]} {format_size(d.size)}", "parallel": 1,
             "MBps": round(r.mbps, 1), "ttfb_ms": round(r.ttfb_ms, 1), "failures": int(not r.ok),
             "verified": r.sha256_ok is not False, "checked": r.check, "http": r.http, "tls": r.tls,
-            "hops": hops_text(r.hops), "client_cpu_pct": (w.summary().get("client_cpu_pct") if w else None),
+            "hops": hops_text(r.hops) + (f"; resumed {len(lp.resumes)}x at byte "
+                                         + ", ".join(str(x["offset"]) for x in lp.resumes) if lp.resumes else ""),
+            "client_cpu_pct": (w.summary().get("client_cpu_pct") if w else None),
             "error": r.error}
 
 
@@ -219,7 +230,9 @@ def oci_notes(s: Session, img: Image, client: OciClient, layers: list, single: P
     for lp, _ in layers:
         hosts = " -> ".join(h["host"] for h in lp.result.hops)
         out.append(f"layer {lp.layer.digest[:19]} {format_size(lp.layer.size)}: {lp.result.mbps:.1f} MB/s from {hosts}"
-                   + (f" ({hops_text(lp.result.hops)})" if len(lp.result.hops) > 1 else ""))
+                   + (f" ({hops_text(lp.result.hops)})" if len(lp.result.hops) > 1 else "")
+                   + (f"; {resumes_text(lp.resumes)} (socket samples: each connection in turn)"
+                      if lp.resumes else ""))
     if fastest:
         out.append(f"the whole pull: {single.mbps:.1f} MB/s against the fastest single layer's {fastest:.1f} MB/s")
     out.append(f"Range requests on blobs: {ranges}")

@@ -18,6 +18,10 @@ manifests; blobs answer Range requests with 206) and prints one JSON line with i
     tls       anonymous, https with the given certificate (a private CA's)
     nochallenge  answers 401 without WWW-Authenticate
     corrupt   anonymous; every layer blob has its last byte changed (its length right, its digest wrong)
+    cut       anonymous; a layer blob's GET without Range (each client's first for that layer) sends its
+              headers (the whole Content-Length, Accept-Ranges: bytes) and half the bytes, then closes the
+              connection; a GET with Range is answered 206 (the client resumes)
+    cutnorange  as cut, but Range is not supported: no Accept-Ranges, a Range ignored (200, cut as well)
 """
 from __future__ import annotations
 
@@ -179,21 +183,27 @@ class Registry(BaseHTTPRequestHandler):
             return self._error(404, "BLOB_UNKNOWN", "blob unknown to registry")
         if self.mode == "redirect":
             return self._head(307, 0, Location=f"{self.other}/blobs/sha256/{f.name}?X-Amz-Expires=300&X-Amz-Signature=abc")
-        send_file(self, f, {"Docker-Content-Digest": ref}, corrupt=self.mode == "corrupt" and f.stat().st_size > 4096)
+        layer = f.stat().st_size > 4096
+        cut = layer and (self.mode == "cutnorange" or (self.mode == "cut" and "Range" not in self.headers))
+        send_file(self, f, {"Docker-Content-Digest": ref}, corrupt=self.mode == "corrupt" and layer, cut=cut,
+                  ranges=self.mode != "cutnorange")
 
 
-def send_file(h: BaseHTTPRequestHandler, f: Path, headers: dict, corrupt: bool = False) -> None:
-    """The file, whole (200) or the Range asked for (206), in 1 MiB writes (`corrupt`: its last byte changed)."""
+def send_file(h: BaseHTTPRequestHandler, f: Path, headers: dict, corrupt: bool = False, cut: bool = False,
+              ranges: bool = True) -> None:
+    """The file, whole (200) or the Range asked for (206), in 1 MiB writes (`corrupt`: its last byte changed;
+    `cut`: the connection closed after half the bytes its Content-Length says; `ranges` False: Range ignored)."""
     size = f.stat().st_size
     start, end, status = 0, size - 1, 200
-    rng = h.headers.get("Range", "")
+    rng = h.headers.get("Range", "") if ranges else ""
     if rng.startswith("bytes="):
         a, _, b = rng[6:].partition("-")
         start, end, status = int(a or 0), min(int(b) if b else size - 1, size - 1), 206
     h.send_response(status)
     h.send_header("Content-Type", "application/octet-stream")
     h.send_header("Content-Length", str(end - start + 1))
-    h.send_header("Accept-Ranges", "bytes")
+    if ranges:
+        h.send_header("Accept-Ranges", "bytes")
     if status == 206:
         h.send_header("Content-Range", f"bytes {start}-{end}/{size}")
     for k, v in headers.items():
@@ -202,14 +212,18 @@ def send_file(h: BaseHTTPRequestHandler, f: Path, headers: dict, corrupt: bool =
     with open(f, "rb") as src:
         src.seek(start)
         left = end - start + 1
-        while left > 0:
-            block = src.read(min(CHUNK, left))
+        stop = left // 2 if cut else 0
+        while left > stop:
+            block = src.read(min(CHUNK, left - stop))
             if not block:
                 break
             if corrupt and len(block) == left:
                 block = block[:-1] + bytes([block[-1] ^ 0xFF])
             h.wfile.write(block)
             left -= len(block)
+    if cut:
+        h.wfile.flush()
+        h.close_connection = True           # the rest never comes: the connection closes
 
 
 class Files(BaseHTTPRequestHandler):

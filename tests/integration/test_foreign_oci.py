@@ -9,6 +9,8 @@ did not build, each a program of its own on 127.0.0.1, started here and ended by
     tls private CA       https with a certificate from a private CA
     no challenge         a 401 without WWW-Authenticate (bad input: the error names it)
     corrupt              every layer's last byte changed: a digest mismatch, named by layer
+    cut                  every layer's first GET closed half-way: resumed with Range (206), verified;
+                         without Range support (cutnorange) the cut fails the pull, named
 
 The table printed at the end (run with -s) is the closing note's: server, probe result and rate, storm.
 """
@@ -29,7 +31,7 @@ import pytest
 from labkit.analyze.probe_verdict import FAILED
 from labkit.clients.oci import AuthError, PlatformError
 from labkit.errors import TlsVerifyError
-from labkit.lab.tls import make_ca, make_server_cert, pem_cert, pem_key
+from labkit.lab.conditions.tls import make_ca, make_server_cert, pem_cert, pem_key
 from labkit.lab.host.tools import tool
 from labkit.measure.locust_storm import LocustProcess, StormSpec
 from labkit.experiments.probe import run_oci_probe
@@ -285,6 +287,36 @@ def test_a_layer_whose_bytes_do_not_match_its_digest(tmp):
         s, row = storm(srv, tmp)
         assert row["fail_checksum"] == 4, row
     record("layers corrupted (digest mismatch)", f"{FAILED}: {p.pulls[0]['error'][:90]}...", storm_words(row))
+
+
+def test_a_layer_cut_mid_way_resumes_with_range(tmp):
+    (tmp / "r").mkdir()
+    with python_registry("cut", tmp / "r") as srv:
+        p = probe(srv.image())
+        good(p, srv)                                  # verified by its digest across the two connections
+        layers = [(d, n - n // 2) for d, n in srv.layout.layers["linux/amd64"]]   # where the server cut each
+        assert {d: [(r["offset"], r["cut"], r["status"], r["dropped"]) for r in rs]
+                for d, rs in p.meta["resumes"].items()} == {d: [(at, "short", 206, 0)] for d, at in layers}
+        rows = p.table[p.table.kind == "layer"]
+        assert all(h.endswith(f"; resumed 1x at byte {at}") for h, (_, at) in zip(rows.hops, layers))
+        assert sum("resumed 1x: at byte" in n for n in p.notes) == len(layers)
+        assert f"2 pulls at once: {2 * len(layers)} resume(s) of cut layers" in " ".join(p.notes)
+        s, row = storm(srv, tmp)
+        assert row["ok"] == 4
+    with python_registry("cutnorange", tmp) as srv:
+        cut = probe(srv.image())
+        assert cut.verdict.kind == FAILED and "ignored (200" in cut.meta["ranges"] and not cut.meta["resumes"]
+        bad = cut.table[cut.table.kind == "layer"]
+        assert (bad.failures == 1).all()
+        for r in cut.pulls:
+            assert r["kind"] == "short body" and "the server does not accept Range (its answer said no " \
+                "Accept-Ranges: bytes): not resumed" in r["error"] and "cut at byte" in r["error"], r["error"]
+        (tmp / "n").mkdir()
+        s, norange = storm(srv, tmp / "n")
+        assert norange["fail_short_body"] == 4, norange
+    record("layers cut half-way (first GET), Range honoured", f"{rate(p)}; each layer resumed once at its half "
+           "(206), verified", storm_words(row))
+    record("layers cut half-way, no Range support", f"{FAILED}: {cut.pulls[0]['error'][:110]}...", storm_words(norange))
 
 
 def test_zz_the_table(capsys):

@@ -1,6 +1,7 @@
 """Crafted registry answers for the OCI client's unit tests: a `get(url, headers)` served from a table."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -8,9 +9,14 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Resp:
+    """`cut_after`: the body ends there (cut="eof", a short read) or the connection resets (cut="reset")."""
     status: int
     body: bytes = b""
     headers: dict = field(default_factory=dict)
+    cut_after: int | None = None
+    cut: str = "eof"
+    chunked: bool = False
+    _pos: int = 0
 
     def getheader(self, name, default=None):
         return {k.lower(): v for k, v in self.headers.items()}.get(name.lower(), default)
@@ -18,14 +24,29 @@ class Resp:
     def read(self):
         return self.body
 
+    def readinto(self, buf) -> int:
+        end = len(self.body) if self.cut_after is None else min(self.cut_after, len(self.body))
+        if self._pos >= end:
+            if self.cut == "reset" and end < len(self.body):
+                raise ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
+            return 0
+        n = min(len(buf), end - self._pos)
+        buf[:n] = self.body[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
 
 @dataclass
 class Opened:
     resp: Resp
     hops: list = field(default_factory=list)
+    sock: object = None
+    http: str = "HTTP/1.1 keep-alive"
+    tls: str = ""
+    closed: bool = False
 
     def close(self):
-        pass
+        self.closed = True
 
 
 class Registry:

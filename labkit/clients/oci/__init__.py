@@ -14,6 +14,7 @@ One concern a module:
     blobs       digests: parsed, and a streaming check of a blob's bytes against its digest
     session     requests made as the registry wants them: the token fetched on a 401, retried once
     pull        the orchestration: ping, manifest, config, every layer one at a time or N at once
+    resume      a layer's body resumed with `Range: bytes=N-` when its connection is cut (as containers/image)
 
 The HTTP itself is given (`get(url, headers) -> Opened`, the lab's client inside a network namespace:
 labkit.clients.registry_api.open_get), so the protocol here is pure and tested with crafted responses
@@ -32,8 +33,10 @@ from .blobs import Digest, DigestMismatch
 from .manifest import Descriptor, Image, ManifestError, PlatformError, parse_platform, select_platform
 from .pull import MAX_PARALLEL_DOWNLOADS, LayerPull, pull_layers, resolve
 from .reference import Reference
+from .resume import MAX_RESUMES, ResumingBlob, resumes_text
 from .session import OciError, Session
 
 __all__ = ["AuthError", "Challenge", "Credentials", "Descriptor", "Digest", "DigestMismatch", "Image",
-           "LayerPull", "MAX_PARALLEL_DOWNLOADS", "ManifestError", "OciError", "PlatformError", "Reference",
-           "Session", "parse_challenge", "parse_platform", "pull_layers", "resolve", "select_platform"]
+           "LayerPull", "MAX_PARALLEL_DOWNLOADS", "MAX_RESUMES", "ManifestError", "OciError", "PlatformError",
+           "Reference", "ResumingBlob", "Session", "parse_challenge", "parse_platform", "pull_layers", "resolve",
+           "resumes_text", "select_platform"]

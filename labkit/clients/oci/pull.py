@@ -9,6 +9,8 @@ blob copies (line 275). MAX_PARALLEL_DOWNLOADS is that default.
 The bytes of each layer are read by `fetch_layer(open_blob, descriptor)`: the caller's loop (the lab's
 measured one, labkit.clients.puller.pull_image) given a function that opens the blob's GET (auth and
 redirects done); it checks the bytes against the layer's digest as they stream and returns its result.
+The body it reads resumes with `Range: bytes=N-` when the connection is cut and the server accepts Range
+(labkit.clients.oci.resume, as containers/image does); each resume is in the layer's LayerPull.resumes.
 """
 from __future__ import annotations
 
@@ -16,12 +18,13 @@ import hashlib
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import SettingsError
 from .blobs import Digest, DigestMismatch
 from .manifest import ACCEPT, DEFAULT_PLATFORM, INDEXES, Descriptor, Image, media_type, read_image, select_platform
+from .resume import MAX_RESUMES, ResumingBlob
 from .session import OciError, Session
 
 MAX_PARALLEL_DOWNLOADS = 6
@@ -30,9 +33,11 @@ MAX_AT_ONCE = 32
 
 @dataclass
 class LayerPull:
-    """One layer fetched: its descriptor and what the loop measured (a labkit.records.PullResult)."""
+    """One layer fetched: its descriptor, what the loop measured (a labkit.records.PullResult) and each
+    resume of its body on a cut connection (offset, cut, status, host, ms, dropped: labkit.clients.oci.resume)."""
     layer: Descriptor
     result: Any
+    resumes: list[dict] = field(default_factory=list)
 
 
 def _manifest(session: Session, ref: str, name: str) -> tuple[str, dict, str]:
@@ -106,12 +111,20 @@ def check_at_once(n: int) -> None:
 
 
 def pull_layers(session: Session, layers: list[Descriptor], fetch_layer: Callable[[Callable, Descriptor], Any],
-                at_once: int = MAX_PARALLEL_DOWNLOADS) -> list[LayerPull]:
-    """Every layer through `fetch_layer`, `at_once` of them at a time; results in the manifest's order."""
+                at_once: int = MAX_PARALLEL_DOWNLOADS, max_resumes: int = MAX_RESUMES) -> list[LayerPull]:
+    """Every layer through `fetch_layer`, `at_once` of them at a time; results in the manifest's order.
+    A layer's body cut mid-way resumes with Range up to `max_resumes` times (0: never) where the server accepts it."""
     check_at_once(at_once)
 
     def one(d: Descriptor) -> LayerPull:
-        return LayerPull(d, fetch_layer(lambda: session.open(session.ref.url("blob", d.digest)), d))
+        url, opened = session.ref.url("blob", d.digest), []
+
+        def open_blob() -> ResumingBlob:
+            body = ResumingBlob(session.open(url), lambda headers: session.open(url, headers), d.size, max_resumes)
+            opened.append(body)
+            return body
+        result = fetch_layer(open_blob, d)
+        return LayerPull(d, result, [r for body in opened for r in body.resumes])
     if at_once == 1 or len(layers) <= 1:
         return [one(d) for d in layers]
     with ThreadPoolExecutor(max_workers=min(at_once, len(layers)), thread_name_prefix="layer") as pool:
