@@ -63,7 +63,7 @@ class Lab:
         self.run_dir, self.images_dir = Path(data_dir) / "run" / name, Path(data_dir) / "images"
         self._level = logging.DEBUG if quiet else logging.INFO
         self.image: Image | None = None
-        self.notes: list[str] = []
+        self.notes: list[str] = list(self.machine.notes) if self.machine else []
         ground = Ground(name, self.run_dir, self.images_dir, use_ns, self.notes)
         self.links, self.tls, self.storage = Links(ground, self.plan), LabTls(ground, tls_addresses(self.plan)), \
             VmStorage(ground)
@@ -119,8 +119,6 @@ class Lab:
             self.say("start failed: ending what was started", warn=True)
             self.down()
             raise
-        if self.machine:
-            self.say(*self.machine.notes)
         if not self.keep:  # a Jupyter kernel shut down normally ends its lab too
             atexit.register(self.down)
         self.say(f"lab '{self.name}' is up ({'namespaces' if self.plan.namespaced else 'loopback'}, "

@@ -1,0 +1,41 @@
+"""A measured table from a time-dilated lab (labkit.config.dilation) read back into the seed's time, in one place.
+
+    table, notes = read_back(table, k, path, ratio)
+
+Rates x k, times / k (`to_real_time`, which refuses a numeric column without a rule), a `k` column on every
+table (k = 1 too: every table says k). CPU percentages (`busiest_cpu`, `client_cpu`) are kept as measured: a
+share of this machine's core in dilated time, not the seed's. The kernel's softirq work is not dilated: its
+measured share of the CPU per GB is said for each pull row, with `kernel_understatement`'s estimate of how
+much of the seed's CPU per byte the model leaves out (where the share is large the model is optimistic).
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from ..config.dilation import kernel_understatement, to_real_time
+from ..path import ServingPath
+from ..records import cost
+
+KEPT = {"busiest_cpu": "keep", "client_cpu": "keep"}    # % of this machine's core, in dilated time: as measured
+
+
+def read_back(table: pd.DataFrame, k: float, path: ServingPath, ratio: float = 1.0) -> tuple[pd.DataFrame, list[str]]:
+    """`table` in real time with its `k` column, and the notes a dilated run carries (none at k = 1)."""
+    out = to_real_time(table, k, KEPT)
+    if k == 1:
+        return out, []
+    notes = [f"time dilation k = {k:g}: rates read back x {k:g}, times / {k:g}; busiest_cpu and client_cpu "
+             "are % of this machine's core as measured in dilated time"]
+    for _, row in table.iterrows():
+        if row.get("kind") != "pull":
+            continue
+        costs = cost.from_row(row, path)
+        soft, server = costs.get(cost.SOFTIRQ), sum(cost.servers(costs).values())
+        if soft is None or not server:
+            continue
+        under = kernel_understatement(soft, server * ratio, ratio, k)
+        notes.append(f"not dilated: the kernel's softirq work at {row['point']} x{int(row['parallel'])}: "
+                     f"{soft:.3f} CPU-s/GB against the server's {server:.3f} ({soft / (soft + server):.0%} of it, "
+                     f"on this machine's cores): the model leaves out about {under:.0%} of the seed's CPU per "
+                     "byte (kernel_understatement): optimistic by that much where the CPU binds")
+    return out, notes
