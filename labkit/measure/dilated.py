@@ -3,8 +3,9 @@
     table, notes = read_back(table, k, path, ratio)
 
 Rates x k, times / k (`to_real_time`, which refuses a numeric column without a rule), a `k` column on every
-table (k = 1 too: every table says k). CPU percentages (`busiest_cpu`, `client_cpu`) are kept as measured: a
-share of this machine's core in dilated time, not the seed's. The kernel's softirq work is not dilated: its
+table (k = 1 too: every table says k). CPU percentages (`busiest_cpu`, `client_cpu`, % of this machine's core)
+are read back x k: the same work in 1/k of the time, as k = 1 measures it (a process held to 1/(ratio k) of a
+core reads ~100/ratio %, as at k = 1). The kernel's softirq work is not dilated: its
 measured share of the CPU per GB is said for each pull row, with `kernel_understatement`'s estimate of how
 much of the seed's CPU per byte the model leaves out (where the share is large the model is optimistic).
 """
@@ -16,16 +17,16 @@ from ..config.dilation import kernel_understatement, to_real_time
 from ..path import ServingPath
 from ..records import cost
 
-KEPT = {"busiest_cpu": "keep", "client_cpu": "keep"}    # % of this machine's core, in dilated time: as measured
+CPU_SHARES = {"busiest_cpu": "rate", "client_cpu": "rate"}    # % of this machine's core per second of dilated time: x k
 
 
 def read_back(table: pd.DataFrame, k: float, path: ServingPath, ratio: float = 1.0) -> tuple[pd.DataFrame, list[str]]:
     """`table` in real time with its `k` column, and the notes a dilated run carries (none at k = 1)."""
-    out = to_real_time(table, k, KEPT)
+    out = to_real_time(table, k, CPU_SHARES)
     if k == 1:
         return out, []
-    notes = [f"time dilation k = {k:g}: rates read back x {k:g}, times / {k:g}; busiest_cpu and client_cpu "
-             "are % of this machine's core as measured in dilated time"]
+    notes = [f"time dilation k = {k:g}: rates read back x {k:g}, times / {k:g}; busiest_cpu and client_cpu x {k:g} "
+             "(% of this machine's core, as k = 1 measures it)"]
     for _, row in table.iterrows():
         if row.get("kind") != "pull":
             continue

@@ -27,7 +27,7 @@ def test_rates_times_and_k():
     out, notes = read_back(_table(), 2.0, PATH, ratio=2.5)
     r = out.iloc[0]
     assert (r.MBps, r.MBps_lo, r.per_pull_max, r.ttfb_ms) == (20.0, 18.0, 22.0, 20.0)
-    assert (r.failures, r.busiest_cpu, r.k) == (0, 50.0, 2.0)
+    assert (r.failures, r.busiest_cpu, r.client_cpu, r.k) == (0, 100.0, 40.0, 2.0)
     assert r[cost.column("nginx")] == 1.0                    # CPU-seconds per GB: the same work per byte
     assert any("softirq" in n and "leaves out" in n for n in notes)
 
