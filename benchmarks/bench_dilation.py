@@ -39,7 +39,7 @@ TOLERANCE = 0.15
 
 def one(name: str, s, k: float, image_size: int, reps: int) -> dict:
     with Lab("dilate-bench", s.changed(machine={"dilation": k}), image_size=image_size, quiet=True) as lab:
-        sv = run_survey(lab, parallel=2, hops=[], vantages=["client"], repeats=reps, verify="length",
+        sv = run_survey(lab, parallel=2, hops=[], vantages=[lab.plan.path.client_vantage.name], repeats=reps, verify="length",
                         progress=False, tcp=False)
     pulls = sv.table[sv.table.kind == "pull"].set_index("parallel")
     v = verdict(sv)

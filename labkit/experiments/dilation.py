@@ -22,7 +22,7 @@ def _labs(exp: Experiment) -> list[Experiment]:
 
 
 def _measure(lab, exp: Experiment, progress: Progress) -> dict:
-    sv = run_survey(lab, parallel=exp.parallel, hops=[], vantages=list(exp.vantages or ("client",)),
+    sv = run_survey(lab, parallel=exp.parallel, hops=[], vantages=list(exp.vantages or (lab.plan.path.client_vantage.name,)),
                     repeats=exp.repeats, verify="length", progress=progress.on, tcp=False)
     v = verdict(sv)
     progress.step(f"k = {lab.k:g}")
@@ -53,5 +53,5 @@ DILATION = Experiment(
     "dilation", "one case at k = 1, 2 and 4 read back into real time: the same rates (within the spread) and the "
     "same verdict at every k, or the case and the reason said", _measure,
     settings="sregistry-2018-10-https", overrides=("cpu.model=opteron-6174", "machine.vcpus=1"),
-    vantages=("client",), parallels=(1, 2), repeats=3, image_size=32 * MiB, lab_name="dilation",
+    parallels=(1, 2), repeats=3, image_size=32 * MiB, lab_name="dilation",
     options={"ks": (1, 2, 4)}, labs=_labs, steps=lambda e: len(e.options["ks"]), aggregate=_aggregate, text=_text)

@@ -18,11 +18,12 @@ from ..path import ServingPath
 from ..records import cost
 
 CPU_SHARES = {"busiest_cpu": "rate", "client_cpu": "rate"}    # % of this machine's core per second of dilated time: x k
+WORDS = {c: "keep" for c in ("kind", "point", "through", "busiest", "client", "error", "sha256_ok")}  # (all-NaN when empty)
 
 
 def read_back(table: pd.DataFrame, k: float, path: ServingPath, ratio: float = 1.0) -> tuple[pd.DataFrame, list[str]]:
     """`table` in real time with its `k` column, and the notes a dilated run carries (none at k = 1)."""
-    out = to_real_time(table, k, CPU_SHARES)
+    out = to_real_time(table, k, {**WORDS, **CPU_SHARES})
     if k == 1:
         return out, []
     notes = [f"time dilation k = {k:g}: rates read back x {k:g}, times / {k:g}; busiest_cpu and client_cpu x {k:g} "

@@ -22,7 +22,7 @@ def _one_pull(k: float, name: str) -> tuple[float, object]:
             cap = cgroups.features().roots["cpu"] / cgroups.TOP / name / "cpu.cfs_quota_us"
             if cap.exists():              # cgroup v1: the server's programs together at vcpus / ratio / k
                 assert int(cap.read_text()) == round(lab.cpu.model.cap * cgroups.CFS_PERIOD_US)
-        sv = run_survey(lab, parallel=1, hops=[], vantages=["client"], repeats=3, verify="length", progress=False,
+        sv = run_survey(lab, parallel=1, hops=[], vantages=[lab.plan.path.client_vantage.name], repeats=3, verify="length", progress=False,
                         tcp=False)
     row = sv.table[sv.table.kind == "pull"].iloc[0]
     assert row.failures == 0 and row.k == k and sv.meta["k"] == k

@@ -43,3 +43,9 @@ def test_a_column_without_a_rule_is_refused():
     t = _table().assign(mystery=1.0)
     with pytest.raises(SettingsError, match="mystery"):
         read_back(t, 2.0, PATH)
+
+
+def test_an_empty_table_reads_back_empty():
+    import pandas as pd
+    out, notes = read_back(pd.DataFrame([]).reindex(columns=survey_columns(PATH)), 2.0, PATH)
+    assert out.empty and "k" in out.columns
