@@ -25,6 +25,7 @@ from .changes import plan_changes, publish_problems, replanned
 from .conditions.base import Condition, Ground, end_all
 from .conditions.client_dest import ClientDest
 from .conditions.links import Links
+from .conditions.machine import scale_model
 from .conditions.server_cpu import ServerCpu
 from .conditions.storage import VmStorage
 from .conditions.tls import LabTls, tls_addresses
@@ -50,13 +51,19 @@ class Lab:
         self.path: ServingPath = path or registry_path(compute_nodes, registry=settings.registry.kind)
         if problems := program_problems(self.path) + self.path.problems(settings):
             raise SettingsError("; ".join(problems))
-        self.name, self.settings, self.image_size, self.keep = name, settings, image_size, keep
+        self.name, self.image_size, self.keep = name, image_size, keep
+        # `settings`: the user's (experiments, bundles, export, what `labkit up` records); `run`: what runs,
+        # dilated when `machine` asks for a time-dilated scale model (labkit.config.dilation): refused here,
+        # before anything is made, when this machine cannot give it
+        self.settings = settings
+        self.machine = scale_model(settings, Path(data_dir) / "run" / "cpu-speed.json")
+        self.run = self.machine.settings if self.machine else settings
         self.plan: Plan = plan(name, use_ns, settings.publish.host_port, self.path,
                                tls_port=settings.tls.port if settings.tls.enabled else None)
         self.run_dir, self.images_dir = Path(data_dir) / "run" / name, Path(data_dir) / "images"
         self._level = logging.DEBUG if quiet else logging.INFO
         self.image: Image | None = None
-        self.notes: list[str] = []
+        self.notes: list[str] = list(self.machine.notes) if self.machine else []
         ground = Ground(name, self.run_dir, self.images_dir, use_ns, self.notes)
         self.links, self.tls, self.storage = Links(ground, self.plan), LabTls(ground, tls_addresses(self.plan)), \
             VmStorage(ground)
@@ -87,8 +94,8 @@ class Lab:
                   data_dir, keep=True, path=path)
         lab.image = ensure_image(lab.images_dir, lab.image_size)
         for c in lab.conditions:
-            c.adopt(lab.settings, lab.image)
-        for svc in lab.running.programs(lab.settings):
+            c.adopt(lab.run, lab.image)
+        for svc in lab.running.programs(lab.run):
             lab.running.adopt(svc, st.get("pids", {}))
         lab._stock(push=False)
         return lab
@@ -102,7 +109,7 @@ class Lab:
     # --- lifecycle -------------------------------------------------------
     def up(self) -> "Lab":
         feats = netns.host_features(self.plan.namespaced)
-        if problems := self._problems(self.settings) + publish_problems(self.settings, feats):
+        if problems := self._problems(self.run) + publish_problems(self.run, feats):
             raise SettingsError("; ".join(problems))
         self.say(*ownership.begin(self.name, keep=self.keep, namespaced=self.plan.namespaced,
                                   run_dir=str(self.run_dir), pids={}, image_size=self.image_size,
@@ -112,8 +119,8 @@ class Lab:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.image = ensure_image(self.images_dir, self.image_size)
             for c in self.conditions:
-                self.say(*c.up(self.settings, self.image))
-            for svc in self.running.programs(self.settings):
+                self.say(*c.up(self.run, self.image))
+            for svc in self.running.programs(self.run):
                 self.running.start(svc)
             self._stock(push=True)
         except BaseException:
@@ -141,9 +148,23 @@ class Lab:
     def _problems(self, s: LabSettings) -> list[str]:
         return [p for c in self.conditions for p in c.problems(s)]
 
+    @property
+    def k(self) -> float:
+        """The time dilation the lab runs at (1: real time): rates measured are read back x k, times / k."""
+        return self.machine.k if self.machine else 1.0
+
+    def _running(self, given: LabSettings) -> LabSettings:
+        """What runs for the user's `given` settings: dilated as the lab's machine is (machine.* is set at start)."""
+        if given.machine != self.settings.machine:
+            return given                  # plan_changes refuses it: machine.* is set when the lab starts
+        plan = scale_model(given, self.run_dir.parent / "cpu-speed.json")
+        return plan.settings if plan else given
+
     def check(self, new: LabSettings) -> list[str]:
-        """The groups `new` changes; raises SettingsError (nothing applied) if it cannot be applied here."""
-        changes = plan_changes(self.settings, new, netns.host_features(self.plan.namespaced))
+        """The groups `new` (the user's settings) changes; raises SettingsError (nothing applied) if it cannot
+        be applied here."""
+        new = self._running(new)     # machine.* differing is refused by plan_changes (set when the lab starts)
+        changes = plan_changes(self.run, new, netns.host_features(self.plan.namespaced))
         problems = [*changes.problems, *self.path.problems(new), *self._problems(new),
                     *self.running.problems(changes.steps, new)]
         if problems:
@@ -154,20 +175,22 @@ class Lab:
         """Change the running lab to `new`, checked first; on a failure midway back to the old settings. Each step
         (labkit.lab.changes) is done by what owns it: a condition, Docker's publishers, or each program's instances."""
         self.check(new)
-        steps, old = plan_changes(self.settings, new, netns.host_features(self.plan.namespaced)).steps, self.settings
+        given, new = new, self._running(new)
+        steps, old = plan_changes(self.run, new, netns.host_features(self.plan.namespaced)).steps, self.run
         try:
             done = self._do(new, steps)
         except BaseException:
             self.say("apply failed: going back to the previous settings", warn=True)
             self._do(old, steps)
             raise
+        self.settings = given
         self.running.record_pids()
-        ownership.write(self.name, settings=new.model_dump(mode="json"))
+        ownership.write(self.name, settings=given.model_dump(mode="json"))
         return done
 
     def _do(self, s: LabSettings, steps: tuple[str, ...]) -> list[str]:
         done = self._replan(s)
-        self.settings = s
+        self.run = s
         return done + [line for step in steps for line in self.running.do(step, s)]
 
     def _replan(self, s: LabSettings) -> list[str]:
@@ -176,7 +199,6 @@ class Lab:
             return []
         self.plan = new
         self.running.replan(new)
-        ownership.write(self.name, settings=s.model_dump(mode="json"))
         return [*self.tls.down(), *self.tls.up(s, self.image),
                 f"tls: {f'on, published on {s.tls.port}' if s.tls.enabled else 'off'}"]
 
@@ -197,7 +219,7 @@ class Lab:
     @property
     def watch(self) -> Supervisor:
         """The lab's supervision as it is now: status, health, manifest, require_running, heal, describe."""
-        return Supervisor(self.name, self.running, self.plan, self.image, self.settings, self.trust_at, self.say)
+        return Supervisor(self.name, self.running, self.plan, self.image, self.run, self.trust_at, self.say)
 
     # the supervisor's, called on the lab (labkit.lab.supervision.Supervisor says what each does)
     status = property(lambda self: self.watch.status)

@@ -11,6 +11,7 @@ from ..progress import bar as tqdm
 
 from . import iperf
 from .cpu import machine_cpus
+from .dilated import read_back
 from ..config.settings import LabSettings
 from ..errors import ServiceDown
 from ..lab.lab import Lab
@@ -36,6 +37,8 @@ def run_survey(lab: Lab, parallel: int = 5, iperf_seconds: int = 2, pull_deadlin
     Vantage points behind a stage that carries no image under the lab's settings are left out
     (with X-Accel-Redirect uwsgi only sends a header). verify="length" skips the client's sha256.
     A service that is down is recorded (meta "down") and the pulls show where the path fails.
+    A time-dilated lab (machine.dilation k > 1) stretches `pull_deadline` x k and reads the table back into
+    real time (labkit.measure.dilated: rates x k, times / k); every table has its `k` column.
     """
     if not 1 <= repeats <= 20:
         raise ValueError(f"repeats {repeats}: 1..20 (3 or more give a spread)")
@@ -61,7 +64,7 @@ def run_survey(lab: Lab, parallel: int = 5, iperf_seconds: int = 2, pull_deadlin
         for i, this_round in enumerate(rounds):
             for v, n in this_round:
                 bar.set_postfix_str(f"pull {v.name} x{n} ({i + 1}/{repeats})")
-                run = pull_at(lab, v.name, n, verify=verify, deadline=pull_deadline, tcp=tcp, allow_down=bool(down))
+                run = pull_at(lab, v.name, n, verify=verify, deadline=pull_deadline * lab.k, tcp=tcp, allow_down=bool(down))
                 runs.setdefault((v.name, n), []).append(run)
                 details += _details(run, i)
                 bar.update()
@@ -76,14 +79,17 @@ def run_survey(lab: Lab, parallel: int = 5, iperf_seconds: int = 2, pull_deadlin
         level = logging.INFO if not st.carries(LabSettings()) else logging.WARNING
         log.log(level, f"stage {st.name!r} carries no image under these settings ({why}): {st.vantage!r} is not "
                        "pulled, and this survey has no row for it")
-    table = pd.DataFrame(rows).reindex(columns=survey_columns(p.path))
+    table, dilated = read_back(pd.DataFrame(rows).reindex(columns=survey_columns(p.path)), lab.k, p.path,
+                               lab.cpu.model.ratio)
     meta = {"lab": lab.name, "namespaced": p.namespaced, "image_bytes": lab.image.size,
             "disk_stages": [d.name for d in p.path.disk_stages if d.carries(lab.settings)], "parallel": parallel,
             "compute_nodes": len(p.path.compute), "repeats": repeats, "iperf_seconds": iperf_seconds, "verify": verify,
-            "pull_deadline_s": pull_deadline, "wall_s": round(time.perf_counter() - t0, 1), "down": down,
+            "pull_deadline_s": pull_deadline, "k": lab.k,
+            "machine": {"vcpus": lab.settings.machine.vcpus, "k": lab.k, "ratio": lab.cpu.ratio,
+                        "changed": {n: list(v) for n, v in lab.machine.changed.items()} if lab.machine else {}}, "wall_s": round(time.perf_counter() - t0, 1), "down": down,
             "cpus": machine_cpus(), "host": platform.node(), "cpu_model": lab.cpu.info(),
             "kernel": platform.release(), "when": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    return Survey(table, lab.settings.model_dump(mode="json"), p.path, list(lab.notes), meta, cpu_all,
+    return Survey(table, lab.settings.model_dump(mode="json"), p.path, [*lab.notes, *dilated], meta, cpu_all,
                   pd.DataFrame(details))
 
 

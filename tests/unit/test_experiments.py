@@ -95,8 +95,26 @@ def test_settings_are_checked_before_any_lab(labs):
 
 def test_declared_but_not_built_says_so(labs):
     with pytest.raises(LabkitError, match="'dilation' is declared but not built yet"):
-        run(declared("dilation"), progress=False)
+        run(declared("dilation").with_(measure=None), progress=False)
     assert labs == []
+
+
+def test_dilation_declares_one_lab_per_k_and_compares_them_to_the_first():
+    import pandas as pd
+    from types import SimpleNamespace
+    from labkit.experiments import dilation
+    exp = declared("dilation")
+    parts = exp.labs(exp)
+    assert [p.lab_settings().machine.dilation for p in parts] == [1.0, 2.0, 4.0]
+    assert all(p.lab_settings().machine.vcpus == 1 for p in parts)
+
+    def part(k, rate, v):
+        t = pd.DataFrame([{"kind": "pull", "point": "client", "parallel": 1, "MBps": rate, "MBps_lo": rate,
+                           "MBps_hi": rate, "failures": 0}])
+        return {"k": k, "survey": SimpleNamespace(table=t), "verdict": v}
+    out = dilation._aggregate(exp, [part(1.0, 20.0, "tls at nginx"), part(2.0, 22.0, "tls at nginx"),
+                                    part(4.0, 15.0, "cpu at uwsgi")])
+    assert out.vs_first_k.tolist() == [1.0, 1.1, 0.75] and out.same_verdict.tolist() == [True, True, False]
 
 
 def test_every_declaration_loads_and_says_what_it_is():

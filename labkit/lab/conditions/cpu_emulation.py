@@ -13,6 +13,10 @@ With `cpu.model` a model (labkit.config.cpu_models), the lab
   one TLS connection (one nginx worker) gets one slow core however many workers there are, and N
   connections spread over the workers add up, as on the seed's VM (up to this machine's cores).
 If this machine is already as slow as the model on that path, the ratio is 1 and nothing is slowed.
+With `machine.dilation` k > 1 or `machine.vcpus` (labkit.config.dilation, a time-dilated scale model) each
+emulated core is 1/ratio/k of a core (the host's own CPU too: 1/k), a process gets at most `vcpus` of them,
+and the lab's CPU group (`servelab/<lab>`, holding every server group) caps them together at vcpus/ratio/k
+of this machine's cores (this machine's cores / k without `vcpus`): the server's programs share `vcpus`.
 Features the model has and this machine lacks, and missing cgroups, are said in `lab.notes`.
 """
 from __future__ import annotations
@@ -30,7 +34,7 @@ import psutil
 from ...config import cpu_models
 from ...config.settings import LabSettings
 from ..host import ownership
-from ..host.cgroups import Cgroup, CgroupError, Features
+from ..host.cgroups import Cgroup, CgroupError, Features, lab_group
 from ..host.tools import tool
 
 SPEED_BYTES = 16384            # a full TLS record: what nginx encrypts per SSL_write of a large response
@@ -138,16 +142,29 @@ class CoreModel:
         self.emu: Emulation | None = None
         self.groups: dict[int, tuple[str, Cgroup]] = {}      # pid -> (member, its group)
         self.threads: dict[str, int] = {}
+        self.k, self.vcpus = 1.0, None
+        self.cap: float | None = None     # the server's programs together, in this machine's cores (None: no cap)
 
     def set(self, s: LabSettings) -> list[str]:
         """Work out the emulation for `s` (measuring this machine once); notes for what cannot be done."""
         self.emu = emulation(s, self.cache)
-        self.notes[:] = [n for n in self.notes if not n.startswith("cpu.model")]
+        self.notes[:] = [n for n in self.notes if not n.startswith(("cpu.model", "machine:"))]
         ncpu = os.cpu_count() or 1
-        self.threads = {"nginx": 1, "uwsgi": min(s.uwsgi.threads, ncpu), "proxy": ncpu}
+        self.k, self.vcpus = s.machine.dilation, s.machine.vcpus
+        cores = min(ncpu, self.vcpus) if self.vcpus else ncpu
+        self.threads = {"nginx": 1, "uwsgi": min(s.uwsgi.threads, cores), "proxy": cores}
+        self.cap = (self.vcpus / self.ratio / self.k if self.vcpus else ncpu / self.k if self.k > 1 else None)
+        lines = []
+        if self.cap is not None:
+            lines.append(f"machine: {self.vcpus or ncpu} emulated cores at k = {self.k:g}, each "
+                         f"{1 / self.ratio / self.k:.3f} of this machine's core (speed ratio {self.ratio:.2f}); "
+                         f"nginx, uwsgi and docker-proxy together held to {self.cap:.3f} cores")
+            if not self.feats.cpu_quota:
+                lines.append(f"machine: no CPU quota here ({'; '.join(self.feats.missing)}): not dilated")
         if self.emu is None:
-            return []
-        lines = [self.emu.note()]
+            self._note(lines)
+            return lines
+        lines = [self.emu.note(), *lines]
         if self.emu.lacking:
             lines.append(f"cpu.model {self.emu.model}: this machine lacks {', '.join(self.emu.lacking)}, which the "
                          f"model has: OpenSSL cannot be given them (it reads "
@@ -158,14 +175,30 @@ class CoreModel:
         if s.cpu.model_speed == "emulate" and any(s.cpu.cpus(m) is not None for m in self.threads):
             lines.append("cpu.model with cpu.<program>_cpus: each process gets the model's per-core quota in a "
                          "group of its own; the program's own `cpus:` group no longer holds its CPU time")
+        self._note(lines)
+        return lines
+
+    def _note(self, lines: list[str]) -> None:
         for line in lines:
             if line not in self.notes:
                 self.notes.append(line)
-        return lines
+
+    @property
+    def ratio(self) -> float:
+        """This machine's core / the model's on the lab's code path (1: the host's own CPU, or native speed)."""
+        return self.emu.ratio if self.emu and self.emu.emulate else 1.0
 
     @property
     def slowing(self) -> bool:
-        return bool(self.emu and self.emu.emulate and self.emu.ratio > 1 and self.feats.cpu_quota)
+        return bool(self.feats.cpu_quota and (self.ratio > 1 or self.cap is not None))
+
+    def hold(self) -> list[str]:
+        """The server's programs together held to `cap` (the lab's own CPU group; every server group is in it)."""
+        if self.cap is None or not self.feats.cpu_quota:
+            return []
+        ownership.own(self.lab, "cgroups", "cgroups", {"lab": self.lab})
+        lab_group(self.lab, self.feats, self.cap)
+        return [f"machine: the server's programs together at most {self.cap:.3f} cores"]
 
     def env(self, member: str | None) -> dict[str, str]:
         """The environment a program of `member` starts with (OpenSSL's capability vector)."""
@@ -192,7 +225,7 @@ class CoreModel:
             self.groups[pid] = (member, g)
 
     def _cpus(self, member: str) -> float:
-        return round(max(0.01, min(self.threads[member], os.cpu_count() or 1) / self.emu.ratio), 3)
+        return round(max(0.01, min(self.threads[member], os.cpu_count() or 1) / self.ratio / self.k), 3)
 
     def retune(self, s: LabSettings) -> list[str]:
         """New settings of the same model (another TLS suite: another code path, another ratio): the quotas
@@ -222,6 +255,10 @@ class CoreModel:
             with contextlib.suppress(CgroupError, OSError):
                 done += [f"removed cgroup {p}" for p in g.remove()]
         self.groups.clear()
+        if self.cap is not None and self.feats.cpu_quota:
+            with contextlib.suppress(CgroupError, OSError):
+                lab_group(self.lab, self.feats, None)
+                done.append("machine: the server's CPU cap lifted")
         return done
 
 

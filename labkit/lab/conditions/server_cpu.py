@@ -39,8 +39,8 @@ class ServerCpu(Condition):
 
     # --- the lifecycle ---------------------------------------------------------------
     def up(self, s: LabSettings, image: Image) -> list[str]:
-        done = self.limits.set(s.cpu) + self.model.set(s)
-        if self.limits.groups:
+        done = self.limits.set(s.cpu) + self.model.set(s) + self.model.hold()
+        if self.limits.groups or self.model.cap is not None:
             self.ground.cgroups_used()
         return done
 
@@ -53,7 +53,8 @@ class ServerCpu(Condition):
         if (old.model if old else "host") != _model_name(s) or \
                 (old is not None and old.emulate != (s.cpu.model_speed == "emulate")):
             users = crew.users(lambda svc: bool(_member(svc)))
-            done = crew.restarting(users, lambda: self.model.remove() + self.limits.set(s.cpu) + self.model.set(s))
+            done = crew.restarting(users, lambda: self.model.remove() + self.limits.set(s.cpu) + self.model.set(s)
+                                   + self.model.hold())
             return done + [f"cpu: model {_model_name(s)}: restarted {', '.join(v.name for v in users)}"]
         done = self.limits.set(s.cpu)
         for svc in crew.users(lambda svc: bool(_member(svc))):

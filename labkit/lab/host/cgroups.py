@@ -315,6 +315,29 @@ def remove_lab(lab: str, feats: Features | None = None) -> list[Path]:
     return removed
 
 
+def lab_group(lab: str, feats: Features, cpus: float | None) -> Path:
+    """The CPU quota of the lab's own group `servelab/<lab>` (every group of the lab is below it): `cpus` of
+    this machine's cores for all of them together, None to lift it. Made if absent (cpu hierarchy only)."""
+    check_name(lab, "cgroup.lab", CgroupError)
+    if "cpu" not in feats.roots or not feats.cpu_quota:
+        raise CgroupError("cgroup: no CPU quota here: " + "; ".join(feats.missing))
+    root = feats.roots["cpu"]
+    d = root / TOP / lab
+    if cpus is None and not d.is_dir():
+        return d
+    for parent, child in ((root, root / TOP), (root / TOP, d)):
+        if feats.version == 2:     # the cpu controller reaches a group only if enabled above it
+            _write(parent / "cgroup.subtree_control", "+cpu", "cgroup.subtree_control")
+        child.mkdir(exist_ok=True)
+    if feats.version == 2:
+        _write(d / "cpu.max", render_cpu_max(cpus, os.cpu_count() or 1), "machine.vcpus")
+        return d
+    _write(d / "cpu.cfs_period_us", str(CFS_PERIOD_US), "machine.vcpus")
+    _write(d / "cpu.cfs_quota_us", str(-1 if cpus is None else cfs_quota_us(cpus, os.cpu_count() or 1)),
+           "machine.vcpus")
+    return d
+
+
 def joiner(procs_files: Iterable[Path]) -> Callable[[], None] | None:
     """A `preexec_fn` that moves the new process into groups before it execs (so a master's
     workers are born inside); None when there is nothing to join."""
