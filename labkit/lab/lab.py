@@ -18,14 +18,14 @@ from ..config.presets import SREGISTRY_SHIPPED
 from ..config.settings import LabSettings, SettingsError
 from ..errors import LabError
 from ..path import Plan, ServingPath, Vantage, plan, registry_path
-from ..app.catalog import Image, ensure_image
+from ..app.catalog import ensure_image
 from ..clients.registry_api import Trust
 from ..units import MiB, format_size
 from .changes import plan_changes, publish_problems, replanned
 from .conditions.base import Condition, Ground, end_all
 from .conditions.client_dest import ClientDest
 from .conditions.links import Links
-from .conditions.machine import scale_model
+from .conditions.machine import ScaleModel
 from .conditions.server_cpu import ServerCpu
 from .conditions.storage import VmStorage
 from .conditions.tls import LabTls, tls_addresses
@@ -53,17 +53,14 @@ class Lab:
             raise SettingsError("; ".join(problems))
         self.name, self.image_size, self.keep = name, image_size, keep
         # `settings`: the user's (experiments, bundles, export, what `labkit up` records); `run`: what runs,
-        # dilated when `machine` asks for a time-dilated scale model (labkit.config.dilation): refused here,
-        # before anything is made, when this machine cannot give it
-        self.settings = settings
-        self.machine = scale_model(settings, Path(data_dir) / "run" / "cpu-speed.json")
-        self.run = self.machine.settings if self.machine else settings
+        # dilated by the scale model `machine` asks for (refused here, before anything is made, if it cannot be)
+        self.machine = ScaleModel(settings, Path(data_dir) / "run" / "cpu-speed.json")
+        self.settings, self.run = settings, self.machine.running(settings)
         self.plan: Plan = plan(name, use_ns, settings.publish.host_port, self.path,
                                tls_port=settings.tls.port if settings.tls.enabled else None)
         self.run_dir, self.images_dir = Path(data_dir) / "run" / name, Path(data_dir) / "images"
-        self._level = logging.DEBUG if quiet else logging.INFO
-        self.image: Image | None = None
-        self.notes: list[str] = list(self.machine.notes) if self.machine else []
+        self._level, self.image = logging.DEBUG if quiet else logging.INFO, None     # the image: once up
+        self.notes: list[str] = self.machine.notes
         ground = Ground(name, self.run_dir, self.images_dir, use_ns, self.notes)
         self.links, self.tls, self.storage = Links(ground, self.plan), LabTls(ground, tls_addresses(self.plan)), \
             VmStorage(ground)
@@ -78,8 +75,7 @@ class Lab:
             self.running.services, self.running.processes, self.running.instances
 
     def say(self, *lines: str, warn: bool = False) -> None:
-        """Lab messages: routine at INFO (DEBUG for a quiet lab), shown by the CLI with -v; `warn`: one the
-        reader must see (WARNING)."""
+        """Routine lines at INFO (DEBUG when quiet; the CLI shows them with -v); `warn`: at WARNING, always seen."""
         for line in lines:
             log.log(logging.WARNING if warn else self._level, line)
 
@@ -97,14 +93,8 @@ class Lab:
             c.adopt(lab.run, lab.image)
         for svc in lab.running.programs(lab.run):
             lab.running.adopt(svc, st.get("pids", {}))
-        lab._stock(push=False)
+        lab.say(*lab.running.stock(lab.image_size, lab.images_dir / "oci", push=False))
         return lab
-
-    def _stock(self, push: bool) -> None:
-        """An OCI registry of the path gets the lab's OCI image (labkit.lab.programs.distribution)."""
-        for svc in self.running.services.values():
-            if hasattr(svc, "stock"):
-                self.say(svc.stock(self.image_size, self.images_dir / "oci", push=push))
 
     # --- lifecycle -------------------------------------------------------
     def up(self) -> "Lab":
@@ -122,7 +112,7 @@ class Lab:
                 self.say(*c.up(self.run, self.image))
             for svc in self.running.programs(self.run):
                 self.running.start(svc)
-            self._stock(push=True)
+            self.say(*self.running.stock(self.image_size, self.images_dir / "oci", push=True))
         except BaseException:
             self.say("start failed: ending what was started", warn=True)
             self.down()
@@ -138,32 +128,16 @@ class Lab:
         self.running.stop_all()
         self.say(*end_all(self.conditions), *ownership.end(self.name))
 
-    def __enter__(self) -> "Lab":
-        return self.up()
-
-    def __exit__(self, *exc) -> None:
-        self.down()
+    __enter__ = up
+    __exit__ = lambda self, *exc: self.down()     # noqa: E731 - the lab ends with its `with` block
 
     # --- changing it while it runs ----------------------------------------
-    def _problems(self, s: LabSettings) -> list[str]:
-        return [p for c in self.conditions for p in c.problems(s)]
-
-    @property
-    def k(self) -> float:
-        """The time dilation the lab runs at (1: real time): rates measured are read back x k, times / k."""
-        return self.machine.k if self.machine else 1.0
-
-    def _running(self, given: LabSettings) -> LabSettings:
-        """What runs for the user's `given` settings: dilated as the lab's machine is (machine.* is set at start)."""
-        if given.machine != self.settings.machine:
-            return given                  # plan_changes refuses it: machine.* is set when the lab starts
-        plan = scale_model(given, self.run_dir.parent / "cpu-speed.json")
-        return plan.settings if plan else given
+    _problems = lambda self, s: [p for c in self.conditions for p in c.problems(s)]    # noqa: E731
+    k = property(lambda self: self.machine.k, doc="the time dilation (1: real time): rates read back x k")
 
     def check(self, new: LabSettings) -> list[str]:
-        """The groups `new` (the user's settings) changes; raises SettingsError (nothing applied) if it cannot
-        be applied here."""
-        new = self._running(new)     # machine.* differing is refused by plan_changes (set when the lab starts)
+        """The groups the user's `new` changes; SettingsError (nothing applied) if it cannot be applied here."""
+        new = self.machine.running(new)     # another machine.* is refused by plan_changes (set at start)
         changes = plan_changes(self.run, new, netns.host_features(self.plan.namespaced))
         problems = [*changes.problems, *self.path.problems(new), *self._problems(new),
                     *self.running.problems(changes.steps, new)]
@@ -175,7 +149,7 @@ class Lab:
         """Change the running lab to `new`, checked first; on a failure midway back to the old settings. Each step
         (labkit.lab.changes) is done by what owns it: a condition, Docker's publishers, or each program's instances."""
         self.check(new)
-        given, new = new, self._running(new)
+        given, new = new, self.machine.running(new)
         steps, old = plan_changes(self.run, new, netns.host_features(self.plan.namespaced)).steps, self.run
         try:
             done = self._do(new, steps)
@@ -222,9 +196,5 @@ class Lab:
         return Supervisor(self.name, self.running, self.plan, self.image, self.run, self.trust_at, self.say)
 
     # the supervisor's, called on the lab (labkit.lab.supervision.Supervisor says what each does)
-    status = property(lambda self: self.watch.status)
-    health = property(lambda self: self.watch.health)
-    manifest = property(lambda self: self.watch.manifest)
-    require_running = property(lambda self: self.watch.require_running)
-    heal = property(lambda self: self.watch.heal)
-    describe = property(lambda self: self.watch.describe)
+    status, health, manifest, require_running, heal, describe = (property(lambda self, n=n: getattr(self.watch, n))
+        for n in ("status", "health", "manifest", "require_running", "heal", "describe"))

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 import psutil
+from pathlib import Path
 
 from ..config.settings import LabSettings
 from ..errors import ConfigRejected
@@ -73,6 +74,10 @@ class Running:
             svc.adopt(*recorded[svc.name])
         self.join(svc)
         self.services[svc.name] = svc
+
+    def stock(self, size: int, layout_dir: Path, push: bool) -> list[str]:
+        """An OCI registry of the path gets the lab's OCI image (labkit.lab.programs.distribution)."""
+        return [svc.stock(size, layout_dir, push=push) for svc in self.services.values() if hasattr(svc, "stock")]
 
     def stop_all(self) -> None:
         for svc in reversed(list(self.services.values())):

@@ -86,7 +86,8 @@ def run_survey(lab: Lab, parallel: int = 5, iperf_seconds: int = 2, pull_deadlin
             "compute_nodes": len(p.path.compute), "repeats": repeats, "iperf_seconds": iperf_seconds, "verify": verify,
             "pull_deadline_s": pull_deadline, "k": lab.k,
             "machine": {"vcpus": lab.settings.machine.vcpus, "k": lab.k, "ratio": lab.cpu.ratio,
-                        "changed": {n: list(v) for n, v in lab.machine.changed.items()} if lab.machine else {}}, "wall_s": round(time.perf_counter() - t0, 1), "down": down,
+                        "changed": lab.machine.changed()},
+            "wall_s": round(time.perf_counter() - t0, 1), "down": down,
             "cpus": machine_cpus(), "host": platform.node(), "cpu_model": lab.cpu.info(),
             "kernel": platform.release(), "when": time.strftime("%Y-%m-%dT%H:%M:%S")}
     return Survey(table, lab.settings.model_dump(mode="json"), p.path, [*lab.notes, *dilated], meta, cpu_all,

@@ -30,3 +30,33 @@ def host(s: LabSettings, cache: Path) -> Host:
 def scale_model(s: LabSettings, cache: Path) -> Plan | None:
     """The plan the lab runs for `s` (None: nothing to dilate); SettingsError when this machine cannot."""
     return dilate(s, host(s, cache)) if asks(s) else None
+
+
+class ScaleModel:
+    """The scale model the lab was started with: `k`, the settings that run for the user's, and the plan's notes.
+    machine.* is set when the lab starts (labkit.lab.changes refuses it live), so every later change of the user's
+    settings runs dilated as the first were."""
+
+    def __init__(self, s: LabSettings, cache: Path):
+        self.given, self.cache = s.machine, cache
+        self.plan = scale_model(s, cache)                      # SettingsError here, before anything is made
+
+    @property
+    def k(self) -> float:
+        """The time dilation (1: real time): rates measured are read back x k, times / k."""
+        return self.plan.k if self.plan else 1.0
+
+    def changed(self) -> dict[str, list]:
+        """The settings the plan changed, by name: [the user's, the one that runs]."""
+        return {n: list(v) for n, v in self.plan.changed.items()} if self.plan else {}
+
+    @property
+    def notes(self) -> list[str]:
+        return list(self.plan.notes) if self.plan else []
+
+    def running(self, given: LabSettings) -> LabSettings:
+        """What runs for the user's `given`: dilated as the lab's machine is (another machine.* is left as given:
+        plan_changes refuses it, naming the setting)."""
+        if given.machine != self.given or not asks(given):
+            return given
+        return dilate(given, host(given, self.cache)).settings
