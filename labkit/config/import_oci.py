@@ -125,13 +125,18 @@ NGINX_WHY = {
 }
 
 
-def _nodes(text: str, file: str, led: Ledger) -> Any:
+def _mapping(text: str, file: str, led: Ledger, what: str) -> Any:
+    """The file's YAML mapping node, or None with the problem (not YAML, or not a mapping) on the ledger."""
     try:
-        return yaml.compose(text)
+        root = yaml.compose(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         led.problem(f"{file}:{mark.line + 1 if mark else 1}", f"not YAML: {getattr(exc, 'problem', exc)}")
         return None
+    if root is not None and not isinstance(root, yaml.MappingNode):
+        led.problem(f"{file}:1", f"{what} is a YAML mapping")
+        return None
+    return root
 
 
 def _leaves(node, path: tuple = ()):
@@ -156,11 +161,8 @@ def _why(key: str, table: dict[str, str]) -> str | None:
 
 def read_distribution(text: str, file: str, led: Ledger) -> None:
     """distribution's config.yml: every key named (nothing maps onto the lab's nginx or uwsgi)."""
-    root = _nodes(text, file, led)
+    root = _mapping(text, file, led, "distribution's configuration")
     if root is None:
-        return
-    if not isinstance(root, yaml.MappingNode):
-        led.problem(f"{file}:1", "distribution's configuration is a YAML mapping")
         return
     for key, value, line in _leaves(root):
         o = Origin(file, line, key, value)
@@ -173,11 +175,8 @@ def read_distribution(text: str, file: str, led: Ledger) -> None:
 
 def read_harbor(text: str, file: str, led: Ledger) -> None:
     """Harbor's harbor.yml: https -> tls.enabled, the published port -> publish.host_port, the rest named."""
-    root = _nodes(text, file, led)
+    root = _mapping(text, file, led, "harbor.yml")
     if root is None:
-        return
-    if not isinstance(root, yaml.MappingNode):
-        led.problem(f"{file}:1", "harbor.yml is a YAML mapping")
         return
     leaves = list(_leaves(root))
     https = {k: (v, line) for k, v, line in leaves if k.startswith("https.")}

@@ -33,12 +33,10 @@ from labkit.clients.oci import AuthError, PlatformError
 from labkit.errors import TlsVerifyError
 from labkit.lab.conditions.tls import make_ca, make_server_cert, pem_cert, pem_key
 from labkit.lab.host.tools import tool
-from labkit.measure.locust_storm import LocustProcess, StormSpec
 from labkit.experiments.probe import run_oci_probe
-from labkit.experiments.storm import run_master
 
 from . import oci_layout
-from .test_foreign_servers import free_port, process
+from .test_foreign_servers import free_port, process, storm as storm_master
 
 pytestmark = pytest.mark.integration
 MiB = 2**20
@@ -139,20 +137,7 @@ def good(p, srv: Server, platform: str = "linux/amd64") -> None:
 
 def storm(srv: Server, d: Path, **kw):
     """4 pulls by 2 users on one worker (labkit storm --master --api oci), the worker beside it."""
-    port = free_port()
-    spec = StormSpec(users=2, pulls=4, timeout=TIMEOUT, deadline=DEADLINE, api="oci", **kw).check()
-    worker = LocustProcess("locust-worker", "oci-worker", None, d / "worker.log",
-                           ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)])
-    t0 = time.monotonic()
-    try:
-        worker.start()
-        s = run_master(srv.base, "lib/img:1", spec, 1, d / "storm", bind="127.0.0.1", port=port, cacert=srv.cacert)
-    finally:
-        worker.stop()
-    assert time.monotonic() - t0 < spec.bound_s()
-    row = s.row()
-    assert row["pulls"] == 4 and row["harness_failures"] == 0 and s.missing == 0, (row, s.failures())
-    return s, row
+    return storm_master(srv, d, "lib/img:1", "oci-worker", api="oci", timeout=TIMEOUT, deadline=DEADLINE, **kw)
 
 
 def storm_words(row: dict) -> str:

@@ -137,16 +137,17 @@ def probe(server: Server, uri: str = URI, **kw):
     return p
 
 
-def storm(server: Server, d: Path, **kw):
-    """A storm of 4 pulls by 2 users on one worker: the master here (labkit storm --master), the worker beside it."""
+def storm(server, d: Path, uri: str = URI, worker_name: str = "p19-worker", **kw):
+    """A storm of 4 pulls by 2 users on one worker: the master here (labkit storm --master), the worker beside it.
+    `server`: any with `base` and `cacert` (this file's, or test_foreign_oci's OCI servers with uri and api=oci)."""
     port = free_port()
-    spec = StormSpec(users=2, pulls=4, timeout=TIMEOUT, deadline=DEADLINE, **kw).check()
-    worker = LocustProcess("locust-worker", "p19-worker", None, d / "worker.log",
+    spec = StormSpec(**{"users": 2, "pulls": 4, "timeout": TIMEOUT, "deadline": DEADLINE, **kw}).check()
+    worker = LocustProcess("locust-worker", worker_name, None, d / "worker.log",
                            ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)])
     t0 = time.monotonic()
     try:
         worker.start()
-        s = run_master(server.base, URI, spec, 1, d / "storm", bind="127.0.0.1", port=port, cacert=server.cacert)
+        s = run_master(server.base, uri, spec, 1, d / "storm", bind="127.0.0.1", port=port, cacert=server.cacert)
     finally:
         worker.stop()
     assert time.monotonic() - t0 < spec.bound_s()
