@@ -22,9 +22,37 @@ from ..records import PullResult, Verify
 from .registry_api import Trust
 
 
+API = Literal["sregistry", "oci"]
+
+
+@dataclass(frozen=True)
+class OciImageRef:
+    """An image in an OCI registry (`/v2/`), as a pull must end with it: its name and every digest.
+
+    `layers`: (digest, size) of each layer blob in the manifest's order; a pull is verified when every
+    layer (and the config) arrives with the bytes its digest names."""
+    repository: str
+    tag: str
+    manifest_digest: str
+    config_digest: str
+    layers: tuple[tuple[str, int], ...]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.repository}:{self.tag}"
+
+    @property
+    def size(self) -> int:
+        return sum(size for _, size in self.layers)
+
+
 @dataclass(frozen=True)
 class Target:
-    """What to pull and from where: the compute node's namespace, the published address, the image."""
+    """What to pull and from where: the compute node's namespace, the published address, the image.
+
+    sregistry's API (`oci` None): one file at `uri`, `sha256` and `size` its own. An OCI registry
+    (`oci` given): the image `oci` names, pulled by `/v2/`; `uri` is then its manifest's path, `sha256`
+    the large layer's digest (hex) and `size` the layers' total."""
     ns: str | None
     host: str
     port: int
@@ -32,6 +60,11 @@ class Target:
     sha256: str
     size: int
     trust: Trust | None = None      # https, verified against this (the lab's CA) when given
+    oci: OciImageRef | None = None
+
+    @property
+    def api(self) -> API:
+        return "sregistry" if self.oci is None else "oci"
 
 
 @dataclass(frozen=True)
@@ -52,6 +85,7 @@ class ClientKind(ABC):
     connections: ClassVar[int] = 1               # TCP connections one pull opens for the image
     cpu: ClassVar[Literal["threads", "rusage"]] = "rusage"
     discards: ClassVar[bool] = False             # with dest=memory it keeps no file at all (else /dev/shm)
+    apis: ClassVar[tuple[API, ...]] = ("sregistry",)   # the registry APIs it speaks (Target.api)
 
     def __init__(self, settings: ClientSettings | None = None):
         self.settings = settings or ClientSettings(kind=self.name)
