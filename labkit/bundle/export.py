@@ -144,7 +144,7 @@ def export_bundle(s: LabSettings, out_dir: Path, label: str = "winner", measurem
         files["daemon.json"] = json.dumps(daemon, indent=1) + "\n"
     table = measurements.to_markdown(index=False) if measurements is not None and len(measurements) else ""
     files["README.md"] = env.get_template("bundle-README.md.j2").render(
-        label=label, when=time.strftime("%Y-%m-%d %H:%M"), s=s, changes=changes(s),
+        label=label, when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), s=s, changes=changes(s),
         daemon_json="daemon.json" in files, measurements=table, image_mib=image_mib, notes=notes or [],
         base=BASE_PRESET, provenance=PROVENANCE, mode=SERVE_MODES[s.app.serve_mode], tls_paths=DEPLOY_NGINX)
     with tempfile.TemporaryDirectory(prefix="servelab-bundle-", dir=out_dir) as tmp:
