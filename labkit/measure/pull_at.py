@@ -167,6 +167,11 @@ def disk_mb(delta: dict, path: ServingPath) -> dict[str, float | None]:
             for d in path.disk_stages}
 
 
+def spread_counts(parallel: int, nodes: int) -> list[int]:
+    """`parallel` pulls over `nodes` compute nodes, round-robin: 40 over 8 is 5 each, 5 over 3 is 2, 2, 1."""
+    return [parallel // nodes + (i < parallel % nodes) for i in range(nodes)]
+
+
 def _jobs(lab: Lab, v, parallel: int, spread: bool, trust) -> list[tuple[str | None, Target, Where, int]]:
     """(node, target, where, pulls) for each compute node that pulls: round-robin over the path's compute
     nodes from the client's vantage point (`spread`), else all from its first node; elsewhere one job."""
@@ -175,7 +180,7 @@ def _jobs(lab: Lab, v, parallel: int, spread: bool, trust) -> list[tuple[str | N
         ns, host, port = lab.plan.endpoint(v)
         return [(None, Target(ns, host, port, img.uri, img.sha256, img.size, trust), Where(), parallel)]
     ends = lab.plan.compute_endpoints()[:parallel if spread else 1]
-    counts = [parallel // len(ends) + (i < parallel % len(ends)) for i in range(len(ends))]
+    counts = spread_counts(parallel, len(ends))
     c = lab.client
     return [(node, Target(ns, host, port, img.uri, img.sha256, img.size, trust),
              Where(c.dest_root(node), c.preexec(node), tool, keeps=c.keeps, own_process=c.cpu.held), n)
