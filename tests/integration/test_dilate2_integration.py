@@ -55,3 +55,6 @@ def test_the_shared_fs_from_8_nodes_verifies_each_file_as_it_arrives_and_keeps_n
         busy = {n for n, p in fuse.items() if sum(p.cpu_times()[:2]) > before[n]}
         assert busy == set(fuse) and len(fuse) == NODES                       # every node wrote to its own mount
         assert not any(f.is_file() for f in lab.client.shared.server.rglob("*"))   # nothing left, nothing kept
+        forty = pull_at(lab, parallel=40, verify="sha256")                     # the seed's 40, 5 from each node
+        print("shared fs, 40 pulls from 8 nodes:", forty.row()["MBps"], "MB/s, failures", forty.failures)
+        assert forty.ok and len(forty.results) == 40 and all(r.sha256_ok for r in forty.results), forty.errors
