@@ -23,8 +23,8 @@ import time
 
 import pandas as pd
 
-from ..clients.oci import (MAX_PARALLEL_DOWNLOADS, Credentials, Digest, Image, LayerPull, Reference, Session,
-                           pull_layers, resolve, resumes_text)
+from ..clients.oci import (MAX_PARALLEL_DOWNLOADS, Credentials, Digest, DigestMismatch, Image, LayerPull, Reference,
+                           Session, pull_layers, resolve, resumes_text)
 from ..clients.oci.pull import check_at_once, fetch_config, range_check
 from ..errors import LabkitError, SettingsError
 from ..records import ProbeRun, PullResult
@@ -88,13 +88,18 @@ class OciClient:
         return whole(layers, t0, time.thread_time() - c0), [(lp, watches.get(lp.layer.digest)) for lp in layers]
 
 
-def oci_pull(client: OciClient, deadline: float) -> PullResult:
+def oci_pull(client: OciClient, deadline: float, manifest_sha256: str = "") -> PullResult:
     """One whole pull as a new client process makes it (a storm's user): ping, token, manifest, config,
-    the layers `client.at_once` at a time; a failure at any step is a failed pull naming the step."""
+    the layers `client.at_once` at a time; a failure at any step is a failed pull naming the step.
+    `manifest_sha256`: the manifest the reference must resolve to (hex; a lab knows the digest it pushed):
+    another one is a checksum failure before any layer is fetched."""
     t0 = time.perf_counter()
     try:
         session = client.session()
         image = client.prepare(session)
+        if manifest_sha256 and image.digest != f"sha256:{manifest_sha256}":
+            raise DigestMismatch(f"{client.ref}: the manifest resolved is {image.digest}, not the "
+                                 f"sha256:{manifest_sha256[:16]}... expected")
     except Exception as exc:  # noqa: BLE001 - a failed pull is a result, not a crash
         return _failed(t0, 0, 0.0, exc)
     r, _ = client.pull(session, image, max(1.0, deadline - (time.perf_counter() - t0)), watch=False)
