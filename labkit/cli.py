@@ -447,6 +447,8 @@ def hypotheses(name, image_size, parallel, out, deadline) -> int:
 @click.option("--platform", default="linux/amd64", show_default=True, help="oci: the image chosen from an index")
 @click.option("--layers-at-once", type=click.IntRange(1, 32), default=6, show_default=True,
               help="oci: layers fetched at once per pull (containers/image's default is 6)")
+@click.option("--no-keep-alive", is_flag=True, help="oci: a new connection for every request of a pull (default: "
+              "a pull's requests share keep-alive connections, as containers/image's do)")
 @click.option("--workers", type=click.IntRange(min=1), help="master: how many workers to wait for")
 @click.option("--bind-host", default="*", show_default=True, help="master: address to listen on for workers")
 @click.option("--master-host", help="worker: the master's host")
@@ -454,8 +456,8 @@ def hypotheses(name, image_size, parallel, out, deadline) -> int:
 @click.option("--node", help="worker: this compute node's name in the tables (default: hostname)")
 @click.option("--out", default=str(DATA / "results"), show_default=True, help="master: where the pull records go")
 def storm(users, spawn_rate, pulls, run_time, verify, sha256, no_start_line, on, keep, report, master, worker, url,
-          cacert, insecure, follow_hosts, image, api, platform, layers_at_once, workers, bind_host, master_host,
-          master_port, node, out, **lab) -> int:
+          cacert, insecure, follow_hosts, image, api, platform, layers_at_once, no_keep_alive, workers, bind_host,
+          master_host, master_port, node, out, **lab) -> int:
     """A Locust pull storm: in a lab (default), or as the master or a worker on a real cluster."""
     if worker and master:
         raise SettingsError("storm: --master or --worker, not both")
@@ -465,7 +467,7 @@ def storm(users, spawn_rate, pulls, run_time, verify, sha256, no_start_line, on,
         return run_worker(master_host, master_port, node)
     spec = StormSpec(users=users, pulls=pulls, run_s=run_time, spawn_rate=spawn_rate, verify=verify, sha256=sha256,
                      start_together=not no_start_line, follow_hosts=follow_hosts, insecure=insecure, api=api or "",
-                     platform=platform, layers_at_once=layers_at_once).check()
+                     platform=platform, layers_at_once=layers_at_once, keep_alive=not no_keep_alive).check()
     if master:
         if not (url and image and workers):
             raise SettingsError("storm --master needs --url http://registry:port, --image collection/name:tag "

@@ -61,6 +61,7 @@ class StormSpec:
                                      # "": the lab's registry.kind says (REGISTRY_API), sregistry for --master
     platform: str = "linux/amd64"    # oci: the image chosen from an index
     layers_at_once: int = 6          # oci: layers fetched at once per pull (containers/image's default)
+    keep_alive: bool = True          # oci: a pull's requests share keep-alive connections (labkit.clients.pool)
 
     def check(self) -> "StormSpec":
         problems = []
@@ -107,7 +108,8 @@ class StormSpec:
         if not self.start_together:
             args.append("--no-start-line")
         if self.api == "oci":
-            args += ["--api", "oci", "--platform", self.platform, "--layers-at-once", str(self.layers_at_once)]
+            args += ["--api", "oci", "--platform", self.platform, "--layers-at-once", str(self.layers_at_once),
+                     *["--no-keep-alive"] * (not self.keep_alive)]
         return args + ["--follow-hosts"] * self.follow_hosts + ["--insecure"] * self.insecure
 
 

@@ -78,6 +78,8 @@ def _options(parser) -> None:
                              "from $REGISTRY_AUTH_FILE or ~/.docker/config.json on each worker")
     parser.add_argument("--platform", default="linux/amd64", help="oci: the image chosen from an index")
     parser.add_argument("--layers-at-once", type=int, default=6, help="oci: layers fetched at once per pull")
+    parser.add_argument("--no-keep-alive", action="store_true",
+                        help="oci: a new connection for every request of a pull (default: kept alive, as containers/image)")
     parser.add_argument("--no-start-line", action="store_true",
                         help="do not hold the first round until every user is ready")
 
@@ -164,7 +166,8 @@ class SingularityPull(User):
         self.oci = None
         if opts.api == "oci":          # an OCI registry: the reference is -H and --image together
             ref = Reference.parse(f"{self.host.rstrip('/')}/{opts.image}")
-            self.oci = OciClient(ref, None, opts.pull_timeout, self.trust, None, opts.platform, opts.layers_at_once)
+            self.oci = OciClient(ref, None, opts.pull_timeout, self.trust, None, opts.platform, opts.layers_at_once,
+                                 keep_alive=not opts.no_keep_alive)
 
     def _ticket(self) -> int | None:
         res = AsyncResult()

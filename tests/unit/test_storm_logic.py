@@ -271,6 +271,8 @@ def test_a_lab_storm_speaks_the_api_its_registry_serves_and_checks_the_digest_it
     args = spec.locust_args("https://192.0.2.20:443", image, "/ca.pem")
     assert args[args.index("--api") + 1] == "oci" and args[args.index("--sha256") + 1] == "ab" * 32
     assert lab_target(oci_lab, StormSpec(pulls=4, sha256="0" * 64))[0].sha256 == "0" * 64   # the user's, kept
+    assert "--no-keep-alive" not in args and "--no-keep-alive" in lab_target(
+        oci_lab, StormSpec(pulls=4, keep_alive=False))[0].locust_args("https://h:443", image)
     sreg = SimpleNamespace(name="y", settings=PRESETS["sregistry-2018-10"], image=SimpleNamespace(uri="c/n:t", size=7))
     spec, image, size = lab_target(sreg, StormSpec(pulls=4))
     assert (spec.api, spec.sha256, image, size) == ("sregistry", "", "c/n:t", 7)
