@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+from urllib.parse import urlsplit
 import threading
 import time
 
@@ -155,12 +156,14 @@ def measure_oci_probe(image: str, parallel: int = 5, iperf3: str | None = None, 
     s.close()
     # the single pull on connections of its own, made while the capture runs (each handshake in it); the token reused
     one = client.session(s.authorization)
-    cap = _Capture(ref, ns, capture_dir, max_packets, deadline) if capture else None
+    cap = _Capture(ref, ns, capture_dir, max_packets, deadline, blob_hosts(s.steps, ref.netloc)) if capture else None
     try:
         single, single_layers = client.pull(one, img, deadline)
     finally:
         one.close()
         captured = cap.finish() if cap else {}
+    if captured:              # each connection of the single pull named by what it carried (read_capture)
+        captured["carried"] = carried_on(single_layers)
     single_watch = _watch_of(single_layers)
     runs: list[tuple[PullResult, SocketWatch]] = []
     lock = threading.Lock()
@@ -210,6 +213,24 @@ def measure_oci_probe(image: str, parallel: int = 5, iperf3: str | None = None, 
                      "host": socket.gethostname(), "ns": ns, "insecure": insecure,
                      "trust": trust.describe() if trust else "", "http": single.http, "tls": single.tls,
                      "hops": single.hops})
+
+
+def blob_hosts(steps: list[dict], registry: str) -> tuple[tuple[str, int], ...]:
+    """(host, port) of every other host the steps' requests went to (blobs redirected to object storage), so the
+    capture of the single pull holds those connections too."""
+    seen = {h["host"] for st in steps for h in st["hops"]} - {registry}
+    return tuple((urlsplit(f"//{n}").hostname, urlsplit(f"//{n}").port or 443) for n in sorted(seen))
+
+
+def carried_on(layers: list) -> dict[str, str]:
+    """The client's end of each layer's connection ('address:port', as a capture sees it) -> what it carried."""
+    out: dict[str, str] = {}
+    for lp, _ in layers:
+        conn = (lp.result.hops or [{}])[-1].get("conn")
+        if conn:
+            what = f"layer {lp.layer.digest[:19]} {format_size(lp.layer.size)}"
+            out[conn] = f"{out[conn]}, {what}" if conn in out else what
+    return out
 
 
 def _watch_of(layers: list) -> SocketWatch:
