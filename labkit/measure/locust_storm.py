@@ -244,7 +244,8 @@ def measure_storm(lab: Lab, spec: StormSpec) -> StormRun:
     disk0 = lab.disk_counters()
     meta, sampler = _run(master, workers, spec, records, lab.processes)
     disk1 = lab.disk_counters()
-    meta.update(disk_MB=disk_mb({k: disk1[k] - disk0[k] for k in disk1 if k in disk0}, p.path), lab=lab.name, image_bytes=image_bytes, api=spec.api, image=image, compute_nodes=len(ends), host=f"{host}:{port}",
+    meta.update(disk_MB=disk_mb({k: disk1[k] - disk0[k] for k in disk1 if k in disk0}, p.path), lab=lab.name,
+                image_bytes=image_bytes, api=spec.api, image=image, compute_nodes=len(ends), host=f"{host}:{port}",
                 settings=lab.settings.model_dump(mode="json"))
     return _storm(records, spec, p.path.client_vantage.name, meta, sampler)
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import http.client
 import socket
-from urllib.parse import urlsplit
 import threading
 import time
+from urllib.parse import urlsplit
 
 import pandas as pd
 
