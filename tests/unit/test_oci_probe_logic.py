@@ -54,3 +54,16 @@ def test_a_storm_pull_must_resolve_to_the_manifest_digest_it_was_given():
     assert not bad.ok and bad.kind == "checksum" and f"not the sha256:{'0' * 16}" in bad.error
     assert [u for u, _ in reg.requests[asked:]] == ["http://reg:5000/v2/", f"{base}/manifests/1",
                                                      f"{base}/blobs/{sha(config)}"]      # no layer fetched
+
+
+def test_the_capture_asks_for_every_host_the_blobs_went_to_and_names_each_connection_by_its_layer():
+    from labkit.measure.oci_probe import blob_hosts, carried_on
+    steps = [{"step": "ping", "hops": [{"host": "reg:5000", "status": 401, "ms": 1}]},
+             {"step": "config", "hops": [{"host": "reg:5000", "status": 307, "ms": 1},
+                                         {"host": "s3.internal:9000", "status": 200, "ms": 2}]}]
+    assert blob_hosts(steps, "reg:5000") == (("s3.internal", 9000),)
+    a, b = layer(4_000_000), layer(2_000_000)
+    a.result.hops[-1].update(conn="10.0.0.2:40000", reused=False)
+    b.result.hops[-1].update(conn="10.0.0.2:40000", reused=True)      # the same connection, kept alive
+    assert carried_on([(a, None), (b, None), (layer(10), None)]) == {
+        "10.0.0.2:40000": f"layer {HEX[:19]} 3.8 MiB, layer {HEX[:19]} 1.9 MiB"}
