@@ -417,7 +417,7 @@ def hypotheses(name, image_size, parallel, out, deadline) -> int:
 @cli.command(help="a Locust pull storm from many compute nodes (in a lab, or --master/--worker)")
 @lab_options(name="storm", compute_nodes=4)
 @click.option("--users", type=click.IntRange(1, MAX_USERS), default=40, show_default=True,
-              help="simulated Singularity clients in all")
+              help="simulated clients in all (Singularity's, or OCI's on an OCI lab)")
 @click.option("--spawn-rate", type=click.FloatRange(0, MAX_SPAWN_RATE, min_open=True),
               help="users started per second (default: all at once)")
 @click.option("--pulls", type=click.IntRange(0, MAX_PULLS), default=0, show_default=True,
