@@ -136,9 +136,9 @@ class Opened:
         """Done with the response: its connection kept alive in the pool when it can be (the body read to the
         end, the server not closing, a pool given and not full), else closed."""
         done = self.resp.isclosed() and not self.resp.will_close and self.conn.sock is not None
+        self.resp.close()               # first: once in the pool, another thread may send on the connection
         if not (done and self.pool is not None and self.pool.put(self.key, self.conn)):
             self.conn.close()
-        self.resp.close()
         if self.sock is not None:
             self.sock.close()
             self.sock = None
