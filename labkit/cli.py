@@ -417,14 +417,15 @@ def hypotheses(name, image_size, parallel, out, deadline) -> int:
 @cli.command(help="a Locust pull storm from many compute nodes (in a lab, or --master/--worker)")
 @lab_options(name="storm", compute_nodes=4)
 @click.option("--users", type=click.IntRange(1, MAX_USERS), default=40, show_default=True,
-              help="simulated Singularity clients in all")
+              help="simulated clients in all (Singularity's, or OCI's on an OCI lab)")
 @click.option("--spawn-rate", type=click.FloatRange(0, MAX_SPAWN_RATE, min_open=True),
               help="users started per second (default: all at once)")
 @click.option("--pulls", type=click.IntRange(0, MAX_PULLS), default=0, show_default=True,
               help="stop after this many pulls in all")
 @click.option("--run-time", type=Duration(), help="stop after this long (90s, 5m); with --pulls, whichever comes first")
 @click.option("--verify", type=VERIFY, default="sha256", show_default=True)
-@click.option("--sha256", default="", help="the image's sha256 (default: the manifest's version)")
+@click.option("--sha256", default="", help="the image's sha256 (default: the manifest's version); oci: the "
+              "manifest's digest, hex (default in a lab: the one it pushed)")
 @click.option("--no-start-line", is_flag=True, help="first pulls start as users spawn, not together")
 @click.option("--on", metavar="NAME", help="storm a lab that is already up (`labkit up --compute-nodes N`)")
 @click.option("--keep", is_flag=True, help="leave the lab up afterwards")
@@ -439,12 +440,15 @@ def hypotheses(name, image_size, parallel, out, deadline) -> int:
 @click.option("--follow-hosts", is_flag=True,
               help="master: pulls may go where an image URL or a redirect on another host points")
 @click.option("--image", help="master: collection/name:tag to pull (--api oci: repo/name:tag)")
-@click.option("--api", type=click.Choice(["sregistry", "oci"]), default="sregistry", show_default=True,
-              help="master: the registry's API; oci pulls as an OCI client (credentials from $REGISTRY_AUTH_FILE "
-                   "or ~/.docker/config.json on each worker)")
-@click.option("--platform", default="linux/amd64", show_default=True, help="master, oci: the image chosen from an index")
+@click.option("--api", type=click.Choice(["sregistry", "oci"]),
+              help="the registry's API (default: in a lab, what its registry.kind serves: oci for distribution; "
+                   "master: sregistry); oci pulls as an OCI client (a master's workers read credentials from "
+                   "$REGISTRY_AUTH_FILE or ~/.docker/config.json)")
+@click.option("--platform", default="linux/amd64", show_default=True, help="oci: the image chosen from an index")
 @click.option("--layers-at-once", type=click.IntRange(1, 32), default=6, show_default=True,
-              help="master, oci: layers fetched at once per pull (containers/image's default is 6)")
+              help="oci: layers fetched at once per pull (containers/image's default is 6)")
+@click.option("--no-keep-alive", is_flag=True, help="oci: a new connection for every request of a pull (default: "
+              "a pull's requests share keep-alive connections, as containers/image's do)")
 @click.option("--workers", type=click.IntRange(min=1), help="master: how many workers to wait for")
 @click.option("--bind-host", default="*", show_default=True, help="master: address to listen on for workers")
 @click.option("--master-host", help="worker: the master's host")
@@ -452,8 +456,8 @@ def hypotheses(name, image_size, parallel, out, deadline) -> int:
 @click.option("--node", help="worker: this compute node's name in the tables (default: hostname)")
 @click.option("--out", default=str(DATA / "results"), show_default=True, help="master: where the pull records go")
 def storm(users, spawn_rate, pulls, run_time, verify, sha256, no_start_line, on, keep, report, master, worker, url,
-          cacert, insecure, follow_hosts, image, api, platform, layers_at_once, workers, bind_host, master_host,
-          master_port, node, out, **lab) -> int:
+          cacert, insecure, follow_hosts, image, api, platform, layers_at_once, no_keep_alive, workers, bind_host,
+          master_host, master_port, node, out, **lab) -> int:
     """A Locust pull storm: in a lab (default), or as the master or a worker on a real cluster."""
     if worker and master:
         raise SettingsError("storm: --master or --worker, not both")
@@ -462,8 +466,8 @@ def storm(users, spawn_rate, pulls, run_time, verify, sha256, no_start_line, on,
             raise SettingsError("storm --worker needs --master-host (the host running `labkit storm --master`)")
         return run_worker(master_host, master_port, node)
     spec = StormSpec(users=users, pulls=pulls, run_s=run_time, spawn_rate=spawn_rate, verify=verify, sha256=sha256,
-                     start_together=not no_start_line, follow_hosts=follow_hosts, insecure=insecure, api=api,
-                     platform=platform, layers_at_once=layers_at_once).check()
+                     start_together=not no_start_line, follow_hosts=follow_hosts, insecure=insecure, api=api or "",
+                     platform=platform, layers_at_once=layers_at_once, keep_alive=not no_keep_alive).check()
     if master:
         if not (url and image and workers):
             raise SettingsError("storm --master needs --url http://registry:port, --image collection/name:tag "
@@ -473,7 +477,7 @@ def storm(users, spawn_rate, pulls, run_time, verify, sha256, no_start_line, on,
     else:
         exp = STORM.with_(**on_lab(**lab), options={"spec": spec, "out": out})
         attached = Lab.attach(on) if on else None
-        if problems := refusals(attached.settings if attached else exp.lab_settings()):
+        if problems := refusals(attached.settings if attached else exp.lab_settings(), spec.api):
             raise SettingsError("storm: " + "; ".join(problems))
         done = run(exp, on=attached, keep=keep)
         result = done.result

@@ -174,23 +174,41 @@ def survey_class(survey, path: ServingPath | None = None) -> tuple[str, str]:
     return SERVER, v.summary
 
 
-def read_capture(capture: dict) -> dict:
-    """The capture of the probe's single pull (its pcap, the server's address:port), read: the flow the
-    server sent the image on, its windows, and what they say about the client (empty: no such flow)."""
-    flows = [f for f in analyze(capture["pcap"]) if f.sender == capture["sender"]]
-    if not flows:
-        return {}
-    f = flows[0]
-    v = flow_verdict(f)
+def _reading(v) -> str:
     # Seen at the receiver, data in flight looks small (its ACKs leave at once), so an open window says
     # only that the client's window did not bind; zero windows, full windows and resent data still count.
-    reading = {"receiver-window limited": "the client's receive window bound the sender",
-               "network/link limited": "data was resent: packets were lost on the way"}.get(
+    return {"receiver-window limited": "the client's receive window bound the sender",
+            "network/link limited": "data was resent: packets were lost on the way"}.get(
         v.kind, "the client's window stayed open: it did not bind the sender")
+
+
+def read_capture(capture: dict) -> dict:
+    """The capture of the probe's single pull (its pcap, the servers' address:port in `senders`, else `sender`),
+    read: every connection a server sent on (an OCI pull's layers at once: one each; `carried` names what each
+    client end carried), biggest first, each with its windows and what they say about the client; the verdict's
+    fields are the biggest connection's (empty: no such flow)."""
+    senders = set(capture.get("senders") or [capture["sender"]])
+    flows = sorted((f for f in analyze(capture["pcap"]) if f.sender in senders and f.bytes > 0),
+                   key=lambda f: -f.bytes)
+    if not flows:
+        return {}
+    carried = capture.get("carried") or {}
+    conns = []
+    for f in flows:
+        v = flow_verdict(f)
+        conns.append({"client": f.receiver, "server": f.sender, "carried": carried.get(f.receiver, ""),
+                      "bytes": f.bytes, "MBps": f.MBps, "seconds": f.seconds,
+                      "handshake_seen": f.handshake_seen, "zero_windows": f.zero_windows,
+                      "window_full": f.window_full, "retransmissions": f.retransmissions,
+                      "median_window": f.median_window, "window_limited": v.kind == "receiver-window limited",
+                      "reading": _reading(v)})
+    f, c = flows[0], conns[0]
     return {"flow": f.flow, "MBps": f.MBps, "zero_windows": f.zero_windows, "window_full": f.window_full,
             "retransmissions": f.retransmissions, "retrans_share": f.retransmissions / f.packets if f.packets else 0.0,
-            "median_window": f.median_window, "window_limited": v.kind == "receiver-window limited",
-            "windows_verdict": reading, "windows_evidence": v.evidence}
+            "median_window": f.median_window, "window_limited": c["window_limited"],
+            "windows_verdict": c["reading"] + (f" (the biggest of {len(conns)} connections)" if len(conns) > 1 else ""),
+            "windows_evidence": flow_verdict(f).evidence, "connections": conns,
+            "window_limited_connections": sum(x["window_limited"] for x in conns)}
 
 
 def judge_probe(run: ProbeRun) -> Probe:

@@ -12,6 +12,12 @@ chunked. Redirects are followed as labkit.clients.follow says, each hop (host, s
 `open_get` hands back the response with a duplicate of its socket's descriptor (`Opened.sock`): a
 server that closes after its response (HTTP/1.0) makes http.client drop its own reference, and the
 socket's tcp_info is still there to read until the pull is done.
+
+Given a `pool` (labkit.clients.pool.Pool: one per pull, as containers/image keeps one http.Client per pull),
+a GET takes an idle keep-alive connection to the same place, and `Opened.close()` gives its connection back
+when the body was read to the end and the server keeps it open; each hop says which connection carried it
+(`conn`: the client's local port) and whether it was `reused`. Each request's tcp_info is still its own
+connection's: the probe's watch reads the counters from the request's first read to its last (deltas).
 """
 from __future__ import annotations
 
@@ -28,6 +34,9 @@ from urllib.parse import urlsplit
 from ..errors import HttpStatusError, TlsSetupError, TlsVerifyError
 from ..in_netns import inside
 from .follow import REDIRECTS, Follow, RedirectRefused, ca_file, netloc, next_hop
+from .pool import Pool
+
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 
 
 class _InNamespace:
@@ -103,6 +112,9 @@ class Opened:
     sock: socket.socket | None = None
     hops: list[dict] = field(default_factory=list)
     tls: str = ""
+    pool: Pool | None = None        # where the connection goes back when the body was read to the end
+    key: tuple = ()
+    reused: bool = False            # the request went on a kept-alive connection
 
     @property
     def http(self) -> str:
@@ -111,26 +123,53 @@ class Opened:
         return " ".join(filter(None, [f"HTTP/{r.version / 10:.1f}", "close" if r.will_close else "keep-alive",
                                       "chunked" if r.chunked else ""]))
 
+    @property
+    def local(self) -> str:
+        """The client's end of the connection, 'address:port' ('' where there is no socket): names the connection."""
+        try:
+            host, port = self.sock.getsockname()[:2]
+            return f"{host}:{port}"
+        except (AttributeError, OSError):
+            return ""
+
     def close(self) -> None:
-        self.conn.close()
-        self.resp.close()
+        """Done with the response: its connection kept alive in the pool when it can be (the body read to the
+        end, the server not closing, a pool given and not full), else closed."""
+        done = self.resp.isclosed() and not self.resp.will_close and self.conn.sock is not None
+        self.resp.close()               # first: once in the pool, another thread may send on the connection
+        if not (done and self.pool is not None and self.pool.put(self.key, self.conn)):
+            self.conn.close()
         if self.sock is not None:
             self.sock.close()
             self.sock = None
 
 
-def _request(ns, url: str, timeout: float, trust: Trust | None, headers: Mapping[str, str] | None = None) -> Opened:
+def _request(ns, url: str, timeout: float, trust: Trust | None, headers: Mapping[str, str] | None = None,
+             pool: Pool | None = None, reuse: bool = True) -> Opened:
     u = urlsplit(url)
     tls = u.scheme == "https"
     port = u.port or (443 if tls else 80)
-    conn = _TlsConn(u.hostname, port, ns, timeout, trust or Trust()) if tls else _Conn(u.hostname, port, ns, timeout)
+    key = (u.scheme, u.hostname, port, ns, trust)
+    conn = pool.take(key, reuse) if pool is not None else None
+    reused = conn is not None
+    if conn is None:
+        conn = _TlsConn(u.hostname, port, ns, timeout, trust or Trust()) if tls else _Conn(u.hostname, port, ns, timeout)
+    else:
+        conn.sock.settimeout(timeout)
     dup = None
     try:
         conn.request("GET", (u.path or "/") + (f"?{u.query}" if u.query else ""),
                      headers={"User-Agent": "servelab-pull/1", **(headers or {})})
         dup = _dup(conn.sock)
         negotiated = f"{conn.sock.version()} {conn.sock.cipher()[0]}" if tls else ""
-        return Opened(conn, conn.getresponse(), dup, tls=negotiated)
+        return Opened(conn, conn.getresponse(), dup, tls=negotiated, pool=pool, key=key, reused=reused)
+    except _STALE:
+        conn.close()
+        if dup is not None:
+            dup.close()
+        if not reused:
+            raise
+        return _request(ns, url, timeout, trust, headers, pool, reuse=False)   # closed while idle: once more, dialled
     except ssl.SSLCertVerificationError as exc:
         conn.close()
         raise TlsVerifyError(f"{u.hostname}:{port} refused: certificate verify failed: {exc.verify_message or exc.reason}"
@@ -152,14 +191,14 @@ def _dup(sock) -> socket.socket | None:
 
 
 def open_get(ns, url: str, timeout: float, trust: Trust | None = None, follow: Follow | None = None,
-             headers: Mapping[str, str] | None = None) -> Opened:
+             headers: Mapping[str, str] | None = None, pool: Pool | None = None) -> Opened:
     """A GET from inside namespace `ns`, redirects followed as `follow` says (default: on this host, up to
     MAX_HOPS), its body not yet read (the caller closes it). An https URL is verified as `trust` says
     (default: the system's CAs and the URL's host). A redirect not followed raises RedirectRefused.
     `headers` go with each request; `Authorization` only to the first URL's host and port (the OCI
     distribution spec: never across host boundaries, opencontainers/distribution-spec
     @967efdc079b91785ad18c77cc4f8991a47feefbf spec.md line 825; a blob's redirect to object storage
-    carries its own signature)."""
+    carries its own signature). `pool`: keep-alive connections of one pull (labkit.clients.pool)."""
     follow, start = follow or Follow(), url
     hops: list[dict] = []
     while True:
@@ -167,9 +206,10 @@ def open_get(ns, url: str, timeout: float, trust: Trust | None = None, follow: F
         elsewhere = trust is not None and trust.server_name and urlsplit(url).hostname != urlsplit(start).hostname
         sent = {k: v for k, v in (headers or {}).items()
                 if k.lower() != "authorization" or netloc(url) == netloc(start)}
-        got = _request(ns, url, timeout, replace(trust, server_name=None) if elsewhere else trust, sent)
+        got = _request(ns, url, timeout, replace(trust, server_name=None) if elsewhere else trust, sent, pool)
         status = got.resp.status
-        hops.append({"host": netloc(url), "status": status, "ms": round((time.perf_counter() - t0) * 1e3, 1)})
+        hops.append({"host": netloc(url), "status": status, "ms": round((time.perf_counter() - t0) * 1e3, 1),
+                     **({"conn": got.local, "reused": got.reused} if pool is not None else {})})
         if status not in REDIRECTS:
             got.hops = hops
             return got

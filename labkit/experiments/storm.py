@@ -48,7 +48,7 @@ def _measure(lab: Lab, exp: Experiment, progress: Progress) -> Storm:
 
 
 STORM = Experiment(
-    "storm", "a Locust pull storm: simulated Singularity clients on every compute node", _measure, lab_name="storm",
+    "storm", "a Locust pull storm: simulated clients (Singularity's, or OCI's) on every compute node", _measure, lab_name="storm",
     compute_nodes=4, health=False, options={"spec": None},
     record=lambda out, where: out.result.save(Path(out.experiment.options.get("out") or where), "storm"),
     text=lambda out: storm_text(out.result, out.saved))

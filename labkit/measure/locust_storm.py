@@ -18,7 +18,7 @@ import os
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,15 +51,17 @@ class StormSpec:
     run_s: float | None = None
     spawn_rate: float | None = None
     verify: Verify = "sha256"
-    sha256: str = ""                 # the image's; "" = the manifest's version
+    sha256: str = ""                 # the image's; "" = the manifest's version (oci: the manifest's digest, hex)
     timeout: float = 30.0            # idle timeout of one read
     deadline: float = 300.0          # longest one pull may take
     start_together: bool = True      # the first round starts at once, like pull_at's barrier
     follow_hosts: bool = False       # an image URL or a redirect naming another host is followed there
     insecure: bool = False           # https: the certificate is NOT checked (said in the storm's meta)
-    api: str = "sregistry"           # "oci": each pull speaks the OCI distribution API (labkit.clients.oci)
+    api: str = ""                    # "oci": each pull speaks the OCI distribution API (labkit.clients.oci);
+                                     # "": the lab's registry.kind says (REGISTRY_API), sregistry for --master
     platform: str = "linux/amd64"    # oci: the image chosen from an index
     layers_at_once: int = 6          # oci: layers fetched at once per pull (containers/image's default)
+    keep_alive: bool = True          # oci: a pull's requests share keep-alive connections (labkit.clients.pool)
 
     def check(self) -> "StormSpec":
         problems = []
@@ -77,7 +79,7 @@ class StormSpec:
             problems.append(f"verify {self.verify!r}: use sha256 or length")
         if not (0 < self.timeout <= 3600 and 0 < self.deadline <= 86_400):
             problems.append(f"pull timeout {self.timeout} / deadline {self.deadline} out of range")
-        if self.api not in ("sregistry", "oci"):
+        if self.api not in ("", "sregistry", "oci"):
             problems.append(f"api {self.api!r}: use sregistry or oci")
         if not 1 <= self.layers_at_once <= 32:
             problems.append(f"layers at once {self.layers_at_once} is outside 1..32")
@@ -106,17 +108,38 @@ class StormSpec:
         if not self.start_together:
             args.append("--no-start-line")
         if self.api == "oci":
-            args += ["--api", "oci", "--platform", self.platform, "--layers-at-once", str(self.layers_at_once)]
+            args += ["--api", "oci", "--platform", self.platform, "--layers-at-once", str(self.layers_at_once),
+                     *["--no-keep-alive"] * (not self.keep_alive)]
         return args + ["--follow-hosts"] * self.follow_hosts + ["--insecure"] * self.insecure
 
 
-def refusals(settings) -> list[str]:
-    """Settings a storm cannot honour: its users pull with labkit's own client and discard the bytes."""
-    c = settings.client
+# the API each registry.kind serves: a storm on the lab speaks it (labkit.lab.programs.distribution serves /v2/)
+REGISTRY_API = {"sregistry": "sregistry", "distribution": "oci"}
+
+
+def refusals(settings, api: str = "") -> list[str]:
+    """Settings a storm cannot honour: its users pull with labkit's own client and discard the bytes, in the
+    API the lab's registry serves (`api`: the one asked for, "" to take the lab's)."""
+    c, kind = settings.client, settings.registry.kind
     return ([f"client.kind {c.kind!r}: a storm's users pull with labkit's client (set client.kind={OWN})"]
             if c.kind != OWN else []) + (
            [f"client.dest {c.dest!r}: a storm's users discard what they pull (set client.dest=memory)"]
-            if c.dest != "memory" else [])
+            if c.dest != "memory" else []) + (
+           [f"--api {api}: the lab's registry.kind {kind!r} serves the {REGISTRY_API[kind]} API (leave --api out, "
+            f"or bring up a lab with registry.kind={next(k for k, a in REGISTRY_API.items() if a == api)})"]
+            if api and api != REGISTRY_API[kind] else [])
+
+
+def lab_target(lab: Lab, spec: StormSpec) -> tuple[StormSpec, str, int]:
+    """The storm as the lab's registry serves it: (the spec with its API and the digest every pull must end
+    with, the image to pull, its bytes). sregistry: the catalog's image, checked by its sha256; an OCI registry:
+    the image the lab pushed, its manifest checked against the pushed digest and each layer against its own."""
+    if REGISTRY_API[lab.settings.registry.kind] == "sregistry":
+        return replace(spec, api="sregistry"), lab.image.uri, lab.image.size
+    img = next((svc.image for svc in lab.services.values() if getattr(svc, "image", None) is not None), None)
+    if img is None:
+        raise LabError(f"storm: lab '{lab.name}' has an OCI registry but no image pushed into it")
+    return (replace(spec, api="oci", sha256=spec.sha256 or img.manifest_digest.split(":", 1)[1]), img.ref, img.size)
 
 
 class LocustProcess(Process):
@@ -193,11 +216,10 @@ def _storm(records: Path, spec: StormSpec, point: str, meta: dict, sampler: CpuS
 def measure_storm(lab: Lab, spec: StormSpec) -> StormRun:
     """A storm on the lab: the master in the first compute node's namespace, a worker in every compute node's."""
     spec.check()
-    if spec.api != "sregistry":
-        raise SettingsError("storm: the lab serves sregistry's API; --api oci is for --master against an OCI registry")
-    if problems := refusals(lab.settings):
+    if problems := refusals(lab.settings, spec.api):
         raise SettingsError("storm: " + "; ".join(problems))
     lab.require_running()
+    spec, image, image_bytes = lab_target(lab, spec)
     p = lab.plan
     ends = p.compute_endpoints()
     if not ends:
@@ -213,7 +235,7 @@ def measure_storm(lab: Lab, spec: StormSpec) -> StormRun:
                            ["--master", "--master-bind-host", bind, "--master-bind-port", str(mport),
                             "--expect-workers", str(len(ends)), "--expect-workers-max-wait", f"{STARTUP_S:g}",
                             "--records", str(records), *spec.locust_args(
-                                base_url(host, port, trust), lab.image.uri, trust.cafile if trust else None)],
+                                base_url(host, port, trust), image, trust.cafile if trust else None)],
                            ready_at=(bind, mport))
     workers = [LocustProcess(f"locust-worker@{node}", node, ns, run / f"worker-{node}.log",
                              ["--worker", "--master-host", bind, "--master-port", str(mport)])
@@ -222,7 +244,8 @@ def measure_storm(lab: Lab, spec: StormSpec) -> StormRun:
     disk0 = lab.disk_counters()
     meta, sampler = _run(master, workers, spec, records, lab.processes)
     disk1 = lab.disk_counters()
-    meta.update(disk_MB=disk_mb({k: disk1[k] - disk0[k] for k in disk1 if k in disk0}, p.path), lab=lab.name, image_bytes=lab.image.size, compute_nodes=len(ends), host=f"{host}:{port}",
+    meta.update(disk_MB=disk_mb({k: disk1[k] - disk0[k] for k in disk1 if k in disk0}, p.path), lab=lab.name,
+                image_bytes=image_bytes, api=spec.api, image=image, compute_nodes=len(ends), host=f"{host}:{port}",
                 settings=lab.settings.model_dump(mode="json"))
     return _storm(records, spec, p.path.client_vantage.name, meta, sampler)
 

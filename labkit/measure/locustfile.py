@@ -1,7 +1,8 @@
 """Pull storms on Locust: each user pulls like a Singularity client, many at once from many compute nodes.
 
 With `--api oci` a user's task is one pull as an OCI client makes it (labkit.measure.oci_probe.oci_pull:
-ping, token, manifest, config, its layers `--layers-at-once` at a time, each checked by its digest).
+ping, token, manifest, config, its layers `--layers-at-once` at a time, each checked by its digest; with
+`--sha256 HEX` the manifest the tag resolves to must be sha256:HEX, else the pull is a checksum failure).
 Otherwise a user's task is one pull, exactly as `labkit.clients.puller.pull` makes it (the primitive
 `pull_at` uses): GET `/api/container/<collection>/<name>:<tag>`, then the `image` URL the
 manifest names, streamed in 1 MiB reads, checked against Content-Length and (by default)
@@ -62,7 +63,8 @@ def _options(parser) -> None:
     parser.add_argument("--image", default="", help="collection/name:tag to pull")
     parser.add_argument("--pulls", type=int, default=0, help="stop after this many pulls in all (0: run time only)")
     parser.add_argument("--verify", choices=["sha256", "length"], default="sha256")
-    parser.add_argument("--sha256", default="", help="the image's sha256 (default: the manifest's version)")
+    parser.add_argument("--sha256", default="", help="the image's sha256 (default: the manifest's version); "
+                                                     "oci: the manifest's digest (hex) each pull must resolve to")
     parser.add_argument("--pull-timeout", type=float, default=30.0, help="idle timeout of one read, s")
     parser.add_argument("--pull-deadline", type=float, default=300.0, help="longest one pull may take, s")
     parser.add_argument("--records", default="", help="master: write one JSON line per pull here")
@@ -76,6 +78,8 @@ def _options(parser) -> None:
                              "from $REGISTRY_AUTH_FILE or ~/.docker/config.json on each worker")
     parser.add_argument("--platform", default="linux/amd64", help="oci: the image chosen from an index")
     parser.add_argument("--layers-at-once", type=int, default=6, help="oci: layers fetched at once per pull")
+    parser.add_argument("--no-keep-alive", action="store_true",
+                        help="oci: a new connection for every request of a pull (default: kept alive, as containers/image)")
     parser.add_argument("--no-start-line", action="store_true",
                         help="do not hold the first round until every user is ready")
 
@@ -162,7 +166,8 @@ class SingularityPull(User):
         self.oci = None
         if opts.api == "oci":          # an OCI registry: the reference is -H and --image together
             ref = Reference.parse(f"{self.host.rstrip('/')}/{opts.image}")
-            self.oci = OciClient(ref, None, opts.pull_timeout, self.trust, None, opts.platform, opts.layers_at_once)
+            self.oci = OciClient(ref, None, opts.pull_timeout, self.trust, None, opts.platform, opts.layers_at_once,
+                                 keep_alive=not opts.no_keep_alive)
 
     def _ticket(self) -> int | None:
         res = AsyncResult()
@@ -184,7 +189,7 @@ class SingularityPull(User):
             raise StopUser()
         wall_minus_perf = time.time() - time.perf_counter()
         if self.oci is not None:
-            r = oci_pull(self.oci, opts.pull_deadline)
+            r = oci_pull(self.oci, opts.pull_deadline, opts.sha256 if opts.verify == "sha256" else "")
         else:
             r = pull(None, self.addr, self.port, opts.image, opts.sha256 or None, timeout=opts.pull_timeout,
                      deadline=opts.pull_deadline, verify=opts.verify, trust=self.trust, follow=self.follow)

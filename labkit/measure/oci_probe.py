@@ -20,15 +20,17 @@ import http.client
 import socket
 import threading
 import time
+from urllib.parse import urlsplit
 
 import pandas as pd
 
-from ..clients.oci import (MAX_PARALLEL_DOWNLOADS, Credentials, Digest, Image, LayerPull, Reference, Session,
-                           pull_layers, resolve, resumes_text)
+from ..clients.oci import (MAX_PARALLEL_DOWNLOADS, Credentials, Digest, DigestMismatch, Image, LayerPull, Reference,
+                           Session, pull_layers, resolve, resumes_text)
 from ..clients.oci.pull import check_at_once, fetch_config, range_check
 from ..errors import LabkitError, SettingsError
 from ..records import ProbeRun, PullResult
 from ..clients.registry_api import Trust, open_get
+from ..clients.pool import Pool
 from ..clients.follow import Follow
 from ..units import format_size
 from . import iperf
@@ -43,18 +45,24 @@ class OciClient:
     """What every pull of one probe or storm user shares: the reference, how to connect, the credentials."""
 
     def __init__(self, ref: Reference, ns: str | None = None, timeout: float = 30, trust: Trust | None = None,
-                 user: str | None = None, platform: str = "linux/amd64", at_once: int = MAX_PARALLEL_DOWNLOADS):
+                 user: str | None = None, platform: str = "linux/amd64", at_once: int = MAX_PARALLEL_DOWNLOADS,
+                 keep_alive: bool = True):
         check_at_once(at_once)
         self.ref, self.ns, self.timeout, self.platform, self.at_once = ref, ns, timeout, platform, at_once
+        self.keep_alive = keep_alive          # False: a new connection for every request (labkit before issue 28)
         self.trust = trust if trust is not None else (Trust() if ref.scheme == "https" else None)
         self.follow = Follow(other_hosts=True)      # blobs go to object storage by design
         self.credentials = Credentials.find(ref.netloc, user)
 
-    def get(self, url: str, headers: dict):
-        return open_get(self.ns, url, self.timeout, self.trust, self.follow, headers)
+    def get(self, url: str, headers: dict, pool: Pool | None = None):
+        return open_get(self.ns, url, self.timeout, self.trust, self.follow, headers, pool)
 
     def session(self, authorization: str = "") -> Session:
-        return Session(self.ref, self.get, self.credentials, authorization)
+        """One pull's client: its requests share keep-alive connections (labkit.clients.pool, as containers/image's
+        one http.Client per pull) unless `keep_alive` is off; `session.close()` ends them."""
+        pool = Pool() if self.keep_alive else None
+        return Session(self.ref, lambda url, headers: self.get(url, headers, pool), self.credentials, authorization,
+                       pool=pool)
 
     def prepare(self, session: Session) -> Image:
         """Ping, manifest (through an index), config: each a step of the session; errors name the step."""
@@ -88,16 +96,24 @@ class OciClient:
         return whole(layers, t0, time.thread_time() - c0), [(lp, watches.get(lp.layer.digest)) for lp in layers]
 
 
-def oci_pull(client: OciClient, deadline: float) -> PullResult:
+def oci_pull(client: OciClient, deadline: float, manifest_sha256: str = "") -> PullResult:
     """One whole pull as a new client process makes it (a storm's user): ping, token, manifest, config,
-    the layers `client.at_once` at a time; a failure at any step is a failed pull naming the step."""
+    the layers `client.at_once` at a time; a failure at any step is a failed pull naming the step.
+    `manifest_sha256`: the manifest the reference must resolve to (hex; a lab knows the digest it pushed):
+    another one is a checksum failure before any layer is fetched."""
     t0 = time.perf_counter()
+    session = client.session()
     try:
-        session = client.session()
-        image = client.prepare(session)
-    except Exception as exc:  # noqa: BLE001 - a failed pull is a result, not a crash
-        return _failed(t0, 0, 0.0, exc)
-    r, _ = client.pull(session, image, max(1.0, deadline - (time.perf_counter() - t0)), watch=False)
+        try:
+            image = client.prepare(session)
+            if manifest_sha256 and image.digest != f"sha256:{manifest_sha256}":
+                raise DigestMismatch(f"{client.ref}: the manifest resolved is {image.digest}, not the "
+                                     f"sha256:{manifest_sha256[:16]}... expected")
+        except Exception as exc:  # noqa: BLE001 - a failed pull is a result, not a crash
+            return _failed(t0, 0, 0.0, exc)
+        r, _ = client.pull(session, image, max(1.0, deadline - (time.perf_counter() - t0)), watch=False)
+    finally:
+        session.close()
     r.start, r.seconds = t0, r.end - t0               # the whole pull, token and manifest included
     return r
 
@@ -137,11 +153,17 @@ def measure_oci_probe(image: str, parallel: int = 5, iperf3: str | None = None, 
     img = client.prepare(s)
     biggest = max(img.layers, key=lambda d: d.size) if img.layers else None
     ranges = range_check(s, biggest) if biggest else "no layers"
-    cap = _Capture(ref, ns, capture_dir, max_packets, deadline) if capture else None
+    s.close()
+    # the single pull on connections of its own, made while the capture runs (each handshake in it); the token reused
+    one = client.session(s.authorization)
+    cap = _Capture(ref, ns, capture_dir, max_packets, deadline, blob_hosts(s.steps, ref.netloc)) if capture else None
     try:
-        single, single_layers = client.pull(s, img, deadline)
+        single, single_layers = client.pull(one, img, deadline)
     finally:
+        one.close()
         captured = cap.finish() if cap else {}
+    if captured:              # each connection of the single pull named by what it carried (read_capture)
+        captured["carried"] = carried_on(single_layers)
     single_watch = _watch_of(single_layers)
     runs: list[tuple[PullResult, SocketWatch]] = []
     lock = threading.Lock()
@@ -151,7 +173,10 @@ def measure_oci_probe(image: str, parallel: int = 5, iperf3: str | None = None, 
     def in_parallel(barrier, _i) -> PullResult:
         mine = client.session(s.authorization)       # each puller its own connections; the token reused
         barrier.wait(timeout)
-        r, layers = client.pull(mine, img, deadline)
+        try:
+            r, layers = client.pull(mine, img, deadline)
+        finally:
+            mine.close()
         with lock:
             runs.append((r, _watch_of(layers)))
             resumed_at_once.extend(x for lp, _ in layers for x in lp.resumes)
@@ -188,6 +213,24 @@ def measure_oci_probe(image: str, parallel: int = 5, iperf3: str | None = None, 
                      "host": socket.gethostname(), "ns": ns, "insecure": insecure,
                      "trust": trust.describe() if trust else "", "http": single.http, "tls": single.tls,
                      "hops": single.hops})
+
+
+def blob_hosts(steps: list[dict], registry: str) -> tuple[tuple[str, int], ...]:
+    """(host, port) of every other host the steps' requests went to (blobs redirected to object storage), so the
+    capture of the single pull holds those connections too."""
+    seen = {h["host"] for st in steps for h in st["hops"]} - {registry}
+    return tuple((urlsplit(f"//{n}").hostname, urlsplit(f"//{n}").port or 443) for n in sorted(seen))
+
+
+def carried_on(layers: list) -> dict[str, str]:
+    """The client's end of each layer's connection ('address:port', as a capture sees it) -> what it carried."""
+    out: dict[str, str] = {}
+    for lp, _ in layers:
+        conn = (lp.result.hops or [{}])[-1].get("conn")
+        if conn:
+            what = f"layer {lp.layer.digest[:19]} {format_size(lp.layer.size)}"
+            out[conn] = f"{out[conn]}, {what}" if conn in out else what
+    return out
 
 
 def _watch_of(layers: list) -> SocketWatch:

@@ -227,25 +227,35 @@ def _facts(single, runs, many, parallel, ip) -> dict:
 
 
 class _Capture:
-    """Headers-only capture of the single pull on the client's own interface (the analysis reads its pcap)."""
+    """Headers-only capture of the single pull on the client's own interface (the analysis reads its pcap): every
+    connection to the registry's host and port, and to each of `also` (host, port): where its blobs are redirected,
+    e.g. object storage. The pull's N connections at once are all in it (labkit.analyze.probe_verdict.read_capture
+    reports each)."""
 
-    def __init__(self, t: Target, ns: str | None, out_dir: Path | None, max_packets: int, seconds: float):
+    def __init__(self, t: Target, ns: str | None, out_dir: Path | None, max_packets: int, seconds: float,
+                 also: tuple[tuple[str, int], ...] = ()):
         if os.geteuid() != 0:
             raise SettingsError("--capture needs root (a packet socket on the client's interface)")
-        with inside(ns):
-            ip = socket.getaddrinfo(t.host, t.port, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
-        route = subprocess.run([*exec_prefix(ns), "ip", "-o", "route", "get", ip], capture_output=True, text=True,
-                               timeout=10).stdout
+        ends = list(dict.fromkeys([(self._ip(ns, t.host, t.port), t.port),
+                                   *((self._ip(ns, h, p), p) for h, p in also)]))
+        route = subprocess.run([*exec_prefix(ns), "ip", "-o", "route", "get", ends[0][0]], capture_output=True,
+                               text=True, timeout=10).stdout
         dev = re.search(r"\bdev (\S+)", route)
         if not dev:
-            raise SettingsError(f"no route to {ip} here: {route.strip()!r}")
-        self.ip, self.port = ip, t.port
-        self.pcap = Path(out_dir or Path.cwd()) / f"{time.strftime('%Y%m%d-%H%M%S')}-probe-{ip}.pcap"
+            raise SettingsError(f"no route to {ends[0][0]} here: {route.strip()!r}")
+        self.ip, self.port, self.ends = ends[0][0], t.port, ends
+        self.pcap = Path(out_dir or Path.cwd()) / f"{time.strftime('%Y%m%d-%H%M%S')}-probe-{self.ip}.pcap"
         self.pcap.parent.mkdir(parents=True, exist_ok=True)
-        point = CapturePoint("client", "client", dev.group(1), f"tcp and host {ip} and port {t.port}", "server", t.port)
+        bpf = "tcp and (" + " or ".join(f"(host {ip} and port {port})" for ip, port in ends) + ")"
+        point = CapturePoint("client", "client", dev.group(1), bpf, "server", t.port)
         self.proc = CaptureProcess([(ns, point, self.pcap)], max_packets, min(600.0, seconds + 30))
+
+    @staticmethod
+    def _ip(ns: str | None, host: str, port: int) -> str:
+        with inside(ns):
+            return socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
 
     def finish(self) -> dict:
         stats = self.proc.stop()[0]
         return {"pcap": str(self.pcap), "packets": stats.packets, "kernel_drops": stats.kernel_drops,
-                "sender": f"{self.ip}:{self.port}"}
+                "sender": f"{self.ip}:{self.port}", "senders": [f"{ip}:{port}" for ip, port in self.ends]}

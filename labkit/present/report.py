@@ -105,6 +105,8 @@ def probe_section(p) -> Section:
     text = f"{p.uri} from {p.target}" + (f" (inside namespace {p.ns})" if p.ns else "") + ". " + " ".join(p.notes)
     if p.capture.get("windows_verdict"):
         text += f" Headers-only capture of the single pull: {p.capture['windows_verdict']}."
+        text += "".join(f" Connection {c['client']}{' (' + c['carried'] + ')' if c['carried'] else ''}: "
+                        f"{c['MBps']:.0f} MB/s, {c['reading']}." for c in p.capture.get("connections", [])[1:])
     return Section(f"Probe from the client: {p.target}", text, str(p.verdict),
                    [_table(p.table.dropna(axis=1, how="all"))], [receive_figure(p.samples)])
 

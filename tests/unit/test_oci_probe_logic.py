@@ -30,3 +30,40 @@ def test_a_ping_401_is_authentication_asked_not_a_failure():
     assert row["failures"] == 0 and row["error"] == "HTTP 401 (authentication asked)"
     row = _step_row({"step": "manifest", "url": "http://r/v2/x/manifests/1", "status": 404, "ms": 1.0, "hops": []})
     assert row["failures"] == 1 and row["error"] == "HTTP 404"
+
+
+def test_a_storm_pull_must_resolve_to_the_manifest_digest_it_was_given():
+    """oci_pull's `manifest_sha256` (a lab storm: the digest the lab pushed): the right one pulls every layer,
+    another one is a checksum failure before any layer is asked for."""
+    from labkit.clients.oci import Reference
+    from labkit.measure.oci_probe import OciClient, oci_pull
+    from .oci_fakes import Registry, Resp, manifest, sha
+    blob, config = b"x" * 3000, b"{}"
+    body = manifest([blob], config)
+    base = "http://reg:5000/v2/lib/img"
+    reg = Registry({"http://reg:5000/v2/": Resp(200), f"{base}/manifests/1": Resp(200, body, {
+        "Content-Type": "application/vnd.oci.image.manifest.v1+json"}),
+        f"{base}/blobs/{sha(config)}": Resp(200, config), f"{base}/blobs/{sha(blob)}": lambda u, h: Resp(
+            200, blob, {"Content-Length": str(len(blob))})})
+    client = OciClient(Reference.parse("http://reg:5000/lib/img:1"))
+    client.get = lambda url, headers, pool=None: reg.get(url, headers)
+    good = oci_pull(client, 30, sha(body)[7:])
+    assert good.ok and good.bytes == len(blob) and good.sha256_ok
+    asked = len(reg.requests)
+    bad = oci_pull(client, 30, "0" * 64)
+    assert not bad.ok and bad.kind == "checksum" and f"not the sha256:{'0' * 16}" in bad.error
+    assert [u for u, _ in reg.requests[asked:]] == ["http://reg:5000/v2/", f"{base}/manifests/1",
+                                                     f"{base}/blobs/{sha(config)}"]      # no layer fetched
+
+
+def test_the_capture_asks_for_every_host_the_blobs_went_to_and_names_each_connection_by_its_layer():
+    from labkit.measure.oci_probe import blob_hosts, carried_on
+    steps = [{"step": "ping", "hops": [{"host": "reg:5000", "status": 401, "ms": 1}]},
+             {"step": "config", "hops": [{"host": "reg:5000", "status": 307, "ms": 1},
+                                         {"host": "s3.internal:9000", "status": 200, "ms": 2}]}]
+    assert blob_hosts(steps, "reg:5000") == (("s3.internal", 9000),)
+    a, b = layer(4_000_000), layer(2_000_000)
+    a.result.hops[-1].update(conn="10.0.0.2:40000", reused=False)
+    b.result.hops[-1].update(conn="10.0.0.2:40000", reused=True)      # the same connection, kept alive
+    assert carried_on([(a, None), (b, None), (layer(10), None)]) == {
+        "10.0.0.2:40000": f"layer {HEX[:19]} 3.8 MiB, layer {HEX[:19]} 1.9 MiB"}

@@ -246,7 +246,37 @@ def test_run_times_are_read_as_locust_writes_them():
     (["survey", "--name", "st-none", "--compute-nodes", "0"], "'--compute-nodes': 0 is not in the range 1<=x<=64"),
     (["storm", "--name", "st-none", "--pulls", "4", "--set", "client.kind=curl"], "client.kind 'curl'"),
     (["storm", "--name", "st-none", "--pulls", "4", "--set", "client.dest=local-disk"], "client.dest 'local-disk'"),
+    (["storm", "--name", "st-none", "--pulls", "4", "--preset", "distribution-2.8", "--api", "sregistry"],
+     "--api sregistry: the lab's registry.kind 'distribution' serves the oci API"),
+    (["storm", "--name", "st-none", "--pulls", "4", "--api", "oci"],
+     "--api oci: the lab's registry.kind 'sregistry' serves the sregistry API (leave --api out, or bring up a lab "
+     "with registry.kind=distribution)"),
 ])
 def test_bad_storm_arguments_are_refused_before_anything_starts(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_lab_storm_speaks_the_api_its_registry_serves_and_checks_the_digest_it_pushed():
+    """sregistry: the catalog image by its sha256; distribution: the pushed image, its manifest digest required."""
+    from types import SimpleNamespace
+    from labkit.config.presets import PRESETS
+    from labkit.lab.oci_image import OciImage
+    from labkit.measure.locust_storm import lab_target, refusals
+    img = OciImage(None, "latest", "sha256:" + "ab" * 32, "sha256:" + "cd" * 32, ("sha256:" + "ef" * 32,), (1000, ))
+    oci_lab = SimpleNamespace(name="x", settings=PRESETS["distribution-2.8"],
+                              services={"nginx": SimpleNamespace(), "registry": SimpleNamespace(image=img)})
+    spec, image, size = lab_target(oci_lab, StormSpec(pulls=4))
+    assert (spec.api, spec.sha256, image, size) == ("oci", "ab" * 32, "servelab/image:latest", 1000)
+    args = spec.locust_args("https://192.0.2.20:443", image, "/ca.pem")
+    assert args[args.index("--api") + 1] == "oci" and args[args.index("--sha256") + 1] == "ab" * 32
+    assert lab_target(oci_lab, StormSpec(pulls=4, sha256="0" * 64))[0].sha256 == "0" * 64   # the user's, kept
+    assert "--no-keep-alive" not in args and "--no-keep-alive" in lab_target(
+        oci_lab, StormSpec(pulls=4, keep_alive=False))[0].locust_args("https://h:443", image)
+    sreg = SimpleNamespace(name="y", settings=PRESETS["sregistry-2018-10"], image=SimpleNamespace(uri="c/n:t", size=7))
+    spec, image, size = lab_target(sreg, StormSpec(pulls=4))
+    assert (spec.api, spec.sha256, image, size) == ("sregistry", "", "c/n:t", 7)
+    assert "--api" not in spec.locust_args("http://h:80", image)
+    assert refusals(PRESETS["distribution-2.8"], "oci") == refusals(PRESETS["distribution-2.8"]) == []
+    with pytest.raises(Exception, match="no image pushed"):
+        lab_target(SimpleNamespace(name="z", settings=PRESETS["distribution-2.8"], services={}), StormSpec(pulls=1))

@@ -6,7 +6,9 @@ The HTTP is given: `get(url, headers)` returns an opened response (labkit.client
 connections (a network namespace, TLS checked as it says) and following redirects; the spec has a
 client follow them and never carry `Authorization` to another host (opencontainers/distribution-spec
 @967efdc079b91785ad18c77cc4f8991a47feefbf spec.md line 825): the caller's `get` drops it at a host change.
-One Session is shared by the threads pulling layers at once: a token is fetched by one of them.
+One Session is shared by the threads pulling layers at once: a token is fetched by one of them. A Session is
+one pull's client (containers/image makes one http.Client per pull): the connections its `get` keeps alive
+between requests (`pool`, labkit.clients.pool.Pool, if the caller gives one) are closed by `close()`.
 """
 from __future__ import annotations
 
@@ -38,12 +40,18 @@ class Session:
     credentials: Credentials | None = None
     authorization: str = ""                         # the header value in use ("" anonymous)
     steps: list[dict] = field(default_factory=list)  # ping, token, manifest, index, config: each timed
+    pool: Any = None                                # the keep-alive connections `get` uses, if any
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def auth_kind(self) -> str:
         kind = self.authorization.split(" ", 1)[0].lower()
         return {"bearer": "token", "basic": "basic"}.get(kind, "anonymous")
+
+    def close(self) -> None:
+        """The pull is over: its idle keep-alive connections are closed."""
+        if self.pool is not None:
+            self.pool.close()
 
     def step(self, name: str, url: str, t0: float, status: int, hops: list | None = None, **more) -> dict:
         row = {"step": name, "url": url, "status": status, "ms": round((time.perf_counter() - t0) * 1e3, 1),
