@@ -10,7 +10,9 @@ refuses to measure a lab with a service down (unless asked to show how the broke
 Before the pulls the lab gets ready for one (`lab.before_pull()`: a cold cache drops the image);
 the lab's disks are counted around them (one column per disk stage of the declared path). From
 the client's vantage point the client is the kind `lab.settings.client` names (labkit.clients.kinds.KINDS);
-elsewhere labkit's own verifying client, discarding.
+elsewhere labkit's own verifying client for the registry's API, discarding (kind `labkit` for sregistry's
+file, kind `oci` for an OCI registry's image: manifest, config and every layer, each checked by its digest).
+What is pulled is `lab_target`: sregistry's image file, or the OCI image the lab stocked its registry with.
 """
 from __future__ import annotations
 
@@ -22,10 +24,10 @@ from typing import TYPE_CHECKING
 
 from ..records import cost
 from ..lab.host.cgroups import IoCounters
-from ..path import CLIENT, ServingPath
+from ..path import CLIENT, ServingPath, Vantage
 from .cpu import CpuSampler, softirq_seconds
 from .path_sockets import TcpInfoSampler
-from ..clients.kind import Target, Where
+from ..clients.kind import OciImageRef, Target, Where
 from ..clients.kinds import OWN, client_kind, own_client
 from ..clients.puller import PullResult, Verify, aggregate_mbps, check_parallel
 from ..lab.host.tools import tool
@@ -114,6 +116,21 @@ def disk_mb(delta: dict, path: ServingPath) -> dict[str, float | None]:
             for d in path.disk_stages}
 
 
+def lab_target(lab: Lab, v: Vantage) -> Target:
+    """What a pull at vantage point `v` asks for: where it dials, the trust it verifies, and the image
+    (sregistry's one file, or the OCI image in the lab's registry: `uri` its manifest, `sha256` its large layer)."""
+    ns, host, port = lab.plan.endpoint(v)
+    trust = lab.trust_at(v)       # https, verified against the lab's CA
+    oci = lab.running.oci_image()
+    if oci is None:
+        img = lab.image
+        return Target(ns, host, port, img.uri, img.sha256, img.size, trust)
+    ref = OciImageRef(oci.repository, oci.tag, oci.manifest_digest, oci.config_digest,
+                      tuple(zip(oci.layer_digests, oci.layer_sizes)))
+    return Target(ns, host, port, f"/v2/{oci.repository}/manifests/{oci.tag}", oci.largest[0].split(":", 1)[1],
+                  ref.size, trust, ref)
+
+
 def pull_at(lab: Lab, vantage: str | None = None, parallel: int = 1, verify: Verify = "sha256",
             deadline: float = 300, timeout: float = 30, cpu_interval: float = 0.1,
             first_byte: threading.Event | None = None, tcp: bool | float = False,
@@ -129,10 +146,8 @@ def pull_at(lab: Lab, vantage: str | None = None, parallel: int = 1, verify: Ver
     v = path.vantage(vantage) if vantage else path.client_vantage
     if not (allow_down and lab.image is not None):
         lab.require_running()
-    ns, host, port = lab.plan.endpoint(v)
-    trust = lab.trust_at(v)       # https, verified against the lab's CA
-    img = lab.image
-    kind = client_kind(lab.settings.client) if v == path.client_vantage else own_client()
+    target = lab_target(lab, v)
+    kind = client_kind(lab.settings.client) if v == path.client_vantage else own_client(target.api)
     where = Where(lab.client.dest_root(), lab.client.preexec(), tool) \
         if v == path.client_vantage else Where()
     lab.before_pull()
@@ -141,8 +156,7 @@ def pull_at(lab: Lab, vantage: str | None = None, parallel: int = 1, verify: Ver
     tcp_sampler = (TcpInfoSampler(lab.plan, lab.settings, 0.02 if tcp is True else float(tcp)) if tcp
                    else contextlib.nullcontext())
     with CpuSampler(lab.processes, interval=cpu_interval) as sampler, tcp_sampler:
-        results = kind.pull(Target(ns, host, port, img.uri, img.sha256, img.size, trust), where, parallel, verify,
-                            timeout, deadline, first_byte)
+        results = kind.pull(target, where, parallel, verify, timeout, deadline, first_byte)
     soft1 = softirq_seconds()
     disk1 = lab.disk_counters()
     busiest, busiest_cpu = sampler.busiest()
