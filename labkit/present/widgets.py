@@ -59,6 +59,8 @@ def _value(text: str, current):
         return {"number": parts[0], "size": parts[1] if len(parts) > 1 else ""}
     if isinstance(current, tuple) or (current is None and len(text.split()) == 3):
         return [p for p in text.split()]
+    if isinstance(current, str):       # a size or a word stays text ("0" for client_max_body_size)
+        return text
     return int(text) if text.lstrip("-").isdigit() else text
 
 

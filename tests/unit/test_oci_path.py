@@ -13,7 +13,8 @@ from labkit.clients.kinds import KINDS, own_client
 from labkit.clients.oci import MAX_PARALLEL_DOWNLOADS
 from labkit.config.presets import PRESETS
 from labkit.config.settings import ClientSettings, SettingsError
-from labkit.present.widgets import panel_groups
+from labkit.path import plan, registry_path
+from labkit.present.widgets import TuningPanel, panel_groups
 
 from .oci_fakes import Registry, Resp, manifest, sha
 
@@ -137,3 +138,20 @@ def test_the_panel_shows_the_registrys_own_groups():
     assert {"app", "uwsgi"} <= set(panel_groups(PRESETS["sregistry-2018-10"]))
     assert "registry" not in panel_groups(PRESETS["sregistry-2018-10"])
 
+
+
+class _OciStubLab:
+    settings = DIST
+    plan = plan("stub", False, path=registry_path(registry="distribution"))
+    path = plan.path
+
+    def check(self, s):
+        return []
+
+
+def test_the_panel_reads_the_oci_presets_controls_back_unchanged():
+    p = TuningPanel(_OciStubLab(), lambda s, label, n: {"label": label})
+    assert p.settings() == DIST                      # e.g. client_max_body_size "0" stays the text "0"
+    p.set("nginx.proxy_buffering", False)
+    p.set("registry.layers", "5")
+    assert p.settings() == DIST.changed(nginx={"proxy_buffering": False}, registry={"layers": 5})
