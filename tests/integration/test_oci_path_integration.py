@@ -93,6 +93,16 @@ def test_a_layer_changed_on_the_registrys_disk_fails_the_pull_naming_it(as_it_wa
     assert pull_at(lab, "full path").ok
 
 
+def test_a_live_move_onto_a_cold_loop_disk_restocks_the_registry_and_reads_its_blobs_from_it(as_it_was):
+    lab = as_it_was
+    lab.apply(lab.settings.changed(storage={"disk": "loop", "cache": "cold"}))
+    reg = lab.services["registry"]
+    assert reg.holds(reg.image) and str(reg.root).startswith(str(lab.run_dir))      # on the lab's own disk now
+    run = pull_at(lab, "full path")
+    assert run.ok and run.results[0].sha256_ok
+    assert run.row()["disk_read_MB"] >= reg.image.size / 1e6      # every blob read from the cold device
+
+
 def test_the_survey_has_a_row_per_vantage_point_and_its_verdict_names_this_paths_programs(as_it_was):
     lab = as_it_was
     s = run_survey(lab, parallel=2, iperf_seconds=1, repeats=3, progress=False)

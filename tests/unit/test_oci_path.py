@@ -155,3 +155,18 @@ def test_the_panel_reads_the_oci_presets_controls_back_unchanged():
     p.set("nginx.proxy_buffering", False)
     p.set("registry.layers", "5")
     assert p.settings() == DIST.changed(nginx={"proxy_buffering": False}, registry={"layers": 5})
+
+
+def test_the_injection_matrix_on_the_oci_path_starts_from_its_preset_and_names_its_programs():
+    from labkit.experiments.matrix import CASES, cases_for
+    oci = registry_path(registry="distribution")
+    assert (oci.registry, oci.backend) == ("distribution", "registry")
+    assert (registry_path().registry, registry_path().backend) == ("sregistry", "uwsgi")
+    cases = {c.name: c for c in cases_for(oci)}
+    assert {c.preset for c in cases.values()} == {"distribution-2.8"}
+    assert "uwsgi CPU capped" not in cases and cases["registry CPU capped"].expected == "registry: cpu"
+    assert cases["slow cold disk"].stage == "registry"
+    assert cases["link nginx at 800mbit"].expected == "nginx or tls (at capacity): link"   # TLS on: either stage
+    assert [n for n in cases if n.startswith("unshaped")] == ["unshaped, distribution-2.8"]
+    assert all(c.preset.startswith(("sregistry", "seed", "recommended")) for c in CASES)
+    assert len(CASES) == 19 and "registry CPU capped" not in {c.name for c in CASES}
