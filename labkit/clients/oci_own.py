@@ -15,7 +15,6 @@ naming the layer when any layer failed or did not hash to its digest.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 import time
@@ -27,7 +26,7 @@ from .follow import Follow
 from .kind import ClientKind, OciImageRef, Target, Where
 from .oci import MAX_PARALLEL_DOWNLOADS, Digest, DigestMismatch, Image, Reference, Session, pull_layers, resolve
 from .oci.pull import fetch_config, whole
-from .program import check_room
+from .program import places
 from .puller import _failed, _queued, pull_image, together
 from .registry_api import open_get
 
@@ -54,11 +53,7 @@ class OciOwn(ClientKind):
         if t.oci is None:
             raise SettingsError(f"client.kind {self.name!r} speaks the OCI distribution API (/v2/) only; this "
                                 "target is sregistry's one file")
-        dirs = None
-        if self.settings.writes and where.dest_root is not None:
-            check_room(where.dest_root, parallel, t.size)
-            tag = f"{os.getpid()}-{time.monotonic_ns()}"
-            dirs = [where.dest_root / f"{tag}-{i}" for i in range(parallel)]
+        dirs = places(self.settings.writes, where, parallel, t.size)     # a directory per pull, a file per layer
         try:
             if parallel == 1:
                 return [self.one(t, verify, timeout, deadline, None, first_byte, dirs[0] if dirs else None)]

@@ -6,13 +6,11 @@ own CPU time (and their run-queue wait), so a pull costs no process start-up.
 """
 from __future__ import annotations
 
-import os
 import threading
-import time
 
 from ..records import PullResult, Verify
 from .kind import ClientKind, Target, Where
-from .program import check_room
+from .program import places
 from .puller import pull, pull_parallel
 
 
@@ -23,11 +21,7 @@ class Own(ClientKind):
 
     def pull(self, t: Target, where: Where, parallel: int = 1, verify: Verify = "sha256", timeout: float = 30,
              deadline: float = 600, first_byte: threading.Event | None = None) -> list[PullResult]:
-        sinks = None
-        if self.settings.writes and where.dest_root is not None:
-            check_room(where.dest_root, parallel, t.size)
-            tag = f"{os.getpid()}-{time.monotonic_ns()}"
-            sinks = [where.dest_root / f"{tag}-{i}.sif" for i in range(parallel)]
+        sinks = places(self.settings.writes, where, parallel, t.size, ".sif")
         try:
             if parallel == 1:
                 return [pull(t.ns, t.host, t.port, t.uri, t.sha256, timeout=timeout, deadline=deadline, verify=verify,

@@ -76,23 +76,6 @@ def test_pull_at_every_vantage_point_pulls_the_oci_image_verified_by_digest(as_i
     assert tls.startswith("TLSv1.2")                     # the published port is nginx's TLS server
 
 
-def test_a_layer_changed_on_the_registrys_disk_fails_the_pull_naming_it(as_it_was):
-    lab = as_it_was
-    small = lab.services["registry"].image.layer_digests[0]
-    data = registry_blob(lab, small)
-    saved = data.read_bytes()
-    bad = bytearray(saved)
-    bad[len(bad) // 2] ^= 0xFF
-    try:
-        data.write_bytes(bytes(bad))
-        run = pull_at(lab, "full path")
-        assert not run.ok and run.results[0].sha256_ok is False
-        assert run.results[0].error.startswith(f"layer {small[:19]}")
-    finally:
-        data.write_bytes(saved)
-    assert pull_at(lab, "full path").ok
-
-
 def test_a_live_move_onto_a_cold_loop_disk_restocks_the_registry_and_reads_its_blobs_from_it(as_it_was):
     lab = as_it_was
     lab.apply(lab.settings.changed(storage={"disk": "loop", "cache": "cold"}))
@@ -101,6 +84,32 @@ def test_a_live_move_onto_a_cold_loop_disk_restocks_the_registry_and_reads_its_b
     run = pull_at(lab, "full path")
     assert run.ok and run.results[0].sha256_ok
     assert run.row()["disk_read_MB"] >= reg.image.size / 1e6      # every blob read from the cold device
+
+
+def test_a_layer_changed_on_the_registrys_disk_fails_the_pull_naming_it(as_it_was):
+    """On the lab's own loop disk (never the image cache other labs share); the disk goes with the settings."""
+    lab = as_it_was
+    lab.apply(lab.settings.changed(storage={"disk": "loop"}))
+    small = lab.services["registry"].image.layer_digests[0]
+    data = registry_blob(lab, small)
+    assert str(data.resolve()).startswith(str(lab.run_dir))
+    bad = bytearray(data.read_bytes())
+    bad[len(bad) // 2] ^= 0xFF
+    data.write_bytes(bytes(bad))
+    run = pull_at(lab, "full path")
+    assert not run.ok and run.results[0].sha256_ok is False
+    assert run.results[0].error.startswith(f"layer {small[:19]}")
+    assert pull_at(lab, "nginx").failures == 1             # the same blob, whichever vantage point asks
+
+
+def test_the_client_writes_each_layer_to_its_destination_when_dest_says_so(as_it_was):
+    lab = as_it_was
+    lab.apply(lab.settings.changed(client={"dest": "local-disk"}))
+    run = pull_at(lab, "full path", 2)
+    size = lab.services["registry"].image.size
+    assert run.ok and all(r.sha256_ok for r in run.results) and run.client == "oci"
+    assert run.row()["client_write_MB"] >= 2 * size / 1e6 * 0.99     # both pulls' layers reached the node's disk
+    assert not list(lab.client.dest_root().iterdir())                # and were removed after the pull
 
 
 def test_the_survey_has_a_row_per_vantage_point_and_its_verdict_names_this_paths_programs(as_it_was):
