@@ -162,7 +162,7 @@ def export_bundle(s: LabSettings, out_dir: Path, label: str = "winner", measurem
     table = measurements.to_markdown(index=False) if measurements is not None and len(measurements) else ""
     base, base_s = (OCI_BASE_PRESET, DISTRIBUTION_2_8) if ocireg else (BASE_PRESET, SREGISTRY_SHIPPED)
     files["README.md"] = env.get_template("bundle-oci-README.md.j2" if ocireg else "bundle-README.md.j2").render(
-        label=label, when=time.strftime("%Y-%m-%d %H:%M"), s=s, changes=changes(s, base_s),
+        label=label, when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), s=s, changes=changes(s, base_s),
         daemon_json="daemon.json" in files, measurements=table, image_mib=image_mib, notes=notes or [],
         base=base, provenance=PROVENANCE, mode=SERVE_MODES[s.app.serve_mode], tls_paths=DEPLOY_NGINX)
     with tempfile.TemporaryDirectory(prefix="servelab-bundle-", dir=out_dir) as tmp:

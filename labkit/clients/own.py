@@ -2,7 +2,9 @@
 
 The manifest, then the image in 1 MiB reads, its length and sha256 checked as it arrives; the bytes
 discarded (dest=memory) or written to a file under the destination. Its CPU is the pulling threads'
-own CPU time (and their run-queue wait), so a pull costs no process start-up.
+own CPU time (and their run-queue wait), so a pull costs no process start-up. Where the compute node's CPU
+is held by a group of its own (a time-dilated lab: `Where.own_process`), the same pulls run in a child
+process that joins it (labkit.clients.own_child).
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import threading
 
 from ..records import PullResult, Verify
 from .kind import ClientKind, Target, Where
+from .own_child import pull_in_child
 from .program import places
 from .puller import pull, pull_parallel
 
@@ -21,6 +24,8 @@ class Own(ClientKind):
 
     def pull(self, t: Target, where: Where, parallel: int = 1, verify: Verify = "sha256", timeout: float = 30,
              deadline: float = 600, first_byte: threading.Event | None = None) -> list[PullResult]:
+        if where.own_process:        # a compute node's CPU group holds the pulls (labkit.clients.own_child)
+            return pull_in_child(t, where, self.settings, parallel, verify, timeout, deadline, first_byte)
         sinks = places(self.settings.writes, where, parallel, t.size, ".sif")
         try:
             if parallel == 1:

@@ -178,7 +178,7 @@ def write_report(path: Path, sections: list[Section], title: str = "servelab: wh
     html = templates().get_template("report.html.j2").render(
         title=title, resources=Markup(INLINE.render()), script=Markup(script), sections=sections, lead=lead or [],
         top=top_div, headline=headline_text,
-        meta=f"written {time.strftime('%Y-%m-%d %H:%M')} on {platform.node()}, Linux {platform.release()}")
+        meta=f"written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.node()}, Linux {platform.release()}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html)
