@@ -10,12 +10,14 @@ from ..config.settings import ClientSettings
 from .command import Command
 from .curl import Curl
 from .curl_ranged import CurlRanged
-from .kind import ClientKind
+from .kind import API, ClientKind
+from .oci_own import OciOwn
 from .own import Own
 from .singularity26 import Singularity26
 from .sregistry_cli import SregistryCli
 
-KINDS: dict[str, type[ClientKind]] = {k.name: k for k in (Own, Curl, SregistryCli, Singularity26, Command, CurlRanged)}
+KINDS: dict[str, type[ClientKind]] = {k.name: k for k in (Own, Curl, SregistryCli, Singularity26, Command, CurlRanged,
+                                                         OciOwn)}
 
 
 def client_kind(settings: ClientSettings) -> ClientKind:
@@ -23,9 +25,13 @@ def client_kind(settings: ClientSettings) -> ClientKind:
     return KINDS[settings.kind](settings)
 
 
-def own_client() -> ClientKind:
-    """labkit's own verifying client, discarding what it pulls: the client at every other vantage point."""
-    return Own()
+OWN_BY_API: dict[str, type[ClientKind]] = {api: k for k in (Own, OciOwn) for api in k.apis}   # labkit's own, by API
+
+
+def own_client(api: API = "sregistry") -> ClientKind:
+    """labkit's own verifying client for the registry's API (sregistry's, or OCI's /v2/), discarding what
+    it pulls: the client at every other vantage point."""
+    return OWN_BY_API[api]()
 
 
 OWN = Own.name             # the kind a PullRun names when labkit's own client pulled

@@ -8,14 +8,12 @@ process that joins it (labkit.clients.own_child).
 """
 from __future__ import annotations
 
-import os
 import threading
-import time
 
 from ..records import PullResult, Verify
 from .kind import ClientKind, Target, Where
 from .own_child import pull_in_child
-from .program import check_room
+from .program import places
 from .puller import pull, pull_parallel
 
 
@@ -28,12 +26,7 @@ class Own(ClientKind):
              deadline: float = 600, first_byte: threading.Event | None = None) -> list[PullResult]:
         if where.own_process:        # a compute node's CPU group holds the pulls (labkit.clients.own_child)
             return pull_in_child(t, where, self.settings, parallel, verify, timeout, deadline, first_byte)
-        sinks = None
-        if self.settings.writes and where.dest_root is not None:
-            if where.keeps:
-                check_room(where.dest_root, parallel, t.size)
-            tag = f"{os.getpid()}-{time.monotonic_ns()}"
-            sinks = [where.dest_root / f"{tag}-{i}.sif" for i in range(parallel)]
+        sinks = places(self.settings.writes, where, parallel, t.size, ".sif")
         try:
             if parallel == 1:
                 return [pull(t.ns, t.host, t.port, t.uri, t.sha256, timeout=timeout, deadline=deadline, verify=verify,

@@ -52,6 +52,18 @@ def check_room(dest_root: Path, parallel: int, size: int) -> None:
                        "fewer parallel pulls, or another client.dest")
 
 
+def places(writes: bool, where: Where, parallel: int, size: int, suffix: str = "") -> list[Path] | None:
+    """Where each of `parallel` pulls of `size` bytes writes under `where.dest_root` (names unique to this call,
+    `suffix` added), room checked first where the destination keeps the bytes (`where.keeps`); None when the
+    pulls write nothing (dest memory, or no destination)."""
+    if not writes or where.dest_root is None:
+        return None
+    if where.keeps:
+        check_room(where.dest_root, parallel, size)
+    tag = f"{os.getpid()}-{time.monotonic_ns()}"
+    return [where.dest_root / f"{tag}-{i}{suffix}" for i in range(parallel)]
+
+
 @dataclass
 class _Run:
     workdir: Path

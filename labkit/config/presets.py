@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .settings import (AppSettings, LabSettings, NginxSettings, RegistrySettings, SettingsError, TlsSettings,
+from .settings import (AppSettings, ClientSettings, LabSettings, NginxSettings, RegistrySettings, SettingsError, TlsSettings,
                        UwsgiSettings)
 
 SREGISTRY = "singularityhub/sregistry"
@@ -131,10 +131,11 @@ HARBOR_NGINX = "make/photon/prepare/templates/nginx/nginx.https.conf.jinja"
 # shared:SSL:10m, client_max_body_size 0, chunked_transfer_encoding on (nginx's default), location /v2/ with
 # proxy_pass, the four proxy_set_header lines and proxy_read_timeout 900. Buffering is left at nginx's
 # default: on, responses spooled to temp files up to proxy_max_temp_file_size 1024m. Everything else is nginx's
-# default (sendfile off, keepalive_timeout 75, worker_processes 1).
+# default (sendfile off, keepalive_timeout 75, worker_processes 1). The compute node pulls with labkit's own OCI
+# client (client.kind "oci": manifest, config, every layer 6 at once as containers/image, each checked by digest).
 _OCI_NGINX_DEFAULTS = {"sendfile": False, "keepalive_timeout": 75, "client_max_body_size": "0"}
 DISTRIBUTION_2_8 = LabSettings(
-    registry=RegistrySettings(kind="distribution"),
+    registry=RegistrySettings(kind="distribution"), client=ClientSettings(kind="oci"),
     nginx=NginxSettings(worker_processes=1, worker_connections=1024, proxy_read_timeout=900, **_OCI_NGINX_DEFAULTS),
     tls=TlsSettings(enabled=True, port=443, protocols="TLSv1.1 TLSv1.2",
                     ciphers="EECDH+AESGCM:EDH+AESGCM:AES256+EECDH:AES256+EDH", prefer_server_ciphers=True,

@@ -514,7 +514,7 @@ def command_fields(template: str) -> set[str]:
 
 # The client kinds' names: the keys of labkit.clients.kinds.KINDS (config imports no clients; a unit test
 # holds the two equal). A new kind is a module and a row there, and its name here.
-ClientKindName = Literal["labkit", "curl", "sregistry-cli", "singularity-2.6", "command", "curl-ranged"]
+ClientKindName = Literal["labkit", "curl", "sregistry-cli", "singularity-2.6", "command", "curl-ranged", "oci"]
 CLIENT_KINDS: tuple[str, ...] = get_args(ClientKindName)
 LEGACY_WRITE_TO = {"discard": "memory", "disk": "local-disk"}
 
@@ -615,6 +615,7 @@ class MachineSettings(_Model):
 
 
 REGISTRY_KINDS = ("sregistry", "distribution")
+REGISTRY_API = {"sregistry": "sregistry", "distribution": "oci"}    # the API each registry serves (Target.api)
 
 
 class RegistrySettings(_Model):
@@ -631,6 +632,11 @@ class RegistrySettings(_Model):
     blobdescriptor_cache: Literal["inmemory", "none"] = "inmemory"
     health_storagedriver: bool = True
     log_level: Literal["error", "warn", "info", "debug"] = "info"
+
+    @property
+    def api(self) -> str:
+        """The API a client speaks to it: "sregistry" (the manifest, then one file) or "oci" (`/v2/`)."""
+        return REGISTRY_API[self.kind]
 
 
 class LabSettings(_Model):

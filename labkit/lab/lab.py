@@ -19,6 +19,7 @@ from ..config.settings import LabSettings, SettingsError
 from ..errors import LabError
 from ..path import Plan, ServingPath, Vantage, plan, registry_path
 from ..app.catalog import ensure_image
+from ..clients.apis import api_problems
 from ..clients.registry_api import Trust
 from ..units import MiB, format_size
 from .changes import plan_changes, publish_problems, replanned
@@ -49,7 +50,7 @@ class Lab:
         if use_ns and not netns.can_use_namespaces():
             raise LabError("network namespaces need root; run as root or use namespaced=False")
         self.path: ServingPath = path or registry_path(compute_nodes, registry=settings.registry.kind)
-        if problems := program_problems(self.path) + self.path.problems(settings):
+        if problems := program_problems(self.path) + self.path.problems(settings) + api_problems(settings):
             raise SettingsError("; ".join(problems))
         self.name, self.image_size, self.keep = name, image_size, keep
         # `settings`: the user's (experiments, bundles, export, what `labkit up` records); `run`: what runs,
@@ -65,8 +66,7 @@ class Lab:
         self.links, self.tls, self.storage = Links(ground, self.plan), LabTls(ground, tls_addresses(self.plan)), \
             VmStorage(ground)
         self.cpu, self.client = ServerCpu(ground, self.path), ClientDest(ground, self.path)
-        # made in this order, ended in the reverse; a new condition (a machine model, say) is one more entry
-        self.conditions: tuple[Condition, ...] = (self.links, self.tls, self.storage, self.cpu, self.client)
+        self.conditions: tuple[Condition, ...] = (self.links, self.tls, self.storage, self.cpu, self.client)  # up in order, down reversed
         # the programs see the VM's storage (images, nginx's temp dir) where the storage condition puts it
         self.running = Running(name, self.conditions, Site(self.plan, self.run_dir, self.storage.images_dir,
                                                            self.storage.temp_dir))
@@ -132,7 +132,7 @@ class Lab:
     __exit__ = lambda self, *exc: self.down()     # noqa: E731 - the lab ends with its `with` block
 
     # --- changing it while it runs ----------------------------------------
-    _problems = lambda self, s: [p for c in self.conditions for p in c.problems(s)]    # noqa: E731
+    _problems = lambda self, s: [*api_problems(s), *(p for c in self.conditions for p in c.problems(s))]  # noqa: E731
     k = property(lambda self: self.machine.k, doc="the time dilation (1: real time): rates read back x k")
 
     def check(self, new: LabSettings) -> list[str]:

@@ -79,6 +79,10 @@ class Running:
         """An OCI registry of the path gets the lab's OCI image (labkit.lab.programs.distribution)."""
         return [svc.stock(size, layout_dir, push=push) for svc in self.services.values() if hasattr(svc, "stock")]
 
+    def oci_image(self):
+        """The OCI image the path's registry serves once stocked (labkit.lab.oci_image.OciImage); None for sregistry."""
+        return next((svc.image for svc in self.services.values() if hasattr(svc, "stock")), None)
+
     def stop_all(self) -> None:
         for svc in reversed(list(self.services.values())):
             svc.stop()

@@ -27,7 +27,7 @@ from ..errors import LabError, SettingsError
 from ..lab.host.process import Process
 from ..records import StormRun, Verify
 from ..clients.registry_api import base_url
-from ..clients.kinds import OWN
+from ..clients.kinds import OWN_BY_API
 from .cpu import CpuSampler
 from .pull_at import disk_mb
 
@@ -121,8 +121,9 @@ def refusals(settings, api: str = "") -> list[str]:
     """Settings a storm cannot honour: its users pull with labkit's own client and discard the bytes, in the
     API the lab's registry serves (`api`: the one asked for, "" to take the lab's)."""
     c, kind = settings.client, settings.registry.kind
-    return ([f"client.kind {c.kind!r}: a storm's users pull with labkit's client (set client.kind={OWN})"]
-            if c.kind != OWN else []) + (
+    own = OWN_BY_API[REGISTRY_API[kind]].name          # labkit's own client for the API the lab serves
+    return ([f"client.kind {c.kind!r}: a storm's users pull with labkit's client (set client.kind={own})"]
+            if c.kind != own else []) + (
            [f"client.dest {c.dest!r}: a storm's users discard what they pull (set client.dest=memory)"]
             if c.dest != "memory" else []) + (
            [f"--api {api}: the lab's registry.kind {kind!r} serves the {REGISTRY_API[kind]} API (leave --api out, "

@@ -26,7 +26,7 @@ import pandas as pd
 
 from ..clients.oci import (MAX_PARALLEL_DOWNLOADS, Credentials, Digest, DigestMismatch, Image, LayerPull, Reference,
                            Session, pull_layers, resolve, resumes_text)
-from ..clients.oci.pull import check_at_once, fetch_config, range_check
+from ..clients.oci.pull import check_at_once, fetch_config, range_check, whole
 from ..errors import LabkitError, SettingsError
 from ..records import ProbeRun, PullResult
 from ..clients.registry_api import Trust, open_get
@@ -116,22 +116,6 @@ def oci_pull(client: OciClient, deadline: float, manifest_sha256: str = "") -> P
         session.close()
     r.start, r.seconds = t0, r.end - t0               # the whole pull, token and manifest included
     return r
-
-
-def whole(layers: list[LayerPull], t0: float, cpu_s: float) -> PullResult:
-    """The image's pull from its layers': bytes summed over the wall time; failed if any layer failed, the layer named."""
-    res = [lp.result for lp in layers]
-    t1 = max((r.end for r in res), default=time.perf_counter())
-    bad = [lp for lp in layers if not lp.result.ok]
-    big = max(layers, key=lambda lp: lp.layer.size) if layers else None
-    first = res[0] if res else PullResult(False, 0, 0.0, 0.0, None)
-    return PullResult(ok=not bad, bytes=sum(r.bytes for r in res), seconds=t1 - t0,
-                      ttfb_ms=min((r.ttfb_ms for r in res if r.ttfb_ms), default=0.0),
-                      sha256_ok=all(r.sha256_ok for r in res) if res else None,
-                      error="; ".join(f"layer {lp.layer.digest[:19]}: {lp.result.error}" for lp in bad),
-                      start=t0, end=t1, kind=bad[0].result.kind if bad else "", cpu_s=cpu_s,
-                      wait_s=sum(r.wait_s for r in res), check=", ".join(sorted({r.check for r in res if r.check})),
-                      hops=big.result.hops if big else [], http=first.http, tls=first.tls)
 
 
 def measure_oci_probe(image: str, parallel: int = 5, iperf3: str | None = None, capture: bool = False,

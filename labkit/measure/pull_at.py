@@ -12,7 +12,10 @@ refuses to measure a lab with a service down (unless asked to show how the broke
 Before the pulls the lab gets ready for one (`lab.before_pull()`: a cold cache drops the image);
 the lab's disks are counted around them (one column per disk stage of the declared path). From
 the client's vantage point the client is the kind `lab.settings.client` names (labkit.clients.kinds.KINDS);
-elsewhere labkit's own verifying client, discarding. From the client's vantage point on a path with several
+elsewhere labkit's own verifying client for the registry's API, discarding (kind `labkit` for sregistry's
+file, kind `oci` for an OCI registry's image: manifest, config and every layer, each checked by its digest).
+What is pulled is `lab_target`: sregistry's image file, or the OCI image the lab stocked its registry with.
+From the client's vantage point on a path with several
 compute nodes the pulls are spread over them, round-robin (`spread`): each node pulls from its own
 namespace into its own destination (its own shared-fs mount), as the seed's 40 pulls came from many nodes.
 
@@ -35,11 +38,11 @@ from typing import TYPE_CHECKING
 from ..config.dilation import ClientLoad
 from ..records import cost
 from ..lab.host.cgroups import IoCounters
-from ..path import CLIENT, ServingPath
+from ..path import CLIENT, ServingPath, Vantage
 from .cpu import CpuSampler, softirq_seconds
 from .dilated import kernel_note, row_back
 from .path_sockets import TcpInfoSampler
-from ..clients.kind import Target, Where
+from ..clients.kind import OciImageRef, Target, Where
 from ..clients.kinds import OWN, client_kind, own_client
 from ..clients.puller import PullResult, Verify, aggregate_mbps, check_parallel
 from ..lab.host.tools import tool
@@ -167,6 +170,25 @@ def disk_mb(delta: dict, path: ServingPath) -> dict[str, float | None]:
             for d in path.disk_stages}
 
 
+def image_target(lab: Lab, ns: str | None, host: str, port: int, trust) -> Target:
+    """The lab's image asked at host:port from namespace `ns`: sregistry's one file, or the OCI image in the
+    lab's registry (`uri` its manifest, `sha256` its large layer, `oci` every digest a pull must end with)."""
+    oci = lab.running.oci_image()
+    if oci is None:
+        img = lab.image
+        return Target(ns, host, port, img.uri, img.sha256, img.size, trust)
+    ref = OciImageRef(oci.repository, oci.tag, oci.manifest_digest, oci.config_digest,
+                      tuple(zip(oci.layer_digests, oci.layer_sizes)))
+    return Target(ns, host, port, f"/v2/{oci.repository}/manifests/{oci.tag}", oci.largest[0].split(":", 1)[1],
+                  ref.size, trust, ref)
+
+
+def lab_target(lab: Lab, v: Vantage) -> Target:
+    """What a pull at vantage point `v` asks for: where it dials, the trust it verifies (https, the lab's CA),
+    and the lab's image (image_target)."""
+    return image_target(lab, *lab.plan.endpoint(v), lab.trust_at(v))
+
+
 def spread_counts(parallel: int, nodes: int) -> list[int]:
     """`parallel` pulls over `nodes` compute nodes, round-robin: 40 over 8 is 5 each, 5 over 3 is 2, 2, 1."""
     return [parallel // nodes + (i < parallel % nodes) for i in range(nodes)]
@@ -175,14 +197,13 @@ def spread_counts(parallel: int, nodes: int) -> list[int]:
 def _jobs(lab: Lab, v, parallel: int, spread: bool, trust) -> list[tuple[str | None, Target, Where, int]]:
     """(node, target, where, pulls) for each compute node that pulls: round-robin over the path's compute
     nodes from the client's vantage point (`spread`), else all from its first node; elsewhere one job."""
-    img, path = lab.image, lab.path
+    path = lab.path
     if v != path.client_vantage:
-        ns, host, port = lab.plan.endpoint(v)
-        return [(None, Target(ns, host, port, img.uri, img.sha256, img.size, trust), Where(), parallel)]
+        return [(None, image_target(lab, *lab.plan.endpoint(v), trust), Where(), parallel)]
     ends = lab.plan.compute_endpoints()[:parallel if spread else 1]
     counts = spread_counts(parallel, len(ends))
     c = lab.client
-    return [(node, Target(ns, host, port, img.uri, img.sha256, img.size, trust),
+    return [(node, image_target(lab, ns, host, port, trust),
              Where(c.dest_root(node), c.preexec(node), tool, keeps=c.keeps, own_process=c.cpu.held), n)
             for (node, ns, host, port), n in zip(ends, counts)]
 
@@ -216,7 +237,7 @@ def pull_at(lab: Lab, vantage: str | None = None, parallel: int = 1, verify: Ver
     if not (allow_down and lab.image is not None):
         lab.require_running()
     deadline, timeout = lab.machine.time(deadline), lab.machine.time(timeout)
-    kind = client_kind(lab.settings.client) if v == path.client_vantage else own_client()
+    kind = client_kind(lab.settings.client) if v == path.client_vantage else own_client(lab.settings.registry.api)
     jobs = _jobs(lab, v, parallel, spread, lab.trust_at(v))      # https verified against the lab's CA
     lab.before_pull()
     disk0 = lab.disk_counters()

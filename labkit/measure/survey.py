@@ -17,7 +17,7 @@ from ..errors import ServiceDown
 from ..lab.lab import Lab
 from ..path import CLIENT
 from ..records import Survey, survey_columns
-from .pull_at import PullRun, pull_at
+from .pull_at import PullRun, lab_target, pull_at
 
 log = logging.getLogger("labkit.measure")
 
@@ -83,7 +83,7 @@ def run_survey(lab: Lab, parallel: int = 5, iperf_seconds: int = 2, pull_deadlin
                        "pulled, and this survey has no row for it")
     table, dilated = read_back(pd.DataFrame(rows).reindex(columns=survey_columns(p.path)), lab.k, p.path,
                                lab.cpu.model.ratio)
-    meta = {"lab": lab.name, "namespaced": p.namespaced, "image_bytes": lab.image.size,
+    meta = {"lab": lab.name, "namespaced": p.namespaced, "image_bytes": lab_target(lab, p.path.client_vantage).size,
             "disk_stages": [d.name for d in p.path.disk_stages if d.carries(lab.settings)], "parallel": parallel,
             "compute_nodes": len(p.path.compute), "repeats": repeats, "iperf_seconds": iperf_seconds, "verify": verify,
             "pull_deadline_s": pull_deadline, "k": lab.k,

@@ -50,9 +50,9 @@ def test_every_program_kind_has_a_command_line_and_is_told_the_ca_with_tls(name,
     assert kind.env(VALUES, tmp_path, tmp_path / "s")["HOME"] == str(tmp_path)
 
 
-def test_only_labkits_own_client_runs_in_this_process_and_may_discard():
-    assert [n for n, k in KINDS.items() if k.cpu == "threads"] == ["labkit"]
-    assert [n for n, k in KINDS.items() if k.discards] == ["labkit"]
+def test_only_labkits_own_clients_run_in_this_process_and_may_discard():
+    assert [n for n, k in KINDS.items() if k.cpu == "threads"] == ["labkit", "oci"]
+    assert [n for n, k in KINDS.items() if k.discards] == ["labkit", "oci"]
 
 
 def test_a_program_kind_without_a_destination_is_refused_before_it_starts():

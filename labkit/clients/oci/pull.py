@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import SettingsError
+from ...records import PullResult
 from .blobs import Digest, DigestMismatch
 from .manifest import ACCEPT, DEFAULT_PLATFORM, INDEXES, Descriptor, Image, media_type, read_image, select_platform
 from .resume import MAX_RESUMES, ResumingBlob
@@ -129,3 +130,19 @@ def pull_layers(session: Session, layers: list[Descriptor], fetch_layer: Callabl
         return [one(d) for d in layers]
     with ThreadPoolExecutor(max_workers=min(at_once, len(layers)), thread_name_prefix="layer") as pool:
         return list(pool.map(one, layers))
+
+
+def whole(layers: list[LayerPull], t0: float, cpu_s: float) -> PullResult:
+    """The image's pull from its layers': bytes summed over the wall time; failed if any layer failed, the layer named."""
+    res = [lp.result for lp in layers]
+    t1 = max((r.end for r in res), default=time.perf_counter())
+    bad = [lp for lp in layers if not lp.result.ok]
+    big = max(layers, key=lambda lp: lp.layer.size) if layers else None
+    first = res[0] if res else PullResult(False, 0, 0.0, 0.0, None)
+    return PullResult(ok=not bad, bytes=sum(r.bytes for r in res), seconds=t1 - t0,
+                      ttfb_ms=min((r.ttfb_ms for r in res if r.ttfb_ms), default=0.0),
+                      sha256_ok=all(r.sha256_ok for r in res) if res else None,
+                      error="; ".join(f"layer {lp.layer.digest[:19]}: {lp.result.error}" for lp in bad),
+                      start=t0, end=t1, kind=bad[0].result.kind if bad else "", cpu_s=cpu_s,
+                      wait_s=sum(r.wait_s for r in res), check=", ".join(sorted({r.check for r in res if r.check})),
+                      hops=big.result.hops if big else [], http=first.http, tls=first.tls)
