@@ -108,6 +108,37 @@ class PullRun:
                 "client_cpu": self.client_cpu, **self.disk_mb(), **self.cost(), "error": self.errors}
 
 
+def node_shares(path: ServingPath, parallel: int, nodes: int) -> list[tuple[str, int]]:
+    """(compute node, its pulls) for `parallel` pulls spread over the first `nodes` compute nodes."""
+    if not 1 <= nodes <= len(path.compute):
+        raise ValueError(f"nodes {nodes}: the path has {len(path.compute)} compute node(s)")
+    names = path.compute[:min(nodes, parallel)]
+    return [(c, parallel // len(names) + (i < parallel % len(names))) for i, c in enumerate(names)]
+
+
+def _from_nodes(lab: Lab, kind, shares, at, where: Where, verify, timeout, deadline) -> list[PullResult]:
+    """Each node's share of the pulls from its own namespace, all at once; the results in node order."""
+    host, port, img, trust = at
+    out: dict[str, list[PullResult]] = {}
+    raised: list[BaseException] = []
+
+    def one(node: str, n: int) -> None:
+        w = Where(lab.client.dest_root(node), where.preexec, where.find)
+        t = Target(lab.plan.ns(node), host, port, img.uri, img.sha256, img.size, trust)
+        try:
+            out[node] = kind.pull(t, w, n, verify, timeout, deadline)
+        except BaseException as exc:       # bad settings or no room: raised in the caller, as one node's pull would
+            raised.append(exc)
+    threads = [threading.Thread(target=one, args=share, daemon=True) for share in shares]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    if raised:
+        raise raised[0]
+    return [r for node, _ in shares for r in out[node]]
+
+
 def disk_mb(delta: dict, path: ServingPath) -> dict[str, float | None]:
     """MB per disk stage's column of `path` from counter deltas by disk (None: that disk is not the lab's own)."""
     return {d.column: round(getattr(delta[d.disk], d.counter) / 1e6, 1) if d.disk in delta else None
@@ -117,12 +148,14 @@ def disk_mb(delta: dict, path: ServingPath) -> dict[str, float | None]:
 def pull_at(lab: Lab, vantage: str | None = None, parallel: int = 1, verify: Verify = "sha256",
             deadline: float = 300, timeout: float = 30, cpu_interval: float = 0.1,
             first_byte: threading.Event | None = None, tcp: bool | float = False,
-            allow_down: bool = False) -> PullRun:
+            allow_down: bool = False, nodes: int = 1) -> PullRun:
     """`parallel` pulls of the lab's image at once from `vantage`, verified, with each service's CPU
     and the lab disks' bytes read and written.
 
     `tcp`: also sample every connection's tcp_info (True: every 20 ms, or the interval in s).
     `allow_down`: pull even with a service down, to see where the broken path fails.
+    `nodes`: from the client's vantage point, the pulls spread over the path's first `nodes` compute nodes
+    (an equal share each, the first ones one more), each node's share started at once from its own namespace.
     """
     check_parallel(parallel)
     path = lab.path
@@ -140,9 +173,13 @@ def pull_at(lab: Lab, vantage: str | None = None, parallel: int = 1, verify: Ver
     soft0 = softirq_seconds()
     tcp_sampler = (TcpInfoSampler(lab.plan, lab.settings, 0.02 if tcp is True else float(tcp)) if tcp
                    else contextlib.nullcontext())
+    shares = node_shares(path, parallel, nodes) if v == path.client_vantage else [("", parallel)]
     with CpuSampler(lab.processes, interval=cpu_interval) as sampler, tcp_sampler:
-        results = kind.pull(Target(ns, host, port, img.uri, img.sha256, img.size, trust), where, parallel, verify,
-                            timeout, deadline, first_byte)
+        if len(shares) == 1:
+            results = kind.pull(Target(ns, host, port, img.uri, img.sha256, img.size, trust), where, parallel, verify,
+                                timeout, deadline, first_byte)
+        else:
+            results = _from_nodes(lab, kind, shares, (host, port, img, trust), where, verify, timeout, deadline)
     soft1 = softirq_seconds()
     disk1 = lab.disk_counters()
     busiest, busiest_cpu = sampler.busiest()

@@ -12,7 +12,7 @@ from labkit.path import MAX_COMPUTE_NODES
 from labkit.units import GiB, MiB
 
 COMMANDS = ["survey", "up", "down", "status", "heal", "export", "import", "report", "probe", "sweep", "storm", "hypotheses",
-            "cpu-model", "run"]
+            "cpu-model", "run", "contest"]
 
 
 @pytest.fixture
