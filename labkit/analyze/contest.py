@@ -20,7 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..config.dilation import Host, machine_problems
-from .hypotheses import HYPOTHESES, FITS, MISSES, experiments, judge_results, observations, verdicts
+from .hypotheses import (HYPOTHESES, FITS, MISSES, experiments, judge_results, observations, rulebook_table,
+                         verdicts)
 
 SERVER_SHARE = 0.5     # of this machine's cores the emulated server may take in real time: the rest is the
                        # clients' (40 pulls from 8 compute nodes), the kernel's undilated softirq/TCP/NAT work
@@ -142,3 +143,13 @@ def recorded(csv: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame, pd.DataFrame]
     checks = verdicts(judged).replace({FITS: "✔", MISSES: "✘", "not measured": ""})
     checks["fits_all"] = checks.fits_all.map({True: "✔", False: ""})
     return meta, numbers(records), checks.T.rename(index=lambda c: c.replace("_", " ")), judged
+
+
+def misses(judged: pd.DataFrame) -> pd.DataFrame:
+    """What each hypothesis misses and by how much, and what was not measured: judge_results' rows other than
+    "fits", with the measured numbers, the check's rule and why a check could not be measured."""
+    rules = {c: r for c, r in zip(rulebook_table().index, rulebook_table().rule)}
+    out = judged[judged.verdict != FITS].copy()
+    out["rule"] = out.check.map(rules)
+    out["check"] = out.check.str.replace("_", " ")
+    return out[["hypothesis", "check", "verdict", "measured", "rule", "why"]].reset_index(drop=True)

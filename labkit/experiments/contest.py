@@ -107,6 +107,16 @@ def ended_by_lab(r, deadline: float, client: str) -> str:
     return "pull-deadline" if r.seconds >= 0.98 * deadline or client != "labkit" else "client-idle-timeout"
 
 
+def real_row(pr: PullRun, k: float, ratio: float) -> tuple[dict, list[str]]:
+    """A dilated run's row in the seed's time (rates x k, times / k: labkit.measure.dilated) and its notes; a row
+    that says its k is already read back."""
+    row = pr.row()
+    if "k" in row:
+        return row, []
+    table, notes = read_back(pd.DataFrame([row]), k, pr.path, ratio)
+    return table.iloc[0].to_dict(), notes
+
+
 def run_records(h_name: str, run: pure.Run, pr: PullRun, k: float, ratio: float, settings: dict, vcpus: int,
                 logs: list[str] = (), deadline: float = DEADLINE_S, iperf_MBps: dict[str, float] | None = None
                 ) -> tuple[list[dict], list[str]]:
@@ -114,9 +124,7 @@ def run_records(h_name: str, run: pure.Run, pr: PullRun, k: float, ratio: float,
     in dilated time; `settings`: the user's settings in force (a dict, its worker counts for the prediction);
     `logs`: the server's log lines written meanwhile (each failure attributed by them); `iperf_MBps`: iperf3 per
     hop as measured (dilated). Pure: no lab."""
-    row = pr.row()
-    table, notes = read_back(pd.DataFrame([row]), k, pr.path, ratio) if "k" not in row else (pd.DataFrame([row]), [])
-    back = table.iloc[0].to_dict()
+    back, notes = real_row(pr, k, ratio)
     out = []
 
     def add(quantity, value, source="measured", mechanism="", nodes=run.nodes):
