@@ -73,10 +73,16 @@ class Where:
 
     `dest_root`: the directory each pull writes its file under (None: nowhere; only a kind that may
     discard takes it); `preexec`: run in a program's child before it execs (joins the compute node's
-    block-I/O group); `find`: a program's path by its name (the lab's tool lookup, with its hint)."""
+    block-I/O group and CPU group); `find`: a program's path by its name (the lab's tool lookup, with its
+    hint); `keeps`: whether the destination keeps the bytes (False: the lab's shared file system verifies
+    and drops them, so no room is needed); `own_process`: a kind that pulls in this process's threads
+    (labkit's own) runs its pulls in a child process started with `preexec` instead, so the compute node's
+    CPU group holds them (labkit.clients.own)."""
     dest_root: Path | None = None
     preexec: Callable[[], None] | None = None
     find: Callable[[str], str] | None = None
+    keeps: bool = True
+    own_process: bool = False
 
 
 class ClientKind(ABC):

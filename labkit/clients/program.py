@@ -5,7 +5,8 @@ in a directory of its own under the destination (`Where.dest_root`: memory, the 
 disk, or its mount of the shared file system). Every pull gives a PullResult: the bytes and sha256 of
 the file it wrote, seconds from its start to its exit, the time until its first byte was on disk, the
 CPU it used (user + system, its rusage when reaped: its children's too), and an error for a non-zero
-exit, a missing, short or wrong file, or the deadline.
+exit, a missing, short or wrong file, or the deadline. Where the destination keeps no byte (the lab's
+shared file system, labkit.clients.streamed) the file's sha256 is the one streamed as it was written.
 
 A subclass says only what differs: `argv` (the command line of one pull; its first word a program's
 name, found with `Where.find`, or a path), `env`, and `needs_url` (whether it is given the manifest's
@@ -28,6 +29,7 @@ from ..in_netns import exec_prefix
 from ..records import PullResult, Verify
 from .kind import ClientKind, Target, Where
 from .registry_api import fetch_manifest
+from .streamed import streamed
 
 DEST = "image.sif"                                # the file name {dest} stands for, in the pull's own directory
 _POLL = 0.005
@@ -97,8 +99,11 @@ def _result(run: _Run, kind: str, t: Target, verify: Verify) -> PullResult:
     n = f.stat().st_size if f else 0
     sha_ok = None
     if f and verify == "sha256":
-        with open(f, "rb") as fh:
-            sha_ok = hashlib.file_digest(fh, "sha256").hexdigest() == t.sha256
+        if (got := streamed(f)) is not None:       # a destination that kept no byte: its streamed digest
+            sha_ok = got.matches(t.sha256, t.size)
+        else:
+            with open(f, "rb") as fh:
+                sha_ok = hashlib.file_digest(fh, "sha256").hexdigest() == t.sha256
     rc = run.proc.returncode
     tail = _said(run.log.read_text(errors="replace"), run.program) if run.log.exists() else []
     error = ("still running after the deadline: killed" if run.timed_out
@@ -155,7 +160,8 @@ class Program(ClientKind):
         """`parallel` pulls at once, each in its own directory under `where.dest_root`; results in order."""
         if where.dest_root is None:
             raise LabError(f"client.kind {self.name!r} writes a file: it needs a destination directory")
-        check_room(where.dest_root, parallel, t.size)
+        if where.keeps:
+            check_room(where.dest_root, parallel, t.size)
         url = fetch_manifest(t.ns, t.host, t.port, t.uri, timeout, t.trust)["image"] if self.needs_url else ""
         tag = f"{os.getpid()}-{time.monotonic_ns()}"
         runs = [_Run(where.dest_root / f"{tag}-{i}", where.dest_root / f"{tag}-{i}.log") for i in range(parallel)]

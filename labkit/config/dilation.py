@@ -55,7 +55,7 @@ RULES: dict[str, dict[str, str]] = {
     "storage": {"read_mbps": "rate", "write_mbps": "rate", "read_iops": "rate", "write_iops": "rate",
                 "latency_ms": "time", "dirty_mib": "keep"},
     "client": {"write_mbps": "rate", "fs_node_mbps": "rate", "fs_delay_ms": "time", "dirty_mib": "keep",
-               "fs_request_kib": "keep"},
+               "fs_request_kib": "keep", "fs_keep": "keep"},
     "links": {"*": "rate"},                      # every link's rate
     "cpu": {"*_cpus": "rate", "*_cpuset": "keep", "model": "keep", "model_speed": "keep"},
     "machine": {"vcpus": "keep", "dilation": "keep"},
@@ -205,6 +205,50 @@ def dilate(s: LabSettings, host: Host, headroom: float = HEADROOM) -> Plan:
     return Plan(k, vcpus, share, server, CLIENT_NODE_CORES / k, parse_settings(data), changed, tuple(notes))
 
 
+CLIENT_BINDS = 0.90     # a node's clients using this share of their CPU cap have none to spare: the line of
+                        # labkit.analyze.causes.PEGGED (a program at 90% of its allowance)
+
+
+def client_cap(s: LabSettings) -> float:
+    """Each compute node's clients together, in this machine's cores, in the lab that runs `s`: their share at
+    k = 1 (CLIENT_NODE_CORES) / k. The headroom they run in is HEADROOM of the machine, kept from the server."""
+    return CLIENT_NODE_CORES / s.machine.dilation
+
+
+@dataclass(frozen=True)
+class ClientLoad:
+    """One compute node's clients over a pull, against their CPU cap: whether the client bound, not the server.
+
+    `cpu_s`: CPU its group used over `span_s` seconds (the client programs' start-up included, as their
+    wall time is); `periods` / `throttled`: CFS periods and those in which the cap ran out."""
+    node: str
+    cap: float
+    cpu_s: float
+    span_s: float
+    periods: int = 0
+    throttled: int = 0
+
+    @property
+    def use(self) -> float:
+        """Share of the cap used (0..1, more only by the kernel's rounding)."""
+        return self.cpu_s / (self.cap * self.span_s) if self.cap > 0 and self.span_s > 0 else 0.0
+
+    @property
+    def throttled_share(self) -> float:
+        return self.throttled / self.periods if self.periods else 0.0
+
+    @property
+    def binds(self) -> bool:
+        return self.use >= CLIENT_BINDS
+
+    def note(self) -> str:
+        said = (f"the clients on {self.node} used {self.use:.0%} of their cap of {self.cap:.3g} cores "
+                f"(throttled in {self.throttled_share:.0%} of CFS periods)")
+        return (f"client binds: {said}: the rate read back is the model's client's, not the server's (a larger "
+                "k, or more compute nodes, gives each pull more of its core)" if self.binds else
+                f"client has room: {said}")
+
+
 def clients_fit(plan: Plan, host: Host, nodes: int) -> str:
     """'' when `nodes` compute nodes' clients (each CLIENT_NODE_CORES / k) fit beside the server on this
     machine, else why they may bind (the clients' CPU then sets the rate, not the server)."""
@@ -249,6 +293,16 @@ def column_rule(name: str) -> str | None:
     return None
 
 
+def _back(value, rule: str, k: float):
+    return value * k if rule == "rate" else value / k if rule == "time" else value
+
+
+def _refuse(where: str, unknown: list[str]) -> None:
+    if unknown:
+        raise SettingsError(f"{where}: no rule for column(s) {', '.join(unknown)}: say 'rate' (x k), "
+                            "'time' (/ k) or 'keep' in rules")
+
+
 def to_real_time(table, k: float, rules: dict[str, str] | None = None):
     """A measured table (pandas) in the seed's real time: rate columns x k, time columns / k, the rest as
     they are, and a `k` column saying so. Every numeric column must have a rule (by its name, or in
@@ -262,15 +316,25 @@ def to_real_time(table, k: float, rules: dict[str, str] | None = None):
         rule = (rules or {}).get(col) or column_rule(str(col))
         if rule is None:
             unknown.append(str(col))
-        elif rule == "rate":
-            out[col] = out[col] * k
-        elif rule == "time":
-            out[col] = out[col] / k
-    if unknown:
-        raise SettingsError(f"to_real_time: no rule for column(s) {', '.join(unknown)}: say 'rate' (x k), "
-                            "'time' (/ k) or 'keep' in rules")
+        else:
+            out[col] = _back(out[col], rule, k)
+    _refuse("to_real_time", unknown)
     out["k"] = k
     return out
+
+
+def row_to_real_time(row: dict, k: float, rules: dict[str, str] | None = None) -> dict:
+    """One measured row (a dict) in real time by the same rules as `to_real_time`, with its `k`."""
+    out, unknown = {}, []
+    for col, v in row.items():
+        rule = None
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            rule = (rules or {}).get(col) or column_rule(str(col))
+            if rule is None:
+                unknown.append(str(col))
+        out[col] = round(_back(v, rule, k), 4) if rule in ("rate", "time") and k != 1 else v
+    _refuse("row_to_real_time", unknown)
+    return {**out, "k": k}
 
 
 def kernel_understatement(softirq_s_per_GB: float, server_s_per_GB: float, ratio: float, k: float) -> float:

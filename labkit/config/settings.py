@@ -532,7 +532,9 @@ class ClientSettings(_Model):
       of `fs_request_kib` waits `fs_delay_ms` (requests from several writers overlap) and each
       compute node's requests share its own `fs_node_mbps`: one stream is slow, streams and nodes
       add up. Mounted without a writeback cache, every write() waits for its requests, so it binds
-      from the first MiB at any image size (labkit.lab.conditions.sharedfs).
+      from the first MiB at any image size (labkit.lab.conditions.sharedfs). Its server keeps no byte
+      unless `fs_keep`: each file's sha256 is streamed as its writes arrive and read back by the client
+      (an extended attribute), so no pull count is left out for the memory the bytes would take.
     Old settings' `write_to` is read as `dest` ("discard": memory, "disk": local-disk), with a warning.
     """
     kind: ClientKindName = "labkit"
@@ -543,6 +545,8 @@ class ClientSettings(_Model):
     fs_delay_ms: float = Field(4.0, gt=0, le=1000, description="shared-fs: delay per write request")
     fs_request_kib: int = Field(128, ge=4, le=1024, description="shared-fs: bytes per write request (FUSE max_write)")
     fs_node_mbps: MBps = Field(200.0, description="shared-fs: each compute node's bandwidth to it")
+    fs_keep: bool = Field(False, description="shared-fs: keep the bytes written (else verified by a sha256 "
+                                             "streamed as they arrive, and dropped)")
 
     @model_validator(mode="before")
     @classmethod

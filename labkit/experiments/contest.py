@@ -32,7 +32,6 @@ from ..config.overrides import apply_overrides
 from ..lab.conditions.machine import host
 from ..lab.lab import DATA, Lab
 from ..measure import iperf
-from ..measure.dilated import read_back
 from ..measure.pull_at import PullRun, pull_at
 from ..units import MiB, mib
 from .declare import Experiment, Outcome, Progress
@@ -107,24 +106,20 @@ def ended_by_lab(r, deadline: float, client: str) -> str:
     return "pull-deadline" if r.seconds >= 0.98 * deadline or client != "labkit" else "client-idle-timeout"
 
 
-def real_row(pr: PullRun, k: float, ratio: float) -> tuple[dict, list[str]]:
-    """A dilated run's row in the seed's time (rates x k, times / k: labkit.measure.dilated) and its notes; a row
-    that says its k is already read back."""
-    row = pr.row()
-    if "k" in row:
-        return row, []
-    table, notes = read_back(pd.DataFrame([row]), k, pr.path, ratio)
-    return table.iloc[0].to_dict(), notes
+def real_row(pr: PullRun) -> tuple[dict, list[str]]:
+    """A run's row in the seed's time (the PullRun knows its k: rates x k, times / k, `k` said) and its notes (k,
+    each compute node's clients against their CPU cap, the kernel's undilated share)."""
+    return pr.row(), pr.notes()
 
 
-def run_records(h_name: str, run: pure.Run, pr: PullRun, k: float, ratio: float, settings: dict, vcpus: int,
-                logs: list[str] = (), deadline: float = DEADLINE_S, iperf_MBps: dict[str, float] | None = None
-                ) -> tuple[list[dict], list[str]]:
-    """The long records (RESULT_COLUMNS) one run gives, read back x k, and its notes. `pr`: the pulls as measured
-    in dilated time; `settings`: the user's settings in force (a dict, its worker counts for the prediction);
+def run_records(h_name: str, run: pure.Run, pr: PullRun, settings: dict, vcpus: int, logs: list[str] = (),
+                iperf_MBps: dict[str, float] | None = None) -> tuple[list[dict], list[str]]:
+    """The long records (RESULT_COLUMNS) one run gives, in the seed's time, and its notes. `pr`: the pulls (it knows
+    its k and CPU ratio); `settings`: the user's settings in force (a dict, its worker counts for the prediction);
     `logs`: the server's log lines written meanwhile (each failure attributed by them); `iperf_MBps`: iperf3 per
-    hop as measured (dilated). Pure: no lab."""
-    back, notes = real_row(pr, k, ratio)
+    hop as measured (dilated: read back x k here). Pure: no lab."""
+    back, notes = real_row(pr)
+    k, ratio, deadline = pr.k, pr.ratio, DEADLINE_S * pr.k
     out = []
 
     def add(quantity, value, source="measured", mechanism="", nodes=run.nodes):
@@ -164,15 +159,14 @@ def _hops(lab: Lab) -> dict[str, object]:
 
 def _measure(lab: Lab, exp: Experiment, progress: Progress) -> dict:
     o = exp.options
-    h, k, ratio = o["hypothesis"], o["k"], o["ratio"]
-    vcpus = machine_of()["vcpus"]
-    deadline, t0 = DEADLINE_S * k, time.perf_counter()
+    h, k = o["hypothesis"], o["k"]
+    vcpus, t0 = machine_of()["vcpus"], time.perf_counter()
     records, notes = [], [*lab.notes]
     lab.storage.warm()           # the seed's registry had served its images before: no cold first read
     for run in pure.plan_runs([h]):
         # a smaller lab (a test's): no more nodes than it has, no more pulls than `max_pulls`; recorded as run
-        run = dataclasses.replace(run, pulls=min(run.pulls, o.get("max_pulls") or run.pulls),
-                                  nodes=min(run.nodes, len(lab.path.compute)))
+        pulls = min(run.pulls, o.get("max_pulls") or run.pulls)
+        run = dataclasses.replace(run, pulls=pulls, nodes=min(run.nodes, len(lab.path.compute), pulls))
         progress.bar.set_postfix_str(f"{h.name}: {run.settings} x{run.pulls} from {run.nodes} node(s)")
         s = apply_overrides(settings_for(h, run.settings, k, o["link"]), list(exp.overrides))
         lab.apply(s)
@@ -180,10 +174,10 @@ def _measure(lab: Lab, exp: Experiment, progress: Progress) -> dict:
         if "iperf_vm_gbit" in run.quantities:
             meas = {name: iperf.run(*lab.plan.endpoint(hop), IPERF_S).MBps for name, hop in _hops(lab).items()}
         marks = _log_marks(lab)
-        pr = pull_at(lab, parallel=run.pulls, verify="length", deadline=deadline, timeout=IDLE_TIMEOUT_S * k,
-                     nodes=run.nodes)
-        recs, said = run_records(h.name, run, pr, k, ratio, s.model_dump(mode="json"), vcpus, _log_since(marks),
-                                 deadline, meas)
+        # the lab's deadline and the client's idle timeout are stretched x k by pull_at itself
+        pr = pull_at(lab, parallel=run.pulls, verify="length", deadline=DEADLINE_S, timeout=IDLE_TIMEOUT_S,
+                     spread=run.nodes > 1)
+        recs, said = run_records(h.name, run, pr, s.model_dump(mode="json"), vcpus, _log_since(marks), meas)
         records += recs
         notes += [n for n in said if n not in notes]
         progress.step()

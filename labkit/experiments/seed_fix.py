@@ -60,16 +60,15 @@ def seed_fixes(lab: Lab, parallel: int = 5, candidates: tuple[str, ...] = CANDID
     """Each candidate applied to the lab's settings, one pull and `parallel` at once from the compute node(s),
     read back into the seed's time; the lab is left as it was. A row per candidate: MB/s, the gain over the
     settings as they were, failures, whether the seed's CentOS 7 clients can use it."""
-    base, k, ratio = lab.settings, lab.k, lab.cpu.ratio
+    base, k = lab.settings, lab.k
     rows = []
     try:
         for name in candidates:
             lab.apply(_candidate(name, base))
             got = {}
             for n in (1, parallel):
-                pr = pull_at(lab, parallel=n, verify="length", deadline=DEADLINE_S * k, timeout=IDLE_TIMEOUT_S * k,
-                             nodes=min(n, len(lab.path.compute)))
-                got[n] = (real_row(pr, k, ratio)[0]["MBps"], pr.failures)
+                pr = pull_at(lab, parallel=n, verify="length", deadline=DEADLINE_S, timeout=IDLE_TIMEOUT_S)
+                got[n] = (real_row(pr)[0]["MBps"], pr.failures)
             rows.append({"fix": name, "1 pull MB/s": got[1][0], f"{parallel} pulls MB/s": got[parallel][0],
                          "failed": got[1][1] + got[parallel][1], "CentOS 7 clients": name not in NOT_FOR_CENTOS7})
     finally:

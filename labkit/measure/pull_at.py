@@ -4,26 +4,40 @@
     run.row()                                    # one tidy row: MB/s, per-pull spread, TTFB, failures, CPU, disk MB,
                                                  # each program's CPU-seconds per GB moved (cpu_s_per_GB_<program>)
     pull_at(lab, tcp=True).tcp                   # and each connection's tcp_info, both sides, during it
+    run.k, run.notes()                           # a time-dilated lab's k (row() is in real time: MB/s x k), what
+                                                 # the model could not dilate (the kernel's share), a client that bound
 
 The survey, sweeps, captures, benchmarks, tests and notebooks all measure through it, and it
 refuses to measure a lab with a service down (unless asked to show how the broken path fails).
 Before the pulls the lab gets ready for one (`lab.before_pull()`: a cold cache drops the image);
 the lab's disks are counted around them (one column per disk stage of the declared path). From
 the client's vantage point the client is the kind `lab.settings.client` names (labkit.clients.kinds.KINDS);
-elsewhere labkit's own verifying client, discarding.
+elsewhere labkit's own verifying client, discarding. From the client's vantage point on a path with several
+compute nodes the pulls are spread over them, round-robin (`spread`): each node pulls from its own
+namespace into its own destination (its own shared-fs mount), as the seed's 40 pulls came from many nodes.
+
+A time-dilated lab (labkit.config.dilation, `lab.k`): the pull deadline and the client's idle timeout are
+stretched x k here, once (`lab.machine.time`); each compute node's clients run in their CPU group at their
+share / k (labkit.lab.conditions.client_cpu) and the run says whether they bound (`clients`, ClientLoad);
+the PullRun knows k: `mbps` and `row()` are in real time (rates x k, times / k, `k` said), `measured_mbps`
+as measured. The kernel's softirq share of the CPU the pulls cost is measured (`kernel_share`).
 """
 from __future__ import annotations
 
 import contextlib
 import statistics
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..config.dilation import ClientLoad
 from ..records import cost
 from ..lab.host.cgroups import IoCounters
 from ..path import CLIENT, ServingPath
 from .cpu import CpuSampler, softirq_seconds
+from .dilated import kernel_note, row_back
 from .path_sockets import TcpInfoSampler
 from ..clients.kind import Target, Where
 from ..clients.kinds import OWN, client_kind, own_client
@@ -50,6 +64,9 @@ class PullRun:
     softirq_s: float | None = None                              # the machine's softirq seconds meanwhile
     path: ServingPath | None = None                              # the path pulled on (its disk stages, programs)
     machine: dict = field(default_factory=dict)                  # {"cpus": N, "busy": %}: the whole machine
+    k: float = 1.0                                               # the lab's time dilation: rates read back x k
+    ratio: float = 1.0                                           # this machine's core / the CPU model's
+    clients: list[ClientLoad] = field(default_factory=list)      # each node's clients against their CPU cap
 
     @property
     def client_cpu(self) -> float:
@@ -78,9 +95,40 @@ class PullRun:
         return not self.failures
 
     @property
-    def mbps(self) -> float:
-        """One pull's MB/s, or the aggregate of N over the span from the first start to the last end."""
+    def measured_mbps(self) -> float:
+        """One pull's MB/s, or the aggregate of N over the span from the first start to the last end, as measured
+        (in a dilated lab: in its slowed time)."""
         return self.results[0].mbps if self.parallel == 1 else aggregate_mbps(self.results)
+
+    @property
+    def mbps(self) -> float:
+        """`measured_mbps` in real time: x k (the identity at k = 1)."""
+        return self.measured_mbps * self.k
+
+    @property
+    def kernel_share(self) -> float | None:
+        """The machine's softirq seconds over the pulls against all the CPU the path's programs, the client and
+        softirq used meanwhile (None: not measured). The kernel's work is not dilated (NOT_DILATED)."""
+        if self.softirq_s is None:
+            return None
+        total = self.softirq_s + sum(self.cpu_s.values()) + sum(r.cpu_s for r in self.results)
+        return round(self.softirq_s / total, 3) if total > 0 else None
+
+    @property
+    def client_binds(self) -> bool:
+        return any(c.binds for c in self.clients)
+
+    def notes(self) -> list[str]:
+        """What a dilated run says beside its row: k, each node's clients against their cap, the kernel's share."""
+        out = []
+        if self.k != 1:
+            out.append(f"time dilation k = {self.k:g}: rates read back x {self.k:g}, times / {self.k:g}")
+        out += [c.note() for c in self.clients]
+        if self.k != 1 and self.path is not None and \
+                (line := kernel_note(f"{self.vantage} x{self.parallel}", cost.from_row(self.cost(), self.path),
+                                     self.ratio, self.k)):
+            out.append(line)
+        return out
 
     @property
     def errors(self) -> str:
@@ -97,46 +145,20 @@ class PullRun:
                             cost.SOFTIRQ: self.softirq_s}, sum(r.bytes for r in self.results), self.path)
 
     def row(self) -> dict:
+        """One tidy row in real time (labkit.measure.dilated.row_back: rates x k, times / k, `k` said)."""
         good = self.good
-        return {"point": self.vantage, "parallel": self.parallel, "MBps": round(self.mbps, 1),
+        busy = max(self.clients, key=lambda c: c.use, default=None)     # the node whose clients came nearest their cap
+        return row_back({"point": self.vantage, "parallel": self.parallel, "MBps": round(self.measured_mbps, 1),
                 "per_pull_min": round(min(r.mbps for r in self.results), 1),
                 "per_pull_max": round(max(r.mbps for r in self.results), 1),
                 "ttfb_ms": round(statistics.median(r.ttfb_ms for r in good), 1) if good else None,
                 "failures": self.failures,
                 "sha256_ok": all(r.sha256_ok for r in self.results) if self.verify == "sha256" else None,
                 "busiest": self.busiest, "busiest_cpu": self.busiest_cpu, "client": self.client,
-                "client_cpu": self.client_cpu, **self.disk_mb(), **self.cost(), "error": self.errors}
-
-
-def node_shares(path: ServingPath, parallel: int, nodes: int) -> list[tuple[str, int]]:
-    """(compute node, its pulls) for `parallel` pulls spread over the first `nodes` compute nodes."""
-    if not 1 <= nodes <= len(path.compute):
-        raise ValueError(f"nodes {nodes}: the path has {len(path.compute)} compute node(s)")
-    names = path.compute[:min(nodes, parallel)]
-    return [(c, parallel // len(names) + (i < parallel % len(names))) for i, c in enumerate(names)]
-
-
-def _from_nodes(lab: Lab, kind, shares, at, where: Where, verify, timeout, deadline) -> list[PullResult]:
-    """Each node's share of the pulls from its own namespace, all at once; the results in node order."""
-    host, port, img, trust = at
-    out: dict[str, list[PullResult]] = {}
-    raised: list[BaseException] = []
-
-    def one(node: str, n: int) -> None:
-        w = Where(lab.client.dest_root(node), where.preexec, where.find)
-        t = Target(lab.plan.ns(node), host, port, img.uri, img.sha256, img.size, trust)
-        try:
-            out[node] = kind.pull(t, w, n, verify, timeout, deadline)
-        except BaseException as exc:       # bad settings or no room: raised in the caller, as one node's pull would
-            raised.append(exc)
-    threads = [threading.Thread(target=one, args=share, daemon=True) for share in shares]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    if raised:
-        raise raised[0]
-    return [r for node, _ in shares for r in out[node]]
+                "client_cpu": self.client_cpu, **self.disk_mb(), **self.cost(), "error": self.errors,
+                "client_cap": busy.cap if busy else None, "client_cap_use": round(busy.use, 3) if busy else None,
+                "client_throttled": round(busy.throttled_share, 3) if busy else None,
+                "client_binds": self.client_binds if busy else None, "kernel_share": self.kernel_share}, self.k)
 
 
 def disk_mb(delta: dict, path: ServingPath) -> dict[str, float | None]:
@@ -145,45 +167,76 @@ def disk_mb(delta: dict, path: ServingPath) -> dict[str, float | None]:
             for d in path.disk_stages}
 
 
+def spread_counts(parallel: int, nodes: int) -> list[int]:
+    """`parallel` pulls over `nodes` compute nodes, round-robin: 40 over 8 is 5 each, 5 over 3 is 2, 2, 1."""
+    return [parallel // nodes + (i < parallel % nodes) for i in range(nodes)]
+
+
+def _jobs(lab: Lab, v, parallel: int, spread: bool, trust) -> list[tuple[str | None, Target, Where, int]]:
+    """(node, target, where, pulls) for each compute node that pulls: round-robin over the path's compute
+    nodes from the client's vantage point (`spread`), else all from its first node; elsewhere one job."""
+    img, path = lab.image, lab.path
+    if v != path.client_vantage:
+        ns, host, port = lab.plan.endpoint(v)
+        return [(None, Target(ns, host, port, img.uri, img.sha256, img.size, trust), Where(), parallel)]
+    ends = lab.plan.compute_endpoints()[:parallel if spread else 1]
+    counts = spread_counts(parallel, len(ends))
+    c = lab.client
+    return [(node, Target(ns, host, port, img.uri, img.sha256, img.size, trust),
+             Where(c.dest_root(node), c.preexec(node), tool, keeps=c.keeps, own_process=c.cpu.held), n)
+            for (node, ns, host, port), n in zip(ends, counts)]
+
+
+def _pull_jobs(kind, jobs, verify: Verify, timeout: float, deadline: float,
+               first_byte: threading.Event | None) -> list[PullResult]:
+    """Every job's pulls at once (a thread a compute node), the results in the jobs' order."""
+    def one(job):
+        return kind.pull(job[1], job[2], job[3], verify, timeout, deadline, first_byte)
+    if len(jobs) == 1:
+        return one(jobs[0])
+    with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="pull-node") as pool:
+        return [r for rs in pool.map(one, jobs) for r in rs]
+
+
 def pull_at(lab: Lab, vantage: str | None = None, parallel: int = 1, verify: Verify = "sha256",
             deadline: float = 300, timeout: float = 30, cpu_interval: float = 0.1,
             first_byte: threading.Event | None = None, tcp: bool | float = False,
-            allow_down: bool = False, nodes: int = 1) -> PullRun:
+            allow_down: bool = False, spread: bool = True) -> PullRun:
     """`parallel` pulls of the lab's image at once from `vantage`, verified, with each service's CPU
     and the lab disks' bytes read and written.
 
     `tcp`: also sample every connection's tcp_info (True: every 20 ms, or the interval in s).
     `allow_down`: pull even with a service down, to see where the broken path fails.
-    `nodes`: from the client's vantage point, the pulls spread over the path's first `nodes` compute nodes
-    (an equal share each, the first ones one more), each node's share started at once from its own namespace.
+    `deadline` (the lab's, per pull) and `timeout` (the client's idle timeout) are in real time: a dilated
+    lab stretches them x k. `spread`: the client's pulls over every compute node (round-robin).
     """
     check_parallel(parallel)
     path = lab.path
     v = path.vantage(vantage) if vantage else path.client_vantage
     if not (allow_down and lab.image is not None):
         lab.require_running()
-    ns, host, port = lab.plan.endpoint(v)
-    trust = lab.trust_at(v)       # https, verified against the lab's CA
-    img = lab.image
+    deadline, timeout = lab.machine.time(deadline), lab.machine.time(timeout)
     kind = client_kind(lab.settings.client) if v == path.client_vantage else own_client()
-    where = Where(lab.client.dest_root(), lab.client.preexec(), tool) \
-        if v == path.client_vantage else Where()
+    jobs = _jobs(lab, v, parallel, spread, lab.trust_at(v))      # https verified against the lab's CA
     lab.before_pull()
     disk0 = lab.disk_counters()
     soft0 = softirq_seconds()
+    held = lab.client.cpu.counters() if v == path.client_vantage else {}
     tcp_sampler = (TcpInfoSampler(lab.plan, lab.settings, 0.02 if tcp is True else float(tcp)) if tcp
                    else contextlib.nullcontext())
-    shares = node_shares(path, parallel, nodes) if v == path.client_vantage else [("", parallel)]
+    t0 = time.perf_counter()
     with CpuSampler(lab.processes, interval=cpu_interval) as sampler, tcp_sampler:
-        if len(shares) == 1:
-            results = kind.pull(Target(ns, host, port, img.uri, img.sha256, img.size, trust), where, parallel, verify,
-                                timeout, deadline, first_byte)
-        else:
-            results = _from_nodes(lab, kind, shares, (host, port, img, trust), where, verify, timeout, deadline)
+        results = _pull_jobs(kind, jobs, verify, timeout, deadline, first_byte)
+    span = time.perf_counter() - t0
+    now = lab.client.cpu.counters() if held else {}
     soft1 = softirq_seconds()
     disk1 = lab.disk_counters()
     busiest, busiest_cpu = sampler.busiest()
+    loads = [ClientLoad(node, lab.client.cpu.cap, (now[node][0] - held[node][0]) / 1e9, span,
+                        now[node][1] - held[node][1], now[node][2] - held[node][2])
+             for node, *_ in jobs if node in held and node in now]
     return PullRun(v.name, parallel, results, verify, sampler.summary(), busiest, busiest_cpu,
                    kind.name, {k: disk1[k] - disk0[k] for k in disk1 if k in disk0},
                    tcp_sampler.summary() if tcp else [], sampler.seconds(),
-                   None if soft0 is None or soft1 is None else soft1 - soft0, path=path, machine=sampler.machine())
+                   None if soft0 is None or soft1 is None else soft1 - soft0, path=path, machine=sampler.machine(),
+                   k=lab.k, ratio=lab.cpu.ratio, clients=loads)

@@ -37,8 +37,10 @@ def run_survey(lab: Lab, parallel: int = 5, iperf_seconds: int = 2, pull_deadlin
     Vantage points behind a stage that carries no image under the lab's settings are left out
     (with X-Accel-Redirect uwsgi only sends a header). verify="length" skips the client's sha256.
     A service that is down is recorded (meta "down") and the pulls show where the path fails.
-    A time-dilated lab (machine.dilation k > 1) stretches `pull_deadline` x k and reads the table back into
-    real time (labkit.measure.dilated: rates x k, times / k); every table has its `k` column.
+    A time-dilated lab (machine.dilation k > 1) stretches `pull_deadline` x k (pull_at does, once) and reads the
+    table back into real time (labkit.measure.dilated: rates x k, times / k), summarized from the runs' measured
+    values so nothing is read back twice; every table has its `k` column, and what a run says of its clients'
+    CPU cap (a client that bound) is in the notes.
     """
     if not 1 <= repeats <= 20:
         raise ValueError(f"repeats {repeats}: 1..20 (3 or more give a spread)")
@@ -64,7 +66,7 @@ def run_survey(lab: Lab, parallel: int = 5, iperf_seconds: int = 2, pull_deadlin
         for i, this_round in enumerate(rounds):
             for v, n in this_round:
                 bar.set_postfix_str(f"pull {v.name} x{n} ({i + 1}/{repeats})")
-                run = pull_at(lab, v.name, n, verify=verify, deadline=pull_deadline * lab.k, tcp=tcp, allow_down=bool(down))
+                run = pull_at(lab, v.name, n, verify=verify, deadline=pull_deadline, tcp=tcp, allow_down=bool(down))
                 runs.setdefault((v.name, n), []).append(run)
                 details += _details(run, i)
                 bar.update()
@@ -90,7 +92,9 @@ def run_survey(lab: Lab, parallel: int = 5, iperf_seconds: int = 2, pull_deadlin
             "wall_s": round(time.perf_counter() - t0, 1), "down": down,
             "cpus": machine_cpus(), "host": platform.node(), "cpu_model": lab.cpu.info(),
             "kernel": platform.release(), "when": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    return Survey(table, lab.settings.model_dump(mode="json"), p.path, [*lab.notes, *dilated], meta, cpu_all,
+    said = [n for rs in runs.values() for r in rs for n in r.notes() if n.startswith("client binds")]
+    return Survey(table, lab.settings.model_dump(mode="json"), p.path, [*lab.notes, *dilated, *dict.fromkeys(said)],
+                  meta, cpu_all,
                   pd.DataFrame(details))
 
 
@@ -105,7 +109,7 @@ def _down(lab: Lab) -> dict[str, str]:
 
 def summarize_runs(runs: list[PullRun]) -> tuple[dict, dict]:
     """One table row from repeated pulls at one vantage point (median, slowest, fastest) and the median CPU."""
-    rates = [r.mbps for r in runs]
+    rates = [r.measured_mbps for r in runs]          # as measured: read back once, with the whole table
     med = statistics.median(rates)
     every = [x for r in runs for x in r.results]
     cpu = {}
@@ -148,7 +152,7 @@ def _medians(per_run: list[dict], digits: int) -> dict:
 
 def _details(run: PullRun, i: int) -> list[dict]:
     """The run's evidence as long rows: each service's CPU, the client's, each connection's tcp_info."""
-    key = {"point": run.vantage, "parallel": run.parallel, "run": i, "MBps": round(run.mbps, 1),
+    key = {"point": run.vantage, "parallel": run.parallel, "run": i, "MBps": round(run.measured_mbps, 1), "k": run.k,
            "pulled_bytes": sum(r.bytes for r in run.results)}
     out = [{**key, "source": "cpu", "name": svc, "side": "", **v,
             **({"cpu_s": round(run.cpu_s[svc], 4)} if svc in run.cpu_s else {})} for svc, v in run.cpu.items()]

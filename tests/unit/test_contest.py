@@ -9,7 +9,7 @@ from labkit.analyze import contest as pure
 from labkit.analyze.hypotheses import HYPOTHESES, RESULT_COLUMNS, experiments, judge_results
 from labkit.config.dilation import Host, machine_problems
 from labkit.experiments.contest import CONTEST, ended_by_lab, run_records, settings_for
-from labkit.measure.pull_at import PullRun, node_shares
+from labkit.measure.pull_at import PullRun
 from labkit.path import registry_path
 from labkit.records import PullResult
 from labkit.units import MiB
@@ -68,14 +68,6 @@ def test_wall_estimate_grows_with_the_image_and_k():
     assert big == pytest.approx(expect, abs=1)
 
 
-def test_pulls_spread_over_the_compute_nodes():
-    assert node_shares(PATH, 40, 8) == [(f"compute{i}", 5) for i in range(1, 9)]
-    assert node_shares(PATH, 5, 8) == [(f"compute{i}", 1) for i in range(1, 6)]
-    assert node_shares(PATH, 10, 4) == [("compute1", 3), ("compute2", 3), ("compute3", 2), ("compute4", 2)]
-    with pytest.raises(ValueError, match="nodes 9"):
-        node_shares(PATH, 40, 9)
-
-
 def _pull(nbytes=128 * MiB, seconds=16.0, ok=True, kind="", error="", cpu=0.4):
     return PullResult(ok=ok, bytes=nbytes, seconds=seconds, ttfb_ms=5.0, sha256_ok=None, start=0.0, end=seconds,
                       kind=kind, error=error, cpu_s=cpu, check="length")
@@ -89,8 +81,8 @@ def test_records_of_one_pull_read_back_with_the_prediction_beside():
     run = pure.plan_runs(HYPOTHESES[-1:])[0]
     # one pull of 128 MiB in 16 s of dilated time; nginx spent 16 s of this machine's CPU on it
     pr = PullRun("full path", 1, [_pull()], "length", cpu_s={"nginx": 4.0, "uwsgi": 0.1}, softirq_s=0.2,
-                 path=PATH, client="labkit")
-    recs, notes = run_records("TLS", run, pr, 4.0, 2.5, _settings(), 8, iperf_MBps={"vm": 180.0, "uwsgi": 170.0})
+                 path=PATH, client="labkit", k=4.0, ratio=2.5)
+    recs, notes = run_records("TLS", run, pr, _settings(), 8, iperf_MBps={"vm": 180.0, "uwsgi": 170.0})
     df = pd.DataFrame(recs, columns=list(RESULT_COLUMNS))
     got = {(r.quantity, r.source): r.value for r in df.itertuples()}
     mbps = 128 * MiB / 16 / 1e6
@@ -106,21 +98,21 @@ def test_records_of_one_pull_read_back_with_the_prediction_beside():
     assert got[("machine_pct", "measured")] == pytest.approx(100 * per_gb * 2.5 * 4 * mbps / 1e3 / 8, abs=0.2)
     assert set(df.settings) == {"released"} and set(df.pulls) == {1}
     assert set(df[df.source == "predicted"].nodes.isna()) == {True}
-    assert any("lk.scale predicts" in n for n in notes)
+    assert any("lk.scale predicts" in n for n in notes) and any(n.startswith("time dilation k = 4") for n in notes)
 
 
 def test_failures_are_attributed_by_the_seeds_mechanisms_never_the_labs_deadline():
     run = [r for r in pure.plan_runs(HYPOTHESES[-1:]) if r.settings == "original"][0]
     pulls = [_pull(), _pull(ok=False, kind="short body", error="short body: the server ended the body"),
              _pull(ok=False, kind="timeout", seconds=3600.0, error="timeout"), _pull(), _pull()]
-    pr = PullRun("full path", 5, pulls, "length", cpu_s={"nginx": 20.0}, path=PATH, client="labkit")
+    pr = PullRun("full path", 5, pulls, "length", cpu_s={"nginx": 20.0}, path=PATH, client="labkit", k=4.0, ratio=2.5)
     logs = ['2018/10/25 10:00:00 [error] 7#7: *12 upstream timed out (110: Connection timed out) while reading upstream']
-    recs, _ = run_records("TLS", run, pr, 4.0, 2.5, _settings("original"), 8, logs, deadline=3600.0)
+    recs, _ = run_records("TLS", run, pr, _settings("original"), 8, logs)
     fails = {r["mechanism"]: r["value"] for r in recs if r["quantity"] == "failures"}
     # the server's log names nginx's uwsgi_read_timeout: both failed pulls are the seed's mechanism (the log
     # is the run's, not tied to one pull), never the lab's own deadline when the seed's evidence is there
     assert fails == {"nginx-uwsgi-read-timeout": 2}
-    recs, _ = run_records("TLS", run, pr, 4.0, 2.5, _settings("original"), 8, [], deadline=3600.0)
+    recs, _ = run_records("TLS", run, pr, _settings("original"), 8, [])
     fails = {r["mechanism"]: r["value"] for r in recs if r["quantity"] == "failures"}
     assert fails == {"unattributed": 1, "pull-deadline": 1}
     judged = judge_results(pd.DataFrame(recs, columns=list(RESULT_COLUMNS)))
@@ -152,8 +144,8 @@ def test_the_declared_contest_runs_every_hypothesis_at_one_image():
 
 def test_a_recorded_contest_reads_back_and_is_judged_again(tmp_path):
     run = pure.plan_runs(HYPOTHESES[-1:])[0]
-    pr = PullRun("full path", 1, [_pull()], "length", cpu_s={"nginx": 4.0}, path=PATH, client="labkit")
-    recs, _ = run_records("TLS", run, pr, 4.0, 2.5, _settings(), 8, iperf_MBps={"vm": 140.0, "uwsgi": 140.0})
+    pr = PullRun("full path", 1, [_pull()], "length", cpu_s={"nginx": 4.0}, path=PATH, client="labkit", k=4.0, ratio=2.5)
+    recs, _ = run_records("TLS", run, pr, _settings(), 8, iperf_MBps={"vm": 140.0, "uwsgi": 140.0})
     csv = tmp_path / "contest-128MiB-k4.csv"
     pd.DataFrame(recs, columns=list(RESULT_COLUMNS)).to_csv(csv, index=False)
     csv.with_suffix(".json").write_text(json.dumps({"k": 4, "image_mib": 128}))

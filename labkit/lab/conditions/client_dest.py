@@ -6,8 +6,10 @@ as `client.dest` says.
                 `write_mbps`, dirty bound `dirty_mib`)
     shared-fs   a shared file system (labkit.lab.conditions.sharedfs: one mount per compute node)
 
-Clients are not the lab's programs: a pull starts them with `preexec()` (the disk's block-I/O group)
-and writes under `dest_root(node)`.
+Clients are not the lab's programs: a pull starts them with `preexec(node)` (the disk's block-I/O group,
+and in a time-dilated lab the node's CPU group: labkit.lab.conditions.client_cpu, `lab.client.cpu`) and
+writes under `dest_root(node)`; `check_room` refuses pulls whose files would not fit where they go
+(nothing to check where the bytes are not kept: a discarding client in memory, the shared fs).
 """
 from __future__ import annotations
 
@@ -25,7 +27,9 @@ from ...units import MiB, format_size
 from ..host import ownership
 from ..host.cgroups import IoCounters, IoLimits, joiner
 from ..host.loopdisk import MIN_SIZE as MIN_DISK
+from ...clients.program import check_room
 from .base import Condition, Crew, Ground, undone_on_failure
+from .client_cpu import ClientCpu
 from .sharedfs import SharedFs
 from .storage import MAX_ROOM, SPOOLED, Disk
 
@@ -52,6 +56,7 @@ class ClientDest(Condition):
         self.settings = ClientSettings()
         self.image_size = 0
         self._shm = Path("/dev/shm") / f"servelab-{ground.lab}-client"
+        self.cpu = ClientCpu(ground, path.compute)
 
     def problems(self, s: LabSettings) -> list[str]:
         if s.client.dest != "memory" and not self.ground.namespaced:
@@ -64,13 +69,26 @@ class ClientDest(Condition):
             return self.shared.dest_root(node)
         return self.disk.front / "pulls" if self.disk else self._shm
 
-    def preexec(self) -> Callable[[], None] | None:
-        """What a client process runs before it execs: it joins the destination disk's block-I/O group."""
-        return joiner(self.disk.procs_files() if self.disk else [])
+    def preexec(self, node: str | None = None) -> Callable[[], None] | None:
+        """What a client process on `node` runs before it execs: it joins the destination disk's block-I/O
+        group, and its node's CPU group where the clients' CPU is dilated."""
+        return joiner([*(self.disk.procs_files() if self.disk else []), *self.cpu.procs_files(node)])
+
+    @property
+    def keeps(self) -> bool:
+        """Whether the destination keeps what a client writes (the shared fs verifies and drops it by default)."""
+        return self.shared.keeps if self.shared else True
+
+    def check_room(self, parallel: int, size: int, discards: bool = False, node: str | None = None) -> None:
+        """LabError when `parallel` pulls of `size` would not fit where a client on `node` writes them; nothing
+        to check for a client that discards into memory (`discards`) or a destination that keeps no byte."""
+        if (discards and self.settings.dest == "memory") or not self.keeps:
+            return
+        check_room(self.dest_root(node), parallel, size)
 
     def up(self, s: LabSettings, image: Image) -> list[str]:
         self.image_size = image.size
-        return self._build(s.client)
+        return self.cpu.up(s) + self._build(s.client)
 
     def _build(self, s: ClientSettings) -> list[str]:
         self.settings, g = s, self.ground
@@ -82,7 +100,7 @@ class ClientDest(Condition):
             self.shared = SharedFs(g.lab, g.run_dir, self.nodes)
             return self.shared.up(s)
         self.disk = Disk(g.lab, "compute", g.run_dir, client_disk_size(self.image_size), g.feats, g.notes)
-        with undone_on_failure(self.down):
+        with undone_on_failure(self._dest_down):
             self.disk.up()
             (self.disk.back / "pulls").mkdir()
             done = self.disk.set_limits(*client_limits(s))
@@ -91,6 +109,7 @@ class ClientDest(Condition):
 
     def adopt(self, s: LabSettings, image: Image) -> None:
         self.settings, self.image_size, g = s.client, image.size, self.ground
+        self.cpu.adopt(s)
         if s.client.dest == "local-disk":
             self.disk = Disk(g.lab, "compute", g.run_dir, MIN_DISK, g.feats, g.notes).adopt()
 
@@ -99,7 +118,7 @@ class ClientDest(Condition):
         if self.disk is not None and c.dest == "local-disk":
             self.settings = c
             return self.disk.set_limits(*client_limits(c)) or [f"client: {c.kind}"]
-        self.down()
+        self._dest_down()
         return self._build(c) or [f"client: {c.kind}, writing to memory"]
 
     def processes(self) -> dict[str, list[psutil.Process]]:
@@ -114,6 +133,9 @@ class ClientDest(Condition):
         return self.disk.stat() if self.disk else None
 
     def down(self) -> list[str]:
+        return self._dest_down() + self.cpu.down()
+
+    def _dest_down(self) -> list[str]:
         done = self.disk.down() if self.disk else []
         self.disk = None
         if self.shared is not None:

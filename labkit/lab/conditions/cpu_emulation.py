@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import subprocess
@@ -134,6 +135,15 @@ def emulation(s: LabSettings, cache: Path, remeasure: bool = False) -> Emulation
                      round(cpu_models.ratio(host, m.mbps(path)), 3), s.cpu.model_speed == "emulate")
 
 
+def core_cpus(threads: int, ncpu: int, ratio: float, k: float, cap: float | None) -> float:
+    """One process's quota in cores: its threads' worth (at most this machine's cores) of 1/ratio/k of a core,
+    to a thousandth, never above the lab's cap `cap` (None: no cap). On cgroup v1 the kernel refuses a
+    child's quota above its parent's (EINVAL, kernel/sched/core.c tg_cfs_schedulable_down): rounded up past
+    the cap (ratio 2.596 at k = 2: 0.193 against 0.19260) the process's group was refused and removed."""
+    cpus = round(max(0.01, min(threads, ncpu) / ratio / k), 3)
+    return cpus if cap is None else min(cpus, math.floor(cap * 1e5) / 1e5)
+
+
 class CoreModel:
     """The lab's CPU-model layer: the environment nginx and uwsgi start with, and a CPU group per process."""
 
@@ -225,7 +235,7 @@ class CoreModel:
             self.groups[pid] = (member, g)
 
     def _cpus(self, member: str) -> float:
-        return round(max(0.01, min(self.threads[member], os.cpu_count() or 1) / self.ratio / self.k), 3)
+        return core_cpus(self.threads[member], os.cpu_count() or 1, self.ratio, self.k, self.cap)
 
     def retune(self, s: LabSettings) -> list[str]:
         """New settings of the same model (another TLS suite: another code path, another ratio): the quotas

@@ -20,6 +20,7 @@ request one reader gets ~110 MB/s and eight readers together ~470 MB/s (about 4x
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import subprocess
 import sys
@@ -30,8 +31,10 @@ from pathlib import Path
 
 import psutil
 
+from ...clients.streamed import XATTR
 from ...units import MiB
 from .bucket import LinkQueue
+from .streamdigest import StreamDigest
 from ..host.mounts import MountError, mounted, unmount
 from ..host.process import same_process, terminate, wait_ended
 
@@ -135,12 +138,62 @@ class DelayPassthrough:
                                             "f_files", "f_ffree", "f_favail", "f_namemax")}
 
 
+class DiscardPassthrough(DelayPassthrough):
+    """As DelayPassthrough, but a write keeps no byte: each file's writes are streamed into a sha256
+    (labkit.lab.conditions.streamdigest) and its backing file only grows to their length (sparse: no page
+    is stored). The digest is answered as the extended attribute labkit.clients.streamed.XATTR, keyed by
+    the backing file's inode, so it follows the file through renames (Singularity's temporary name, then
+    its .simg). Reads see zeros: the bytes are not there (a client that reads its file back, such as
+    Singularity's gunzip of a gzipped image, needs `client.fs_keep`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sums: dict[int, StreamDigest] = {}
+
+    def _fresh(self, fh: int) -> int:
+        self.sums[os.fstat(fh).st_ino] = StreamDigest()
+        return fh
+
+    def open(self, path: str, flags: int) -> int:
+        fh = super().open(path, flags)
+        return self._fresh(fh) if flags & os.O_TRUNC else fh
+
+    def create(self, path: str, mode: int, flags: int = os.O_WRONLY) -> int:
+        return self._fresh(super().create(path, mode, flags))
+
+    def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+        time.sleep(self.delay + (self.link.reserve(len(data)) if self.link else 0.0))
+        st = os.fstat(fh)
+        self.sums.setdefault(st.st_ino, StreamDigest()).add(offset, data)
+        if offset + len(data) > st.st_size:
+            os.ftruncate(fh, offset + len(data))
+        return len(data)
+
+    def truncate(self, path: str, length: int, fh: int | None = None) -> None:
+        super().truncate(path, length, fh)
+        if length == 0:
+            self.sums[os.fstat(fh).st_ino if fh is not None else os.lstat(self._p(path)).st_ino] = StreamDigest()
+
+    def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
+        d = self.sums.get(os.lstat(self._p(path)).st_ino) if name == XATTR else None
+        if d is None:
+            raise OSError(errno.ENODATA, os.strerror(errno.ENODATA))
+        return d.value().encode()
+
+    def unlink(self, path: str) -> None:
+        st = os.lstat(self._p(path))
+        super().unlink(path)
+        if st.st_nlink <= 1:
+            self.sums.pop(st.st_ino, None)
+
+
 def serve(source: str, mountpoint: str, delay_ms: float, max_read: int, threads: int,
-          keep_cache: bool = False, max_write: int = 0, write_rate: float = 0) -> None:
+          keep_cache: bool = False, max_write: int = 0, write_rate: float = 0, discard: bool = False) -> None:
     """Mount and serve until unmounted (the FUSE process's whole life).
 
     `keep_cache`: the kernel keeps a file's pages over opens (libfuse's kernel_cache), as a VM's
-    page cache does; without it every open starts cold at the FUSE layer.
+    page cache does; without it every open starts cold at the FUSE layer. `discard`: writes verified and
+    dropped (DiscardPassthrough).
     """
     os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")    # libfuse 3 even where libfuse2 is installed
     import mfusepy  # only here: it loads libfuse when imported
@@ -151,8 +204,8 @@ def serve(source: str, mountpoint: str, delay_ms: float, max_read: int, threads:
         opts["kernel_cache"] = True
     if mfusepy.fuse_version_major >= 3:
         opts["max_threads"] = threads
-    mfusepy.FUSE(DelayPassthrough(source, delay_ms, max_read, write_rate, max_write), mountpoint, foreground=True,
-                 **opts)
+    ops = (DiscardPassthrough if discard else DelayPassthrough)(source, delay_ms, max_read, write_rate, max_write)
+    mfusepy.FUSE(ops, mountpoint, foreground=True, **opts)
 
 
 class DelayMount:
@@ -167,7 +220,8 @@ class DelayMount:
 
     def __init__(self, source: str | os.PathLike, mountpoint: str | os.PathLike, delay_ms: float,
                  max_read: int = MiB, threads: int = 32, keep_cache: bool = False,
-                 preexec: Callable[[], None] | None = None, max_write: int = 0, write_rate: float = 0):
+                 preexec: Callable[[], None] | None = None, max_write: int = 0, write_rate: float = 0,
+                 discard: bool = False):
         if isinstance(delay_ms, bool) or not isinstance(delay_ms, (int, float)) or not 0 <= delay_ms <= 10_000:
             raise MountError(f"delayfs.delay_ms: {delay_ms!r} is outside 0..10000")
         if not isinstance(max_read, int) or max_read < 4096 or max_read % 4096:
@@ -176,6 +230,7 @@ class DelayMount:
         self.delay_ms, self.max_read, self.threads = delay_ms, max_read, threads
         self.keep_cache, self.preexec = keep_cache, preexec     # preexec: e.g. join a blkio group
         self.max_write, self.write_rate = max_write, write_rate  # write request size; writes' link (bytes/s)
+        self.discard = discard                                   # writes hashed as they arrive, not kept
         self.proc: subprocess.Popen | None = None
         self._log: Path | None = None
         self._made_mountpoint = False
@@ -193,7 +248,8 @@ class DelayMount:
                 "--delay-ms", str(self.delay_ms), "--max-read", str(self.max_read), "--threads", str(self.threads),
                 *(["--keep-cache"] if self.keep_cache else []),
                 *(["--max-write", str(self.max_write)] if self.max_write else []),
-                *(["--write-rate", str(self.write_rate)] if self.write_rate else [])]
+                *(["--write-rate", str(self.write_rate)] if self.write_rate else []),
+                *(["--discard"] if self.discard else [])]
         env = dict(os.environ)   # the child imports this very labkit, wherever it was imported from
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
                                                           env.get("PYTHONPATH")]))

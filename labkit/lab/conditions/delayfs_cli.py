@@ -23,9 +23,10 @@ from .delayfs import serve
               help="bytes per write request (0: libfuse's default)")
 @click.option("--write-rate", type=click.FloatRange(0), default=0, show_default=True,
               help="bytes/s all writes share (0: no limit)")
-def main(source, mountpoint, delay_ms, max_read, threads, keep_cache, max_write, write_rate) -> None:
+@click.option("--discard", is_flag=True, help="keep no written byte: each file's sha256 streamed, as an xattr")
+def main(source, mountpoint, delay_ms, max_read, threads, keep_cache, max_write, write_rate, discard) -> None:
     """Serve SOURCE at MOUNTPOINT, each read and write delayed, until unmounted."""
-    serve(source, mountpoint, delay_ms, max_read, threads, keep_cache, max_write, write_rate)
+    serve(source, mountpoint, delay_ms, max_read, threads, keep_cache, max_write, write_rate, discard)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,11 @@ class ScaleModel:
         """The time dilation (1: real time): rates measured are read back x k, times / k."""
         return self.plan.k if self.plan else 1.0
 
+    def time(self, seconds: float) -> float:
+        """A timeout or deadline of the lab's or a client's own (the pull deadline, an idle timeout), in the
+        lab's time: the plan's x k (labkit.config.dilation.Plan.time), as given without a model."""
+        return self.plan.time(seconds) if self.plan else seconds
+
     def changed(self) -> dict[str, list]:
         """The settings the plan changed, by name: [the user's, the one that runs]."""
         return {n: list(v) for n, v in self.plan.changed.items()} if self.plan else {}

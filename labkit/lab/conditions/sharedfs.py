@@ -7,6 +7,11 @@
              `fs_node_mbps` (labkit.lab.conditions.bucket.LinkQueue). One stream is slow, streams on a node
              add up to its bandwidth, nodes add up.
 
+What it keeps: nothing, unless `client.fs_keep`. Each node's FUSE process streams every file's writes into
+a sha256 (labkit.lab.conditions.delayfs.DiscardPassthrough) and the backing file only grows to its length
+(sparse), so 40 pulls of 1.5 GiB from 8 nodes need no 60 GiB of memory; the client reads the digest back
+(labkit.clients.streamed) instead of hashing a file whose bytes are gone.
+
 Why it binds within the pull at any image size: the mount has no writeback cache (FUSE's default),
 so the kernel sends a write() to the FUSE process as requests of at most max_write bytes, one
 after another, and write() returns only when they are answered. No dirty page stands between
@@ -49,7 +54,7 @@ class SharedFs:
         try:
             for node, mnt in self.mounts.items():
                 m = DelayMount(self.server, mnt, delay_ms=c.fs_delay_ms, max_write=c.fs_request_kib * KiB,
-                               write_rate=c.fs_node_mbps * 1e6)
+                               write_rate=c.fs_node_mbps * 1e6, discard=not c.fs_keep)
                 m.start()
                 self.fuse[node] = m
                 ownership.own(self.lab, f"client:sharedfs@{node}", "delaymount", m.record())
@@ -58,7 +63,14 @@ class SharedFs:
             raise
         return [f"client: shared file system, {c.fs_request_kib} KiB write requests, {c.fs_delay_ms:g} ms each, "
                 f"{c.fs_node_mbps:g} MB/s per node ({len(self.mounts)} node mount(s), FUSE pids "
-                f"{', '.join(str(m.pid) for m in self.fuse.values())})"]
+                f"{', '.join(str(m.pid) for m in self.fuse.values())}); "
+                + ("the bytes kept" if c.fs_keep else "each file verified by a sha256 streamed as it arrives, "
+                   "its bytes dropped")]
+
+    @property
+    def keeps(self) -> bool:
+        """Whether the server keeps what is written (else: verified as it arrives and dropped, needing no room)."""
+        return bool(self.settings and self.settings.fs_keep)
 
     def processes(self) -> dict[str, int]:
         """The FUSE process of each node's mount, by node."""

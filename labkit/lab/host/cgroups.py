@@ -169,6 +169,12 @@ def parse_cpu_stat_usage_ns(text: str) -> int:
     raise CgroupError("cpu.stat: no usage_usec line")
 
 
+def parse_throttling(text: str) -> tuple[int, int]:
+    """(CFS periods, periods throttled) from cpu.stat (v1 and v2 both: `nr_periods N`, `nr_throttled N`)."""
+    kv = dict(line.split(None, 1) for line in text.splitlines() if len(line.split()) == 2)
+    return int(kv.get("nr_periods", 0)), int(kv.get("nr_throttled", 0))
+
+
 # ---------------------------------------------------------------- pure: what the machine offers
 
 def parse_mounts(mounts: Iterable) -> tuple[dict[str, Path], Path | None]:
@@ -338,6 +344,21 @@ def lab_group(lab: str, feats: Features, cpus: float | None) -> Path:
     return d
 
 
+def parse_quota(text: str) -> bool:
+    """Whether a group's CPU quota file says it is capped (v1 cpu.cfs_quota_us: not -1; v2 cpu.max: not max)."""
+    words = text.split()
+    return bool(words) and words[0] not in ("max", "-1")
+
+
+def capped(group: Path, version: int | None) -> bool:
+    """Whether `group` (a directory of the cpu hierarchy, or any on v2) holds a CPU quota of its own."""
+    f = group / ("cpu.max" if version == 2 else "cpu.cfs_quota_us")
+    try:
+        return parse_quota(f.read_text())
+    except OSError:
+        return False
+
+
 def joiner(procs_files: Iterable[Path]) -> Callable[[], None] | None:
     """A `preexec_fn` that moves the new process into groups before it execs (so a master's
     workers are born inside); None when there is nothing to join."""
@@ -475,13 +496,23 @@ class Cgroup:
             return parse_cpu_stat_usage_ns((self.path("cpu") / "cpu.stat").read_text())
         return int((self.path("cpuacct") / "cpuacct.usage").read_text())
 
+    def throttling(self) -> tuple[int, int]:
+        """(CFS periods, periods in which the quota ran out) since the group was made."""
+        self._need("cpu_quota", "cpu.cpus")
+        return parse_throttling((self.path("cpu") / "cpu.stat").read_text())
+
     def remove(self) -> list[Path]:
         """End the processes listed in this group (by pid) and remove it, children first.
 
-        The lab's directory goes too once no member is left in it (a busy one is left alone).
-        """
+        The lab's directory goes too once no member is left in it (a busy one is left alone), unless it
+        holds the lab's own CPU cap (`lab_group`): that one is the lab's to lift, and ends with the lab
+        (`remove_lab`). Removing it with its last member made the next member's group come back under a
+        fresh lab directory without the cap (its quota file reading -1: tests/integration/
+        test_dilation_integration.py)."""
         removed = [p for d in self.dirs for p in remove_tree(d)]
         for d in self.dirs:
+            if capped(d.parent, self.feats.version):
+                continue
             try:
                 d.parent.rmdir()
                 removed.append(d.parent)
