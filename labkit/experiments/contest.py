@@ -28,7 +28,9 @@ from ..analyze import contest as pure
 from ..analyze.hypotheses import (DEADLINE_S, HYPOTHESES, RESULT_COLUMNS, SEED_LINK, attribute, judge_results,
                                   observations, verdicts)
 from ..analyze.scale import machine_view, predict
+from ..config.dilation import machine_problems
 from ..config.overrides import apply_overrides
+from ..errors import SettingsError
 from ..lab.conditions.machine import host
 from ..lab.lab import DATA, Lab
 from ..measure import iperf
@@ -67,7 +69,9 @@ def dilation(exp: Experiment) -> tuple[float, str, float]:
     h = host(probe, DATA / "run" / "cpu-speed.json")
     k, why = pure.choose_k(m["vcpus"], h.ratio, h.cores)
     if exp.options.get("k"):
-        k, why = float(exp.options["k"]), f"k = {exp.options['k']:g} as asked ({why.split(': ', 1)[1]})"
+        k, why = float(exp.options["k"]), f"k = {exp.options['k']:g} as asked (chosen: {why})"
+        if problems := machine_problems(m["vcpus"], k, h):      # refused before any lab starts
+            raise SettingsError(f"--k {k:g}: " + "; ".join(problems))
     return k, why, h.ratio
 
 
