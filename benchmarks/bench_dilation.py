@@ -49,7 +49,7 @@ def one(s, k: float, image_size: int, reps: int, every_vantage: bool) -> dict:
     v = verdict(sv)
     return {"rates": {int(n): (float(r.MBps), float(r.MBps_lo), float(r.MBps_hi)) for n, r in pulls.iterrows()},
             "failures": int(pulls.failures.sum()), "verdict": f"{v.cause or '?'} at {v.hop or '?'}",
-            "k": float(t.k.iloc[0]), "notes": [n for n in sv.notes if n.startswith(("not dilated: the kernel", "machine:"))]}
+            "k": float(t.k.iloc[0]), "notes": [n for n in sv.notes if n.startswith(("not dilated: the kernel", "machine:", "client binds"))]}
 
 
 def main() -> None:

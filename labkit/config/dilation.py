@@ -22,7 +22,10 @@ TIMES_SECONDS and friends, and tests/unit/test_dilation.py checks that none is m
 - timeouts, x k (rounded up to whole seconds): nginx `keepalive_timeout`, `client_body_timeout`,
   `send_timeout`, `uwsgi_read_timeout`, `uwsgi_send_timeout`, `uwsgi_connect_timeout`, `proxy_read_timeout`, `proxy_send_timeout`,
   `tls.session_timeout`; uwsgi `harakiri` (0, off, stays off), `socket_timeout`, `http_timeout`;
-  and the lab's and clients' own (`plan.time(seconds)`: the pull deadline, the clients' idle timeout).
+  and the lab's and clients' own (`plan.time(seconds)`: the pull deadline, the clients' idle timeout;
+  labkit.measure.pull_at applies it once, through `lab.machine.time`).
+- the clients' CPU: each compute node's clients together at CLIENT_NODE_CORES / k (`client_cap`), in a group of
+  their own (labkit.lab.conditions.client_cpu); `ClientLoad` says from a measured pull whether they bound.
 - kept: sizes (buffers, temp-file limits, TCP windows: a link's bandwidth-delay product is rate / k x
   delay x k, unchanged), counts (workers, threads, connections, max_requests), choices.
 NOT dilated (NOT_DILATED, said with every plan): the kernel's own work (softirq, TCP, NAT/conntrack)

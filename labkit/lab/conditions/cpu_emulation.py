@@ -226,11 +226,13 @@ class CoreModel:
             g = Cgroup(self.lab, f"core-{member}-{pid}", self.feats, controllers=("cpu", "cpuacct"))
             try:
                 g.create()
-                g.set_cpus(round(max(0.01, cpus), 3))
+                g.set_cpus(cpus)                 # (rounded again to a thousandth it could pass the lab's cap)
                 g.add(pid)
-            except (CgroupError, OSError):       # a worker that just ended
+            except (CgroupError, OSError) as exc:       # a worker that just ended, or a quota refused
                 with contextlib.suppress(CgroupError, OSError):
                     g.remove()
+                if psutil.pid_exists(pid):
+                    self._note([f"machine: {member} pid {pid} not held to its core ({exc})"])
                 continue
             self.groups[pid] = (member, g)
 
