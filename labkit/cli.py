@@ -414,6 +414,26 @@ def hypotheses(name, image_size, parallel, out, deadline) -> int:
     return 0
 
 
+@cli.command(help="the contest at the seed's scale: every hypothesis through the rulebook's runs, judged alike")
+@click.option("--name", default="contest", show_default=True, help="lab name (one lab per hypothesis, in turn)")
+@image_size_option("128MiB", "the image every hypothesis pulls (the seed's 1.5 GiB is too slow here)")
+@click.option("--only", multiple=True, metavar="WORDS",
+              help="the hypotheses whose name contains WORDS (repeatable; default: all); merged into the record")
+@click.option("--k", "k", type=click.FloatRange(1, 64), help="the time dilation (default: the smallest whole k "
+              "at which the seed's 8 vCPUs take at most half this machine's cores)")
+@click.option("--estimate", is_flag=True, help="print k, its reason and the estimated wall time, and start nothing")
+def contest(name, image_size, only, k, estimate) -> int:
+    """One lab per hypothesis, the rulebook's runs in each, recorded in data/recorded/contest-<size>MiB-k<k>.csv."""
+    from .experiments.contest import CONTEST, estimate as wall
+    exp = CONTEST.with_(lab_name=name, image_size=image_size, options={"only": only or None, "k": k})
+    if estimate:
+        k_, secs, why = wall(exp)
+        print(f"{why}\nestimated wall time at the seed's own rates: {secs / 60:.0f} min")
+        return 0
+    print(exp.text(run(exp)))
+    return 0
+
+
 @cli.command(help="a Locust pull storm from many compute nodes (in a lab, or --master/--worker)")
 @lab_options(name="storm", compute_nodes=4)
 @click.option("--users", type=click.IntRange(1, MAX_USERS), default=40, show_default=True,

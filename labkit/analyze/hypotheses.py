@@ -46,9 +46,6 @@ class Hypothesis:
     fix: str
     base: str = "sregistry-2018-10"
     min_mib: int = 1               # a floor the settings cannot tell (an emulated core needs CFS periods)
-    # the preset lk.scale's prediction of N pulls on the seed's 8 vCPUs is made under (run_hypotheses'
-    # top_seed_MBps): a prediction, carried beside the measurement by the rulebook, never judged in its place
-    many_base: str = ""
 
     def settings(self, *extra: str, base: str = "", first: bool = False):
         """The lab's settings that make it real: its base preset (or `base`), its overrides, then `extra`
@@ -72,10 +69,6 @@ class Hypothesis:
         base = st["https"] if self.https else st["preset"]
         return self.settings(*st.get("overrides", ()), f"cpu.model={machine['cpu_model']}",
                              f"machine.vcpus={machine['vcpus']}", *extra, base=base, first=True)
-
-    def many_settings(self):
-        """The settings its many-pull observation is held against: `many_base` with its overrides (or its own)."""
-        return self.settings(base=self.many_base)
 
     @property
     def min_image_mib(self) -> int:
@@ -148,7 +141,7 @@ HYPOTHESES = (
                # the VM's disk a loop device so its reads are counted (the seed saw no disk activity)
                ("cpu.model=opteron-6174", "storage.disk=loop"), "AES-128-GCM first in ssl_ciphers, or plain http on the cluster "
                "network; worker_processes auto for many pulls (benchmarks/bench_tls.py measures each)",
-               base="sregistry-2018-10-https", min_mib=32, many_base="seed-poster-https"),
+               base="sregistry-2018-10-https", min_mib=32),
 )
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "seed"

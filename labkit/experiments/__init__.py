@@ -9,7 +9,7 @@
     runner.py    run(): the lab up, health, measure with progress, record; the lab ended on failure or Ctrl-C
     one module per kind: survey (and fix), sweep (and the seed case, before/after), hypotheses (and the TLS
     seed case), matrix (the verdict's injection matrix), reports (HTML), probe, storm, clients,
-    dilation (one case at k = 1, 2, 4 read back); bundles (export checked by the real programs), tuning (the panel's trials)
+    dilation (one case at k = 1, 2, 4 read back), contest (every hypothesis at the seed's scale, judged alike); bundles (export checked by the real programs), tuning (the panel's trials)
 
 Adding an experiment: a module here with its declaration, and its row in DECLARED; `labkit run NAME` runs it.
 """
@@ -32,6 +32,7 @@ DECLARED = {
     "storm": ("storm", "STORM"),
     "clients": ("clients", "CLIENTS"),
     "dilation": ("dilation", "DILATION"),
+    "contest": ("contest", "CONTEST"),
 }
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..analyze.hypotheses import DEADLINE_S, HYPOTHESES as _ALL, SEED_LINK, judge, observations
-from ..analyze.scale import machine_view, predict, scale
+from ..analyze.scale import machine_view, scale
 from ..config.overrides import apply_overrides
 from ..config.presets import PRESETS
 from ..errors import LabError
@@ -145,18 +145,13 @@ def _hypothesis_row(lab: Lab, h, seed_link: list[str], parallels: list[int], dea
     one, top = runs[0], runs[-1]
     ratio = lab.cpu.ratio
     disk = [r.row().get("disk_read_MB") for r in runs]
-    seed_many = {}
-    if h.many_base and top.parallel > 1:
-        v, by = predict(top.row(), lab.path, ratio, h.many_settings().model_dump(mode="json"),
-                        top.parallel, SEED_VCPUS)
-        seed_many = {"top_seed_MBps": v, "top_seed_by": f"{by}, predicted on {SEED_VCPUS} vCPUs under {h.many_base}"}
     return {"hypothesis": h.name, "explains": h.explains, "image_mib": int(mib(lab.image.size)),
             "min_image_mib": h.min_image_mib, "single_MBps": round(one.mbps, 1),
             "single_cpu": one.busiest_cpu, "busiest": one.busiest,
             # dstat's whole-machine view on the seed's 8 vCPUs (labkit.analyze.scale.machine_view)
             "single_machine_pct": machine_view(one.row(), lab.path, ratio, SEED_VCPUS)["machine_pct"],
             **{f"x{r.parallel}_MBps": round(r.mbps, 1) for r in runs[1:]},
-            "top_MBps": round(top.mbps, 1), "top_parallel": top.parallel, **seed_many,
+            "top_MBps": round(top.mbps, 1), "top_parallel": top.parallel,
             "failures": sum(r.failures for r in runs),
             "disk_read_MB": float("nan") if any(d is None for d in disk) else round(sum(disk), 1),
             "client_write_MB": round(sum(r.row().get("client_write_MB") or 0 for r in runs), 1),

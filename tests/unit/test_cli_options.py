@@ -12,7 +12,7 @@ from labkit.path import MAX_COMPUTE_NODES
 from labkit.units import GiB, MiB
 
 COMMANDS = ["survey", "up", "down", "status", "heal", "export", "import", "report", "probe", "sweep", "storm", "hypotheses",
-            "cpu-model", "run"]
+            "cpu-model", "run", "contest"]
 
 
 @pytest.fixture
@@ -71,6 +71,9 @@ README = [
       "--workers", "8", "--users", "40", "--pulls", "200", "--bind-host", "10.0.0.5", "--out", "results/"],
      "storm", {"master": True, "url": "http://registry.example.org:80", "image": "library/ubuntu:18.04",
                    "workers": 8, "bind_host": "10.0.0.5", "out": "results/"}),
+    (["contest"], "contest", {"name": "contest", "image_size": 128 * MiB, "only": (), "k": None, "estimate": False}),
+    (["contest", "--only", "TLS", "--only", "docker-proxy", "--k", "6", "--image-size", "256MiB", "--estimate"],
+     "contest", {"only": ("TLS", "docker-proxy"), "k": 6.0, "image_size": 256 * MiB, "estimate": True}),
     (["storm", "--worker", "--master-host", "10.0.0.5", "--node", "c7", "--master-port", "6000"],
      "storm", {"worker": True, "master_host": "10.0.0.5", "node": "c7", "master_port": 6000}),
 ]
@@ -125,6 +128,7 @@ BAD = [
     (["probe", "http://r", "c/n:t", "--timeout", "0"],
      "Invalid value for '--timeout': 0.0 is not in the range 0.5<=x<=600"),
     (["hypotheses", "--deadline", "5"], "Invalid value for '--deadline': 5.0 is not in the range 10<=x<=3600"),
+    (["contest", "--k", "0.5"], "Invalid value for '--k': 0.5 is not in the range 1<=x<=64"),
     (["probe"], "Missing argument 'URL'"),
     (["probe", "http://r/lib/img:1", "--layers-at-once", "0"], "Invalid value for '--layers-at-once': 0 is not in the range 1<=x<=32"),
     (["probe", "http://r/lib/img:1", "--api", "docker"], "Invalid value for '--api': 'docker' is not one of 'oci', 'sregistry'"),

@@ -92,7 +92,8 @@ def test_cpu_limits_from_settings_and_what_a_machine_without_them_says():
 
 
 def test_storage_sizes_and_limits_from_settings():
-    assert storage.disk_size(64 * MiB) == 448 * MiB and storage.disk_size(1) % 4096 == 0
+    assert storage.disk_size(64 * MiB) == (64 + 40 * 64 + 256) * MiB and storage.disk_size(1) % 4096 == 0
+    assert storage.disk_size(1536 * MiB) == 1536 * MiB + storage.MAX_ROOM + 256 * MiB   # 8 GiB of temp files at most
     s = SREGISTRY_SHIPPED.changed(storage={"disk": "loop", "read_mbps": 40, "write_iops": 100}).storage
     assert storage.io_limits(s) == IoLimits(read_bps=40_000_000, write_iops=100)
 

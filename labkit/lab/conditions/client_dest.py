@@ -31,12 +31,13 @@ from ...clients.program import check_room
 from .base import Condition, Crew, Ground, undone_on_failure
 from .client_cpu import ClientCpu
 from .sharedfs import SharedFs
-from .storage import Disk
+from .storage import MAX_ROOM, SPOOLED, Disk
 
 
 def client_disk_size(image_size: int) -> int:
-    """The compute node's disk: room for eight pulls of the image at once (sparse: costs only what is written)."""
-    return -(-(8 * image_size + 256 * MiB) // 4096) * 4096
+    """The compute nodes' disk: room for the seed's 40 pulls of the image at once, at least eight (sparse: costs
+    only what is written; at most storage.MAX_ROOM for them)."""
+    return -(-(max(8 * image_size, min(SPOOLED * image_size, MAX_ROOM)) + 256 * MiB) // 4096) * 4096
 
 
 def client_limits(s: ClientSettings) -> tuple[IoLimits, int | None]:

@@ -24,7 +24,7 @@ import psutil
 
 from ...config.settings import LabSettings, StorageSettings
 from ...app.catalog import Image, install_image
-from ...units import MiB, format_size
+from ...units import GiB, MiB, format_size
 from ..host import ownership
 from ..host.cgroups import Cgroup, CgroupError, Features, IoCounters, IoLimits, joiner, parse_io_stat, render_io_max
 from ..host.loopdisk import LoopDisk, drop_cache, loops_backed_by
@@ -35,9 +35,15 @@ from .base import Condition, Crew, Ground, undone_on_failure
 from .delayfs import DelayMount
 
 
-def disk_size(image_size: int) -> int:
-    """The VM's disk: the image, room for nginx's temp copy of it and more, rounded to 4 KiB."""
-    return -(-(3 * image_size + 256 * MiB) // 4096) * 4096
+SPOOLED = 40           # pulls at once whose whole temp file nginx may hold (the seed's 40 simultaneous pulls)
+MAX_ROOM = 8 * GiB     # no more than this for them (mkfs writes the inode tables of the whole disk)
+
+
+def disk_size(image_size: int, pulls: int = SPOOLED) -> int:
+    """The VM's disk: the image and nginx's temp copy of it for `pulls` pulls at once (sparse: costs only what
+    is written), at least 3 images' worth and at most MAX_ROOM beyond that, rounded to 4 KiB."""
+    room = max(2 * image_size, min(pulls * image_size, MAX_ROOM))
+    return -(-(image_size + room + 256 * MiB) // 4096) * 4096
 
 
 def io_limits(s: StorageSettings) -> IoLimits:
