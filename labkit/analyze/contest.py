@@ -42,6 +42,7 @@ class Run:
     nodes: int
     quantities: tuple[str, ...]
     checks: tuple[str, ...]
+    image: str = "contest"         # "contest": the contest's image; "seed": the seed's own (a check's `image`)
 
 
 def plan_runs(hypotheses=None, obs: dict | None = None) -> list[Run]:
@@ -54,7 +55,7 @@ def plan_runs(hypotheses=None, obs: dict | None = None) -> list[Run]:
             rows.append({**r, "pulls": int(r["pulls"]), "quantities": list(r["quantities"]), "checks": list(r["checks"])})
     for r in need:
         if pd.isna(r["pulls"]):
-            to = next((x for x in rows if x["settings"] == r["settings"]), None)
+            to = next((x for x in rows if x["settings"] == r["settings"] and x["image"] == r["image"]), None)
             if to is None:
                 to = {**r, "pulls": 1, "quantities": [], "checks": []}
                 rows.append(to)
@@ -63,8 +64,13 @@ def plan_runs(hypotheses=None, obs: dict | None = None) -> list[Run]:
             to["checks"] += [c for c in r["checks"] if c not in to["checks"]]
     rank = {key: i for i, key in enumerate(ORDER)}
     rows.sort(key=lambda x: (rank.get(x["settings"], len(ORDER)), x["pulls"]))
-    return [Run(h.name, r["settings"], r["pulls"], int(r["nodes"]), tuple(r["quantities"]), tuple(r["checks"]))
-            for h in (hypotheses or HYPOTHESES) for r in rows]
+    return [Run(h.name, r["settings"], r["pulls"], int(r["nodes"]), tuple(r["quantities"]), tuple(r["checks"]),
+                r["image"]) for h in (hypotheses or HYPOTHESES) for r in rows]
+
+
+def image_of(run: Run, contest_bytes: int, obs: dict | None = None) -> int:
+    """The image a run pulls: the contest's, or the seed's own 1.5 GiB where its check says so."""
+    return (obs or observations())["experiment"]["image"]["bytes"] if run.image == "seed" else contest_bytes
 
 
 def choose_k(vcpus: int, ratio: float, cores: int, share: float = SERVER_SHARE) -> tuple[float, str]:
@@ -94,9 +100,9 @@ def seed_rate(run: Run, obs: dict | None = None) -> float:
 
 def wall_estimate(runs: list[Run], image_bytes: int, k: float, obs: dict | None = None) -> float:
     """Seconds the contest should take at dilation k if every hypothesis pulled at the seed's own rates (each
-    run's bytes / (its seed rate / k)), plus SETUP_S per hypothesis. A rival faster than the seed takes less."""
-    pulls = sum(r.pulls * image_bytes / 1e6 / (seed_rate(r, obs) / k) for r in runs)
-    return round(pulls + SETUP_S * len({r.hypothesis for r in runs}))
+    run's bytes / (its seed rate / k)), plus SETUP_S per lab (a hypothesis's, and its seed-image one). A rival faster than the seed takes less."""
+    pulls = sum(r.pulls * image_of(r, image_bytes, obs) / 1e6 / (seed_rate(r, obs) / k) for r in runs)
+    return round(pulls + SETUP_S * len({(r.hypothesis, r.image) for r in runs}))     # a lab per hypothesis and image
 
 
 # --- a recorded contest, read back -------------------------------------------------------------------------------

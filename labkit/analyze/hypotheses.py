@@ -251,6 +251,15 @@ def _check_many(L: _Lookup, c: Check):
     return many >= c.params["factor_min"] * one, f"{c.pulls} pulls {many:.1f} MB/s = {many / one:.1f}x one pull", ""
 
 
+def _check_rate(L: _Lookup, c: Check):
+    """A rate the seed reported, reproduced within `band` either way (his number, not only its shape)."""
+    got, why = L.get("MBps", c.settings, c.pulls, c.nodes)
+    if got is None:
+        return None, "", why
+    seed, band = c.params["seed_MBps"], c.params["band"]
+    return seed / band <= got <= seed * band, f"{c.pulls} pull(s) {got:.1f} MB/s = {got / seed:.2f}x the seed's {seed}", ""
+
+
 def _check_machine(L: _Lookup, c: Check):
     pct, why = L.get("machine_pct", c.settings, c.pulls, c.nodes)
     if pct is None:
@@ -308,7 +317,9 @@ def _check_workers(L: _Lookup, c: Check):
 # each check's rule, one function for every hypothesis (the thresholds are the check's own, in the JSON)
 CHECKS = {
     "one_pull_far_below_the_link": _check_one_pull,
+    "one_pull_at_the_seeds_rate": _check_rate,
     "many_pulls_add_up": _check_many,
+    "many_pulls_at_the_seeds_rate": _check_rate,
     "server_idle_for_one_pull": _check_machine,
     "server_busy_at_40": _check_machine,
     "no_disk_activity": _check_disk,
@@ -320,14 +331,17 @@ CHECKS = {
 
 def experiments(obs: dict | None = None) -> pd.DataFrame:
     """What every hypothesis must measure for the rulebook, read off the checks themselves: one row per
-    (settings, pulls) with the quantities, the compute nodes (the most any check asks) and the checks."""
+    (settings, pulls, image) with the quantities, the compute nodes (the most any check asks) and the checks.
+    `image`: "contest" (the size the contest pulls) or "seed" (the seed's own image, where a check's
+    mechanism races a time against a size: the check's `image`)."""
     need: dict[tuple, dict] = {}
     for c in rulebook(obs).values():
         L = _Needs()
         CHECKS[c.name](L, c)
+        image = c.params.get("image", "contest")
         for quantity, settings, pulls, nodes in L.read:
-            row = need.setdefault((settings, pulls), {"settings": settings, "pulls": pulls, "nodes": 1,
-                                                      "quantities": [], "checks": []})
+            row = need.setdefault((settings, pulls, image), {"settings": settings, "pulls": pulls, "image": image,
+                                                             "nodes": 1, "quantities": [], "checks": []})
             row["nodes"] = max(row["nodes"], nodes)
             for key, v in (("quantities", quantity), ("checks", c.name)):
                 if v not in row[key]:

@@ -41,7 +41,9 @@ from .declare import Experiment, Outcome, Progress
 IMAGE_MIB = 128        # 2x the largest image a hypothesis needs to show (59 MiB, the shared file system's second at
                        # its ceiling) and 250+ CFS periods of the emulated core per TLS pull: a steady rate
 NODES = 8              # compute nodes: the most any check asks
-IDLE_TIMEOUT_S = 30    # labkit's client gives up a read after this much silence (the lab's own: x k)
+IDLE_TIMEOUT_S = 600   # labkit's client gives up a read after this much silence (the lab's own: x k): above every
+                       # server timeout in force (the longest, uwsgi's socket-timeout 120 s in 2018-10's uwsgi.ini),
+                       # so the seed's own mechanisms act first, as with Singularity 2.6.1, which has none at all
 IPERF_S = 3
 CONTEST_SETTINGS = ("storage.disk=loop",)     # every hypothesis's VM disk a loop device: its reads are counted
 
@@ -59,6 +61,11 @@ def chosen(hypotheses) -> list:
 
 def machine_of(obs: dict | None = None) -> dict:
     return (obs or observations())["experiment"]["machine"]
+
+
+def machine_image(obs: dict | None = None) -> int:
+    """The seed's own image, in bytes (1.5 GiB): the runs whose check races a time against a size pull it."""
+    return (obs or observations())["experiment"]["image"]["bytes"]
 
 
 def dilation(exp: Experiment) -> tuple[float, str, float]:
@@ -82,10 +89,14 @@ def settings_for(h, key: str, k: float, link: str):
 
 
 def _labs(exp: Experiment) -> list[Experiment]:
+    """A lab per hypothesis and image (the contest's, then the seed's own where a run asks for it), in turn."""
     k, why, ratio = dilation(exp)
     hs = chosen(exp.options.get("only"))
     return [exp.with_(settings=settings_for(h, "released", k, exp.options["link"]), lab_name=exp.lab_name,
-                      options={"hypothesis": h, "k": k, "k_why": why, "ratio": ratio}) for h in hs]
+                      image_size=pure.image_of(pure.Run(h.name, "", 0, 0, (), (), image), exp.image_size),
+                      options={"hypothesis": h, "image": image, "k": k, "k_why": why, "ratio": ratio,
+                               "contest_image": exp.image_size})
+            for h in hs for image in dict.fromkeys(r.image for r in pure.plan_runs([h]))]
 
 
 def _log_marks(lab: Lab) -> dict[Path, int]:
@@ -167,7 +178,7 @@ def _measure(lab: Lab, exp: Experiment, progress: Progress) -> dict:
     vcpus, t0 = machine_of()["vcpus"], time.perf_counter()
     records, notes = [], [*lab.notes]
     lab.storage.warm()           # the seed's registry had served its images before: no cold first read
-    for run in pure.plan_runs([h]):
+    for run in [r for r in pure.plan_runs([h]) if r.image == o.get("image", "contest")]:
         # a smaller lab (a test's): no more nodes than it has, no more pulls than `max_pulls`; recorded as run
         pulls = min(run.pulls, o.get("max_pulls") or run.pulls)
         run = dataclasses.replace(run, pulls=pulls, nodes=min(run.nodes, len(lab.path.compute), pulls))
@@ -186,13 +197,14 @@ def _measure(lab: Lab, exp: Experiment, progress: Progress) -> dict:
         notes += [n for n in said if n not in notes]
         progress.step()
     wall = round(time.perf_counter() - t0, 1)
-    part = {"hypothesis": h.name, "records": records, "notes": notes, "wall_s": wall}
+    part = {"hypothesis": h.name, "image": o.get("image", "contest"), "records": records, "notes": notes, "wall_s": wall}
     _save(exp, [part])              # on disk as each hypothesis ends: a run stopped later keeps what finished
     return part
 
 
 def record_path(exp: Experiment, k: float, where: Path) -> Path:
-    return Path(exp.options.get("out_dir") or where) / f"contest-{int(mib(exp.image_size))}MiB-k{k:g}.csv"
+    size = exp.options.get("contest_image") or exp.image_size       # named by the contest's image, not the seed's
+    return Path(exp.options.get("out_dir") or where) / f"contest-{int(mib(size))}MiB-k{k:g}.csv"
 
 
 def _save(exp: Experiment, parts: list[dict]) -> Path:
@@ -202,17 +214,21 @@ def _save(exp: Experiment, parts: list[dict]) -> Path:
     csv = record_path(exp, o["k"], DATA / exp.records)
     csv.parent.mkdir(parents=True, exist_ok=True)
     new = pd.DataFrame([r for p in parts for r in p["records"]], columns=list(RESULT_COLUMNS))
-    names = {p["hypothesis"] for p in parts}
     old = pd.read_csv(csv, keep_default_na=False, na_values={"value": [""], "nodes": [""], "pulls": [""]}) \
         if csv.exists() else new.iloc[0:0]
-    records = pd.concat([old[~old.hypothesis.isin(names)], new], ignore_index=True)
+    # a run made again replaces its rows: the same hypothesis, settings and pull count
+    done = {(p["hypothesis"], r.settings, r.pulls) for p in parts for r in pure.plan_runs(chosen([p["hypothesis"]]))
+            if r.image == p.get("image", "contest")}
+    again = [(h, st, n) in done for h, st, n in zip(old.hypothesis, old.settings, old.pulls)]
+    records = pd.concat([old[[not a for a in again]], new], ignore_index=True)
     records.to_csv(csv, index=False)
     meta_path = csv.with_suffix(".json")
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     m = machine_of()
     walls = {**meta.get("wall_s_by_hypothesis", {}), **{p["hypothesis"]: p["wall_s"] for p in parts}}
     meta.update({
-        "k": o["k"], "k_why": o["k_why"], "image_mib": int(mib(exp.image_size)), "link": o["link"],
+        "k": o["k"], "k_why": o["k_why"], "image_mib": int(mib(o.get("contest_image") or exp.image_size)),
+        "seed_image_mib": int(mib(machine_image())), "link": o["link"],
         "machine": {"vcpus": m["vcpus"], "cpu_model": m["cpu_model"], "dilation": o["k"], "ratio": o["ratio"],
                     "this_machine_cores": os.cpu_count(), "host": platform.node(), "kernel": platform.release()},
         "compute_nodes": NODES, "deadline_s": DEADLINE_S * o["k"], "idle_timeout_s": IDLE_TIMEOUT_S * o["k"],

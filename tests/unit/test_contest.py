@@ -61,11 +61,21 @@ def test_k_is_the_smallest_whole_k_leaving_half_the_machine():
 
 def test_wall_estimate_grows_with_the_image_and_k():
     runs = pure.plan_runs(HYPOTHESES[-1:])
-    small, big = pure.wall_estimate(runs, 64 * MiB, 4), pure.wall_estimate(runs, 128 * MiB, 4)
+    mine = [r for r in runs if r.image == "contest"]
+    small, big = pure.wall_estimate(mine, 64 * MiB, 4), pure.wall_estimate(mine, 128 * MiB, 4)
     assert big - pure.SETUP_S == pytest.approx(2 * (small - pure.SETUP_S), abs=1)
-    # one TLS hypothesis at the seed's rates: 6 pulls at 32 MB/s and 80 at 235, x k
-    expect = (6 * 128 * MiB / 1e6 / 32 + 80 * 128 * MiB / 1e6 / 235) * 4 + pure.SETUP_S
-    assert big == pytest.approx(expect, abs=1)
+    # one TLS hypothesis at the seed's rates: 1 pull at 32 MB/s and 80 at 235 at the contest's image, x k; then
+    # 5 pulls of the seed's own 1.5 GiB at 32 (the timeouts' run), a second lab
+    seed = 1536 * MiB
+    expect = (1 * 128 * MiB / 1e6 / 32 + 80 * 128 * MiB / 1e6 / 235 + 5 * seed / 1e6 / 32) * 4 + 2 * pure.SETUP_S
+    assert pure.wall_estimate(runs, 128 * MiB, 4) == pytest.approx(expect, abs=1)
+
+
+def test_the_timeouts_run_pulls_the_seeds_own_image_in_a_lab_of_its_own():
+    runs = pure.plan_runs(HYPOTHESES[-1:])
+    seed = [r for r in runs if r.image == "seed"]
+    assert [(r.settings, r.pulls, r.checks) for r in seed] == [("original", 5, ("timeouts_at_5_original",))]
+    assert pure.image_of(seed[0], 128 * MiB) == 1536 * MiB and pure.image_of(runs[0], 128 * MiB) == 128 * MiB
 
 
 def _pull(nbytes=128 * MiB, seconds=16.0, ok=True, kind="", error="", cpu=0.4):
