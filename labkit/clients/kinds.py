@@ -10,12 +10,17 @@ from ..config.settings import ClientSettings
 from .command import Command
 from .curl import Curl
 from .curl_ranged import CurlRanged
+from .enroot_style import EnrootStyle
 from .kind import ClientKind
+from .oras_style import OrasStyle
 from .own import Own
+from .podman import Podman
 from .singularity26 import Singularity26
+from .skopeo import Skopeo
 from .sregistry_cli import SregistryCli
 
-KINDS: dict[str, type[ClientKind]] = {k.name: k for k in (Own, Curl, SregistryCli, Singularity26, Command, CurlRanged)}
+KINDS: dict[str, type[ClientKind]] = {k.name: k for k in (Own, Curl, SregistryCli, Singularity26, Command, CurlRanged,
+                                                          Skopeo, Podman, OrasStyle, EnrootStyle)}
 
 
 def client_kind(settings: ClientSettings) -> ClientKind:

@@ -22,6 +22,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..clients.kind import OciImageRef
 from ..errors import SettingsError
 from ..units import KiB, format_size
 
@@ -57,6 +58,11 @@ class OciImage:
     @property
     def size(self) -> int:
         return sum(self.layer_sizes)
+
+    def as_ref(self) -> OciImageRef:
+        """The image as a client's Target names it (labkit.clients.kind.OciImageRef): name, tag and every digest."""
+        return OciImageRef(self.repository, self.tag, self.manifest_digest, self.config_digest,
+                           tuple(zip(self.layer_digests, self.layer_sizes)))
 
 
 def layer_sizes(image_size: int, layers: int) -> list[int]:
