@@ -28,6 +28,14 @@ from .registry_api import base_url
 CA_NAME = "ca.crt"
 
 
+def cert_options(values: dict[str, str], prefix: str = "") -> list[str]:
+    """containers/image's TLS options (skopeo's with prefix "src-", podman's without): the lab's CA where the path
+    has TLS, nothing for the system's CAs over https, no TLS check over plain http (else it insists on https)."""
+    if values.get("certdir"):
+        return [f"--{prefix}cert-dir", values["certdir"]]
+    return [f"--{prefix}tls-verify=false"] if values["base"].startswith("http:") else []
+
+
 class OciProgram(Program):
     apis: ClassVar[tuple[API, ...]] = ("oci",)
     layout: ClassVar[Layout] = "oci"

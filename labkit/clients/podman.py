@@ -1,9 +1,9 @@
 """Kind `podman`: Debian's podman 4.3.1 pulling into a throwaway storage of its own (no daemon, no host store).
 
-    podman --root {dir}/storage --runroot {dir}/run --tmpdir {dir}/libpod --storage-driver vfs
+    podman --root {dir}/storage --runroot /run/servelab-podman/<hash of dir> --tmpdir {dir}/libpod --storage-driver vfs
            --events-backend none pull --cert-dir {certdir} {host}:{port}/{repo}:{tag}
 
-(--tls-verify=false over plain http), TMPDIR={dir}/tmp for the blobs in flight (podman's own --help: "use the
+(labkit.clients.oci_program.cert_options: --tls-verify=false over plain http), TMPDIR={dir}/tmp for the blobs in flight (podman's own --help: "use the
 environment variable 'TMPDIR' to change the temporary storage location for container images"). The store is
 the pull's directory, removed with it; vfs, because it needs no mounts (each layer a plain directory). A pull
 here is what a compute node's `podman pull` does: every blob fetched and checked against its digest, then
@@ -24,6 +24,8 @@ digest covers). Its bytes are the image's (the layers' compressed sizes, what cr
 """
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import re
 import shutil
@@ -31,23 +33,30 @@ import subprocess
 from pathlib import Path
 
 from ..records import Verify
+from ..units import MiB
 from .kind import OciImageRef, Target
-from .oci_pulled import blob_path, check_blobs, hashes_to, reference
-from .oci_program import OciProgram
+from .oci_pulled import blob_path, check_blobs, reference
+from .oci_program import OciProgram, cert_options
 
+RUN = "/run/servelab-podman"
 ID = re.compile(r"^[0-9a-f]{64}$")
 CHECK_TIMEOUT = 300
 
 
+def runroot(workdir: str) -> str:
+    """The pull's run directory: podman refuses one longer than 50 characters ("the specified runroot is longer
+    than 50 characters"), so a short one of its own under RUN, named after the pull's directory."""
+    return f"{RUN}/{hashlib.sha256(workdir.encode()).hexdigest()[:16]}"
+
+
 def storage_options(workdir: str) -> list[str]:
-    """podman's global options for a store of its own under the pull's directory."""
-    return ["--root", f"{workdir}/storage", "--runroot", f"{workdir}/run", "--tmpdir", f"{workdir}/libpod",
+    """podman's global options for a store of its own under the pull's directory (its run directory beside)."""
+    return ["--root", f"{workdir}/storage", "--runroot", runroot(workdir), "--tmpdir", f"{workdir}/libpod",
             "--storage-driver", "vfs", "--events-backend", "none"]
 
 
 def podman_argv(values: dict[str, str]) -> list[str]:
-    tls = ["--cert-dir", values["certdir"]] if values.get("certdir") else ["--tls-verify=false"]
-    return ["podman", *storage_options(values["layout"]), "pull", *tls, values["image"]]
+    return ["podman", *storage_options(values["layout"]), "pull", *cert_options(values), values["image"]]
 
 
 def printed_id(output: str) -> str | None:
@@ -56,20 +65,34 @@ def printed_id(output: str) -> str | None:
     return ids[-1] if ids else None
 
 
+def unpacked_digest(f: Path) -> str:
+    """sha256 of a layer as a tar: its bytes, gunzipped first when they are gzip (podman save may compress)."""
+    h = hashlib.sha256()
+    with open(f, "rb") as raw:
+        gz = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        src = gzip.GzipFile(fileobj=raw) if gz else raw
+        while chunk := src.read(MiB):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
 def stored_wrong(saved: Path, image: OciImageRef, verify: Verify) -> list[str]:
-    """What is wrong with the `oci-dir` podman saved: the config against its digest, the layers it holds
-    against the config's diff_ids (by sha256 of each tar when `verify` is sha256)."""
+    """What is wrong with the `oci-dir` podman saved: the config against its digest, and each layer it holds,
+    as a tar, against the config's rootfs.diff_ids in order (by sha256 when `verify` is sha256, else the count)."""
     _, _, wrong = check_blobs(image, saved, "oci", verify, layers=(), manifest=False)
     if wrong:
         return [wrong]
     diff_ids = json.loads(blob_path(saved, image.config_digest, "oci").read_bytes()).get("rootfs", {}).get("diff_ids", [])
     index = json.loads((saved / "index.json").read_text())
-    manifest = json.loads(blob_path(saved, index["manifests"][0]["digest"], "oci").read_bytes())
-    held = [d["digest"] for d in manifest["layers"]]
-    if held != diff_ids or len(held) != len(image.layers):
-        return [f"its store holds layers {[d[:19] for d in held]}; the config names {[d[:19] for d in diff_ids]}"]
-    return [f"layer {d[:19]}: its unpacked bytes do not hash to the config's diff_id"
-            for d in diff_ids if verify == "sha256" and not hashes_to(blob_path(saved, d, "oci"), d)]
+    held = json.loads(blob_path(saved, index["manifests"][0]["digest"], "oci").read_bytes())["layers"]
+    if len(held) != len(diff_ids) or len(held) != len(image.layers):
+        return [f"its store holds {len(held)} layers; the config names {len(diff_ids)}, the image has {len(image.layers)}"]
+    if verify != "sha256":
+        return []
+    got = [unpacked_digest(blob_path(saved, d["digest"], "oci")) for d in held]
+    return [f"layer {i}: as podman unpacked it, its tar hashes to {g[:19]}, not the config's diff_id {want[:19]}"
+            for i, (g, want) in enumerate(zip(got, diff_ids)) if g != want]
 
 
 class Podman(OciProgram):
@@ -83,6 +106,9 @@ class Podman(OciProgram):
 
     def argv(self, values: dict[str, str]) -> list[str]:
         return podman_argv(values)
+
+    def cleanup(self, workdir: Path) -> None:
+        shutil.rmtree(runroot(str(workdir)), ignore_errors=True)
 
     def env(self, values, workdir, secrets):
         return {**super().env(values, workdir, secrets), "TMPDIR": str(workdir / "tmp")}

@@ -159,6 +159,9 @@ class Program(ClientKind):
         Default: its one file."""
         return file_check(workdir, t, verify)
 
+    def cleanup(self, workdir: Path) -> None:
+        """Remove what a pull made outside its directory (which is removed after it in any case)."""
+
     def command(self, values: dict[str, str], find=None) -> list[str]:
         """argv with its program found (`find`: a name's path; None leaves the name as it is)."""
         argv = self.argv(values)
@@ -207,6 +210,7 @@ class Program(ClientKind):
                 if r.proc is not None and r.proc.poll() is None:
                     os.killpg(r.proc.pid, signal.SIGKILL)
                     r.proc.wait()
+                self.cleanup(r.workdir)
                 shutil.rmtree(r.workdir, ignore_errors=True)
                 for extra in (r.log, r.log.with_suffix(".json")):
                     extra.unlink(missing_ok=True)

@@ -2,7 +2,7 @@
 
     skopeo --insecure-policy copy --src-cert-dir {certdir} docker://{host}:{port}/{repo}:{tag} oci:{dir}:{tag}
 
-(--src-tls-verify=false over plain http). skopeo copies with containers/image; Debian builds skopeo 1.9.3
+(labkit.clients.oci_program.cert_options: --src-tls-verify=false over plain http). skopeo copies with containers/image; Debian builds skopeo 1.9.3
 against its golang-github-containers-image 5.23.1 (installed here: 5.23.1-4), i.e. containers/image v5.23.1
 @a3bfb8695c8e2a6ce73cb5957c646d2243299151. How many layers it fetches at once (`connections`):
 - copy/copy.go:42-44: `maxParallelDownloads = uint(6)` ("Let's follow Firefox by limiting it to 6");
@@ -20,16 +20,15 @@ from typing import ClassVar
 
 from .oci.pull import MAX_PARALLEL_DOWNLOADS
 from .oci_pulled import Layout
-from .oci_program import OciProgram
+from .oci_program import OciProgram, cert_options
 
 AT_ONCE: dict[Layout, int] = {"oci": MAX_PARALLEL_DOWNLOADS, "dir": 1}     # layers at once, by destination
 
 
 def skopeo_argv(values: dict[str, str], layout: Layout = "oci") -> list[str]:
     """One `skopeo copy` from the registry into the pull's directory as an `oci:` layout or a `dir:`."""
-    tls = ["--src-cert-dir", values["certdir"]] if values.get("certdir") else ["--src-tls-verify=false"]
     dest = f"oci:{values['layout']}:{values['tag']}" if layout == "oci" else f"dir:{values['layout']}"
-    return ["skopeo", "--insecure-policy", "copy", *tls, f"docker://{values['image']}", dest]
+    return ["skopeo", "--insecure-policy", "copy", *cert_options(values, "src-"), f"docker://{values['image']}", dest]
 
 
 class Skopeo(OciProgram):
