@@ -7,10 +7,15 @@ and `enroot import docker://` do (labkit.clients.oras_style, labkit.clients.enro
 """
 from __future__ import annotations
 
+import hashlib
 import shutil
+import stat
+import sys
+from pathlib import Path
 
 import pytest
 
+from labkit.clients import enroot_pull
 from labkit.clients.kinds import KINDS
 from labkit.config.presets import PRESETS
 from labkit.errors import SettingsError
@@ -106,3 +111,52 @@ def test_an_oci_client_refuses_sregistrys_api_before_it_runs(lab, tmp_path):
         with pytest.raises(SettingsError, match=f"client.kind '{kind}' speaks oci"):
             KINDS[kind]().pull(sregistry, Where(tmp_path), 1)
     assert not list(tmp_path.iterdir())
+
+
+# --- the enroot driver's fetch with a stand-in curl (no lab) -------------------------------------------------
+FAKE_CURL = """#!{python}
+import os, sys, time
+args = sys.argv[1:]
+out, url = args[args.index("-o") + 1], args[-1]
+with open(os.path.join({log!r}, str(os.getpid())), "w") as f:
+    f.write(repr(time.monotonic()))
+time.sleep(0.2)
+hexpart = url.rpartition(":")[2]
+with open(os.path.join({blobs!r}, hexpart), "rb") as src, open(out, "wb") as dst:
+    dst.write(src.read())
+with open(os.path.join({log!r}, str(os.getpid())), "a") as f:
+    f.write(" " + repr(time.monotonic()))
+"""
+
+
+def _fake_curl(tmp_path: Path, blobs: dict[str, bytes]) -> tuple[str, Path]:
+    src, log = tmp_path / "served", tmp_path / "log"
+    src.mkdir()
+    log.mkdir()
+    for d, data in blobs.items():
+        (src / d.partition(":")[2]).write_bytes(data)
+    curl = tmp_path / "curl"
+    curl.write_text(FAKE_CURL.format(python=sys.executable, log=str(log), blobs=str(src)))
+    curl.chmod(curl.stat().st_mode | stat.S_IXUSR)
+    return str(curl), log
+
+
+def test_enroot_fetches_one_blob_per_curl_up_to_its_connections_each_checked(tmp_path):
+    blobs = {"sha256:" + hashlib.sha256(b"%d" % i).hexdigest(): b"%d" % i for i in range(5)}
+    curl, log = _fake_curl(tmp_path, blobs)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    enroot_pull.fetch_blobs([curl], "http://r/v2/x/blobs/", str(dest), list(blobs), at_once=2)
+    assert {p.name: p.read_bytes() for p in dest.iterdir()} == {d.partition(":")[2]: b for d, b in blobs.items()}
+    spans = [tuple(map(float, p.read_text().split())) for p in log.iterdir()]
+    most = max(sum(1 for s in spans if s[0] <= t < s[1]) for t, _ in spans)
+    assert len(spans) == 5 and most == 2         # one curl per blob, never more than `at_once` running
+
+
+def test_enroot_says_a_checksum_mismatch(tmp_path):
+    good = "sha256:" + hashlib.sha256(b"right").hexdigest()
+    curl, _ = _fake_curl(tmp_path, {good: b"wrong"})
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(SystemExit, match=f"Checksum mismatch: {good}"):
+        enroot_pull.fetch_blobs([curl], "http://r/v2/x/blobs/", str(dest), [good], at_once=10)
