@@ -18,18 +18,19 @@ of GNU parallel, its layer cache, and what it does with a blob after the check (
 lines 111-115); here each blob is written as it arrives to DEST/<hex> (the manifest as DEST/manifest.json)
 and hashed when its curl ends, in a thread of this driver.
 
-Standard library only (it runs as a program of its own; its start-up is part of every pull it makes).
+Standard library and its sibling driver only (it runs as a program of its own; its start-up is part of every pull it makes).
 Exit status 1 on any error, with curl's message or ours.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
 import subprocess
 import sys
 import threading
+
+from .curl_ranged_pull import driver_args
 
 CONNECTIONS = 10            # ENROOT_MAX_CONNECTIONS (conf/enroot.conf.in:43, enroot.in:90)
 CONNECT_TIMEOUT = 30        # ENROOT_CONNECT_TIMEOUT (conf/enroot.conf.in:46, enroot.in:91)
@@ -110,15 +111,7 @@ def fetch_blobs(opts: list[str], blob_url: str, dest: str, digests: list[str], a
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m labkit.clients.enroot_pull", description=__doc__.splitlines()[0])
-    ap.add_argument("base")
-    ap.add_argument("repository")
-    ap.add_argument("tag")
-    ap.add_argument("dest")
-    ap.add_argument("--connections", type=int, default=CONNECTIONS)
-    ap.add_argument("--cacert")
-    ap.add_argument("--curl", default="curl")
-    a = ap.parse_args(argv)
+    a = driver_args("labkit.clients.enroot_pull", __doc__, ["base", "repository", "tag", "dest"], argv, CONNECTIONS)
     opts = curl_options(a.curl, a.base, a.cacert)
     url_manifest = f"{a.base}/v2/{a.repository}/manifests/{a.tag}"
     blob_url = f"{a.base}/v2/{a.repository}/blobs/"
