@@ -68,10 +68,16 @@ def blobs_of(body: bytes) -> tuple[str, list[str]]:
         raise SystemExit("error: could not parse digest information from the manifest") from None
 
 
+def failed(url: str, rc: int, said: bytes) -> SystemExit:
+    """A curl that failed, in one line naming the URL and what curl said (its first line)."""
+    first = next((ln.strip() for ln in said.decode(errors="replace").splitlines() if ln.strip()), "(no message)")
+    return SystemExit(f"error: {url}: curl exit {rc}: {first}")
+
+
 def _get(opts: list[str], *args: str) -> bytes:
-    p = subprocess.run([*opts, *args], stdout=subprocess.PIPE)
+    p = subprocess.run([*opts, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     if p.returncode:
-        raise SystemExit(p.returncode)
+        raise failed(args[-1], p.returncode, p.stderr)
     return p.stdout
 
 
@@ -84,12 +90,12 @@ def _checked(path: str, digest: str, bad: list[str]) -> None:
 
 def fetch_blobs(opts: list[str], blob_url: str, dest: str, digests: list[str], at_once: int) -> None:
     """One curl per blob, `at_once` of them running; each blob hashed when its curl ends."""
-    waiting, running, failed, bad, hashing = list(digests), {}, [], [], []
+    waiting, running, errors, bad, hashing = list(digests), {}, [], [], []
     while waiting or running:
         while waiting and len(running) < at_once:
             d = waiting.pop(0)
             path = os.path.join(dest, d.partition(":")[2])
-            running[subprocess.Popen([*opts, "-f", "-o", path, "--", blob_url + d])] = (d, path)
+            running[subprocess.Popen([*opts, "-f", "-o", path, "--", blob_url + d], stderr=subprocess.PIPE)] = (d, path)
         pid, status = os.wait()
         done = next((p for p in running if p.pid == pid), None)
         if done is None:
@@ -97,15 +103,16 @@ def fetch_blobs(opts: list[str], blob_url: str, dest: str, digests: list[str], a
         d, path = running.pop(done)
         done.returncode = os.waitstatus_to_exitcode(status)
         if done.returncode:
-            failed.append(done.returncode)
+            errors.append(failed(blob_url + d, done.returncode, done.stderr.read()))
             waiting.clear()
             continue
+        done.stderr.close()
         hashing.append(threading.Thread(target=_checked, args=(path, d, bad)))
         hashing[-1].start()
     for t in hashing:
         t.join()
-    if failed:
-        raise SystemExit(f"error: {len(failed)} blob download(s) failed (curl exit {failed[0]})")
+    if errors:
+        raise errors[0]
     if bad:
         raise SystemExit(f"error: Checksum mismatch: {bad[0]}")
 

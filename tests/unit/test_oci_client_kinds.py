@@ -184,6 +184,15 @@ def test_enroot_reads_the_manifest_as_it_does(image):
         enroot_pull.blobs_of(b'{"schemaVersion": 2}')
 
 
+def test_a_failed_curl_is_one_line_naming_the_url_and_what_curl_said():
+    said = (b"curl: (60) SSL certificate problem: unable to get local issuer certificate\n"
+            b"More details here: https://curl.se/docs/sslcerts.html\n\ncurl failed to verify the legitimacy ...\n")
+    exc = enroot_pull.failed("https://r/v2/x/manifests/latest", 60, said)
+    assert str(exc) == ("error: https://r/v2/x/manifests/latest: curl exit 60: curl: (60) SSL certificate problem: "
+                        "unable to get local issuer certificate")
+    assert str(enroot_pull.failed("u", 7, b"")) == "error: u: curl exit 7: (no message)"
+
+
 def test_oras_style_takes_the_largest_blob():
     from labkit.clients.oci.manifest import Descriptor
     layers = [Descriptor("t", "sha256:" + "a" * 64, 10), Descriptor("t", "sha256:" + "b" * 64, 30),
