@@ -11,6 +11,7 @@ import hashlib
 import shutil
 import stat
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from labkit.lab.host.tools import tool
 from labkit.lab.lab import Lab
 from labkit.lab.oci_image import oci_target
 from labkit.lab.programs import DockerNat
+from labkit.measure.path_sockets import DiagSocket
 from labkit.clients.kind import Target, Where
 from labkit.units import MiB
 
@@ -85,6 +87,41 @@ def test_two_pulls_at_once_each_verified(lab, kind):
 
 
 @pytest.mark.parametrize("kind", ["skopeo", "enroot-style", "oras-style"])
+def most_at_once(ns: str | None, port: int, pull) -> int:
+    """The most connections from the compute node to `port`, established and each past its first 64 KiB (carrying
+    a layer, not a manifest), seen at once while `pull()` runs (the kernel's sock_diag, every ~2 ms)."""
+    diag, stop, most = DiagSocket(ns), threading.Event(), [0]
+
+    def watch():
+        while not stop.wait(0.002):
+            rows = diag.dump()
+            most[0] = max(most[0], sum(1 for r in rows if r["dport"] == port and r["state"] == 1
+                                       and r.get("bytes_received", 0) >= 64 * 1024))
+    w = threading.Thread(target=watch, daemon=True)
+    w.start()
+    try:
+        pull()
+    finally:
+        stop.set()
+        w.join()
+        diag.close()
+    return most[0]
+
+
+@pytest.mark.parametrize("kind,fewest", [("skopeo", 3), ("podman", 3), ("enroot-style", 2), ("oras-style", 1)])
+def test_how_many_layers_each_client_fetches_at_once(lab, kind, fewest):
+    """What the code says (containers/image's 6, enroot's 10, one blob for oras), seen on the wire: the 3-layer
+    image on 3 connections at once with containers/image (it starts them together and keeps them open),
+    oras-style's one blob on one. enroot-style's curls are started one after another and each ends with its
+    blob: a 2 MiB layer may be done before the last curl has connected (seen: 2), so at least 2."""
+    t = client_target(lab)
+    results = []
+    seen = most_at_once(t.ns, t.port, lambda: results.extend(KINDS[kind]().pull(t, where(lab), 1, "sha256", deadline=240)))
+    print(f"\nmeasured: {kind}: at most {seen} connection(s) carrying layers at once", flush=True)
+    assert results[0].ok, results[0].error
+    assert fewest <= seen <= min(len(t.oci.layers) if kind != "oras-style" else 1, KINDS[kind].connections)
+
+
 def test_a_wrong_digest_fails_the_pull_naming_it(lab, kind):
     """The check is real: an image whose config digest is not the registry's is a failed pull, not a pass."""
     t = client_target(lab)
