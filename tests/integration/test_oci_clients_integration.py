@@ -108,12 +108,13 @@ def most_at_once(ns: str | None, port: int, pull) -> int:
     return most[0]
 
 
-@pytest.mark.parametrize("kind,fewest", [("skopeo", 3), ("podman", 3), ("enroot-style", 2), ("oras-style", 1)])
+@pytest.mark.parametrize("kind,fewest", [("skopeo", 2), ("podman", 2), ("enroot-style", 2), ("oras-style", 1)])
 def test_how_many_layers_each_client_fetches_at_once(lab, kind, fewest):
     """What the code says (containers/image's 6, enroot's 10, one blob for oras), seen on the wire: the 3-layer
-    image on 3 connections at once with containers/image (it starts them together and keeps them open),
-    oras-style's one blob on one. enroot-style's curls are started one after another and each ends with its
-    blob: a 2 MiB layer may be done before the last curl has connected (seen: 2), so at least 2."""
+    image's layers on more than one connection at once, at most one per layer; oras-style's one blob on one.
+    Not always all 3: a 2 MiB layer may be done before the last layer's request starts (skopeo's Go client
+    then reuses its idle connection; enroot's curls start one after another and end with their blob).
+    Seen in two runs: skopeo 3 and 2, podman 3 and 3, enroot-style 2 and 3, oras-style 1 and 1."""
     t = client_target(lab)
     results = []
     seen = most_at_once(t.ns, t.port, lambda: results.extend(KINDS[kind]().pull(t, where(lab), 1, "sha256", deadline=240)))
