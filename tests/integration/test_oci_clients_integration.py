@@ -86,7 +86,6 @@ def test_two_pulls_at_once_each_verified(lab, kind):
     assert max(r.start for r in results) < min(r.end for r in results)     # they overlapped
 
 
-@pytest.mark.parametrize("kind", ["skopeo", "enroot-style", "oras-style"])
 def most_at_once(ns: str | None, port: int, pull) -> int:
     """The most connections from the compute node to `port`, established and each past its first 64 KiB (carrying
     a layer, not a manifest), seen at once while `pull()` runs (the kernel's sock_diag, every ~2 ms)."""
@@ -123,6 +122,7 @@ def test_how_many_layers_each_client_fetches_at_once(lab, kind, fewest):
     assert fewest <= seen <= min(len(t.oci.layers) if kind != "oras-style" else 1, KINDS[kind].connections)
 
 
+@pytest.mark.parametrize("kind", ["skopeo", "enroot-style", "oras-style"])
 def test_a_wrong_digest_fails_the_pull_naming_it(lab, kind):
     """The check is real: an image whose config digest is not the registry's is a failed pull, not a pass."""
     t = client_target(lab)
