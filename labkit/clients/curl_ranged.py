@@ -12,12 +12,12 @@ from __future__ import annotations
 import sys
 
 from .curl_ranged_pull import CONNECTIONS
-from .program import Program, with_labkit
+from .program import CurlDriver
 
 PROGRAM = "labkit.clients.curl_ranged_pull"
 
 
-class CurlRanged(Program):
+class CurlRanged(CurlDriver):
     name = "curl-ranged"
     connections = CONNECTIONS
     needs_url = True
@@ -26,10 +26,3 @@ class CurlRanged(Program):
         ca = values.get("cacert")
         return [sys.executable, "-m", PROGRAM, values["url"], values["dest"], "--connections", str(self.connections),
                 *(["--cacert", ca] if ca else [])]
-
-    def command(self, values: dict[str, str], find=None) -> list[str]:
-        """The driver runs the curl the lab finds (`find`), not whichever is first on PATH."""
-        return [*super().command(values, find), *(["--curl", find("curl")] if find else [])]
-
-    def env(self, values, workdir, secrets):
-        return with_labkit(super().env(values, workdir, secrets))

@@ -89,14 +89,20 @@ def fetch(base: list[str], url: str, dest: str, parts: list[tuple[int, int]]) ->
         raise SystemExit(f"error: {len(bad)} of {len(parts)} range requests failed (curl exit {bad[0]})")
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m labkit.clients.curl_ranged_pull", description=__doc__.splitlines()[0])
-    ap.add_argument("url")
-    ap.add_argument("dest")
-    ap.add_argument("--connections", type=int, default=CONNECTIONS)
+def driver_args(module: str, doc: str, positional: list[str], argv: list[str] | None,
+                connections: int = CONNECTIONS) -> argparse.Namespace:
+    """A curl driver's command line: its positional words, then --connections, --cacert and --curl."""
+    ap = argparse.ArgumentParser(prog=f"python -m {module}", description=doc.splitlines()[0])
+    for name in positional:
+        ap.add_argument(name)
+    ap.add_argument("--connections", type=int, default=connections)
     ap.add_argument("--cacert")
     ap.add_argument("--curl", default="curl")
-    a = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = driver_args("labkit.clients.curl_ranged_pull", __doc__, ["url", "dest"], argv)
     base = curl_argv(a.curl, a.cacert)
     url, length = probe(base, a.url)
     if length is None:

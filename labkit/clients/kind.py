@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from ..config.settings import ClientSettings
+from ..errors import SettingsError
 from ..records import PullResult, Verify
 from .registry_api import Trust
 
@@ -101,6 +102,12 @@ class ClientKind(ABC):
              deadline: float = 600, first_byte: threading.Event | None = None) -> list[PullResult]:
         """`parallel` pulls of `t` at once, each verified as `verify` says; results in order. A failed
         pull is a result with its error, not an exception; bad settings or no room raise before any pull."""
+
+    def require_api(self, t: Target) -> None:
+        """Refuse, before anything runs, a target in an API this kind does not speak (SettingsError naming it)."""
+        if t.api not in self.apis:
+            raise SettingsError(f"client.kind {self.name!r} speaks {' and '.join(self.apis)} only; the target "
+                                f"{t.host}:{t.port} {t.uri} is {t.api}'s API: choose a kind that speaks {t.api}")
 
     def describe(self) -> str:
         """One line: the kind, its connections per pull, how its CPU is counted."""

@@ -10,14 +10,18 @@ from ..config.settings import ClientSettings
 from .command import Command
 from .curl import Curl
 from .curl_ranged import CurlRanged
+from .enroot_style import EnrootStyle
 from .kind import API, ClientKind
 from .oci_own import OciOwn
+from .oras_style import OrasStyle
 from .own import Own
+from .podman import Podman
 from .singularity26 import Singularity26
+from .skopeo import Skopeo
 from .sregistry_cli import SregistryCli
 
 KINDS: dict[str, type[ClientKind]] = {k.name: k for k in (Own, Curl, SregistryCli, Singularity26, Command, CurlRanged,
-                                                         OciOwn)}
+                                                         OciOwn, Skopeo, Podman, OrasStyle, EnrootStyle)}
 
 
 def client_kind(settings: ClientSettings) -> ClientKind:

@@ -106,8 +106,9 @@ def _wait(run: _Run, deadline: float) -> None:
     run.end = time.perf_counter()
 
 
-def _result(run: _Run, kind: str, t: Target, verify: Verify) -> PullResult:
-    f = written_file(run.workdir)
+def file_check(workdir: Path, t: Target, verify: Verify) -> tuple[int, bool | None, str]:
+    """(bytes, sha256 matched or None when not checked, what is wrong or '') of the one file a client wrote."""
+    f = written_file(workdir)
     n = f.stat().st_size if f else 0
     sha_ok = None
     if f and verify == "sha256":
@@ -116,13 +117,16 @@ def _result(run: _Run, kind: str, t: Target, verify: Verify) -> PullResult:
         else:
             with open(f, "rb") as fh:
                 sha_ok = hashlib.file_digest(fh, "sha256").hexdigest() == t.sha256
+    return n, sha_ok, ("no file written" if f is None else f"short file: {n} of {t.size} bytes" if n != t.size
+                       else "sha256 mismatch" if sha_ok is False else "")
+
+
+def _result(run: _Run, kind: str, t: Target, verify: Verify, checked: tuple[int, bool | None, str]) -> PullResult:
+    n, sha_ok, wrong = checked
     rc = run.proc.returncode
     tail = _said(run.log.read_text(errors="replace"), run.program) if run.log.exists() else []
     error = ("still running after the deadline: killed" if run.timed_out
-             else f"{kind} exited with {rc}: {tail[0] if tail else '(no output)'}" if rc
-             else "no file written" if f is None
-             else f"short file: {n} of {t.size} bytes" if n != t.size
-             else "sha256 mismatch" if sha_ok is False else "")
+             else f"{kind} exited with {rc}: {tail[0] if tail else '(no output)'}" if rc else wrong)
     return PullResult(ok=not error, bytes=n, seconds=run.end - run.start,
                       ttfb_ms=(run.first - run.start) * 1e3 if run.first else 0.0,
                       sha256_ok=sha_ok if verify == "sha256" else None, error=error, start=run.start, end=run.end,
@@ -162,6 +166,19 @@ class Program(ClientKind):
         """The environment of one pull: this one's, HOME its own directory (`secrets`: a file it may write)."""
         return dict(os.environ, HOME=str(workdir))
 
+    def values(self, t: Target, url: str, workdir: Path) -> dict[str, str]:
+        """What one pull's command line is made from (pull_values); a kind may add its own fields."""
+        return pull_values(t, url, workdir)
+
+    def check(self, workdir: Path, t: Target, verify: Verify, exited_ok: bool, output: str = "") -> tuple[int, bool | None, str]:
+        """What the program left in `workdir`, checked after it ended (not timed): (bytes, sha256 matched
+        or None, what is wrong or ''); `exited_ok`: it exited 0 before the deadline; `output`: what it printed.
+        Default: its one file."""
+        return file_check(workdir, t, verify)
+
+    def cleanup(self, workdir: Path) -> None:
+        """Remove what a pull made outside its directory (which is removed after it in any case)."""
+
     def command(self, values: dict[str, str], find=None) -> list[str]:
         """argv with its program found (`find`: a name's path; None leaves the name as it is)."""
         argv = self.argv(values)
@@ -170,6 +187,7 @@ class Program(ClientKind):
     def pull(self, t: Target, where: Where, parallel: int = 1, verify: Verify = "sha256", timeout: float = 30,
              deadline: float = 600, first_byte: threading.Event | None = None) -> list[PullResult]:
         """`parallel` pulls at once, each in its own directory under `where.dest_root`; results in order."""
+        self.require_api(t)
         if where.dest_root is None:
             raise LabError(f"client.kind {self.name!r} writes a file: it needs a destination directory")
         if where.keeps:
@@ -181,7 +199,7 @@ class Program(ClientKind):
             cmds = []
             for r in runs:
                 r.workdir.mkdir(parents=True)
-                values = pull_values(t, url, r.workdir)
+                values = self.values(t, url, r.workdir)
                 cmds.append((self.command(values, where.find), self.env(values, r.workdir, r.log.with_suffix(".json"))))
             waiters = []
             for r, (argv, env) in zip(runs, cmds):
@@ -202,12 +220,26 @@ class Program(ClientKind):
                 time.sleep(_POLL)
             for w in waiters:
                 w.join()
-            return [_result(r, self.name, t, verify) for r in runs]
+            return [_result(r, self.name, t, verify, self.check(
+                r.workdir, t, verify, not r.timed_out and r.proc.returncode == 0,
+                r.log.read_text(errors="replace") if r.log.exists() else "")) for r in runs]
         finally:
             for r in runs:
                 if r.proc is not None and r.proc.poll() is None:
                     os.killpg(r.proc.pid, signal.SIGKILL)
                     r.proc.wait()
+                self.cleanup(r.workdir)
                 shutil.rmtree(r.workdir, ignore_errors=True)
                 for extra in (r.log, r.log.with_suffix(".json")):
                     extra.unlink(missing_ok=True)
+
+
+class CurlDriver(Program):
+    """A kind run as `python -m labkit.clients.<driver>` that runs curls: told the curl the lab finds
+    (`--curl`, not whichever is first on PATH), with this labkit importable."""
+
+    def command(self, values: dict[str, str], find=None) -> list[str]:
+        return [*super().command(values, find), *(["--curl", find("curl")] if find else [])]
+
+    def env(self, values, workdir, secrets):
+        return with_labkit(super().env(values, workdir, secrets))

@@ -514,7 +514,8 @@ def command_fields(template: str) -> set[str]:
 
 # The client kinds' names: the keys of labkit.clients.kinds.KINDS (config imports no clients; a unit test
 # holds the two equal). A new kind is a module and a row there, and its name here.
-ClientKindName = Literal["labkit", "curl", "sregistry-cli", "singularity-2.6", "command", "curl-ranged", "oci"]
+ClientKindName = Literal["labkit", "curl", "sregistry-cli", "singularity-2.6", "command", "curl-ranged", "oci",
+                         "skopeo", "podman", "oras-style", "enroot-style"]
 CLIENT_KINDS: tuple[str, ...] = get_args(ClientKindName)
 LEGACY_WRITE_TO = {"discard": "memory", "disk": "local-disk"}
 

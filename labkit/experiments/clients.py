@@ -3,18 +3,18 @@ moment of the machine falls on every kind alike; MB/s and the client's CPU per k
 from __future__ import annotations
 
 import time
-import typing
 from pathlib import Path
 
 import pandas as pd
 
-from ..config.settings import ClientSettings
+from ..clients.kinds import KINDS as TABLE
 from ..lab.lab import Lab
 from ..measure.pull_at import pull_at
 from .declare import Experiment, Outcome, Progress
 
-# every kind the settings know, but `command` (it needs an operator's command template)
-KINDS = [k for k in typing.get_args(ClientSettings.model_fields["kind"].annotation) if k != "command"]
+# every kind of sregistry's API, but `command` (it needs an operator's command template); the OCI kinds pull
+# from a distribution lab (benchmarks/bench_oci.py)
+KINDS = [k for k, c in TABLE.items() if k != "command" and "sregistry" in c.apis]
 
 
 def _measure(lab: Lab, exp: Experiment, progress: Progress) -> pd.DataFrame:

@@ -22,6 +22,8 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..clients.kind import OciImageRef, Target
+from ..clients.registry_api import Trust
 from ..errors import SettingsError
 from ..units import KiB, format_size
 
@@ -58,6 +60,19 @@ class OciImage:
     @property
     def size(self) -> int:
         return sum(self.layer_sizes)
+
+    def as_ref(self) -> OciImageRef:
+        """The image as a client's Target names it (labkit.clients.kind.OciImageRef): name, tag and every digest."""
+        return OciImageRef(self.repository, self.tag, self.manifest_digest, self.config_digest,
+                           tuple(zip(self.layer_digests, self.layer_sizes)))
+
+
+def oci_target(image: OciImage, endpoint: tuple[str | None, str, int], trust: Trust | None) -> Target:
+    """What a client pulls `image` as, from `endpoint` (ns, host, port: the lab's plan.endpoint of a vantage
+    point), verified as `trust` says: uri its manifest's path, sha256 the large layer's, size the layers' total."""
+    ns, host, port = endpoint
+    return Target(ns, host, port, f"/v2/{image.repository}/manifests/{image.tag}", image.largest[0].partition(":")[2],
+                  image.size, trust, image.as_ref())
 
 
 def blob_files(root: Path) -> list[Path]:

@@ -15,7 +15,10 @@ from labkit.clients.program import Program
 from labkit.config.settings import CLIENT_KINDS, ClientSettings, SettingsError, parse_settings
 
 VALUES = {"host": "192.0.2.20", "port": "80", "uri": "library/servelab:1b", "url": "http://192.0.2.20/containers/1/download/s",
-          "dest": "/run/x/image.sif", "cacert": ""}
+          "dest": "/run/x/image.sif", "cacert": "",
+          # an OCI kind's own (labkit.clients.oci_program.OciProgram.values)
+          "image": "192.0.2.20:80/servelab/image:latest", "base": "http://192.0.2.20:80", "repository": "servelab/image",
+          "tag": "latest", "layout": "/run/x", "certdir": ""}
 TEMPLATE = {"command": EXAMPLE}
 
 
@@ -43,15 +46,16 @@ def test_every_program_kind_has_a_command_line_and_is_told_the_ca_with_tls(name,
     plain = kind.command(VALUES, find=lambda p: f"/found/{p}")
     assert plain and all(isinstance(w, str) and w for w in plain)
     assert plain[0].startswith("/")               # a path: found through the lab's lookup, or an interpreter's
-    tls = VALUES | {"cacert": "/run/ca.pem", "url": VALUES["url"].replace("http:", "https:")}
+    tls = VALUES | {"cacert": "/run/ca.pem", "url": VALUES["url"].replace("http:", "https:"), "certdir": "/run/certs"}
     said = " ".join(kind.command(tls)) + " " + " ".join(f"{k}={v}" for k, v in kind.env(tls, tmp_path, tmp_path / "s").items())
     if name != "command":                         # the user's template decides whether it uses {cacert}
-        assert "/run/ca.pem" in said
+        assert "/run/ca.pem" in said or (kind.apis == ("oci",) and "--cert-dir /run/certs" in said.replace("src-", ""))
     assert kind.env(VALUES, tmp_path, tmp_path / "s")["HOME"] == str(tmp_path)
 
 
 def test_only_labkits_own_clients_run_in_this_process_and_may_discard():
-    assert [n for n, k in KINDS.items() if k.cpu == "threads"] == ["labkit", "oci"]
+    # labkit's own loop: its two clients (sregistry's API and OCI's) and the oras-style pull built on it
+    assert [n for n, k in KINDS.items() if k.cpu == "threads"] == ["labkit", "oci", "oras-style"]
     assert [n for n, k in KINDS.items() if k.discards] == ["labkit", "oci"]
 
 
