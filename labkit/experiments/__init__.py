@@ -32,6 +32,7 @@ DECLARED = {
     "storm": ("storm", "STORM"),
     "clients": ("clients", "CLIENTS"),
     "dilation": ("dilation", "DILATION"),
+    "oci-hypotheses": ("oci_hypotheses", "OCI_HYPOTHESES"),
 }
 
 

@@ -325,6 +325,12 @@ class VmStorage(Condition):
         drop_cache(self.images_dir / self.image.file)
         if self.disk is not None and self.disk.fuse is not None:
             drop_cache(self.disk.back / "images" / self.image.file)
+        # an OCI registry's root (registry.kind "distribution": its filesystem driver under the images): every blob
+        for root in (self.images_dir / REGISTRY_ROOT, *((self.disk.back / "images" / REGISTRY_ROOT,)
+                                                        if self.disk is not None and self.disk.fuse is not None else ())):
+            for blob in root.rglob("data") if root.is_dir() else ():
+                if blob.is_file():
+                    drop_cache(blob)
 
     def warm(self) -> bool:
         """cache=warm on the lab's own disk: the image read once through the VM's view, as a registry that has
@@ -365,6 +371,9 @@ class VmStorage(Condition):
         with contextlib.suppress(MountError, OSError):
             self._clear_root()
         return done
+
+
+REGISTRY_ROOT = "distribution"     # the OCI registry's root under the images (labkit.lab.programs.distribution)
 
 
 def uses_vm_disk(svc) -> bool:
