@@ -292,3 +292,21 @@ def binding(judged: pd.DataFrame) -> list[str]:
         return []
     b["gain"] = b.fix_MBps / b.MBps.where(b.MBps > 0)
     return list(dict.fromkeys(b.sort_values("gain", ascending=False, na_position="first").hypothesis))
+
+
+DEPLOYABLE = ("nginx.", "tls.", "publish.", "registry.")   # settings a bundle carries (not the lab's conditions)
+
+
+def fix_for(judged: pd.DataFrame, base: LabSettings, hypotheses=HYPOTHESES) -> tuple[LabSettings, list[str]]:
+    """`base` with the fix of every hypothesis that binds, where its fix is a setting a deployment carries
+    (nginx, TLS, Docker's publishing, the registry); the fixes of the machine's conditions (a disk, the client)
+    are left to the operator and said. Returns the settings and one line per hypothesis that binds."""
+    binds = set(binding(judged))
+    changes, lines = [], []
+    for h in hypotheses:
+        if h.name not in binds:
+            continue
+        mine = [o for o in h.fix if o.startswith(DEPLOYABLE)]
+        changes += mine
+        lines.append(f"{h.name}: " + (f"bundled ({', '.join(mine)})" if mine else f"not a setting to deploy: {h.fix_text}"))
+    return apply_overrides(base, changes), lines

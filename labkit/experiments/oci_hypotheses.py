@@ -76,7 +76,7 @@ def base_settings(*overrides: str):
 
 OCI_HYPOTHESES = Experiment(
     "oci-hypotheses", "today's slow pulls on the OCI path: each hypothesis beside its fix, at 1 and N pulls, judged",
-    _measure, settings=base_settings(), parallels=(1, 4), repeats=2, image_size=16 * MiB, lab_name="oci07-hyp",
+    _measure, settings=base_settings(), parallels=(1, 4), repeats=2, image_size=16 * MiB, lab_name="ocihyp",
     steps=lambda e: len(chosen(e)) * e.repeats * len(VARIANTS), record=_record, text=text,
     options={"deadline": 120, "hypotheses": None, "label": "oci-hypotheses"})
 

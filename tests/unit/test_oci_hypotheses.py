@@ -6,7 +6,7 @@ import re
 import pandas as pd
 import pytest
 
-from labkit.analyze.oci_hypotheses import COMMON, HYPOTHESES, binding, by_name, judge, judge_one, table
+from labkit.analyze.oci_hypotheses import COMMON, HYPOTHESES, binding, by_name, fix_for, judge, judge_one, table
 from labkit.config.presets import preset
 from labkit.errors import SettingsError
 from labkit.experiments import DECLARED, declared
@@ -133,3 +133,18 @@ def test_the_experiment_is_declared():
     assert s.registry.kind == "distribution" and s.storage.disk == "loop"
     assert exp.steps(exp) == len(MEASURED) * exp.repeats * 2
     assert 1 in exp.parallels and max(exp.parallels) > 1
+
+
+def test_the_bundle_carries_the_deployable_fixes_of_what_binds_only():
+    spool, storage = by_name("nginx spools blobs to a slow temp disk"), by_name("storage latency under the registry's root")
+    proxy = by_name("docker-proxy under pull storms")
+    j = judge(pd.concat([runs(spool.name, [50, 52], [150, 155]), runs(storage.name, [40, 41], [200, 210]),
+                         runs(proxy.name, [100, 104], [101, 103])]), hypotheses=(spool, storage, proxy))
+    base = preset("distribution-2.8")
+    s, lines = fix_for(j, base, hypotheses=(spool, storage, proxy))
+    assert s.nginx.proxy_buffering is False                         # bundled
+    assert s.storage == base.storage and s.publish == base.publish  # the disk is the machine's; proxy did not bind
+    assert lines[0].startswith(spool.name + ": bundled") and "not a setting to deploy" in lines[1]
+    assert len(lines) == 2
+    same, none = fix_for(j[~j.binds], base)
+    assert same == base and none == []
