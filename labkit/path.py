@@ -424,6 +424,17 @@ class ServingPath:
         """The stage that a pull at `vantage` ends with."""
         return next(s for s in self.stages if s.vantage == vantage)
 
+    @property
+    def registry(self) -> str:
+        """The registry.kind this path serves: the one whose backend program runs on it (BACKENDS)."""
+        programs = {s.program for s in self.services}
+        return next(k for k, b in BACKENDS.items() if b.program in programs)
+
+    @property
+    def backend(self) -> str:
+        """The registry's own service (sregistry's uwsgi, distribution's registry): where its blobs are read."""
+        return BACKENDS[self.registry].node
+
     def stage_of_program(self, program: str) -> Stage:
         """The stage whose work `program` does."""
         return next(s for s in self.stages if program in s.programs)

@@ -58,7 +58,8 @@ class _AnySet(tuple):
 
 
 _ANY_SET = _AnySet()
-SPOOLING = {"app.serve_mode": modes_where(lambda m: m.app_sends_image)}    # the app's response carries the image
+SREGISTRY = {"registry.kind": ("sregistry",)}          # remedies of sregistry's app and uwsgi
+SPOOLING = {**SREGISTRY, "app.serve_mode": modes_where(lambda m: m.app_sends_image)}   # the app's response carries it
 ACCEL = Remedy("X-Accel-Redirect", ("app.serve_mode=accel",),
                "nginx sends the image itself with sendfile: nothing is spooled through its buffers and temp files, "
                "and the uwsgi worker is free once the headers are sent", SPOOLING)
@@ -71,7 +72,13 @@ DNAT = Remedy("DNAT publishing", ("publish.iptables=true",),
               {"publish.iptables": (False,)})
 FILE_WRAPPER = Remedy("uwsgi's file wrapper", ("app.serve_mode=fileresponse",),
                       "uwsgi sendfile()s the file instead of Django iterating it in 4 KiB blocks in Python",
-                      {"app.serve_mode": modes_where(lambda m: m.app_sends_image and not m.file_wrapper)})
+                      {**SREGISTRY, "app.serve_mode": modes_where(lambda m: m.app_sends_image and not m.file_wrapper)})
+PROXY_NO_BUFFERING = Remedy(
+    "proxy_buffering off", ("nginx.proxy_buffering=off",),
+    "nginx passes the registry's blob bytes on as they come instead of spooling every pull through its buffers "
+    "and temp files (Harbor's nginx ships it: goharbor/harbor v2.15.2 "
+    "make/photon/prepare/templates/nginx/nginx.https.conf.jinja, location /v2/)",
+    {"registry.kind": ("distribution",), "nginx.proxy_buffering": (True,)})
 WARM_CACHE = Remedy("a warm page cache", ("storage.cache=warm",),
                     "images read from RAM: enough memory for the images the nodes pull", {"storage.cache": ("cold",)})
 RMEM = Remedy("a larger receive buffer", ("kernel.tcp_rmem=4096 131072 33554432",),
@@ -87,12 +94,14 @@ LIFT = Remedy("no CPU quota", ("cpu.{cpu}_cpus=none",), "the program gets the CP
 
 
 REMEDIES: dict[tuple[str, str], tuple[Remedy, ...]] = {
-    ("nginx", "cpu"): (ACCEL, NO_BUFFERING, LIFT),
-    ("nginx", "app"): (ACCEL, NO_BUFFERING),
+    ("nginx", "cpu"): (ACCEL, NO_BUFFERING, PROXY_NO_BUFFERING, LIFT),
+    ("nginx", "app"): (ACCEL, NO_BUFFERING, PROXY_NO_BUFFERING),
     ("docker-proxy", "cpu"): (DNAT, LIFT),
     ("uwsgi", "cpu"): (FILE_WRAPPER, ACCEL, LIFT),
     ("uwsgi", "app"): (FILE_WRAPPER, ACCEL),
     ("uwsgi", "disk"): (WARM_CACHE,),
+    ("registry", "cpu"): (LIFT,),                 # distribution (registry.kind "distribution"): its service
+    ("registry", "disk"): (WARM_CACHE,),
     (ANY, "window"): (RMEM,),
     (CLIENT, "client"): (DISCARD,),
 }

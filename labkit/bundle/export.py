@@ -1,4 +1,5 @@
-"""The winning settings as a bundle for sregistry's docker-compose deployment, checked before it is written.
+"""The winning settings as a bundle for sregistry's docker-compose deployment, checked before it is written
+(for an OCI registry, registry.kind "distribution": nginx in front of distribution, labkit.bundle.oci).
 
     nginx.conf                     server block (sregistry mounts it as conf.d/default.conf)
     nginx/nginx.conf               main config: workers, sendfile, aio, buffers
@@ -23,9 +24,11 @@ from typing import Callable
 import pandas as pd
 
 from ..config.render import NginxPaths, UwsgiPaths, templates, render_nginx, render_nginx_server, render_uwsgi
-from ..config.presets import PROVENANCE, SREGISTRY_SHIPPED
+from ..config.presets import DISTRIBUTION_2_8, PROVENANCE, SREGISTRY_SHIPPED
+from . import oci
 
 BASE_PRESET = "sregistry-2018-10"
+OCI_BASE_PRESET = "distribution-2.8"
 from ..config.modes import SERVE_MODES
 from ..config.settings import SYSCTLS, LabSettings, PublishSettings, as_text, field_names, setting
 
@@ -89,14 +92,28 @@ WHY = {
     "tls.conf_command": "OpenSSL settings nginx passes through (ssl_conf_command)",
     "tls.session_cache": "TLS sessions resumed without a full handshake",
     "tls.dhparam": "DH parameters for DHE suites",
-    **{f"cpu.{m}_cpus": f"CPU time {m} may use (docker-compose `cpus:`, a CFS quota)" for m in ("nginx", "uwsgi", "proxy")},
-    **{f"cpu.{m}_cpuset": f"the CPUs {m} may run on (docker-compose `cpuset:`)" for m in ("nginx", "uwsgi", "proxy")},
+    "nginx.proxy_buffering": "nginx reads the registry's response into buffers and temp files before sending; off "
+                             "passes each blob's bytes on as they come (Harbor's nginx: goharbor/harbor v2.15.2 "
+                             "make/photon/prepare/templates/nginx/nginx.https.conf.jinja)",
+    "nginx.proxy_request_buffering": "nginx reads a push's body whole before passing it to the registry",
+    "nginx.proxy_max_temp_file_size": "how much of a buffered registry response nginx may spill to a temp file",
+    "nginx.proxy_read_timeout": "seconds nginx waits for the next byte from the registry before it ends the pull",
+    "nginx.proxy_send_timeout": "seconds nginx waits while sending a request to the registry",
+    "nginx.proxy_http_version": "the HTTP version nginx speaks to the registry",
+    "registry.blobdescriptor_cache": "config.yml's storage.cache.blobdescriptor: blob metadata kept in memory",
+    "registry.health_storagedriver": "config.yml's health.storagedriver check",
+    "registry.log_level": "the registry's log level",
+    **{f"cpu.{m}_cpus": f"CPU time {m} may use (docker-compose `cpus:`, a CFS quota)"
+       for m in ("nginx", "uwsgi", "proxy", "registry")},
+    **{f"cpu.{m}_cpuset": f"the CPUs {m} may run on (docker-compose `cpuset:`)" for m in ("nginx", "uwsgi", "proxy", "registry")},
 }
+GROUPS = {"sregistry": ("app", "publish", "uwsgi", "nginx", "tls", "kernel", "cpu"),
+          "distribution": ("registry", "publish", "nginx", "tls", "kernel", "cpu")}
 
 
 def changes(s: LabSettings, base: LabSettings = SREGISTRY_SHIPPED) -> list[dict]:
     out = []
-    for group in ("app", "publish", "uwsgi", "nginx", "tls", "kernel", "cpu"):
+    for group in GROUPS[s.registry.kind]:
         for field in field_names(base, group, s):
             a, b = setting(base, group, field), setting(s, group, field)
             if a != b:
@@ -131,22 +148,23 @@ def export_bundle(s: LabSettings, out_dir: Path, label: str = "winner", measurem
     out_dir.mkdir(parents=True, exist_ok=True)
     env = templates()
     sysctls = kernel_sysctls(s)
+    nofile = max(65536, 4 * s.nginx.worker_connections)
+    ocireg = s.registry.kind == "distribution"
     files = {
-        "nginx.conf": render_nginx_server(s, DEPLOY_NGINX),
-        "nginx/nginx.conf": render_nginx(s, DEPLOY_NGINX),
-        "uwsgi.ini": render_uwsgi(s, DEPLOY_UWSGI),
+        **config_files(s),
         "sysctl.d/60-servelab-tcp.conf": env.get_template("sysctl.conf.j2").render(sysctls=sysctls),
-        "docker-compose.override.yml": env.get_template("compose-override.yml.j2").render(
-            nofile=max(65536, 4 * s.nginx.worker_connections), sysctls=sysctls, cpu=s.cpu, tls=s.tls),
+        "docker-compose.override.yml": oci.compose_override(s, nofile, sysctls) if ocireg else
+        env.get_template("compose-override.yml.j2").render(nofile=nofile, sysctls=sysctls, cpu=s.cpu, tls=s.tls),
         SETTINGS_FILE: json.dumps(s.model_dump(mode="json"), indent=1) + "\n",
     }
     if daemon := daemon_json(s):
         files["daemon.json"] = json.dumps(daemon, indent=1) + "\n"
     table = measurements.to_markdown(index=False) if measurements is not None and len(measurements) else ""
-    files["README.md"] = env.get_template("bundle-README.md.j2").render(
-        label=label, when=time.strftime("%Y-%m-%d %H:%M"), s=s, changes=changes(s),
+    base, base_s = (OCI_BASE_PRESET, DISTRIBUTION_2_8) if ocireg else (BASE_PRESET, SREGISTRY_SHIPPED)
+    files["README.md"] = env.get_template("bundle-oci-README.md.j2" if ocireg else "bundle-README.md.j2").render(
+        label=label, when=time.strftime("%Y-%m-%d %H:%M"), s=s, changes=changes(s, base_s),
         daemon_json="daemon.json" in files, measurements=table, image_mib=image_mib, notes=notes or [],
-        base=BASE_PRESET, provenance=PROVENANCE, mode=SERVE_MODES[s.app.serve_mode], tls_paths=DEPLOY_NGINX)
+        base=base, provenance=PROVENANCE, mode=SERVE_MODES[s.app.serve_mode], tls_paths=DEPLOY_NGINX)
     with tempfile.TemporaryDirectory(prefix="servelab-bundle-", dir=out_dir) as tmp:
         stage = Path(tmp) / label
         for name, text in files.items():
@@ -163,6 +181,15 @@ def export_bundle(s: LabSettings, out_dir: Path, label: str = "winner", measurem
     return final, tar
 
 
+def config_files(s: LabSettings) -> dict[str, str]:
+    """The configs a bundle for `s` holds, as deployed: sregistry's nginx and uwsgi files, or (an OCI registry)
+    nginx's and the registry's config.yml (labkit.bundle.oci)."""
+    if s.registry.kind == "distribution":
+        return oci.config_files(s)
+    return {"nginx.conf": render_nginx_server(s, DEPLOY_NGINX), "nginx/nginx.conf": render_nginx(s, DEPLOY_NGINX),
+            "uwsgi.ini": render_uwsgi(s, DEPLOY_UWSGI)}
+
+
 def import_bundle(path: Path) -> LabSettings:
     """The settings of a bundle (its directory or .tar.gz), checked against its rendered files."""
     path = Path(path)
@@ -172,11 +199,13 @@ def import_bundle(path: Path) -> LabSettings:
             if member is None:
                 raise ValueError(f"{path}: no {SETTINGS_FILE} in this archive")
             root = member.name.rsplit("/", 1)[0]
-            read = {n: tf.extractfile(f"{root}/{n}").read().decode() for n in (SETTINGS_FILE, "nginx/nginx.conf", "uwsgi.ini")}
+            read = lambda n: tf.extractfile(f"{root}/{n}").read().decode()   # noqa: E731
+            s = LabSettings.model_validate_json(read(SETTINGS_FILE))
+            got = {n: read(n) for n in config_files(s)}
     else:
-        read = {n: (path / n).read_text() for n in (SETTINGS_FILE, "nginx/nginx.conf", "uwsgi.ini")}
-    s = LabSettings.model_validate_json(read[SETTINGS_FILE])
-    if render_nginx(s, DEPLOY_NGINX) != read["nginx/nginx.conf"] or render_uwsgi(s, DEPLOY_UWSGI) != read["uwsgi.ini"]:
+        s = LabSettings.model_validate_json((path / SETTINGS_FILE).read_text())
+        got = {n: (path / n).read_text() for n in config_files(s)}
+    if got != config_files(s):
         raise ValueError(f"{path}: the config files were edited after export; they no longer match {SETTINGS_FILE}")
     return s
 

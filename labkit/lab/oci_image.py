@@ -26,6 +26,7 @@ from ..errors import SettingsError
 from ..units import KiB, format_size
 
 REPOSITORY, TAG = "servelab/image", "latest"
+OCI_ROOT = "distribution"      # an OCI registry's filesystem driver root, under the VM's images directory
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 CONFIG = "application/vnd.oci.image.config.v1+json"
 LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -57,6 +58,12 @@ class OciImage:
     @property
     def size(self) -> int:
         return sum(self.layer_sizes)
+
+
+def blob_files(root: Path) -> list[Path]:
+    """The blob data files an OCI registry keeps under its filesystem driver `root` (distribution's layout:
+    docker/registry/v2/blobs/<algorithm>/<2 hex>/<hex>/data); [] where there is none."""
+    return sorted(Path(root).glob("docker/registry/v2/blobs/*/*/*/data"))
 
 
 def layer_sizes(image_size: int, layers: int) -> list[int]:

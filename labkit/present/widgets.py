@@ -20,9 +20,16 @@ from .plots import trials_bars
 from ..config.presets import PRESETS
 from ..config.settings import BufferSpec, LabSettings, SettingsError, as_text, parse_settings, setting
 
-GROUP_TITLES = {"app": "registry app", "uwsgi": "uwsgi", "nginx": "nginx", "publish": "publish (VM)",
-                "kernel": "kernel TCP", "links": "links (tbf)", "storage": "VM disk", "cpu": "CPU",
-                "client": "client"}
+GROUP_TITLES = {"app": "registry app", "uwsgi": "uwsgi", "registry": "registry (distribution)", "nginx": "nginx",
+                "publish": "publish (VM)", "kernel": "kernel TCP", "links": "links (tbf)", "storage": "VM disk",
+                "cpu": "CPU", "client": "client"}
+# the groups of the other registry's programs are not on the lab's path: no controls for them
+NOT_ON_PATH = {"sregistry": ("registry",), "distribution": ("app", "uwsgi")}
+
+
+def panel_groups(s: LabSettings) -> list[str]:
+    """The setting groups the panel shows for a lab with settings `s` (its registry's own, not the other's)."""
+    return [g for g in GROUP_TITLES if g not in NOT_ON_PATH[s.registry.kind]]
 _STYLE = {"description_width": "190px"}
 _LAYOUT = w.Layout(width="420px")
 
@@ -52,6 +59,8 @@ def _value(text: str, current):
         return {"number": parts[0], "size": parts[1] if len(parts) > 1 else ""}
     if isinstance(current, tuple) or (current is None and len(text.split()) == 3):
         return [p for p in text.split()]
+    if isinstance(current, str):       # a size or a word stays text ("0" for client_max_body_size)
+        return text
     return int(text) if text.lstrip("-").isdigit() else text
 
 
@@ -66,7 +75,8 @@ class TuningPanel:
         self._controls: dict[tuple[str, str], w.Widget] = {}
         pages = []
         keyed = lab.path.keyed_settings       # links and CPU: one control per name of the lab's path
-        for group in GROUP_TITLES:
+        groups = panel_groups(lab.settings)
+        for group in groups:
             model = getattr(lab.settings, group)
             rows = []
             fields = ({f: None for f in keyed[group]} if group in keyed
@@ -76,7 +86,7 @@ class TuningPanel:
                 self._controls[(group, field)] = ctl
                 rows.append(ctl)
             pages.append(w.VBox(rows))
-        self.tabs = w.Tab(children=pages, titles=[GROUP_TITLES[g] for g in GROUP_TITLES])
+        self.tabs = w.Tab(children=pages, titles=[GROUP_TITLES[g] for g in groups])
         self.preset = w.Dropdown(options=["(current)", *PRESETS], description="preset", style=_STYLE)
         self.preset.observe(self._on_preset, names="value")
         self.parallel = w.IntSlider(value=parallel, min=1, max=40, description="parallel pulls", style=_STYLE)

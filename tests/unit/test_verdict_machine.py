@@ -13,13 +13,14 @@ import pytest
 from labkit.analyze.machine import cpu_seconds_per_gb, shared_cpu
 from labkit.analyze.noise import Rate
 from labkit.analyze.scoring import stripped
-from labkit.analyze.remedies import ACCEL, ANY, DNAT, NO_BUFFERING, REMEDIES, RMEM, Fix, Trial, candidates, winner
+from labkit.analyze.remedies import (ACCEL, ANY, DNAT, NO_BUFFERING, PROXY_NO_BUFFERING, REMEDIES, RMEM, WARM_CACHE,
+                                     Fix, Trial, candidates, winner)
 from labkit.analyze.verdict import verdict
 from labkit.analyze.words import headline, nested_parentheses, verdict_text
 from labkit.config.overrides import apply_overrides
 from labkit.config.presets import preset
 from labkit.records import Survey
-from labkit.path import CLIENT, PATH
+from labkit.path import BACKENDS, CLIENT, PATH, registry_path
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "surveys"
 # these surveys were measured with docker-proxy carrying every byte (Docker's `"iptables": false`), the
@@ -167,12 +168,30 @@ def test_remedies_are_data_keyed_by_stage_and_cause_and_skip_what_changes_nothin
     slow = apply_overrides(S2018, ["client.dest=local-disk", "client.write_mbps=20"])
     assert [r.name for r in candidates("full path", "client", slow, PATH)] == ["a destination that keeps up"]
     assert candidates("nginx", "window", S2018, PATH) == [RMEM]             # a window, wherever it binds
-    programs = {p for st in PATH.stages for p in st.programs} | {ANY}
+    paths = [registry_path(registry=r) for r in BACKENDS]
+    programs = {p for path in paths for st in path.stages for p in st.programs} | {ANY}
     for (prog, _), rems in REMEDIES.items():
-        assert prog in programs                                            # every key is a program of the path
+        assert prog in programs                                            # every key is a program of a path
         for rem in rems:
-            rem = rem.on(PATH.cpu_key(prog) or "nginx")
+            rem = rem.on(next((k for path in paths if (k := path.cpu_key(prog))), "nginx"))
             apply_overrides(S2018, list(rem.set))                          # every override is a valid setting
+
+
+def test_the_remedies_on_the_oci_path_are_its_own():
+    """distribution behind nginx: proxy_buffering off for nginx (never sregistry's X-Accel-Redirect or uwsgi_buffering),
+    the registry's CPU quota lifted, a warm cache for its disk; on sregistry's path proxy_buffering is never offered."""
+    oci, dist = registry_path(registry="distribution"), preset("distribution-2.8")
+    assert [r.name for r in candidates("nginx", "cpu", dist, oci)] == [
+        "AES-128-GCM first", "ChaCha20-Poly1305 preferred", "plain http on the cluster network", "more nginx workers",
+        "proxy_buffering off"]                                                    # TLS's fixes first (TLS is on)
+    assert candidates("nginx", "app", dist, oci) == [PROXY_NO_BUFFERING]
+    assert candidates("nginx", "app", preset("harbor-front"), oci) == []          # Harbor already streams
+    assert PROXY_NO_BUFFERING not in candidates("nginx", "app", S2018, PATH)
+    capped = apply_overrides(dist, ["cpu.registry_cpus=0.2"])
+    assert [(r.name, r.set) for r in candidates("registry", "cpu", capped, oci)] == \
+        [("no CPU quota on registry", ("cpu.registry_cpus=none",))]
+    cold = apply_overrides(dist, ["storage.cache=cold"])
+    assert candidates("registry", "disk", cold, oci) == [WARM_CACHE]
 
 
 def test_a_remedy_wins_only_beyond_the_runs_spread():

@@ -28,6 +28,7 @@ from ...units import MiB, format_size
 from ..host import ownership
 from ..host.cgroups import Cgroup, CgroupError, Features, IoCounters, IoLimits, joiner, parse_io_stat, render_io_max
 from ..host.loopdisk import LoopDisk, drop_cache, loops_backed_by
+from ..oci_image import OCI_ROOT, blob_files
 from ..host.mounts import MountError
 from . import writeback
 from .base import Condition, Crew, Ground, undone_on_failure
@@ -318,19 +319,22 @@ class VmStorage(Condition):
         if self.disk and uses_vm_disk(svc):
             self.disk.add(pids)
 
+    def served(self, under: Path | None = None) -> list[Path]:
+        """The files a pull reads from this storage (under `images_dir`, or the same names under `under`):
+        sregistry's image file, and an OCI registry's blobs (labkit.lab.oci_image.OCI_ROOT) when it has any."""
+        base = under or self.images_dir
+        return [base / self.image.file, *blob_files(base / OCI_ROOT)]
+
     def before_pull(self, crew: Crew | None = None) -> None:
-        """cache=cold: the image leaves the page cache (the VM's, the FUSE layer's, the disk's)."""
+        """cache=cold: the image (an OCI registry's blobs too) leaves the page cache (the VM's, the FUSE
+        layer's, the disk's)."""
         if self.settings.cache != "cold" or self.image is None:
             return
-        drop_cache(self.images_dir / self.image.file)
+        for f in self.served():
+            drop_cache(f)
         if self.disk is not None and self.disk.fuse is not None:
-            drop_cache(self.disk.back / "images" / self.image.file)
-        # an OCI registry's root (registry.kind "distribution": its filesystem driver under the images): every blob
-        for root in (self.images_dir / REGISTRY_ROOT, *((self.disk.back / "images" / REGISTRY_ROOT,)
-                                                        if self.disk is not None and self.disk.fuse is not None else ())):
-            for blob in root.rglob("data") if root.is_dir() else ():
-                if blob.is_file():
-                    drop_cache(blob)
+            for f in self.served(self.disk.back / "images"):
+                drop_cache(f)
 
     def warm(self) -> bool:
         """cache=warm on the lab's own disk: the image read once through the VM's view, as a registry that has
@@ -339,9 +343,10 @@ class VmStorage(Condition):
         if self.settings.cache != "warm" or self.image is None or self.disk is None:
             return False
         buf = bytearray(MiB)
-        with open(self.images_dir / self.image.file, "rb", buffering=0) as f:
-            while f.readinto(buf):
-                pass
+        for path in self.served():
+            with open(path, "rb", buffering=0) as f:
+                while f.readinto(buf):
+                    pass
         return True
 
     def processes(self) -> dict[str, list[psutil.Process]]:
@@ -371,9 +376,6 @@ class VmStorage(Condition):
         with contextlib.suppress(MountError, OSError):
             self._clear_root()
         return done
-
-
-REGISTRY_ROOT = "distribution"     # the OCI registry's root under the images (labkit.lab.programs.distribution)
 
 
 def uses_vm_disk(svc) -> bool:

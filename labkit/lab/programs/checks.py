@@ -1,4 +1,5 @@
-"""Configs judged by the real programs: `nginx -t`, and uwsgi's own parser in strict mode."""
+"""Configs judged by the real programs: `nginx -t`, uwsgi's own parser in strict mode, and an OCI registry's
+config.yml by the registry itself (started on it, answering GET /v2/)."""
 from __future__ import annotations
 
 import shutil
@@ -84,3 +85,38 @@ def uwsgi_check(ini: Path, expect_processes: int | None = None) -> None:
     if expect_processes is not None and res.stdout.strip() != str(expect_processes):
         raise ConfigRejected(f"uwsgi read processes = {res.stdout.strip()!r} from {ini.name}, "
                              f"expected {expect_processes}")
+
+
+REGISTRY_CHECK = """ip link set lo up
+REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY="$2" "$1" serve "$3" >"$4" 2>&1 &
+pid=$!
+code=000
+for i in $(seq 200); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$5/v2/")
+  [ "$code" = 200 ] && break
+  kill -0 $pid 2>/dev/null || break
+  sleep 0.05
+done
+kill $pid 2>/dev/null; wait $pid 2>/dev/null
+echo "GET /v2/: HTTP $code"
+[ "$code" = 200 ]
+"""
+
+
+def registry_check(config: Path, port: int) -> None:
+    """distribution's registry (Debian's docker-registry) started on `config` in a network namespace of its own
+    (only loopback: the config's `addr` port taken by nobody else), its filesystem root in a temp directory
+    (distribution's REGISTRY_<SECTION>_<KEY> override of that one key: distribution/distribution v2.8.2
+    docs/configuration.md, configuration/parser.go overwriteFields), and asked GET /v2/ on 127.0.0.1:`port`:
+    accepted only once it answers 200; its own words otherwise."""
+    with tempfile.TemporaryDirectory(prefix="servelab-registry-check-") as tmp:
+        log = Path(tmp) / "registry.log"
+        res = subprocess.run(["unshare", "--net", "sh", "-c", REGISTRY_CHECK, "check", tool("docker-registry"),
+                              str(Path(tmp) / "root"), str(config), str(log), str(port)],
+                             capture_output=True, text=True, timeout=60)
+        if res.returncode:
+            lines = log.read_text().strip().splitlines() if log.exists() else []
+            # its own words: a panic's first line, else its last lines (a Go panic's trace follows the message)
+            said = [ln for ln in lines if ln.startswith(("panic:", "configuration error"))][:1] or lines[-3:]
+            raise ConfigRejected(f"the registry did not serve on {config.name} ({res.stdout.strip()}): "
+                                 + " | ".join(said))

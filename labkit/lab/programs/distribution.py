@@ -29,7 +29,7 @@ from ...path import ServiceSpec
 from ...units import format_size
 from ...clients.registry_api import Trust, base_url, get
 from ..host.tools import tool
-from ..oci_image import MANIFEST, OciImage, ensure_oci_layout, read_layout
+from ..oci_image import MANIFEST, OCI_ROOT, OciImage, blob_files, ensure_oci_layout, read_layout
 from .base import Service, Site
 from .nginx import Nginx
 
@@ -40,8 +40,13 @@ class DistributionRegistry(Service):
     def __init__(self, site: Site, spec: ServiceSpec, settings: LabSettings):
         super().__init__(site, spec, settings)
         self.config = self.file(".yml")
-        self.root = site.images_dir.resolve() / "distribution"     # the filesystem driver's rootdirectory
         self.image: OciImage | None = None
+
+    @property
+    def root(self) -> Path:
+        """The filesystem driver's rootdirectory: on the VM's storage as it is now (a live change to
+        storage.disk moves it onto the new disk)."""
+        return self.site.images_dir.resolve() / OCI_ROOT
 
     def render(self, s: LabSettings) -> str:
         return render_registry_config(s, RegistryPaths(f"{self.ready_at[0]}:{self.ready_at[1]}", str(self.root)))
@@ -71,6 +76,17 @@ class DistributionRegistry(Service):
         raise ServiceError(f"{self.name}: GET /v2/ did not answer 200 within {timeout:.0f}s ({last}):\n"
                            f"{self.log_since_start()}")
 
+    def start(self, *args, **kw) -> None:
+        super().start(*args, **kw)
+        if self.image is not None and not self.holds(self.image):   # restarted on another disk: stocked again
+            self.wait_ready()
+            self.push(self.image)
+
+    def holds(self, img: OciImage) -> bool:
+        """Whether every blob of `img` is under the driver's root (a new disk starts empty)."""
+        have = {p.parent.name for p in blob_files(self.root)}
+        return all(d.split(":", 1)[1] in have for d in (*img.layer_digests, img.config_digest))
+
     def change(self, s: LabSettings) -> str:
         self.settings = s
         self.restart()
@@ -82,18 +98,22 @@ class DistributionRegistry(Service):
         from inside its namespace (with `push` False: only known, e.g. by a lab attached to a running one)."""
         img = ensure_oci_layout(layouts, image_size, self.settings.registry.layers)
         if push:
-            dest = f"docker://{self.ready_at[0]}:{self.ready_at[1]}/{img.ref}"
-            # no signature policy in the lab (--insecure-policy); plain http to the registry's own port
-            argv = [*exec_prefix(self.ns), tool("skopeo"), "--insecure-policy", "copy", "--quiet",
-                    "--dest-tls-verify=false", f"oci:{img.layout}:{img.tag}", dest]
-            res = subprocess.run(argv, capture_output=True, text=True, timeout=600)
-            if res.returncode:
-                raise ServiceError(f"{self.name}: skopeo copy to {dest} failed: {res.stderr.strip()}")
+            self.push(img)
         self.image = img
         self.fetch_manifest(self.ns, *self.ready_at, timeout=10)
         sizes = ", ".join(format_size(n) for n in img.layer_sizes)
         return (f"{self.name}: {'pushed' if push else 'serves'} {img.ref} ({len(img.layer_sizes)} layers: "
                 f"{sizes}; manifest {img.manifest_digest[:19]})")
+
+    def push(self, img: OciImage) -> None:
+        """`skopeo copy` of the image's layout into this registry, from inside its namespace."""
+        dest = f"docker://{self.ready_at[0]}:{self.ready_at[1]}/{img.ref}"
+        # no signature policy in the lab (--insecure-policy); plain http to the registry's own port
+        argv = [*exec_prefix(self.ns), tool("skopeo"), "--insecure-policy", "copy", "--quiet",
+                "--dest-tls-verify=false", f"oci:{img.layout}:{img.tag}", dest]
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+        if res.returncode:
+            raise ServiceError(f"{self.name}: skopeo copy to {dest} failed: {res.stderr.strip()}")
 
     def fetch_manifest(self, ns: str | None, host: str, port: int, timeout: float = 10,
                        trust: Trust | None = None) -> dict:
