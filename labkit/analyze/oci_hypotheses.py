@@ -307,6 +307,9 @@ def fix_for(judged: pd.DataFrame, base: LabSettings, hypotheses=HYPOTHESES) -> t
         if h.name not in binds:
             continue
         mine = [o for o in h.fix if o.startswith(DEPLOYABLE)]
-        changes += mine
-        lines.append(f"{h.name}: " + (f"bundled ({', '.join(mine)})" if mine else f"not a setting to deploy: {h.fix_text}"))
+        new = [o for o in mine if apply_overrides(base, [o]) != base]
+        changes += new
+        lines.append(f"{h.name}: " + (f"bundled ({', '.join(new)})" if new else
+                                      f"already so in these settings ({', '.join(mine)})" if mine else
+                                      f"not a setting to deploy: {h.fix_text}"))
     return apply_overrides(base, changes), lines

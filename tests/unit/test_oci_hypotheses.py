@@ -148,3 +148,7 @@ def test_the_bundle_carries_the_deployable_fixes_of_what_binds_only():
     assert len(lines) == 2
     same, none = fix_for(j[~j.binds], base)
     assert same == base and none == []
+    timeout = by_name("proxy_read_timeout on big blobs")          # its fix, 900 s, is the recipe's own
+    s, lines = fix_for(judge(runs(timeout.name, [0, 0], [2, 2], fail_as_is=1), hypotheses=(timeout,)), base,
+                       hypotheses=(timeout,))
+    assert s == base and lines == [f"{timeout.name}: already so in these settings (nginx.proxy_read_timeout=900)"]
