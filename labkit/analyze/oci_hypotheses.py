@@ -120,7 +120,11 @@ HYPOTHESES: tuple[OciHypothesis, ...] = (
         ("nginx.proxy_max_temp_file_size=0m",),
         "proxy_max_temp_file_size 0 (no temp files) or proxy_buffering off",
         (Issue(HARBOR, "#2936", "large pulls through Harbor's buffering nginx"),
-         Issue("NginxProxyManager/nginx-proxy-manager", "#3567", "layers over 1 GiB fail behind its proxy")),
+         Issue("podman-container-tools/podman", "#14481", "a layer over 1 GiB pulled through a reverse nginx fails "
+               "('upstream prematurely closed connection while reading upstream'); proxy_max_temp_file_size 0 ended "
+               "it"),
+         Issue("NginxProxyManager/nginx-proxy-manager", "#3567", "large layers behind its proxy (issue 27's "
+               "citation)")),
         (PIPE,),
         honest="nginx 1.22.1 does not fail a blob over the cap: it spools up to the cap, then stops reading the "
                "registry until the client has taken what it holds, and the pull completes "
@@ -134,11 +138,12 @@ HYPOTHESES: tuple[OciHypothesis, ...] = (
         ("nginx.proxy_read_timeout=1", "storage.read_mbps=2", "storage.cache=cold"),
         ("nginx.proxy_read_timeout=900",),
         "proxy_read_timeout 900 (distribution's recipe, Harbor) hides it; faster storage under the registry ends it",
-        (Issue(HARBOR, "#17242", "a 12 GB layer; the maintainers: 'enlarge the http timeout in the nginx'"),),
+        (Issue(HARBOR, "#17242", "a 12 GB layer that would not go through Harbor's nginx (a push); the "
+               "maintainers: 'enlarge the http timeout in the nginx'"),),
         (PIPE, FILEREADER,
          Code(NGINX, NGINX_1_22_1, "src/http/ngx_http_upstream.c",
-              "ngx_http_upstream_process_non_buffered_request and the buffered pipe arm read_timeout on the "
-              "upstream's read event while it is not ready")),
+              "ngx_http_upstream_process_non_buffered_request (buffering off) arms read_timeout on the upstream's "
+              "read event while it is active and not ready; with buffering on the event pipe does (PIPE)")),
         honest="the lab's timeout is 1 s (nginx's least) against a disk held to 2 MB/s: a 4 MiB read of the "
                "registry waits about 2 s, longer than the timeout, the scaled-down form of 60 s against a slow "
                "network file system"),
