@@ -279,8 +279,8 @@ def judge(runs: pd.DataFrame, hypotheses=HYPOTHESES) -> pd.DataFrame:
     out = []
     for h in hypotheses:
         if h.unmeasurable:
-            out.append({"hypothesis": h.name, "parallel": None, "binds": False, "judged": "not measurable here: " +
-                        h.unmeasurable.split(":")[0], "cited": h.cited})
+            out.append({"hypothesis": h.name, "parallel": None, "binds": False, "judged": "not measurable here",
+                        "cited": h.cited})
             continue
         mine = runs[runs.hypothesis == h.name]
         for n in sorted(mine.parallel.unique()):
