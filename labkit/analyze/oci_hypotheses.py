@@ -39,7 +39,7 @@ class Issue:
     says: str
 
     def __str__(self) -> str:
-        return f"{self.repo}{self.number}"
+        return f"{self.repo}{self.number}" if self.number.startswith("#") else f"{self.repo} {self.number}"
 
 
 @dataclass(frozen=True)

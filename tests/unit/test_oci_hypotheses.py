@@ -22,7 +22,7 @@ def test_the_issue_list_is_covered():
     cited = {str(i) for h in HYPOTHESES for i in h.issues}
     assert {"goharbor/harbor#2936", "goharbor/harbor#16651", "containerd/containerd#8160", "containers/image#776",
             "golang/go#47840", "curl/curl#1102", "moby/moby#47537", "goharbor/harbor#21753",
-            "distribution/distribution#2456", "goharbor/harborPR#2973"} <= cited
+            "distribution/distribution#2456", "goharbor/harbor PR#2973"} <= cited
 
 
 @pytest.mark.parametrize("h", HYPOTHESES, ids=lambda h: h.name)
