@@ -68,6 +68,9 @@ _PUBLIC = {
     "show_verdict": "present.notebook", "show_text": "present.notebook", "link": "present.notebook", "plots": ("present.plots", None), "report": ("present.report", None),
     "run": "experiments.runner", "Experiment": "experiments.declare", "experiments": ("experiments", None),
     "declared": "experiments", "DECLARED": "experiments",
+    "OCI_HYPOTHESES": ("analyze.oci_hypotheses", "HYPOTHESES"), "oci_hypotheses_table": ("analyze.oci_hypotheses", "table"),
+    "run_oci_hypotheses": "experiments.oci_hypotheses", "oci_lab_settings": ("experiments.oci_hypotheses", "base_settings"),
+    "oci_binding": ("analyze.oci_hypotheses", "binding"), "oci_fix_for": ("analyze.oci_hypotheses", "fix_for"),
 }
 __all__ = sorted(_PUBLIC)
 

@@ -88,7 +88,7 @@ class OciOwn(ClientKind):
             return pull_image(t.ns, ref.url("blob", d.digest), Digest.parse(d.digest).hex, timeout, deadline,
                               verify=verify, first_byte=first_byte, opener=opener, t0=t0,
                               sink=sink_dir / d.digest.replace(":", "-") if sink_dir else None)
-        layers = pull_layers(session, image.layers, fetch, self.at_once)
+        layers = pull_layers(session, image.layers, fetch, self.settings.layers_at_once or self.at_once)
         r = whole(layers, t0, prep_cpu + sum(lp.result.cpu_s for lp in layers))
         r.wait_s += prep_wait
         return r

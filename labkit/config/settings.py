@@ -548,6 +548,8 @@ class ClientSettings(_Model):
     fs_node_mbps: MBps = Field(200.0, description="shared-fs: each compute node's bandwidth to it")
     fs_keep: bool = Field(False, description="shared-fs: keep the bytes written (else verified by a sha256 "
                                              "streamed as they arrive, and dropped)")
+    layers_at_once: int | None = Field(None, ge=1, le=64, description="kind oci: layers fetched at once "
+                                       "(None: containers/image's maxParallelDownloads, 6)")
 
     @model_validator(mode="before")
     @classmethod
@@ -570,6 +572,8 @@ class ClientSettings(_Model):
         for name in ("write_mbps", "dirty_mib"):
             if getattr(self, name) is not None and self.dest != "local-disk":
                 raise ValueError(f"{name}: belongs to the compute node's disk, so it needs dest = 'local-disk'")
+        if self.layers_at_once is not None and self.kind != "oci":
+            raise ValueError(f"layers_at_once: belongs to kind 'oci' (labkit's OCI client), not {self.kind!r}")
         if self.fs_request_kib % 4:
             raise ValueError(f"fs_request_kib: {self.fs_request_kib} must be a multiple of 4 (pages)")
         return self

@@ -33,6 +33,7 @@ DECLARED = {
     "clients": ("clients", "CLIENTS"),
     "dilation": ("dilation", "DILATION"),
     "contest": ("contest", "CONTEST"),
+    "oci-hypotheses": ("oci_hypotheses", "OCI_HYPOTHESES"),
 }
 
 

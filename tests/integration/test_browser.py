@@ -31,7 +31,7 @@ NOTEBOOK = Path(__file__).parents[2] / "notebooks" / "03-tuning.ipynb"
 SHOTS = Path(__file__).parents[2] / "data" / "screenshots"
 WIDTH = 1400                                   # the window a person reads the notebooks in
 ALL = sorted(p.name for p in executed.NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
-VERDICT = {"01-hop-by-hop.ipynb", "02-tcp-windows.ipynb", "04-seed-case.ipynb"}   # show a verdict's headline
+VERDICT = {"01-hop-by-hop.ipynb", "02-tcp-windows.ipynb", "04-seed-case.ipynb", "07-oci-registry.ipynb"}   # show a verdict's headline
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 
