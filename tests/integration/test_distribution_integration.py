@@ -20,11 +20,10 @@ import yaml
 
 from labkit.config.presets import PRESETS
 from labkit.in_netns import exec_prefix
-from labkit.lab.host import netns
-from labkit.lab.lab import Lab
 from labkit.lab.oci_image import read_layout
 from labkit.lab.programs import DockerNat
 from labkit.units import MiB
+from tests.integration.labs import module_lab
 
 pytestmark = pytest.mark.integration
 NAME = "regtest"
@@ -36,11 +35,7 @@ IMAGE = 36 * MiB        # 3 layers: 2.25 + 2.25 + 31.5 MiB
 
 @pytest.fixture(scope="module")
 def lab():
-    if not netns.can_use_namespaces():
-        pytest.skip("needs root (network namespaces)")
-    with Lab(NAME, SETTINGS, image_size=IMAGE, quiet=True) as lab:
-        yield lab
-    assert not [ns for ns in netns.list_ns("sl-") if ns.startswith(f"sl-{NAME}-")]
+    yield from module_lab(NAME, SETTINGS, IMAGE)
 
 
 @pytest.fixture(scope="module")

@@ -20,14 +20,13 @@ from labkit.clients import enroot_pull
 from labkit.clients.kinds import KINDS
 from labkit.config.presets import PRESETS
 from labkit.errors import SettingsError
-from labkit.lab.host import netns
 from labkit.lab.host.tools import tool
-from labkit.lab.lab import Lab
 from labkit.lab.oci_image import oci_target
 from labkit.lab.programs import DockerNat
 from labkit.measure.path_sockets import DiagSocket
 from labkit.clients.kind import Target, Where
 from labkit.units import MiB
+from tests.integration.labs import module_lab
 
 pytestmark = pytest.mark.integration
 NAME = "ocikinds-t1"
@@ -37,11 +36,7 @@ OCI_KINDS = ["skopeo", "podman", "oras-style", "enroot-style"]
 
 @pytest.fixture(scope="module")
 def lab():
-    if not netns.can_use_namespaces():
-        pytest.skip("needs root (network namespaces)")
-    with Lab(NAME, PRESETS["distribution-2.8"], image_size=IMAGE, quiet=True) as lab:
-        yield lab
-    assert not [ns for ns in netns.list_ns("sl-") if ns.startswith(f"sl-{NAME}-")]
+    yield from module_lab(NAME, PRESETS["distribution-2.8"], IMAGE)
 
 
 def client_target(lab) -> Target:

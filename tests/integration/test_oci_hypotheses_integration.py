@@ -5,7 +5,7 @@ passes them, every layer verified; and a blob over proxy_max_temp_file_size does
 import pytest
 
 from labkit.experiments.oci_hypotheses import run_oci_hypotheses
-from labkit.lab.host import netns
+from tests.integration.labs import left_behind, needs_namespaces
 
 pytestmark = pytest.mark.integration
 NAME = "oci07-hyp"
@@ -14,11 +14,10 @@ TIMEOUT, CAP = "proxy_read_timeout on big blobs", "the 1 GiB proxy_max_temp_file
 
 @pytest.fixture(scope="module")
 def result():
-    if not netns.can_use_namespaces():
-        pytest.skip("needs root (network namespaces)")
+    needs_namespaces()
     out = run_oci_hypotheses(parallels=(1, 2), repeats=1, image_mib=16, hypotheses=[TIMEOUT, CAP], progress=False,
                              lab_name=NAME)
-    assert not [ns for ns in netns.list_ns("sl-") if ns.startswith(f"sl-{NAME}-")]
+    assert not left_behind(NAME)
     return out
 
 

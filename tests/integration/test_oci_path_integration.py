@@ -31,6 +31,7 @@ from labkit.measure.pull_at import lab_target, pull_at
 from labkit.measure.survey import run_survey
 from labkit.measure.sweep import one_at_a_time
 from labkit.units import MiB
+from tests.integration.labs import module_lab
 
 pytestmark = pytest.mark.integration
 NAME = "ocipath"
@@ -41,11 +42,7 @@ SPOOLED = "an upstream response is buffered to a temporary file"
 
 @pytest.fixture(scope="module")
 def lab():
-    if not netns.can_use_namespaces():
-        pytest.skip("needs root (network namespaces)")
-    with Lab(NAME, SETTINGS, image_size=IMAGE, quiet=True) as lab:
-        yield lab
-    assert not [ns for ns in netns.list_ns("sl-") if ns.startswith(f"sl-{NAME}-")]
+    yield from module_lab(NAME, SETTINGS, IMAGE)
 
 
 @pytest.fixture

@@ -8,11 +8,10 @@ import pytest
 from labkit.config.presets import PRESETS
 from labkit.errors import SettingsError
 from labkit.experiments.storm import run_storm
-from labkit.lab.host import netns
-from labkit.lab.lab import Lab
 from labkit.measure.locust_storm import StormSpec
 from labkit.experiments.probe import run_oci_probe
 from labkit.units import MiB, format_size
+from tests.integration.labs import module_lab
 
 pytestmark = pytest.mark.integration
 NAME = "stormoci-st"
@@ -20,11 +19,7 @@ NAME = "stormoci-st"
 
 @pytest.fixture(scope="module")
 def lab():
-    if not netns.can_use_namespaces():
-        pytest.skip("needs root (network namespaces)")
-    with Lab(NAME, PRESETS["distribution-2.8"], image_size=8 * MiB, compute_nodes=2, quiet=True) as lab:
-        yield lab
-    assert not [ns for ns in netns.list_ns("sl-") if ns.startswith(f"sl-{NAME}-")]
+    yield from module_lab(NAME, PRESETS["distribution-2.8"], 8 * MiB, compute_nodes=2)
 
 
 def test_an_oci_storm_from_two_compute_nodes_verifies_every_pull_by_digest(lab):

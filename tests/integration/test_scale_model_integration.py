@@ -11,7 +11,7 @@ from labkit.measure.pull_at import pull_at
 from labkit.units import MiB
 
 pytestmark = pytest.mark.integration
-NAME = "dilate2"
+NAME = "scalemodel"
 NODES = 8
 
 
