@@ -89,14 +89,22 @@ def settings_for(h, key: str, k: float, link: str):
 
 
 def _labs(exp: Experiment) -> list[Experiment]:
-    """A lab per hypothesis and image (the contest's, then the seed's own where a run asks for it), in turn."""
+    """A lab per hypothesis and image size (the contest's, then the seed's own where a run asks for it), in turn;
+    option `seed_image` (bytes) stands in for the seed's 1.5 GiB (a test's; equal sizes share one lab)."""
     k, why, ratio = dilation(exp)
     hs = chosen(exp.options.get("only"))
-    return [exp.with_(settings=settings_for(h, "released", k, exp.options["link"]), lab_name=exp.lab_name,
-                      image_size=pure.image_of(pure.Run(h.name, "", 0, 0, (), (), image), exp.image_size),
-                      options={"hypothesis": h, "image": image, "k": k, "k_why": why, "ratio": ratio,
-                               "contest_image": exp.image_size})
-            for h in hs for image in dict.fromkeys(r.image for r in pure.plan_runs([h]))]
+    sizes = {"contest": exp.image_size, "seed": exp.options.get("seed_image") or machine_image()}
+    labs = []
+    for h in hs:
+        by_size: dict[int, list[str]] = {}
+        for image in dict.fromkeys(r.image for r in pure.plan_runs([h])):
+            by_size.setdefault(sizes[image], []).append(image)
+        labs += [exp.with_(settings=settings_for(h, "released", k, exp.options["link"]), lab_name=exp.lab_name,
+                           image_size=size, options={"hypothesis": h, "images": tuple(images), "k": k, "k_why": why,
+                                                     "ratio": ratio, "contest_image": exp.image_size,
+                                                     "seed_image": sizes["seed"]})
+                 for size, images in by_size.items()]
+    return labs
 
 
 def _log_marks(lab: Lab) -> dict[Path, int]:
@@ -178,7 +186,7 @@ def _measure(lab: Lab, exp: Experiment, progress: Progress) -> dict:
     vcpus, t0 = machine_of()["vcpus"], time.perf_counter()
     records, notes = [], [*lab.notes]
     lab.storage.warm()           # the seed's registry had served its images before: no cold first read
-    for run in [r for r in pure.plan_runs([h]) if r.image == o.get("image", "contest")]:
+    for run in [r for r in pure.plan_runs([h]) if r.image in o.get("images", ("contest",))]:
         # a smaller lab (a test's): no more nodes than it has, no more pulls than `max_pulls`; recorded as run
         pulls = min(run.pulls, o.get("max_pulls") or run.pulls)
         run = dataclasses.replace(run, pulls=pulls, nodes=min(run.nodes, len(lab.path.compute), pulls))
@@ -197,7 +205,7 @@ def _measure(lab: Lab, exp: Experiment, progress: Progress) -> dict:
         notes += [n for n in said if n not in notes]
         progress.step()
     wall = round(time.perf_counter() - t0, 1)
-    part = {"hypothesis": h.name, "image": o.get("image", "contest"), "records": records, "notes": notes, "wall_s": wall}
+    part = {"hypothesis": h.name, "images": o.get("images", ("contest",)), "records": records, "notes": notes, "wall_s": wall}
     _save(exp, [part])              # on disk as each hypothesis ends: a run stopped later keeps what finished
     return part
 
@@ -218,7 +226,7 @@ def _save(exp: Experiment, parts: list[dict]) -> Path:
         if csv.exists() else new.iloc[0:0]
     # a run made again replaces its rows: the same hypothesis, settings and pull count
     done = {(p["hypothesis"], r.settings, r.pulls) for p in parts for r in pure.plan_runs(chosen([p["hypothesis"]]))
-            if r.image == p.get("image", "contest")}
+            if r.image in p.get("images", ("contest",))}
     again = [(h, st, n) in done for h, st, n in zip(old.hypothesis, old.settings, old.pulls)]
     records = pd.concat([old[[not a for a in again]], new], ignore_index=True)
     records.to_csv(csv, index=False)
@@ -228,7 +236,7 @@ def _save(exp: Experiment, parts: list[dict]) -> Path:
     walls = {**meta.get("wall_s_by_hypothesis", {}), **{p["hypothesis"]: p["wall_s"] for p in parts}}
     meta.update({
         "k": o["k"], "k_why": o["k_why"], "image_mib": int(mib(o.get("contest_image") or exp.image_size)),
-        "seed_image_mib": int(mib(machine_image())), "link": o["link"],
+        "seed_image_mib": int(mib(o.get("seed_image") or machine_image())), "link": o["link"],
         "machine": {"vcpus": m["vcpus"], "cpu_model": m["cpu_model"], "dilation": o["k"], "ratio": o["ratio"],
                     "this_machine_cores": os.cpu_count(), "host": platform.node(), "kernel": platform.release()},
         "compute_nodes": NODES, "deadline_s": DEADLINE_S * o["k"], "idle_timeout_s": IDLE_TIMEOUT_S * o["k"],

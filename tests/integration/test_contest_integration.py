@@ -17,7 +17,7 @@ NAME = "contest-t1"
 
 def test_tiny_contest_records_every_run_and_judges_them(tmp_path):
     exp = CONTEST.with_(lab_name=NAME, image_size=16 * MiB, compute_nodes=2,
-                        options={"only": ("TLS",), "max_pulls": 4, "out_dir": tmp_path})
+                        options={"only": ("TLS",), "max_pulls": 4, "out_dir": tmp_path, "seed_image": 16 * MiB})
     out = run(exp, progress=False)
     assert out.saved == tmp_path / f"contest-16MiB-k{out.result['parts'][0]['records'] and pure.choose_k(8, 2.5, 2)[0] or 0:g}.csv" \
         or out.saved.parent == tmp_path
