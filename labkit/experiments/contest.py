@@ -233,7 +233,7 @@ def _save(exp: Experiment, parts: list[dict]) -> Path:
     meta_path = csv.with_suffix(".json")
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     m = machine_of()
-    walls = {**meta.get("wall_s_by_hypothesis", {}), **{p["hypothesis"]: p["wall_s"] for p in parts}}
+    walls = {**meta.get("wall_s_by_hypothesis", {}), **{_key(p): p["wall_s"] for p in parts}}
     meta.update({
         "k": o["k"], "k_why": o["k_why"], "image_mib": int(mib(o.get("contest_image") or exp.image_size)),
         "seed_image_mib": int(mib(o.get("seed_image") or machine_image())), "link": o["link"],
@@ -244,10 +244,16 @@ def _save(exp: Experiment, parts: list[dict]) -> Path:
         "wall_s_by_hypothesis": walls, "wall_s": round(sum(walls.values()), 1),
         "hypotheses_done": list(dict.fromkeys(records.hypothesis)),
         "hypotheses_not_run": [h.name for h in HYPOTHESES if h.name not in set(records.hypothesis)],
-        "notes": {**meta.get("notes", {}), **{p["hypothesis"]: p["notes"] for p in parts}},
+        "notes": {**meta.get("notes", {}), **{_key(p): p["notes"] for p in parts}},
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     meta_path.write_text(json.dumps(meta, indent=1, default=str) + "\n")
     return csv
+
+
+def _key(part: dict) -> str:
+    """A part's name in the record's JSON: its hypothesis, and the seed's image where its lab pulled only that."""
+    images = part.get("images", ("contest",))
+    return part["hypothesis"] if "contest" in images else f"{part['hypothesis']} (the seed's image)"
 
 
 def _aggregate(exp: Experiment, parts: list[dict]) -> dict:
