@@ -8,7 +8,9 @@ by default (containers/image @df7e80d2d19872b61f352a8a182ec934dc0c2346 copy/copy
 (labkit.clients.puller.pull_image: 1 MiB reads, sha256 hashed beside the reads as the bytes stream, checked
 against the layer's digest at its end; a cut resumed with Range where the registry accepts it); the bytes
 are discarded (client.dest memory) or each layer written to a file under the destination. Its CPU is the
-pulling threads' own (every layer's thread and its hashing thread), as for kind `labkit`.
+pulling threads' own (every layer's thread and its hashing thread), as for kind `labkit`; on a time-dilated
+lab (`Where.own_process`) the same pulls run in a child process held by the compute node's CPU group
+(labkit.clients.own_child).
 
 A pull is one PullResult (labkit.clients.oci.pull.whole): the layers' bytes over the pull's wall time, failed
 naming the layer when any layer failed or did not hash to its digest.
@@ -23,6 +25,7 @@ from pathlib import Path
 from ..errors import SettingsError
 from ..records import PullResult, Verify
 from .follow import Follow
+from .own_child import pull_in_child
 from .kind import ClientKind, OciImageRef, Target, Where
 from .oci import MAX_PARALLEL_DOWNLOADS, Digest, DigestMismatch, Image, Reference, Session, pull_layers, resolve
 from .oci.pull import fetch_config, whole
@@ -53,6 +56,8 @@ class OciOwn(ClientKind):
         if t.oci is None:
             raise SettingsError(f"client.kind {self.name!r} speaks the OCI distribution API (/v2/) only; this "
                                 "target is sregistry's one file")
+        if where.own_process:        # a compute node's CPU group holds the pulls (labkit.clients.own_child)
+            return pull_in_child(t, where, self.settings, parallel, verify, timeout, deadline, first_byte)
         dirs = places(self.settings.writes, where, parallel, t.size)     # a directory per pull, a file per layer
         try:
             if parallel == 1:

@@ -1,6 +1,6 @@
-"""labkit's own client in a child process: its pulls held by the compute node's CPU group (time dilation).
+"""labkit's own clients in a child process: their pulls held by the compute node's CPU group (time dilation).
 
-labkit's own client pulls in threads of the process that measures (labkit.clients.own). A time-dilated
+labkit's own clients (kinds `labkit` and `oci`) pull in threads of the process that measures (labkit.clients.own). A time-dilated
 lab (labkit.config.dilation) slows the clients' CPU by k too, with a CFS group per compute node; threads
 of the measuring process cannot join that group alone (a cgroup v1 `cgroup.procs` write moves the whole
 process, its samplers and the lab's supervision with it). So there the pulls run in a child process that
@@ -23,7 +23,7 @@ from dataclasses import asdict
 from ..config.settings import ClientSettings
 from ..errors import LabError
 from ..records import PullResult, Verify
-from .kind import Target, Where
+from .kind import OciImageRef, Target, Where
 from .registry_api import Trust
 
 FIRST = "first-byte"
@@ -32,9 +32,8 @@ RESULTS = "results "
 
 def spec(t: Target, where: Where, settings: ClientSettings, parallel: int, verify: Verify, timeout: float,
          deadline: float) -> dict:
-    """What the child is told (pure): the target, where it writes, the client's settings, the bounds."""
-    if t.oci is not None:
-        raise LabError("labkit's own client in a child process speaks sregistry's API only")
+    """What the child is told (pure): the target (an OCI image's digests too), where it writes, the client's
+    settings, the bounds."""
     return {"target": {**asdict(t), "trust": asdict(t.trust) if t.trust else None},
             "dest_root": str(where.dest_root) if where.dest_root else None, "keeps": where.keeps,
             "settings": settings.model_dump(mode="json"), "parallel": parallel, "verify": verify,
@@ -45,6 +44,9 @@ def from_spec(d: dict) -> tuple[Target, Where, ClientSettings]:
     from pathlib import Path
     td = dict(d["target"])
     td["trust"] = Trust(**td["trust"]) if td.get("trust") else None
+    if td.get("oci"):
+        oci = dict(td["oci"])
+        td["oci"] = OciImageRef(**{**oci, "layers": tuple((digest, size) for digest, size in oci["layers"])})
     return (Target(**td), Where(Path(d["dest_root"]) if d["dest_root"] else None, keeps=d["keeps"]),
             ClientSettings.model_validate(d["settings"]))
 

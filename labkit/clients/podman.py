@@ -55,6 +55,16 @@ def storage_options(workdir: str) -> list[str]:
             "--storage-driver", "vfs", "--events-backend", "none"]
 
 
+def store_bytes(layers: list[int] | tuple[int, ...]) -> int:
+    """The bytes one pull leaves in its directory at most, for layers of these (compressed) sizes: the blobs in
+    flight under TMPDIR; vfs's store, where each layer's directory holds the whole root filesystem up to it (the
+    vfs driver copies its parent's tree before applying a layer: containers/storage v1.43.0, 04d8b90f,
+    drivers/vfs/driver.go:195-199, the release Debian's podman 4.3.1 is built with: its Built-Using names
+    golang-github-containers-storage 1.43.0+ds1-8), so layer i costs the sum of layers 1..i unpacked; and `podman save`'s copy for the check.
+    Unpacked is taken as compressed: the lab's layers are incompressible bytes (labkit.lab.oci_image)."""
+    return sum(layers) * 2 + sum(sum(layers[:i + 1]) for i in range(len(layers)))
+
+
 def podman_argv(values: dict[str, str]) -> list[str]:
     return ["podman", *storage_options(values["layout"]), "pull", *cert_options(values), values["image"]]
 
@@ -106,6 +116,9 @@ class Podman(OciProgram):
 
     def argv(self, values: dict[str, str]) -> list[str]:
         return podman_argv(values)
+
+    def room(self, t: Target) -> int:
+        return store_bytes([size for _, size in t.oci.layers]) if t.oci else t.size
 
     def cleanup(self, workdir: Path) -> None:
         shutil.rmtree(runroot(str(workdir)), ignore_errors=True)

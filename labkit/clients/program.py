@@ -184,6 +184,10 @@ class Program(ClientKind):
         argv = self.argv(values)
         return [argv[0] if find is None or os.path.isabs(argv[0]) else find(argv[0]), *argv[1:]]
 
+    def room(self, t: Target) -> int:
+        """The bytes one pull leaves under its directory at most (default: the image's)."""
+        return t.size
+
     def pull(self, t: Target, where: Where, parallel: int = 1, verify: Verify = "sha256", timeout: float = 30,
              deadline: float = 600, first_byte: threading.Event | None = None) -> list[PullResult]:
         """`parallel` pulls at once, each in its own directory under `where.dest_root`; results in order."""
@@ -191,7 +195,7 @@ class Program(ClientKind):
         if where.dest_root is None:
             raise LabError(f"client.kind {self.name!r} writes a file: it needs a destination directory")
         if where.keeps:
-            check_room(where.dest_root, parallel, t.size)
+            check_room(where.dest_root, parallel, self.room(t))
         url = fetch_manifest(t.ns, t.host, t.port, t.uri, timeout, t.trust)["image"] if self.needs_url else ""
         tag = f"{os.getpid()}-{time.monotonic_ns()}"
         runs = [_Run(where.dest_root / f"{tag}-{i}", where.dest_root / f"{tag}-{i}.log") for i in range(parallel)]

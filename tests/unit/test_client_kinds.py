@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import json
 import pytest
 
 from labkit.clients import curl_ranged_pull as ranged
@@ -99,3 +100,19 @@ def test_a_kind_is_one_module_and_one_row():
         users = [p.relative_to(root).as_posix() for p in root.rglob("*.py")
                  if f".{module[:-3]} import" in p.read_text() and p.name != module]
         assert users in (["clients/kinds.py"], []), f"{name}: {cls.__name__} is imported by {users}"
+
+
+def test_an_oci_target_reaches_the_child_process_whole():
+    """A time-dilated lab runs kind `oci`'s pulls in a child held by the node's CPU group: the child gets the
+    OCI image's every digest back as it was given, and its Where pulls in-process (no second child)."""
+    from labkit.clients.kind import OciImageRef, Target, Where
+    from labkit.clients.own_child import from_spec, spec
+    from labkit.config.settings import ClientSettings
+    oci = OciImageRef("lab/img", "v1", "sha256:" + "a" * 64, "sha256:" + "b" * 64,
+                      (("sha256:" + "c" * 64, 3), ("sha256:" + "d" * 64, 5)))
+    t = Target("c1", "10.0.0.1", 443, "/v2/lab/img/manifests/v1", "", 8, oci=oci)
+    d = json.loads(json.dumps(spec(t, Where(Path("/tmp/x"), own_process=True), ClientSettings(kind="oci"),
+                                   2, "sha256", 30, 600)))
+    back, where, settings = from_spec(d)
+    assert back == t and back.oci.layers == oci.layers and back.oci.size == 8
+    assert (where.dest_root, where.own_process, settings.kind) == (Path("/tmp/x"), False, "oci")

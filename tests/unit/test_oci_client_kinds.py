@@ -205,3 +205,11 @@ def test_the_oci_kinds_need_a_destination(image):
     for name in OCI_KINDS:
         with pytest.raises(Exception, match="destination"):
             KINDS[name]().pull(t, Where(), 1)
+
+
+def test_podmans_room_counts_its_vfs_store_stacked_and_its_saved_copy():
+    """One layer: the blob in flight, the store's copy, the saved copy (3x); three of 10: each vfs layer holds
+    every layer below it (10 + 20 + 30), plus the blobs and the saved copy (2 x 30)."""
+    from labkit.clients.podman import store_bytes
+    assert store_bytes([100]) == 300
+    assert store_bytes([10, 10, 10]) == 60 + 60
