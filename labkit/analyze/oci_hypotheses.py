@@ -128,8 +128,10 @@ HYPOTHESES: tuple[OciHypothesis, ...] = (
         (PIPE,),
         honest="nginx 1.22.1 does not fail a blob over the cap: it spools up to the cap, then stops reading the "
                "registry until the client has taken what it holds, and the pull completes "
-               "(tests/integration/test_distribution_integration.py); a failure needs more (a temp disk that fills, "
-               "a deadline of the client or the registry)"),
+               "(tests/integration/test_distribution_integration.py); a failure needs more: a temp disk with less "
+               "room than the cap (storage.temp_mib; the same test: 16 MiB of room, a 56 MiB blob, the pull cut "
+               "with \"No space left on device\" and whole with proxy_buffering off), or a deadline of the client "
+               "or the registry (distribution v2.8.2's http.Server has none: registry/registry.go:173)"),
     OciHypothesis(
         "proxy_read_timeout on big blobs",
         "nginx ends a response when the registry sends nothing for proxy_read_timeout (60 s by default; the "

@@ -56,7 +56,7 @@ RULES: dict[str, dict[str, str]] = {
     "tls": {"session_timeout": "time"},
     "uwsgi": {"harakiri": "time", "socket_timeout": "time", "http_timeout": "time"},
     "storage": {"read_mbps": "rate", "write_mbps": "rate", "read_iops": "rate", "write_iops": "rate",
-                "latency_ms": "time", "dirty_mib": "keep"},
+                "latency_ms": "time", "dirty_mib": "keep", "temp_mib": "keep"},
     "client": {"write_mbps": "rate", "fs_node_mbps": "rate", "fs_delay_ms": "time", "dirty_mib": "keep",
                "fs_request_kib": "keep", "fs_keep": "keep"},
     "links": {"*": "rate"},                      # every link's rate

@@ -412,7 +412,10 @@ class StorageSettings(_Model):
 
     `host`: the lab's data directory (the host's page cache and disk). `loop`: an ext4 file system
     on a direct-I/O loop device, with block-I/O limits and, through a FUSE passthrough, a delay per
-    request (a qcow2 image on GPFS: one stream slow, many streams adding up).
+    request (a qcow2 image on GPFS: one stream slow, many streams adding up). `temp_mib`: nginx's temp
+    files get a small file system of their own (its own loop device, unlimited), as a container layer on a
+    host in low disk status: a response nginx spools past its room is cut (goharbor/harbor PR#3148, "When
+    host in low disk status, enable the buffer will cause upload error").
     """
     disk: Literal["host", "loop"] = "host"
     cache: Literal["warm", "cold"] = "warm"
@@ -422,10 +425,12 @@ class StorageSettings(_Model):
     write_iops: int | None = Field(None, ge=1, le=10_000_000)
     latency_ms: float = Field(0.0, ge=0, le=1000)
     dirty_mib: int | None = Field(None, ge=1, le=4096, description="dirty pages the VM disk may hold (with write limits)")
+    temp_mib: int | None = Field(None, ge=16, le=65536, description=(
+        "room for nginx's temp files: a file system of this size of their own (a host in low disk status)"))
 
     @model_validator(mode="after")
     def _needs_loop(self) -> "StorageSettings":
-        limits = [n for n in ("read_mbps", "write_mbps", "read_iops", "write_iops", "dirty_mib")
+        limits = [n for n in ("read_mbps", "write_mbps", "read_iops", "write_iops", "dirty_mib", "temp_mib")
                   if getattr(self, n) is not None]
         if self.disk == "host" and (limits or self.latency_ms):
             raise ValueError(f"{', '.join(limits + (['latency_ms'] if self.latency_ms else []))} "

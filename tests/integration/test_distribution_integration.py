@@ -7,7 +7,9 @@ the cap, then stops reading the registry until the client has taken what it hold
 release-1.22.1, 352a7d2b: ngx_event_pipe_read_upstream writes to the temp file while `temp_file->offset <
 max_temp_file_size`, else reads nothing more; the read timer is only armed while the upstream is not ready,
 so proxy_read_timeout does not run meanwhile). The test holds what the lab measures: the blob spooled up to
-the cap and delivered whole with buffering on, nothing spooled with buffering off (Harbor's setting).
+the cap and delivered whole with buffering on, nothing spooled with buffering off (Harbor's setting). Where the
+temp files have less room than the cap (storage.temp_mib: a host in low disk status, goharbor/harbor PR#3148)
+a blob past the cap fails with buffering on and passes with the fix (proxy_buffering off).
 """
 import shutil
 import subprocess
@@ -23,7 +25,8 @@ from labkit.in_netns import exec_prefix
 from labkit.lab.oci_image import read_layout
 from labkit.lab.programs import DockerNat
 from labkit.units import MiB
-from tests.integration.labs import module_lab
+from labkit.lab.lab import Lab
+from tests.integration.labs import left_behind, module_lab, needs_namespaces
 
 pytestmark = pytest.mark.integration
 NAME = "regtest"
@@ -38,12 +41,18 @@ def lab():
     yield from module_lab(NAME, SETTINGS, IMAGE)
 
 
+def cert_dir_for(lab, where: Path) -> Path:
+    """skopeo's --src-cert-dir: the lab's CA as ca.crt (containers/image reads *.crt there as CAs)."""
+    d = where / "certs"
+    d.mkdir(exist_ok=True)
+    shutil.copy(lab.trust_at(lab.path.client_vantage).cafile, d / "ca.crt")
+    return d
+
+
 @pytest.fixture(scope="module")
 def cert_dir(lab):
-    """skopeo's --src-cert-dir: the lab's CA as ca.crt (containers/image reads *.crt there as CAs)."""
     d = Path(tempfile.mkdtemp(prefix="servelab-regtest-certs-"))
-    shutil.copy(lab.trust_at(lab.path.client_vantage).cafile, d / "ca.crt")
-    yield d
+    yield cert_dir_for(lab, d)
     shutil.rmtree(d)
 
 
@@ -117,6 +126,42 @@ def test_a_blob_larger_than_the_temp_file_cap_spooled_with_buffering_and_not_wit
     assert res.returncode == 0, res.stderr
     pulled_matches(lab, tmp_path / "off")
     assert SPOOLED not in nginx.error_log.read_text()[mark:]
+
+
+# A host in low disk status (goharbor/harbor PR#3148): nginx's temp files have 16 MiB of room, less than the
+# cap lets it spool; the client's link is slow, so nginx reads the registry far ahead of it
+ROOM = PRESETS["distribution-2.8"].changed(storage={"disk": "loop", "temp_mib": 16}, links={"wan": "100mbit"},
+                                           nginx={"proxy_max_temp_file_size": "32m"})
+ROOM_IMAGE = 64 * MiB   # the large layer 56 MiB: past the cap, and past the room
+
+
+def test_a_blob_past_the_cap_fails_where_the_temp_room_is_smaller_and_passes_with_the_fix(tmp_path):
+    """Buffering on: nginx spools the large blob, the temp disk fills before the cap is reached, nginx cuts the
+    response (its log: "No space left on device") and the pull fails. The bundle's fix for a spooling nginx,
+    proxy_buffering off (Harbor's setting since PR#3148), spools nothing and the same pull is whole."""
+    needs_namespaces()
+    with Lab(f"{NAME}-room", ROOM, image_size=ROOM_IMAGE, quiet=True) as room:
+        nginx = room.services["nginx"]
+        big, size = room.services["registry"].image.largest
+        assert size > 32 * MiB > 16 * MiB
+        temp = room.storage.temp
+        assert temp is not None and shutil.disk_usage(temp.back).total <= 16 * MiB
+        assert nginx.temp_dir.resolve() == temp.back.resolve()      # nginx's temp files are on it
+        res = skopeo_pull(room, cert_dir_for(room, tmp_path), tmp_path / "on")
+        log = nginx.error_log.read_text()
+        assert res.returncode != 0, "the pull passed though nginx's temp disk was full"
+        assert "No space left on device" in log and big[7:] in log, log[-2000:]
+        print("buffering on, 16 MiB of temp room:", [ln[-160:] for ln in log.splitlines() if "No space" in ln][:1],
+              "skopeo:", res.stderr.strip()[-200:])
+
+        fix = room.settings.changed(nginx={"proxy_buffering": False})
+        room.apply(fix)
+        mark = len(nginx.error_log.read_text())
+        res = skopeo_pull(room, cert_dir_for(room, tmp_path), tmp_path / "off")
+        assert res.returncode == 0, res.stderr
+        pulled_matches(room, tmp_path / "off")
+        assert SPOOLED not in nginx.error_log.read_text()[mark:]
+    assert not left_behind(f"{NAME}-room")
 
 
 def test_the_registrys_settings_apply_live_by_a_restart_its_blobs_kept(lab):

@@ -3,7 +3,7 @@ PullRun read back in real time; the shared fs from 8 compute nodes, each file ve
 as it arrived, no byte kept."""
 import pytest
 
-from labkit.config.presets import SREGISTRY_SHIPPED as S
+from labkit.config.presets import PRESETS, SREGISTRY_SHIPPED as S
 from labkit.lab.conditions.client_cpu import clients_group
 from labkit.lab.host import cgroups
 from labkit.lab.lab import Lab
@@ -37,6 +37,18 @@ def test_dilated_clients_are_held_at_their_share_over_k_and_read_back():
         assert any(n.startswith(("client binds", "client has room")) for n in run.notes())
         assert _quota(lab.name) == round(cap * 100_000)                        # still capped after the pulls
     assert not (cgroups.features().roots["cpu"] / cgroups.TOP / clients_group(f"{NAME}-k2")).exists()
+
+
+def test_dilated_oci_pulls_run_in_the_nodes_group_too():
+    """Kind `oci` (an OCI registry's own client) on a dilated lab pulls from a child held by the node's group."""
+    dist = PRESETS["distribution-2.8"].changed(machine={"dilation": 2}, client={"kind": "oci"})
+    with Lab(f"{NAME}-oci", dist, image_size=16 * MiB, quiet=True) as lab:
+        assert lab.client.cpu.held
+        run = pull_at(lab, parallel=2)
+        print("k = 2, kind oci in its node's group:", run.row()["MBps"], run.notes())
+        assert run.ok and run.k == 2 and all(r.sha256_ok for r in run.results)
+        assert [c.node for c in run.clients] == ["compute"] and run.clients[0].cpu_s > 0   # the child was in it
+        assert any(n.startswith(("client binds", "client has room")) for n in run.notes())
 
 
 def test_the_shared_fs_from_8_nodes_verifies_each_file_as_it_arrives_and_keeps_none():

@@ -26,6 +26,8 @@ def test_overrides_take_values_as_an_operator_types_them():
     ("links.nginx=fast", "links.nginx: 'fast' is not a link rate"),
     ("uwsgi.processes=0", "uwsgi.processes"),
     ("storage.read_mbps=50", "need storage.disk = 'loop'"),
+    ("storage.temp_mib=64", "temp_mib need storage.disk = 'loop'"),
+    ("storage.temp_mib=8", "storage.temp_mib"),           # below the smallest ext4 disk the lab makes (16)
 ])
 def test_a_bad_override_names_itself_and_changes_nothing(bad, needle):
     with pytest.raises(SettingsError, match=needle.replace("(", r"\(").replace(".", r"\.")):

@@ -6,7 +6,8 @@
                writes feel the write ceiling too (labkit.lab.conditions.writeback).
     VmStorage  the condition (labkit.lab.conditions.base) of where the images and nginx's temp dir
                are under StorageSettings: `host` is a plain directory (the image from the lab's image
-               cache), `loop` a Disk with the image copied onto it; `before_pull` drops the image from
+               cache), `loop` a Disk with the image copied onto it (and with `temp_mib`, nginx's temp
+               dir a link to a small Disk of its own: a host in low disk status); `before_pull` drops the image from
                the page cache when the cache is cold. The compute node's side is
                labkit.lab.conditions.client_dest.
 
@@ -245,6 +246,7 @@ class VmStorage(Condition):
         self.ground = ground
         self.root = ground.run_dir / "vm"
         self.disk: Disk | None = None
+        self.temp: Disk | None = None       # nginx's temp files on a disk of their own (StorageSettings.temp_mib)
         self.settings = StorageSettings()
         self.image: Image | None = None
 
@@ -277,18 +279,31 @@ class VmStorage(Condition):
         self.disk = Disk(g.lab, "vm", g.run_dir, disk_size(image.size), g.feats, g.notes)
         with undone_on_failure(self.down):
             self.disk.up()                  # limits and latency come once the image is on it
-            (self.disk.back / "nginx-temp").mkdir()
+            self._temp_room(s)
             install_image(image, g.cache_dir, self.disk.back / "images")
             drop_cache(self.disk.back / "images" / image.file)
             done = self.disk.set_limits(*vm_limits(s)) + self.disk.set_latency(s.latency_ms)
         g.cgroups_used()
-        return [f"storage: loop disk {self.disk.loop.device} ({format_size(self.disk.loop.size)} ext4)", *done]
+        room = [f"storage: nginx's temp files on loop disk {self.temp.loop.device} "
+                f"({format_size(shutil.disk_usage(self.temp.back).free)} free)"] if self.temp else []
+        return [f"storage: loop disk {self.disk.loop.device} ({format_size(self.disk.loop.size)} ext4)", *room, *done]
+
+    def _temp_room(self, s: StorageSettings) -> None:
+        """nginx's temp dir on the VM disk, or (temp_mib) a symlink there to a small disk of its own."""
+        if s.temp_mib is None:
+            (self.disk.back / "nginx-temp").mkdir()
+            return
+        g = self.ground
+        self.temp = Disk(g.lab, "temp-room", g.run_dir, s.temp_mib * MiB, g.feats, g.notes).up()
+        (self.disk.back / "nginx-temp").symlink_to(self.temp.back.resolve())
 
     def adopt(self, s: LabSettings, image: Image) -> None:
         self.settings, self.image = s.storage, image
         if s.storage.disk == "loop":
             g = self.ground
             self.disk = Disk(g.lab, "vm", g.run_dir, disk_size(image.size), g.feats, g.notes).adopt()
+            if s.storage.temp_mib is not None:
+                self.temp = Disk(g.lab, "temp-room", g.run_dir, s.storage.temp_mib * MiB, g.feats, g.notes).adopt()
 
     def _clear_root(self) -> None:
         """What a host-disk run left at `root` (a symlink and temp files, never a mount)."""
@@ -302,7 +317,8 @@ class VmStorage(Condition):
     def change(self, step: str, s: LabSettings, crew: Crew) -> list[str]:
         """Limits and cache apply live; another disk kind or latency stops nginx and uwsgi, rebuilds, starts them."""
         new = s.storage
-        if (new.disk, new.latency_ms) == (self.settings.disk, self.settings.latency_ms):
+        if (new.disk, new.latency_ms, new.temp_mib) == (self.settings.disk, self.settings.latency_ms,
+                                                        self.settings.temp_mib):
             self.settings = new
             return (self.disk.set_limits(*vm_limits(new)) if self.disk else []) or [f"storage: cache {new.cache}"]
         users = crew.users(uses_vm_disk)
@@ -311,7 +327,7 @@ class VmStorage(Condition):
 
     def _rebuild(self, s: StorageSettings) -> list[str]:
         """Apply `s` to storage whose users (nginx, uwsgi) are stopped."""
-        if self.disk is not None and s.disk == "loop" == self.settings.disk:
+        if self.disk is not None and s.disk == "loop" == self.settings.disk and s.temp_mib == self.settings.temp_mib:
             done = self.disk.set_limits(*vm_limits(s)) + self.disk.set_latency(s.latency_ms)
             self.settings = s
             return done or [f"storage: cache {s.cache}"]
@@ -377,7 +393,9 @@ class VmStorage(Condition):
         return bool(d and d.fuse and d.group and d.fuse.pid in d.group.group.pids())
 
     def down(self) -> list[str]:
-        done = self.disk.down() if self.disk else []
+        done = self.temp.down() if self.temp else []        # its link lives on the VM disk: end it first
+        self.temp = None
+        done += self.disk.down() if self.disk else []
         self.disk = None
         with contextlib.suppress(MountError, OSError):
             self._clear_root()
