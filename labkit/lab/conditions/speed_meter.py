@@ -52,14 +52,15 @@ def _children_cpu_s() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def measure(path: str, mask: str | None, runs: int = RUNS, seconds: int = RUN_SECONDS,
-            source: str = AT_START) -> Speed:
+def measure(path: str, mask: str | None, runs: int = RUNS, seconds: int = RUN_SECONDS, source: str = AT_START,
+            *, stat: Path = Path("/proc/stat"), openssl=_openssl, children_cpu_s=_children_cpu_s) -> Speed:
     """`runs` of `openssl speed` on `path` with OPENSSL_ia32cap=`mask`, the best the figure, and the other
-    processes' CPU over them (/proc/stat's busy ticks minus the openssl children's own CPU, from rusage)."""
-    stat, own = Path("/proc/stat"), _children_cpu_s()
+    processes' CPU over them (/proc/stat's busy ticks minus the openssl children's own CPU, from rusage).
+    `stat`, `openssl` and `children_cpu_s` stand in for the machine in a test."""
+    own = children_cpu_s()
     before = cpu_times(stat.read_text())
-    rates = [_openssl(path, mask, seconds) for _ in range(runs)]
-    after, own = cpu_times(stat.read_text()), _children_cpu_s() - own
+    rates = [openssl(path, mask, seconds) for _ in range(runs)]
+    after, own = cpu_times(stat.read_text()), children_cpu_s() - own
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return replace(speed(path, mask, rates, seconds, others_cores(before, after, own, os.sysconf("SC_CLK_TCK")),
                          when), source=source)
