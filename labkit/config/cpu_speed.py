@@ -15,7 +15,7 @@ told `-elapsed` (openssl/openssl a701db76e27ffce4c88c2f621269ca5589c984ea, apps/
 1`, option "elapsed": "Measure time in real time instead of CPU user time"), so sharing a core with others does
 not by itself lower it; what a busy machine changes is the speed of each CPU-second (a shared cache, a sibling
 hyperthread, the clock). Measured on this 2-vCPU AMD EPYC VM (opteron-6174, aes-256-gcm masked, 3 x 1 s, best
-of): quiet, the others read 0.01-0.08 cores and the ratio 3.28 (median of 8; 2.96-3.40); one CPU hog (others
+of): quiet, the others read 0.01-0.08 cores and the ratio 3.29 (median of 11; 2.96-3.40); one CPU hog (others
 1.0 core) 3.16 (3.08-3.32, 5); two hogs (others 1.2-1.6, openssl time-shared) 2.98 (2.61-3.37, 4).
 BUSY_CORES = 0.5: six times what a quiet machine reads here, below one hog; above it the ratio is flagged
 "busy" (a busy machine runs openssl slower per CPU-second: a lower ratio, a faster emulated core, the model
