@@ -33,7 +33,8 @@ def test_a_lab_with_a_cpu_model_records_the_ratio_it_measured_at_its_start():
         # fresh: measured by this lab, now, on the path its TLS settings negotiate, under the model's mask
         assert sp.source == AT_START and sp.when >= started
         assert (sp.path, sp.mask) == (emu.path, emu.mask) and len(sp.runs_mbps) == 3 and sp.mbps == max(sp.runs_mbps)
-        assert emu.ratio == pytest.approx(cpu_models.ratio(sp.mbps, emu.model_mbps), abs=1e-3)
+        published = cpu_models.model(emu.model).mbps(emu.path)
+        assert emu.ratio == pytest.approx(cpu_models.ratio(sp.mbps, published), abs=1e-3)
         assert isinstance(sp.busy, bool) and sp.busy == (sp.others_cores > sp.busy_above_cores)
         assert sp.note() in lab.notes and any(n.startswith("cpu.model opteron-6174") for n in lab.notes)
         assert ownership.read(lab.name)["cpu_speed"] == [asdict(sp) | {"runs_mbps": list(sp.runs_mbps)}]
