@@ -11,7 +11,7 @@ suite) is measured then. The record (labkit.config.cpu_speed.Speed) goes into th
 (`Lab.attach` reads it back instead of measuring), and with the emulation into every survey's record.
 A busy measurement is said at WARNING.
 
-data/run/cpu-speed.json, the cache of earlier versions, is `labkit cpu-model`'s table only (`measured`): a lab
+data/run/cpu-speed.json, the cache of earlier versions, is `labkit cpu-model`'s table only (`cached`): a lab
 never reads it, so a run has one ratio, its own.
 """
 from __future__ import annotations
