@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..config.cpu_speed import NOTE_PREFIX, parse_note
 
-_PUBLISHED = re.compile(r"^cpu\.model (\S+):.*published ([\d.]+) MB/s per core")
+_PUBLISHED = re.compile(r"^cpu\.model (\S+):.*published ([\d.]+) MB/s per core.* masked path ([\d.]+) MB/s")
 
 
 def _lines(notes) -> list[tuple[str, str]]:
@@ -47,9 +47,9 @@ def _from_contest(meta: dict) -> dict | None:
         if line.startswith(NOTE_PREFIX) and (sp := parse_note(line)):
             speeds[part] = sp
         elif m := _PUBLISHED.match(line):
-            model = {"model": m.group(1), "model_mbps": float(m.group(2))}
+            model = {"model": m.group(1), "model_mbps": float(m.group(2)), "host_mbps": float(m.group(3))}
     out = {"ratio": ratio, "model": model.get("model") or meta["machine"].get("cpu_model"),
-           "model_mbps": model.get("model_mbps")}
+           "model_mbps": model.get("model_mbps"), "host_mbps": model.get("host_mbps")}
     figures = {(s.mbps, s.when) for s in speeds.values()}
     if speeds:
         sp = next(iter(speeds.values()))

@@ -207,3 +207,13 @@ def test_cpu_ratio_reads_the_figure_back_from_a_lab_a_survey_and_a_record(monkey
     assert "NOT one figure" in cpu_ratio(contest)["text"]
     assert cpu_ratio(SimpleNamespace(meta={"cpu_model": {"model": "host"}})) is None
     assert cpu_ratio({"machine": {"vcpus": 8}}) is None
+
+
+def test_a_record_from_before_the_measurement_at_lab_start_says_it_has_no_busy_figure():
+    old = {"machine": {"ratio": 2.585, "cpu_model": "opteron-6174"}, "notes": {"TLS": [
+        "cpu.model opteron-6174: OPENSSL_ia32cap=~0x1 for nginx and uwsgi; ECDHE-RSA-AES256-GCM-SHA384 is negotiated: "
+        "OpenSSL's aes-256-gcm code path; published 40.8 MB/s per core (a source) vs this machine on the same masked "
+        "path 105.5 MB/s (openssl speed) -> ratio 2.59; each process ..."]}}
+    r = cpu_ratio(old)
+    assert (r["ratio"], r["model_mbps"], r["host_mbps"]) == (2.585, 40.8, 105.5) and "busy" not in r
+    assert "no busy figure" in r["text"]
