@@ -86,8 +86,10 @@ class Meter:
 
     @classmethod
     def recorded(cls, records: Iterable[dict]) -> "Meter":
-        """A meter holding what a lab recorded at its start (its state's `cpu_speed`): nothing measured again."""
-        return cls([Speed(**{**r, "runs_mbps": tuple(r["runs_mbps"]), "source": RECORDED}) for r in records])
+        """A meter holding what a lab recorded at its start (its state's `cpu_speed`): nothing measured again
+        (a lab started before the figure was recorded is measured as it is attached, and says so)."""
+        return cls([Speed(**{**r, "runs_mbps": tuple(r["runs_mbps"]), "source": RECORDED}) for r in records],
+                   source="measured when attached (the lab recorded none at its start)")
 
 
 def current() -> Meter:
