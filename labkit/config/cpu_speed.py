@@ -16,7 +16,9 @@ told `-elapsed` (openssl/openssl a701db76e27ffce4c88c2f621269ca5589c984ea, apps/
 not by itself lower it; what a busy machine changes is the speed of each CPU-second (a shared cache, a sibling
 hyperthread, the clock). Measured on this 2-vCPU AMD EPYC VM (opteron-6174, aes-256-gcm masked, 3 x 1 s, best
 of): quiet, the others read 0.01-0.08 cores and the ratio 3.29 (median of 11; 2.96-3.40); one CPU hog (others
-1.0 core) 3.16 (3.08-3.32, 5); two hogs (others 1.2-1.6, openssl time-shared) 2.98 (2.61-3.37, 4).
+1.0 core) 3.16 (3.08-3.32, 5); two hogs (others 1.2-1.6, openssl time-shared) 2.98 (2.61-3.37, 4). At lab
+start (a lab with cpu.model opteron-6174, TLS on): 5 quiet starts 3.43 (3.31-3.50), others 0.01 cores; 3 starts
+beside one hog 3.12 (2.63-3.16), others 1.01-1.02, each flagged busy.
 BUSY_CORES = 0.5: six times what a quiet machine reads here, below one hog; above it the ratio is flagged
 "busy" (a busy machine runs openssl slower per CPU-second: a lower ratio, a faster emulated core, the model
 optimistic).
