@@ -23,6 +23,7 @@ from targets import check, finish
 
 from labkit.analyze.verdict import verdict
 from labkit.config.presets import preset
+from labkit.lab.conditions.speed_meter import IN_SESSION, Meter, session
 from labkit.lab.lab import Lab
 from labkit.measure.survey import run_survey
 from labkit.units import SIZE_HELP, format_size, parse_size
@@ -36,11 +37,12 @@ CASES = {
     "disk-bound (cold loop disk, 40 MB/s)": HTTP.changed(storage={"disk": "loop", "cache": "cold", "read_mbps": 40}),
 }
 TOLERANCE = 0.15
+SPEED = Meter(source=IN_SESSION)      # one CPU ratio for every lab of this run: each k compared on the same figure
 
 
 def one(s, k: float, image_size: int, reps: int, every_vantage: bool) -> dict:
     """One case at dilation k: a lab, a survey (the client's vantage point, or every one for the verdict), read back."""
-    with Lab("dilate-bench", s.changed(machine={"dilation": k}), image_size=image_size, quiet=True) as lab:
+    with session(SPEED), Lab("dilate-bench", s.changed(machine={"dilation": k}), image_size=image_size, quiet=True) as lab:
         client = lab.plan.path.client_vantage.name
         sv = run_survey(lab, parallel=2, hops=None if every_vantage else [], vantages=None if every_vantage else [client],
                         parallel_at=[client], repeats=reps, verify="length", progress=False, tcp=every_vantage)

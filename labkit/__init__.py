@@ -57,7 +57,7 @@ _PUBLIC = {
     "HYPOTHESES": "analyze.hypotheses", "observations": "analyze.hypotheses",
     "rulebook_table": "analyze.hypotheses", "recorded_hypotheses": ("analyze.hypotheses", "recorded"), "judge_results": "analyze.hypotheses", "verdicts": "analyze.hypotheses",
     "required_experiments": ("analyze.hypotheses", "experiments"),
-    "recorded_contest": ("analyze.contest", "recorded"), "contest_misses": ("analyze.contest", "misses"),
+    "cpu_ratio": "records.cpu_ratio", "recorded_contest": ("analyze.contest", "recorded"), "contest_misses": ("analyze.contest", "misses"),
     "seed_lab": "experiments.seed_fix", "seed_fixes": "experiments.seed_fix", "seed_bundle": "experiments.seed_fix",
     "seed_winner": ("experiments.seed_fix", "winner"),
     "failure_mechanisms": ("analyze.hypotheses", "mechanisms"), "dilate": "config.dilation",

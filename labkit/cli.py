@@ -511,7 +511,7 @@ def storm(users, spawn_rate, pulls, run_time, verify, sha256, no_start_line, on,
 @cli.command("cpu-model", help="a CPU model's published speed per OpenSSL code path beside this machine's (masked)")
 @click.option("--model", type=click.Choice(sorted(CPU_MODELS)), default="opteron-6174", show_default=True,
               help="the model (labkit.config.cpu_models)")
-@click.option("--remeasure", is_flag=True, help="measure this machine again (not the cached figures)")
+@click.option("--remeasure", is_flag=True, help="measure this machine again (not this table's cached figures)")
 def cpu_model(model, remeasure) -> int:
     """A CPU model's published speed per OpenSSL code path beside this machine's, masked as the lab masks it."""
     rows, mask = compare(model, DATA / "run" / "cpu-speed.json", remeasure)
@@ -525,8 +525,9 @@ def cpu_model(model, remeasure) -> int:
         print(table.drop(columns=["source"]).to_string(index=False))
     for r in rows:
         print(f"  {r['code path']}: {r['source']}")
-    print("openssl speed -evp <path> -bytes 16384, best of 3 two-second runs (cached; --remeasure to redo). "
-          "The lab slows each process by the ratio of the code path its TLS settings negotiate.")
+    print("openssl speed -evp <path> -bytes 16384, best of 3 one-second runs (cached for this table only; "
+          "--remeasure to redo). A lab measures its code path afresh when it starts and slows each process by that "
+          "ratio (lk.cpu_ratio(lab) says it, and how busy the machine was).")
     return 0
 
 

@@ -73,7 +73,7 @@ def dilation(exp: Experiment) -> tuple[float, str, float]:
     ratio measured on this machine (labkit.lab.conditions.machine.host: cached per CPU, OpenSSL and mask)."""
     m = machine_of()
     probe = HYPOTHESES[-1].settings_at("released")
-    h = host(probe, DATA / "run" / "cpu-speed.json")
+    h = host(probe)
     k, why = pure.choose_k(m["vcpus"], h.ratio, h.cores)
     if exp.options.get("k"):
         k, why = float(exp.options["k"]), f"k = {exp.options['k']:g} as asked (chosen: {why})"

@@ -10,6 +10,7 @@ import logging
 import time
 
 from ..errors import LabError, LabkitError
+from ..lab.conditions.speed_meter import session
 from ..lab.lab import DATA, Lab
 from ..progress import bar
 from .declare import Experiment, Outcome, Progress
@@ -18,9 +19,16 @@ log = logging.getLogger("labkit")
 
 
 def run(exp: Experiment, *, on: Lab | None = None, keep: bool = False, progress: bool = True) -> Outcome:
-    """Run `exp` (each of its labs in turn, or its one part on the running lab `on`), aggregate, record."""
+    """Run `exp` (each of its labs in turn, or its one part on the running lab `on`), aggregate, record. A CPU
+    model's speed is measured once for the whole run (its first lab's start, or the contest's choice of k) and
+    every lab of the run uses that figure: one ratio per run (labkit.lab.conditions.speed_meter.session)."""
     if exp.measure is None:
         raise LabkitError(f"experiment {exp.name!r} is declared but not built yet: {exp.about}")
+    with session(getattr(getattr(on, "machine", None), "meter", None)):     # on a lab: its own figure
+        return _run(exp, on, keep, progress)
+
+
+def _run(exp: Experiment, on: Lab | None, keep: bool, progress: bool) -> Outcome:
     parts_of = [exp] if on is not None or exp.labs is None else exp.labs(exp)
     for part in parts_of:
         part.lab_settings()                        # every part's settings checked before any lab starts

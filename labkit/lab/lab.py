@@ -3,9 +3,8 @@
     with Lab("main", image_size=64 * MiB) as lab:
         lab.health()
 
-`compute_nodes=N` builds N compute nodes behind one uplink to the VM; `path=` any declared path (Mininet's
-`Mininet(topo=...)`). The Lab only orchestrates: the path's conditions (labkit.lab.conditions) own their
-lifecycles, the programs run in `running` (labkit.lab.running), a Supervisor (labkit.lab.supervision) heals.
+`compute_nodes=N`: N compute nodes behind one uplink; `path=`: any declared path (Mininet's `Mininet(topo=...)`).
+The Lab orchestrates: conditions (lab.conditions) own their lifecycles, `running` the programs, a Supervisor heals.
 """
 from __future__ import annotations
 
@@ -28,6 +27,7 @@ from .conditions.client_dest import ClientDest
 from .conditions.links import Links
 from .conditions.machine import ScaleModel
 from .conditions.server_cpu import ServerCpu
+from .conditions.speed_meter import Meter, current, session
 from .conditions.storage import VmStorage
 from .conditions.tls import LabTls, tls_addresses
 from .host import netns, ownership
@@ -53,16 +53,15 @@ class Lab:
         if problems := program_problems(self.path) + self.path.problems(settings) + api_problems(settings):
             raise SettingsError("; ".join(problems))
         self.name, self.image_size, self.keep = name, image_size, keep
-        # `settings`: the user's (experiments, bundles, export, what `labkit up` records); `run`: what runs,
-        # dilated by the scale model `machine` asks for (refused here, before anything is made, if it cannot be)
-        self.machine = ScaleModel(settings, Path(data_dir) / "run" / "cpu-speed.json")
+        # `settings`: the user's (experiments, bundles, export, what `labkit up` records); `run`: what runs, dilated by
+        # `machine`'s scale model (refused here, before anything is made, if it cannot be; a CPU model's speed measured)
+        self.machine = ScaleModel(settings, current())
         self.settings, self.run = settings, self.machine.running(settings)
         self.plan: Plan = plan(name, use_ns, settings.publish.host_port, self.path,
                                tls_port=settings.tls.port if settings.tls.enabled else None)
         self.run_dir, self.images_dir = Path(data_dir) / "run" / name, Path(data_dir) / "images"
-        self._level, self.image = logging.DEBUG if quiet else logging.INFO, None     # the image: once up
-        self.notes: list[str] = self.machine.notes
-        ground = Ground(name, self.run_dir, self.images_dir, use_ns, self.notes)
+        self._level, self.image, self.notes = logging.DEBUG if quiet else logging.INFO, None, self.machine.notes
+        ground = Ground(name, self.run_dir, self.images_dir, use_ns, self.notes, self.machine.meter)
         self.links, self.tls, self.storage = Links(ground, self.plan), LabTls(ground, tls_addresses(self.plan)), \
             VmStorage(ground)
         self.cpu, self.client = ServerCpu(ground, self.path), ClientDest(ground, self.path)
@@ -86,8 +85,9 @@ class Lab:
         if not st or "settings" not in st:
             raise LabError(f"no lab '{name}' is up on this machine (`labkit status` lists the labs)")
         path = ServingPath.from_dict(st["path"]) if "path" in st else registry_path(st.get("compute_nodes", 1))
-        lab = cls(name, LabSettings.model_validate(st["settings"]), st["image_size"], st["namespaced"],
-                  data_dir, keep=True, path=path)
+        with session(Meter.recorded(st.get("cpu_speed", []))):     # the speed measured at its start, not again
+            lab = cls(name, LabSettings.model_validate(st["settings"]), st["image_size"], st["namespaced"],
+                      data_dir, keep=True, path=path)
         lab.image = ensure_image(lab.images_dir, lab.image_size)
         for c in lab.conditions:
             c.adopt(lab.run, lab.image)

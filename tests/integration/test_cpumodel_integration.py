@@ -15,6 +15,7 @@ from labkit.config import cpu_models
 from labkit.config.presets import preset
 from labkit.lab.host.cgroups import features
 from labkit.lab.conditions.cpu_emulation import CoreModel, Emulation
+from labkit.lab.conditions.speed_meter import Meter
 from labkit.lab.lab import Lab
 from labkit.measure.pull_at import pull_at
 
@@ -105,7 +106,7 @@ def test_the_cfs_emulation_runs_a_cpu_bound_loop_at_the_target_ratio():
     target = 2.6                                  # the Opteron's aes-256-gcm ratio here is about this
     emu = Emulation("opteron-6174", "", (), (), "aes-256-gcm", "", "test", m.mbps("aes-256-gcm"),
                     m.mbps("aes-256-gcm") * target, target, True)
-    core = CoreModel("ly-cfs", feats, [], Path("/nonexistent"))
+    core = CoreModel("ly-cfs", feats, [], Meter())
     core.emu, core.threads = emu, {"nginx": 1}
     try:
         slowed, across = [], []

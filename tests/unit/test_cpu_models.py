@@ -5,7 +5,8 @@ import pytest
 from labkit.config import cpu_models as cm
 from labkit.config.presets import PRESETS
 from labkit.config.settings import SettingsError, parse_settings
-from labkit.lab.conditions.cpu_emulation import host_flags, parse_speed
+from labkit.config.cpu_speed import parse_speed
+from labkit.lab.conditions.cpu_emulation import host_flags
 
 K10 = cm.model("opteron-6174")
 # this machine's kind (a Zen 4 VM): everything the K10 has but MONITOR (hidden by the hypervisor), and far more

@@ -19,6 +19,7 @@ from labkit.errors import SettingsError
 from labkit.lab.conditions.cpu_emulation import core_cpus
 from labkit.lab.conditions.delayfs import DiscardPassthrough
 from labkit.lab.conditions.machine import ScaleModel
+from labkit.lab.conditions.speed_meter import Meter
 from labkit.lab.conditions.streamdigest import StreamDigest
 from labkit.lab.host.cgroups import cfs_quota_us, parse_quota, parse_throttling
 from labkit.measure.dilated import read_back
@@ -56,9 +57,9 @@ def test_the_rendered_configs_carry_every_timeout_at_k1_and_x4_at_k4():
 
 
 def test_the_labs_own_deadline_and_the_clients_timeout_are_stretched_in_one_place(tmp_path):
-    model = ScaleModel(LabSettings().changed(machine={"dilation": 4}), tmp_path / "cpu-speed.json")
+    model = ScaleModel(LabSettings().changed(machine={"dilation": 4}), Meter())
     assert model.k == 4 and model.time(300) == 1200 and model.time(30) == 120
-    assert ScaleModel(LabSettings(), tmp_path / "cpu-speed.json").time(300) == 300
+    assert ScaleModel(LabSettings(), Meter()).time(300) == 300
 
 
 # --- a PullRun read back once -----------------------------------------------------------------------------------

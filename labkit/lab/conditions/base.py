@@ -30,17 +30,20 @@ from ...config.settings import LabSettings
 from ...app.catalog import Image
 from ..host import cgroups
 from ..host.cgroups import Features, IoCounters
+from .speed_meter import Meter
 
 
 @dataclass
 class Ground:
     """What every condition of one lab stands on: its name, run directory, image cache, whether it runs
-    in namespaces (root), what this machine's cgroups offer (read once) and the lab's notes."""
+    in namespaces (root), what this machine's cgroups offer (read once), the lab's notes and its meter of this
+    machine's speed (a CPU model's: measured once per run, labkit.lab.conditions.speed_meter)."""
     lab: str
     run_dir: Path
     cache_dir: Path
     namespaced: bool
     notes: list[str]
+    meter: Meter = field(default_factory=Meter)
     feats: Features = field(init=False)
 
     def __post_init__(self) -> None:

@@ -3,10 +3,11 @@
 With `cpu.model` a model (labkit.config.cpu_models), the lab
 - sets OPENSSL_ia32cap in nginx's and uwsgi's environment (OpenSSL reads it once, at start) so that
   OpenSSL runs the code paths that CPU runs (no AES-NI, PCLMULQDQ, SSSE3, AVX ... on an Opteron 6174);
-- measures this machine on that same masked code path (`openssl speed -evp <path> -bytes 16384`, the
-  best of three two-second runs, cached per CPU, OpenSSL version and mask) and takes the ratio to the
-  model's published rate (its cycles per byte at its clock) for the code path the lab's TLS settings
-  negotiate (the model's reference path when TLS is off);
+- measures this machine on that same masked code path when the lab starts (labkit.lab.conditions.
+  speed_meter: `openssl speed -evp <path> -bytes 16384`, the best of three one-second runs, with the other
+  processes' CPU meanwhile, flagged busy above labkit.config.cpu_speed.BUSY_CORES) and takes the ratio to
+  the model's published rate (its cycles per byte at its clock) for the code path the lab's TLS settings
+  negotiate (the model's reference path when TLS is off): one figure per run, in its notes and records;
 - with `model_speed` emulate, puts every process of nginx, uwsgi and docker-proxy in a CPU group of its
   own whose CFS quota is its threads' worth (an nginx worker 1, a uwsgi worker its threads, docker-proxy
   every core; capped at this machine's cores) of 1/ratio of a core: one emulated core per thread, so
@@ -22,7 +23,6 @@ Features the model has and this machine lacks, and missing cgroups, are said in 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import re
@@ -33,13 +33,13 @@ from pathlib import Path
 import psutil
 
 from ...config import cpu_models
+from ...config.cpu_speed import NOTE_PREFIX, Speed
 from ...config.settings import LabSettings
 from ..host import ownership
 from ..host.cgroups import Cgroup, CgroupError, Features, lab_group
 from ..host.tools import tool
+from .speed_meter import Meter, cached
 
-SPEED_BYTES = 16384            # a full TLS record: what nginx encrypts per SSL_write of a large response
-SPEED_RUNS = 3
 OPENSSL_MEMBERS = ("nginx", "uwsgi")       # the programs OpenSSL is told the model's features in
 
 
@@ -56,43 +56,8 @@ def host_name(cpuinfo: str | None = None) -> str:
     return m.group(1).strip() if m else "unknown CPU"
 
 
-def parse_speed(out: str, block: int = SPEED_BYTES) -> float:
-    """MB/s from `openssl speed -evp X -bytes N`'s last line (`AES-256-GCM  108822.53k`: 1000s of bytes/s)."""
-    m = re.search(r"([\d.]+)k\s*$", out.strip().splitlines()[-1]) if out.strip() else None
-    if not m:
-        raise ValueError(f"openssl speed: no rate in {out.strip()[-200:]!r}")
-    return float(m.group(1)) * 1000 / 1e6
-
-
-def openssl_speed(path: str, mask: str | None, seconds: int = 2, runs: int = SPEED_RUNS) -> float:
-    """This machine's MB/s on OpenSSL's `path` with OPENSSL_ia32cap=`mask` (None: as it is): the best run."""
-    env = dict(os.environ)
-    env.pop("OPENSSL_ia32cap", None)
-    if mask:
-        env["OPENSSL_ia32cap"] = mask
-    best = 0.0
-    for _ in range(runs):
-        res = subprocess.run([tool("openssl"), "speed", "-evp", path, "-seconds", str(seconds), "-bytes",
-                              str(SPEED_BYTES)], capture_output=True, text=True, env=env, timeout=60)
-        best = max(best, parse_speed(res.stdout))
-    return best
-
-
 def openssl_version() -> str:
     return subprocess.run([tool("openssl"), "version"], capture_output=True, text=True).stdout.strip()
-
-
-def measured(path: str, mask: str | None, cache: Path, remeasure: bool = False) -> float:
-    """`openssl_speed`, remembered in `cache` per CPU, OpenSSL version, mask and path."""
-    key = f"{host_name()} | {openssl_version()} | {mask or 'unmasked'} | {path}"
-    data = {}
-    with contextlib.suppress(OSError, ValueError):
-        data = json.loads(cache.read_text())
-    if remeasure or key not in data:
-        data[key] = round(openssl_speed(path, mask), 1)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(data, indent=1))
-    return data[key]
 
 
 @dataclass(frozen=True)
@@ -109,6 +74,7 @@ class Emulation:
     host_mbps: float
     ratio: float
     emulate: bool
+    speed: Speed | None = None          # the measurement host_mbps is from (its runs, how busy the machine was)
 
     def note(self) -> str:
         m = cpu_models.resolve(self.model) if isinstance(self.model, str) else None
@@ -117,22 +83,23 @@ class Emulation:
                 f"of a core per thread (CFS quota)" if self.emulate and self.ratio > 1 else
                 "no slowdown: this machine is no faster on that path" if self.emulate else
                 "model_speed native: this machine's speed")
+        busy = ", BUSY machine: see cpu speed" if self.speed and self.speed.busy else ""
         return (f"cpu.model {self.model}: OPENSSL_ia32cap={self.mask} for nginx and uwsgi; {self.why}; "
                 f"published {self.model_mbps:.1f} MB/s per core{src} vs this machine on the same masked path "
-                f"{self.host_mbps:.1f} MB/s (openssl speed) -> ratio {self.ratio:.2f}; {slow}")
+                f"{self.host_mbps:.1f} MB/s (openssl speed{busy}) -> ratio {self.ratio:.2f}; {slow}")
 
 
-def emulation(s: LabSettings, cache: Path, remeasure: bool = False) -> Emulation | None:
-    """The emulation `s.cpu.model` asks for on this machine (None: host)."""
+def emulation(s: LabSettings, meter: Meter) -> Emulation | None:
+    """The emulation `s.cpu.model` asks for on this machine, its speed from `meter` (None: host)."""
     m = cpu_models.resolve(s.cpu.model)
     if m is None:
         return None
     mask = cpu_models.ia32cap(m, host_flags())
     path, suite, why = cpu_models.code_path(s.tls, m)
-    host = measured(path, mask.env, cache, remeasure)
+    sp = meter.speed(path, mask.env)
     name = s.cpu.model if isinstance(s.cpu.model, str) else s.cpu.model.name
-    return Emulation(name, mask.env, mask.masked, mask.lacking, path, suite, why, round(m.mbps(path), 1), host,
-                     round(cpu_models.ratio(host, m.mbps(path)), 3), s.cpu.model_speed == "emulate")
+    return Emulation(name, mask.env, mask.masked, mask.lacking, path, suite, why, round(m.mbps(path), 1), sp.mbps,
+                     round(cpu_models.ratio(sp.mbps, m.mbps(path)), 3), s.cpu.model_speed == "emulate", sp)
 
 
 def core_cpus(threads: int, ncpu: int, ratio: float, k: float, cap: float | None) -> float:
@@ -147,8 +114,8 @@ def core_cpus(threads: int, ncpu: int, ratio: float, k: float, cap: float | None
 class CoreModel:
     """The lab's CPU-model layer: the environment nginx and uwsgi start with, and a CPU group per process."""
 
-    def __init__(self, lab: str, feats: Features, notes: list[str], cache: Path):
-        self.lab, self.feats, self.notes, self.cache = lab, feats, notes, cache
+    def __init__(self, lab: str, feats: Features, notes: list[str], meter: Meter):
+        self.lab, self.feats, self.notes, self.meter = lab, feats, notes, meter
         self.emu: Emulation | None = None
         self.groups: dict[int, tuple[str, Cgroup]] = {}      # pid -> (member, its group)
         self.threads: dict[str, int] = {}
@@ -156,9 +123,12 @@ class CoreModel:
         self.cap: float | None = None     # the server's programs together, in this machine's cores (None: no cap)
 
     def set(self, s: LabSettings) -> list[str]:
-        """Work out the emulation for `s` (measuring this machine once); notes for what cannot be done."""
-        self.emu = emulation(s, self.cache)
-        self.notes[:] = [n for n in self.notes if not n.startswith(("cpu.model", "machine:"))]
+        """Work out the emulation for `s` (this machine measured once per code path, recorded in the lab's state
+        for `Lab.attach`); notes for what cannot be done."""
+        self.emu = emulation(s, self.meter)
+        if self.emu:
+            ownership.write(self.lab, cpu_speed=self.meter.records())
+        self.notes[:] = [n for n in self.notes if not n.startswith(("cpu.model", "machine:", NOTE_PREFIX))]
         ncpu = os.cpu_count() or 1
         self.k, self.vcpus = s.machine.dilation, s.machine.vcpus
         cores = min(ncpu, self.vcpus) if self.vcpus else ncpu
@@ -174,7 +144,7 @@ class CoreModel:
         if self.emu is None:
             self._note(lines)
             return lines
-        lines = [self.emu.note(), *lines]
+        lines = [self.emu.note(), self.emu.speed.note(), *lines]
         if self.emu.lacking:
             lines.append(f"cpu.model {self.emu.model}: this machine lacks {', '.join(self.emu.lacking)}, which the "
                          f"model has: OpenSSL cannot be given them (it reads "
@@ -276,15 +246,20 @@ class CoreModel:
 
 def compare(name: str, cache: Path, remeasure: bool = False) -> tuple[list[dict], cpu_models.Mask]:
     """Per code path of model `name`: its published cycles per byte and rate per core, this machine's
-    rate as it is and with the model's features masked (openssl speed), and the ratio the lab would use."""
+    rate as it is and with the model's features masked (openssl speed, cached in `cache`: this table's only, a
+    lab measures at its start), and the ratio a lab started now would about use."""
     m = cpu_models.model(name)
     mask = cpu_models.ia32cap(m, host_flags())
     rows = []
+
+    def measured(path: str, env: str | None) -> float:
+        key = f"{host_name()} | {openssl_version()} | {env or 'unmasked'} | {path}"
+        return cached(path, env, cache, remeasure, key)
     for path, cp in m.paths.items():
-        masked = measured(path, mask.env, cache, remeasure)
+        masked = measured(path, mask.env)
         rows.append({"code path": path, "published c/B": round(cp.cycles_per_byte, 2),
                      f"{name} MB/s per core": round(m.mbps(path), 1),
-                     "this machine MB/s": measured(path, None, cache, remeasure),
+                     "this machine MB/s": measured(path, None),
                      "this machine masked MB/s": masked,
                      "ratio": round(cpu_models.ratio(masked, m.mbps(path)), 2), "source": cp.source})
     return rows, mask

@@ -1,8 +1,9 @@
 """The time-dilated scale model (issue 25) as the lab runs it: the user's settings in, the settings that run out.
 
-`scale_model(s, cache)` is labkit.config.dilation's plan for this machine: its cores, and the CPU model's
+`scale_model(s, meter)` is labkit.config.dilation's plan for this machine: its cores, and the CPU model's
 speed ratio measured on the masked code path the lab's TLS settings negotiate (labkit.lab.conditions.
-cpu_emulation, cached per CPU, OpenSSL version and mask). None when `machine` asks for nothing (k = 1 and no
+cpu_emulation), measured by the lab's meter when the lab is made (labkit.lab.conditions.speed_meter: the
+same figure the CPU condition then runs with, one per run). None when `machine` asks for nothing (k = 1 and no
 vcpus): the lab runs the settings as given. A value this machine cannot give raises SettingsError with
 `machine_problems`' reason, before anything is made. The CPU shares themselves are the server CPU
 condition's (cpu_emulation.CoreModel reads `machine` from the dilated settings it runs).
@@ -10,26 +11,27 @@ condition's (cpu_emulation.CoreModel reads `machine` from the dilated settings i
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from ...config.dilation import Host, Plan, dilate
 from ...config.settings import LabSettings
 from .cpu_emulation import emulation
+from .speed_meter import Meter, current
 
 
 def asks(s: LabSettings) -> bool:
     return s.machine.dilation != 1 or s.machine.vcpus is not None
 
 
-def host(s: LabSettings, cache: Path) -> Host:
-    """This machine for the plan: its cores and the model's speed ratio (1: the host's CPU or native speed)."""
-    emu = emulation(s, cache)
+def host(s: LabSettings, meter: Meter | None = None) -> Host:
+    """This machine for the plan: its cores and the model's speed ratio (1: the host's CPU or native speed), the
+    ratio from `meter` (None: the open session's, labkit.lab.conditions.speed_meter.session, else measured now)."""
+    emu = emulation(s, meter or current())
     return Host(os.cpu_count() or 1, emu.ratio if emu and emu.emulate else 1.0)
 
 
-def scale_model(s: LabSettings, cache: Path) -> Plan | None:
+def scale_model(s: LabSettings, meter: Meter) -> Plan | None:
     """The plan the lab runs for `s` (None: nothing to dilate); SettingsError when this machine cannot."""
-    return dilate(s, host(s, cache)) if asks(s) else None
+    return dilate(s, host(s, meter)) if asks(s) else None
 
 
 class ScaleModel:
@@ -37,9 +39,9 @@ class ScaleModel:
     machine.* is set when the lab starts (labkit.lab.changes refuses it live), so every later change of the user's
     settings runs dilated as the first were."""
 
-    def __init__(self, s: LabSettings, cache: Path):
-        self.given, self.cache = s.machine, cache
-        self.plan = scale_model(s, cache)                      # SettingsError here, before anything is made
+    def __init__(self, s: LabSettings, meter: Meter):
+        self.given, self.meter = s.machine, meter
+        self.plan = scale_model(s, meter)                      # SettingsError here, before anything is made
 
     @property
     def k(self) -> float:
@@ -64,4 +66,4 @@ class ScaleModel:
         plan_changes refuses it, naming the setting)."""
         if given.machine != self.given or not asks(given):
             return given
-        return dilate(given, host(given, self.cache)).settings
+        return dilate(given, host(given, self.meter)).settings

@@ -35,7 +35,7 @@ class ServerCpu(Condition):
     def __init__(self, ground: Ground, path: ServingPath):
         self.ground = ground
         self.limits = CpuGroups(ground.lab, ground.feats, ground.notes, path.cpu_keys)
-        self.model = CoreModel(ground.lab, ground.feats, ground.notes, ground.run_dir.parent / "cpu-speed.json")
+        self.model = CoreModel(ground.lab, ground.feats, ground.notes, ground.meter)
 
     # --- the lifecycle ---------------------------------------------------------------
     def up(self, s: LabSettings, image: Image) -> list[str]:
