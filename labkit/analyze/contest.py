@@ -21,8 +21,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..config.dilation import Host, machine_problems
-from .hypotheses import (HYPOTHESES, FITS, MISSES, experiments, judge_results, observations, rulebook_table,
-                         verdicts)
+from .hypotheses import (HYPOTHESES, FITS, MISSES, NOT_MEASURED, experiments, judge_results, observations,
+                         rulebook_table, verdicts)
 
 SERVER_SHARE = 0.5     # of this machine's cores the emulated server may take in real time: the rest is the
                        # clients' (40 pulls from 8 compute nodes), the kernel's undilated softirq/TCP/NAT work
@@ -127,7 +127,8 @@ def recorded_rates(records: pd.DataFrame) -> dict[tuple[str, str, int], float]:
     """Each hypothesis's measured MB/s (the seed's time, as recorded) by (hypothesis, settings, pulls): the median of
     its measured rows; what wall_estimate takes as `rates`."""
     r = records[(records.quantity == "MBps") & (records.source == "measured") & records.pulls.notna()]
-    return {(h, st, int(n)): float(v.median()) for (h, st, n), v in r.groupby(["hypothesis", "settings", "pulls"]).value}
+    by = r.groupby(["hypothesis", "settings", "pulls"]).value
+    return {(h, st, int(n)): float(v.median()) for (h, st, n), v in by}
 
 
 def within_budget(runs: list[Run], image_bytes: int, k: float, max_s: float, rates: dict,
@@ -141,9 +142,9 @@ def within_budget(runs: list[Run], image_bytes: int, k: float, max_s: float, rat
     for name in dict.fromkeys(r.hypothesis for r in runs):
         mine = [r for r in runs if r.hypothesis == name]
         est[name] = wall_estimate(mine, image_bytes, k, obs, seed_bytes, rates)
-        said[name] = [f"{r.settings} x{r.pulls}: " + (f"its own {rates[(name, r.settings, r.pulls)]:g} MB/s" if
-                      (name, r.settings, r.pulls) in rates else f"the seed's {seed_rate(r, obs):g} MB/s (none of its own)")
-                      for r in mine]
+        said[name] = [f"{r.settings} x{r.pulls}: " + (
+            f"its own {rates[(name, r.settings, r.pulls)]:g} MB/s" if (name, r.settings, r.pulls) in rates
+            else f"the seed's {seed_rate(r, obs):g} MB/s (none of its own)") for r in mine]
     keep = sorted((n for n in est if est[n] <= max_s), key=est.get)
     over = {n: {"estimate_s": est[n], "rates": said[n],
                 "why": f"estimated {est[n] / 60:.0f} min of wall time at k = {k:g} ({'; '.join(said[n])}, in the "
@@ -192,10 +193,22 @@ def recorded(csv: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame, pd.DataFrame]
     meta = json.loads(Path(csv).with_suffix(".json").read_text())
     records = pd.read_csv(csv, keep_default_na=False, na_values={"value": [""], "nodes": [""], "pulls": [""]})
     records["mechanism"] = records.mechanism.astype(str)
-    judged = judge_results(records)
+    judged = not_run_why(judge_results(records), meta.get("not_run", {}))
     checks = verdicts(judged).replace({FITS: "✔", MISSES: "✘", "not measured": ""})
     checks["fits_all"] = checks.fits_all.map({True: "✔", False: ""})
     return meta, numbers(records), checks.T.rename(index=lambda c: c.replace("_", " ")), judged
+
+
+def not_run_why(judged: pd.DataFrame, not_run: dict[str, dict]) -> pd.DataFrame:
+    """judge_results' rows with the reason a run was not made (the record's `not_run`: {hypothesis: {"checks",
+    "why"}}, as record_not_run wrote it) beside each check it left "not measured"."""
+    out = judged.copy()
+    for h, said in not_run.items():
+        at = (out.hypothesis == h) & (out.verdict == NOT_MEASURED)
+        if said.get("checks"):
+            at &= out.check.isin(said["checks"])
+        out.loc[at, "why"] = out.loc[at, "why"] + f"; not run: {said['why']}"
+    return out
 
 
 def misses(judged: pd.DataFrame) -> pd.DataFrame:

@@ -344,8 +344,10 @@ CONTEST = Experiment(
     "contest", "every hypothesis through the rulebook's runs on the seed's machine (8 vCPUs of opteron-6174, time-"
     "dilated), its 6 Gbit link and one image; judged alike", _measure,
     settings="sregistry-2018-10", compute_nodes=NODES, image_size=IMAGE_MIB * MiB, records="recorded",
-    lab_name="contest", health=False, labs=_labs, steps=lambda e: len(pure.plan_runs(chosen(e.options.get("only")), checks=e.options.get("checks"))),
-    aggregate=_aggregate, record=_record, text=text, options={"link": SEED_LINK, "only": None, "checks": None, "k": None})
+    lab_name="contest", health=False, labs=_labs,
+    steps=lambda e: len(pure.plan_runs(chosen(e.options.get("only")), checks=e.options.get("checks"))),
+    aggregate=_aggregate, record=_record, text=text,
+    options={"link": SEED_LINK, "only": None, "checks": None, "k": None})
 
 
 def judged(records: pd.DataFrame) -> pd.DataFrame:

@@ -291,3 +291,20 @@ def test_a_run_not_made_is_said_with_its_estimate_until_it_lands(this_machine, t
     contest_exp._save(exp.with_(options={"k_why": "test", "ratio": 2.585}), [done])
     meta = json.loads(path.read_text())
     assert meta["not_run"] == {} and meta["seed_image_runs"]["done"] == [slow]
+
+
+def test_a_check_left_unmeasured_by_a_run_not_made_says_why_when_read_back(tmp_path):
+    slow, other = HYPOTHESES[3].name, HYPOTHESES[1].name
+    recs = [{"hypothesis": h, "quantity": "MBps", "settings": "released", "pulls": 1, "nodes": 1, "value": 30.0,
+             "source": "measured", "mechanism": ""} for h in (slow, other)]
+    csv = tmp_path / "contest-128MiB-k4.csv"
+    pd.DataFrame(recs, columns=list(RESULT_COLUMNS)).to_csv(csv, index=False)
+    why = "estimated 68 min of wall time at k = 4, over the 20 min allowed"
+    csv.with_suffix(".json").write_text(json.dumps({"k": 4, "not_run": {slow: {"checks": ["timeouts_at_5_original"],
+                                                                               "why": why}}}))
+    _, _, _, judged = pure.recorded(csv)
+    row = judged.set_index(["hypothesis", "check"]).why
+    assert row[(slow, "timeouts_at_5_original")].endswith(f"; not run: {why}")
+    assert "not run" not in row[(other, "timeouts_at_5_original")]        # another hypothesis's row: as it was
+    assert "not run" not in row[(slow, "many_pulls_add_up")]               # another check: as it was
+    assert "not run" in " ".join(pure.misses(judged).why)
