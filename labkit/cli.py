@@ -35,7 +35,7 @@ from .experiments.sweep import SWEEP, best_of, knobs_of
 from .lab.host import ownership as state
 from .lab.conditions.cpu_emulation import compare, host_name, openssl_version
 from .lab.lab import DATA, Lab
-from .analyze.hypotheses import DEADLINE_S as HYPOTHESIS_DEADLINE
+from .analyze.hypotheses import DEADLINE_S as HYPOTHESIS_DEADLINE, rulebook
 from .measure import iperf
 from .measure.locust_storm import MAX_PULLS, MAX_SPAWN_RATE, MAX_USERS, StormSpec, refusals, run_worker
 from .measure.probe import MAX_DEADLINE_S as MAX_PROBE_DEADLINE, MAX_PARALLEL as MAX_PROBE_PARALLEL
@@ -421,11 +421,29 @@ def hypotheses(name, image_size, parallel, out, deadline) -> int:
               help="the hypotheses whose name contains WORDS (repeatable; default: all); merged into the record")
 @click.option("--k", "k", type=click.FloatRange(1, 64), help="the time dilation (default: the smallest whole k "
               "at which the seed's 8 vCPUs take at most half this machine's cores)")
+@click.option("--check", "checks", multiple=True, type=click.Choice(list(rulebook())), metavar="CHECK",
+              help="only the runs that measure this check of the rulebook (repeatable; default: every run); merged "
+                   "into the record, replacing only those runs' rows")
+@click.option("--max-minutes", type=click.FloatRange(0, min_open=True), help="run only the hypotheses whose runs "
+              "are estimated to end within this many minutes, at their own rates in --rates-from, fastest first; "
+              "the others are said in the record's JSON (not_run: the estimate and why), and not run")
+@click.option("--rates-from", type=click.Path(exists=True, dir_okay=False), help="with --max-minutes: a recorded "
+              "contest's CSV whose measured rates the estimate takes (default: this contest's record)")
 @click.option("--estimate", is_flag=True, help="print k, its reason and the estimated wall time, and start nothing")
-def contest(name, image_size, only, k, estimate) -> int:
+def contest(name, image_size, only, checks, max_minutes, rates_from, k, estimate) -> int:
     """One lab per hypothesis, the rulebook's runs in each, recorded in data/recorded/contest-<size>MiB-k<k>.csv."""
-    from .experiments.contest import CONTEST, estimate as wall
-    exp = CONTEST.with_(lab_name=name, image_size=image_size, options={"only": only or None, "k": k})
+    from .experiments.contest import CONTEST, budget, estimate as wall, record_not_run
+    exp = CONTEST.with_(lab_name=name, image_size=image_size, options={"only": only or None, "k": k,
+                                                                      "checks": checks or None})
+    if max_minutes:
+        keep, over = budget(exp, max_minutes * 60, rates_from)
+        for n, v in over.items():
+            print(f"not run: {n}: {v['why']}")
+        if not estimate and over:
+            print(f"said in {record_not_run(exp, over)}")
+        if not keep:
+            return 0
+        exp = exp.with_(options={"only": tuple(keep)})
     if estimate:
         k_, secs, why = wall(exp)
         print(f"{why}\nestimated wall time at the seed's own rates: {secs / 60:.0f} min")

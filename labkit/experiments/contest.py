@@ -59,13 +59,23 @@ def chosen(hypotheses) -> list:
     return out
 
 
+def named(name: str):
+    """The hypothesis called exactly `name` (a record's own name), or ValueError naming the known ones."""
+    for h in HYPOTHESES:
+        if h.name == name:
+            return h
+    raise ValueError(f"hypothesis {name!r}: no such name; known: {'; '.join(h.name for h in HYPOTHESES)}")
+
+
 def machine_of(obs: dict | None = None) -> dict:
     return (obs or observations())["experiment"]["machine"]
 
 
-def machine_image(obs: dict | None = None) -> int:
-    """The seed's own image, in bytes (1.5 GiB): the runs whose check races a time against a size pull it."""
-    return (obs or observations())["experiment"]["image"]["bytes"]
+def runs_of(h, options) -> list[pure.Run]:
+    """The runs one lab of hypothesis `h` makes: its plan, filtered to option `checks` (the checks asked; none:
+    all) and to the images option `images` names (the lab's image sizes; none: the contest's)."""
+    return [r for r in pure.plan_runs([h], checks=options.get("checks"))
+            if r.image in (options.get("images") or ("contest",))]
 
 
 def dilation(exp: Experiment) -> tuple[float, str, float]:
@@ -89,15 +99,16 @@ def settings_for(h, key: str, k: float, link: str):
 
 
 def _labs(exp: Experiment) -> list[Experiment]:
-    """A lab per hypothesis and image size (the contest's, then the seed's own where a run asks for it), in turn;
-    option `seed_image` (bytes) stands in for the seed's 1.5 GiB (a test's; equal sizes share one lab)."""
+    """A lab per hypothesis and image size (the contest's, then the seed's own where a run asks for it), in turn,
+    each only for the runs of option `checks` (none: all); option `seed_image` (bytes) stands in for the seed's
+    1.5 GiB (a test's; equal sizes share one lab)."""
     k, why, ratio = dilation(exp)
     hs = chosen(exp.options.get("only"))
-    sizes = {"contest": exp.image_size, "seed": exp.options.get("seed_image") or machine_image()}
+    sizes = pure.image_sizes(exp.image_size, exp.options.get("seed_image"))
     labs = []
     for h in hs:
         by_size: dict[int, list[str]] = {}
-        for image in dict.fromkeys(r.image for r in pure.plan_runs([h])):
+        for image in dict.fromkeys(r.image for r in pure.plan_runs([h], checks=exp.options.get("checks"))):
             by_size.setdefault(sizes[image], []).append(image)
         labs += [exp.with_(settings=settings_for(h, "released", k, exp.options["link"]), lab_name=exp.lab_name,
                            image_size=size, options={"hypothesis": h, "images": tuple(images), "k": k, "k_why": why,
@@ -186,7 +197,7 @@ def _measure(lab: Lab, exp: Experiment, progress: Progress) -> dict:
     vcpus, t0 = machine_of()["vcpus"], time.perf_counter()
     records, notes = [], [*lab.notes]
     lab.storage.warm()           # the seed's registry had served its images before: no cold first read
-    for run in [r for r in pure.plan_runs([h]) if r.image in o.get("images", ("contest",))]:
+    for run in runs_of(h, o):
         # a smaller lab (a test's): no more nodes than it has, no more pulls than `max_pulls`; recorded as run
         pulls = min(run.pulls, o.get("max_pulls") or run.pulls)
         run = dataclasses.replace(run, pulls=pulls, nodes=min(run.nodes, len(lab.path.compute), pulls))
@@ -205,7 +216,8 @@ def _measure(lab: Lab, exp: Experiment, progress: Progress) -> dict:
         notes += [n for n in said if n not in notes]
         progress.step()
     wall = round(time.perf_counter() - t0, 1)
-    part = {"hypothesis": h.name, "images": o.get("images", ("contest",)), "records": records, "notes": notes, "wall_s": wall}
+    part = {"hypothesis": h.name, "images": o.get("images", ("contest",)), "checks": o.get("checks"),
+            "records": records, "notes": notes, "wall_s": wall}
     _save(exp, [part])              # on disk as each hypothesis ends: a run stopped later keeps what finished
     return part
 
@@ -225,8 +237,7 @@ def _save(exp: Experiment, parts: list[dict]) -> Path:
     old = pd.read_csv(csv, keep_default_na=False, na_values={"value": [""], "nodes": [""], "pulls": [""]}) \
         if csv.exists() else new.iloc[0:0]
     # a run made again replaces its rows: the same hypothesis, settings and pull count
-    done = {(p["hypothesis"], r.settings, r.pulls) for p in parts for r in pure.plan_runs(chosen([p["hypothesis"]]))
-            if r.image in p.get("images", ("contest",))}
+    done = {(p["hypothesis"], r.settings, r.pulls) for p in parts for r in runs_of(named(p["hypothesis"]), p)}
     again = [(h, st, n) in done for h, st, n in zip(old.hypothesis, old.settings, old.pulls)]
     records = pd.concat([old[[not a for a in again]], new], ignore_index=True)
     records.to_csv(csv, index=False)
@@ -236,7 +247,7 @@ def _save(exp: Experiment, parts: list[dict]) -> Path:
     walls = {**meta.get("wall_s_by_hypothesis", {}), **{_key(p): p["wall_s"] for p in parts}}
     meta.update({
         "k": o["k"], "k_why": o["k_why"], "image_mib": int(mib(o.get("contest_image") or exp.image_size)),
-        "seed_image_mib": int(mib(o.get("seed_image") or machine_image())), "link": o["link"],
+        "seed_image_mib": int(mib(pure.image_sizes(0, o.get("seed_image"))["seed"])), "link": o["link"],
         "machine": {"vcpus": m["vcpus"], "cpu_model": m["cpu_model"], "dilation": o["k"], "ratio": o["ratio"],
                     "this_machine_cores": os.cpu_count(), "host": platform.node(), "kernel": platform.release()},
         "compute_nodes": NODES, "deadline_s": DEADLINE_S * o["k"], "idle_timeout_s": IDLE_TIMEOUT_S * o["k"],
@@ -245,9 +256,52 @@ def _save(exp: Experiment, parts: list[dict]) -> Path:
         "hypotheses_done": list(dict.fromkeys(records.hypothesis)),
         "hypotheses_not_run": [h.name for h in HYPOTHESES if h.name not in set(records.hypothesis)],
         "notes": {**meta.get("notes", {}), **{_key(p): p["notes"] for p in parts}},
+        "not_run": {n: v for n, v in meta.get("not_run", {}).items() if not any(_covers(p, n, v) for p in parts)},
+        "seed_image_runs": {**meta.get("seed_image_runs", {}), **seed_image_runs(records)},
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     meta_path.write_text(json.dumps(meta, indent=1, default=str) + "\n")
     return csv
+
+
+def _covers(part: dict, name: str, not_run: dict) -> bool:
+    """Whether `part` made the runs a not-run entry of hypothesis `name` stands for (its checks; none: all)."""
+    made = set(part.get("checks") or ()) or None
+    return part["hypothesis"] == name and (made is None or set(not_run.get("checks") or ("every",)) <= made)
+
+
+def seed_image_runs(records: pd.DataFrame) -> dict:
+    """Which hypotheses the record holds the seed-image runs of (every such run of the plan, by settings and pull
+    count), and which not."""
+    need = {(r.settings, r.pulls) for r in pure.plan_runs(HYPOTHESES[:1]) if r.image == "seed"}
+    have = {(h, st, int(n)) for h, st, n in zip(records.hypothesis, records.settings, records.pulls) if pd.notna(n)}
+    done = [h.name for h in HYPOTHESES if need and all((h.name, st, n) in have for st, n in need)]
+    return {"done": done, "not_run": [h.name for h in HYPOTHESES if h.name not in done]}
+
+
+def budget(exp: Experiment, max_s: float, rates_from: Path | None = None) -> tuple[list[str], dict[str, dict]]:
+    """The chosen hypotheses whose runs (option `checks`) are estimated to end within `max_s`, fastest first, and
+    the others with their estimate and why: each at its own rates in a recorded contest (`rates_from`; default
+    this contest's record), in the lab's time at this contest's k."""
+    k, _, _ = dilation(exp)
+    o = exp.options
+    src = Path(rates_from) if rates_from else record_path(exp, k, DATA / exp.records)
+    recs = pd.read_csv(src, keep_default_na=False, na_values={"value": [""], "nodes": [""], "pulls": [""]})
+    keep, over = pure.within_budget(pure.plan_runs(chosen(o.get("only")), checks=o.get("checks")), exp.image_size,
+                                    k, max_s, pure.recorded_rates(recs), o.get("seed_image"))
+    return keep, {n: {**v, "checks": list(o.get("checks") or ()), "rates_from": str(src)} for n, v in over.items()}
+
+
+def record_not_run(exp: Experiment, over: dict[str, dict]) -> Path:
+    """Say in the record's JSON which hypotheses' runs were not made and why (budget's `over`): their checks stay
+    "not measured" in the record, with the reason and the estimate beside them. A run that lands later clears it."""
+    k, _, _ = dilation(exp)
+    path = record_path(exp, k, DATA / exp.records).with_suffix(".json")
+    meta = json.loads(path.read_text()) if path.exists() else {}
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    meta["not_run"] = {**meta.get("not_run", {}), **{n: {**v, "when": when} for n, v in over.items()}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(meta, indent=1, default=str) + "\n")
+    return path
 
 
 def _key(part: dict) -> str:
@@ -281,15 +335,19 @@ def text(out: Outcome) -> str:
 def estimate(exp: Experiment) -> tuple[float, float, str]:
     """(k, the estimated wall time in s, k's reason) for the declared contest, before any lab starts."""
     k, why, _ = dilation(exp)
-    return k, pure.wall_estimate(pure.plan_runs(chosen(exp.options.get("only"))), exp.image_size, k), why
+    o = exp.options
+    runs = pure.plan_runs(chosen(o.get("only")), checks=o.get("checks"))
+    return k, pure.wall_estimate(runs, exp.image_size, k, seed_bytes=o.get("seed_image")), why
 
 
 CONTEST = Experiment(
     "contest", "every hypothesis through the rulebook's runs on the seed's machine (8 vCPUs of opteron-6174, time-"
     "dilated), its 6 Gbit link and one image; judged alike", _measure,
     settings="sregistry-2018-10", compute_nodes=NODES, image_size=IMAGE_MIB * MiB, records="recorded",
-    lab_name="contest", health=False, labs=_labs, steps=lambda e: len(pure.plan_runs(chosen(e.options.get("only")))),
-    aggregate=_aggregate, record=_record, text=text, options={"link": SEED_LINK, "only": None, "k": None})
+    lab_name="contest", health=False, labs=_labs,
+    steps=lambda e: len(pure.plan_runs(chosen(e.options.get("only")), checks=e.options.get("checks"))),
+    aggregate=_aggregate, record=_record, text=text,
+    options={"link": SEED_LINK, "only": None, "checks": None, "k": None})
 
 
 def judged(records: pd.DataFrame) -> pd.DataFrame:

@@ -8,6 +8,7 @@ import pytest
 from labkit.analyze import contest as pure
 from labkit.analyze.hypotheses import HYPOTHESES, RESULT_COLUMNS, experiments, judge_results
 from labkit.config.dilation import Host, machine_problems
+from labkit.experiments import contest as contest_exp
 from labkit.experiments.contest import CONTEST, ended_by_lab, run_records, settings_for
 from labkit.measure.pull_at import PullRun
 from labkit.path import registry_path
@@ -75,7 +76,84 @@ def test_the_timeouts_run_pulls_the_seeds_own_image_in_a_lab_of_its_own():
     runs = pure.plan_runs(HYPOTHESES[-1:])
     seed = [r for r in runs if r.image == "seed"]
     assert [(r.settings, r.pulls, r.checks) for r in seed] == [("original", 5, ("timeouts_at_5_original",))]
-    assert pure.image_of(seed[0], 128 * MiB) == 1536 * MiB and pure.image_of(runs[0], 128 * MiB) == 128 * MiB
+    sizes = pure.image_sizes(128 * MiB)
+    assert sizes[seed[0].image] == 1536 * MiB and sizes[runs[0].image] == 128 * MiB
+
+
+def test_the_seeds_image_is_chosen_in_one_place_and_its_stand_in_honoured():
+    assert pure.image_sizes(128 * MiB) == {"contest": 128 * MiB, "seed": 1536 * MiB}
+    assert pure.image_sizes(128 * MiB, 16 * MiB) == {"contest": 128 * MiB, "seed": 16 * MiB}
+    with pytest.raises(ValueError, match="seed_image"):
+        pure.image_sizes(128 * MiB, -1)
+    # the wall-time estimate reads the stand-in too: the seed-image run's 5 pulls of 16 MiB, not of 1.5 GiB
+    seed = [r for r in pure.plan_runs(HYPOTHESES[-1:]) if r.image == "seed"]
+    assert pure.wall_estimate(seed, 128 * MiB, 4, seed_bytes=16 * MiB) == \
+        pytest.approx(5 * 16 * MiB / 1e6 / 32 * 4 + pure.SETUP_S, abs=1)
+    assert pure.wall_estimate(seed, 128 * MiB, 4) == pytest.approx(5 * 1536 * MiB / 1e6 / 32 * 4 + pure.SETUP_S, abs=1)
+
+
+@pytest.fixture
+def this_machine(monkeypatch):
+    """The contest's k and ratio without measuring this machine's CPU: 2 cores at ratio 2.585."""
+    monkeypatch.setattr(contest_exp, "host", lambda s, cache: Host(2, 2.585))
+
+
+def test_the_labs_and_the_estimate_read_the_same_seed_image(this_machine):
+    exp = CONTEST.with_(options={"only": ("TLS",), "seed_image": 16 * MiB, "k": 4})
+    labs = contest_exp._labs(exp)
+    assert [(lab.image_size, lab.options["images"]) for lab in labs] == [(128 * MiB, ("contest",)), (16 * MiB, ("seed",))]
+    assert all(lab.options["seed_image"] == 16 * MiB for lab in labs)
+    k, secs, _ = contest_exp.estimate(exp)
+    runs = pure.plan_runs(HYPOTHESES[-1:])
+    assert k == 4 and secs == pure.wall_estimate(runs, 128 * MiB, 4, seed_bytes=16 * MiB)
+    assert secs < contest_exp.estimate(exp.with_(options={"seed_image": 1536 * MiB}))[1]
+    # no stand-in: the seed's own 1.5 GiB for the labs and the estimate alike
+    whole = CONTEST.with_(options={"only": ("TLS",), "k": 4})
+    assert [lab.image_size for lab in contest_exp._labs(whole)] == [128 * MiB, 1536 * MiB]
+    assert contest_exp.estimate(whole)[1] == pure.wall_estimate(runs, 128 * MiB, 4)
+
+
+def test_a_check_asked_plans_only_its_runs_and_their_labs(this_machine):
+    runs = pure.plan_runs(HYPOTHESES[-1:], checks=("timeouts_at_5_original",))
+    assert [(r.settings, r.pulls, r.image) for r in runs] == [("original", 5, "seed")]
+    both = pure.plan_runs(HYPOTHESES[-1:], checks=("timeouts_at_5_original", "one_pull_at_the_seeds_rate"))
+    assert [(r.settings, r.pulls) for r in both] == [("released", 1), ("original", 5)]
+    with pytest.raises(ValueError, match="--check no_such_check: no such check"):
+        pure.plan_runs(HYPOTHESES[-1:], checks=("no_such_check",))
+    exp = CONTEST.with_(options={"only": ("cold reads",), "checks": ("timeouts_at_5_original",), "k": 4})
+    [lab] = contest_exp._labs(exp)                   # only the seed-image lab, none at the contest's image
+    assert lab.image_size == 1536 * MiB and lab.options["images"] == ("seed",)
+    assert [(r.settings, r.pulls) for r in contest_exp.runs_of(lab.options["hypothesis"], lab.options)] == [("original", 5)]
+    assert CONTEST.steps(exp) == 1
+    released = CONTEST.with_(options={"only": ("cold reads",), "checks": ("no_disk_activity",), "k": 4})
+    assert [lab.options["images"] for lab in contest_exp._labs(released)] == [("contest",)]
+
+
+def test_a_run_made_again_replaces_only_its_own_rows_by_exact_name(this_machine, tmp_path):
+    # two hypotheses whose names a substring match would confuse ("Singularity 2.6" names both)
+    wide, narrow = HYPOTHESES[6].name, HYPOTHESES[7].name
+    assert wide.startswith("Singularity 2.6") and narrow.startswith("Singularity 2.6")
+    assert contest_exp.named(narrow) is HYPOTHESES[7]
+    with pytest.raises(ValueError, match="no such name"):
+        contest_exp.named("Singularity 2.6")
+
+    def rows(h, st, n, v):
+        return [{"hypothesis": h, "quantity": "failures", "settings": st, "pulls": n, "nodes": 1, "value": v,
+                 "source": "measured", "mechanism": ""}]
+    exp = CONTEST.with_(options={"k": 4, "k_why": "test", "ratio": 2.585, "out_dir": tmp_path})
+    first = [{"hypothesis": h, "records": rows(h, "original", 5, 0) + rows(h, "released", 1, 0), "notes": [],
+              "wall_s": 1.0} for h in (wide, narrow)]
+    csv = contest_exp._save(exp, first)
+    again = {"hypothesis": narrow, "images": ("seed",), "checks": ("timeouts_at_5_original",),
+             "records": rows(narrow, "original", 5, 2), "notes": [], "wall_s": 2.0}
+    contest_exp._save(exp, [again])
+    got = pd.read_csv(csv)
+    kept = {(r.hypothesis, r.settings, r.pulls): r.value for r in got.itertuples()}
+    assert kept == {(wide, "original", 5): 0, (wide, "released", 1): 0, (narrow, "original", 5): 2,
+                    (narrow, "released", 1): 0}
+    meta = json.loads(csv.with_suffix(".json").read_text())
+    assert meta["wall_s_by_hypothesis"][f"{narrow} (the seed's image)"] == 2.0
+    assert set(meta["seed_image_runs"]["done"]) == {wide, narrow}
 
 
 def _pull(nbytes=128 * MiB, seconds=16.0, ok=True, kind="", error="", cpu=0.4):
@@ -166,3 +244,67 @@ def test_a_recorded_contest_reads_back_and_is_judged_again(tmp_path):
     assert checks.loc["one pull far below the link", "TLS"] == "✔"
     assert checks.loc["many pulls add up", "TLS"] == ""              # no 40-pull run: not measured
     assert checks.loc["fits all", "TLS"] == ""
+
+
+def _rate_rows(h, mbps, settings="original", pulls=5):
+    return [{"hypothesis": h, "quantity": "MBps", "settings": settings, "pulls": pulls, "nodes": 1, "value": v,
+             "source": "measured", "mechanism": ""} for v in mbps] + \
+        [{"hypothesis": h, "quantity": "MBps", "settings": settings, "pulls": pulls, "nodes": None, "value": 999.0,
+          "source": "predicted", "mechanism": ""}]
+
+
+def test_each_hypothesis_is_estimated_at_its_own_rate_and_the_slow_ones_left_out():
+    fast, slow, none = HYPOTHESES[1].name, HYPOTHESES[3].name, HYPOTHESES[0].name
+    recs = pd.DataFrame(_rate_rows(fast, [180.0, 200.0, 190.0]) + _rate_rows(slow, [8.0]), columns=list(RESULT_COLUMNS))
+    rates = pure.recorded_rates(recs)
+    assert rates == {(fast, "original", 5): 190.0, (slow, "original", 5): 8.0}     # measured medians, no prediction
+    runs = pure.plan_runs([HYPOTHESES[i] for i in (0, 1, 3)], checks=("timeouts_at_5_original",))
+    keep, over = pure.within_budget(runs, 128 * MiB, 4, 20 * 60, rates)
+    # 5 x 1.5 GiB at its own rate / k: the fast one 5 x 1610.6 MB / (190 / 4) + a lab's start; the one without a
+    # rate of its own at the seed's 32 MB/s (said); the slow one at 8 MB/s: 68 min with its lab, over 20
+    assert keep == [fast, none]
+    assert set(over) == {slow}
+    assert over[slow]["estimate_s"] == pytest.approx(5 * 1536 * MiB / 1e6 / (8.0 / 4) + pure.SETUP_S, abs=1)
+    assert "its own 8 MB/s" in over[slow]["why"] and "over the 20 min allowed" in over[slow]["why"]
+    _, over = pure.within_budget(runs, 128 * MiB, 4, 60, rates)
+    assert "the seed's 32 MB/s (none of its own)" in over[none]["why"]
+    with pytest.raises(ValueError, match="--max-minutes"):
+        pure.within_budget(runs, 128 * MiB, 4, 0, rates)
+
+
+def test_a_run_not_made_is_said_with_its_estimate_until_it_lands(this_machine, tmp_path):
+    slow = HYPOTHESES[3].name
+    exp = CONTEST.with_(options={"only": ("cold reads",), "checks": ("timeouts_at_5_original",), "k": 4,
+                                 "out_dir": tmp_path})
+    src = tmp_path / "rates.csv"
+    pd.DataFrame(_rate_rows(slow, [8.0]), columns=list(RESULT_COLUMNS)).to_csv(src, index=False)
+    keep, over = contest_exp.budget(exp, 20 * 60, src)
+    assert keep == [] and over[slow]["checks"] == ["timeouts_at_5_original"] and over[slow]["rates_from"] == str(src)
+    path = contest_exp.record_not_run(exp, over)
+    assert path == tmp_path / "contest-128MiB-k4.json"
+    said = json.loads(path.read_text())["not_run"][slow]
+    assert said["estimate_s"] == over[slow]["estimate_s"] and "68 min" in said["why"] and said["when"]
+    # the run lands: the entry goes, the record holds its rows
+    done = {"hypothesis": slow, "images": ("seed",), "checks": ("timeouts_at_5_original",), "notes": [], "wall_s": 9.0,
+            "records": [{"hypothesis": slow, "quantity": "failures", "settings": "original", "pulls": 5, "nodes": 1,
+                         "value": 0, "source": "measured", "mechanism": ""}]}
+    contest_exp._save(exp.with_(options={"k_why": "test", "ratio": 2.585}), [done])
+    meta = json.loads(path.read_text())
+    assert meta["not_run"] == {} and meta["seed_image_runs"]["done"] == [slow]
+
+
+def test_a_check_left_unmeasured_by_a_run_not_made_says_why_when_read_back(tmp_path):
+    slow, other = HYPOTHESES[3].name, HYPOTHESES[1].name
+    recs = [{"hypothesis": h, "quantity": "MBps", "settings": "released", "pulls": 1, "nodes": 1, "value": 30.0,
+             "source": "measured", "mechanism": ""} for h in (slow, other)]
+    csv = tmp_path / "contest-128MiB-k4.csv"
+    pd.DataFrame(recs, columns=list(RESULT_COLUMNS)).to_csv(csv, index=False)
+    why = "estimated 68 min of wall time at k = 4, over the 20 min allowed"
+    csv.with_suffix(".json").write_text(json.dumps({"k": 4, "not_run": {slow: {"checks": ["timeouts_at_5_original"],
+                                                                               "why": why}}}))
+    _, _, _, judged = pure.recorded(csv)
+    row = judged.set_index(["hypothesis", "check"]).why
+    assert row[(slow, "timeouts_at_5_original")].endswith(f"; not run: {why}")
+    assert "not run" not in row[(other, "timeouts_at_5_original")]        # another hypothesis's row: as it was
+    assert "not run" not in row[(slow, "many_pulls_add_up")]               # another check: as it was
+    assert "not run" in " ".join(pure.misses(judged).why)
