@@ -80,7 +80,8 @@ def runs_of(h, options) -> list[pure.Run]:
 
 def dilation(exp: Experiment) -> tuple[float, str, float]:
     """(k, why, the CPU ratio) for the contest: the option's k, or choose_k for the seed's vCPUs at the CPU model's
-    ratio measured on this machine (labkit.lab.conditions.machine.host: cached per CPU, OpenSSL and mask)."""
+    ratio measured on this machine at the run's start (labkit.lab.conditions.machine.host: one figure per run,
+    labkit.lab.conditions.speed_meter, flagged when the machine is busy)."""
     m = machine_of()
     probe = HYPOTHESES[-1].settings_at("released")
     h = host(probe)

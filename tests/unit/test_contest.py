@@ -95,7 +95,7 @@ def test_the_seeds_image_is_chosen_in_one_place_and_its_stand_in_honoured():
 @pytest.fixture
 def this_machine(monkeypatch):
     """The contest's k and ratio without measuring this machine's CPU: 2 cores at ratio 2.585."""
-    monkeypatch.setattr(contest_exp, "host", lambda s, cache: Host(2, 2.585))
+    monkeypatch.setattr(contest_exp, "host", lambda s: Host(2, 2.585))
 
 
 def test_the_labs_and_the_estimate_read_the_same_seed_image(this_machine):
