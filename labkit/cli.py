@@ -430,11 +430,13 @@ def hypotheses(name, image_size, parallel, out, deadline) -> int:
 @click.option("--rates-from", type=click.Path(exists=True, dir_okay=False), help="with --max-minutes: a recorded "
               "contest's CSV whose measured rates the estimate takes (default: this contest's record)")
 @click.option("--estimate", is_flag=True, help="print k, its reason and the estimated wall time, and start nothing")
-def contest(name, image_size, only, checks, max_minutes, rates_from, k, estimate) -> int:
+@click.option("--out-dir", type=click.Path(file_okay=False), help="record in this directory instead of data/recorded "
+              "(a check made beside the record, e.g. at another CPU ratio, is not merged into it)")
+def contest(name, image_size, only, checks, max_minutes, rates_from, k, estimate, out_dir) -> int:
     """One lab per hypothesis, the rulebook's runs in each, recorded in data/recorded/contest-<size>MiB-k<k>.csv."""
     from .experiments.contest import CONTEST, budget, estimate as wall, record_not_run
     exp = CONTEST.with_(lab_name=name, image_size=image_size, options={"only": only or None, "k": k,
-                                                                      "checks": checks or None})
+                                                                      "checks": checks or None, "out_dir": out_dir})
     if max_minutes:
         keep, over = budget(exp, max_minutes * 60, rates_from)
         for n, v in over.items():
