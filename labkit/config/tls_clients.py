@@ -9,10 +9,12 @@ operator's do: a client that offers TLS 1.3 or ChaCha20-Poly1305 can negotiate w
   ChaCha20-Poly1305 among its suites. labkit's clients as they always were.
 - `centos7`: the seed's compute nodes, CentOS 7 with OpenSSL 1.0.2k under Python 2.7 (Singularity 2.6.1's
   urllib2, sregistry-cli's requests): TLS 1.2 at most (TLS 1.3 came with OpenSSL 1.1.1) and Python 2.7's default
-  cipher string (python/cpython 2.7 Lib/ssl.py `_DEFAULT_CIPHERS`, set by `create_default_context` from 2.7.9,
-  PEP 466, which CentOS 7's python 2.7.5 carries), less what OpenSSL 1.0.2k does not have: ChaCha20-Poly1305 and
-  AES-CCM suites (both from OpenSSL 1.1.0), ARIA (1.1.1); openssl/openssl OpenSSL_1_0_2k (081314d0) has no
-  crypto/chacha and no TLS1_3_VERSION in ssl/ssl.h.
+  cipher string (python/cpython 2.7.9's Lib/ssl.py `_DEFAULT_CIPHERS`, set by `create_default_context`, PEP 466,
+  which CentOS 7's python 2.7.5 carries as a backport), less what OpenSSL 1.0.2k does not have: ChaCha20-Poly1305
+  and the CCM suites (openssl/openssl 32bb7054 NEWS.md, "Major changes between OpenSSL 1.0.2h and OpenSSL 1.1.0":
+  "Support for ChaCha20 and Poly1305 added to libcrypto and libssl", "CCM ciphersuites"; OpenSSL_1_0_2k 081314d0
+  has no crypto/chacha), ARIA (1.1.1), and TLS 1.3 (ibid., "between OpenSSL 1.1.0i and OpenSSL 1.1.1": "Support
+  for TLSv1.3 added").
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import ssl
 from dataclasses import dataclass
 
 PY27_DEFAULT_CIPHERS = ("ECDH+AESGCM:DH+AESGCM:ECDH+AES256:DH+AES256:ECDH+AES128:DH+AES:ECDH+HIGH:DH+HIGH:"
-                        "RSA+AESGCM:RSA+AES:RSA+HIGH:!aNULL:!eNULL:!MD5")
+                        "ECDH+3DES:DH+3DES:RSA+AESGCM:RSA+AES:RSA+HIGH:RSA+3DES:!aNULL:!eNULL:!MD5")
 NOT_IN_OPENSSL_1_0_2K = "!CHACHA20:!AESCCM:!ARIA"
 
 
