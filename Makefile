@@ -4,7 +4,7 @@
 # seed's: `make lab PRESET=sregistry-2018-10 MACHINE=`.
 VENV ?= .venv
 BIN := $(VENV)/bin
-IMAGE_MIB ?= 32
+IMAGE_MIB ?= 16
 IMAGE_SIZE ?= $(IMAGE_MIB)MiB
 PARALLEL ?= 5
 REPEATS ?= 1

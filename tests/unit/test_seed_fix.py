@@ -99,3 +99,17 @@ def test_the_server_negotiates_with_his_clients_what_they_could():
 def test_the_setting_is_checked():
     with pytest.raises(ValueError, match="tls_offer"):
         LabSettings.model_validate({"client": {"tls_offer": "centos6"}})
+
+
+def test_the_verdict_names_tls_in_software_on_the_model_and_offers_only_what_his_clients_can_use():
+    from labkit.analyze.causes import Finding
+    from labkit.analyze.remedies import tls_remedies
+    from labkit.analyze.verdict import _in_software
+    seed = sf.seed_settings(4)
+    said = _in_software(Finding("tls", "cpu", "nginx's CPU"), seed)
+    assert said == " (TLS in software on opteron-6174, 8 vCPUs, time-dilated k = 4: no AES-NI or PCLMULQDQ)"
+    assert _in_software(Finding("tls", "cpu", "nginx's CPU"), preset("sregistry-2018-10-https")) == ""   # host CPU
+    assert _in_software(Finding("nginx", "cpu", "nginx's CPU"), seed) == ""
+    assert "ChaCha20-Poly1305 preferred" not in [r.name for r in tls_remedies(seed)]
+    assert "AES-128-GCM first" in [r.name for r in tls_remedies(seed)]
+    assert "ChaCha20-Poly1305 preferred" in [r.name for r in tls_remedies(preset("sregistry-2018-10-https"))]
