@@ -371,8 +371,8 @@ def _done(view: PathView, f: Finding, nxt: Next | None, at_cap: bool, hop: str,
     remedies = [] if lab_limit else candidates(f.stage, f.cause, settings, view.path)
     none = NOTHING_LAB if lab_limit else nothing_to_change(f.stage, f.cause, settings, view.path)
     return Verdict(f.stage, summary, ev, _stage_table(view, f.stage), f.cause, at_cap, hop,
-                   final.median if final else None, nxt, view.notes, shared, alt, machine, _what(f), remedies, none,
-                   f.program)
+                   final.median if final else None, nxt, view.notes, shared, alt, machine,
+                   _what(f) + _in_software(f, settings), remedies, none, f.program)
 
 
 NOTHING_LAB = "nothing on the server to change: a lighter client, e.g. --verify length, shows the server's own ceiling"
