@@ -64,8 +64,8 @@ def combined(name: str, *fixes: Fix) -> Fix:
 
 # what the bundle ships for his clients, by the fix that wins one pull: that fix, nginx's workers = his vCPUs
 # (40 pulls need every core: one TLS connection is one worker), X-Accel-Redirect (nginx serves the file itself)
-SHIPPED = {PLAIN.name: combined(f"the bundle: {PLAIN.name} + {ACCEL.name} + {WORKERS.name}", PLAIN, ACCEL, WORKERS),
-           AES128.name: combined(f"the bundle keeping TLS: {AES128.name} + {ACCEL.name} + {WORKERS.name}",
+SHIPPED = {PLAIN.name: combined(f"bundle: plain http + {ACCEL.name} + {VCPUS} workers", PLAIN, ACCEL, WORKERS),
+           AES128.name: combined(f"bundle keeping TLS: {AES128.name} + {ACCEL.name} + {VCPUS} workers",
                                  AES128, ACCEL, WORKERS)}
 CANDIDATES: dict[str, Fix | None] = {AS_IT_WAS: None, PLAIN.name: PLAIN, AES128.name: AES128, WORKERS.name: WORKERS,
                                      ACCEL.name: ACCEL, **{f.name: f for f in SHIPPED.values()}}
