@@ -276,6 +276,7 @@ def seed_bundle(table: pd.DataFrame, out_dir: Path | None = None, label: str = "
              "encrypts every byte"]
     if best == PLAIN.name:
         notes.append("plain http only where the cluster network is trusted; else AES-128-GCM first "
-                     f"(x{gains.get(AES128.name, float('nan')):.1f}) keeps TLS: {SHIPPED[AES128.name].name}")
+                     f"(x{gains.get(AES128.name, float('nan')):.1f}) keeps TLS: {SHIPPED[AES128.name].name}"
+                     + ("" if SHIPPED[AES128.name].name in set(gains.index) else " (not measured as one)"))
     bundle, _ = export_bundle(s, out_dir or DATA / "bundles", label, measurements=table, notes=notes)
     return bundle, best, notes
