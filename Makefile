@@ -1,11 +1,16 @@
-# servelab: `make lab` runs the per-hop survey on the built-in lab; `make test` runs every test.
-# Sizes: IMAGE_SIZE=1.5GiB (or IMAGE_MIB=1536, a number of MiB, as before).
+# servelab: `make lab` surveys the seed's case hop by hop (sregistry's https setup on 8 vCPUs of the Opteron 6174,
+# time-dilated, his CentOS 7 clients); `make test` runs every test.
+# Sizes: IMAGE_SIZE=1.5GiB (or IMAGE_MIB=1536, a number of MiB, as before). This machine's own CPU instead of the
+# seed's: `make lab PRESET=sregistry-2018-10 MACHINE=`.
 VENV ?= .venv
 BIN := $(VENV)/bin
-IMAGE_MIB ?= 64
+IMAGE_MIB ?= 16
 IMAGE_SIZE ?= $(IMAGE_MIB)MiB
 PARALLEL ?= 5
-PRESET ?= sregistry-2018-10
+REPEATS ?= 1
+PRESET ?= sregistry-2018-10-https
+# the seed's machine as the contest runs it: 8 vCPUs of opteron-6174 at k = 4 (every rate read back x 4), TLS 1.2
+MACHINE ?= --set cpu.model=opteron-6174 --set machine.vcpus=8 --set machine.dilation=4 --set client.tls_offer=centos7
 
 .PHONY: setup lab test unit integration bench bench-ci report down jupyter
 
@@ -13,7 +18,8 @@ setup:
 	@bash scripts/setup.sh
 
 lab: setup
-	$(BIN)/labkit survey --preset $(PRESET) --image-size $(IMAGE_SIZE) --parallel $(PARALLEL)
+	$(BIN)/labkit survey --preset $(PRESET) $(MACHINE) --image-size $(IMAGE_SIZE) --parallel $(PARALLEL) \
+		--repeats $(REPEATS) --verify length
 
 test:
 	@EXTRA_APT_PKGS=chromium bash scripts/setup.sh

@@ -18,7 +18,7 @@ CI = [["bench_pull_client.py", "--reps", "5", "--image-mib", "64", "--paths", "a
       ["bench_tls.py", "--image-mib", "16", "--reps", "1"]]
 ALL = [["bench_pull_client.py"], ["bench_capture.py"], ["bench_tuning.py"], ["bench_clients.py"],
        ["bench_verdict.py"], ["bench_verdict.py", "--stability", "10"], ["bench_storm.py"], ["bench_publish.py"],
-       ["bench_tls.py"], ["bench_scale.py"], ["bench_dilation.py"], ["bench_oci_keepalive.py"], ["bench_oci.py"]]
+       ["bench_tls.py"], ["bench_gcm_paths.py"], ["bench_scale.py"], ["bench_dilation.py"], ["bench_oci_keepalive.py"], ["bench_oci.py"]]
 SETS = {"ci": CI, "all": ALL}
 
 

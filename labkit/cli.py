@@ -203,10 +203,12 @@ def survey(parallel, iperf_seconds, verify, repeats, as_json, wide, keep, fix, *
 @click.option("--parallel", type=PARALLEL, multiple=True, help="pull counts (repeatable; default: the declaration's)")
 @click.option("--repeats", type=REPEATS, help="repeats (default: the declaration's)")
 @click.option("--keep", is_flag=True, help="leave the lab up afterwards")
-def run_(experiment, parallel, repeats, keep, **lab) -> int:
+@click.option("--only", multiple=True, help="the parts whose name contains this (repeatable; the contest's "
+              "hypotheses, seed-fixes' fixes; default: all)")
+def run_(experiment, parallel, repeats, keep, only, **lab) -> int:
     exp = declared(experiment)
     exp = exp.with_(**on_lab(**lab), **({"parallels": tuple(parallel)} if parallel else {}),
-                    **({"repeats": repeats} if repeats else {}))
+                    **({"repeats": repeats} if repeats else {}), **({"options": {"only": only}} if only else {}))
     out = run(exp, keep=keep)
     print(exp.text(out) if exp.text else f"{exp.name}: done in {out.wall_s} s; saved {out.saved}")
     return 0

@@ -21,6 +21,8 @@ from ..path import CLIENT
 from .noise import FLOOR, Rate, above
 from ..config.settings import as_text
 from ..config.tls_fixes import FIXES
+from ..config.cpu_models import negotiated
+from ..config.tls_clients import offer as tls_offer
 
 ANY = "*"        # a table key for a cause whatever program's stage it binds in
 
@@ -114,9 +116,11 @@ def tls_remedies(settings) -> tuple[Remedy, ...]:
     """The TLS fixes that help throughput, as remedies for the TLS-encrypting nginx's CPU under `settings`."""
     if settings is None or not settings.tls.enabled:
         return ()
-    out = []
+    out, offered = [], tls_offer(settings.client.tls_offer).suites()
     for f in (f for f in FIXES if f.speeds_up):
         new = f.apply(settings)
+        if set(f.changes) == {"tls"} and new.tls.enabled and negotiated(new.tls, offered) == negotiated(settings.tls, offered):
+            continue        # the operator's clients would negotiate the same suite (CentOS 7 and ChaCha20 first)
         sets = tuple(f"{g}.{k}={as_text(v)}" for g in f.changes for k in type(getattr(new, g)).model_fields
                      if getattr(getattr(settings, g), k) != (v := getattr(getattr(new, g), k)))
         if sets:

@@ -32,6 +32,7 @@ from .machine import SharedCpu, cost_text, ratio_text, shared_cpu
 from .noise import Rate, above, reaches, within_noise
 from .remedies import Remedy, candidates, nothing_to_change
 from .words import headline, verdict_text
+from ..config import cpu_models
 from ..config.settings import parse_settings
 
 CLOSE = 2.0          # a second constraint whose ceiling is within 2x of the binding rate is "next"
@@ -347,7 +348,7 @@ def _done(view: PathView, f: Finding, nxt: Next | None, at_cap: bool, hop: str,
         summary = (f"At capacity: the client gets {final}, within noise of the {hop} hop's iperf3 {cap}, "
                    f"the slowest hop that carries the image; what binds there: {_what(f)}.")
     else:
-        summary = f"{f.stage} binds: {_what(f)}; the client gets {final}."
+        summary = f"{f.stage} binds: {_what(f)}{_in_software(f, settings)}; the client gets {final}."
         b = next(sv for sv in view.stages if sv.name == f.stage)
         i = view.stages.index(b)
         if i and above(view.stages[i - 1].pull, b.pull):
@@ -370,8 +371,8 @@ def _done(view: PathView, f: Finding, nxt: Next | None, at_cap: bool, hop: str,
     remedies = [] if lab_limit else candidates(f.stage, f.cause, settings, view.path)
     none = NOTHING_LAB if lab_limit else nothing_to_change(f.stage, f.cause, settings, view.path)
     return Verdict(f.stage, summary, ev, _stage_table(view, f.stage), f.cause, at_cap, hop,
-                   final.median if final else None, nxt, view.notes, shared, alt, machine, _what(f), remedies, none,
-                   f.program)
+                   final.median if final else None, nxt, view.notes, shared, alt, machine,
+                   _what(f) + _in_software(f, settings), remedies, none, f.program)
 
 
 NOTHING_LAB = "nothing on the server to change: a lighter client, e.g. --verify length, shows the server's own ceiling"
@@ -379,6 +380,20 @@ NOTHING_LAB = "nothing on the server to change: a lighter client, e.g. --verify 
 
 SAID = {"link": "link", "cpu": "cpu", "window": "window", "client": "client", "disk": "disk", "down": "down",
         "app": "application"}     # a word that, in what binds, already says the kind of cause
+
+
+def _in_software(f: Finding, settings) -> str:
+    """Where nginx's TLS binds on an emulated CPU model, which model and what it lacks ('' elsewhere)."""
+    m = cpu_models.resolve(settings.cpu.model) if settings is not None and f.cause == "cpu" and f.stage == "tls" \
+        and settings.tls.enabled else None
+    if m is None:
+        return ""
+    lacks = [x for x in ("aes", "pclmulqdq") if x not in m.features]
+    machine = settings.machine
+    cores = f", {machine.vcpus} vCPUs" if machine.vcpus else ""
+    k = f", time-dilated k = {machine.dilation:g}" if machine.dilation > 1 else ""
+    return (f" (TLS in software on {m.name}{cores}{k}"
+            + (f": no {' or '.join(x.upper() if x == 'pclmulqdq' else 'AES-NI' for x in lacks)})" if lacks else ")"))
 
 
 def _what(f: Finding) -> str:

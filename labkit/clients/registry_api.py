@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
+from ..config.tls_clients import offer as tls_offer
 from ..errors import HttpStatusError, TlsSetupError, TlsVerifyError
 from ..in_netns import inside
 from .follow import REDIRECTS, Follow, RedirectRefused, ca_file, netloc, next_hop
@@ -62,6 +63,7 @@ class Trust:
     server_name: str | None = None
     insecure: bool = False          # check nothing (--insecure): said loudly wherever it is used
     source: str = ""                # where cafile came from (--cacert, REQUESTS_CA_BUNDLE, SSL_CERT_FILE)
+    offer: str = "this machine"     # what the ClientHello offers (labkit.config.tls_clients: version, suites)
 
     @classmethod
     def of(cls, cacert: str | None = None, insecure: bool = False, env: Mapping[str, str] | None = None) -> "Trust":
@@ -81,9 +83,9 @@ class Trust:
         if self.insecure:
             ctx = ssl.create_default_context()
             ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-            return ctx
+            return tls_offer(self.offer).context(ctx)
         try:
-            return ssl.create_default_context(cafile=self.cafile)
+            return tls_offer(self.offer).context(ssl.create_default_context(cafile=self.cafile))
         except (OSError, ssl.SSLError) as exc:
             raise TlsSetupError(f"CA file {self.cafile}: {exc}") from None
 

@@ -189,7 +189,8 @@ def negotiated(tls, client_suites: list[str] | None = None) -> str:
     if "TLSv1.3" in tls.protocols.split():
         own = dict(conf_commands(tls.conf_command)).get("Ciphersuites")
         server13 = own.split(":") if own else list(TLS13_DEFAULT)
-        offered13 = [c for c in client if c.startswith("TLS_")] or list(TLS13_DEFAULT)
+        # a client offering no TLS 1.3 suite (OpenSSL 1.0.2k's: TLS 1.2 at most) does not speak TLS 1.3
+        offered13 = [c for c in client if c.startswith("TLS_")] or ([] if client_suites else list(TLS13_DEFAULT))
         pick = [c for c in server13 if c in offered13] if tls.prefer_server_ciphers else \
             [c for c in offered13 if c in server13]
         if pick:
@@ -204,12 +205,13 @@ def negotiated(tls, client_suites: list[str] | None = None) -> str:
     return order[0]
 
 
-def code_path(tls, m: CpuModel) -> tuple[str, str, str]:
-    """(path, suite, why) the model's speed ratio is taken from: the negotiated suite's, or the model's
-    reference path when TLS is off or the suite's code is not among the model's published paths."""
+def code_path(tls, m: CpuModel, client_suites: list[str] | None = None) -> tuple[str, str, str]:
+    """(path, suite, why) the model's speed ratio is taken from: the negotiated suite's (with a client offering
+    `client_suites`, default Python's own), or the model's reference path when TLS is off or the suite's code is
+    not among the model's published paths."""
     if not tls.enabled:
         return m.reference, "", f"TLS off: {m.reference}, the model's reference path, stands for its core"
-    suite = negotiated(tls)
+    suite = negotiated(tls, client_suites)
     path = suite_path(suite)
     if path in m.paths:
         return path, suite, f"{suite} is negotiated: OpenSSL's {path} code path"

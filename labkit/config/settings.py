@@ -555,6 +555,9 @@ class ClientSettings(_Model):
                                              "streamed as they arrive, and dropped)")
     layers_at_once: int | None = Field(None, ge=1, le=64, description="kind oci: layers fetched at once "
                                        "(None: containers/image's maxParallelDownloads, 6)")
+    tls_offer: Literal["this machine", "centos7"] = Field("this machine", description="what labkit's client "
+                                                          "offers over https (labkit.config.tls_clients): centos7 "
+                                                          "= TLS 1.2 at most, OpenSSL 1.0.2k's suites (the seed's)")
 
     @model_validator(mode="before")
     @classmethod

@@ -25,6 +25,7 @@ DECLARED = {
     "survey": ("survey", "SURVEY"),
     "sweep": ("sweep", "SWEEP"),
     "seed-case": ("sweep", "SEED_CASE"),
+    "seed-fixes": ("seed_fix", "SEED_FIXES"),
     "hypotheses": ("hypotheses", "HYPOTHESES"),
     "tls-seed-case": ("hypotheses", "TLS_SEED_CASE"),
     "matrix": ("matrix", "MATRIX"),

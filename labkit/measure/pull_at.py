@@ -28,6 +28,7 @@ as measured. The kernel's softirq share of the CPU the pulls cost is measured (`
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import statistics
 import threading
 import time
@@ -238,7 +239,10 @@ def pull_at(lab: Lab, vantage: str | None = None, parallel: int = 1, verify: Ver
         lab.require_running()
     deadline, timeout = lab.machine.time(deadline), lab.machine.time(timeout)
     kind = client_kind(lab.settings.client) if v == path.client_vantage else own_client(lab.settings.registry.api)
-    jobs = _jobs(lab, v, parallel, spread, lab.trust_at(v))      # https verified against the lab's CA
+    trust = lab.trust_at(v)                                     # https verified against the lab's CA
+    if trust is not None and v == path.client_vantage:          # offering what the operator's clients offer
+        trust = dataclasses.replace(trust, offer=lab.settings.client.tls_offer)
+    jobs = _jobs(lab, v, parallel, spread, trust)
     lab.before_pull()
     disk0 = lab.disk_counters()
     soft0 = softirq_seconds()
