@@ -124,7 +124,8 @@ def tls_remedies(settings) -> tuple[Remedy, ...]:
         sets = tuple(f"{g}.{k}={as_text(v)}" for g in f.changes for k in type(getattr(new, g)).model_fields
                      if getattr(getattr(settings, g), k) != (v := getattr(getattr(new, g), k)))
         if sets:
-            out.append(Remedy(f.name, sets, f"TLS at nginx binds on this CPU; {f.helps}: {f.clients}"))
+            who = f.oci_clients if settings.registry.kind != "sregistry" and f.oci_clients else f.clients
+            out.append(Remedy(f.name, sets, f"TLS at nginx binds on this CPU; {f.helps}: {who}"))
     return tuple(out)
 
 

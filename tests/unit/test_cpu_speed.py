@@ -217,3 +217,14 @@ def test_a_record_from_before_the_measurement_at_lab_start_says_it_has_no_busy_f
     r = cpu_ratio(old)
     assert (r["ratio"], r["model_mbps"], r["host_mbps"]) == (2.585, 40.8, 105.5) and "busy" not in r
     assert "no busy figure" in r["text"]
+
+
+def test_the_emulated_core_is_priced_on_the_suite_its_clients_negotiate(monkeypatch):
+    """ChaCha20-Poly1305 first: a client offering it (this machine's Python) gets it, and the core is priced on
+    chacha20-poly1305; CentOS 7's offer has none, falls back to AES-256-GCM, and the core is priced there."""
+    calls = _fake(monkeypatch)
+    chacha = OPTERON_HTTPS.changed(tls={"ciphers": "ECDHE-RSA-CHACHA20-POLY1305:" + OPTERON_HTTPS.tls.ciphers})
+    assert emulation(chacha, Meter()).path == "chacha20-poly1305"
+    old = emulation(chacha.changed(client={"tls_offer": "centos7"}), Meter())
+    assert (old.path, old.suite) == ("aes-256-gcm", "ECDHE-RSA-AES256-GCM-SHA384")
+    assert [c[0] for c in calls] == ["chacha20-poly1305", "aes-256-gcm"]

@@ -170,3 +170,13 @@ def test_the_injection_matrix_on_the_oci_path_starts_from_its_preset_and_names_i
     assert [n for n in cases if n.startswith("unshaped")] == ["unshaped, distribution-2.8"]
     assert all(c.preset.startswith(("sregistry", "seed", "recommended")) for c in CASES)
     assert len(CASES) == 19 and "registry CPU capped" not in {c.name for c in CASES}
+
+
+def test_the_tls_fixes_on_an_oci_path_name_todays_clients_not_sregistrys():
+    from labkit.analyze.remedies import tls_remedies
+    from labkit.config.presets import PRESETS
+    oci = {r.name: r for r in tls_remedies(PRESETS["distribution-2.8"])}
+    sreg = {r.name: r for r in tls_remedies(PRESETS["sregistry-2018-10-https"])}
+    assert "containers/image" in str(oci["AES-128-GCM first"]) and "sregistry" not in str(oci["AES-128-GCM first"])
+    assert "insecure" in str(oci["plain http on the cluster network"])
+    assert "CentOS 7" in str(sreg["AES-128-GCM first"])

@@ -33,6 +33,7 @@ from pathlib import Path
 import psutil
 
 from ...config import cpu_models
+from ...config.tls_clients import offer
 from ...config.cpu_speed import NOTE_PREFIX, Speed
 from ...config.settings import LabSettings
 from ..host import ownership
@@ -95,7 +96,7 @@ def emulation(s: LabSettings, meter: Meter) -> Emulation | None:
     if m is None:
         return None
     mask = cpu_models.ia32cap(m, host_flags())
-    path, suite, why = cpu_models.code_path(s.tls, m)
+    path, suite, why = cpu_models.code_path(s.tls, m, offer(s.client.tls_offer).suites())   # what its clients get
     sp = meter.speed(path, mask.env)
     name = s.cpu.model if isinstance(s.cpu.model, str) else s.cpu.model.name
     return Emulation(name, mask.env, mask.masked, mask.lacking, path, suite, why, round(m.mbps(path), 1), sp.mbps,
