@@ -134,11 +134,13 @@ def test_the_survey_has_a_row_per_vantage_point_and_its_verdict_names_this_paths
 def test_proxy_buffering_off_applied_live_from_the_panel_and_measured(as_it_was):
     lab = as_it_was
     nginx = lab.services["nginx"]
-    big = lab.services["registry"].image.largest[0]
+    layers = lab.services["registry"].image.layer_digests
     mark = len(nginx.error_log.read_text())
     assert pull_at(lab, "full path").ok
     spooled = [ln for ln in nginx.error_log.read_text()[mark:].splitlines() if SPOOLED in ln]
-    assert any(big[7:] in ln for ln in spooled), spooled          # buffering on: the large blob went to a temp file
+    # buffering on: a layer went to a temp file (which one is the race between the registry and the client: the
+    # fresh-clone CI saw a small layer spooled and the large one streamed)
+    assert any(d[7:] in ln for d in layers for ln in spooled), spooled
 
     panel = TuningPanel(lab, parallel=2)
     panel.set("nginx.proxy_buffering", False)
