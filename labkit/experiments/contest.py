@@ -244,14 +244,11 @@ def _save(exp: Experiment, parts: list[dict]) -> Path:
     records.to_csv(csv, index=False)
     meta_path = csv.with_suffix(".json")
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    m = machine_of()
     walls = {**meta.get("wall_s_by_hypothesis", {}), **{_key(p): p["wall_s"] for p in parts}}
     meta.update({
         "k": o["k"], "k_why": o["k_why"], "image_mib": int(mib(o.get("contest_image") or exp.image_size)),
         "seed_image_mib": int(mib(pure.image_sizes(0, o.get("seed_image"))["seed"])), "link": o["link"],
-        "machine": {"vcpus": m["vcpus"], "cpu_model": m["cpu_model"], "dilation": o["k"], "ratio": o["ratio"],
-                    "this_machine_cores": os.cpu_count(), "host": platform.node(), "kernel": platform.release()},
-        "compute_nodes": NODES, "deadline_s": DEADLINE_S * o["k"], "idle_timeout_s": IDLE_TIMEOUT_S * o["k"],
+        **machine_record(o["k"], o["ratio"]), "compute_nodes": NODES,
         "runs": [vars(r) | {"hypothesis": "every"} for r in pure.plan_runs(HYPOTHESES[:1])],
         "wall_s_by_hypothesis": walls, "wall_s": round(sum(walls.values()), 1),
         "hypotheses_done": list(dict.fromkeys(records.hypothesis)),
@@ -262,6 +259,15 @@ def _save(exp: Experiment, parts: list[dict]) -> Path:
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     meta_path.write_text(json.dumps(meta, indent=1, default=str) + "\n")
     return csv
+
+
+def machine_record(k: float, ratio: float) -> dict:
+    """What a record of the seed's machine says of it (the contest's and the seed fixes'): the emulated machine at
+    dilation k and CPU ratio `ratio`, this machine, and the deadline and idle timeout its pulls had (x k)."""
+    m = machine_of()
+    return {"machine": {"vcpus": m["vcpus"], "cpu_model": m["cpu_model"], "dilation": k, "ratio": ratio,
+                        "this_machine_cores": os.cpu_count(), "host": platform.node(), "kernel": platform.release()},
+            "deadline_s": DEADLINE_S * k, "idle_timeout_s": IDLE_TIMEOUT_S * k}
 
 
 def _covers(part: dict, name: str, not_run: dict) -> bool:

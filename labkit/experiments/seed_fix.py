@@ -18,8 +18,6 @@ For a notebook's lab that is already up, `seed_fixes(lab)` measures the candidat
 from __future__ import annotations
 
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -37,7 +35,7 @@ from ..lab.lab import DATA, Lab
 from ..measure.pull_at import pull_at
 from ..units import MiB, mib
 from .bundles import export_bundle
-from .contest import CONTEST, DEADLINE_S, IDLE_TIMEOUT_S, IMAGE_MIB, NODES, dilation, machine_of
+from .contest import CONTEST, DEADLINE_S, IDLE_TIMEOUT_S, IMAGE_MIB, NODES, dilation, machine_record
 from .contest import settings_for
 from .declare import Experiment, Outcome, Progress
 
@@ -168,15 +166,12 @@ def _save(exp: Experiment, rows: list[dict], notes: list[str], wall: float | Non
         pd.DataFrame(rows, columns=list(RECORD_COLUMNS)).to_csv(csv, mode="a", header=not csv.exists(), index=False)
     meta_path = csv.with_suffix(".json")
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    m = machine_of()
     meta.update({
         "about": SEED_FIXES.about, "k": o["k"], "k_why": o["k_why"], "image_mib": int(mib(exp.image_size)),
         "link": o["link"], "compute_nodes": exp.compute_nodes, "clients": list(CLIENTS),
-        "machine": {"vcpus": m["vcpus"], "cpu_model": m["cpu_model"], "dilation": o["k"], "ratio": o["ratio"],
-                    "this_machine_cores": os.cpu_count(), "host": platform.node(), "kernel": platform.release()},
+        **machine_record(o["k"], o["ratio"]),
         "settings": {"1 pull": "released (sregistry-2018-10-https)", "40 pulls": "poster (seed-poster-https)"},
         "fixes": {name: (f.changes if f else {}) for name, f in CANDIDATES.items()},
-        "deadline_s": DEADLINE_S * o["k"], "idle_timeout_s": IDLE_TIMEOUT_S * o["k"],
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     if wall is not None:
         meta["parts"] = [*meta.get("parts", []), {"fixes": list(o["fixes"]), "wall_s": wall, "notes": notes}]
