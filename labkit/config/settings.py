@@ -414,7 +414,7 @@ class StorageSettings(_Model):
     on a direct-I/O loop device, with block-I/O limits and, through a FUSE passthrough, a delay per
     request (a qcow2 image on GPFS: one stream slow, many streams adding up). `temp_mib`: nginx's temp
     files get a small file system of their own (its own loop device, unlimited), as a container layer on a
-    host in low disk status: a response nginx spools past its room is cut (goharbor/harbor PR#3148, "When
+    host in low disk status: a response nginx spools past its room is cut (goharbor/harbor PR#3148, commit 026e8e7f, "When
     host in low disk status, enable the buffer will cause upload error").
     """
     disk: Literal["host", "loop"] = "host"
